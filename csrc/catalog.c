@@ -1,0 +1,362 @@
+/*
+ * catalog.c -- what a reply code, an enhanced status code or a reason name means, in English
+ * and in Japanese.
+ *
+ * The text is data, in catalog/ *.def X-macro tables:
+ *   codes.def    reply codes (RFC 5321 and extensions, codes seen in the wild, client-side numbers)
+ *   digits.def   what each digit position of a reply code means (used for codes not listed)
+ *   status.def   the IANA enhanced status code registry: class, subject and detail rows
+ *   reasons.def  every reason name of SMTPC_REASON_MAP
+ * This file only finds rows and, where the key needs it, composes an entry from the meaning of
+ * the key's parts (the digits of a code, the class and subject of a status) into out->buf.
+ * Composition never truncates: a field that would not fit falls back to a shorter form made of
+ * whole static strings, so the output is always valid UTF-8 and never overflows.
+ */
+#include <string.h>
+
+#include "smtpcode.h"
+
+enum { LANG_EN = 0, LANG_JA = 1, LANG_COUNT };
+
+typedef struct smtpc__text {
+  const char *title;
+  const char *desc;
+  const char *action; /* NULL for rows that have none (digit 2, status subject) */
+} smtpc__text;
+
+/* ---- tables -------------------------------------------------------------------------------- */
+
+/* Reply codes, with a direct index by number. An enum constant per code makes a duplicate row
+ * in codes.def a compile error instead of a silently shadowed entry. */
+enum {
+#define SMTPC_CODE(c, et, ed, ea, jt, jd, ja) CODE_IDX_##c,
+#include "catalog/codes.def"
+#undef SMTPC_CODE
+  CODE_COUNT
+};
+
+static const struct {
+  char key[4];
+  smtpc__text t[LANG_COUNT];
+} codes[CODE_COUNT] = {
+#define SMTPC_CODE(c, et, ed, ea, jt, jd, ja) {#c, {{et, ed, ea}, {jt, jd, ja}}},
+#include "catalog/codes.def"
+#undef SMTPC_CODE
+};
+
+/* 0 = not listed, else index + 1. */
+static const unsigned short code_index[600] = {
+#define SMTPC_CODE(c, et, ed, ea, jt, jd, ja) [c] = CODE_IDX_##c + 1,
+#include "catalog/codes.def"
+#undef SMTPC_CODE
+};
+
+static const smtpc__text digit1[6][LANG_COUNT] = {
+#define SMTPC_DIGIT1(d, et, ed, ea, jt, jd, ja) [d] = {{et, ed, ea}, {jt, jd, ja}},
+#define SMTPC_DIGIT2(d, et, ed, jt, jd)
+#include "catalog/digits.def"
+#undef SMTPC_DIGIT1
+#undef SMTPC_DIGIT2
+};
+
+static const smtpc__text digit2[10][LANG_COUNT] = {
+#define SMTPC_DIGIT1(d, et, ed, ea, jt, jd, ja)
+#define SMTPC_DIGIT2(d, et, ed, jt, jd) [d] = {{et, ed, NULL}, {jt, jd, NULL}},
+#include "catalog/digits.def"
+#undef SMTPC_DIGIT1
+#undef SMTPC_DIGIT2
+};
+
+static const smtpc__text status_class[6][LANG_COUNT] = {
+#define SMTPC_STATUS_CLASS(c, et, ed, ea, jt, jd, ja) [c] = {{et, ed, ea}, {jt, jd, ja}},
+#include "catalog/status.def"
+#undef SMTPC_STATUS_CLASS
+};
+
+/* Subjects are indexed directly: the registry has 0..7, and any subject past the table is
+ * simply "not registered". */
+static const smtpc__text status_subject[10][LANG_COUNT] = {
+#define SMTPC_STATUS_SUBJECT(s, et, ed, jt, jd) [s] = {{et, ed, NULL}, {jt, jd, NULL}},
+#include "catalog/status.def"
+#undef SMTPC_STATUS_SUBJECT
+};
+
+/* About 70 rows: a linear scan costs less than keeping a second index in step. */
+static const struct {
+  unsigned short subject, detail;
+  smtpc__text t[LANG_COUNT];
+} statuses[] = {
+#define SMTPC_STATUS(s, d, et, ed, ea, jt, jd, ja) {s, d, {{et, ed, ea}, {jt, jd, ja}}},
+#include "catalog/status.def"
+#undef SMTPC_STATUS
+};
+
+static const char *const reason_names[SMTPC_REASON_COUNT] = {
+#define SMTPC__XX(id, name) name,
+  SMTPC_REASON_MAP(SMTPC__XX)
+#undef SMTPC__XX
+};
+
+static const smtpc__text reasons[SMTPC_REASON_COUNT][LANG_COUNT] = {
+#define SMTPC_REASON_TEXT(id, et, ed, ea, jt, jd, ja) \
+  [SMTPC_REASON_##id] = {{et, ed, ea}, {jt, jd, ja}},
+#include "catalog/reasons.def"
+#undef SMTPC_REASON_TEXT
+};
+
+/* The few phrases that glue composed entries together. */
+static const struct {
+  const char *sep;          /* between sentences */
+  const char *open, *close; /* around a qualifier in a title */
+  const char *code_pre, *code_post;
+  const char *status_pre, *status_post;
+  const char *digit2_other; /* second digit 6-9: no standard meaning */
+  const char *no_class_title;
+  const char *no_class_action;
+} phrase[LANG_COUNT] = {
+  {" ", " (", ")",
+   "Reply code ", " is not in this catalog; what follows is what its digits mean.",
+   "Enhanced status code ", " is not in the IANA registry (or not yet in this catalog); what "
+   "follows is what its class and subject mean.",
+   "The second digit has no meaning defined by the SMTP standards: the server uses a private or "
+   "mistaken code, so read the reply text.",
+   "Unregistered enhanced status code",
+   "Without its class digit a status code does not say whether the failure is permanent: look "
+   "at the reply code or class that came with it (4 means retry later, 5 means do not retry "
+   "unchanged)."},
+  {"", "（", "）",
+   "応答コード", "はこのカタログに載っていません。以下は各桁が一般に表す意味です。",
+   "拡張ステータスコード", "は IANA の登録簿（またはこのカタログ）に載っていません。以下はクラスと"
+   "サブジェクトが一般に表す意味です。",
+   "2 桁目は SMTP の規格では意味が定められていません。サーバー独自のコードか誤ったコードですので、"
+   "応答文の内容を確認してください。",
+   "未登録の拡張ステータスコード",
+   "クラス（先頭の数字）がないため、恒久的なエラーか一時的なエラーかはこのコードだけでは"
+   "判断できません。一緒に返された応答コードやクラスを確認してください（4 なら時間をおいて再送、"
+   "5 ならそのまま再送しても失敗します）。"},
+};
+
+/* ---- composing into out->buf ---------------------------------------------------------------- */
+
+typedef struct smtpc__sb {
+  char *buf;
+  size_t cap;
+  size_t len;
+} smtpc__sb;
+
+/* Joins the non-NULL pieces into one NUL-terminated string in b and returns it, or returns
+ * NULL and leaves b as it was when the whole string does not fit. */
+static const char *sb_join(smtpc__sb *b, const char *const *pieces, size_t n) {
+  size_t start = b->len, i, total = 0;
+  for (i = 0; i < n; i++) {
+    if (pieces[i] != NULL) total += strlen(pieces[i]);
+  }
+  if (total >= b->cap - b->len) return NULL;
+  for (i = 0; i < n; i++) {
+    size_t k;
+    if (pieces[i] == NULL) continue;
+    k = strlen(pieces[i]);
+    memcpy(b->buf + b->len, pieces[i], k);
+    b->len += k;
+  }
+  b->buf[b->len++] = '\0';
+  return b->buf + start;
+}
+
+#define SB_JOIN(b, ...) \
+  sb_join((b), (const char *const[]){__VA_ARGS__}, \
+          sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
+/* The joined string, or `fallback` when it does not fit. */
+static const char *join_or(const char *joined, const char *fallback) {
+  return joined != NULL ? joined : fallback;
+}
+
+/* ---- keys ------------------------------------------------------------------------------------ */
+
+static int parse_lang(const char *lang) {
+  if (lang == NULL || strcmp(lang, "en") == 0) return LANG_EN;
+  if (strcmp(lang, "ja") == 0) return LANG_JA;
+  return -1;
+}
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* 1-3 digits, no leading zero except a lone "0" (RFC 3463). Returns the value or -1. */
+static int parse_part(const char *s, size_t len) {
+  size_t i;
+  int v = 0;
+  if (len < 1 || len > 3 || (len > 1 && s[0] == '0')) return -1;
+  for (i = 0; i < len; i++) {
+    if (!is_digit(s[i])) return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+/* "c.s.d" with c in 2/4/5, or "X.s.d" (class-less; cls = 0). Returns 0 or -1. */
+static int parse_status(const char *k, size_t len, int *cls, int *subject, int *detail) {
+  const char *dot;
+  if (len < 5 || k[1] != '.') return -1;
+  if (k[0] == '2' || k[0] == '4' || k[0] == '5') *cls = k[0] - '0';
+  else if (k[0] == 'X' || k[0] == 'x') *cls = 0;
+  else return -1;
+  dot = memchr(k + 2, '.', len - 2);
+  if (dot == NULL) return -1;
+  *subject = parse_part(k + 2, (size_t)(dot - (k + 2)));
+  *detail = parse_part(dot + 1, (size_t)(k + len - (dot + 1)));
+  return (*subject < 0 || *detail < 0) ? -1 : 0;
+}
+
+static int find_reason(const char *k, size_t len) {
+  int i;
+  size_t j;
+  for (i = 0; i < SMTPC_REASON_COUNT; i++) {
+    const char *n = reason_names[i];
+    if (strlen(n) != len) continue;
+    for (j = 0; j < len; j++) {
+      char c = k[j];
+      if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+      if (c != n[j]) break;
+    }
+    if (j == len) return i;
+  }
+  return -1;
+}
+
+static void set(smtpc_explanation *out, const smtpc__text *t) {
+  out->title = t->title;
+  out->description = t->desc;
+  out->action = t->action;
+}
+
+/* ---- the three kinds of key ------------------------------------------------------------------ */
+
+static int explain_code(int code, int lang, smtpc_explanation *out) {
+  const smtpc__text *d1, *d2;
+  smtpc__sb b;
+  char *key = out->buf;
+  key[0] = (char)('0' + code / 100);
+  key[1] = (char)('0' + code / 10 % 10);
+  key[2] = (char)('0' + code % 10);
+  key[3] = '\0';
+  out->key = key;
+  if (code_index[code] != 0) {
+    set(out, &codes[code_index[code] - 1].t[lang]);
+    out->key = codes[code_index[code] - 1].key;
+    return 0;
+  }
+  /* Not listed: say what the digits mean. digits.def covers every first digit 1-5 and the
+   * second digits 0-5; 6-9 have no standard meaning. */
+  d1 = &digit1[code / 100][lang];
+  d2 = digit2[code / 10 % 10][lang].title != NULL ? &digit2[code / 10 % 10][lang] : NULL;
+  b.buf = out->buf + 4;
+  b.cap = sizeof out->buf - 4;
+  b.len = 0;
+  out->title = d2 == NULL ? d1->title
+                          : join_or(SB_JOIN(&b, d1->title, phrase[lang].open, d2->title,
+                                            phrase[lang].close),
+                                    d1->title);
+  out->description =
+      join_or(SB_JOIN(&b, phrase[lang].code_pre, key, phrase[lang].code_post, phrase[lang].sep,
+                      d1->desc, phrase[lang].sep,
+                      d2 != NULL ? d2->desc : phrase[lang].digit2_other),
+              d1->desc);
+  out->action = d1->action;
+  return 0;
+}
+
+static int explain_status(int cls, int subject, int detail, int lang, smtpc_explanation *out) {
+  const smtpc__text *row = NULL, *subj = NULL, *klass = NULL;
+  const char *sep = phrase[lang].sep;
+  smtpc__sb b;
+  size_t i;
+  int n;
+
+  /* "X.999.999" is the longest key: 10 octets with the NUL. */
+  n = 0;
+  out->buf[n++] = cls != 0 ? (char)('0' + cls) : 'X';
+  out->buf[n++] = '.';
+  if (subject >= 100) out->buf[n++] = (char)('0' + subject / 100);
+  if (subject >= 10) out->buf[n++] = (char)('0' + subject / 10 % 10);
+  out->buf[n++] = (char)('0' + subject % 10);
+  out->buf[n++] = '.';
+  if (detail >= 100) out->buf[n++] = (char)('0' + detail / 100);
+  if (detail >= 10) out->buf[n++] = (char)('0' + detail / 10 % 10);
+  out->buf[n++] = (char)('0' + detail % 10);
+  out->buf[n++] = '\0';
+  out->key = out->buf;
+  b.buf = out->buf + n;
+  b.cap = sizeof out->buf - (size_t)n;
+  b.len = 0;
+
+  for (i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+    if (statuses[i].subject == subject && statuses[i].detail == detail) {
+      row = &statuses[i].t[lang];
+      break;
+    }
+  }
+  if ((size_t)subject < sizeof status_subject / sizeof status_subject[0] &&
+      status_subject[subject][lang].title != NULL)
+    subj = &status_subject[subject][lang];
+  if (cls != 0) klass = &status_class[cls][lang];
+
+  if (row != NULL && klass == NULL) { /* "X.1.1": the detail as the registry states it */
+    set(out, row);
+  } else if (row != NULL) { /* "5.1.1": the detail, told as permanent/transient/success */
+    out->title = row->title;
+    out->description = join_or(SB_JOIN(&b, row->desc, sep, klass->desc), row->desc);
+    out->action = join_or(SB_JOIN(&b, row->action, sep, klass->action), row->action);
+  } else if (klass != NULL) { /* unregistered "5.9.9": class, and subject when known */
+    const char *note = SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post);
+    if (subj != NULL) {
+      out->title = join_or(
+          SB_JOIN(&b, klass->title, phrase[lang].open, subj->title, phrase[lang].close),
+          klass->title);
+      out->description = join_or(SB_JOIN(&b, note, sep, subj->desc, sep, klass->desc),
+                                 klass->desc);
+    } else {
+      out->title = klass->title;
+      out->description = join_or(SB_JOIN(&b, note, sep, klass->desc), klass->desc);
+    }
+    out->action = klass->action;
+  } else { /* unregistered "X.9.9" */
+    const char *note = SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post);
+    out->title = subj != NULL ? subj->title : phrase[lang].no_class_title;
+    out->description =
+        subj != NULL ? join_or(SB_JOIN(&b, note, sep, subj->desc), subj->desc)
+                     : join_or(note, phrase[lang].no_class_title);
+    out->action = phrase[lang].no_class_action;
+  }
+  return 0;
+}
+
+/* ---- public ---------------------------------------------------------------------------------- */
+
+int smtpc_explain_code(int code, const char *lang, smtpc_explanation *out) {
+  int l = parse_lang(lang);
+  if (out == NULL) return SMTPC_EINVAL;
+  if (l < 0) return SMTPC_EBADLANG;
+  if (code < 100 || code > 599) return SMTPC_EBADKEY;
+  return explain_code(code, l, out);
+}
+
+int smtpc_explain(const char *key, size_t keylen, const char *lang, smtpc_explanation *out) {
+  int l = parse_lang(lang), cls, subject, detail, r;
+  if (out == NULL) return SMTPC_EINVAL;
+  if (l < 0) return SMTPC_EBADLANG;
+  if (key == NULL || keylen == 0) return SMTPC_EBADKEY;
+
+  if (keylen == 3 && is_digit(key[0]) && is_digit(key[1]) && is_digit(key[2])) {
+    if (key[0] < '1' || key[0] > '5') return SMTPC_EBADKEY;
+    return explain_code((key[0] - '0') * 100 + (key[1] - '0') * 10 + (key[2] - '0'), l, out);
+  }
+  if (parse_status(key, keylen, &cls, &subject, &detail) == 0)
+    return explain_status(cls, subject, detail, l, out);
+
+  r = find_reason(key, keylen);
+  if (r < 0 || reasons[r][l].title == NULL) return SMTPC_EBADKEY;
+  set(out, &reasons[r][l]);
+  out->key = reason_names[r];
+  return 0;
+}

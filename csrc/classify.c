@@ -1,0 +1,473 @@
+/*
+ * classify.c -- (code, status, text lines, command, host) -> reason, hard/soft, retry advice.
+ *
+ * Evidence, strongest first (design.md):
+ *   1. provider rules: the provider is known from the remote host / recipient domain
+ *      (rules/providers.def HOST) or from markers only that provider writes (MARK); its own
+ *      phrases (PPHRASE) and its own meanings of status codes (PSTATUS) come first;
+ *   2. phrase rules per reason (rules/phrases.def), each with a strength;
+ *   3. the enhanced status code (rules/status.def), which may be strong or only a hint;
+ *   4. the reply code (rules/codes.def).
+ * All phrases, markers and host suffixes are compiled once (pthread_once) into one
+ * case-insensitive Aho-Corasick DFA (ac.c). A call scans the lines and the host once and keeps
+ * only a few integers: no allocation, no regex.
+ */
+#include "smtpcode.h"
+#include "ac.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- providers ---------------------------------------------------------------------------- */
+
+enum {
+  PV_NONE = 0,
+#define PROVIDER(id, name) PV_##id,
+#include "rules/providers.def"
+#undef PROVIDER
+  PV_COUNT
+};
+
+static const char *const provider_name[] = {
+  NULL,
+#define PROVIDER(id, name) name,
+#include "rules/providers.def"
+#undef PROVIDER
+};
+
+/* ---- rules compiled into the matcher ----------------------------------------------------- */
+
+enum kind {
+  K_PHRASE,   /* reason phrase, any provider                                   */
+  K_HEAD,     /* first part of an ordered pair; the next rule is its K_TAIL    */
+  K_TAIL,     /* second part of an ordered pair                                */
+  K_PPHRASE,  /* reason phrase of one provider                                 */
+  K_MARK,     /* text marker naming a provider                                 */
+  K_HOST,     /* host suffix naming a provider ("." suffix "\n")               */
+  K_GREY,     /* greylisting phrase                                            */
+  K_AFTER     /* "retry in", followed by a number and a unit                   */
+};
+
+typedef struct rule {
+  uint8_t kind;
+  uint8_t reason;
+  uint8_t prio;     /* phrase strength: 1 weak, 2 normal, 3 decisive              */
+  uint8_t provider;
+} rule;
+
+#define R(x) SMTPC_REASON_##x
+
+static const rule rules[] = {
+#define PHRASE(reason, prio, text) {K_PHRASE, R(reason), prio, 0},
+#define PAIR(reason, prio, head, tail) {K_HEAD, R(reason), prio, 0}, {K_TAIL, R(reason), prio, 0},
+#include "rules/phrases.def"
+#undef PHRASE
+#undef PAIR
+#define PPHRASE(pv, reason, prio, text) {K_PPHRASE, R(reason), prio, PV_##pv},
+#define PSTATUS(pv, status, reason)
+#include "rules/provider_rules.def"
+#undef PPHRASE
+#undef PSTATUS
+#define HOST(pv, suffix) {K_HOST, 0, 0, PV_##pv},
+#define MARK(pv, text) {K_MARK, 0, 0, PV_##pv},
+#include "rules/provider_hosts.def"
+#undef HOST
+#undef MARK
+#define GREY(strength, text) {K_GREY, 0, strength, 0},
+#define AFTER(text) {K_AFTER, 0, 0, 0},
+#include "rules/greylist.def"
+#undef GREY
+#undef AFTER
+};
+
+static const char *const patterns[] = {
+#define PHRASE(reason, prio, text) text,
+#define PAIR(reason, prio, head, tail) head, tail,
+#include "rules/phrases.def"
+#undef PHRASE
+#undef PAIR
+#define PPHRASE(pv, reason, prio, text) text,
+#define PSTATUS(pv, status, reason)
+#include "rules/provider_rules.def"
+#undef PPHRASE
+#undef PSTATUS
+#define HOST(pv, suffix) "." suffix "\n",
+#define MARK(pv, text) text,
+#include "rules/provider_hosts.def"
+#undef HOST
+#undef MARK
+#define GREY(strength, text) text,
+#define AFTER(text) text,
+#include "rules/greylist.def"
+#undef GREY
+#undef AFTER
+};
+
+#define NRULES (sizeof rules / sizeof rules[0])
+
+/* ---- status and code tables ------------------------------------------------------------- */
+
+typedef struct status_rule {
+  const char *sd;   /* "subject.detail", e.g. "1.1", or a full "c.s.d" */
+  uint8_t reason;
+  uint8_t strong;   /* 1: decides over weak phrases; 0: only when no phrase matched */
+} status_rule;
+
+static const status_rule status_rules[] = {
+#define STATUS(sd, reason, strong) {sd, R(reason), strong},
+#include "rules/status.def"
+#undef STATUS
+};
+
+typedef struct pstatus_rule {
+  uint8_t provider;
+  const char *status; /* full "5.7.27"; a trailing 'x' matches any rest ("5.7.6x") */
+  uint8_t reason;
+} pstatus_rule;
+
+static const pstatus_rule pstatus_rules[] = {
+#define PPHRASE(pv, reason, prio, text)
+#define PSTATUS(pv, status, reason) {PV_##pv, status, R(reason)},
+#include "rules/provider_rules.def"
+#undef PPHRASE
+#undef PSTATUS
+};
+
+typedef struct code_rule {
+  int code;
+  uint8_t reason;
+} code_rule;
+
+static const code_rule code_rules[] = {
+#define CODE(code, reason) {code, R(reason)},
+#include "rules/codes.def"
+#undef CODE
+};
+
+/* Tie-break between phrases of equal strength: the more specific reason first. */
+static const uint8_t reason_order[] = {
+  R(MAILBOXFULL), R(EMAILTOOLARGE), R(AUTHFAILURE), R(BADREPUTATION), R(RATELIMITED),
+  R(REQUIREPTR), R(VIRUSDETECTED), R(SPAMDETECTED), R(POLICYVIOLATION), R(NORELAYING),
+  R(NOTCOMPLIANTRFC), R(HASMOVED), R(SUSPEND), R(USERUNKNOWN), R(HOSTUNKNOWN), R(NOTACCEPT),
+  R(SYSTEMFULL), R(CONTENTERROR), R(FAILEDSTARTTLS), R(BLOCKED), R(REJECTED),
+  R(SECURITYERROR), R(SYSTEMERROR), R(NETWORKERROR), R(EXPIRED), R(MAILERERROR),
+  R(SYNTAXERROR), R(FILTERED), R(SUPPRESSED), R(VACATION), R(FEEDBACK), R(ONHOLD),
+  R(DELIVERED), R(UNDEFINED)};
+
+/* ---- one-time build ---------------------------------------------------------------------- */
+
+#define MAX_PAIRS 64
+
+static smtpc__ac g_ac;
+static int g_ok;
+static uint8_t g_rank[SMTPC_REASON_COUNT];
+static uint8_t g_pair[NRULES]; /* pair number of K_HEAD / K_TAIL rules */
+
+static void build(void) {
+  size_t i;
+  unsigned npair = 0;
+  for (i = 0; i < SMTPC_REASON_COUNT; i++) g_rank[i] = 255;
+  for (i = 0; i < sizeof reason_order; i++) g_rank[reason_order[i]] = (uint8_t)i;
+  for (i = 0; i < NRULES; i++) {
+    if (rules[i].kind == K_HEAD) {
+      if (npair >= MAX_PAIRS) return; /* a unit test checks that the build succeeds */
+      g_pair[i] = g_pair[i + 1] = (uint8_t)npair++;
+    }
+  }
+  g_ok = smtpc__ac_build(&g_ac, patterns, NRULES) == 0;
+}
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* ---- per-call scan ----------------------------------------------------------------------- */
+
+#define MAX_PHITS 8
+
+typedef struct scan {
+  int best_reason, best_prio;          /* strongest generic phrase                  */
+  struct { uint8_t pv, reason, prio; } phit[MAX_PHITS];
+  unsigned nphit;
+  uint64_t marks;                      /* providers named by text markers (bit pv)  */
+  int host_pv;                         /* provider named by the host                */
+  int grey;                            /* strongest greylisting phrase (0, 1, 2)    */
+  int in_host;                         /* scanning ctx->host, not the text          */
+  long after;                          /* seconds from "retry in N ...", -1 none    */
+  uint64_t heads;                      /* pair heads seen                           */
+  size_t head_end[MAX_PAIRS];          /* folded end offset of each head seen       */
+  const char *chunk;                   /* bytes being scanned (for K_AFTER)         */
+  size_t chunk_len;
+} scan;
+
+static void take_phrase(scan *st, int reason, int prio) {
+  if (prio > st->best_prio ||
+      (prio == st->best_prio && g_rank[reason] < g_rank[st->best_reason])) {
+    st->best_prio = prio;
+    st->best_reason = reason;
+  }
+}
+
+/* Parse "<n> <unit>" after a retry phrase: seconds, or -1. */
+static long parse_after(const char *p, size_t len) {
+  size_t i = 0;
+  long n = 0;
+  int digits = 0;
+  while (i < len && p[i] == ' ') i++;
+  while (i < len && p[i] >= '0' && p[i] <= '9' && digits < 7) {
+    n = n * 10 + (p[i] - '0');
+    i++;
+    digits++;
+  }
+  if (digits == 0) return -1;
+  while (i < len && p[i] == ' ') i++;
+  if (i >= len) return -1;
+  switch (p[i] | 0x20) {
+  case 's': return n;
+  case 'm': return n * 60;
+  case 'h': return n * 3600;
+  default: return -1;
+  }
+}
+
+static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) {
+  scan *st = ud;
+  const rule *r = &rules[pat];
+  /* host suffixes count only in the host, everything else only in the text */
+  if ((r->kind == K_HOST) != (st->in_host != 0)) return;
+  switch (r->kind) {
+  case K_PHRASE:
+    take_phrase(st, r->reason, r->prio);
+    break;
+  case K_HEAD: {
+    unsigned k = g_pair[pat];
+    if (!(st->heads & ((uint64_t)1 << k))) {
+      st->heads |= (uint64_t)1 << k;
+      st->head_end[k] = end_folded;
+    }
+    break;
+  }
+  case K_TAIL: {
+    unsigned k = g_pair[pat];
+    if ((st->heads & ((uint64_t)1 << k)) && st->head_end[k] + g_ac.plen[pat] <= end_folded)
+      take_phrase(st, r->reason, r->prio);
+    break;
+  }
+  case K_PPHRASE:
+    if (st->nphit < MAX_PHITS) {
+      st->phit[st->nphit].pv = r->provider;
+      st->phit[st->nphit].reason = r->reason;
+      st->phit[st->nphit].prio = r->prio;
+      st->nphit++;
+    }
+    break;
+  case K_MARK:
+    st->marks |= (uint64_t)1 << r->provider;
+    break;
+  case K_HOST:
+    if (st->host_pv == PV_NONE) st->host_pv = r->provider;
+    break;
+  case K_GREY:
+    if (r->prio > st->grey) st->grey = r->prio;
+    break;
+  case K_AFTER:
+    if (st->after < 0 && st->chunk != NULL)
+      st->after = parse_after(st->chunk + end_input, st->chunk_len - end_input);
+    break;
+  }
+}
+
+static int status_ok(const char *s) { return s != NULL && s[0] >= '2' && s[0] <= '5' && s[1] == '.'; }
+
+/* Provider meaning of a status code. */
+static int provider_status(int pv, const char *status) {
+  size_t i;
+  if (!status_ok(status)) return -1;
+  for (i = 0; i < sizeof pstatus_rules / sizeof pstatus_rules[0]; i++) {
+    const pstatus_rule *r = &pstatus_rules[i];
+    size_t n = strlen(r->status);
+    if (r->provider != pv) continue;
+    if (r->status[n - 1] == 'x') {
+      if (strncmp(status, r->status, n - 1) == 0) return r->reason;
+    } else if (strcmp(status, r->status) == 0) {
+      return r->reason;
+    }
+  }
+  return -1;
+}
+
+static const status_rule *status_lookup(const char *status) {
+  size_t i;
+  if (!status_ok(status)) return NULL;
+  for (i = 0; i < sizeof status_rules / sizeof status_rules[0]; i++) {
+    const char *sd = status_rules[i].sd;
+    if (strchr(sd, '.') != strrchr(sd, '.') ? strcmp(status, sd) == 0 : strcmp(status + 2, sd) == 0)
+      return &status_rules[i];
+  }
+  return NULL;
+}
+
+static int code_lookup(int code) {
+  size_t i;
+  for (i = 0; i < sizeof code_rules / sizeof code_rules[0]; i++)
+    if (code_rules[i].code == code) return code_rules[i].reason;
+  return -1;
+}
+
+/* A status whose subject says the mailbox exists but something refused the message
+ * (X.2.x mailbox, X.3.x system, X.7.x policy): a user-unknown text beside it comes from a
+ * filter that answers in those words. */
+static int status_says_filter(const char *s) {
+  return s != NULL && (s[2] == '2' || s[2] == '3' || s[2] == '7') && s[3] == '.';
+}
+
+static int cmd_is(const smtpc_context *ctx, const char *name) {
+  const char *c = ctx ? ctx->command : NULL;
+  size_t i;
+  if (c == NULL) return 0;
+  for (i = 0; name[i]; i++)
+    if ((c[i] & ~0x20) != name[i]) return 0;
+  return c[i] == '\0' || c[i] == ' ';
+}
+
+const char *smtpc_kind(int code, const char *status) {
+  int c = code / 100;
+  if (code <= 0 && status != NULL && status[0] != '\0') c = status[0] - '0';
+  switch (c) {
+  case 2: return "success";
+  case 3: return "intermediate";
+  case 4: return "transient";
+  case 5: return "permanent";
+  default: return "unknown";
+  }
+}
+
+void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines, size_t nlines,
+                          const smtpc_context *ctx, smtpc_class *out) {
+  scan st;
+  int klass, reason = -1, pv = PV_NONE, decided;
+  int has_cmd = ctx != NULL && ctx->command != NULL && ctx->command[0] != '\0';
+  size_t i;
+  const status_rule *sr;
+
+  pthread_once(&g_once, build);
+  memset(out, 0, sizeof *out);
+  if (status != NULL && !status_ok(status)) status = NULL;
+  if (code < 100 || code > 599) code = 0;
+  klass = code ? code / 100 : (status ? status[0] - '0' : 0);
+  out->temporary = klass == 4;
+
+  st.best_reason = SMTPC_REASON_UNDEFINED;
+  st.best_prio = 0;
+  st.nphit = 0;
+  st.marks = 0;
+  st.host_pv = PV_NONE;
+  st.grey = 0;
+  st.in_host = 0;
+  st.after = -1;
+  st.heads = 0;
+
+  if (g_ok) {
+    smtpc__ac_scan sc;
+    smtpc__ac_scan_init(&sc);
+    smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
+    for (i = 0; i < nlines; i++) {
+      if (lines[i].ptr == NULL) continue;
+      st.chunk = lines[i].ptr;
+      st.chunk_len = lines[i].len;
+      smtpc__ac_feed(&g_ac, &sc, lines[i].ptr, lines[i].len, on_match, &st);
+      smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
+    }
+    st.chunk = NULL;
+    if (ctx != NULL && ctx->host != NULL) {
+      smtpc__ac_scan_init(&sc);
+      st.in_host = 1;
+      smtpc__ac_feed(&g_ac, &sc, ".", 1, on_match, &st);
+      smtpc__ac_feed(&g_ac, &sc, ctx->host, strlen(ctx->host), on_match, &st);
+      smtpc__ac_feed(&g_ac, &sc, "\n", 1, on_match, &st);
+    }
+  }
+
+  /* 1. provider */
+  if (st.host_pv != PV_NONE) pv = st.host_pv;
+  else if (st.marks) {
+    for (i = 1; i < PV_COUNT; i++)
+      if (st.marks & ((uint64_t)1 << i)) { pv = (int)i; break; }
+  }
+  if (pv != PV_NONE) {
+    int best = 0;
+    out->provider = provider_name[pv];
+    for (i = 0; i < st.nphit; i++)
+      if (st.phit[i].pv == pv && st.phit[i].prio > best) {
+        best = st.phit[i].prio;
+        reason = st.phit[i].reason;
+      }
+    if (reason < 0) reason = provider_status(pv, status);
+  }
+  decided = reason >= 0 || st.best_prio >= 3;
+
+  /* 2-4. phrases, status, code */
+  sr = status_lookup(status);
+  if (reason < 0) {
+    if (st.best_prio >= 2) reason = st.best_reason;
+    else if (sr && sr->strong) reason = sr->reason;
+    else if (st.best_prio == 1) reason = st.best_reason;
+    else if (sr) reason = sr->reason;
+    else reason = code_lookup(code);
+
+    /* A mailbox-does-not-exist text that did not answer RCPT (nor MAIL): the address was
+     * accepted earlier, so what refused the message later was a filter (Sisimai's
+     * "filtered"), unless the status code itself says the mailbox is unknown. When the
+     * command is not known, the status decides: X.2/X.3/X.7 say the mailbox exists; and a
+     * bare reply code with no enhanced status at all is what filtering appliances send (MTAs
+     * that look recipients up at RCPT time answer with 5.1.1). */
+    if (reason == R(USERUNKNOWN) && !cmd_is(ctx, "RCPT") && !cmd_is(ctx, "MAIL") &&
+        !(sr && sr->reason == R(USERUNKNOWN)) &&
+        (has_cmd || status_says_filter(status) || (code && status == NULL)))
+      reason = R(FILTERED);
+    /* The reply to MAIL FROM concerns the sender: an unknown domain or a plain refusal
+     * there means the sender was rejected, not the recipient. */
+    if (cmd_is(ctx, "MAIL") && (reason == R(HOSTUNKNOWN) || reason == R(USERUNKNOWN) ||
+                                (reason == R(BLOCKED) && st.best_prio < 3)))
+      reason = R(REJECTED);
+    /* Refused at connection or greeting time: the sending host was refused. */
+    if ((cmd_is(ctx, "CONN") || cmd_is(ctx, "HELO") || cmd_is(ctx, "EHLO")) &&
+        (reason == R(REJECTED) || reason == R(HOSTUNKNOWN) || reason == R(SYNTAXERROR) ||
+         reason == R(UNDEFINED)))
+      reason = R(BLOCKED);
+  }
+
+  /* Greylisting: named outright, or a generic "try again later" deferral in a 421/450/451
+   * with a 4.7.x (policy) status or none. The reason becomes "blocked" (the sending host is
+   * refused for now) unless a provider rule or a decisive phrase said more. */
+  if (st.grey == 2) out->greylisted = klass == 4 || klass == 0;
+  else if (st.grey == 1)
+    out->greylisted = (code == 421 || code == 450 || code == 451) &&
+                      (status == NULL || strncmp(status, "4.7.", 4) == 0);
+  if (out->greylisted && !decided) reason = SMTPC_REASON_BLOCKED;
+
+  if (klass == 2) reason = SMTPC_REASON_DELIVERED;
+  if (reason < 0 && (cmd_is(ctx, "CONN") || cmd_is(ctx, "HELO") || cmd_is(ctx, "EHLO")))
+    reason = SMTPC_REASON_BLOCKED;
+  if (reason < 0) reason = SMTPC_REASON_UNDEFINED;
+
+  out->reason = reason;
+  out->hard_bounce = !out->temporary && klass != 2 &&
+                     (reason == R(USERUNKNOWN) || reason == R(HOSTUNKNOWN) ||
+                      reason == R(HASMOVED) || reason == R(NOTACCEPT));
+  /* retry: every temporary failure; and permanent failures whose cause usually clears on
+   * its own or after the sender fixes something on its side (a full mailbox is emptied,
+   * a block or rate limit expires, a system fault is repaired). Never for hard bounces,
+   * content/policy refusals (resending the same message fails the same way) or success. */
+  if (klass != 2) {
+    out->retry = out->temporary || reason == R(MAILBOXFULL) || reason == R(RATELIMITED) ||
+                 reason == R(SYSTEMFULL) || reason == R(SYSTEMERROR) ||
+                 reason == R(NETWORKERROR) || reason == R(EXPIRED) ||
+                 reason == R(BADREPUTATION) || reason == R(BLOCKED);
+  }
+  if (out->greylisted) {
+    out->retry = 1;
+    out->retry_after = st.after > 0 ? (int)(st.after > 86400 ? 86400 : st.after) : 300;
+  } else if (out->retry && st.after > 0) {
+    out->retry_after = (int)(st.after > 86400 ? 86400 : st.after);
+  }
+}

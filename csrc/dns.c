@@ -1,0 +1,799 @@
+/* dns.c -- the MX resolver: c-ares driven by a libuv loop.
+ *
+ * c-ares tells us which sockets it wants watched (ARES_OPT_SOCK_STATE_CB): one uv_poll_t per
+ * socket. Its retransmission clock is a uv_timer_t re-armed from ares_timeout() after every
+ * ares_process_fd() and every new query -- c-ares has no clock of its own, so a timer left
+ * unarmed means a lost packet is never retried and the lookup hangs.
+ *
+ * One "job" per domain in flight: the MX query, then A/AAAA for every MX host (or for the
+ * domain itself: the implicit MX). Requests for a domain already in flight join its job.
+ * Callbacks never run inside c-ares: finished work goes to a ready queue that a zero timer
+ * drains, so a callback may close the resolver (which c-ares forbids inside its callbacks).
+ */
+#include "dns_internal.h"
+
+#include <ares.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_TRIES 2
+#define DEFAULT_CACHE 4096
+#define DEFAULT_MAX_TTL 3600
+#define DEFAULT_NEG_TTL 60
+#define FAILURE_TTL 5 /* SERVFAIL, REFUSED, timeout: long enough to spare a failing server */
+
+typedef struct ready { /* a callback waiting to run */
+  smtpc_resolve_cb cb;
+  void *data;
+  int status;
+  smtpc__rblock *block; /* a reference, or NULL when status < 0 */
+  struct ready *next;
+} ready;
+
+typedef struct job job;
+
+typedef struct qctx { /* what a c-ares callback needs to find its place */
+  job *j;
+  int host; /* index in j->hosts; -1 for the MX query */
+  int type;
+} qctx;
+
+typedef struct host {
+  char name[256];
+  int pref;
+  int fail;               /* worst failure of its lookups: SMTPC_DNS_* (NXDOMAIN = none) */
+  int pending;            /* its lookups not yet answered */
+  uint32_t ttl;
+  size_t n4, n6;
+  smtpc_sockaddr v4[SMTPC__DNS_MAX_ADDRS], v6[SMTPC__DNS_MAX_ADDRS];
+  qctx qa, qaaaa;
+} host;
+
+struct job {
+  smtpc_resolver *r;
+  job *next;              /* in-flight list */
+  char domain[256];
+  ready *waiters;
+  uint64_t deadline;      /* uv_now() ms */
+  int outstanding;        /* c-ares queries not yet called back (+1 while starting some) */
+  int done;               /* answered; kept only until the outstanding queries return */
+  int error, implicit, nomem;
+  int mx_answered;        /* the MX query has come back                               */
+  int nroot, nother;      /* MX records: 0 "." and anything else (RFC 7505 wants it alone) */
+  uint32_t ttl;
+  qctx qmx;
+  size_t nhosts;
+  host hosts[SMTPC__DNS_MAX_MX];
+};
+
+typedef struct spoll {
+  uv_poll_t h;
+  smtpc_resolver *r;
+  ares_socket_t fd;
+  struct spoll *next;
+} spoll;
+
+struct smtpc_resolver {
+  uv_loop_t *loop;
+  ares_channel channel;
+  uv_timer_t ares_timer, deadline_timer, ready_timer;
+  spoll *polls;
+  job *jobs;
+  ready *ready_head, **ready_tail;
+  int handles;            /* open uv handles: freed when the last one has closed */
+  int closing;
+  smtpc_resolver_close_cb close_cb;
+  void *close_data;
+  int timeout_ms, family;
+  uint32_t max_ttl, neg_ttl;
+  uint64_t rng;
+  /* cache: chained hash + insertion-order list */
+  smtpc__rblock **buckets;
+  size_t nbuckets, ncached, cache_max;
+  smtpc__rblock *oldest, *newest;
+  smtpc_resolver_stats stats;
+};
+
+static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
+static int ares_init_status;
+static void ares_global_init(void) { ares_init_status = ares_library_init(ARES_LIB_INIT_ALL); }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Cache                                                                                    */
+
+static uint64_t hash_name(const char *s) {
+  uint64_t h = 1469598103934665603u; /* FNV-1a */
+  while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211u;
+  return h;
+}
+
+static smtpc__rblock **cache_slot(smtpc_resolver *r, const char *domain) {
+  smtpc__rblock **p = &r->buckets[hash_name(domain) & (r->nbuckets - 1)];
+  while (*p && strcmp((*p)->route.domain, domain) != 0) p = &(*p)->hnext;
+  return p;
+}
+
+static void cache_remove(smtpc_resolver *r, smtpc__rblock **slot) {
+  smtpc__rblock *b = *slot;
+  *slot = b->hnext;
+  if (b->older) b->older->newer = b->newer; else r->oldest = b->newer;
+  if (b->newer) b->newer->older = b->older; else r->newest = b->older;
+  r->ncached--;
+  smtpc__rblock_unref(b);
+}
+
+static smtpc__rblock *cache_get(smtpc_resolver *r, const char *domain) {
+  smtpc__rblock **slot;
+  if (r->cache_max == 0) return NULL;
+  slot = cache_slot(r, domain);
+  if (*slot == NULL) return NULL;
+  if ((*slot)->expires <= uv_now(r->loop)) {
+    cache_remove(r, slot);
+    return NULL;
+  }
+  return *slot;
+}
+
+static void cache_put(smtpc_resolver *r, smtpc__rblock *b, uint32_t ttl) {
+  smtpc__rblock **slot;
+  if (r->cache_max == 0 || ttl == 0) return;
+  slot = cache_slot(r, b->route.domain);
+  if (*slot) cache_remove(r, slot);
+  while (r->ncached >= r->cache_max) /* evict the oldest insertion */
+    cache_remove(r, cache_slot(r, r->oldest->route.domain));
+  slot = cache_slot(r, b->route.domain);
+  b->expires = uv_now(r->loop) + (uint64_t)ttl * 1000;
+  b->hnext = NULL;
+  b->older = r->newest;
+  b->newer = NULL;
+  if (r->newest) r->newest->newer = b; else r->oldest = b;
+  r->newest = b;
+  *slot = b;
+  b->refs++;
+  r->ncached++;
+}
+
+void smtpc_resolver_flush(smtpc_resolver *r) {
+  while (r->oldest) cache_remove(r, cache_slot(r, r->oldest->route.domain));
+}
+
+void smtpc_resolver_stats_get(const smtpc_resolver *r, smtpc_resolver_stats *out) {
+  *out = r->stats;
+  out->cached = r->ncached;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Delivery                                                                                 */
+
+static uint64_t rng_next(smtpc_resolver *r) { /* xorshift64*: shuffling, not secrets */
+  r->rng ^= r->rng >> 12;
+  r->rng ^= r->rng << 25;
+  r->rng ^= r->rng >> 27;
+  return r->rng * 2685821657736338717u;
+}
+
+/* RFC 5321 5.1: hosts of equal preference in random order, afresh for every caller, so that
+ * load spreads even when the route comes from the cache. */
+static void shuffle_equal(smtpc_resolver *r, smtpc_route *route) {
+  smtpc_mx *mx = (smtpc_mx *)(uintptr_t)route->mx;
+  size_t i = 0, j, k;
+  while (i < route->nmx) {
+    for (j = i + 1; j < route->nmx && mx[j].preference == mx[i].preference; j++) {}
+    for (k = j - 1; k > i; k--) {
+      size_t o = i + (size_t)(rng_next(r) % (k - i + 1));
+      smtpc_mx t = mx[k];
+      mx[k] = mx[o];
+      mx[o] = t;
+    }
+    i = j;
+  }
+}
+
+static void on_ready(uv_timer_t *t);
+
+static void ready_push(smtpc_resolver *r, ready *w) {
+  w->next = NULL;
+  *r->ready_tail = w;
+  r->ready_tail = &w->next;
+  if (!uv_is_active((uv_handle_t *)&r->ready_timer))
+    uv_timer_start(&r->ready_timer, on_ready, 0, 0);
+}
+
+static ready *ready_pop(smtpc_resolver *r) {
+  ready *w = r->ready_head;
+  if (w && (r->ready_head = w->next) == NULL) r->ready_tail = &r->ready_head;
+  return w;
+}
+
+static void on_ready(uv_timer_t *t) {
+  smtpc_resolver *r = t->data;
+  ready *w;
+  /* one at a time: a callback may close the resolver, which drains the queue itself */
+  while (!r->closing && (w = ready_pop(r)) != NULL) {
+    if (w->block) {
+      smtpc_route *route = &w->block->route;
+      uint64_t now = uv_now(r->loop);
+      if (w->block->expires > now) route->ttl = (uint32_t)((w->block->expires - now + 999) / 1000);
+      shuffle_equal(r, route);
+      w->cb(0, route, w->data);
+    } else {
+      w->cb(w->status, NULL, w->data);
+    }
+    smtpc__rblock_unref(w->block);
+    free(w);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* c-ares on libuv                                                                          */
+
+static void on_handle_closed(uv_handle_t *h);
+static void on_ares_timer(uv_timer_t *t);
+
+static void arm_ares_timer(smtpc_resolver *r) {
+  struct timeval tv, *t;
+  if (r->closing) return;
+  t = ares_timeout(r->channel, NULL, &tv);
+  if (t == NULL) {
+    uv_timer_stop(&r->ares_timer);
+  } else {
+    uint64_t ms = (uint64_t)t->tv_sec * 1000 + ((uint64_t)t->tv_usec + 999) / 1000;
+    uv_timer_start(&r->ares_timer, on_ares_timer, ms, 0);
+  }
+}
+
+static void on_ares_timer(uv_timer_t *t) {
+  smtpc_resolver *r = t->data;
+  ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  arm_ares_timer(r);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  spoll *p = h->data;
+  smtpc_resolver *r = p->r;
+  ares_socket_t fd = p->fd;
+  /* on a poll error let c-ares read and write: it then sees the socket's error itself */
+  ares_process_fd(r->channel, status < 0 || (events & UV_READABLE) ? fd : ARES_SOCKET_BAD,
+                  status < 0 || (events & UV_WRITABLE) ? fd : ARES_SOCKET_BAD);
+  arm_ares_timer(r);
+}
+
+static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable) {
+  smtpc_resolver *r = data;
+  spoll **pp = &r->polls, *p;
+  while (*pp && (*pp)->fd != fd) pp = &(*pp)->next;
+  p = *pp;
+  if (!readable && !writable) {
+    if (p == NULL) return;
+    *pp = p->next; /* unlinked now: c-ares may reuse the fd before the close completes */
+    uv_close((uv_handle_t *)&p->h, on_handle_closed);
+    return;
+  }
+  if (p == NULL) {
+    if ((p = calloc(1, sizeof(*p))) == NULL) return; /* the query then times out */
+    if (uv_poll_init_socket(r->loop, &p->h, fd) != 0) {
+      free(p);
+      return;
+    }
+    p->r = r;
+    p->fd = fd;
+    p->h.data = p;
+    p->next = r->polls;
+    r->polls = p;
+    r->handles++;
+  }
+  uv_poll_start(&p->h, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), on_poll);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Jobs                                                                                     */
+
+static void job_send(job *j, qctx *q, const char *name, int type, int hostidx);
+static void job_check(job *j);
+static void on_deadline(uv_timer_t *t);
+
+static int map_status(int status) {
+  switch (status) {
+  case ARES_ENOTFOUND: return SMTPC_DNS_NXDOMAIN;
+  case ARES_EREFUSED: case ARES_ECONNREFUSED: return SMTPC_DNS_REFUSED;
+  case ARES_ETIMEOUT: return SMTPC_DNS_TIMEOUT;
+  default: return SMTPC_DNS_SERVFAIL; /* SERVFAIL, FORMERR, NOTIMP, a bad response ... */
+  }
+}
+
+/* Which failure to report when no host has an address: a temporary one if any host had one
+ * (the route may work later), otherwise "no-address". */
+static int fail_rank(int e) {
+  return e == SMTPC_DNS_TIMEOUT ? 3 : e == SMTPC_DNS_SERVFAIL ? 2 : e == SMTPC_DNS_REFUSED ? 1 : 0;
+}
+
+static uint32_t neg_ttl(job *j, uint32_t soa) {
+  return soa < j->r->neg_ttl ? soa : j->r->neg_ttl;
+}
+
+static void on_mx_rr(void *ctx, const unsigned char *m, int len, const unsigned char *rd,
+                     int rdlen, uint32_t ttl) {
+  job *j = ctx;
+  char *s = NULL, name[256];
+  long enclen;
+  size_t i, n;
+  int pref;
+  (void)ttl;
+  if (rdlen < 3 || ares_expand_name(rd + 2, m, len, &s, &enclen) != ARES_SUCCESS) return;
+  pref = (int)((unsigned)rd[0] << 8 | rd[1]);
+  n = strlen(s);
+  if (n == 0 && pref == 0) { /* "." : the null MX, meaningful only alone (checked later) */
+    ares_free_string(s);
+    j->nroot++;
+    return;
+  }
+  j->nother++;
+  if (smtpc__dns_name_norm(s, n, name) != 0) { /* not a host name: skipped */
+    ares_free_string(s);
+    return;
+  }
+  ares_free_string(s);
+  for (i = 0; i < j->nhosts; i++) { /* one entry per host, at its best preference */
+    if (strcmp(j->hosts[i].name, name) == 0) {
+      if (pref < j->hosts[i].pref) j->hosts[i].pref = pref;
+      return;
+    }
+  }
+  if (j->nhosts == SMTPC__DNS_MAX_MX) { /* full: keep the lowest preferences */
+    size_t worst = 0;
+    for (i = 1; i < j->nhosts; i++)
+      if (j->hosts[i].pref > j->hosts[worst].pref) worst = i;
+    if (j->hosts[worst].pref <= pref) return;
+    i = worst;
+  } else {
+    i = j->nhosts++;
+  }
+  strcpy(j->hosts[i].name, name);
+  j->hosts[i].pref = pref;
+}
+
+static void on_addr_rr(void *ctx, const unsigned char *m, int len, const unsigned char *rd,
+                       int rdlen, uint32_t ttl) {
+  host *h = ctx;
+  (void)m, (void)len, (void)ttl;
+  if (rdlen == 4 && h->n4 < SMTPC__DNS_MAX_ADDRS) {
+    smtpc_sockaddr *a = &h->v4[h->n4++];
+    memset(a, 0, sizeof(*a));
+    a->in.sin_family = AF_INET;
+    memcpy(&a->in.sin_addr, rd, 4);
+  } else if (rdlen == 16 && h->n6 < SMTPC__DNS_MAX_ADDRS) {
+    smtpc_sockaddr *a = &h->v6[h->n6++];
+    memset(a, 0, sizeof(*a));
+    a->in6.sin6_family = AF_INET6;
+    memcpy(&a->in6.sin6_addr, rd, 16);
+  }
+}
+
+static void start_hosts(job *j) {
+  size_t i, k;
+  /* stable insertion sort by preference (at most SMTPC__DNS_MAX_MX entries) */
+  for (i = 1; i < j->nhosts; i++) {
+    host t = j->hosts[i];
+    for (k = i; k > 0 && j->hosts[k - 1].pref > t.pref; k--) j->hosts[k] = j->hosts[k - 1];
+    j->hosts[k] = t;
+  }
+  for (i = 0; i < j->nhosts; i++) {
+    host *h = &j->hosts[i];
+    h->fail = SMTPC_DNS_NXDOMAIN;
+    h->ttl = UINT32_MAX;
+    if (j->r->family != SMTPC_DNS_IPV6_ONLY)
+      job_send(j, &h->qa, h->name, SMTPC__DNS_T_A, (int)i);
+    if (j->r->family != SMTPC_DNS_IPV4_ONLY)
+      job_send(j, &h->qaaaa, h->name, SMTPC__DNS_T_AAAA, (int)i);
+  }
+}
+
+static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen) {
+  qctx *q = arg;
+  job *j = q->j;
+  uint32_t ttl, soa;
+  int n;
+  (void)timeouts;
+  j->outstanding--;
+  if (j->done || status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+    job_check(j);
+    return;
+  }
+  if (status == ARES_ENOMEM) {
+    j->nomem = 1;
+    job_check(j);
+    return;
+  }
+  if (status == ARES_SUCCESS || status == ARES_ENODATA || status == ARES_ENOTFOUND) {
+    const char *name = q->host < 0 ? j->domain : j->hosts[q->host].name;
+    void *ctx = q->host < 0 ? (void *)j : (void *)&j->hosts[q->host];
+    n = smtpc__dns_walk(abuf, alen, name, q->type, q->host < 0 ? on_mx_rr : on_addr_rr, ctx,
+                        &ttl, &soa);
+    if (n < 0) status = ARES_EBADRESP;
+    else if (n == 0 && status == ARES_SUCCESS) status = ARES_ENODATA; /* a CNAME, no data */
+  }
+  if (q->host < 0) { /* the MX query */
+    j->outstanding++; /* hold the job while its host queries start */
+    j->mx_answered = 1;
+    if (status == ARES_SUCCESS && j->nroot == 1 && j->nother == 0) {
+      j->ttl = ttl; /* null MX */
+    } else if (status == ARES_SUCCESS && j->nhosts > 0) {
+      j->ttl = ttl;
+      start_hosts(j);
+    } else if (status == ARES_SUCCESS || status == ARES_ENODATA) {
+      /* no usable MX: RFC 5321 5.1 implicit MX, the domain's own addresses */
+      j->ttl = status == ARES_SUCCESS ? ttl : neg_ttl(j, soa);
+      if (status == ARES_SUCCESS) { /* MX records, but none of them a usable host name */
+        j->error = SMTPC_DNS_NOADDRESS;
+      } else {
+        j->implicit = 1;
+        j->nhosts = 1;
+        strcpy(j->hosts[0].name, j->domain);
+        j->hosts[0].pref = 0;
+        start_hosts(j);
+      }
+    } else {
+      j->error = status == ARES_ENOTFOUND ? SMTPC_DNS_NXDOMAIN : map_status(status);
+      j->ttl = status == ARES_ENOTFOUND ? neg_ttl(j, soa) : FAILURE_TTL;
+    }
+    j->outstanding--;
+  } else {
+    host *h = &j->hosts[q->host];
+    h->pending--;
+    if (status == ARES_SUCCESS) {
+      if (ttl < h->ttl) h->ttl = ttl;
+    } else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
+      if (neg_ttl(j, soa) < h->ttl) h->ttl = neg_ttl(j, soa);
+    } else {
+      if (fail_rank(map_status(status)) > fail_rank(h->fail)) h->fail = map_status(status);
+      if (FAILURE_TTL < h->ttl) h->ttl = FAILURE_TTL;
+    }
+  }
+  job_check(j);
+}
+
+static void job_send(job *j, qctx *q, const char *name, int type, int hostidx) {
+  q->j = j;
+  q->host = hostidx;
+  q->type = type;
+  j->outstanding++;
+  if (hostidx >= 0) j->hosts[hostidx].pending++;
+  j->r->stats.queries++;
+  ares_query(j->r->channel, name, 1 /* class IN */, type, on_answer, q);
+}
+
+static void job_free(job *j) {
+  while (j->waiters) {
+    ready *w = j->waiters;
+    j->waiters = w->next;
+    free(w);
+  }
+  free(j);
+}
+
+static void unlink_job(job *j) {
+  job **pp = &j->r->jobs;
+  while (*pp && *pp != j) pp = &(*pp)->next;
+  if (*pp) *pp = j->next;
+}
+
+static void arm_deadline(smtpc_resolver *r) {
+  uint64_t first = UINT64_MAX, now = uv_now(r->loop);
+  job *j;
+  if (r->closing) return;
+  for (j = r->jobs; j; j = j->next)
+    if (j->deadline < first) first = j->deadline;
+  if (first == UINT64_MAX) uv_timer_stop(&r->deadline_timer);
+  else uv_timer_start(&r->deadline_timer, on_deadline, first > now ? first - now : 0, 0);
+}
+
+/* Build the route, cache it, queue the waiters. Hosts still being looked up count as timed
+ * out (this runs at the deadline too). */
+static void job_finish(job *j) {
+  smtpc_resolver *r = j->r;
+  smtpc_mx mx[SMTPC__DNS_MAX_MX];
+  smtpc_sockaddr addrs[SMTPC__DNS_MAX_MX][2 * SMTPC__DNS_MAX_ADDRS];
+  smtpc_route t;
+  smtpc__rblock *b = NULL;
+  size_t i, n = 0;
+  int worst = SMTPC_DNS_NXDOMAIN;
+  uint32_t ttl = j->ttl;
+
+  memset(&t, 0, sizeof(t));
+  t.domain = j->domain;
+  t.implicit = j->implicit;
+  t.null_mx = j->nroot == 1 && j->nother == 0;
+  t.error = j->error;
+  if (j->error == 0 && !t.null_mx) {
+    for (i = 0; i < j->nhosts; i++) {
+      host *h = &j->hosts[i];
+      const smtpc_sockaddr *first = h->v4, *second = h->v6;
+      size_t nf = h->n4, ns = h->n6;
+      if (r->family == SMTPC_DNS_PREFER_IPV6 || r->family == SMTPC_DNS_IPV6_ONLY) {
+        first = h->v6, nf = h->n6, second = h->v4, ns = h->n4;
+      }
+      if (h->ttl < ttl) ttl = h->ttl;
+      if (nf + ns == 0) {
+        if (fail_rank(h->fail) > fail_rank(worst)) worst = h->fail;
+        continue;
+      }
+      memcpy(addrs[n], first, nf * sizeof(*first));
+      memcpy(addrs[n] + nf, second, ns * sizeof(*second));
+      mx[n].preference = h->pref;
+      mx[n].host = h->name;
+      mx[n].naddrs = nf + ns;
+      mx[n].addrs = addrs[n];
+      n++;
+    }
+    if (n == 0) {
+      t.error = worst == SMTPC_DNS_NXDOMAIN ? SMTPC_DNS_NOADDRESS : worst;
+      if (worst != SMTPC_DNS_NXDOMAIN && ttl > FAILURE_TTL) ttl = FAILURE_TTL;
+      if (worst == SMTPC_DNS_NXDOMAIN && ttl > r->neg_ttl) ttl = r->neg_ttl;
+    }
+    t.nmx = n;
+    t.mx = mx;
+  }
+  if (ttl > r->max_ttl) ttl = r->max_ttl;
+  t.ttl = ttl;
+  if (!j->nomem) b = smtpc__rblock_new(&t);
+  if (b) cache_put(r, b, ttl);
+  while (j->waiters) {
+    ready *w = j->waiters;
+    j->waiters = w->next;
+    w->block = b;
+    w->status = b ? 0 : SMTPC_ENOMEM;
+    if (b) b->refs++;
+    ready_push(r, w);
+  }
+  smtpc__rblock_unref(b);
+  j->done = 1;
+  unlink_job(j);
+  arm_deadline(r);
+}
+
+static void job_check(job *j) {
+  if (j->outstanding > 0) return;
+  if (!j->done) job_finish(j);
+  job_free(j);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  smtpc_resolver *r = t->data;
+  uint64_t now = uv_now(r->loop);
+  job *j, *next;
+  for (j = r->jobs; j; j = next) {
+    next = j->next;
+    if (j->deadline > now) continue;
+    if (!j->mx_answered) {
+      j->error = SMTPC_DNS_TIMEOUT; /* the MX answer itself never came */
+      j->ttl = FAILURE_TTL;
+    }
+    for (size_t i = 0; i < j->nhosts; i++) /* lookups still running count as timed out */
+      if (j->hosts[i].pending > 0) {
+        j->hosts[i].fail = SMTPC_DNS_TIMEOUT;
+        if (j->hosts[i].ttl > FAILURE_TTL) j->hosts[i].ttl = FAILURE_TTL;
+      }
+    job_finish(j); /* freed when its queries come back (or at ares_destroy) */
+  }
+  arm_deadline(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Public API                                                                               */
+
+smtpc_resolver *smtpc_resolver_new(uv_loop_t *loop, const smtpc_resolver_opts *opts, int *err) {
+  static const smtpc_resolver_opts defaults;
+  struct ares_options ao;
+  smtpc_resolver *r;
+  int e = SMTPC_ENOMEM, tries, size;
+
+  if (opts == NULL) opts = &defaults;
+  if (err) *err = 0;
+  if (loop == NULL || opts->timeout_ms < 0 || opts->tries < 0 ||
+      opts->family < SMTPC_DNS_PREFER_IPV4 || opts->family > SMTPC_DNS_IPV6_ONLY) {
+    e = SMTPC_EINVAL;
+    goto fail0;
+  }
+  pthread_once(&ares_once, ares_global_init);
+  if (ares_init_status != ARES_SUCCESS) {
+    e = SMTPC_EDNS;
+    goto fail0;
+  }
+  if ((r = calloc(1, sizeof(*r))) == NULL) goto fail0;
+  r->loop = loop;
+  r->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+  r->family = opts->family;
+  r->max_ttl = opts->max_ttl ? opts->max_ttl : DEFAULT_MAX_TTL;
+  r->neg_ttl = opts->negative_ttl ? opts->negative_ttl : DEFAULT_NEG_TTL;
+  r->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)r ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
+  r->ready_tail = &r->ready_head;
+  size = opts->cache_size == 0 ? DEFAULT_CACHE : opts->cache_size;
+  if (size > 0) {
+    r->cache_max = (size_t)size;
+    for (r->nbuckets = 16; r->nbuckets < r->cache_max && r->nbuckets < 65536;) r->nbuckets *= 2;
+    if ((r->buckets = calloc(r->nbuckets, sizeof(*r->buckets))) == NULL) goto fail1;
+  }
+
+  /* c-ares: our sockets, our clock; SERVFAIL/REFUSED reach us (NOCHECKRESP) instead of being
+   * turned into a retry and then ECONNREFUSED. Each try gets a share of the deadline. */
+  tries = opts->tries ? opts->tries : DEFAULT_TRIES;
+  memset(&ao, 0, sizeof(ao));
+  ao.flags = ARES_FLAG_NOCHECKRESP;
+  ao.sock_state_cb = on_sock_state;
+  ao.sock_state_cb_data = r;
+  ao.timeout = r->timeout_ms / tries > 50 ? r->timeout_ms / tries : 50;
+  ao.tries = tries;
+  if (ares_init_options(&r->channel, &ao,
+                        ARES_OPT_FLAGS | ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
+                            ARES_OPT_TRIES) != ARES_SUCCESS) {
+    e = SMTPC_EDNS;
+    goto fail1;
+  }
+  if (opts->servers && opts->servers[0] &&
+      ares_set_servers_ports_csv(r->channel, opts->servers) != ARES_SUCCESS) {
+    e = SMTPC_EINVAL;
+    goto fail2;
+  }
+  uv_timer_init(loop, &r->ares_timer);
+  uv_timer_init(loop, &r->deadline_timer);
+  uv_timer_init(loop, &r->ready_timer);
+  r->ares_timer.data = r->deadline_timer.data = r->ready_timer.data = r;
+  r->handles = 3;
+  return r;
+fail2:
+  ares_destroy(r->channel);
+fail1:
+  free(r->buckets);
+  free(r);
+fail0:
+  if (err) *err = e;
+  return NULL;
+}
+
+int smtpc_resolve_mx(smtpc_resolver *r, const char *domain, smtpc_resolve_cb cb, void *data) {
+  char name[256];
+  smtpc__rblock *b;
+  ready *w;
+  job *j;
+
+  if (r == NULL || cb == NULL || domain == NULL) return SMTPC_EINVAL;
+  if (r->closing) return SMTPC_ECANCELED;
+  if (smtpc__dns_name_norm(domain, strlen(domain), name) != 0) return SMTPC_EINVAL;
+  if ((w = calloc(1, sizeof(*w))) == NULL) return SMTPC_ENOMEM;
+  w->cb = cb;
+  w->data = data;
+  r->stats.resolutions++;
+
+  if ((b = cache_get(r, name)) != NULL) {
+    r->stats.cache_hits++;
+    b->refs++;
+    w->block = b;
+    ready_push(r, w);
+    return 0;
+  }
+  for (j = r->jobs; j; j = j->next) {
+    if (strcmp(j->domain, name) == 0) {
+      r->stats.joined++;
+      w->next = j->waiters;
+      j->waiters = w;
+      return 0;
+    }
+  }
+  if ((j = calloc(1, sizeof(*j))) == NULL) {
+    free(w);
+    r->stats.resolutions--;
+    return SMTPC_ENOMEM;
+  }
+  j->r = r;
+  strcpy(j->domain, name);
+  j->waiters = w;
+  j->ttl = UINT32_MAX;
+  j->deadline = uv_now(r->loop) + (uint64_t)r->timeout_ms;
+  j->next = r->jobs;
+  r->jobs = j;
+  arm_deadline(r);
+  j->outstanding++; /* c-ares may answer inside ares_query (e.g. out of memory) */
+  job_send(j, &j->qmx, j->domain, SMTPC__DNS_T_MX, -1);
+  j->outstanding--;
+  job_check(j);
+  arm_ares_timer(r);
+  return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  smtpc_resolver *r;
+  if (h->type == UV_POLL) {
+    spoll *p = h->data;
+    r = p->r;
+    free(p);
+  } else {
+    r = h->data;
+  }
+  if (--r->handles > 0 || !r->closing) return;
+  /* the last handle: nothing can reach r any more */
+  {
+    smtpc_resolver_close_cb cb = r->close_cb;
+    void *data = r->close_data;
+    smtpc_resolver_flush(r);
+    free(r->buckets);
+    free(r);
+    if (cb) cb(data);
+  }
+}
+
+void smtpc_resolver_close(smtpc_resolver *r, smtpc_resolver_close_cb close_cb, void *data) {
+  ready *w;
+  job *j;
+  if (r == NULL || r->closing) return;
+  r->closing = 1;
+  r->close_cb = close_cb;
+  r->close_data = data;
+  /* every waiter hears about it now, in order: the ready ones first */
+  while ((w = ready_pop(r)) != NULL) {
+    smtpc__rblock_unref(w->block);
+    w->cb(SMTPC_ECANCELED, NULL, w->data);
+    free(w);
+  }
+  while ((j = r->jobs) != NULL) {
+    r->jobs = j->next;
+    j->done = 1;
+    while ((w = j->waiters) != NULL) {
+      j->waiters = w->next;
+      w->cb(SMTPC_ECANCELED, NULL, w->data);
+      free(w);
+    }
+  }
+  /* c-ares calls back every query still out (ARES_EDESTRUCTION: their jobs are freed then)
+   * and reports its sockets closed, which closes their polls */
+  ares_destroy(r->channel);
+  while (r->polls) {
+    spoll *p = r->polls;
+    r->polls = p->next;
+    uv_close((uv_handle_t *)&p->h, on_handle_closed);
+  }
+  uv_close((uv_handle_t *)&r->ares_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&r->deadline_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&r->ready_timer, on_handle_closed);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Blocking convenience: a private loop, one resolution, everything closed before returning. */
+
+typedef struct blocking {
+  smtpc_resolver *r;
+  int status;
+  smtpc_route *route;
+} blocking;
+
+static void on_blocking(int status, const smtpc_route *route, void *data) {
+  blocking *b = data;
+  b->status = status;
+  if (status == 0 && (b->route = smtpc_route_dup(route)) == NULL) b->status = SMTPC_ENOMEM;
+  smtpc_resolver_close(b->r, NULL, NULL);
+}
+
+int smtpc_resolve_blocking(const char *domain, const smtpc_resolver_opts *opts,
+                           smtpc_route **out) {
+  uv_loop_t loop;
+  blocking b;
+  int rc;
+
+  if (out == NULL) return SMTPC_EINVAL;
+  *out = NULL;
+  if (uv_loop_init(&loop) != 0) return SMTPC_ENOMEM;
+  memset(&b, 0, sizeof(b));
+  if ((b.r = smtpc_resolver_new(&loop, opts, &rc)) != NULL) {
+    rc = smtpc_resolve_mx(b.r, domain, on_blocking, &b);
+    if (rc != 0) smtpc_resolver_close(b.r, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (rc == 0) rc = b.status;
+  }
+  uv_loop_close(&loop);
+  if (rc == 0) *out = b.route;
+  else smtpc_route_free(b.route);
+  return rc;
+}

@@ -1,0 +1,1050 @@
+/*
+ * engine.c -- the libuv driver of the probe: resolve, group by MX, schedule sessions politely,
+ * run one dialog (dialog.c) per connection, retry, and report exactly one result per address.
+ *
+ * Shapes:
+ *   item     one input address (or a catch-all probe) and the last thing learnt about it;
+ *   domain   a recipient domain: its route, and its catch-all state for the run;
+ *   group    the addresses whose domains share a primary MX: they share sessions;
+ *   host     one MX IP address: its session count, pause, backoff, "down" mark;
+ *   session  one TCP connection and its dialog.
+ * One timer ("tick") does all the scheduling, so nothing is reported re-entrantly from
+ * smtpc_verifier_add. Memory is freed only from close callbacks.
+ */
+#include "smtpcode.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "dialog.h"
+#include "tls.h"
+
+#define MAX_ATTEMPTS 4      /* sessions an address may lose before it is reported        */
+#define MAX_TEMP_RETRIES 2  /* retries of a 4xx (greylisting) RCPT reply                   */
+#define HOST_DOWN_MS 60000  /* a host that refused us is skipped this long                  */
+#define READ_BUF 65536
+
+/* ---------------------------------------------------------------------------------------- */
+/* intrusive lists */
+
+typedef struct link {
+  struct link *prev, *next;
+} link;
+
+#define CONTAINER(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+
+static void l_init(link *h) { h->prev = h->next = h; }
+static int l_empty(const link *h) { return h->next == h; }
+static void l_del(link *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->prev = n->next = n;
+}
+static void l_push(link *h, link *n) {
+  n->prev = h->prev;
+  n->next = h;
+  h->prev->next = n;
+  h->prev = n;
+}
+static void l_push_front(link *h, link *n) {
+  n->next = h->next;
+  n->prev = h;
+  h->next->prev = n;
+  h->next = n;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* types */
+
+typedef struct saved { /* a reply kept past its read buffer */
+  smtpc_reply r;
+  smtpc_span lines[1];
+} saved;
+
+enum { IT_NEW, IT_IMMEDIATE, IT_RESOLVING, IT_QUEUED, IT_DELAYED, IT_SESSION, IT_HELD, IT_DONE };
+enum { PROBE_NONE, PROBE_INFLIGHT, PROBE_DONE };
+enum { D_RESOLVING, D_READY, D_FAILED };
+
+struct group;
+struct domain;
+struct host;
+
+typedef struct item {
+  link q;                 /* the list of its state                                    */
+  link all;               /* every unreported input, in add order (deadline FIFO)     */
+  struct domain *dom;
+  uint64_t tag;
+  char *input;
+  size_t input_len;
+  char *rcpt;             /* what RCPT TO carries: local part @ A-label domain          */
+  size_t rcpt_len;
+  unsigned utf8 : 1, probe : 1, reported : 1, in_dialog : 1;
+  int state;
+  int attempts, temp_retries;
+  uint64_t deadline_ms, ready_ms;
+  uint64_t added_hr;
+  /* the last thing learnt */
+  int reason, err, tls, greylisted, verdict, have_verdict;
+  saved *reply;
+  smtpc_class cls;
+  const char *detail;
+  const char *mx, *mx_addr;
+  char *transcript;
+  size_t transcript_len;
+} item;
+
+typedef struct host {
+  struct host *hnext;
+  smtpc_sockaddr sa;
+  char text[64];
+  int active;
+  int strikes;
+  int no_tls;
+  uint64_t next_ms;       /* no new session before (pause, backoff)                     */
+  uint64_t down_until;    /* refused a connection or greeted with 4xx: skip until       */
+} host;
+
+typedef struct group {
+  struct group *hnext;
+  link node;
+  char *key;
+  smtpc_route *route;
+  int own_route;          /* built here (address literal): free(), not smtpc_route_free */
+  link queue;
+  size_t nqueued;
+} group;
+
+typedef struct domain {
+  struct domain *hnext;
+  char *name;
+  int state;
+  int dns_error, null_mx;
+  group *grp;
+  link waiting;           /* items waiting for the route                               */
+  link held;              /* accepted items waiting for the catch-all answer           */
+  int catch_all;
+  int probe_state;
+  void *batch_mark;
+} domain;
+
+typedef struct session {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t creq;
+  link node;
+  struct smtpc_verifier *v;
+  group *grp;
+  host *h;
+  const char *mx;
+  smtpc__dialog *d;
+  smtpc__tls *tls;
+  int tls_state;          /* 0 clear, 1 handshaking, 2 up                               */
+  int connected, closing, nclosing;
+  item **items;
+  size_t nitems;
+} session;
+
+typedef struct table {
+  void **slots;
+  size_t cap, n;
+} table;
+
+struct smtpc_verifier {
+  uv_loop_t *loop;
+  smtpc_verify_opts o;
+  char *mail_from, *helo, *bind, *dns, *ca;
+  int mail_from_utf8;
+  smtpc_result_cb cb;
+  void *data;
+  smtpc_resolver *resolver;
+  smtpc__tls_ctx *tls_ctx;
+  uv_timer_t tick;
+  int tick_armed;
+  uint64_t tick_at;
+  link immediate, delayed, all, groups, sessions;
+  table domains, groups_t, hosts;
+  size_t pending, active;
+  int ended, canceled, closing, resolver_open, tick_open, in_tick;
+  smtpc_verifier_close_cb close_cb;
+  char readbuf[READ_BUF];
+  char plainbuf[16384];
+};
+
+static void kick(smtpc_verifier *v);
+static void schedule(smtpc_verifier *v);
+static void maybe_finish_close(smtpc_verifier *v);
+
+/* ---------------------------------------------------------------------------------------- */
+/* names and options */
+
+static const char *const verdict_names[] = {
+#define SMTPC__XX(id, name) name,
+  SMTPC_VERDICT_MAP(SMTPC__XX)
+#undef SMTPC__XX
+};
+
+const char *smtpc_verdict_name(int verdict) {
+  return verdict >= 0 && verdict < SMTPC_VERDICT_COUNT ? verdict_names[verdict] : NULL;
+}
+
+int smtpc_starttls_from_name(const char *name, size_t len) {
+  static const char *const names[] = {"opportunistic", "required", "off"};
+  int i;
+  if (name == NULL) return -1;
+  for (i = 0; i < 3; i++)
+    if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) return i;
+  return -1;
+}
+
+void smtpc_verify_opts_init(smtpc_verify_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->port = 25;
+  o->concurrency = 100;
+  o->per_host = 2;
+  o->rcpt_per_session = 50;
+  o->max_rejections = 8;
+  o->starttls = SMTPC_STARTTLS_OPPORTUNISTIC;
+  o->catch_all = 1;
+  o->greylist_delay = 60.0;
+  o->deadline = 300.0;
+  o->timeout = 30.0;
+  o->connect_timeout = 10.0;
+  o->host_pause = 0.1;
+}
+
+static char *dupstr(const char *s) {
+  size_t n;
+  char *p;
+  if (s == NULL) return NULL;
+  n = strlen(s);
+  p = malloc(n + 1);
+  if (p) memcpy(p, s, n + 1);
+  return p;
+}
+
+static uint64_t secs_ms(double s) { return s <= 0 ? 0 : (uint64_t)(s * 1000.0 + 0.5); }
+
+/* ---------------------------------------------------------------------------------------- */
+/* string-keyed hash table (open chaining through each record's first field) */
+
+typedef struct hrec {
+  struct hrec *hnext;
+} hrec;
+
+static uint64_t fnv(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+  return h;
+}
+
+static void *t_get(table *t, const char *key, const char *(*key_of)(void *)) {
+  hrec *r;
+  if (t->cap == 0) return NULL;
+  for (r = t->slots[fnv(key) & (t->cap - 1)]; r; r = r->hnext)
+    if (strcmp(key_of(r), key) == 0) return r;
+  return NULL;
+}
+
+static int t_put(table *t, void *rec, const char *(*key_of)(void *)) {
+  size_t i;
+  hrec *r = rec;
+  if (t->n + 1 > t->cap / 2 * 1 + t->cap / 4) { /* keep the load under 3/4 */
+    size_t ncap = t->cap ? t->cap * 2 : 64;
+    void **ns = calloc(ncap, sizeof *ns);
+    if (ns == NULL) return SMTPC_ENOMEM;
+    for (i = 0; i < t->cap; i++) {
+      hrec *x = t->slots[i];
+      while (x) {
+        hrec *nx = x->hnext;
+        size_t b = fnv(key_of(x)) & (ncap - 1);
+        x->hnext = ns[b];
+        ns[b] = x;
+        x = nx;
+      }
+    }
+    free(t->slots);
+    t->slots = ns;
+    t->cap = ncap;
+  }
+  i = fnv(key_of(rec)) & (t->cap - 1);
+  r->hnext = t->slots[i];
+  t->slots[i] = r;
+  t->n++;
+  return 0;
+}
+
+static const char *domain_key(void *p) { return ((domain *)p)->name; }
+static const char *group_key(void *p) { return ((group *)p)->key; }
+static const char *host_key(void *p) { return ((host *)p)->text; }
+
+/* ---------------------------------------------------------------------------------------- */
+/* items and results */
+
+static saved *save_reply(const smtpc_reply *r) {
+  size_t i, text = 0, n = r->nlines ? r->nlines : 1;
+  saved *s;
+  char *p;
+  for (i = 0; i < r->nlines; i++) text += r->lines[i].len + 1;
+  s = malloc(sizeof *s + n * sizeof(smtpc_span) + text);
+  if (s == NULL) return NULL;
+  s->r = *r;
+  p = (char *)(s->lines + n);
+  for (i = 0; i < r->nlines; i++) {
+    memcpy(p, r->lines[i].ptr, r->lines[i].len);
+    s->lines[i].ptr = p;
+    s->lines[i].len = r->lines[i].len;
+    p += r->lines[i].len;
+    *p++ = '\0';
+  }
+  s->r.lines = s->lines;
+  return s;
+}
+
+static void item_free(item *it) {
+  free(it->input);
+  free(it->rcpt);
+  free(it->reply);
+  free(it->transcript);
+  free(it);
+}
+
+static void item_detach(item *it) {
+  l_del(&it->q);
+  if (it->state == IT_QUEUED && it->dom && it->dom->grp) it->dom->grp->nqueued--;
+}
+
+/* Report one input: the one and only result for it. */
+static void report(smtpc_verifier *v, item *it, int verdict, int reason) {
+  smtpc_result r;
+  if (it->reported || it->probe) return;
+  memset(&r, 0, sizeof r);
+  r.tag = it->tag;
+  r.address = it->input;
+  r.address_len = it->input_len;
+  r.verdict = verdict;
+  r.reason = reason;
+  if (it->reply) r.reply = it->reply->r;
+  r.cls = it->cls;
+  r.mx = it->mx;
+  r.mx_addr = it->mx_addr;
+  r.catch_all = it->dom ? it->dom->catch_all : -1;
+  if (!v->o.catch_all) r.catch_all = -1;
+  r.tls = it->tls;
+  r.greylisted = it->greylisted;
+  r.error = it->err;
+  r.detail = it->detail;
+  r.duration = (double)(uv_hrtime() - it->added_hr) / 1e9;
+  r.transcript = it->transcript;
+  r.transcript_len = it->transcript_len;
+  it->reported = 1;
+  item_detach(it);
+  l_del(&it->all);
+  it->state = IT_DONE;
+  v->pending--;
+  if (!it->in_dialog) item_free(it);
+  v->cb(v, &r, v->data);
+}
+
+/* Verdict rules of the probing contract, for a final RCPT-or-session answer. */
+static int verdict_of(const item *it) {
+  int code = it->reply ? it->reply->r.code : 0;
+  switch (it->reason) {
+  case SMTPC_REASON_USERUNKNOWN:
+  case SMTPC_REASON_HASMOVED:
+  case SMTPC_REASON_SUSPEND:
+  case SMTPC_REASON_HOSTUNKNOWN:
+  case SMTPC_REASON_NOTACCEPT:
+    return code >= 500 && code < 600 ? SMTPC_VERDICT_UNDELIVERABLE : SMTPC_VERDICT_UNKNOWN;
+  case SMTPC_REASON_MAILBOXFULL:
+    return SMTPC_VERDICT_RISKY;
+  default:
+    return SMTPC_VERDICT_UNKNOWN;
+  }
+}
+
+/* Remember what a session said about an item. */
+static void learn(smtpc_verifier *v, item *it, session *s, int stage, const smtpc_reply *rep,
+                  int err, int reason, const char *detail) {
+  smtpc_context ctx;
+  free(it->reply);
+  it->reply = NULL;
+  memset(&it->cls, 0, sizeof it->cls);
+  it->cls.reason = SMTPC_REASON_UNDEFINED;
+  it->reason = SMTPC_REASON_UNDEFINED;
+  if (rep) {
+    it->reply = save_reply(rep);
+    ctx.command = smtpc__cmd_name(stage);
+    ctx.host = s && s->mx ? s->mx : (it->dom ? it->dom->name : NULL);
+    smtpc_classify_lines(rep->code, rep->status, rep->lines, rep->nlines, &ctx, &it->cls);
+    it->reason = it->cls.reason;
+  }
+  if (reason != SMTPC_REASON_UNDEFINED) it->reason = reason;
+  else if (!rep && err) it->reason = SMTPC_REASON_NETWORKERROR;
+  it->err = err;
+  it->detail = detail;
+  it->greylisted = it->cls.greylisted;
+  if (s) {
+    it->mx = s->mx;
+    it->mx_addr = s->h->text;
+    it->tls = smtpc__dialog_tls(s->d);
+    if (v->o.transcript) {
+      size_t n;
+      const char *t = smtpc__dialog_transcript(s->d, &n);
+      free(it->transcript);
+      it->transcript = NULL;
+      it->transcript_len = 0;
+      if (t && (it->transcript = malloc(n + 1)) != NULL) {
+        memcpy(it->transcript, t, n);
+        it->transcript[n] = '\0';
+        it->transcript_len = n;
+      }
+    }
+  }
+}
+
+static void enqueue(smtpc_verifier *v, item *it, int front) {
+  group *g = it->dom->grp;
+  item_detach(it);
+  it->state = IT_QUEUED;
+  if (front) l_push_front(&g->queue, &it->q);
+  else l_push(&g->queue, &it->q);
+  g->nqueued++;
+  kick(v);
+}
+
+static void delay_item(smtpc_verifier *v, item *it, uint64_t ms) {
+  item_detach(it);
+  it->state = IT_DELAYED;
+  it->ready_ms = uv_now(v->loop) + ms;
+  l_push(&v->delayed, &it->q);
+  kick(v);
+}
+
+/* A session lost this item: try again, or report the last thing learnt. */
+static void retry_or_report(smtpc_verifier *v, item *it, uint64_t after_ms) {
+  if (it->probe) return;
+  if (++it->attempts >= MAX_ATTEMPTS || uv_now(v->loop) + after_ms >= it->deadline_ms) {
+    report(v, it, verdict_of(it), it->reason);
+    return;
+  }
+  if (after_ms) delay_item(v, it, after_ms);
+  else enqueue(v, it, 0);
+}
+
+static void flush_held(smtpc_verifier *v, domain *d) {
+  while (!l_empty(&d->held)) {
+    item *it = CONTAINER(d->held.next, item, q);
+    int ca = v->o.catch_all ? d->catch_all : -1;
+    report(v, it, ca == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE, it->reason);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* deciding after a dialog event */
+
+static void backoff_host(session *s, const item *it) {
+  uint64_t ms = it->cls.retry_after > 0 ? (uint64_t)it->cls.retry_after * 1000
+                                        : (uint64_t)2000 << (s->h->strikes < 5 ? s->h->strikes : 5);
+  s->h->strikes++;
+  if (s->h->next_ms < uv_now(s->v->loop) + ms) s->h->next_ms = uv_now(s->v->loop) + ms;
+}
+
+static void host_down(session *s) {
+  s->h->down_until = uv_now(s->v->loop) + HOST_DOWN_MS;
+}
+
+static void on_probe(smtpc_verifier *v, item *it, const smtpc__rcpt_event *ev) {
+  domain *d = it->dom;
+  int code = ev->reply ? ev->reply->code : 0;
+  if (ev->outcome == SMTPC__RCPT_REPLY && code >= 200 && code < 300) d->catch_all = 1;
+  else if (ev->outcome == SMTPC__RCPT_REPLY && code >= 500 && code < 600) d->catch_all = 0;
+  d->probe_state = ev->outcome == SMTPC__RCPT_REPLY ? PROBE_DONE : PROBE_NONE;
+  flush_held(v, d);
+}
+
+static void on_rcpt_reply(smtpc_verifier *v, session *s, item *it) {
+  int code = it->reply ? it->reply->r.code : 0;
+  domain *d = it->dom;
+  if (code >= 200 && code < 300) {
+    int ca = v->o.catch_all ? d->catch_all : -1;
+    if (ca == -1 && v->o.catch_all && d->probe_state == PROBE_INFLIGHT) {
+      item_detach(it);
+      it->state = IT_HELD;
+      l_push(&d->held, &it->q);
+      return;
+    }
+    report(v, it, ca == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE, it->reason);
+  } else if (code >= 400 && code < 500) {
+    uint64_t delay = secs_ms(v->o.greylist_delay);
+    if (it->reason == SMTPC_REASON_MAILBOXFULL) {
+      report(v, it, SMTPC_VERDICT_RISKY, it->reason);
+    } else if (it->reason == SMTPC_REASON_RATELIMITED) {
+      backoff_host(s, it);
+      retry_or_report(v, it, 0);
+    } else if (v->o.greylist_delay >= 0 && it->temp_retries < MAX_TEMP_RETRIES &&
+               uv_now(v->loop) + delay < it->deadline_ms) {
+      it->temp_retries++;
+      delay_item(v, it, delay);
+    } else {
+      report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+    }
+  } else if (code >= 500 && code < 600) {
+    report(v, it, verdict_of(it), it->reason);
+  } else {
+    it->err = SMTPC_EPROTO;
+    report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+  }
+}
+
+static void on_session_fail(smtpc_verifier *v, session *s, item *it,
+                            const smtpc__rcpt_event *ev) {
+  int code = ev->reply ? ev->reply->code : 0;
+  if (ev->reason == SMTPC_REASON_FAILEDSTARTTLS && ev->err == SMTPC_ETLS &&
+      v->o.starttls == SMTPC_STARTTLS_OPPORTUNISTIC) {
+    s->h->no_tls = 1; /* the handshake broke the connection: next time, in clear */
+    retry_or_report(v, it, 0);
+  } else if (ev->reason != SMTPC_REASON_UNDEFINED) {
+    report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+  } else if (code == 421) {
+    backoff_host(s, it);
+    retry_or_report(v, it, 0);
+  } else if (code >= 400 && code < 500) {
+    if (ev->stage == SMTPC__CMD_BANNER) host_down(s); /* next MX */
+    else backoff_host(s, it);
+    retry_or_report(v, it, 0);
+  } else if (code >= 500 && code < 600) {
+    report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+  } else {
+    if (ev->stage == SMTPC__CMD_BANNER) host_down(s);
+    retry_or_report(v, it, 0);
+  }
+}
+
+static void on_event(void *ud, const smtpc__rcpt_event *ev) {
+  session *s = ud;
+  smtpc_verifier *v = s->v;
+  item *it = s->items[ev->index];
+  it->in_dialog = 0;
+  if (it->reported) { /* expired or canceled while its RCPT was out */
+    item_free(it);
+    s->items[ev->index] = NULL;
+    return;
+  }
+  if (ev->outcome == SMTPC__RCPT_UNTRIED) {
+    if (it->probe) {
+      it->dom->probe_state = PROBE_NONE;
+      flush_held(v, it->dom);
+    } else {
+      enqueue(v, it, 1);
+    }
+    return;
+  }
+  learn(v, it, s, ev->stage, ev->reply, ev->err, ev->reason, ev->detail);
+  if (it->probe) {
+    on_probe(v, it, ev);
+    return;
+  }
+  if (ev->outcome == SMTPC__RCPT_REPLY) on_rcpt_reply(v, s, it);
+  else on_session_fail(v, s, it, ev);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* sessions */
+
+typedef struct wreq {
+  uv_write_t req;
+  char data[1];
+} wreq;
+
+static void sess_close(session *s);
+
+static void on_written(uv_write_t *req, int status) {
+  (void)status; /* a failed write shows up as a read error or EOF */
+  free(CONTAINER(req, wreq, req));
+}
+
+static void sess_send(session *s, const char *p, size_t n) {
+  wreq *w;
+  uv_buf_t b;
+  if (n == 0 || s->closing) return;
+  w = malloc(offsetof(wreq, data) + n);
+  if (w == NULL) {
+    smtpc__dialog_eof(s->d, SMTPC_ENOMEM);
+    return;
+  }
+  memcpy(w->data, p, n);
+  b = uv_buf_init(w->data, (unsigned)n);
+  if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
+    free(w);
+    smtpc__dialog_eof(s->d, SMTPC_ECLOSED);
+  }
+}
+
+static void tls_flush(session *s) {
+  while (s->tls && smtpc__tls_pending(s->tls) > 0) {
+    size_t n = smtpc__tls_take(s->tls, s->v->plainbuf, sizeof s->v->plainbuf);
+    if (n == 0) break;
+    sess_send(s, s->v->plainbuf, n);
+  }
+}
+
+static void sess_flush(session *s) {
+  size_t n;
+  const char *out = smtpc__dialog_output(s->d, &n);
+  if (n == 0) return;
+  if (s->tls_state == 2) {
+    if (smtpc__tls_write(s->tls, out, n) != 0) {
+      smtpc__dialog_consume(s->d);
+      smtpc__dialog_eof(s->d, SMTPC_ETLS);
+      return;
+    }
+    smtpc__dialog_consume(s->d);
+    tls_flush(s);
+  } else {
+    sess_send(s, out, n);
+    smtpc__dialog_consume(s->d);
+  }
+}
+
+static void on_sess_timer(uv_timer_t *t);
+
+static void arm(session *s, double secs) {
+  uv_timer_start(&s->timer, on_sess_timer, secs_ms(secs), 0);
+}
+
+/* After every input to the dialog: send, start TLS, re-arm or close. */
+static void sess_step(session *s) {
+  unsigned want;
+  int i;
+  for (i = 0; i < 3 && !s->closing; i++) {
+    sess_flush(s);
+    want = smtpc__dialog_want(s->d);
+    if (want & SMTPC__WANT_CLOSE) {
+      sess_close(s);
+      return;
+    }
+    if ((want & SMTPC__WANT_TLS) && s->tls_state == 0) {
+      s->tls = s->v->tls_ctx ? smtpc__tls_new(s->v->tls_ctx, s->mx) : NULL;
+      if (s->tls == NULL || smtpc__tls_handshake(s->tls) < 0) {
+        smtpc__dialog_tls_done(s->d, 0);
+        continue; /* the dialog has given up: close on the next round */
+      }
+      s->tls_state = 1;
+      tls_flush(s);
+    }
+    if (s->tls_state == 1 || (want & SMTPC__WANT_REPLY)) arm(s, s->v->o.timeout);
+    else uv_timer_stop(&s->timer);
+    return;
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  session *s = h->data;
+  (void)hint;
+  *buf = uv_buf_init(s->v->readbuf, sizeof s->v->readbuf);
+}
+
+static void feed_tls(session *s, const char *p, size_t n) {
+  if (smtpc__tls_feed(s->tls, p, n) != 0) {
+    smtpc__dialog_eof(s->d, SMTPC_ENOMEM);
+    return;
+  }
+  if (s->tls_state == 1) {
+    int rc = smtpc__tls_handshake(s->tls);
+    tls_flush(s);
+    if (rc < 0) {
+      smtpc__dialog_tls_done(s->d, 0);
+      return;
+    }
+    if (rc == 0) return;
+    s->tls_state = 2;
+    smtpc__dialog_tls_done(s->d, 1);
+    sess_flush(s);
+  }
+  for (;;) {
+    long got = smtpc__tls_read(s->tls, s->v->plainbuf, sizeof s->v->plainbuf);
+    if (got == 0) break;
+    if (got < 0) {
+      smtpc__dialog_eof(s->d, got == SMTPC_ECLOSED ? SMTPC_ECLOSED : SMTPC_ETLS);
+      break;
+    }
+    smtpc__dialog_feed(s->d, s->v->plainbuf, (size_t)got);
+    if (s->closing) break;
+    sess_flush(s);
+  }
+  tls_flush(s);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  session *s = st->data;
+  if (s->closing) return;
+  if (nread < 0) {
+    smtpc__dialog_eof(s->d, SMTPC_ECLOSED);
+  } else if (nread > 0) {
+    if (s->tls_state == 0) smtpc__dialog_feed(s->d, buf->base, (size_t)nread);
+    else feed_tls(s, buf->base, (size_t)nread);
+  }
+  if (!s->closing) sess_step(s);
+}
+
+/* The connection never came up: the host is down for this run (next MX), items go back. */
+static void connect_failed(session *s, int err, const char *detail) {
+  size_t i;
+  host_down(s);
+  for (i = 0; i < s->nitems; i++) {
+    item *it = s->items[i];
+    if (it == NULL) continue;
+    it->in_dialog = 0;
+    s->items[i] = NULL;
+    if (it->reported) {
+      item_free(it);
+      continue;
+    }
+    if (it->probe) {
+      it->dom->probe_state = PROBE_NONE;
+      flush_held(s->v, it->dom);
+      item_free(it);
+      continue;
+    }
+    learn(s->v, it, NULL, SMTPC__CMD_BANNER, NULL, err, SMTPC_REASON_NETWORKERROR, detail);
+    it->mx = s->mx;
+    it->mx_addr = s->h->text;
+    retry_or_report(s->v, it, 0);
+  }
+  sess_close(s);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  session *s = req->data;
+  if (s->closing) return;
+  if (status < 0) {
+    connect_failed(s, SMTPC_ECLOSED, uv_strerror(status));
+    return;
+  }
+  s->connected = 1;
+  if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) != 0) {
+    connect_failed(s, SMTPC_ECLOSED, "read failed");
+    return;
+  }
+  arm(s, s->v->o.timeout); /* the banner */
+}
+
+static void on_sess_timer(uv_timer_t *t) {
+  session *s = t->data;
+  if (s->closing) return;
+  if (!s->connected) {
+    connect_failed(s, SMTPC_ETIMEOUT, "connect timed out");
+    return;
+  }
+  if (s->tls_state == 1) smtpc__dialog_tls_done(s->d, 0);
+  else smtpc__dialog_timeout(s->d);
+  sess_step(s);
+}
+
+static void sess_free(session *s) {
+  smtpc_verifier *v = s->v;
+  size_t i;
+  for (i = 0; i < s->nitems; i++) {
+    item *it = s->items[i];
+    if (it == NULL || !it->in_dialog) continue;
+    it->in_dialog = 0;
+    if (it->probe) {
+      if (it->dom->probe_state == PROBE_INFLIGHT) it->dom->probe_state = PROBE_NONE;
+      flush_held(v, it->dom);
+      item_free(it);
+    } else if (it->reported) {
+      item_free(it);
+    } else {
+      learn(v, it, NULL, SMTPC__CMD_QUIT, NULL, SMTPC_ECLOSED, SMTPC_REASON_NETWORKERROR,
+            "session ended");
+      retry_or_report(v, it, 0);
+    }
+  }
+  /* probes answered or not: their memory goes with the session */
+  for (i = 0; i < s->nitems; i++)
+    if (s->items[i] && s->items[i]->probe) item_free(s->items[i]);
+  free(s->items);
+  smtpc__dialog_free(s->d);
+  smtpc__tls_free(s->tls);
+  s->h->active--;
+  v->active--;
+  l_del(&s->node);
+  free(s);
+  kick(v);
+  maybe_finish_close(v);
+}
+
+static void on_sess_closed(uv_handle_t *h) {
+  session *s = h->data;
+  if (--s->nclosing == 0) sess_free(s);
+}
+
+static void sess_close(session *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  s->nclosing = 2;
+  uv_timer_stop(&s->timer);
+  uv_close((uv_handle_t *)&s->timer, on_sess_closed);
+  uv_close((uv_handle_t *)&s->tcp, on_sess_closed);
+}
+
+/* Take up to rcpt_per_session items from g's queue (catch-all probes included) and connect. */
+static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
+  smtpc__dialog_cfg cfg;
+  session *s;
+  size_t cap = (size_t)v->o.rcpt_per_session, n = 0, nprobes = 0, i;
+  smtpc_sockaddr sa;
+  link *p;
+  int err;
+
+  s = calloc(1, sizeof *s);
+  if (s == NULL) return SMTPC_ENOMEM;
+  s->items = calloc(cap, sizeof *s->items);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.helo = v->helo;
+  cfg.mail_from = v->mail_from;
+  cfg.mail_from_utf8 = v->mail_from_utf8;
+  cfg.starttls = h->no_tls || v->tls_ctx == NULL ? SMTPC_STARTTLS_OFF : v->o.starttls;
+  if (v->o.starttls == SMTPC_STARTTLS_REQUIRED) cfg.starttls = SMTPC_STARTTLS_REQUIRED;
+  cfg.max_rejections = (size_t)v->o.max_rejections;
+  cfg.transcript = v->o.transcript;
+  s->d = s->items ? smtpc__dialog_new(&cfg, on_event, s, &err) : NULL;
+  if (s->d == NULL) {
+    free(s->items);
+    free(s);
+    return SMTPC_ENOMEM;
+  }
+  s->v = v;
+  s->grp = g;
+  s->h = h;
+  s->mx = mx;
+
+  /* real addresses first, in queue order */
+  for (p = g->queue.next; p != &g->queue && n + nprobes < cap;) {
+    item *it = CONTAINER(p, item, q);
+    domain *d = it->dom;
+    int need = v->o.catch_all && d->catch_all == -1 && d->probe_state == PROBE_NONE &&
+               d->batch_mark != s;
+    long idx;
+    p = p->next;
+    if (n + nprobes + 1 + (need ? 1 : 0) > cap && n > 0) break;
+    idx = smtpc__dialog_add_rcpt(s->d, it->rcpt, it->rcpt_len, it->utf8);
+    if (idx < 0) { /* never: the parser refused these first; refuse them again anyway */
+      learn(v, it, NULL, 0, NULL, 0, SMTPC_REASON_SYNTAXERROR, smtpc_strerror((int)idx));
+      report(v, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_SYNTAXERROR);
+      continue;
+    }
+    item_detach(it);
+    it->state = IT_SESSION;
+    it->in_dialog = 1;
+    s->items[n++] = it;
+    if (need) {
+      d->batch_mark = s;
+      nprobes++;
+    }
+  }
+  /* then one random local part per domain whose catch-all state is unknown */
+  for (i = 0; i < n && nprobes > 0; i++) {
+    domain *d = s->items[i]->dom;
+    item *pr;
+    unsigned char rnd[10];
+    char local[32];
+    size_t k, dl;
+    if (d->batch_mark != s) continue;
+    d->batch_mark = NULL;
+    nprobes--;
+    if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0) continue;
+    memcpy(local, "smtpc-", 6);
+    for (k = 0; k < sizeof rnd; k++) local[6 + k] = "abcdefghijklmnopqrstuvwxyz234567"[rnd[k] & 31];
+    local[6 + sizeof rnd] = '@';
+    dl = strlen(d->name);
+    pr = calloc(1, sizeof *pr);
+    if (pr == NULL || (pr->rcpt = malloc(7 + sizeof rnd + dl + 1)) == NULL) {
+      free(pr);
+      continue;
+    }
+    memcpy(pr->rcpt, local, 7 + sizeof rnd);
+    memcpy(pr->rcpt + 7 + sizeof rnd, d->name, dl + 1);
+    pr->rcpt_len = 7 + sizeof rnd + dl;
+    pr->probe = 1;
+    pr->dom = d;
+    l_init(&pr->q);
+    l_init(&pr->all);
+    if (smtpc__dialog_add_rcpt(s->d, pr->rcpt, pr->rcpt_len, 0) < 0) {
+      item_free(pr);
+      continue;
+    }
+    pr->in_dialog = 1;
+    pr->state = IT_SESSION;
+    d->probe_state = PROBE_INFLIGHT;
+    s->items[n++] = pr;
+  }
+  s->nitems = n;
+  if (n == 0) {
+    smtpc__dialog_free(s->d);
+    free(s->items);
+    free(s);
+    return 0;
+  }
+
+  l_init(&s->node);
+  l_push(&v->sessions, &s->node);
+  h->active++;
+  v->active++;
+  h->next_ms = uv_now(v->loop) + secs_ms(v->o.host_pause);
+  uv_tcp_init(v->loop, &s->tcp);
+  uv_timer_init(v->loop, &s->timer);
+  s->tcp.data = s->timer.data = s->creq.data = s;
+  sa = h->sa;
+  if (sa.sa.sa_family == AF_INET6) sa.in6.sin6_port = htons((uint16_t)v->o.port);
+  else sa.in.sin_port = htons((uint16_t)v->o.port);
+  if (v->bind) {
+    struct sockaddr_storage b;
+    if ((uv_ip4_addr(v->bind, 0, (struct sockaddr_in *)&b) == 0 ||
+         uv_ip6_addr(v->bind, 0, (struct sockaddr_in6 *)&b) == 0))
+      (void)uv_tcp_bind(&s->tcp, (struct sockaddr *)&b, 0);
+  }
+  err = uv_tcp_connect(&s->creq, &s->tcp, &sa.sa, on_connect);
+  if (err != 0) {
+    connect_failed(s, SMTPC_ECLOSED, uv_strerror(err));
+    return 0;
+  }
+  arm(s, v->o.connect_timeout);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* scheduling */
+
+static host *host_for(smtpc_verifier *v, const smtpc_sockaddr *sa) {
+  char text[64];
+  host *h;
+  if (sa->sa.sa_family == AF_INET6) uv_ip6_name(&sa->in6, text, sizeof text);
+  else uv_ip4_name(&sa->in, text, sizeof text);
+  h = t_get(&v->hosts, text, host_key);
+  if (h) return h;
+  h = calloc(1, sizeof *h);
+  if (h == NULL) return NULL;
+  h->sa = *sa;
+  memcpy(h->text, text, sizeof text);
+  if (t_put(&v->hosts, h, host_key) != 0) {
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+static void wake_at(uint64_t *next, uint64_t t) {
+  if (*next == 0 || t < *next) *next = t;
+}
+
+/* Start what can start for g now; note when it can next start something in *next. */
+static void schedule_group(smtpc_verifier *v, group *g, uint64_t now, uint64_t *next) {
+  while (g->nqueued > 0 && v->active < (size_t)v->o.concurrency) {
+    size_t m, a;
+    host *pick = NULL;
+    const char *mx = NULL;
+    int any_up = 0;
+    for (m = 0; m < g->route->nmx && !any_up; m++) {
+      const smtpc_mx *x = &g->route->mx[m];
+      for (a = 0; a < x->naddrs; a++) {
+        host *h = host_for(v, &x->addrs[a]);
+        if (h == NULL || h->down_until > now) continue;
+        any_up = 1;
+        if (h->active >= v->o.per_host) continue;
+        if (h->next_ms > now) {
+          wake_at(next, h->next_ms);
+          continue;
+        }
+        if (pick == NULL || h->active < pick->active) {
+          pick = h;
+          mx = x->host;
+        }
+      }
+    }
+    if (!any_up) { /* every MX refused us: the addresses get what we last learnt */
+      while (!l_empty(&g->queue)) {
+        item *it = CONTAINER(g->queue.next, item, q);
+        if (it->reason == SMTPC_REASON_UNDEFINED) it->reason = SMTPC_REASON_NETWORKERROR;
+        report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+      }
+      return;
+    }
+    if (pick == NULL) return; /* a session end or the pause will wake us */
+    if (start_session(v, g, pick, mx) != 0) return;
+  }
+}
+
+static void expire(smtpc_verifier *v, uint64_t now, uint64_t *next) {
+  while (!l_empty(&v->all)) {
+    item *it = CONTAINER(v->all.next, item, all);
+    if (it->deadline_ms > now) {
+      wake_at(next, it->deadline_ms);
+      return;
+    }
+    if (it->err == 0 && it->reply == NULL) it->err = SMTPC_ETIMEOUT;
+    it->detail = "deadline reached";
+    report(v, it, SMTPC_VERDICT_UNKNOWN, SMTPC_REASON_EXPIRED);
+  }
+}
+
+static void schedule(smtpc_verifier *v) {
+  uint64_t now = uv_now(v->loop), next = 0;
+  link *p, *n;
+  size_t rounds;
+  if (v->closing && v->canceled) return;
+  while (!l_empty(&v->immediate)) {
+    item *it = CONTAINER(v->immediate.next, item, q);
+    report(v, it, it->verdict, it->reason);
+  }
+  expire(v, now, &next);
+  for (p = v->delayed.next; p != &v->delayed; p = n) {
+    item *it = CONTAINER(p, item, q);
+    n = p->next;
+    if (it->ready_ms <= now) enqueue(v, it, 0);
+    else wake_at(&next, it->ready_ms);
+  }
+  /* round robin over groups: rotate the list so the next pass starts elsewhere */
+  rounds = 0;
+  for (p = v->groups.next; p != &v->groups && v->active < (size_t)v->o.concurrency; p = n) {
+    n = p->next;
+    schedule_group(v, CONTAINER(p, group, node), now, &next);
+    rounds++;
+  }
+  if (rounds > 1 && !l_empty(&v->groups)) {
+    link *first = v->groups.next;
+    l_del(first);
+    l_push(&v->groups, first);
+  }
+  if (next) {
+    uv_timer_start(&v->tick, NULL, 0, 0); /* replaced just below */
+    uv_timer_stop(&v->tick);
+  }
+  v->tick_armed = 0;
+  if (next) {
+    extern void smtpc__engine_tick(uv_timer_t * t);
+    v->tick_armed = 1;
+    v->tick_at = next;
+    uv_timer_start(&v->tick, smtpc__engine_tick, next > now ? next - now : 0, 0);
+  }
+}
+
+void smtpc__engine_tick(uv_timer_t *t) {
+  smtpc_verifier *v = t->data;
+  v->tick_armed = 0;
+  v->in_tick = 1;
+  schedule(v);
+  v->in_tick = 0;
+}
+
+static void kick(smtpc_verifier *v) {
+  if (!v->tick_open || v->canceled) return;
+  if (v->tick_armed && v->tick_at <= uv_now(v->loop)) return;
+  v->tick_armed = 1;
+  v->tick_at = uv_now(v->loop);
+  uv_timer_start(&v->tick, smtpc__engine_tick, 0, 0);
+}

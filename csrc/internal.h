@@ -1,0 +1,10 @@
+/* internal.h -- declarations shared between the core's files; not installed. */
+#ifndef SMTPC_INTERNAL_H
+#define SMTPC_INTERNAL_H
+
+#include "smtpcode.h"
+
+/* status.c: find a status code anywhere in text (class cls, or any when 0). */
+int smtpc__status_find(const char *text, size_t len, char cls, char out[SMTPC_STATUS_SIZE]);
+
+#endif

@@ -1,0 +1,605 @@
+/*
+ * smtpcode.h -- the one public header of libsmtpcode.
+ *
+ * Two jobs from one C core:
+ *   - decode and classify SMTP replies and bounce diagnostics (no I/O);
+ *   - probe addresses by SMTP on libuv without sending mail.
+ *
+ * Conventions (after libuv and hiredis):
+ *   - functions return 0 or a positive count on success, a negative SMTPC_E* code on failure;
+ *   - caller-owned structs are filled in place; pointers inside them are views that stay valid
+ *     for the lifetime documented next to each function;
+ *   - nothing here allocates per call unless it says so.
+ */
+#ifndef SMTPCODE_H
+#define SMTPCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define SMTPC_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define SMTPC_API __attribute__((visibility("default")))
+#else
+#define SMTPC_API
+#endif
+
+#define SMTPC_VERSION_MAJOR 0
+#define SMTPC_VERSION_MINOR 1
+#define SMTPC_VERSION_PATCH 0
+#define SMTPC_VERSION "0.1.0"
+
+SMTPC_API const char *smtpc_version(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Error codes: one X-macro table; the values are negative (SMTPC_EBADCODE == -3 ...).        */
+/* Later modules append their rows at the end so that earlier values never change.            */
+
+#define SMTPC_ERRNO_MAP(XX)                                                          \
+  XX(NOMEM,        "out of memory")                                                  \
+  XX(INVAL,        "invalid argument")                                               \
+  XX(BADCODE,      "line does not start with a 3-digit reply code")                  \
+  XX(BADSEP,       "reply code is not followed by a space, a hyphen or the line end")\
+  XX(CODECHANGE,   "reply code changed inside a multi-line reply")                   \
+  XX(LINETOOLONG,  "reply line is longer than the line limit")                       \
+  XX(TOOMANYLINES, "reply has more lines than the line-count limit")                 \
+  XX(TOOBIG,       "reply is larger than the reply size limit")                      \
+  XX(EMPTY,        "no reply text")                                                  \
+  XX(BADKEY,       "not a reply code, an enhanced status code or a reason name")     \
+  XX(BADLANG,      "unsupported language (use \"en\" or \"ja\")")                    \
+  XX(BADSTATUS,    "malformed enhanced status code")                                 \
+  XX(BADADDRESS,   "invalid mail address")                                           \
+  XX(DNS,          "DNS lookup failed")                                              \
+  XX(TIMEOUT,      "timed out")                                                      \
+  XX(CANCELED,     "operation canceled")                                             \
+  XX(TLS,          "TLS failure")                                                    \
+  XX(PROTO,        "SMTP protocol violation by the peer")                            \
+  XX(CLOSED,       "connection closed")
+
+enum smtpc__errno_index {
+  SMTPC__EIDX_NONE = 0,
+#define SMTPC__XX(name, msg) SMTPC__EIDX_##name,
+  SMTPC_ERRNO_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC__EIDX_COUNT
+};
+
+typedef enum smtpc_errno {
+  SMTPC_OK = 0,
+#define SMTPC__XX(name, msg) SMTPC_E##name = -SMTPC__EIDX_##name,
+  SMTPC_ERRNO_MAP(SMTPC__XX)
+#undef SMTPC__XX
+} smtpc_errno;
+
+/* Message for an error code ("unknown error" for values outside the table). */
+SMTPC_API const char *smtpc_strerror(int err);
+/* Name of an error code without the prefix, e.g. "BADCODE". */
+SMTPC_API const char *smtpc_err_name(int err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reasons (Sisimai's names, so results interoperate).                                        */
+
+#define SMTPC_REASON_MAP(XX)                                                         \
+  XX(UNDEFINED, "undefined")                                                         \
+  XX(AUTHFAILURE, "authfailure")                                                     \
+  XX(BADREPUTATION, "badreputation")                                                 \
+  XX(BLOCKED, "blocked")                                                             \
+  XX(CONTENTERROR, "contenterror")                                                   \
+  XX(DELIVERED, "delivered")                                                         \
+  XX(EMAILTOOLARGE, "emailtoolarge")                                                 \
+  XX(EXPIRED, "expired")                                                             \
+  XX(FAILEDSTARTTLS, "failedstarttls")                                               \
+  XX(FEEDBACK, "feedback")                                                           \
+  XX(FILTERED, "filtered")                                                           \
+  XX(HASMOVED, "hasmoved")                                                           \
+  XX(HOSTUNKNOWN, "hostunknown")                                                     \
+  XX(MAILBOXFULL, "mailboxfull")                                                     \
+  XX(MAILERERROR, "mailererror")                                                     \
+  XX(NETWORKERROR, "networkerror")                                                   \
+  XX(NORELAYING, "norelaying")                                                       \
+  XX(NOTACCEPT, "notaccept")                                                         \
+  XX(NOTCOMPLIANTRFC, "notcompliantrfc")                                             \
+  XX(ONHOLD, "onhold")                                                               \
+  XX(POLICYVIOLATION, "policyviolation")                                             \
+  XX(RATELIMITED, "ratelimited")                                                     \
+  XX(REJECTED, "rejected")                                                           \
+  XX(REQUIREPTR, "requireptr")                                                       \
+  XX(SECURITYERROR, "securityerror")                                                 \
+  XX(SPAMDETECTED, "spamdetected")                                                   \
+  XX(SUPPRESSED, "suppressed")                                                       \
+  XX(SUSPEND, "suspend")                                                             \
+  XX(SYNTAXERROR, "syntaxerror")                                                     \
+  XX(SYSTEMERROR, "systemerror")                                                     \
+  XX(SYSTEMFULL, "systemfull")                                                       \
+  XX(USERUNKNOWN, "userunknown")                                                     \
+  XX(VACATION, "vacation")                                                           \
+  XX(VIRUSDETECTED, "virusdetected")
+
+typedef enum smtpc_reason {
+#define SMTPC__XX(id, name) SMTPC_REASON_##id,
+  SMTPC_REASON_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_REASON_COUNT
+} smtpc_reason;
+
+/* "userunknown" for SMTPC_REASON_USERUNKNOWN; NULL when out of range. */
+SMTPC_API const char *smtpc_reason_name(int reason);
+/* Reason for a name (exact, lower case); -1 when unknown. */
+SMTPC_API int smtpc_reason_from_name(const char *name, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reply reader (reply.c): bytes in, complete replies out; no I/O.                            */
+
+/* A view into memory owned by someone else. */
+typedef struct smtpc_span {
+  const char *ptr;
+  size_t len;
+} smtpc_span;
+
+/* Bounds on what a server may send as one reply. RFC 5321 allows 512 octets a line, but real
+ * servers send longer lines (Microsoft's and Google's explanations reach ~1000), so the line
+ * bound is generous; the count and size bounds stop endless multi-line replies. */
+#define SMTPC_MAX_LINE_DEFAULT  4096   /* octets per line, line end included   */
+#define SMTPC_MAX_LINES_DEFAULT 128    /* lines per reply                      */
+#define SMTPC_MAX_REPLY_DEFAULT 65536  /* octets per reply, line ends included */
+
+typedef struct smtpc_limits {
+  size_t max_line;   /* 0 = default */
+  size_t max_lines;  /* 0 = default; never more than SMTPC_MAX_LINES_DEFAULT */
+  size_t max_reply;  /* 0 = default */
+} smtpc_limits;
+
+/* Enhanced status code text, "5.1.1" .. "5.999.999" plus NUL. */
+#define SMTPC_STATUS_SIZE 12
+
+/* One complete reply. */
+typedef struct smtpc_reply {
+  int code;                       /* 100..599                                              */
+  char status[SMTPC_STATUS_SIZE]; /* first RFC 2034 code on its lines, "" when none         */
+  size_t nlines;
+  const smtpc_span *lines;        /* text of each line: code, separator, status removed    */
+  size_t size;                    /* octets the reply took on the wire                     */
+} smtpc_reply;
+
+/* Zero-copy parse of one reply at the start of buf (picohttpparser style).
+ * Returns the number of octets consumed (> 0) with out/lines filled as views into buf,
+ * 0 when buf holds only part of a reply, or a negative error; *errpos (may be NULL) gets the
+ * offset in buf where the error was found. `lines` must have room for limits->max_lines. */
+SMTPC_API long smtpc_parse_reply(const char *buf, size_t len, const smtpc_limits *limits,
+                                 smtpc_reply *out, smtpc_span *lines, size_t *errpos);
+
+typedef struct smtpc_reader smtpc_reader;
+
+/* NULL limits = defaults. Returns NULL when out of memory. */
+SMTPC_API smtpc_reader *smtpc_reader_new(const smtpc_limits *limits);
+SMTPC_API void smtpc_reader_free(smtpc_reader *r);
+/* Append bytes. Returns 0 or the sticky error. Invalidates views from earlier replies. */
+SMTPC_API int smtpc_reader_feed(smtpc_reader *r, const char *buf, size_t len);
+/* Take the next complete reply: 1 = *out filled (views valid until the next feed, next or
+ * free), 0 = need more bytes, < 0 = sticky error (every later call returns it too). */
+SMTPC_API int smtpc_reader_next(smtpc_reader *r, smtpc_reply *out);
+/* The sticky error (0 when none) and the offset in the whole stream where it was found. */
+SMTPC_API int smtpc_reader_error(const smtpc_reader *r, uint64_t *offset);
+/* Octets fed but not yet returned as part of a reply. */
+SMTPC_API size_t smtpc_reader_pending(const smtpc_reader *r);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Enhanced status codes (status.c, RFC 3463).                                                */
+
+/* Parse "c.sss.ddd" at the start of s (class 2, 4 or 5; subject and detail 1-3 digits,
+ * no leading zeros beyond a single 0). Returns octets consumed (> 0) or SMTPC_EBADSTATUS.
+ * On success, if out is not NULL, writes the canonical text (NUL-terminated). */
+SMTPC_API int smtpc_status_parse(const char *s, size_t len, char out[SMTPC_STATUS_SIZE]);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Classification and decoding (decode.c, classify.c).                                        */
+
+/* What the caller knows beyond the text; every field may be NULL. */
+typedef struct smtpc_context {
+  const char *command;  /* SMTP command the reply answered: "RCPT", "DATA", "MAIL", "CONN" ... */
+  const char *host;     /* remote host name, or the recipient's domain                          */
+} smtpc_context;
+
+typedef struct smtpc_class {
+  int reason;           /* smtpc_reason                                                */
+  int temporary;        /* 4xx reply, or class-4 status when there is no code           */
+  int hard_bounce;      /* retrying can never succeed for this address                 */
+  int retry;            /* a sender should try again later                             */
+  int retry_after;      /* seconds the reply implies before a retry, 0 when none       */
+  int greylisted;       /* a greylisting deferral                                      */
+  const char *provider; /* "google", "microsoft" ... when a provider rule decided; NULL */
+} smtpc_class;
+
+#define SMTPC_DECODE_MAX_LINES SMTPC_MAX_LINES_DEFAULT
+
+typedef struct smtpc_decoded {
+  int code;                            /* 0 when the text carries none                     */
+  char status[SMTPC_STATUS_SIZE];      /* "" when none                                     */
+  const char *kind;                    /* "success" "intermediate" "transient" "permanent"
+                                          "unknown"                                         */
+  smtpc_class cls;
+  size_t nlines;
+  smtpc_span lines[SMTPC_DECODE_MAX_LINES]; /* views into the caller's text                 */
+} smtpc_decoded;
+
+/* Decode one reply or bounce diagnostic ("smtp; 550 5.1.1 ...", a reply folded onto one line
+ * as logs write it, a multi-line reply, or plain text). The line views point into `text`.
+ * Returns 0, or SMTPC_EEMPTY / SMTPC_EBADCODE / SMTPC_ETOOMANYLINES ... for malformed input. */
+SMTPC_API int smtpc_decode(const char *text, size_t len, const smtpc_context *ctx,
+                           smtpc_decoded *out);
+
+/* The same decision for callers that hold the parts already: code 0 and status NULL/"" mean
+ * absent (then they are taken from the text when it carries them). */
+SMTPC_API int smtpc_classify(int code, const char *status, const char *text, size_t len,
+                             const smtpc_context *ctx, smtpc_decoded *out);
+
+/* The decision alone, over lines that are already split (used by decode and the engine). */
+SMTPC_API void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
+                                    size_t nlines, const smtpc_context *ctx, smtpc_class *out);
+
+/* "success", "intermediate", "transient", "permanent" or "unknown" for a code (0 = none)
+ * and a status ("" = none). */
+SMTPC_API const char *smtpc_kind(int code, const char *status);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Catalog (catalog.c, data in catalog/ *.def).                                               */
+
+typedef struct smtpc_explanation {
+  const char *key;          /* the normalised key: "550", "5.1.1", "X.1.1" or "userunknown" */
+  const char *title;
+  const char *description;  /* what the server meant and the likely causes                */
+  const char *action;       /* what the sender should do                                  */
+  char buf[2048];           /* storage for entries composed from the digits' meanings     */
+} smtpc_explanation;
+
+/* key: "550", "5.1.1", "X.1.1" or a reason name; lang: "en" (NULL) or "ja".
+ * Returns 0, SMTPC_EBADKEY for a malformed key, SMTPC_EBADLANG. Strings live in *out or in
+ * static storage: valid as long as *out. */
+SMTPC_API int smtpc_explain(const char *key, size_t keylen, const char *lang,
+                            smtpc_explanation *out);
+SMTPC_API int smtpc_explain_code(int code, const char *lang, smtpc_explanation *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Addresses (address.c) -- section owned by the address module.                              */
+/* SMTPC-SECTION: address */
+
+/* RFC 5321 limits (octets). The whole-address bound is the 256-octet Path minus "<" and ">". */
+#define SMTPC_ADDR_MAX_LOCAL   64
+#define SMTPC_ADDR_MAX_LABEL   63
+#define SMTPC_ADDR_MAX_DOMAIN  255
+#define SMTPC_ADDR_MAX_ADDRESS 254
+/* Input longer than this is refused before any other work (hostile input stays cheap). */
+#define SMTPC_ADDR_MAX_INPUT   1024
+
+/* Why an address was rejected: one row per kind, (ID, name, "message"); the name is the
+ * machine-readable form used by the bindings. New kinds are appended at the end. */
+#define SMTPC_ADDR_KIND_MAP(XX)                                                          \
+  XX(EMPTY,            empty,            "the address is empty") \
+  XX(TOO_LONG,         too_long,         "the address is longer than 254 octets") \
+  XX(NO_AT,            no_at,            "no @ between local part and domain") \
+  XX(MULTIPLE_AT,      multiple_at,      "more than one @ outside a quoted local part") \
+  XX(EMPTY_LOCAL,      empty_local,      "the local part is empty") \
+  XX(LOCAL_TOO_LONG,   local_too_long,   "the local part is longer than 64 octets") \
+  XX(BAD_CHAR,         bad_char,         "character not allowed in an unquoted local part") \
+  XX(LEADING_DOT,      leading_dot,      "the local part starts with a dot") \
+  XX(TRAILING_DOT,     trailing_dot,     "the local part ends with a dot") \
+  XX(CONSECUTIVE_DOTS, consecutive_dots, "two consecutive dots in the local part") \
+  XX(UNBALANCED_QUOTE, unbalanced_quote, "quoted local part without its closing quote") \
+  XX(TEXT_AFTER_QUOTE, text_after_quote, "text between the closing quote and the @") \
+  XX(BAD_ESCAPE,       bad_escape,       "backslash not followed by a printable ASCII character") \
+  XX(EMPTY_DOMAIN,     empty_domain,     "the domain is empty") \
+  XX(DOMAIN_TOO_LONG,  domain_too_long,  "the domain is longer than 255 octets") \
+  XX(EMPTY_LABEL,      empty_label,      "empty domain label (leading, trailing or consecutive dots)") \
+  XX(LABEL_TOO_LONG,   label_too_long,   "a domain label is longer than 63 octets") \
+  XX(BAD_DOMAIN_CHAR,  bad_domain_char,  "character not allowed in a domain name") \
+  XX(HYPHEN_LABEL,     hyphen_label,     "a domain label starts or ends with a hyphen") \
+  XX(NUMERIC_TLD,      numeric_tld,      "all-numeric top-level domain (write an IP address as [192.0.2.1])") \
+  XX(BAD_LITERAL,      bad_literal,      "malformed address literal (use [192.0.2.1] or [IPv6:2001:db8::1])") \
+  XX(INVALID_UTF8,     invalid_utf8,     "invalid UTF-8") \
+  XX(CONTROL_CHAR,     control_char,     "control or invisible format character") \
+  XX(IDNA,             idna,             "domain name rejected by IDNA2008")
+
+typedef enum smtpc_addr_kind {
+  SMTPC_ADDR_OK = 0,
+#define SMTPC__XX(id, name, msg) SMTPC_ADDR_E##id,
+  SMTPC_ADDR_KIND_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_ADDR_KIND_COUNT
+} smtpc_addr_kind;
+
+/* Buffer sizes: every text below is NUL-terminated and never longer than its limit. */
+#define SMTPC_ADDR_LOCAL_SIZE   (SMTPC_ADDR_MAX_LOCAL + 1)
+#define SMTPC_ADDR_DOMAIN_SIZE  (SMTPC_ADDR_MAX_DOMAIN + 1)
+#define SMTPC_ADDR_ADDRESS_SIZE (SMTPC_ADDR_MAX_ADDRESS + 1)
+
+/* A parsed mailbox. Everything is copied in: no pointers into the caller's input.
+ * None of the texts contains a control character, CR, LF or NUL, so each can be placed
+ * inside "RCPT TO:<...>" as it is. */
+typedef struct smtpc_address {
+  char address[SMTPC_ADDR_ADDRESS_SIZE];       /* normalised: local_part "@" domain            */
+  char ascii_address[SMTPC_ADDR_ADDRESS_SIZE]; /* local_part "@" ascii_domain: the form to send;
+                                                  it needs SMTPUTF8 only when utf8_local is set */
+  char local_part[SMTPC_ADDR_LOCAL_SIZE];      /* case kept; a quoted string stays quoted only
+                                                  when a dot-string cannot say it, with the
+                                                  minimal backslashes (\" and \\ only)          */
+  char domain[SMTPC_ADDR_DOMAIN_SIZE];         /* lower-cased; U-labels kept (IDNA-mapped form);
+                                                  a literal is canonical: [192.0.2.1],
+                                                  [IPv6:2001:db8::1] (RFC 5952 text)           */
+  char ascii_domain[SMTPC_ADDR_DOMAIN_SIZE];   /* A-labels ("xn--..."); == domain when ASCII    */
+  int literal;                                 /* domain is an address literal                  */
+  int smtputf8;                                /* the address as given has non-ASCII (RFC 6531) */
+  int utf8_local;                              /* the local part has non-ASCII: RCPT needs the
+                                                  SMTPUTF8 extension whatever the domain form  */
+  size_t error_offset;                         /* on failure: octet in the input where it was  */
+} smtpc_address;
+
+/* Parse one RFC 5321 Mailbox (envelope form: no comments, folding white space, display name or
+ * angle brackets), with RFC 6531 UTF-8 and IDNA2008 (non-transitional) domains.
+ * Returns 0 with *out filled, SMTPC_EBADADDRESS when the text is not a valid mailbox
+ * (*kind says why, out->error_offset where), SMTPC_EINVAL for NULL arguments, or SMTPC_ENOMEM.
+ * kind may be NULL; on success it is set to SMTPC_ADDR_OK. Pure and thread-safe: no global
+ * state, no I/O, no allocation beyond libidn2's own for non-ASCII domains. */
+SMTPC_API int smtpc_parse_address(const char *s, size_t len, smtpc_address *out, int *kind);
+
+/* "consecutive_dots" for SMTPC_ADDR_ECONSECUTIVE_DOTS, "ok" for SMTPC_ADDR_OK; NULL when out of
+ * range. */
+SMTPC_API const char *smtpc_address_kind_name(int kind);
+/* Human message for a kind ("valid address" for SMTPC_ADDR_OK); NULL when out of range. */
+SMTPC_API const char *smtpc_address_kind_message(int kind);
+
+/* SMTPC-END: address */
+
+/* ------------------------------------------------------------------------------------------ */
+/* DNS (dns.c) -- section owned by the resolver module.                                        */
+/* SMTPC-SECTION: dns */
+/*
+ * MX resolver: c-ares driven by a libuv loop (no threads, no blocking calls).
+ *
+ * For a domain it yields the route mail takes: the MX hosts sorted by preference (hosts of equal
+ * preference in a fresh random order on every delivery, RFC 5321 5.1), each with its A/AAAA
+ * addresses; the implicit MX (the domain's own A/AAAA) when there is no MX; the null MX of
+ * RFC 7505. Routes are cached in the resolver for their DNS TTL, negative answers included.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+struct uv_loop_s;
+
+/* Outcome of a resolution, in smtpc_route.error (0 = a usable route, or a null MX). */
+#define SMTPC_DNS_ERROR_MAP(XX)                                                      \
+  XX(NXDOMAIN,  "nxdomain",   "the domain does not exist")                           \
+  XX(SERVFAIL,  "servfail",   "the DNS server failed (SERVFAIL or a malformed answer)")\
+  XX(REFUSED,   "refused",    "the DNS server refused the query or is not listening")\
+  XX(TIMEOUT,   "timeout",    "no DNS answer in time")                               \
+  XX(NOADDRESS, "no-address", "no mail host of the domain has an address")
+
+enum smtpc_dns_error {
+  SMTPC_DNS_OK = 0,
+#define SMTPC__XX(id, name, msg) SMTPC_DNS_##id,
+  SMTPC_DNS_ERROR_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_DNS_ERROR_COUNT
+};
+
+/* "nxdomain", "servfail", "refused", "timeout", "no-address"; NULL for SMTPC_DNS_OK and for
+ * values out of range. */
+SMTPC_API const char *smtpc_dns_error_name(int error);
+/* A sentence for the error ("" for SMTPC_DNS_OK, NULL out of range). */
+SMTPC_API const char *smtpc_dns_error_message(int error);
+
+/* An address ready for uv_tcp_connect(&a.sa): family AF_INET or AF_INET6, port 0 (set the
+ * port, in network order, before connecting). */
+typedef union smtpc_sockaddr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+} smtpc_sockaddr;
+
+typedef struct smtpc_mx {
+  int preference;         /* MX preference; 0 for the implicit MX                          */
+  const char *host;       /* lower case, no trailing dot; the domain itself when implicit   */
+  size_t naddrs;          /* >= 1: hosts without an address are left out of the route       */
+  const smtpc_sockaddr *addrs; /* preferred family first, then the other (see family)      */
+} smtpc_mx;
+
+typedef struct smtpc_route {
+  const char *domain;     /* the domain asked for: lower case, no trailing dot             */
+  int error;              /* SMTPC_DNS_OK or SMTPC_DNS_*; nmx == 0 unless OK               */
+  int implicit;           /* no MX records: one entry, host = domain, its own A/AAAA       */
+  int null_mx;            /* MX 0 "." is the only MX (RFC 7505): takes no mail; nmx == 0   */
+  uint32_t ttl;           /* seconds the answer may be kept (the smallest TTL involved)    */
+  size_t nmx;
+  const smtpc_mx *mx;     /* sorted by preference; equal preferences shuffled             */
+} smtpc_route;
+
+/* Address family choice for smtpc_resolver_opts.family. */
+enum smtpc_dns_family {
+  SMTPC_DNS_PREFER_IPV4 = 0, /* A and AAAA, IPv4 addresses first (the default)            */
+  SMTPC_DNS_PREFER_IPV6,     /* A and AAAA, IPv6 addresses first                          */
+  SMTPC_DNS_IPV4_ONLY,       /* A only                                                    */
+  SMTPC_DNS_IPV6_ONLY        /* AAAA only                                                 */
+};
+
+/* Every field may be 0/NULL for its default; a zeroed struct (or a NULL pointer) is valid. */
+typedef struct smtpc_resolver_opts {
+  const char *servers;  /* "127.0.0.1:5353,[::1]:53" (comma-separated, port optional);
+                           NULL or "" = the system configuration (/etc/resolv.conf)       */
+  int timeout_ms;       /* deadline for one domain's whole resolution; 0 = 5000           */
+  int tries;            /* attempts per query and server; 0 = 2                           */
+  int family;           /* enum smtpc_dns_family                                          */
+  int cache_size;       /* routes kept; 0 = 4096, < 0 = no cache                           */
+  uint32_t max_ttl;     /* cap on how long a route is cached, s; 0 = 3600                  */
+  uint32_t negative_ttl;/* cap on caching NXDOMAIN and no-address answers, s; 0 = 60.
+                           Failures (SERVFAIL, REFUSED, timeout) are kept 5 s at most      */
+} smtpc_resolver_opts;
+
+typedef struct smtpc_resolver smtpc_resolver;
+
+/* status 0: route is the answer (look at route->error); it is owned by the resolver and valid
+ * only during the callback: keep a copy with smtpc_route_dup.
+ * status < 0: SMTPC_ECANCELED (the resolver was closed) or SMTPC_ENOMEM; route is NULL.
+ * The callback always runs from the loop, never inside smtpc_resolve_mx, exactly once for
+ * every call that returned 0. */
+typedef void (*smtpc_resolve_cb)(int status, const smtpc_route *route, void *data);
+typedef void (*smtpc_resolver_close_cb)(void *data);
+
+/* A resolver on loop. Returns NULL with *err (may be NULL) = SMTPC_EINVAL (bad servers
+ * string or options), SMTPC_ENOMEM or SMTPC_EDNS (c-ares could not start). */
+SMTPC_API smtpc_resolver *smtpc_resolver_new(struct uv_loop_s *loop,
+                                             const smtpc_resolver_opts *opts, int *err);
+
+/* Start resolving domain (ASCII / A-labels; a trailing dot is allowed; case is ignored).
+ * Concurrent requests for one domain share one set of queries; cached routes are served
+ * without a query. Returns 0, SMTPC_EINVAL (not a host name: empty, too long, a bad
+ * character...), SMTPC_ECANCELED (resolver closing) or SMTPC_ENOMEM; cb runs only after 0. */
+SMTPC_API int smtpc_resolve_mx(smtpc_resolver *r, const char *domain, smtpc_resolve_cb cb,
+                               void *data);
+
+/* Close (libuv style): pending callbacks run with SMTPC_ECANCELED before this returns; the
+ * memory is released once the loop has closed the handles, then close_cb(data) runs (it may
+ * be NULL). r must not be used after this call. */
+SMTPC_API void smtpc_resolver_close(smtpc_resolver *r, smtpc_resolver_close_cb close_cb,
+                                    void *data);
+
+typedef struct smtpc_resolver_stats {
+  uint64_t resolutions; /* smtpc_resolve_mx calls accepted                                */
+  uint64_t cache_hits;  /* answered from the cache                                        */
+  uint64_t joined;      /* attached to a resolution already in flight                     */
+  uint64_t queries;     /* DNS queries handed to c-ares                                   */
+  size_t cached;        /* routes in the cache now                                        */
+} smtpc_resolver_stats;
+
+SMTPC_API void smtpc_resolver_stats_get(const smtpc_resolver *r, smtpc_resolver_stats *out);
+/* Forget every cached route. */
+SMTPC_API void smtpc_resolver_flush(smtpc_resolver *r);
+
+/* A heap copy of a route (one allocation), or NULL when out of memory. */
+SMTPC_API smtpc_route *smtpc_route_dup(const smtpc_route *route);
+SMTPC_API void smtpc_route_free(smtpc_route *route);
+
+/* Resolve on a private uv loop and wait (for the Lua/Python resolve(); not for event loops).
+ * Returns 0 with *out set (free with smtpc_route_free; DNS failures are in (*out)->error), or
+ * SMTPC_EINVAL / SMTPC_ENOMEM / SMTPC_EDNS with *out = NULL. */
+SMTPC_API int smtpc_resolve_blocking(const char *domain, const smtpc_resolver_opts *opts,
+                                     smtpc_route **out);
+/* SMTPC-END: dns */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Probe engine (dialog.c, engine.c, tls.c) -- section owned by the probe modules.            */
+/* SMTPC-SECTION: probe */
+/* The caller owns the libuv loop; this header does not include uv.h (uv_loop_t is
+ * `struct uv_loop_s`). Every address given to smtpc_verifier_add yields exactly one result,
+ * delivered through the result callback from inside uv_run(). DATA is never sent. */
+
+#define SMTPC_VERDICT_MAP(XX)                                                       \
+  XX(UNKNOWN, "unknown")                                                            \
+  XX(DELIVERABLE, "deliverable")                                                    \
+  XX(UNDELIVERABLE, "undeliverable")                                                \
+  XX(RISKY, "risky")
+
+typedef enum smtpc_verdict {
+#define SMTPC__XX(id, name) SMTPC_VERDICT_##id,
+  SMTPC_VERDICT_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_VERDICT_COUNT
+} smtpc_verdict;
+
+/* "deliverable" ...; NULL when out of range. */
+SMTPC_API const char *smtpc_verdict_name(int verdict);
+
+typedef enum smtpc_starttls {
+  SMTPC_STARTTLS_OPPORTUNISTIC = 0, /* use it when offered; go on in clear when it fails  */
+  SMTPC_STARTTLS_REQUIRED = 1,      /* no TLS, no probe: result unknown/failedstarttls    */
+  SMTPC_STARTTLS_OFF = 2            /* never                                              */
+} smtpc_starttls;
+
+/* "opportunistic" | "required" | "off" -> mode; -1 when unknown. */
+SMTPC_API int smtpc_starttls_from_name(const char *name, size_t len);
+
+typedef struct smtpc_verify_opts {
+  int port;                 /* SMTP port (25)                                            */
+  const char *dns_servers;  /* CSV "127.0.0.1:5353,[::1]:53"; NULL = system config         */
+  const char *mail_from;    /* envelope sender; NULL or "" = null reverse path <>         */
+  const char *helo;         /* EHLO/HELO name (NULL = "localhost")                          */
+  const char *bind_address; /* local IP to connect from; NULL = any                        */
+  int concurrency;          /* sessions open at once, all hosts (100)                      */
+  int per_host;             /* sessions open at once per MX IP address (2)                 */
+  int rcpt_per_session;     /* RCPTs per session, catch-all probe included (50)            */
+  int max_rejections;       /* rejected RCPTs per session before a new one (8; Postfix
+                               slows down after 10 errors and hangs up at 20)              */
+  int starttls;             /* smtpc_starttls (opportunistic)                              */
+  int tls_verify;           /* 1 = check certificate chain and host name (0)               */
+  const char *tls_ca_file;  /* PEM CA bundle for tls_verify; NULL = the system's store     */
+  int catch_all;            /* 1 = one random-address RCPT per domain (1)                  */
+  int transcript;           /* 1 = results carry the session transcript (0)                */
+  double greylist_delay;    /* seconds before a greylisted RCPT is retried (60); < 0 = no  */
+  double deadline;          /* seconds from smtpc_verifier_add to each address's result
+                               (300); past it the address is reported unknown/expired      */
+  double timeout;           /* seconds for the banner and each command's reply (30)        */
+  double connect_timeout;   /* seconds for the TCP connect (10)                             */
+  double host_pause;        /* seconds between new sessions to one MX IP address (0.1)     */
+} smtpc_verify_opts;
+
+/* Fill *o with the defaults shown above. Call it first, then override fields. */
+SMTPC_API void smtpc_verify_opts_init(smtpc_verify_opts *o);
+
+/* One address's result; every pointer is valid only during the result callback. */
+typedef struct smtpc_result {
+  uint64_t tag;             /* as given to smtpc_verifier_add                             */
+  const char *address;      /* the input exactly as given (not NUL-terminated: use len)    */
+  size_t address_len;
+  int verdict;              /* smtpc_verdict                                               */
+  int reason;               /* smtpc_reason                                                */
+  smtpc_reply reply;        /* last reply that decided it; code 0 / nlines 0 when none      */
+  smtpc_class cls;          /* classification of that reply (reason UNDEFINED when none)   */
+  const char *mx;           /* MX host name used, NULL when none was reached                */
+  const char *mx_addr;      /* its IP address as text, NULL when none                        */
+  int catch_all;            /* -1 unknown, 0 no, 1 the domain accepts any local part        */
+  int tls;                  /* 1 when the deciding session ran over TLS                     */
+  int greylisted;           /* 1 when the last reply was a greylisting deferral             */
+  int error;                /* smtpc_errno for local/network causes (ETIMEOUT, EDNS ...), 0  */
+  const char *detail;       /* short human explanation when no reply says it, or NULL       */
+  double duration;          /* seconds from smtpc_verifier_add to this result               */
+  const char *transcript;   /* session transcript (opts.transcript), NULL otherwise         */
+  size_t transcript_len;
+} smtpc_result;
+
+struct uv_loop_s;
+typedef struct smtpc_verifier smtpc_verifier;
+typedef void (*smtpc_result_cb)(smtpc_verifier *v, const smtpc_result *r, void *data);
+typedef void (*smtpc_verifier_close_cb)(smtpc_verifier *v);
+
+/* Create a verifier on the caller's loop. NULL opts = defaults. Returns NULL and sets *err
+ * (SMTPC_EINVAL for bad options, SMTPC_ENOMEM, SMTPC_EDNS, SMTPC_ETLS) on failure. */
+SMTPC_API smtpc_verifier *smtpc_verifier_new(struct uv_loop_s *loop, const smtpc_verify_opts *opts,
+                                             smtpc_result_cb cb, void *data, int *err);
+/* Queue one address (copied). Syntax errors are reported through the callback (from the
+ * loop, never re-entrantly from this call) without network traffic. Returns 0,
+ * SMTPC_ENOMEM, or SMTPC_EINVAL after smtpc_verifier_end/cancel/close. */
+SMTPC_API int smtpc_verifier_add(smtpc_verifier *v, const char *address, size_t len,
+                                 uint64_t tag);
+/* No more input: once every pending address is reported, the verifier is done. */
+SMTPC_API void smtpc_verifier_end(smtpc_verifier *v);
+/* Addresses added but not yet reported (bindings keep a bounded window with it). */
+SMTPC_API size_t smtpc_verifier_pending(const smtpc_verifier *v);
+/* 1 when smtpc_verifier_end was called and every address has been reported. */
+SMTPC_API int smtpc_verifier_done(const smtpc_verifier *v);
+/* Stop all work: every pending address is reported (unknown, expired, error SMTPC_ECANCELED)
+ * from this call; sessions are closed. Implies smtpc_verifier_end. */
+SMTPC_API void smtpc_verifier_cancel(smtpc_verifier *v);
+/* Cancel, then free everything once libuv has closed all handles; close_cb (may be NULL)
+ * runs from the loop when the memory is gone. Keep running the loop until then. */
+SMTPC_API void smtpc_verifier_close(smtpc_verifier *v, smtpc_verifier_close_cb close_cb);
+/* The data pointer given to smtpc_verifier_new. */
+SMTPC_API void *smtpc_verifier_data(const smtpc_verifier *v);
+/* SMTPC-END: probe */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SMTPCODE_H */

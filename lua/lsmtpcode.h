@@ -1,0 +1,31 @@
+/* lsmtpcode.h -- internal to the Lua binding: compatibility macros (Lua 5.1/LuaJIT .. 5.4) and the
+ * hooks by which each module file adds its functions to the module table. */
+#ifndef LSMTPCODE_H
+#define LSMTPCODE_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include "smtpcode.h"
+
+#if LUA_VERSION_NUM < 502
+/* Lua 5.1 and LuaJIT */
+#define lsmtpc_setfuncs(L, l) luaL_register((L), NULL, (l))
+#define lsmtpc_rawlen(L, i) lua_objlen((L), (i))
+#else
+#define lsmtpc_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
+#define lsmtpc_rawlen(L, i) lua_rawlen((L), (i))
+#endif
+
+/* Return nil, message[, extra] -- the convention for expected failures. */
+int lsmtpc_fail(lua_State *L, const char *msg);
+
+/* Each hook sets its fields on the module table at the top of the stack and leaves the stack as
+ * it found it. */
+void lsmtpc_open_address(lua_State *L);
+void lsmtpc_open_dns(lua_State *L);
+void lsmtpc_open_verify(lua_State *L);
+
+/* Push a decoded reply as a table (used by decode, classify and the verify results). */
+void lsmtpc_push_decoded(lua_State *L, const smtpc_decoded *d);
+
+#endif

@@ -1,0 +1,4 @@
+/* _dns.c -- Python binding for the dns module (stub until the module lands). */
+#include "_smtpcode.h"
+
+int pysmtpc_init_dns(PyObject *module) { (void)module; return 0; }

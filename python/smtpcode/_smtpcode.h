@@ -1,0 +1,20 @@
+/* _smtpcode.h -- internal to the Python extension: hooks by which each module file adds its types
+ * and functions to the module, and the shared constructors. */
+#ifndef PYSMTPCODE_H
+#define PYSMTPCODE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "smtpcode.h"
+
+/* Each returns 0, or -1 with a Python exception set. */
+int pysmtpc_init_address(PyObject *module);
+int pysmtpc_init_dns(PyObject *module);
+int pysmtpc_init_verify(PyObject *module);
+
+/* Build a smtpcode.Reply from a decoded reply (new reference, NULL with an exception set). */
+PyObject *pysmtpc_reply_new(const smtpc_decoded *d);
+/* smtpcode.ReplyError (borrowed). */
+extern PyObject *pysmtpc_ReplyError;
+
+#endif

@@ -1,0 +1,165 @@
+-- smtpcode.verify against real servers on loopback: Postfix (tests/fixtures/mta) and dnsmasq
+-- (tests/fixtures/dns, with conf.d/mta.conf). Expectations come from those configurations and
+-- the verdict rules of issue 5, written by hand.
+local smtpcode = require("smtpcode")
+
+local function script_dir()
+  local src = debug.getinfo(1, "S").source:sub(2)
+  return (src:match("^(.*)/[^/]*$") or ".")
+end
+local ROOT = script_dir() .. "/../.."
+local FIX = ROOT .. "/tests/fixtures/"
+
+local function sh(cmd)
+  local ok, _, code = os.execute(cmd .. " >/dev/null 2>&1")
+  -- Lua 5.1/LuaJIT returns the status number; 5.2+ returns true/nil, "exit", code
+  if type(ok) == "number" then return ok == 0 end
+  return ok == true and (code == nil or code == 0)
+end
+
+local started = {}
+local function ensure(name)
+  if sh(FIX .. name .. "/ctl status") then return end
+  assert(sh(FIX .. name .. "/ctl start"), "fixture " .. name .. " failed to start")
+  started[#started + 1] = name
+end
+
+local function opts(extra)
+  local o = {
+    mail_from = "probe@probe.test", helo = "probe.test", port = 2525,
+    dns_servers = "127.0.0.1:5353", timeout = 5, deadline = 60,
+  }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+-- all results of a run, keyed by address; asserts one result per input address
+local function run(list, extra)
+  local out, n = {}, 0
+  local it = assert(smtpcode.verify(list, opts(extra)))
+  for r in it do
+    n = n + 1
+    assert.is_nil(out[r.address], "two results for " .. r.address)
+    out[r.address] = r
+  end
+  assert.are.equal(#list, n)
+  for _, a in ipairs(list) do assert.is_not_nil(out[a], "no result for " .. a) end
+  return out
+end
+
+describe("smtpcode.verify", function()
+  setup(function()
+    ensure("dns")
+    ensure("mta")
+  end)
+
+  teardown(function()
+    for i = #started, 1, -1 do sh(FIX .. started[i] .. "/ctl stop") end
+  end)
+
+  it("gives the exact verdict and reason of each address", function()
+    local cases = {
+      { "alice@users.mta.test", "deliverable", "delivered" },
+      { "nobody@users.mta.test", "undeliverable", "userunknown" },
+      { "full@users.mta.test", "risky", "mailboxfull" },
+      { "disabled@users.mta.test", "undeliverable", "suspend" },
+      { "moved@users.mta.test", "undeliverable", "hasmoved" },
+      { "someone@catchall.mta.test", "risky", "delivered" },
+      { "alice@backup.mta.test", "deliverable", "delivered" },
+      { "alice@failover.mta.test", "deliverable", "delivered" },
+      { "alice@implicit.mta.test", "deliverable", "delivered" },
+      { "alice@down.mta.test", "unknown", "networkerror" },
+      { "alice@nullmx.mta.test", "undeliverable", "notaccept" },
+      { "alice@nxdomain.mta.test", "undeliverable", "hostunknown" },
+      { "not an address", "undeliverable", "syntaxerror" },
+      { "alice@users.mta.test\r\nDATA", "undeliverable", "syntaxerror" },
+    }
+    local list = {}
+    for i, c in ipairs(cases) do list[i] = c[1] end
+    local res = run(list)
+    for _, c in ipairs(cases) do
+      local r = res[c[1]]
+      assert.are.same({ c[1], c[2], c[3] }, { r.address, r.verdict, r.reason })
+    end
+    local ok = res["alice@users.mta.test"]
+    assert.are.equal("mx1.mta.test", ok.mx)
+    assert.is_true(ok.tls)
+    assert.is_false(ok.catch_all)
+    assert.are.equal(250, ok.reply.code)
+    assert.are.equal("2.1.5", ok.reply.status)
+    assert.is_true(ok.duration > 0)
+    assert.is_true(res["someone@catchall.mta.test"].catch_all)
+    assert.are.equal("5.1.1", res["nobody@users.mta.test"].reply.status)
+    assert.is_nil(res["not an address"].reply)
+    assert.is_nil(res["not an address"].mx)
+  end)
+
+  it("reads addresses lazily from an iterator function", function()
+    local pulled, i = 0, 0
+    local function gen()
+      i = i + 1
+      if i > 20000 then return nil end
+      pulled = pulled + 1
+      return string.format("bulk%04d@users.mta.test", (i - 1) % 400 + 1)
+    end
+    local it = assert(smtpcode.verify(gen, opts({ starttls = "off", concurrency = 4,
+                                                  rcpt_per_session = 20 })))
+    local first = it()
+    assert.are.equal("deliverable", first.verdict)
+    assert.is_true(pulled < 20000)
+    for _ = 1, 20 do assert.is_not_nil(it()) end
+    it:close()            -- cancels the rest and closes the loop
+    assert.is_nil(it())   -- a closed iterator is finished
+    assert.is_true(pulled < 20000)
+  end)
+
+  it("closes cleanly when the loop is left early and collected", function()
+    for r in smtpcode.verify({ "alice@users.mta.test", "bob@users.mta.test",
+                               "carol@users.mta.test" }, opts()) do
+      assert.are.equal("deliverable", r.verdict)
+      break
+    end
+    collectgarbage()
+    collectgarbage()
+    local res = run({ "alice@users.mta.test" })
+    assert.are.equal("deliverable", res["alice@users.mta.test"].verdict)
+  end)
+
+  it("keeps a transcript when asked, never with DATA", function()
+    local res = run({ "alice@users.mta.test" }, { transcript = true, starttls = "off" })
+    local t = res["alice@users.mta.test"].transcript
+    assert.is_truthy(t:find("RCPT TO:<alice@users.mta.test>", 1, true))
+    assert.is_falsy(t:find("DATA", 1, true))
+  end)
+
+  it("returns nil, err for bad options", function()
+    local bad = {
+      { starttls = "sometimes" }, { concurrency = 0 }, { port = 70000 }, { timeout = -1 },
+      { helo = "a\r\nb" }, { mail_from = "a@b\r\nRCPT TO:<x@y>" }, { catch_all = "yes" },
+      { no_such_option = 1 }, { dns_servers = 5 },
+    }
+    for _, b in ipairs(bad) do
+      local it, err = smtpcode.verify({ "alice@users.mta.test" }, opts(b))
+      assert.is_nil(it)
+      assert.are.equal("string", type(err))
+    end
+    local it, err = smtpcode.verify({ "alice@users.mta.test" }, { helo = "probe.test" })
+    assert.is_nil(it)
+    assert.is_truthy(err:find("mail_from", 1, true))
+    it, err = smtpcode.verify({ "alice@users.mta.test" })
+    assert.is_nil(it)
+    assert.are.equal("string", type(err))
+  end)
+
+  it("raises for a non-string address during iteration", function()
+    local it = assert(smtpcode.verify({ 42 }, opts()))
+    assert.has_error(function() it() end)
+    it:close()
+  end)
+
+  it("yields nothing for an empty list", function()
+    local n = 0
+    for _ in smtpcode.verify({}, opts()) do n = n + 1 end
+    assert.are.equal(0, n)
+  end)
+end)
