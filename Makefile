@@ -12,7 +12,7 @@ LUATREE  := $(BUILD)/lua_modules
 LOGS     := $(BUILD)/logs
 JOBS     ?= 2
 
-.PHONY: all deps build build-c build-py build-lua test test-c test-lua test-py demo clean
+.PHONY: all deps build build-c build-py build-lua test test-c test-lua test-py test-asan test-fuzz demo clean
 
 all: build
 
@@ -40,9 +40,10 @@ test: deps build
 	@set +e; \
 	trap 'tests/fixtures/world stop >/dev/null 2>&1' EXIT INT TERM; \
 	$(MAKE) --no-print-directory test-c; $(MAKE) --no-print-directory test-lua; $(MAKE) --no-print-directory test-py; \
+	$(MAKE) --no-print-directory test-asan; $(MAKE) --no-print-directory test-fuzz; \
 	tests/fixtures/world stop >/dev/null 2>&1; trap - EXIT; \
 	$(PY) tests/summary.py cmocka:C:$(LOGS)/c.log busted:Lua:$(LOGS)/lua.log busted:LuaJIT:$(LOGS)/luajit.log \
-	  pytest:Python:$(LOGS)/python.log | tee $(BUILD)/test-summary.txt; exit $${PIPESTATUS[0]}
+	  pytest:Python:$(LOGS)/python.log cmocka:C-asan:$(LOGS)/asan.log plain:Fuzz:$(LOGS)/fuzz.log | tee $(BUILD)/test-summary.txt; exit $${PIPESTATUS[0]}
 
 test-c:
 	-cd $(CMAKEDIR) && ctest -V --timeout 600 2>&1 | tee ../logs/c.log | grep -E '^\s*[0-9]+/[0-9]+ Test|\[  (FAILED|PASSED)  \]|ERROR|error:'
@@ -52,6 +53,12 @@ test-lua:
 	  busted --lua=lua5.4 tests/lua 2>&1 | tee $(LOGS)/lua.log
 	-LUA_CPATH="$(CURDIR)/$(CMAKEDIR)/luajit/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;;" \
 	  busted --lua=luajit tests/lua 2>&1 | tee $(LOGS)/luajit.log
+
+test-asan:
+	-tests/sanitize-run 2>&1 | tee $(LOGS)/asan.log | grep -E '^\s*[0-9]+/[0-9]+ Test|\[  FAILED  \]|ERROR: AddressSanitizer|runtime error'
+
+test-fuzz:
+	-tests/fuzz/run 2>&1 | tee $(LOGS)/fuzz.log
 
 test-py:
 	-cd tests/python && ../../$(PY) -m pytest -q -p no:cacheprovider 2>&1 | tee ../../$(LOGS)/python.log

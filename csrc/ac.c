@@ -1,17 +1,20 @@
 /*
  * ac.c -- Aho-Corasick automaton compiled to a dense DFA (see ac.h for the contract).
  *
- * Build: a trie in the same table that later holds the DFA (missing edges are 0xFFFF), then
- * one breadth-first pass that fills every missing edge from the failure state, so a scan is a
- * single table lookup per byte, and links each state to the nearest suffix state that ends a
- * pattern (the "dictionary" link) so matches are reported without walking failure chains.
+ * Build: a trie in a scratch table (missing edges are -1); one breadth-first pass that
+ * numbers the states in BFS order (so the rows a scan visits most, near the root, share
+ * cache lines), computes failure links, fills every missing edge from the failure state (a
+ * scan is then one table lookup per byte) and links each state to the nearest suffix state
+ * that ends a pattern (the "dictionary" link) so matches are reported without walking
+ * failure chains. The "reports matches" bit rides in the transition itself, so the scan loop
+ * touches only the transition table until something matches.
  */
 #include "ac.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define NONE 0xFFFFu
+#define MAXSTATES 0x7FFFu
 
 static int is_space(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
@@ -28,20 +31,18 @@ void smtpc__ac_free(smtpc__ac *ac) {
   free(ac->first);
   free(ac->dict);
   free(ac->same);
-  free(ac->hasout);
   free(ac->plen);
   memset(ac, 0, sizeof *ac);
 }
 
 int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   size_t i, total = 1;
-  unsigned c, nc = 1, s, maxstates;
-  int32_t *fail = NULL;
-  unsigned *queue = NULL;
-  size_t qh = 0, qt = 0;
+  unsigned c, nc = 1, s, maxstates, nstates = 1, qh = 0, qt = 0, shift = 0, sp;
+  int32_t *tr = NULL, *fail = NULL, *first = NULL, *dict = NULL;
+  unsigned *queue = NULL, *newid = NULL;
+  uint8_t *bysp = NULL;
 
   memset(ac, 0, sizeof *ac);
-  /* Alphabet: one class per folded byte that occurs in a pattern. */
   for (i = 0; i < n; i++) {
     const unsigned char *p = (const unsigned char *)patterns[i];
     for (; *p; p++) {
@@ -51,24 +52,24 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
     }
   }
   for (c = 0; c < 256; c++) ac->cls[c] = ac->cls[fold((unsigned char)c)];
-  ac->nclass = nc;
-  if (total >= NONE) return -1;
-  maxstates = (unsigned)total;
+  sp = ac->cls[' '];
+  while ((1u << shift) < nc) shift++;
+  ac->shift = shift;
+  maxstates = (unsigned)(total < MAXSTATES ? total : MAXSTATES);
 
-  ac->delta = malloc((size_t)maxstates * nc * sizeof *ac->delta);
-  ac->first = malloc(maxstates * sizeof *ac->first);
-  ac->dict = malloc(maxstates * sizeof *ac->dict);
-  ac->hasout = calloc(maxstates, 1);
+  tr = malloc((size_t)maxstates * nc * sizeof *tr);
+  fail = malloc(maxstates * sizeof *fail);
+  first = malloc(maxstates * sizeof *first);
+  dict = malloc(maxstates * sizeof *dict);
+  queue = malloc(maxstates * sizeof *queue);
+  newid = malloc(maxstates * sizeof *newid);
+  bysp = calloc(maxstates, 1);
   ac->same = malloc((n ? n : 1) * sizeof *ac->same);
   ac->plen = malloc((n ? n : 1) * sizeof *ac->plen);
-  fail = malloc(maxstates * sizeof *fail);
-  queue = malloc(maxstates * sizeof *queue);
-  if (!ac->delta || !ac->first || !ac->dict || !ac->hasout || !ac->same || !ac->plen || !fail ||
-      !queue)
-    goto oom;
-  memset(ac->delta, 0xFF, (size_t)maxstates * nc * sizeof *ac->delta);
-  for (s = 0; s < maxstates; s++) ac->first[s] = ac->dict[s] = -1;
-  ac->nstates = 1;
+  if (!tr || !fail || !first || !dict || !queue || !newid || !bysp || !ac->same || !ac->plen)
+    goto fail;
+  memset(tr, 0xFF, (size_t)maxstates * nc * sizeof *tr);
+  for (s = 0; s < maxstates; s++) first[s] = dict[s] = -1;
   ac->npatterns = n;
 
   /* Trie. Patterns with equal text share a node; `same` chains them. */
@@ -76,41 +77,75 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
     const unsigned char *p = (const unsigned char *)patterns[i];
     s = 0;
     for (; *p; p++) {
-      uint16_t *e = &ac->delta[(size_t)s * nc + ac->cls[*p]];
-      if (*e == NONE) *e = (uint16_t)ac->nstates++;
-      s = *e;
+      int32_t *e = &tr[(size_t)s * nc + ac->cls[*p]];
+      if (*e < 0) {
+        if (nstates >= maxstates) goto fail;
+        bysp[nstates] = ac->cls[*p] == sp && sp != 0;
+        *e = (int32_t)nstates++;
+      }
+      s = (unsigned)*e;
     }
     ac->plen[i] = (uint16_t)strlen(patterns[i]);
-    ac->same[i] = ac->first[s];
-    ac->first[s] = (int32_t)i;
+    ac->same[i] = first[s];
+    first[s] = (int32_t)i;
   }
 
-  /* Breadth-first: failure links, dictionary links, completed transitions. */
+  /* Breadth-first: numbering, failure and dictionary links, completed transitions. */
+  newid[0] = 0;
+  qt = 0;
+  queue[qt++] = 0;
   fail[0] = 0;
-  for (c = 0; c < nc; c++) {
-    uint16_t *e = &ac->delta[c];
-    if (*e == NONE) *e = 0;
-    else if (*e != 0) { fail[*e] = 0; queue[qt++] = *e; }
-  }
   while (qh < qt) {
     unsigned r = queue[qh++];
     unsigned f = (unsigned)fail[r];
-    ac->dict[r] = ac->first[f] >= 0 ? (int32_t)f : ac->dict[f];
-    ac->hasout[r] = ac->first[r] >= 0 || ac->dict[r] >= 0;
+    if (r != 0) dict[r] = first[f] >= 0 ? (int32_t)f : dict[f];
     for (c = 0; c < nc; c++) {
-      uint16_t *e = &ac->delta[(size_t)r * nc + c];
-      uint16_t via = ac->delta[(size_t)f * nc + c];
-      if (*e == NONE) *e = via;
-      else { fail[*e] = via; queue[qt++] = *e; }
+      int32_t *e = &tr[(size_t)r * nc + c];
+      int32_t via = r == 0 ? 0 : tr[(size_t)f * nc + c];
+      if (*e < 0) {
+        *e = via;
+      } else {
+        fail[*e] = r == 0 ? 0 : via;
+        newid[*e] = qt;
+        queue[qt++] = (unsigned)*e;
+      }
     }
   }
+
+  ac->nstates = nstates;
+  ac->delta = calloc((size_t)nstates << shift, sizeof *ac->delta);
+  ac->first = malloc(nstates * sizeof *ac->first);
+  ac->dict = malloc(nstates * sizeof *ac->dict);
+  if (!ac->delta || !ac->first || !ac->dict) goto fail;
+  for (s = 0; s < nstates; s++) {
+    unsigned ns = newid[s];
+    ac->first[ns] = first[s];
+    ac->dict[ns] = dict[s] >= 0 ? (int32_t)newid[dict[s]] : -1;
+    for (c = 0; c < nc; c++) {
+      unsigned t = (unsigned)tr[(size_t)s * nc + c];
+      unsigned out = first[t] >= 0 || dict[t] >= 0 ? SMTPC__AC_OUT : 0;
+      ac->delta[((size_t)ns << shift) | c] = (uint16_t)(newid[t] | out);
+    }
+    /* a state entered by a space stays put on more space: runs of white space fold */
+    if (bysp[s]) ac->delta[((size_t)ns << shift) | sp] = (uint16_t)ns;
+  }
+  free(tr);
   free(fail);
+  free(first);
+  free(dict);
   free(queue);
+  free(newid);
+  free(bysp);
   return 0;
 
-oom:
+fail:
+  free(tr);
   free(fail);
+  free(first);
+  free(dict);
   free(queue);
+  free(newid);
+  free(bysp);
   smtpc__ac_free(ac);
   return -1;
 }
@@ -120,30 +155,22 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
   const unsigned char *u = (const unsigned char *)p;
   const uint16_t *delta = ac->delta;
   const uint8_t *cls = ac->cls;
-  unsigned nc = ac->nclass, s = sc->state, spcls = cls[' '];
-  int lastsp = sc->lastsp;
-  size_t i, pos = sc->pos;
+  unsigned shift = ac->shift, s = sc->state;
+  size_t i;
 
   for (i = 0; i < len; i++) {
-    unsigned k = cls[u[i]];
-    if (k == spcls && spcls != 0) {
-      if (lastsp) continue;
-      lastsp = 1;
-    } else {
-      lastsp = 0;
-    }
-    s = delta[(size_t)s * nc + k];
-    pos++;
-    if (ac->hasout[s]) {
-      int32_t t = ac->first[s] >= 0 ? (int32_t)s : ac->dict[s];
-      while (t >= 0) {
+    unsigned t = delta[(s << shift) | cls[u[i]]];
+    s = t & ~SMTPC__AC_OUT;
+    if (t & SMTPC__AC_OUT) {
+      int32_t q = ac->first[s] >= 0 ? (int32_t)s : ac->dict[s];
+      while (q >= 0) {
         int32_t pat;
-        for (pat = ac->first[t]; pat >= 0; pat = ac->same[pat]) cb(ud, (size_t)pat, pos, i + 1);
-        t = ac->dict[t];
+        for (pat = ac->first[q]; pat >= 0; pat = ac->same[pat])
+          cb(ud, (size_t)pat, sc->pos + i + 1, i + 1);
+        q = ac->dict[q];
       }
     }
   }
   sc->state = s;
-  sc->lastsp = lastsp;
-  sc->pos = pos;
+  sc->pos += len;
 }

@@ -3,8 +3,9 @@
  *
  * Built once from a list of patterns into a dense DFA over a reduced alphabet: every byte that
  * occurs in some pattern gets its own class (upper and lower case letters share one), every
- * other byte falls into class 0, which no pattern contains. Runs of white space (SP, HT, CR, LF,
- * VT, FF) are folded into one SP while scanning, so phrases match across folded or wrapped lines.
+ * other byte falls into class 0, which no pattern contains. White space (SP, HT, CR, LF, VT, FF)
+ * is one class, and a run of it counts as a single space (states entered by a space loop on
+ * further spaces), so phrases match across folded or wrapped lines.
  * Scanning allocates nothing; the automaton is read-only after build and safe to share between
  * threads.
  */
@@ -14,38 +15,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SMTPC__AC_OUT 0x8000u  /* flag in a transition: the target state reports matches */
+
 typedef struct smtpc__ac {
-  uint8_t cls[256];    /* byte -> class                                           */
-  unsigned nclass;     /* classes, class 0 included                               */
-  unsigned nstates;
-  uint16_t *delta;     /* nstates * nclass: next state                            */
-  int32_t *first;      /* per state: first pattern that ends here, -1 when none   */
-  int32_t *dict;       /* per state: nearest proper suffix state with output, -1  */
-  int32_t *same;       /* per pattern: next pattern with the same text, -1        */
-  uint8_t *hasout;     /* per state: 1 when first >= 0 or dict >= 0                */
-  uint16_t *plen;      /* per pattern: its length in bytes                        */
+  uint8_t cls[256];    /* byte -> class                                               */
+  unsigned shift;      /* row length is 1 << shift classes                            */
+  unsigned nstates;    /* states are numbered breadth-first: shallow (hot) rows first */
+  uint16_t *delta;     /* (state << shift | class) -> next state, maybe | AC_OUT      */
+  int32_t *first;      /* per state: first pattern that ends here, -1 when none       */
+  int32_t *dict;       /* per state: nearest proper suffix state with output, -1      */
+  int32_t *same;       /* per pattern: next pattern with the same text, -1            */
+  uint16_t *plen;      /* per pattern: its length in bytes                            */
   size_t npatterns;
 } smtpc__ac;
 
-/* Called for each match: pattern index, end offset (one past the last byte) in the folded
- * stream, and end offset in the current input chunk. */
-typedef void (*smtpc__ac_cb)(void *ud, size_t pattern, size_t end_folded, size_t end_input);
+/* Called for each match: pattern index, end offset (one past the last byte) in the whole
+ * stream fed so far, and end offset in the current chunk. */
+typedef void (*smtpc__ac_cb)(void *ud, size_t pattern, size_t end_stream, size_t end_chunk);
 
 /* Scanner state carried across chunks, so several lines scan as one stream. */
 typedef struct smtpc__ac_scan {
   unsigned state;
-  int lastsp;          /* the previous byte fed was white space                   */
-  size_t pos;          /* bytes fed to the DFA so far (after folding)             */
+  size_t pos;          /* bytes fed so far */
 } smtpc__ac_scan;
 
 /* Build from n patterns (NUL-terminated; matched case-insensitively; a pattern must not
- * contain runs of white space). Returns 0 or -1 (out of memory / too many states). */
+ * contain runs of white space). Returns 0 or -1 (out of memory / more than 32767 states). */
 int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n);
 void smtpc__ac_free(smtpc__ac *ac);
 
 static inline void smtpc__ac_scan_init(smtpc__ac_scan *s) {
   s->state = 0;
-  s->lastsp = 0;
   s->pos = 0;
 }
 

@@ -139,15 +139,13 @@ static int fail(parser *p, int kind, size_t pos) {
 }
 
 /* Pass 1: UTF-8 and controls over the whole input. */
-static int scan_chars(parser *p, int *nonascii) {
+static int scan_chars(parser *p) {
   size_t i = 0;
-  *nonascii = 0;
   while (i < p->len) {
     uint32_t cp;
     size_t n = utf8_decode(p->s + i, p->len - i, &cp);
     if (n == 0) return fail(p, SMTPC_ADDR_EINVALID_UTF8, i);
     if (char_class(cp) == CH_CONTROL) return fail(p, SMTPC_ADDR_ECONTROL_CHAR, i);
-    if (n > 1) *nonascii = 1;
     i += n;
   }
   return 0;
@@ -503,11 +501,11 @@ static int parse_all(parser *p, smtpc_address *out) {
   text addr = {out->address, 0, SMTPC_ADDR_MAX_ADDRESS};
   text aaddr = {out->ascii_address, 0, SMTPC_ADDR_MAX_ADDRESS};
   size_t at = 0, i;
-  int k, nonascii = 0;
+  int k;
 
   if (p->len == 0) return fail(p, SMTPC_ADDR_EEMPTY, 0);
   if (p->len > SMTPC_ADDR_MAX_INPUT) return fail(p, SMTPC_ADDR_ETOO_LONG, SMTPC_ADDR_MAX_INPUT);
-  if ((k = scan_chars(p, &nonascii)) != 0) return k;
+  if ((k = scan_chars(p)) != 0) return k;
   if ((k = parse_local(p, &local, &at)) != 0) return k;
   if ((k = parse_domain(p, at + 1, &ascii, &utf8, &out->literal)) != 0) return k;
   if (join(&addr, out->local_part, out->domain) || join(&aaddr, out->local_part, out->ascii_domain))
@@ -517,14 +515,16 @@ static int parse_all(parser *p, smtpc_address *out) {
    * so check the result as strictly as the input. */
   {
     parser check = {(const unsigned char *)out->address, addr.len, 0};
-    int dummy;
-    if (scan_chars(&check, &dummy) != 0) return fail(p, SMTPC_ADDR_ECONTROL_CHAR, 0);
+    if (scan_chars(&check) != 0) return fail(p, SMTPC_ADDR_ECONTROL_CHAR, 0);
     for (i = 0; i < aaddr.len; i++) {
       unsigned char c = (unsigned char)out->ascii_address[i];
       if (c < 0x20 || c == 0x7F) return fail(p, SMTPC_ADDR_ECONTROL_CHAR, 0);
     }
   }
-  out->smtputf8 = nonascii;
+  /* Flags describe the normalised result, so that they survive a second parse: a domain written
+   * in full-width letters is plain ASCII once mapped. */
+  for (i = 0; i < addr.len; i++)
+    if ((unsigned char)out->address[i] >= 0x80) out->smtputf8 = 1;
   for (i = 0; i < local.len; i++)
     if ((unsigned char)out->local_part[i] >= 0x80) out->utf8_local = 1;
   return 0;

@@ -81,11 +81,19 @@ static const smtpc__text status_subject[10][LANG_COUNT] = {
 #undef SMTPC_STATUS_SUBJECT
 };
 
-/* About 70 rows: a linear scan costs less than keeping a second index in step. */
+/* A duplicate (subject, detail) row in status.def is a compile error, as for codes. */
+enum {
+#define SMTPC_STATUS(s, d, et, ed, ea, jt, jd, ja) STATUS_ROW_##s##_##d,
+#include "catalog/status.def"
+#undef SMTPC_STATUS
+  STATUS_COUNT
+};
+
+/* About 80 rows: a linear scan costs less than keeping a second index in step. */
 static const struct {
   unsigned short subject, detail;
   smtpc__text t[LANG_COUNT];
-} statuses[] = {
+} statuses[STATUS_COUNT] = {
 #define SMTPC_STATUS(s, d, et, ed, ea, jt, jd, ja) {s, d, {{et, ed, ea}, {jt, jd, ja}}},
 #include "catalog/status.def"
 #undef SMTPC_STATUS
@@ -108,28 +116,38 @@ static const smtpc__text reasons[SMTPC_REASON_COUNT][LANG_COUNT] = {
 static const struct {
   const char *sep;          /* between sentences */
   const char *open, *close; /* around a qualifier in a title */
+  const char *nonstd;       /* title qualifier for a second digit 6-9 */
   const char *code_pre, *code_post;
-  const char *status_pre, *status_post;
   const char *digit2_other; /* second digit 6-9: no standard meaning */
+  const char *status_pre, *status_post;
+  const char *follow_class_subject, *follow_class, *follow_subject, *follow_none;
   const char *no_class_title;
   const char *no_class_action;
 } phrase[LANG_COUNT] = {
-  {" ", " (", ")",
+  {" ", " (", ")", ", non-standard code",
    "Reply code ", " is not in this catalog; what follows is what its digits mean.",
-   "Enhanced status code ", " is not in the IANA registry (or not yet in this catalog); what "
-   "follows is what its class and subject mean.",
-   "The second digit has no meaning defined by the SMTP standards: the server uses a private or "
-   "mistaken code, so read the reply text.",
+   "The second digit has no meaning defined by the SMTP standards (they define 0 to 5): the "
+   "server uses a private or mistaken code. It is read here as the catch-all mail system "
+   "category, but the reply text says more than the number.",
+   "Enhanced status code ", " is not in the IANA registry (or not yet in this catalog).",
+   "What follows is what its class and subject mean.",
+   "Its subject is not registered either; what follows is what its class means.",
+   "What follows is what its subject means.",
+   "Its subject is not registered either, so only the reply text can tell what it means.",
    "Unregistered enhanced status code",
    "Without its class digit a status code does not say whether the failure is permanent: look "
    "at the reply code or class that came with it (4 means retry later, 5 means do not retry "
    "unchanged)."},
-  {"", "（", "）",
-   "応答コード", "はこのカタログに載っていません。以下は各桁が一般に表す意味です。",
-   "拡張ステータスコード", "は IANA の登録簿（またはこのカタログ）に載っていません。以下はクラスと"
-   "サブジェクトが一般に表す意味です。",
-   "2 桁目は SMTP の規格では意味が定められていません。サーバー独自のコードか誤ったコードですので、"
-   "応答文の内容を確認してください。",
+  {"", "（", "）", "、規格外のコード",
+   "応答コード ", " はこのカタログに載っていません。以下は各桁が一般に表す意味です。",
+   "2 桁目の数字は SMTP の規格では意味が定められていません（定められているのは 0〜5 です）。"
+   "サーバー独自のコードか誤ったコードです。ここでは最も広い「メールシステム」の分類として扱いますが、"
+   "番号よりも応答文の内容を確認してください。",
+   "拡張ステータスコード ", " は IANA の登録簿（またはこのカタログ）に載っていません。",
+   "以下はクラスとサブジェクトが一般に表す意味です。",
+   "サブジェクトも登録されていないため、以下はクラスが表す意味のみです。",
+   "以下はサブジェクトが一般に表す意味です。",
+   "サブジェクトも登録されていないため、意味は応答文から判断するしかありません。",
    "未登録の拡張ステータスコード",
    "クラス（先頭の数字）がないため、恒久的なエラーか一時的なエラーかはこのコードだけでは"
    "判断できません。一緒に返された応答コードやクラスを確認してください（4 なら時間をおいて再送、"
@@ -235,6 +253,7 @@ static void set(smtpc_explanation *out, const smtpc__text *t) {
 static int explain_code(int code, int lang, smtpc_explanation *out) {
   const smtpc__text *d1, *d2;
   smtpc__sb b;
+  int nonstd;
   char *key = out->buf;
   key[0] = (char)('0' + code / 100);
   key[1] = (char)('0' + code / 10 % 10);
@@ -247,20 +266,21 @@ static int explain_code(int code, int lang, smtpc_explanation *out) {
     return 0;
   }
   /* Not listed: say what the digits mean. digits.def covers every first digit 1-5 and the
-   * second digits 0-5; 6-9 have no standard meaning. */
+   * second digits 0-5; 6-9 have no standard meaning, and are read as the catch-all x5z
+   * (mail system) with a note saying so. */
   d1 = &digit1[code / 100][lang];
-  d2 = digit2[code / 10 % 10][lang].title != NULL ? &digit2[code / 10 % 10][lang] : NULL;
+  d2 = &digit2[code / 10 % 10][lang];
+  nonstd = d2->title == NULL;
+  if (nonstd) d2 = &digit2[5][lang];
   b.buf = out->buf + 4;
   b.cap = sizeof out->buf - 4;
   b.len = 0;
-  out->title = d2 == NULL ? d1->title
-                          : join_or(SB_JOIN(&b, d1->title, phrase[lang].open, d2->title,
-                                            phrase[lang].close),
-                                    d1->title);
+  out->title = join_or(SB_JOIN(&b, d1->title, phrase[lang].open, d2->title,
+                               nonstd ? phrase[lang].nonstd : NULL, phrase[lang].close),
+                       d1->title);
   out->description =
       join_or(SB_JOIN(&b, phrase[lang].code_pre, key, phrase[lang].code_post, phrase[lang].sep,
-                      d1->desc, phrase[lang].sep,
-                      d2 != NULL ? d2->desc : phrase[lang].digit2_other),
+                      d1->desc, phrase[lang].sep, nonstd ? phrase[lang].digit2_other : d2->desc),
               d1->desc);
   out->action = d1->action;
   return 0;
@@ -308,24 +328,32 @@ static int explain_status(int cls, int subject, int detail, int lang, smtpc_expl
     out->description = join_or(SB_JOIN(&b, row->desc, sep, klass->desc), row->desc);
     out->action = join_or(SB_JOIN(&b, row->action, sep, klass->action), row->action);
   } else if (klass != NULL) { /* unregistered "5.9.9": class, and subject when known */
-    const char *note = SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post);
     if (subj != NULL) {
       out->title = join_or(
           SB_JOIN(&b, klass->title, phrase[lang].open, subj->title, phrase[lang].close),
           klass->title);
-      out->description = join_or(SB_JOIN(&b, note, sep, subj->desc, sep, klass->desc),
-                                 klass->desc);
+      out->description =
+          join_or(SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post, sep,
+                          phrase[lang].follow_class_subject, sep, subj->desc, sep, klass->desc),
+                  klass->desc);
     } else {
       out->title = klass->title;
-      out->description = join_or(SB_JOIN(&b, note, sep, klass->desc), klass->desc);
+      out->description =
+          join_or(SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post, sep,
+                          phrase[lang].follow_class, sep, klass->desc),
+                  klass->desc);
     }
     out->action = klass->action;
-  } else { /* unregistered "X.9.9" */
-    const char *note = SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post);
+  } else { /* unregistered "X.9.9": subject when known */
     out->title = subj != NULL ? subj->title : phrase[lang].no_class_title;
     out->description =
-        subj != NULL ? join_or(SB_JOIN(&b, note, sep, subj->desc), subj->desc)
-                     : join_or(note, phrase[lang].no_class_title);
+        subj != NULL
+            ? join_or(SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post,
+                              sep, phrase[lang].follow_subject, sep, subj->desc),
+                      subj->desc)
+            : join_or(SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post,
+                              sep, phrase[lang].follow_none),
+                      phrase[lang].follow_none);
     out->action = phrase[lang].no_class_action;
   }
   return 0;

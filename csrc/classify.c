@@ -194,7 +194,7 @@ typedef struct scan {
   int in_host;                         /* scanning ctx->host, not the text          */
   long after;                          /* seconds from "retry in N ...", -1 none    */
   uint64_t heads;                      /* pair heads seen                           */
-  size_t head_end[MAX_PAIRS];          /* folded end offset of each head seen       */
+  size_t head_end[MAX_PAIRS];          /* stream end offset of each head seen       */
   const char *chunk;                   /* bytes being scanned (for K_AFTER)         */
   size_t chunk_len;
 } scan;
@@ -320,6 +320,11 @@ static int status_says_filter(const char *s) {
   return s != NULL && (s[2] == '2' || s[2] == '3' || s[2] == '7') && s[3] == '.';
 }
 
+/* No status, or X.0.0 ("other or undefined"), which tells nothing either. */
+static int status_says_nothing(const char *s) {
+  return s == NULL || strcmp(s + 1, ".0.0") == 0;
+}
+
 static int cmd_is(const smtpc_context *ctx, const char *name) {
   const char *c = ctx ? ctx->command : NULL;
   size_t i;
@@ -396,12 +401,17 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
   if (pv != PV_NONE) {
     int best = 0;
     out->provider = provider_name[pv];
+    /* A provider phrase speaks for the provider unless a generic phrase is more decisive
+     * (a provider's wrapper text quoting another server's precise reply). */
     for (i = 0; i < st.nphit; i++)
-      if (st.phit[i].pv == pv && st.phit[i].prio > best) {
+      if (st.phit[i].pv == pv && st.phit[i].prio > best && st.phit[i].prio >= st.best_prio) {
         best = st.phit[i].prio;
         reason = st.phit[i].reason;
       }
     if (reason < 0) reason = provider_status(pv, status);
+    /* An X.2/X.3/X.7 status says the mailbox exists, whatever the provider's words. */
+    if (reason == R(USERUNKNOWN) && !cmd_is(ctx, "RCPT") && status_says_filter(status))
+      reason = R(FILTERED);
   }
   decided = reason >= 0 || st.best_prio >= 3;
 
@@ -419,10 +429,13 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
      * "filtered"), unless the status code itself says the mailbox is unknown. When the
      * command is not known, the status decides: X.2/X.3/X.7 say the mailbox exists; and a
      * bare reply code with no enhanced status at all is what filtering appliances send (MTAs
-     * that look recipients up at RCPT time answer with 5.1.1). */
+     * that look recipients up at RCPT time answer with 5.1.1); a text with neither code nor
+     * status counts as a directory answer only in a directory's own words (strength 3).
+     * These follow Sisimai's labels, so results agree with it. */
     if (reason == R(USERUNKNOWN) && !cmd_is(ctx, "RCPT") && !cmd_is(ctx, "MAIL") &&
         !(sr && sr->reason == R(USERUNKNOWN)) &&
-        (has_cmd || status_says_filter(status) || (code && status == NULL)))
+        (has_cmd || status_says_filter(status) ||
+         (status_says_nothing(status) && (code || st.best_prio < 3))))
       reason = R(FILTERED);
     /* The reply to MAIL FROM concerns the sender: an unknown domain or a plain refusal
      * there means the sender was rejected, not the recipient. */

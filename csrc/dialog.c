@@ -510,7 +510,7 @@ long smtpc__dialog_add_rcpt(smtpc__dialog *d, const char *addr, size_t len, int 
 int smtpc__dialog_feed(smtpc__dialog *d, const char *buf, size_t len) {
   smtpc_reply rep;
   int rc;
-  if (d->phase == PH_DONE || d->phase == PH_TLS) return 0;
+  if (d->phase == PH_DONE || d->phase == PH_TLS || len == 0) return 0;
   d->started = 1;
   rc = smtpc_reader_feed(d->reader, buf, len);
   while (rc == 0) {

@@ -25,6 +25,10 @@
 #define DEFAULT_MAX_TTL 3600
 #define DEFAULT_NEG_TTL 60
 #define FAILURE_TTL 5 /* SERVFAIL, REFUSED, timeout: long enough to spare a failing server */
+/* Domains resolved at once; the rest wait their turn (their deadline starts with them). A burst
+ * of hundreds of queries overflows a server's socket buffer (dnsmasq drops them, and the lost
+ * ones cost a whole retransmission timeout) and looks like abuse to public resolvers. */
+#define MAX_ACTIVE_JOBS 32
 
 typedef struct ready { /* a callback waiting to run */
   smtpc_resolve_cb cb;
@@ -47,7 +51,8 @@ typedef struct host {
   int pref;
   int fail;               /* worst failure of its lookups: SMTPC_DNS_* (NXDOMAIN = none) */
   int pending;            /* its lookups not yet answered */
-  uint32_t ttl;
+  uint32_t ttl;           /* smallest TTL of its addresses                            */
+  uint32_t nttl;          /* how long its absence may be believed (negative/failure)  */
   size_t n4, n6;
   smtpc_sockaddr v4[SMTPC__DNS_MAX_ADDRS], v6[SMTPC__DNS_MAX_ADDRS];
   qctx qa, qaaaa;
@@ -82,7 +87,9 @@ struct smtpc_resolver {
   ares_channel channel;
   uv_timer_t ares_timer, deadline_timer, ready_timer;
   spoll *polls;
-  job *jobs;
+  job *jobs;              /* resolving now                                             */
+  job *queued, **queued_tail; /* waiting for a free slot, oldest first                 */
+  int nactive, starting;
   ready *ready_head, **ready_tail;
   int handles;            /* open uv handles: freed when the last one has closed */
   int closing;
@@ -91,10 +98,7 @@ struct smtpc_resolver {
   int timeout_ms, family;
   uint32_t max_ttl, neg_ttl;
   uint64_t rng;
-  /* cache: chained hash + insertion-order list */
-  smtpc__rblock **buckets;
-  size_t nbuckets, ncached, cache_max;
-  smtpc__rblock *oldest, *newest;
+  smtpc__cache routes, hosts;
   smtpc_resolver_stats stats;
 };
 
@@ -103,67 +107,28 @@ static int ares_init_status;
 static void ares_global_init(void) { ares_init_status = ares_library_init(ARES_LIB_INIT_ALL); }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Cache                                                                                    */
+/* Caches: routes by domain (what callers get) and addresses by host (what many domains share:
+ * hosted mail puts thousands of domains behind the same few MX hosts).                      */
 
-static uint64_t hash_name(const char *s) {
-  uint64_t h = 1469598103934665603u; /* FNV-1a */
-  while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211u;
-  return h;
-}
+typedef struct hentry {
+  smtpc__centry ce;
+  char name[256];
+  int fail;               /* as host.fail */
+  size_t n4, n6;
+  smtpc_sockaddr addrs[]; /* n4 IPv4, then n6 IPv6 */
+} hentry;
 
-static smtpc__rblock **cache_slot(smtpc_resolver *r, const char *domain) {
-  smtpc__rblock **p = &r->buckets[hash_name(domain) & (r->nbuckets - 1)];
-  while (*p && strcmp((*p)->route.domain, domain) != 0) p = &(*p)->hnext;
-  return p;
-}
-
-static void cache_remove(smtpc_resolver *r, smtpc__rblock **slot) {
-  smtpc__rblock *b = *slot;
-  *slot = b->hnext;
-  if (b->older) b->older->newer = b->newer; else r->oldest = b->newer;
-  if (b->newer) b->newer->older = b->older; else r->newest = b->older;
-  r->ncached--;
-  smtpc__rblock_unref(b);
-}
-
-static smtpc__rblock *cache_get(smtpc_resolver *r, const char *domain) {
-  smtpc__rblock **slot;
-  if (r->cache_max == 0) return NULL;
-  slot = cache_slot(r, domain);
-  if (*slot == NULL) return NULL;
-  if ((*slot)->expires <= uv_now(r->loop)) {
-    cache_remove(r, slot);
-    return NULL;
-  }
-  return *slot;
-}
-
-static void cache_put(smtpc_resolver *r, smtpc__rblock *b, uint32_t ttl) {
-  smtpc__rblock **slot;
-  if (r->cache_max == 0 || ttl == 0) return;
-  slot = cache_slot(r, b->route.domain);
-  if (*slot) cache_remove(r, slot);
-  while (r->ncached >= r->cache_max) /* evict the oldest insertion */
-    cache_remove(r, cache_slot(r, r->oldest->route.domain));
-  slot = cache_slot(r, b->route.domain);
-  b->expires = uv_now(r->loop) + (uint64_t)ttl * 1000;
-  b->hnext = NULL;
-  b->older = r->newest;
-  b->newer = NULL;
-  if (r->newest) r->newest->newer = b; else r->oldest = b;
-  r->newest = b;
-  *slot = b;
-  b->refs++;
-  r->ncached++;
-}
+static void drop_route(smtpc__centry *e) { smtpc__rblock_unref((smtpc__rblock *)(void *)e); }
+static void drop_host(smtpc__centry *e) { free(e); }
 
 void smtpc_resolver_flush(smtpc_resolver *r) {
-  while (r->oldest) cache_remove(r, cache_slot(r, r->oldest->route.domain));
+  smtpc__cache_clear(&r->routes);
+  smtpc__cache_clear(&r->hosts);
 }
 
 void smtpc_resolver_stats_get(const smtpc_resolver *r, smtpc_resolver_stats *out) {
   *out = r->stats;
-  out->cached = r->ncached;
+  out->cached = r->routes.count;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -217,7 +182,8 @@ static void on_ready(uv_timer_t *t) {
     if (w->block) {
       smtpc_route *route = &w->block->route;
       uint64_t now = uv_now(r->loop);
-      if (w->block->expires > now) route->ttl = (uint32_t)((w->block->expires - now + 999) / 1000);
+      if (w->block->ce.expires > now)
+        route->ttl = (uint32_t)((w->block->ce.expires - now + 999) / 1000);
       shuffle_equal(r, route);
       w->cb(0, route, w->data);
     } else {
@@ -294,6 +260,8 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
 
 static void job_send(job *j, qctx *q, const char *name, int type, int hostidx);
 static void job_check(job *j);
+static void start_queued(smtpc_resolver *r);
+static void arm_deadline(smtpc_resolver *r);
 static void on_deadline(uv_timer_t *t);
 
 static int map_status(int status) {
@@ -383,13 +351,46 @@ static void start_hosts(job *j) {
   }
   for (i = 0; i < j->nhosts; i++) {
     host *h = &j->hosts[i];
+    uint64_t now = uv_now(j->r->loop);
+    hentry *e = (hentry *)(void *)smtpc__cache_get(&j->r->hosts, h->name, now);
     h->fail = SMTPC_DNS_NXDOMAIN;
-    h->ttl = UINT32_MAX;
+    h->ttl = h->nttl = UINT32_MAX;
+    if (e != NULL) { /* known host: no query */
+      uint32_t left = (uint32_t)((e->ce.expires - now + 999) / 1000);
+      h->fail = e->fail;
+      h->n4 = e->n4;
+      h->n6 = e->n6;
+      memcpy(h->v4, e->addrs, e->n4 * sizeof(*e->addrs));
+      memcpy(h->v6, e->addrs + e->n4, e->n6 * sizeof(*e->addrs));
+      if (e->n4 + e->n6) h->ttl = left;
+      else h->nttl = left;
+      continue;
+    }
     if (j->r->family != SMTPC_DNS_IPV6_ONLY)
       job_send(j, &h->qa, h->name, SMTPC__DNS_T_A, (int)i);
     if (j->r->family != SMTPC_DNS_IPV4_ONLY)
       job_send(j, &h->qaaaa, h->name, SMTPC__DNS_T_AAAA, (int)i);
   }
+}
+
+/* Remember a host whose lookups have all come back, for as long as its answers hold. */
+static void host_store(smtpc_resolver *r, const host *h) {
+  size_t n = h->n4 + h->n6;
+  uint32_t ttl = n ? h->ttl : h->nttl;
+  hentry *e;
+  if (fail_rank(h->fail) > 0 && ttl > FAILURE_TTL) ttl = FAILURE_TTL; /* e.g. AAAA timed out */
+  if (ttl > r->max_ttl) ttl = r->max_ttl;
+  if (ttl == 0 || r->hosts.max == 0) return;
+  if ((e = malloc(sizeof(*e) + n * sizeof(smtpc_sockaddr))) == NULL) return;
+  memset(e, 0, sizeof(*e));
+  strcpy(e->name, h->name);
+  e->ce.key = e->name;
+  e->fail = h->fail;
+  e->n4 = h->n4;
+  e->n6 = h->n6;
+  memcpy(e->addrs, h->v4, h->n4 * sizeof(*e->addrs));
+  memcpy(e->addrs + h->n4, h->v6, h->n6 * sizeof(*e->addrs));
+  smtpc__cache_put(&r->hosts, &e->ce, uv_now(r->loop) + (uint64_t)ttl * 1000);
 }
 
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen) {
@@ -447,11 +448,12 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     if (status == ARES_SUCCESS) {
       if (ttl < h->ttl) h->ttl = ttl;
     } else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
-      if (neg_ttl(j, soa) < h->ttl) h->ttl = neg_ttl(j, soa);
+      if (neg_ttl(j, soa) < h->nttl) h->nttl = neg_ttl(j, soa);
     } else {
       if (fail_rank(map_status(status)) > fail_rank(h->fail)) h->fail = map_status(status);
-      if (FAILURE_TTL < h->ttl) h->ttl = FAILURE_TTL;
+      if (FAILURE_TTL < h->nttl) h->nttl = FAILURE_TTL;
     }
+    if (h->pending == 0) host_store(j->r, h);
   }
   job_check(j);
 }
@@ -478,7 +480,37 @@ static void job_free(job *j) {
 static void unlink_job(job *j) {
   job **pp = &j->r->jobs;
   while (*pp && *pp != j) pp = &(*pp)->next;
-  if (*pp) *pp = j->next;
+  if (*pp) {
+    *pp = j->next;
+    j->r->nactive--;
+  }
+}
+
+static void job_start(job *j) {
+  smtpc_resolver *r = j->r;
+  j->deadline = uv_now(r->loop) + (uint64_t)r->timeout_ms;
+  j->next = r->jobs;
+  r->jobs = j;
+  r->nactive++;
+  arm_deadline(r);
+  j->outstanding++; /* c-ares may answer inside ares_query (e.g. out of memory) */
+  job_send(j, &j->qmx, j->domain, SMTPC__DNS_T_MX, -1);
+  j->outstanding--;
+  job_check(j);
+}
+
+/* Start queued jobs while there is room. Not re-entered: a job that finishes while starting
+ * (a synchronous c-ares failure) makes room that this same loop then uses. */
+static void start_queued(smtpc_resolver *r) {
+  if (r->starting || r->closing) return;
+  r->starting = 1;
+  while (r->queued && r->nactive < MAX_ACTIVE_JOBS) {
+    job *j = r->queued;
+    if ((r->queued = j->next) == NULL) r->queued_tail = &r->queued;
+    job_start(j);
+  }
+  r->starting = 0;
+  arm_ares_timer(r);
 }
 
 static void arm_deadline(smtpc_resolver *r) {
@@ -516,11 +548,12 @@ static void job_finish(job *j) {
       if (r->family == SMTPC_DNS_PREFER_IPV6 || r->family == SMTPC_DNS_IPV6_ONLY) {
         first = h->v6, nf = h->n6, second = h->v4, ns = h->n4;
       }
-      if (h->ttl < ttl) ttl = h->ttl;
-      if (nf + ns == 0) {
+      if (nf + ns == 0) { /* skipped: the route holds only as long as its absence */
+        if (h->nttl < ttl) ttl = h->nttl;
         if (fail_rank(h->fail) > fail_rank(worst)) worst = h->fail;
         continue;
       }
+      if (h->ttl < ttl) ttl = h->ttl; /* a missing AAAA next to an A does not shorten it */
       memcpy(addrs[n], first, nf * sizeof(*first));
       memcpy(addrs[n] + nf, second, ns * sizeof(*second));
       mx[n].preference = h->pref;
@@ -540,7 +573,10 @@ static void job_finish(job *j) {
   if (ttl > r->max_ttl) ttl = r->max_ttl;
   t.ttl = ttl;
   if (!j->nomem) b = smtpc__rblock_new(&t);
-  if (b) cache_put(r, b, ttl);
+  if (b && ttl > 0) {
+    b->refs++;
+    smtpc__cache_put(&r->routes, &b->ce, uv_now(r->loop) + (uint64_t)ttl * 1000);
+  }
   while (j->waiters) {
     ready *w = j->waiters;
     j->waiters = w->next;
@@ -553,6 +589,7 @@ static void job_finish(job *j) {
   j->done = 1;
   unlink_job(j);
   arm_deadline(r);
+  start_queued(r);
 }
 
 static void job_check(job *j) {
@@ -575,7 +612,7 @@ static void on_deadline(uv_timer_t *t) {
     for (size_t i = 0; i < j->nhosts; i++) /* lookups still running count as timed out */
       if (j->hosts[i].pending > 0) {
         j->hosts[i].fail = SMTPC_DNS_TIMEOUT;
-        if (j->hosts[i].ttl > FAILURE_TTL) j->hosts[i].ttl = FAILURE_TTL;
+        if (j->hosts[i].nttl > FAILURE_TTL) j->hosts[i].nttl = FAILURE_TTL;
       }
     job_finish(j); /* freed when its queries come back (or at ares_destroy) */
   }
@@ -611,12 +648,11 @@ smtpc_resolver *smtpc_resolver_new(uv_loop_t *loop, const smtpc_resolver_opts *o
   r->neg_ttl = opts->negative_ttl ? opts->negative_ttl : DEFAULT_NEG_TTL;
   r->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)r ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
   r->ready_tail = &r->ready_head;
-  size = opts->cache_size == 0 ? DEFAULT_CACHE : opts->cache_size;
-  if (size > 0) {
-    r->cache_max = (size_t)size;
-    for (r->nbuckets = 16; r->nbuckets < r->cache_max && r->nbuckets < 65536;) r->nbuckets *= 2;
-    if ((r->buckets = calloc(r->nbuckets, sizeof(*r->buckets))) == NULL) goto fail1;
-  }
+  r->queued_tail = &r->queued;
+  size = opts->cache_size == 0 ? DEFAULT_CACHE : opts->cache_size < 0 ? 0 : opts->cache_size;
+  if (smtpc__cache_init(&r->routes, (size_t)size, drop_route) != 0 ||
+      smtpc__cache_init(&r->hosts, (size_t)size, drop_host) != 0)
+    goto fail1;
 
   /* c-ares: our sockets, our clock; SERVFAIL/REFUSED reach us (NOCHECKRESP) instead of being
    * turned into a retry and then ECONNREFUSED. Each try gets a share of the deadline. */
@@ -647,7 +683,8 @@ smtpc_resolver *smtpc_resolver_new(uv_loop_t *loop, const smtpc_resolver_opts *o
 fail2:
   ares_destroy(r->channel);
 fail1:
-  free(r->buckets);
+  smtpc__cache_free(&r->routes);
+  smtpc__cache_free(&r->hosts);
   free(r);
 fail0:
   if (err) *err = e;
@@ -668,19 +705,21 @@ int smtpc_resolve_mx(smtpc_resolver *r, const char *domain, smtpc_resolve_cb cb,
   w->data = data;
   r->stats.resolutions++;
 
-  if ((b = cache_get(r, name)) != NULL) {
+  if ((b = (smtpc__rblock *)(void *)smtpc__cache_get(&r->routes, name, uv_now(r->loop))) != NULL) {
     r->stats.cache_hits++;
     b->refs++;
     w->block = b;
     ready_push(r, w);
     return 0;
   }
-  for (j = r->jobs; j; j = j->next) {
-    if (strcmp(j->domain, name) == 0) {
-      r->stats.joined++;
-      w->next = j->waiters;
-      j->waiters = w;
-      return 0;
+  for (int pass = 0; pass < 2; pass++) {
+    for (j = pass ? r->queued : r->jobs; j; j = j->next) {
+      if (strcmp(j->domain, name) == 0) {
+        r->stats.joined++;
+        w->next = j->waiters;
+        j->waiters = w;
+        return 0;
+      }
     }
   }
   if ((j = calloc(1, sizeof(*j))) == NULL) {
@@ -692,15 +731,9 @@ int smtpc_resolve_mx(smtpc_resolver *r, const char *domain, smtpc_resolve_cb cb,
   strcpy(j->domain, name);
   j->waiters = w;
   j->ttl = UINT32_MAX;
-  j->deadline = uv_now(r->loop) + (uint64_t)r->timeout_ms;
-  j->next = r->jobs;
-  r->jobs = j;
-  arm_deadline(r);
-  j->outstanding++; /* c-ares may answer inside ares_query (e.g. out of memory) */
-  job_send(j, &j->qmx, j->domain, SMTPC__DNS_T_MX, -1);
-  j->outstanding--;
-  job_check(j);
-  arm_ares_timer(r);
+  *r->queued_tail = j;
+  r->queued_tail = &j->next;
+  start_queued(r);
   return 0;
 }
 
@@ -718,8 +751,8 @@ static void on_handle_closed(uv_handle_t *h) {
   {
     smtpc_resolver_close_cb cb = r->close_cb;
     void *data = r->close_data;
-    smtpc_resolver_flush(r);
-    free(r->buckets);
+    smtpc__cache_free(&r->routes);
+    smtpc__cache_free(&r->hosts);
     free(r);
     if (cb) cb(data);
   }
@@ -738,15 +771,19 @@ void smtpc_resolver_close(smtpc_resolver *r, smtpc_resolver_close_cb close_cb, v
     w->cb(SMTPC_ECANCELED, NULL, w->data);
     free(w);
   }
-  while ((j = r->jobs) != NULL) {
-    r->jobs = j->next;
+  while ((j = r->jobs) != NULL || (j = r->queued) != NULL) {
+    int queued = j == r->queued;
+    if (queued) r->queued = j->next;
+    else r->jobs = j->next;
     j->done = 1;
     while ((w = j->waiters) != NULL) {
       j->waiters = w->next;
       w->cb(SMTPC_ECANCELED, NULL, w->data);
       free(w);
     }
+    if (queued) job_free(j); /* no query out: nobody else will free it */
   }
+  r->queued_tail = &r->queued;
   /* c-ares calls back every query still out (ARES_EDESTRUCTION: their jobs are freed then)
    * and reports its sockets closed, which closes their polls */
   ares_destroy(r->channel);

@@ -37,14 +37,36 @@ typedef void (*smtpc__dns_rr_fn)(void *ctx, const unsigned char *msg, int len,
 int smtpc__dns_walk(const unsigned char *msg, int len, const char *qname, int qtype,
                     smtpc__dns_rr_fn fn, void *ctx, uint32_t *ttl, uint32_t *neg_ttl);
 
+/* dns_cache.c: a bounded cache of entries that start with a smtpc__centry. */
+typedef struct smtpc__centry {
+  struct smtpc__centry *hnext;          /* hash chain                                */
+  struct smtpc__centry *older, *newer;  /* insertion order, for eviction             */
+  const char *key;                      /* points into the entry                     */
+  uint64_t expires;                     /* uv_now() milliseconds                     */
+} smtpc__centry;
+
+typedef struct smtpc__cache {
+  smtpc__centry **buckets;
+  size_t nbuckets, count, max;          /* max 0: the cache is off                   */
+  smtpc__centry *oldest, *newest;
+  void (*drop)(smtpc__centry *e);       /* an entry leaves the cache                 */
+} smtpc__cache;
+
+int smtpc__cache_init(smtpc__cache *c, size_t max, void (*drop)(smtpc__centry *e));
+/* The live entry for key, or NULL (an expired one is dropped on the way). */
+smtpc__centry *smtpc__cache_get(smtpc__cache *c, const char *key, uint64_t now);
+/* Hand e over to the cache (it replaces an entry of the same key; the oldest entry goes when
+ * the cache is full; with the cache off, e is dropped at once). */
+void smtpc__cache_put(smtpc__cache *c, smtpc__centry *e, uint64_t expires);
+void smtpc__cache_clear(smtpc__cache *c);
+void smtpc__cache_free(smtpc__cache *c);
+
 /* A route in one allocation, reference-counted: the cache holds one reference and every
  * delivery waiting to run holds one. smtpc_route_dup hands out blocks too (refs == 1), which is
  * how smtpc_route_free finds the allocation from the route. */
 typedef struct smtpc__rblock {
+  smtpc__centry ce;                 /* first: the cache's view of it               */
   unsigned refs;
-  uint64_t expires;                 /* uv_now() milliseconds                       */
-  struct smtpc__rblock *hnext;      /* cache: hash chain                           */
-  struct smtpc__rblock *older, *newer; /* cache: insertion order, for eviction     */
   smtpc_route route;                /* its arrays and strings follow this struct   */
 } smtpc__rblock;
 

@@ -197,7 +197,7 @@ smtpc__rblock *smtpc__rblock_new(const smtpc_route *t) {
   sa = (smtpc_sockaddr *)(mx + t->nmx);
   s = (char *)(sa + naddrs);
   b->route.mx = t->nmx ? mx : NULL;
-  b->route.domain = s;
+  b->route.domain = b->ce.key = s;
   s = strcpy(s, t->domain) + strlen(t->domain) + 1;
   for (i = 0; i < t->nmx; i++) {
     mx[i] = t->mx[i];

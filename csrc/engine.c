@@ -106,6 +106,11 @@ typedef struct host {
   int no_tls;
   uint64_t next_ms;       /* no new session before (pause, backoff)                     */
   uint64_t down_until;    /* refused a connection or greeted with 4xx: skip until       */
+  /* why it is down, for the addresses that never reached it */
+  int fail_err, fail_reason;
+  const char *fail_detail;
+  saved *fail_reply;
+  smtpc_class fail_cls;
 } host;
 
 typedef struct group {
@@ -128,6 +133,9 @@ typedef struct domain {
   link held;              /* accepted items waiting for the catch-all answer           */
   int catch_all;
   int probe_state;
+  int probe_tries;
+  char *probe_rcpt;       /* one random address per domain for the run: a greylisting
+                             server must see the same one again on the retry            */
   void *batch_mark;
 } domain;
 
@@ -175,7 +183,8 @@ struct smtpc_verifier {
 };
 
 static void kick(smtpc_verifier *v);
-static void schedule(smtpc_verifier *v);
+static void on_tick(uv_timer_t *t);
+static struct host *host_for(smtpc_verifier *v, const smtpc_sockaddr *sa);
 static void maybe_finish_close(smtpc_verifier *v);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -252,7 +261,7 @@ static void *t_get(table *t, const char *key, const char *(*key_of)(void *)) {
 static int t_put(table *t, void *rec, const char *(*key_of)(void *)) {
   size_t i;
   hrec *r = rec;
-  if (t->n + 1 > t->cap / 2 * 1 + t->cap / 4) { /* keep the load under 3/4 */
+  if ((t->n + 1) * 4 > t->cap * 3) { /* keep the load under 3/4 */
     size_t ncap = t->cap ? t->cap * 2 : 64;
     void **ns = calloc(ncap, sizeof *ns);
     if (ns == NULL) return SMTPC_ENOMEM;
@@ -345,8 +354,8 @@ static void report(smtpc_verifier *v, item *it, int verdict, int reason) {
   l_del(&it->all);
   it->state = IT_DONE;
   v->pending--;
-  if (!it->in_dialog) item_free(it);
   v->cb(v, &r, v->data);
+  if (!it->in_dialog) item_free(it); /* the result pointed into it until now */
 }
 
 /* Verdict rules of the probing contract, for a final RCPT-or-session answer. */
@@ -453,8 +462,34 @@ static void backoff_host(session *s, const item *it) {
   if (s->h->next_ms < uv_now(s->v->loop) + ms) s->h->next_ms = uv_now(s->v->loop) + ms;
 }
 
-static void host_down(session *s) {
-  s->h->down_until = uv_now(s->v->loop) + HOST_DOWN_MS;
+static void host_down(session *s, const item *it) {
+  host *h = s->h;
+  h->down_until = uv_now(s->v->loop) + HOST_DOWN_MS;
+  free(h->fail_reply);
+  h->fail_reply = it->reply ? save_reply(&it->reply->r) : NULL;
+  h->fail_cls = it->cls;
+  h->fail_err = it->err;
+  h->fail_reason = it->reason;
+  h->fail_detail = it->detail;
+}
+
+/* An address that never reached its MX because every host is down takes their excuse. */
+static void adopt_host_failure(smtpc_verifier *v, item *it, const smtpc_route *route) {
+  size_t m, a;
+  if (it->reply || it->err) return;
+  for (m = 0; m < route->nmx; m++)
+    for (a = 0; a < route->mx[m].naddrs; a++) {
+      host *h = host_for(v, &route->mx[m].addrs[a]);
+      if (h == NULL || (h->fail_reply == NULL && h->fail_err == 0)) continue;
+      it->reply = h->fail_reply ? save_reply(&h->fail_reply->r) : NULL;
+      it->cls = h->fail_cls;
+      it->err = h->fail_err;
+      it->reason = h->fail_reason;
+      it->detail = h->fail_detail;
+      it->mx = route->mx[m].host;
+      it->mx_addr = h->text;
+      return;
+    }
 }
 
 static void on_probe(smtpc_verifier *v, item *it, const smtpc__rcpt_event *ev) {
@@ -462,7 +497,8 @@ static void on_probe(smtpc_verifier *v, item *it, const smtpc__rcpt_event *ev) {
   int code = ev->reply ? ev->reply->code : 0;
   if (ev->outcome == SMTPC__RCPT_REPLY && code >= 200 && code < 300) d->catch_all = 1;
   else if (ev->outcome == SMTPC__RCPT_REPLY && code >= 500 && code < 600) d->catch_all = 0;
-  d->probe_state = ev->outcome == SMTPC__RCPT_REPLY ? PROBE_DONE : PROBE_NONE;
+  /* a deferred probe (greylisting) goes again with the next session, a few times at most */
+  d->probe_state = d->catch_all != -1 || ++d->probe_tries >= 3 ? PROBE_DONE : PROBE_NONE;
   flush_held(v, d);
 }
 
@@ -509,17 +545,16 @@ static void on_session_fail(smtpc_verifier *v, session *s, item *it,
     retry_or_report(v, it, 0);
   } else if (ev->reason != SMTPC_REASON_UNDEFINED) {
     report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
-  } else if (code == 421) {
-    backoff_host(s, it);
+  } else if (code >= 400 && code < 500 && ev->stage == SMTPC__CMD_BANNER) {
+    host_down(s, it); /* a 4xx greeting: try the next MX */
     retry_or_report(v, it, 0);
-  } else if (code >= 400 && code < 500) {
-    if (ev->stage == SMTPC__CMD_BANNER) host_down(s); /* next MX */
-    else backoff_host(s, it);
+  } else if (code >= 400 && code < 500) { /* 421 "too many errors", rate limits ... */
+    backoff_host(s, it);
     retry_or_report(v, it, 0);
   } else if (code >= 500 && code < 600) {
     report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
   } else {
-    if (ev->stage == SMTPC__CMD_BANNER) host_down(s);
+    if (ev->stage == SMTPC__CMD_BANNER) host_down(s, it);
     retry_or_report(v, it, 0);
   }
 }
@@ -529,9 +564,9 @@ static void on_event(void *ud, const smtpc__rcpt_event *ev) {
   smtpc_verifier *v = s->v;
   item *it = s->items[ev->index];
   it->in_dialog = 0;
+  if (!it->probe) s->items[ev->index] = NULL; /* from here the item lives on its own */
   if (it->reported) { /* expired or canceled while its RCPT was out */
     item_free(it);
-    s->items[ev->index] = NULL;
     return;
   }
   if (ev->outcome == SMTPC__RCPT_UNTRIED) {
@@ -694,7 +729,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 /* The connection never came up: the host is down for this run (next MX), items go back. */
 static void connect_failed(session *s, int err, const char *detail) {
   size_t i;
-  host_down(s);
+  int down = 0;
   for (i = 0; i < s->nitems; i++) {
     item *it = s->items[i];
     if (it == NULL) continue;
@@ -713,7 +748,14 @@ static void connect_failed(session *s, int err, const char *detail) {
     learn(s->v, it, NULL, SMTPC__CMD_BANNER, NULL, err, SMTPC_REASON_NETWORKERROR, detail);
     it->mx = s->mx;
     it->mx_addr = s->h->text;
+    if (!down++) host_down(s, it);
     retry_or_report(s->v, it, 0);
+  }
+  if (!down) { /* only probes or reported items were aboard: mark the host anyway */
+    s->h->down_until = uv_now(s->v->loop) + HOST_DOWN_MS;
+    s->h->fail_err = err;
+    s->h->fail_reason = SMTPC_REASON_NETWORKERROR;
+    s->h->fail_detail = detail;
   }
   sess_close(s);
 }
@@ -750,23 +792,23 @@ static void sess_free(session *s) {
   size_t i;
   for (i = 0; i < s->nitems; i++) {
     item *it = s->items[i];
-    if (it == NULL || !it->in_dialog) continue;
-    it->in_dialog = 0;
-    if (it->probe) {
-      if (it->dom->probe_state == PROBE_INFLIGHT) it->dom->probe_state = PROBE_NONE;
-      flush_held(v, it->dom);
+    if (it == NULL) continue;
+    s->items[i] = NULL;
+    if (it->probe) { /* answered or not, a probe's memory goes with its session */
+      if (it->in_dialog && it->dom->probe_state == PROBE_INFLIGHT) {
+        it->dom->probe_state = PROBE_NONE;
+        flush_held(v, it->dom);
+      }
       item_free(it);
     } else if (it->reported) {
       item_free(it);
-    } else {
+    } else { /* the dialog never told: cannot happen unless closed from outside */
+      it->in_dialog = 0;
       learn(v, it, NULL, SMTPC__CMD_QUIT, NULL, SMTPC_ECLOSED, SMTPC_REASON_NETWORKERROR,
             "session ended");
       retry_or_report(v, it, 0);
     }
   }
-  /* probes answered or not: their memory goes with the session */
-  for (i = 0; i < s->nitems; i++)
-    if (s->items[i] && s->items[i]->probe) item_free(s->items[i]);
   free(s->items);
   smtpc__dialog_free(s->d);
   smtpc__tls_free(s->tls);
@@ -852,24 +894,27 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
     domain *d = s->items[i]->dom;
     item *pr;
     unsigned char rnd[10];
-    char local[32];
     size_t k, dl;
     if (d->batch_mark != s) continue;
     d->batch_mark = NULL;
     nprobes--;
-    if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0) continue;
-    memcpy(local, "smtpc-", 6);
-    for (k = 0; k < sizeof rnd; k++) local[6 + k] = "abcdefghijklmnopqrstuvwxyz234567"[rnd[k] & 31];
-    local[6 + sizeof rnd] = '@';
-    dl = strlen(d->name);
+    if (d->probe_rcpt == NULL) {
+      dl = strlen(d->name);
+      if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0 ||
+          (d->probe_rcpt = malloc(7 + sizeof rnd + dl + 1)) == NULL)
+        continue;
+      memcpy(d->probe_rcpt, "smtpc-", 6);
+      for (k = 0; k < sizeof rnd; k++)
+        d->probe_rcpt[6 + k] = "abcdefghijklmnopqrstuvwxyz234567"[rnd[k] & 31];
+      d->probe_rcpt[6 + sizeof rnd] = '@';
+      memcpy(d->probe_rcpt + 7 + sizeof rnd, d->name, dl + 1);
+    }
     pr = calloc(1, sizeof *pr);
-    if (pr == NULL || (pr->rcpt = malloc(7 + sizeof rnd + dl + 1)) == NULL) {
+    if (pr == NULL || (pr->rcpt = dupstr(d->probe_rcpt)) == NULL) {
       free(pr);
       continue;
     }
-    memcpy(pr->rcpt, local, 7 + sizeof rnd);
-    memcpy(pr->rcpt + 7 + sizeof rnd, d->name, dl + 1);
-    pr->rcpt_len = 7 + sizeof rnd + dl;
+    pr->rcpt_len = strlen(pr->rcpt);
     pr->probe = 1;
     pr->dom = d;
     l_init(&pr->q);
@@ -920,7 +965,7 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
 /* ---------------------------------------------------------------------------------------- */
 /* scheduling */
 
-static host *host_for(smtpc_verifier *v, const smtpc_sockaddr *sa) {
+static struct host *host_for(smtpc_verifier *v, const smtpc_sockaddr *sa) {
   char text[64];
   host *h;
   if (sa->sa.sa_family == AF_INET6) uv_ip6_name(&sa->in6, text, sizeof text);
@@ -969,6 +1014,7 @@ static void schedule_group(smtpc_verifier *v, group *g, uint64_t now, uint64_t *
     if (!any_up) { /* every MX refused us: the addresses get what we last learnt */
       while (!l_empty(&g->queue)) {
         item *it = CONTAINER(g->queue.next, item, q);
+        adopt_host_failure(v, it, g->route);
         if (it->reason == SMTPC_REASON_UNDEFINED) it->reason = SMTPC_REASON_NETWORKERROR;
         report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
       }
@@ -995,50 +1041,41 @@ static void expire(smtpc_verifier *v, uint64_t now, uint64_t *next) {
 static void schedule(smtpc_verifier *v) {
   uint64_t now = uv_now(v->loop), next = 0;
   link *p, *n;
-  size_t rounds;
-  if (v->closing && v->canceled) return;
-  while (!l_empty(&v->immediate)) {
+  size_t rounds = 0;
+  while (!l_empty(&v->immediate) && !v->canceled) {
     item *it = CONTAINER(v->immediate.next, item, q);
     report(v, it, it->verdict, it->reason);
   }
-  expire(v, now, &next);
-  for (p = v->delayed.next; p != &v->delayed; p = n) {
+  if (!v->canceled) expire(v, now, &next);
+  for (p = v->delayed.next; p != &v->delayed && !v->canceled; p = n) {
     item *it = CONTAINER(p, item, q);
     n = p->next;
     if (it->ready_ms <= now) enqueue(v, it, 0);
     else wake_at(&next, it->ready_ms);
   }
-  /* round robin over groups: rotate the list so the next pass starts elsewhere */
-  rounds = 0;
-  for (p = v->groups.next; p != &v->groups && v->active < (size_t)v->o.concurrency; p = n) {
+  for (p = v->groups.next; p != &v->groups && !v->canceled; p = n) {
     n = p->next;
+    if (v->active >= (size_t)v->o.concurrency) break;
     schedule_group(v, CONTAINER(p, group, node), now, &next);
     rounds++;
   }
-  if (rounds > 1 && !l_empty(&v->groups)) {
+  if (v->canceled) return;
+  if (rounds > 1) { /* round robin: the next pass starts with another group */
     link *first = v->groups.next;
     l_del(first);
     l_push(&v->groups, first);
   }
-  if (next) {
-    uv_timer_start(&v->tick, NULL, 0, 0); /* replaced just below */
-    uv_timer_stop(&v->tick);
-  }
-  v->tick_armed = 0;
-  if (next) {
-    extern void smtpc__engine_tick(uv_timer_t * t);
+  if (next && !(v->tick_armed && v->tick_at <= next)) {
     v->tick_armed = 1;
     v->tick_at = next;
-    uv_timer_start(&v->tick, smtpc__engine_tick, next > now ? next - now : 0, 0);
+    uv_timer_start(&v->tick, on_tick, next > now ? next - now : 0, 0);
   }
 }
 
-void smtpc__engine_tick(uv_timer_t *t) {
+static void on_tick(uv_timer_t *t) {
   smtpc_verifier *v = t->data;
   v->tick_armed = 0;
-  v->in_tick = 1;
   schedule(v);
-  v->in_tick = 0;
 }
 
 static void kick(smtpc_verifier *v) {
@@ -1046,5 +1083,427 @@ static void kick(smtpc_verifier *v) {
   if (v->tick_armed && v->tick_at <= uv_now(v->loop)) return;
   v->tick_armed = 1;
   v->tick_at = uv_now(v->loop);
-  uv_timer_start(&v->tick, smtpc__engine_tick, 0, 0);
+  uv_timer_start(&v->tick, on_tick, 0, 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* domains, routes, groups */
+
+/* The route to an address literal: one "MX", the address itself. One allocation. */
+typedef struct literal_route {
+  smtpc_route r;
+  smtpc_mx m;
+  smtpc_sockaddr a;
+  char host[64];
+} literal_route;
+
+static smtpc_route *make_literal_route(const char *lit) {
+  literal_route *b;
+  size_t n = strlen(lit);
+  const char *p = lit + 1;
+  if (n < 3 || lit[0] != '[' || lit[n - 1] != ']') return NULL;
+  n -= 2;
+  if (n > 5 && (p[0] == 'I' || p[0] == 'i') && (p[1] == 'P' || p[1] == 'p') &&
+      (p[2] == 'v' || p[2] == 'V') && p[3] == '6' && p[4] == ':') {
+    p += 5;
+    n -= 5;
+  }
+  b = calloc(1, sizeof *b);
+  if (b == NULL || n >= sizeof b->host) {
+    free(b);
+    return NULL;
+  }
+  memcpy(b->host, p, n);
+  b->host[n] = '\0';
+  if (uv_ip4_addr(b->host, 0, &b->a.in) != 0 && uv_ip6_addr(b->host, 0, &b->a.in6) != 0) {
+    free(b);
+    return NULL;
+  }
+  b->m.host = b->host;
+  b->m.naddrs = 1;
+  b->m.addrs = &b->a;
+  b->r.domain = b->host;
+  b->r.implicit = 1;
+  b->r.nmx = 1;
+  b->r.mx = &b->m;
+  return &b->r;
+}
+
+/* Domains with the same MX set (hosts and preferences) share a group, hence sessions. The
+ * whole set is the key, not only the best host: a backup MX that takes mail for one domain may
+ * refuse to relay for another. Hosts of equal preference are keyed in name order. */
+static char *route_key(const smtpc_route *route, int own) {
+  size_t i, j, len = 4, used;
+  const smtpc_mx **order = malloc(route->nmx * sizeof *order);
+  char *key;
+  if (order == NULL) return NULL;
+  for (i = 0; i < route->nmx; i++) {
+    const smtpc_mx *x = &route->mx[i];
+    for (j = i; j > 0 && (order[j - 1]->preference > x->preference ||
+                          (order[j - 1]->preference == x->preference &&
+                           strcmp(order[j - 1]->host, x->host) > 0)); j--)
+      order[j] = order[j - 1];
+    order[j] = x;
+    len += strlen(x->host) + 14;
+  }
+  key = malloc(len);
+  if (key != NULL) {
+    memcpy(key, own ? "ip:" : "mx:", 4);
+    used = 3;
+    for (i = 0; i < route->nmx; i++)
+      used += (size_t)snprintf(key + used, len - used, "%d %s,", order[i]->preference,
+                               order[i]->host);
+  }
+  free(order);
+  return key;
+}
+
+static group *group_for(smtpc_verifier *v, smtpc_route *route, int own) {
+  char *key = route_key(route, own);
+  group *g;
+  if (key == NULL) return NULL;
+  g = t_get(&v->groups_t, key, group_key);
+  if (g) {
+    free(key);
+    if (own) free(route);
+    else smtpc_route_free(route);
+    return g;
+  }
+  g = calloc(1, sizeof *g);
+  if (g) g->key = key;
+  if (g == NULL || t_put(&v->groups_t, g, group_key) != 0) {
+    free(g);
+    free(key);
+    return NULL;
+  }
+  g->route = route;
+  g->own_route = own;
+  l_init(&g->queue);
+  l_push(&v->groups, &g->node);
+  return g;
+}
+
+static void push_immediate(smtpc_verifier *v, item *it, int verdict, int reason) {
+  item_detach(it);
+  it->state = IT_IMMEDIATE;
+  it->verdict = verdict;
+  it->reason = reason;
+  l_push(&v->immediate, &it->q);
+  kick(v);
+}
+
+/* The domain has no usable route: the contract's DNS verdicts. */
+static void dns_fail(smtpc_verifier *v, domain *d, item *it) {
+  if (d->null_mx) {
+    it->detail = "the domain takes no mail (null MX, RFC 7505)";
+    push_immediate(v, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_NOTACCEPT);
+  } else if (d->dns_error == SMTPC_DNS_NXDOMAIN || d->dns_error == SMTPC_DNS_NOADDRESS) {
+    it->detail = smtpc_dns_error_message(d->dns_error);
+    push_immediate(v, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_HOSTUNKNOWN);
+  } else {
+    it->err = SMTPC_EDNS;
+    it->detail = d->dns_error ? smtpc_dns_error_message(d->dns_error) : "DNS lookup failed";
+    push_immediate(v, it, SMTPC_VERDICT_UNKNOWN, SMTPC_REASON_NETWORKERROR);
+  }
+}
+
+typedef struct domain_req { /* resolver callback data: the domain and its verifier */
+  smtpc_verifier *v;
+  domain *d;
+} domain_req;
+
+static void on_route(int status, const smtpc_route *route, void *data) {
+  domain_req *rq = data;
+  smtpc_verifier *v = rq->v;
+  domain *d = rq->d;
+  smtpc_route *copy = NULL;
+  free(rq);
+  d->state = D_FAILED;
+  if (status == 0 && route->error == SMTPC_DNS_OK && !route->null_mx && route->nmx > 0 &&
+      (copy = smtpc_route_dup(route)) != NULL && (d->grp = group_for(v, copy, 0)) != NULL)
+    d->state = D_READY;
+  else if (status == 0)
+    d->dns_error = route->error, d->null_mx = route->null_mx;
+  while (!l_empty(&d->waiting)) {
+    item *it = CONTAINER(d->waiting.next, item, q);
+    if (d->state == D_READY) enqueue(v, it, 0);
+    else dns_fail(v, d, it);
+  }
+}
+
+static domain *domain_for(smtpc_verifier *v, const char *name, int literal) {
+  domain *d = t_get(&v->domains, name, domain_key);
+  domain_req *rq;
+  if (d) return d;
+  d = calloc(1, sizeof *d);
+  if (d == NULL || (d->name = dupstr(name)) == NULL || t_put(&v->domains, d, domain_key) != 0) {
+    if (d) free(d->name);
+    free(d);
+    return NULL;
+  }
+  l_init(&d->waiting);
+  l_init(&d->held);
+  d->catch_all = -1;
+  if (literal) {
+    smtpc_route *r = make_literal_route(name);
+    d->state = D_FAILED;
+    d->dns_error = SMTPC_DNS_NOADDRESS;
+    if (r && (d->grp = group_for(v, r, 1)) != NULL) d->state = D_READY;
+    return d;
+  }
+  d->state = D_RESOLVING;
+  rq = malloc(sizeof *rq);
+  if (rq) {
+    rq->v = v;
+    rq->d = d;
+  }
+  if (rq == NULL || smtpc_resolve_mx(v->resolver, name, on_route, rq) != 0) {
+    free(rq);
+    d->state = D_FAILED;
+  }
+  return d;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* public API */
+
+int smtpc_verifier_add(smtpc_verifier *v, const char *address, size_t len, uint64_t tag) {
+  smtpc_address a;
+  item *it;
+  domain *d;
+  int kind = 0, rc;
+  if (v == NULL || v->ended || v->canceled || v->closing || (address == NULL && len > 0))
+    return SMTPC_EINVAL;
+  it = calloc(1, sizeof *it);
+  if (it == NULL || (it->input = malloc(len + 1)) == NULL) {
+    free(it);
+    return SMTPC_ENOMEM;
+  }
+  if (len) memcpy(it->input, address, len);
+  it->input[len] = '\0';
+  it->input_len = len;
+  it->tag = tag;
+  it->added_hr = uv_hrtime();
+  it->deadline_ms = uv_now(v->loop) + secs_ms(v->o.deadline);
+  it->reason = SMTPC_REASON_UNDEFINED;
+  it->cls.reason = SMTPC_REASON_UNDEFINED;
+  l_init(&it->q);
+  l_push(&v->all, &it->all);
+  v->pending++;
+
+  rc = len ? smtpc_parse_address(address, len, &a, &kind) : SMTPC_EBADADDRESS;
+  if (rc == SMTPC_ENOMEM) {
+    l_del(&it->all);
+    v->pending--;
+    item_free(it);
+    return SMTPC_ENOMEM;
+  }
+  if (rc != 0) {
+    it->detail = len ? smtpc_address_kind_message(kind) : "the address is empty";
+    push_immediate(v, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_SYNTAXERROR);
+    return 0;
+  }
+  it->rcpt_len = strlen(a.ascii_address);
+  it->rcpt = dupstr(a.ascii_address);
+  it->utf8 = a.utf8_local ? 1 : 0;
+  d = it->rcpt ? domain_for(v, a.ascii_domain, a.literal) : NULL;
+  if (d == NULL) {
+    l_del(&it->all);
+    v->pending--;
+    item_free(it);
+    return SMTPC_ENOMEM;
+  }
+  it->dom = d;
+  if (d->state == D_READY) {
+    enqueue(v, it, 0);
+  } else if (d->state == D_RESOLVING) {
+    it->state = IT_RESOLVING;
+    l_push(&d->waiting, &it->q);
+  } else {
+    dns_fail(v, d, it);
+  }
+  return 0;
+}
+
+void smtpc_verifier_end(smtpc_verifier *v) {
+  v->ended = 1;
+  kick(v);
+}
+
+size_t smtpc_verifier_pending(const smtpc_verifier *v) { return v->pending; }
+int smtpc_verifier_done(const smtpc_verifier *v) { return v->ended && v->pending == 0; }
+void *smtpc_verifier_data(const smtpc_verifier *v) { return v->data; }
+
+void smtpc_verifier_cancel(smtpc_verifier *v) {
+  link *p;
+  if (v->canceled) return;
+  v->ended = 1;
+  v->canceled = 1;
+  if (v->tick_open) uv_timer_stop(&v->tick);
+  v->tick_armed = 0;
+  for (p = v->sessions.next; p != &v->sessions; p = p->next)
+    sess_close(CONTAINER(p, session, node));
+  while (!l_empty(&v->all)) {
+    item *it = CONTAINER(v->all.next, item, all);
+    it->err = SMTPC_ECANCELED;
+    it->detail = "canceled";
+    report(v, it, SMTPC_VERDICT_UNKNOWN, SMTPC_REASON_EXPIRED);
+  }
+}
+
+static void free_all(smtpc_verifier *v) {
+  size_t i;
+  for (i = 0; i < v->domains.cap; i++) {
+    domain *d = v->domains.slots[i];
+    while (d) {
+      domain *n = d->hnext;
+      free(d->name);
+      free(d->probe_rcpt);
+      free(d);
+      d = n;
+    }
+  }
+  for (i = 0; i < v->groups_t.cap; i++) {
+    group *g = v->groups_t.slots[i];
+    while (g) {
+      group *n = g->hnext;
+      if (g->own_route) free(g->route);
+      else smtpc_route_free(g->route);
+      free(g->key);
+      free(g);
+      g = n;
+    }
+  }
+  for (i = 0; i < v->hosts.cap; i++) {
+    host *h = v->hosts.slots[i];
+    while (h) {
+      host *n = h->hnext;
+      free(h->fail_reply);
+      free(h);
+      h = n;
+    }
+  }
+  free(v->domains.slots);
+  free(v->groups_t.slots);
+  free(v->hosts.slots);
+  smtpc__tls_ctx_free(v->tls_ctx);
+  free(v->mail_from);
+  free(v->helo);
+  free(v->bind);
+  free(v->dns);
+  free(v->ca);
+}
+
+static void maybe_finish_close(smtpc_verifier *v) {
+  if (!v->closing || v->tick_open || v->resolver_open || !l_empty(&v->sessions)) return;
+  free_all(v);
+  if (v->close_cb) v->close_cb(v);
+  free(v);
+}
+
+static void on_tick_closed(uv_handle_t *h) {
+  smtpc_verifier *v = h->data;
+  v->tick_open = 0;
+  maybe_finish_close(v);
+}
+
+static void on_resolver_closed(void *data) {
+  smtpc_verifier *v = data;
+  v->resolver_open = 0;
+  maybe_finish_close(v);
+}
+
+void smtpc_verifier_close(smtpc_verifier *v, smtpc_verifier_close_cb close_cb) {
+  if (v->closing) return;
+  v->close_cb = close_cb;
+  smtpc_verifier_cancel(v);
+  v->closing = 1;
+  uv_close((uv_handle_t *)&v->tick, on_tick_closed);
+  smtpc_resolver_close(v->resolver, on_resolver_closed, v);
+}
+
+static int has_8bit(const char *s) {
+  for (; s && *s; s++)
+    if ((unsigned char)*s >= 0x80) return 1;
+  return 0;
+}
+
+smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opts,
+                                   smtpc_result_cb cb, void *data, int *err) {
+  smtpc_verifier *v;
+  smtpc_verify_opts o;
+  smtpc_resolver_opts ro;
+  smtpc__dialog_cfg dc;
+  smtpc__dialog *probe;
+  int e = SMTPC_EINVAL;
+  if (err == NULL) err = &e;
+  *err = SMTPC_EINVAL;
+  if (loop == NULL || cb == NULL) return NULL;
+  if (opts) o = *opts;
+  else smtpc_verify_opts_init(&o);
+  /* zeros mean "the default", so a memset struct works too */
+  if (o.port == 0) o.port = 25;
+  if (o.concurrency == 0) o.concurrency = 100;
+  if (o.per_host == 0) o.per_host = 2;
+  if (o.rcpt_per_session == 0) o.rcpt_per_session = 50;
+  if (o.max_rejections == 0) o.max_rejections = 8;
+  if (o.deadline == 0) o.deadline = 300;
+  if (o.timeout == 0) o.timeout = 30;
+  if (o.connect_timeout == 0) o.connect_timeout = 10;
+  if (o.port < 1 || o.port > 65535 || o.concurrency < 1 || o.per_host < 1 ||
+      o.rcpt_per_session < 1 || o.rcpt_per_session > 100000 || o.max_rejections < 1 ||
+      o.starttls < 0 || o.starttls > 2 || !(o.deadline > 0) || !(o.timeout > 0) ||
+      !(o.connect_timeout > 0) || o.host_pause < 0 || o.greylist_delay != o.greylist_delay)
+    return NULL;
+  /* the dialog is the judge of what may go on the wire */
+  memset(&dc, 0, sizeof dc);
+  dc.helo = o.helo;
+  dc.mail_from = o.mail_from;
+  probe = smtpc__dialog_new(&dc, on_event, (void *)&dc, err);
+  if (probe == NULL) return NULL;
+  smtpc__dialog_free(probe);
+
+  *err = SMTPC_ENOMEM;
+  v = calloc(1, sizeof *v);
+  if (v == NULL) return NULL;
+  v->loop = loop;
+  v->o = o;
+  v->cb = cb;
+  v->data = data;
+  v->mail_from = dupstr(o.mail_from ? o.mail_from : "");
+  v->helo = dupstr(o.helo ? o.helo : "localhost");
+  v->bind = dupstr(o.bind_address);
+  v->dns = dupstr(o.dns_servers);
+  v->ca = dupstr(o.tls_ca_file);
+  v->o.mail_from = v->mail_from;
+  v->o.helo = v->helo;
+  v->o.bind_address = v->bind;
+  v->o.dns_servers = v->dns;
+  v->o.tls_ca_file = v->ca;
+  v->mail_from_utf8 = has_8bit(v->mail_from);
+  l_init(&v->immediate);
+  l_init(&v->delayed);
+  l_init(&v->all);
+  l_init(&v->groups);
+  l_init(&v->sessions);
+  if (v->mail_from == NULL || v->helo == NULL || (o.bind_address && !v->bind) ||
+      (o.dns_servers && !v->dns) || (o.tls_ca_file && !v->ca))
+    goto fail;
+  if (o.starttls != SMTPC_STARTTLS_OFF &&
+      (v->tls_ctx = smtpc__tls_ctx_new(o.tls_verify, v->ca, err)) == NULL)
+    goto fail;
+  memset(&ro, 0, sizeof ro);
+  ro.servers = v->dns;
+  v->resolver = smtpc_resolver_new(loop, &ro, err);
+  if (v->resolver == NULL) goto fail;
+  v->resolver_open = 1;
+  uv_timer_init(loop, &v->tick);
+  v->tick.data = v;
+  v->tick_open = 1;
+  *err = 0;
+  return v;
+fail:
+  free_all(v);
+  free(v);
+  return NULL;
 }

@@ -332,7 +332,7 @@ typedef struct smtpc_address {
                                                   [IPv6:2001:db8::1] (RFC 5952 text)           */
   char ascii_domain[SMTPC_ADDR_DOMAIN_SIZE];   /* A-labels ("xn--..."); == domain when ASCII    */
   int literal;                                 /* domain is an address literal                  */
-  int smtputf8;                                /* the address as given has non-ASCII (RFC 6531) */
+  int smtputf8;                                /* `address` has non-ASCII (RFC 6531 form)       */
   int utf8_local;                              /* the local part has non-ASCII: RCPT needs the
                                                   SMTPUTF8 extension whatever the domain form  */
   size_t error_offset;                         /* on failure: octet in the input where it was  */
@@ -343,7 +343,10 @@ typedef struct smtpc_address {
  * Returns 0 with *out filled, SMTPC_EBADADDRESS when the text is not a valid mailbox
  * (*kind says why, out->error_offset where), SMTPC_EINVAL for NULL arguments, or SMTPC_ENOMEM.
  * kind may be NULL; on success it is set to SMTPC_ADDR_OK. Pure and thread-safe: no global
- * state, no I/O, no allocation beyond libidn2's own for non-ASCII domains. */
+ * state, no I/O, no allocation beyond libidn2's own for non-ASCII and "xn--" labels.
+ * Stricter than RFC 5321 on purpose: control, invisible format (Unicode Cf: bidi controls,
+ * zero-width joiners...) and line-separator characters are refused everywhere, quoted or not;
+ * so are an empty quoted local part ("") and an all-numeric top-level domain. */
 SMTPC_API int smtpc_parse_address(const char *s, size_t len, smtpc_address *out, int *kind);
 
 /* "consecutive_dots" for SMTPC_ADDR_ECONSECUTIVE_DOTS, "ok" for SMTPC_ADDR_OK; NULL when out of
@@ -363,7 +366,9 @@ SMTPC_API const char *smtpc_address_kind_message(int kind);
  * For a domain it yields the route mail takes: the MX hosts sorted by preference (hosts of equal
  * preference in a fresh random order on every delivery, RFC 5321 5.1), each with its A/AAAA
  * addresses; the implicit MX (the domain's own A/AAAA) when there is no MX; the null MX of
- * RFC 7505. Routes are cached in the resolver for their DNS TTL, negative answers included.
+ * RFC 7505. Routes are cached in the resolver for their DNS TTL, negative answers included,
+ * and so are the addresses of MX hosts (domains hosted together share them). At most 32
+ * domains are resolved at once; more requests wait their turn (the deadline starts then).
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -470,7 +475,7 @@ typedef struct smtpc_resolver_stats {
   uint64_t resolutions; /* smtpc_resolve_mx calls accepted                                */
   uint64_t cache_hits;  /* answered from the cache                                        */
   uint64_t joined;      /* attached to a resolution already in flight                     */
-  uint64_t queries;     /* DNS queries handed to c-ares                                   */
+  uint64_t queries;     /* DNS queries handed to c-ares (MX, A, AAAA)                     */
   size_t cached;        /* routes in the cache now                                        */
 } smtpc_resolver_stats;
 

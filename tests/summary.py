@@ -50,8 +50,15 @@ def pytest(text):
     return get("passed"), get("failed") + get("errors?"), get("skipped")
 
 
+def plain(text):
+    """Scripts that print one 'PASS ...' or 'FAIL ...' line per check (fuzzing, valgrind)."""
+    p = len(re.findall(r"^PASS ", text, re.M))
+    f = len(re.findall(r"^FAIL ", text, re.M))
+    return (p, f, 0) if p + f else (0, 1, 0)
+
+
 def main(argv):
-    kinds = {"cmocka": cmocka, "busted": busted, "pytest": pytest}
+    kinds = {"cmocka": cmocka, "busted": busted, "pytest": pytest, "plain": plain}
     total = [0, 0, 0]
     for spec in argv[1:]:
         kind, label, path = spec.split(":", 2)

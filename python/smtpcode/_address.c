@@ -5,10 +5,10 @@
  *                                      UTF-8 input, or None)
  * Address is immutable: its attributes are read-only, it compares and hashes by its normalised
  * text, and repr() gives Address('...') which evaluates back to an equal object. */
+#include "_smtpcode.h" /* Python.h first, as the C API asks */
+
 #include <string.h>
 #include <structmember.h>
-
-#include "_smtpcode.h"
 
 static PyObject *AddressError = NULL;
 
@@ -26,7 +26,7 @@ typedef struct {
   XX(domain, "domain, lower-cased, U-labels kept; a literal in canonical form")             \
   XX(ascii_domain, "domain with A-labels (xn--...)")                                         \
   XX(literal, "True when the domain is an address literal ([192.0.2.1], [IPv6:...])")        \
-  XX(smtputf8, "True when the address as given has non-ASCII characters (RFC 6531)")         \
+  XX(smtputf8, "True when the normalised address has non-ASCII characters (RFC 6531)")       \
   XX(utf8_local, "True when the local part has non-ASCII characters: RCPT needs SMTPUTF8")
 
 static PyMemberDef address_members[] = {
@@ -49,7 +49,8 @@ static void address_dealloc(AddressObject *self) {
 static void raise_address_error(int kind, PyObject *offset) {
   PyObject *exc, *name;
   if (offset == NULL) return;
-  exc = PyObject_CallFunction(AddressError, "s", smtpc_address_kind_message(kind));
+  exc = PyUnicode_FromFormat("%s (at offset %S)", smtpc_address_kind_message(kind), offset);
+  if (exc != NULL) Py_SETREF(exc, PyObject_CallFunctionObjArgs(AddressError, exc, NULL));
   name = PyUnicode_FromString(smtpc_address_kind_name(kind));
   if (exc != NULL && name != NULL && PyObject_SetAttrString(exc, "kind", name) == 0 &&
       PyObject_SetAttrString(exc, "offset", offset) == 0) {
@@ -74,18 +75,17 @@ static AddressObject *address_from(PyObject *arg) {
     s = PyUnicode_AsUTF8AndSize(arg, &n);
     if (s == NULL) {
       PyObject *head, *bytes = NULL;
-      Py_ssize_t start = 0;
-      PyObject *type, *value, *tb;
+      Py_ssize_t i, len = PyUnicode_GET_LENGTH(arg);
       if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return NULL;
-      PyErr_Fetch(&type, &value, &tb);
-      if (value != NULL) PyUnicodeEncodeError_GetStart(value, &start);
-      Py_XDECREF(type);
-      Py_XDECREF(value);
-      Py_XDECREF(tb);
       PyErr_Clear();
-      /* report the offset in octets, as for bytes: the encoded length of what precedes */
-      head = PyUnicode_Substring(arg, 0, start);
-      if (head != NULL) bytes = PyUnicode_AsEncodedString(head, "utf-8", "surrogatepass");
+      /* the offset in octets, as for bytes: the encoded length of what precedes the first
+       * lone surrogate */
+      for (i = 0; i < len; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(arg, i);
+        if (c >= 0xD800 && c <= 0xDFFF) break;
+      }
+      head = PyUnicode_Substring(arg, 0, i);
+      if (head != NULL) bytes = PyUnicode_AsUTF8String(head);
       Py_XDECREF(head);
       raise_address_error(SMTPC_ADDR_EINVALID_UTF8,
                           bytes ? PyLong_FromSsize_t(PyBytes_GET_SIZE(bytes)) : NULL);
@@ -93,8 +93,7 @@ static AddressObject *address_from(PyObject *arg) {
       return NULL;
     }
     rc = smtpc_parse_address(s, (size_t)n, &a, &kind);
-  } else if (PyObject_CheckBuffer(arg) && !PyMemoryView_Check(arg) &&
-             PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) == 0) {
+  } else if (PyObject_CheckBuffer(arg) && PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) == 0) {
     rc = smtpc_parse_address(view.buf, (size_t)view.len, &a, &kind);
     PyBuffer_Release(&view);
   } else {
@@ -155,6 +154,17 @@ static PyObject *address_richcompare(PyObject *a, PyObject *b, int op) {
   return PyObject_RichCompare(((AddressObject *)a)->address, ((AddressObject *)b)->address, op);
 }
 
+/* Pickle as Address(text): the normalised text parses back to an equal object. */
+static PyObject *address_reduce(AddressObject *self, PyObject *unused) {
+  (void)unused;
+  return Py_BuildValue("(O(O))", (PyObject *)Py_TYPE(self), self->address);
+}
+
+static PyMethodDef address_methods[] = {
+  {"__reduce__", (PyCFunction)address_reduce, METH_NOARGS, NULL},
+  {NULL, NULL, 0, NULL},
+};
+
 static PyTypeObject AddressType = {
   PyVarObject_HEAD_INIT(NULL, 0)
   .tp_name = "smtpcode.Address",
@@ -168,6 +178,7 @@ static PyTypeObject AddressType = {
             "A parsed RFC 5321 mailbox (immutable); the same as parse_address(address).",
   .tp_richcompare = address_richcompare,
   .tp_members = address_members,
+  .tp_methods = address_methods,
   .tp_new = address_new,
 };
 
@@ -185,7 +196,6 @@ static PyMethodDef address_functions[] = {
 };
 
 int pysmtpc_init_address(PyObject *module) {
-  PyObject *f;
   if (PyType_Ready(&AddressType) < 0) return -1;
   AddressError = PyErr_NewExceptionWithDoc(
       "smtpcode.AddressError",
@@ -206,11 +216,5 @@ int pysmtpc_init_address(PyObject *module) {
     Py_DECREF(&AddressType);
     return -1;
   }
-  f = PyCFunction_NewEx(&address_functions[0], NULL, NULL);
-  if (f == NULL) return -1;
-  if (PyModule_AddObject(module, "parse_address", f) < 0) {
-    Py_DECREF(f);
-    return -1;
-  }
-  return 0;
+  return PyModule_AddFunctions(module, address_functions);
 }

@@ -60,10 +60,69 @@ def reasons() -> Tuple[str, ...]: ...
 
 # --- address (address.c) ---
 # SMTPC-SECTION: address
+class AddressError(ValueError):
+    """An invalid mail address."""
+    kind: Optional[str]    # "consecutive_dots", "control_char", "idna" ... (smtpc_address_kind_name)
+    offset: Optional[int]  # octet of the UTF-8 input where the problem was found
+
+class Address:
+    """A parsed RFC 5321 mailbox (immutable); equal and hashed by its normalised text."""
+    def __init__(self, address: Union[str, bytes]) -> None: ...
+    @property
+    def address(self) -> str: ...  # normalised: local_part "@" domain
+    @property
+    def ascii_address(self) -> str: ...  # local_part "@" ascii_domain (the form to send)
+    @property
+    def local_part(self) -> str: ...
+    @property
+    def domain(self) -> str: ...  # lower-cased, U-labels kept; canonical literal
+    @property
+    def ascii_domain(self) -> str: ...  # A-labels
+    @property
+    def literal(self) -> bool: ...
+    @property
+    def smtputf8(self) -> bool: ...  # the normalised address has non-ASCII
+    @property
+    def utf8_local(self) -> bool: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def parse_address(address: Union[str, bytes]) -> Address: ...
 # SMTPC-END: address
 
 # --- dns (dns.c) ---
 # SMTPC-SECTION: dns
+from typing import Iterable, List
+
+class MX(Tuple[int, str, List[str]]):
+    """One mail exchanger (a struct sequence: immutable, also a tuple)."""
+    @property
+    def preference(self) -> int: ...  # 0 for the implicit MX
+    @property
+    def host(self) -> str: ...  # lower case, no trailing dot
+    @property
+    def addresses(self) -> List[str]: ...  # IPv4/IPv6 text, preferred family first
+
+class Route(Tuple[str, List[MX], bool, bool, Optional[str], int]):
+    """Where mail for a domain goes (a struct sequence)."""
+    @property
+    def domain(self) -> str: ...
+    @property
+    def mx(self) -> List[MX]: ...  # by preference; equal preferences in random order
+    @property
+    def implicit(self) -> bool: ...  # no MX: the one entry is the domain's own A/AAAA
+    @property
+    def null_mx(self) -> bool: ...  # MX 0 "." (RFC 7505): the domain takes no mail
+    @property
+    def error(self) -> Optional[str]: ...  # "nxdomain" "servfail" "refused" "timeout" "no-address"
+    @property
+    def ttl(self) -> int: ...
+
+# Blocking (the GIL is released). dns_servers None = the system configuration.
+# family: "prefer_ipv4" (default) | "prefer_ipv6" | "ipv4_only" | "ipv6_only"
+def resolve(domain: str, *, dns_servers: Union[str, Iterable[str], None] = None,
+            timeout: float = 5.0, tries: Optional[int] = None,
+            family: Optional[str] = None) -> Route: ...
 # SMTPC-END: dns
 
 # --- verify (engine.c) ---

@@ -1,4 +1,596 @@
-/* _verify.c -- Python binding for the verify module (stub until the module lands). */
-#include "_smtpcode.h"
+/*
+ * _verify.c -- smtpcode.verify(): the probe engine as a Python iterator of Result objects.
+ *
+ * Each call owns a private libuv loop and one smtpc_verifier. __next__ feeds a bounded window
+ * of input addresses (pulled lazily from any iterable), then runs the loop one pass at a time
+ * with the GIL released. The result callback runs inside uv_run without the GIL, so it only
+ * copies each result into a C queue; Python objects are made afterwards, with the GIL held.
+ * Dropping the iterator (or breaking out of a for loop) closes the verifier: pending addresses
+ * are cancelled and every handle is closed before the loop is freed.
+ */
+#include "_smtpcode.h" /* Python.h first, as Python requires */
 
-int pysmtpc_init_verify(PyObject *module) { (void)module; return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <structmember.h>
+#include <uv.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* A result copied out of the callback: one allocation, strings packed after the header.    */
+
+typedef struct item {
+  struct item *next;
+  int verdict, reason, catch_all, tls, greylisted, error;
+  double duration;
+  int code;                       /* 0: no reply */
+  char status[SMTPC_STATUS_SIZE];
+  smtpc_class cls;                /* cls.provider points into data */
+  size_t nlines;
+  size_t address_len, transcript_len;
+  const char *address, *mx, *mx_addr, *detail, *transcript; /* into data, NULL when absent */
+  smtpc_span *lines;              /* into data */
+  char data[];
+} item;
+
+static size_t slen(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static const char *pack(char **w, const char *s, size_t n) {
+  char *p = *w;
+  if (s == NULL) return NULL;
+  memcpy(p, s, n);
+  p[n] = '\0';
+  *w += n + 1;
+  return p;
+}
+
+static item *item_copy(const smtpc_result *r) {
+  size_t i, nl = r->reply.code ? r->reply.nlines : 0, size = sizeof(item);
+  item *it;
+  char *w;
+  size += nl * sizeof(smtpc_span) + r->address_len + 1 + slen(r->mx) + slen(r->mx_addr) +
+          slen(r->detail) + slen(r->cls.provider) + (r->transcript ? r->transcript_len + 1 : 0);
+  for (i = 0; i < nl; i++) size += r->reply.lines[i].len + 1;
+  if ((it = malloc(size)) == NULL) return NULL;
+  memset(it, 0, sizeof *it);
+  it->verdict = r->verdict;
+  it->reason = r->reason;
+  it->catch_all = r->catch_all;
+  it->tls = r->tls;
+  it->greylisted = r->greylisted;
+  it->error = r->error;
+  it->duration = r->duration;
+  it->code = r->reply.code;
+  memcpy(it->status, r->reply.status, SMTPC_STATUS_SIZE);
+  it->status[SMTPC_STATUS_SIZE - 1] = '\0';
+  it->cls = r->cls;
+  it->nlines = nl;
+  it->lines = (smtpc_span *)(void *)it->data;
+  w = it->data + nl * sizeof(smtpc_span);
+  for (i = 0; i < nl; i++) {
+    it->lines[i].len = r->reply.lines[i].len;
+    it->lines[i].ptr = pack(&w, r->reply.lines[i].ptr, r->reply.lines[i].len);
+  }
+  it->address_len = r->address_len;
+  it->address = pack(&w, r->address, r->address_len);
+  it->mx = r->mx ? pack(&w, r->mx, strlen(r->mx)) : NULL;
+  it->mx_addr = r->mx_addr ? pack(&w, r->mx_addr, strlen(r->mx_addr)) : NULL;
+  it->detail = r->detail ? pack(&w, r->detail, strlen(r->detail)) : NULL;
+  it->cls.provider = r->cls.provider ? pack(&w, r->cls.provider, strlen(r->cls.provider)) : NULL;
+  it->transcript_len = r->transcript ? r->transcript_len : 0;
+  it->transcript = r->transcript ? pack(&w, r->transcript, r->transcript_len) : NULL;
+  return it;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Result: immutable.                                                                        */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *address, *verdict, *reason, *reply, *mx, *mx_address, *catch_all, *tls, *greylisted,
+      *error, *detail, *duration, *transcript;
+} ResultObject;
+
+#define RESULT_FIELDS(XX)                                                                   \
+  XX(address, "the input string exactly as given")                                          \
+  XX(verdict, "'deliverable', 'undeliverable', 'risky' or 'unknown'")                       \
+  XX(reason, "reason name, e.g. 'userunknown', 'delivered', 'networkerror'")                \
+  XX(reply, "the decoded last reply (smtpcode.Reply), or None when there was none")         \
+  XX(mx, "MX host name used, or None")                                                      \
+  XX(mx_address, "IP address of the MX host used, or None")                                 \
+  XX(catch_all, "True/False whether the domain accepts any local part; None when unknown")  \
+  XX(tls, "True when the deciding session ran over TLS")                                    \
+  XX(greylisted, "True when the last reply was a greylisting deferral")                     \
+  XX(error, "local or network cause ('TIMEOUT', 'DNS', 'CLOSED' ...), or None")            \
+  XX(detail, "short explanation when no reply says it, or None")                            \
+  XX(duration, "seconds from queueing the address to its result")                          \
+  XX(transcript, "the session transcript (transcript=True), or None")
+
+static PyTypeObject ResultType;
+static PyObject *verdict_str[SMTPC_VERDICT_COUNT];
+static PyObject *reason_str[SMTPC_REASON_COUNT];
+
+static PyObject *str_or_none(const char *s, size_t n) {
+  if (s == NULL) Py_RETURN_NONE;
+  return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace");
+}
+
+static PyObject *result_new(const item *it) {
+  ResultObject *r = PyObject_New(ResultObject, &ResultType);
+  int verdict = it->verdict >= 0 && it->verdict < SMTPC_VERDICT_COUNT ? it->verdict : 0;
+  int reason = it->reason >= 0 && it->reason < SMTPC_REASON_COUNT ? it->reason : 0;
+  if (r == NULL) return NULL;
+  /* the address goes back as given: surrogatepass undoes what the input encoding did */
+  r->address = PyUnicode_DecodeUTF8(it->address, (Py_ssize_t)it->address_len, "surrogatepass");
+  r->verdict = verdict_str[verdict];
+  Py_INCREF(r->verdict);
+  r->reason = reason_str[reason];
+  Py_INCREF(r->reason);
+  if (it->code) {
+    smtpc_decoded *d = PyMem_Malloc(sizeof *d);
+    size_t i;
+    if (d == NULL) {
+      r->reply = PyErr_NoMemory();
+    } else {
+      memset(d, 0, sizeof *d);
+      d->code = it->code;
+      memcpy(d->status, it->status, SMTPC_STATUS_SIZE);
+      d->kind = smtpc_kind(it->code, it->status);
+      d->cls = it->cls;
+      d->nlines = it->nlines < SMTPC_DECODE_MAX_LINES ? it->nlines : SMTPC_DECODE_MAX_LINES;
+      for (i = 0; i < d->nlines; i++) d->lines[i] = it->lines[i];
+      r->reply = pysmtpc_reply_new(d);
+      PyMem_Free(d);
+    }
+  } else {
+    r->reply = Py_None;
+    Py_INCREF(Py_None);
+  }
+  r->mx = str_or_none(it->mx, it->mx ? strlen(it->mx) : 0);
+  r->mx_address = str_or_none(it->mx_addr, it->mx_addr ? strlen(it->mx_addr) : 0);
+  r->catch_all = it->catch_all < 0 ? Py_None : PyBool_FromLong(it->catch_all);
+  if (it->catch_all < 0) Py_INCREF(Py_None);
+  r->tls = PyBool_FromLong(it->tls);
+  r->greylisted = PyBool_FromLong(it->greylisted);
+  r->error = it->error ? PyUnicode_FromString(smtpc_err_name(it->error)) : (Py_INCREF(Py_None), Py_None);
+  r->detail = str_or_none(it->detail, it->detail ? strlen(it->detail) : 0);
+  r->duration = PyFloat_FromDouble(it->duration);
+  r->transcript = str_or_none(it->transcript, it->transcript_len);
+  if (!r->address || !r->reply || !r->mx || !r->mx_address || !r->tls || !r->greylisted ||
+      !r->error || !r->detail || !r->duration || !r->transcript) {
+    Py_DECREF(r);
+    return NULL;
+  }
+  return (PyObject *)r;
+}
+
+static void result_dealloc(ResultObject *r) {
+#define XX(f, doc) Py_XDECREF(r->f);
+  RESULT_FIELDS(XX)
+#undef XX
+  PyObject_Free(r);
+}
+
+static PyObject *result_to_dict(ResultObject *r, PyObject *unused) {
+  PyObject *d = PyDict_New(), *v;
+  int bad = 0;
+  (void)unused;
+  if (d == NULL) return NULL;
+#define XX(f, doc)                                                                          \
+  if (!bad) {                                                                               \
+    v = (strcmp(#f, "reply") == 0 && r->f != Py_None) ? PyObject_CallMethod(r->f, "to_dict", NULL) \
+                                                      : (Py_INCREF(r->f), r->f);            \
+    bad = v == NULL || PyDict_SetItemString(d, #f, v) < 0;                                  \
+    Py_XDECREF(v);                                                                          \
+  }
+  RESULT_FIELDS(XX)
+#undef XX
+  if (bad) {
+    Py_DECREF(d);
+    return NULL;
+  }
+  return d;
+}
+
+static PyObject *result_repr(ResultObject *r) {
+  return PyUnicode_FromFormat("Result(address=%R, verdict=%R, reason=%R, mx=%R)", r->address,
+                              r->verdict, r->reason, r->mx);
+}
+
+static PyMemberDef result_members[] = {
+#define XX(f, doc) {#f, T_OBJECT_EX, offsetof(ResultObject, f), READONLY, doc},
+  RESULT_FIELDS(XX)
+#undef XX
+  {NULL, 0, 0, 0, NULL},
+};
+
+static PyMethodDef result_methods[] = {
+  {"to_dict", (PyCFunction)result_to_dict, METH_NOARGS, "The fields as a plain dict (reply too)."},
+  {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ResultType = {
+  PyVarObject_HEAD_INIT(NULL, 0)
+  .tp_name = "smtpcode.Result",
+  .tp_basicsize = sizeof(ResultObject),
+  .tp_dealloc = (destructor)result_dealloc,
+  .tp_repr = (reprfunc)result_repr,
+  .tp_flags = Py_TPFLAGS_DEFAULT,
+  .tp_doc = "One address's verification result (immutable).",
+  .tp_methods = result_methods,
+  .tp_members = result_members,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* The iterator.                                                                             */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *input;          /* iterator over the addresses; NULL once exhausted */
+  uv_loop_t *loop;
+  smtpc_verifier *v;
+  item *head, *tail;        /* results waiting to be yielded */
+  size_t window;            /* most addresses pending in the engine at once */
+  uint64_t tag;
+  int ended, closed, running, nomem;
+} VerifyObject;
+
+static PyTypeObject VerifyType;
+
+static void on_result(smtpc_verifier *v, const smtpc_result *r, void *data) {
+  VerifyObject *self = data;
+  item *it = item_copy(r);
+  (void)v;
+  if (it == NULL) { /* reported as MemoryError by __next__; the address is lost, so say so */
+    self->nomem = 1;
+    return;
+  }
+  if (self->tail) self->tail->next = it;
+  else self->head = it;
+  self->tail = it;
+}
+
+static void on_closed(smtpc_verifier *v) {
+  VerifyObject *self = smtpc_verifier_data(v);
+  self->closed = 1;
+}
+
+static void close_stray(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* Close the verifier and the loop (GIL released: closing may run callbacks for a while). */
+static void shutdown_engine(VerifyObject *self) {
+  item *it;
+  if (self->v) {
+    Py_BEGIN_ALLOW_THREADS
+    smtpc_verifier_close(self->v, on_closed);
+    while (!self->closed && uv_run(self->loop, UV_RUN_ONCE)) {
+    }
+    Py_END_ALLOW_THREADS
+    self->v = NULL;
+  }
+  if (self->loop) {
+    if (uv_loop_close(self->loop) == UV_EBUSY) { /* defence: never free a loop with handles */
+      uv_walk(self->loop, close_stray, NULL);
+      uv_run(self->loop, UV_RUN_NOWAIT);
+      if (uv_loop_close(self->loop) == 0) PyMem_RawFree(self->loop);
+    } else {
+      PyMem_RawFree(self->loop);
+    }
+    self->loop = NULL;
+  }
+  while ((it = self->head) != NULL) {
+    self->head = it->next;
+    free(it);
+  }
+  self->tail = NULL;
+}
+
+/* Pull input until the window is full. Returns 0, or -1 with an exception set. */
+static int refill(VerifyObject *self) {
+  while (self->input && smtpc_verifier_pending(self->v) < self->window) {
+    PyObject *o = PyIter_Next(self->input);
+    const char *s;
+    Py_ssize_t n;
+    int rc;
+    if (o == NULL) {
+      if (PyErr_Occurred()) return -1;
+      Py_CLEAR(self->input);
+      break;
+    }
+    if (!PyUnicode_Check(o)) {
+      PyErr_Format(PyExc_TypeError, "verify() addresses must be str, not %.80s",
+                   Py_TYPE(o)->tp_name);
+      Py_DECREF(o);
+      return -1;
+    }
+    /* surrogatepass keeps lone surrogates as bytes: the parser calls them invalid UTF-8 */
+    {
+      PyObject *b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
+      Py_DECREF(o);
+      if (b == NULL) return -1;
+      s = PyBytes_AS_STRING(b);
+      n = PyBytes_GET_SIZE(b);
+      rc = smtpc_verifier_add(self->v, s, (size_t)n, self->tag++);
+      Py_DECREF(b);
+    }
+    if (rc < 0) {
+      if (rc == SMTPC_ENOMEM) PyErr_NoMemory();
+      else PyErr_SetString(PyExc_RuntimeError, smtpc_strerror(rc));
+      return -1;
+    }
+  }
+  if (self->input == NULL && !self->ended) {
+    smtpc_verifier_end(self->v);
+    self->ended = 1;
+  }
+  return 0;
+}
+
+static PyObject *verify_next(VerifyObject *self) {
+  PyObject *res = NULL;
+  if (self->running) {
+    PyErr_SetString(PyExc_ValueError, "verify iterator already executing");
+    return NULL;
+  }
+  self->running = 1;
+  for (;;) {
+    item *it = self->head;
+    int active;
+    if (self->nomem) {
+      self->nomem = 0;
+      PyErr_SetString(PyExc_MemoryError, "out of memory while copying a result");
+      break;
+    }
+    if (it) {
+      self->head = it->next;
+      if (self->head == NULL) self->tail = NULL;
+      res = result_new(it);
+      free(it);
+      break;
+    }
+    if (self->v == NULL) break; /* finished: StopIteration */
+    if (smtpc_verifier_done(self->v)) {
+      shutdown_engine(self);
+      continue;
+    }
+    if (refill(self) < 0) break;
+    if (self->head || smtpc_verifier_done(self->v)) continue;
+    Py_BEGIN_ALLOW_THREADS
+    active = uv_run(self->loop, UV_RUN_ONCE);
+    Py_END_ALLOW_THREADS
+    if (PyErr_CheckSignals() < 0) break; /* Ctrl-C: the exception goes up; dealloc cancels */
+    if (!active && !self->head && !smtpc_verifier_done(self->v)) {
+      PyErr_SetString(PyExc_RuntimeError, "verify: the engine stopped with addresses pending");
+      break;
+    }
+  }
+  self->running = 0;
+  return res;
+}
+
+static int verify_traverse(VerifyObject *self, visitproc visit, void *arg) {
+  Py_VISIT(self->input);
+  return 0;
+}
+
+static int verify_clear(VerifyObject *self) {
+  Py_CLEAR(self->input);
+  return 0;
+}
+
+static void verify_dealloc(VerifyObject *self) {
+  PyObject_GC_UnTrack(self);
+  shutdown_engine(self);
+  Py_CLEAR(self->input);
+  PyObject_GC_Del(self);
+}
+
+static PyObject *verify_iter(PyObject *self) {
+  Py_INCREF(self);
+  return self;
+}
+
+static PyObject *verify_close(VerifyObject *self, PyObject *unused) {
+  (void)unused;
+  if (self->running) {
+    PyErr_SetString(PyExc_ValueError, "verify iterator already executing");
+    return NULL;
+  }
+  shutdown_engine(self);
+  Py_CLEAR(self->input);
+  Py_RETURN_NONE;
+}
+
+static PyObject *verify_enter(PyObject *self, PyObject *unused) {
+  (void)unused;
+  Py_INCREF(self);
+  return self;
+}
+
+static PyObject *verify_exit(VerifyObject *self, PyObject *args) {
+  (void)args;
+  return verify_close(self, NULL);
+}
+
+static PyMethodDef verify_methods[] = {
+  {"close", (PyCFunction)verify_close, METH_NOARGS,
+   "Cancel pending addresses and release the engine (done automatically when dropped)."},
+  {"__enter__", (PyCFunction)verify_enter, METH_NOARGS, NULL},
+  {"__exit__", (PyCFunction)verify_exit, METH_VARARGS, NULL},
+  {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject VerifyType = {
+  PyVarObject_HEAD_INIT(NULL, 0)
+  .tp_name = "smtpcode.VerifyIterator",
+  .tp_basicsize = sizeof(VerifyObject),
+  .tp_dealloc = (destructor)verify_dealloc,
+  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+  .tp_doc = "Iterator of smtpcode.Result, one per input address, in completion order.",
+  .tp_traverse = (traverseproc)verify_traverse,
+  .tp_clear = (inquiry)verify_clear,
+  .tp_iter = verify_iter,
+  .tp_iternext = (iternextfunc)verify_next,
+  .tp_methods = verify_methods,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* verify(addresses, *, mail_from, helo, ...)                                                */
+
+/* Envelope text from the caller: no controls, no angle brackets (they would end up on the
+ * wire inside a command). */
+static int check_wire_text(const char *what, const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c < 0x20 || c == 0x7f || c == '<' || c == '>') {
+      PyErr_Format(PyExc_ValueError, "verify(): %s must not contain control characters or <>",
+                   what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* dns_servers: None, "ip:port,ip:port" or a sequence of such strings -> new bytes CSV. */
+static PyObject *dns_csv(PyObject *o) {
+  PyObject *comma, *joined, *b;
+  if (o == Py_None) Py_RETURN_NONE;
+  if (PyUnicode_Check(o)) return PyUnicode_AsUTF8String(o);
+  if ((comma = PyUnicode_FromString(",")) == NULL) return NULL;
+  joined = PyUnicode_Join(comma, o);
+  Py_DECREF(comma);
+  if (joined == NULL) {
+    if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+      PyErr_Clear();
+      PyErr_SetString(PyExc_TypeError, "verify(): dns_servers must be None, a str or a list of str");
+    }
+    return NULL;
+  }
+  b = PyUnicode_AsUTF8String(joined);
+  Py_DECREF(joined);
+  return b;
+}
+
+static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"addresses", "mail_from", "helo", "port", "dns_servers", "concurrency",
+                           "per_host", "rcpt_per_session", "starttls", "tls_verify", "catch_all",
+                           "greylist_delay", "deadline", "timeout", "transcript",
+                           "connect_timeout", "max_rejections", NULL};
+  PyObject *addresses, *dns = Py_None, *dnsb = NULL;
+  const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic";
+  int tls_verify = 0, catch_all = 1, transcript = 0;
+  smtpc_verify_opts o;
+  VerifyObject *self;
+  int err = 0;
+  (void)mod;
+  smtpc_verify_opts_init(&o);
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdi:verify", kwlist, &addresses,
+                                   &mail_from, &helo, &o.port, &dns, &o.concurrency, &o.per_host,
+                                   &o.rcpt_per_session, &starttls, &tls_verify, &catch_all,
+                                   &o.greylist_delay, &o.deadline, &o.timeout, &transcript,
+                                   &o.connect_timeout, &o.max_rejections))
+    return NULL;
+  if (mail_from == NULL || helo == NULL) {
+    PyErr_Format(PyExc_TypeError, "verify() missing required keyword argument '%s'",
+                 mail_from == NULL ? "mail_from" : "helo");
+    return NULL;
+  }
+  if (check_wire_text("mail_from", mail_from) < 0 || check_wire_text("helo", helo) < 0)
+    return NULL;
+  if ((o.starttls = smtpc_starttls_from_name(starttls, strlen(starttls))) < 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    "verify(): starttls must be 'opportunistic', 'required' or 'off'");
+    return NULL;
+  }
+  if (o.port < 1 || o.port > 65535 || o.concurrency < 1 || o.per_host < 1 ||
+      o.rcpt_per_session < 1 || o.max_rejections < 1 || !(o.timeout > 0) || !(o.deadline > 0) ||
+      !(o.connect_timeout > 0)) {
+    PyErr_SetString(PyExc_ValueError,
+                    "verify(): port must be 1-65535; concurrency, per_host, rcpt_per_session and "
+                    "max_rejections at least 1; timeout, connect_timeout and deadline positive");
+    return NULL;
+  }
+  o.mail_from = mail_from;
+  o.helo = helo;
+  o.tls_verify = tls_verify;
+  o.catch_all = catch_all;
+  o.transcript = transcript;
+  if ((dnsb = dns_csv(dns)) == NULL) return NULL;
+  o.dns_servers = dnsb == Py_None ? NULL : PyBytes_AS_STRING(dnsb);
+
+  if ((self = PyObject_GC_New(VerifyObject, &VerifyType)) == NULL) {
+    Py_DECREF(dnsb);
+    return NULL;
+  }
+  self->input = NULL;
+  self->loop = NULL;
+  self->v = NULL;
+  self->head = self->tail = NULL;
+  self->tag = 0;
+  self->ended = self->closed = self->running = self->nomem = 0;
+  /* Enough to keep every session busy with a full batch, twice over; bounded whatever the
+   * input's size. */
+  self->window = (size_t)o.concurrency * (size_t)o.rcpt_per_session * 2;
+  if (self->window < 256) self->window = 256;
+  if (self->window > 65536) self->window = 65536;
+  PyObject_GC_Track(self);
+
+  if ((self->input = PyObject_GetIter(addresses)) == NULL) goto fail;
+  if ((self->loop = PyMem_RawMalloc(sizeof *self->loop)) == NULL) {
+    PyErr_NoMemory();
+    goto fail;
+  }
+  if (uv_loop_init(self->loop) != 0) {
+    PyMem_RawFree(self->loop);
+    self->loop = NULL;
+    PyErr_SetString(PyExc_OSError, "verify(): cannot create an event loop");
+    goto fail;
+  }
+  self->v = smtpc_verifier_new(self->loop, &o, on_result, self, &err);
+  if (self->v == NULL) {
+    if (err == SMTPC_ENOMEM) PyErr_NoMemory();
+    else PyErr_Format(PyExc_ValueError, "verify(): %s", smtpc_strerror(err));
+    goto fail;
+  }
+  Py_DECREF(dnsb);
+  return (PyObject *)self;
+fail:
+  Py_DECREF(dnsb);
+  Py_DECREF(self);
+  return NULL;
+}
+
+static PyMethodDef verify_functions[] = {
+  {"verify", (PyCFunction)(void (*)(void))py_verify, METH_VARARGS | METH_KEYWORDS,
+   "verify(addresses, *, mail_from, helo, port=25, dns_servers=None, concurrency=100,\n"
+   "       per_host=2, rcpt_per_session=50, starttls='opportunistic', tls_verify=False,\n"
+   "       catch_all=True, greylist_delay=60.0, deadline=300.0, timeout=30.0,\n"
+   "       transcript=False, connect_timeout=10.0, max_rejections=8)\n"
+   "--\n\n"
+   "Check addresses by SMTP without sending mail. Returns an iterator of Result, one per\n"
+   "input address, each yielded as soon as it is known. `addresses` may be any iterable of\n"
+   "str; it is read lazily, keeping a bounded window of pending work."},
+  {NULL, NULL, 0, NULL},
+};
+
+int pysmtpc_init_verify(PyObject *module) {
+  int i;
+  for (i = 0; i < SMTPC_VERDICT_COUNT; i++)
+    if ((verdict_str[i] = PyUnicode_InternFromString(smtpc_verdict_name(i))) == NULL) return -1;
+  for (i = 0; i < SMTPC_REASON_COUNT; i++)
+    if ((reason_str[i] = PyUnicode_InternFromString(smtpc_reason_name(i))) == NULL) return -1;
+  if (PyType_Ready(&ResultType) < 0 || PyType_Ready(&VerifyType) < 0) return -1;
+  Py_INCREF(&ResultType);
+  if (PyModule_AddObject(module, "Result", (PyObject *)&ResultType) < 0) {
+    Py_DECREF(&ResultType);
+    return -1;
+  }
+  Py_INCREF(&VerifyType);
+  if (PyModule_AddObject(module, "VerifyIterator", (PyObject *)&VerifyType) < 0) {
+    Py_DECREF(&VerifyType);
+    return -1;
+  }
+  return PyModule_AddFunctions(module, verify_functions);
+}

@@ -1,0 +1,267 @@
+"""`smtpcode verify`: read addresses, run smtpcode.verify() over them, write one record each.
+
+Input is streamed into the engine (it pulls lazily and keeps a bounded window), so a list of
+millions is fine; only the rows still in flight are held, plus, with --ordered, the finished
+records waiting for an earlier one. Results name their address, not their row: rows are matched
+back by address, first in first out, which keeps duplicates apart.
+"""
+import collections
+import csv
+import os
+import stat
+import sys
+
+import smtpcode
+
+from . import formats
+from .main import EXIT_FAILURE, EXIT_OK, Failure, dns_servers, port, positive_float
+from .main import positive_int, seconds
+from .progress import Progress
+
+WHY_IDENTIFY = ("--from and --helo are required: a prober must identify itself truthfully. "
+                "Use a sender address on a domain you control (--from you@your.domain) and "
+                "this host's real name (--helo mail.your.domain, one whose DNS points back "
+                "here); servers judge, and may block, the prober by both.")
+
+
+def add_parser(sub):
+    sp = sub.add_parser(
+        "verify", help="check whether addresses take mail (SMTP, without sending any)",
+        description="Check each address by SMTP without sending mail: MX lookup, EHLO, "
+                    "STARTTLS, MAIL FROM, RCPT TO, then RSET/QUIT. DATA is never sent. "
+                    "Input: one address per line (blank lines and lines starting with '#' "
+                    "are skipped), or CSV with --column.")
+    sp.add_argument("input", nargs="?", default="-", metavar="FILE|-",
+                    help="addresses to check (default: standard input)")
+    sp.add_argument("--from", dest="mail_from", metavar="ADDR",
+                    help="envelope sender (MAIL FROM), on a domain you control (required)")
+    sp.add_argument("--helo", metavar="NAME", help="this host's name for EHLO/HELO (required)")
+    g = sp.add_argument_group("input and output")
+    g.add_argument("--column", metavar="NAME",
+                   help="the input is CSV with a header; NAME is the address column (the other "
+                        "columns are carried through to the output)")
+    g.add_argument("--format", choices=("table", "jsonl", "csv"),
+                   help="output format (default: table on a terminal, csv for an --output "
+                        "ending in .csv, else jsonl)")
+    g.add_argument("-o", "--output", metavar="FILE", help="write records to FILE, not stdout")
+    g.add_argument("--ordered", action="store_true",
+                   help="write records in input order (default: as each completes)")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (it is drawn only when stderr is a terminal)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr at the end")
+    g.add_argument("--transcript", action="store_true",
+                   help="add each session's transcript to the records")
+    e = sp.add_argument_group("probing (defaults are the engine's)")
+    e.add_argument("--port", type=port, default=25, help="SMTP port (default 25)")
+    e.add_argument("--dns", action="append", metavar="SERVER",
+                   help="DNS server ip[:port], repeatable (default: the system's resolvers)")
+    e.add_argument("--concurrency", type=positive_int, metavar="N", help="sessions at once")
+    e.add_argument("--per-host", type=positive_int, metavar="N",
+                   help="sessions at once per MX address (default 2)")
+    e.add_argument("--rcpt-per-session", type=positive_int, metavar="N",
+                   help="RCPT commands per session")
+    e.add_argument("--starttls", choices=("opportunistic", "required", "off"),
+                   help="STARTTLS use (default opportunistic)")
+    e.add_argument("--tls-verify", action="store_true", help="check the server's certificate")
+    e.add_argument("--no-catch-all", dest="catch_all", action="store_false",
+                   help="skip the per-domain catch-all test (one RCPT to a random address)")
+    e.add_argument("--greylist-delay", type=seconds, metavar="SECONDS",
+                   help="wait before retrying a greylisted address (default 60)")
+    e.add_argument("--deadline", type=positive_float, metavar="SECONDS",
+                   help="overall time limit; addresses still pending then are 'unknown'")
+    e.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                   help="limit for each server reply")
+    sp.set_defaults(run=run, parser=sp)
+    return sp
+
+
+def engine_options(a):
+    opts = dict(mail_from=a.mail_from, helo=a.helo, port=a.port)
+    for name in ("concurrency", "per_host", "rcpt_per_session", "starttls", "greylist_delay",
+                 "deadline", "timeout"):
+        if getattr(a, name) is not None:
+            opts[name] = getattr(a, name)
+    if a.dns:
+        opts["dns_servers"] = dns_servers(a.dns)
+    if a.tls_verify:
+        opts["tls_verify"] = True
+    if not a.catch_all:
+        opts["catch_all"] = False
+    if a.transcript:
+        opts["transcript"] = True
+    return opts
+
+
+class _NotText(Exception):
+    pass
+
+
+class Source:
+    """The input's addresses as (address, CSV row or None). It decodes line by line, so that a
+    bad line is named by its number; a read error stops the iteration and is kept in .error
+    (raised inside the engine's pull, it would be lost)."""
+
+    def __init__(self, f, name, column=None):
+        self.f, self.name, self.column = f, name, column
+        self.error = None
+        self.header = None
+        self.lineno = 0
+        if column is not None:
+            self.reader = csv.reader(self._lines())
+            try:
+                self.header = next(self.reader, None) or []
+            except (csv.Error, _NotText) as e:
+                raise Failure("%s: unreadable CSV header: %s" % (name, e))
+            if column not in self.header:
+                raise Failure("%s: no column %r in the header (columns: %s)"
+                              % (name, column, ", ".join(self.header) or "none"))
+            self.col = self.header.index(column)
+
+    def _lines(self):
+        for raw in self.f:
+            self.lineno += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _NotText("line %d is not UTF-8 text" % self.lineno) from None
+            if self.lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield line
+
+    def __iter__(self):
+        try:
+            if self.column is None:
+                for line in self._lines():
+                    s = line.strip()
+                    if s and not s.startswith("#"):
+                        yield s, None
+            else:
+                n = len(self.header)
+                for row in self.reader:
+                    if row:                # a short row is padded, extra cells dropped
+                        row = (row + [""] * n)[:n]
+                        yield row[self.col], row
+        except _NotText as e:
+            self.error = "%s: %s" % (self.name, e)
+        except csv.Error as e:
+            self.error = "%s: line %d: %s" % (self.name, self.lineno, e)
+        except OSError as e:
+            self.error = "%s: %s" % (self.name, e.strerror or e)
+
+
+def _open_input(path):
+    if path == "-":
+        return sys.stdin.buffer, "<stdin>"
+    if os.path.isdir(path):
+        raise Failure("%s: is a directory" % path)
+    try:
+        return open(path, "rb"), path
+    except OSError as e:
+        raise Failure("cannot read %s: %s" % (path, e.strerror or e))
+
+
+def _precount(path, column):
+    """(count, widest address) of a regular input file, for the bar's total and the table's
+    column; (None, None) when the input is a stream or cannot be read twice."""
+    try:
+        if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
+            return None, None
+        with open(path, "rb") as f:
+            src = Source(f, path, column)
+            n = width = 0
+            for address, _ in src:
+                n += 1
+                width = max(width, len(address))
+            return n, width
+    except (OSError, Failure):
+        return None, None
+
+
+def run(a):
+    if not a.mail_from or not a.helo:
+        a.parser.error(WHY_IDENTIFY)
+    f, name = _open_input(a.input)
+    with f:
+        source = Source(f, name, a.column)
+        out = sys.stdout
+        if a.output is not None:
+            try:
+                out = open(a.output, "w", encoding="utf-8", newline="")
+            except OSError as e:
+                raise Failure("cannot write %s: %s" % (a.output, e.strerror or e))
+        try:
+            return _verify(a, source, out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+
+
+def _verify(a, source, out):
+    if not hasattr(smtpcode, "verify"):
+        raise Failure("this build of smtpcode has no probe engine (smtpcode.verify)")
+    fmt = formats.choose(a.format, out, a.output)
+    show_bar = a.progress and sys.stderr.isatty()
+    total, width = _precount(a.input, a.column) if (show_bar or fmt == "table") else (None, None)
+    carry = formats.carry_names(source.header, a.column) if source.header is not None else []
+    columns = [o for _, o in carry] + list(formats.FIELDS)
+    if a.transcript:
+        columns.append(formats.TRANSCRIPT)
+    w = formats.writer(fmt, out, columns, address_width=width or 32)
+
+    pending = collections.defaultdict(collections.deque)   # address -> row indexes in flight
+    rows = {}                                               # index -> carried columns
+    fed = [0]
+
+    def feed():
+        for i, (address, row) in enumerate(source):
+            pending[address].append(i)
+            if row is not None:
+                rows[i] = [(o, row[c]) for c, o in carry]
+            fed[0] = i + 1
+            yield address
+
+    progress = Progress(total=total, enabled=show_bar)
+    waiting, next_out = {}, 0
+    try:
+        try:
+            results = smtpcode.verify(feed(), **engine_options(a))
+        except (ValueError, TypeError) as e:
+            a.parser.error(str(e))
+        first = True
+        while True:
+            try:
+                r = next(results)
+            except StopIteration:
+                break
+            except (ValueError, TypeError) as e:
+                if first:                  # the engine checks some options on the first pull
+                    a.parser.error(str(e))
+                raise Failure(str(e))
+            first = False
+            q = pending.get(r.address)
+            i = q.popleft() if q else None
+            if q is not None and not q:
+                del pending[r.address]
+            rec = formats.record(r, rows.pop(i, None), a.transcript)
+            progress.count(r.verdict, r.reason)
+            if not a.ordered or i is None:
+                progress.emit(lambda: w.write(rec, r), out)
+                continue
+            waiting[i] = (rec, r)
+            while next_out in waiting:
+                rec_r = waiting.pop(next_out)
+                progress.emit(lambda: w.write(*rec_r), out)
+                next_out += 1
+        for i in sorted(waiting):          # only when the engine lost a result (checked below)
+            progress.emit(lambda: w.write(*waiting[i]), out)
+        w.close()
+    finally:
+        progress.close()
+    if not a.quiet:
+        sys.stderr.write(progress.summary())
+    if source.error:
+        raise Failure(source.error + " (the addresses before it were checked)")
+    missing = sum(len(q) for q in pending.values())
+    if missing:
+        raise Failure("%d of %d addresses got no result" % (missing, fed[0]))
+    return EXIT_OK if progress.done == fed[0] else EXIT_FAILURE

@@ -1,0 +1,563 @@
+/*
+ * test_catalog.c -- smtpc_explain / smtpc_explain_code: coverage of the catalog, fallbacks for
+ * keys it lacks, malformed keys, buffer bounds, and the shared vectors (tests/vectors/explain.tsv).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpcode.h"
+#include "vectors.h"
+
+/* An explanation followed by a guard zone: a write past out->buf would land in the canary. */
+typedef struct guarded {
+  smtpc_explanation e;
+  unsigned char canary[256];
+} guarded;
+
+static void guard_init(guarded *g) {
+  memset(&g->e, 0xEE, sizeof g->e);
+  memset(g->canary, 0xA5, sizeof g->canary);
+}
+
+static void guard_check(const guarded *g) {
+  size_t i;
+  for (i = 0; i < sizeof g->canary; i++) assert_int_equal(g->canary[i], 0xA5);
+}
+
+/* A string either lives in static storage or lies wholly inside out->buf, NUL included. */
+static void check_string(const smtpc_explanation *e, const char *s) {
+  const char *lo = e->buf, *hi = e->buf + sizeof e->buf;
+  assert_non_null(s);
+  if (s >= lo && s < hi) assert_non_null(memchr(s, '\0', (size_t)(hi - s)));
+  assert_true(strlen(s) > 0);
+}
+
+static int in_buf(const smtpc_explanation *e, const char *s) {
+  return s >= e->buf && s < e->buf + sizeof e->buf;
+}
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing past U+10FFFF, no C0 controls. */
+static int valid_utf8(const char *str) {
+  const unsigned char *s = (const unsigned char *)str;
+  while (*s) {
+    unsigned c = *s;
+    int n, i;
+    unsigned cp;
+    if (c < 0x80) {
+      if (c < 0x20) return 0;
+      s++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) n = 1, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) n = 2, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) n = 3, cp = c & 0x07;
+    else return 0;
+    for (i = 1; i <= n; i++) {
+      if ((s[i] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    s += n + 1;
+  }
+  return 1;
+}
+
+/* True when s holds a kana, CJK ideograph or full-width form (U+3000-U+9FFF, U+FF00-U+FFEF):
+ * Japanese text has them, English text must not. s is valid UTF-8. */
+static int has_cjk(const char *str) {
+  const unsigned char *s = (const unsigned char *)str;
+  for (; *s; s++) {
+    if (*s >= 0xE3 && *s <= 0xE9) return 1;                      /* U+3000-U+9FFF */
+    if (*s == 0xEF && (s[1] == 0xBC || s[1] == 0xBD || s[1] == 0xBE || s[1] == 0xBF)) return 1;
+  }
+  return 0;
+}
+
+/* Every field present, bounded, valid UTF-8, and in the language asked for. */
+static void check_entry(const smtpc_explanation *e, const char *lang) {
+  int ja = lang != NULL && strcmp(lang, "ja") == 0;
+  check_string(e, e->key);
+  check_string(e, e->title);
+  check_string(e, e->description);
+  check_string(e, e->action);
+  assert_true(valid_utf8(e->title));
+  assert_true(valid_utf8(e->description));
+  assert_true(valid_utf8(e->action));
+  if (has_cjk(e->title) != ja || has_cjk(e->description) != ja || has_cjk(e->action) != ja)
+    fail_msg("%s/%s: fields not all in %s", e->key, lang ? lang : "-", ja ? "Japanese" : "English");
+}
+
+static int explain_str(const char *key, const char *lang, guarded *g) {
+  int rc;
+  guard_init(g);
+  rc = smtpc_explain(key, strlen(key), lang, &g->e);
+  guard_check(g);
+  return rc;
+}
+
+static const char *const langs[] = {"en", "ja"};
+
+/* The codes the issue names: RFC 5321, its extensions, the wild, and client-side numbers. */
+static const int issue_codes[] = {
+  211, 214, 220, 221, 250, 251, 252, 354, 421, 450, 451, 452, 455, 500, 501, 502, 503, 504,
+  550, 551, 552, 553, 554, 555,                /* RFC 5321                    */
+  454, 530,                                    /* STARTTLS                    */
+  235, 334, 432, 534, 535, 538,                /* AUTH                        */
+  521, 556,                                    /* RFC 7504                    */
+  458, 459,                                    /* ETRN                        */
+  541, 571, 512, 523, 510, 511, 513, 542,      /* outside the RFCs            */
+  101, 111,                                    /* client-side numbers         */
+};
+
+/* The codes that must carry several sentences of cause and remedy. */
+static const int full_codes[] = {101, 221, 354, 421, 450, 451, 452, 455, 500,
+                                 501, 502, 503, 541, 550, 552, 553, 554};
+
+static void test_issue_codes_listed(void **state) {
+  size_t i, l;
+  guarded g;
+  char key[8];
+  (void)state;
+  for (i = 0; i < sizeof issue_codes / sizeof issue_codes[0]; i++) {
+    for (l = 0; l < 2; l++) {
+      snprintf(key, sizeof key, "%d", issue_codes[i]);
+      assert_int_equal(explain_str(key, langs[l], &g), 0);
+      check_entry(&g.e, langs[l]);
+      assert_string_equal(g.e.key, key);
+      /* A listed entry is static text, not composed from the digits into buf. */
+      assert_false(in_buf(&g.e, g.e.title));
+      assert_false(in_buf(&g.e, g.e.description));
+
+      guard_init(&g);
+      assert_int_equal(smtpc_explain_code(issue_codes[i], langs[l], &g.e), 0);
+      guard_check(&g);
+      assert_string_equal(g.e.key, key);
+      assert_false(in_buf(&g.e, g.e.title));
+    }
+  }
+}
+
+static size_t count_sentences(const char *s) {
+  size_t n = 0;
+  const char *p;
+  for (p = s; *p; p++)
+    if ((p[0] == '.' && (p[1] == ' ' || p[1] == '\0')) || strncmp(p, "。", 3) == 0) n++;
+  return n;
+}
+
+static void test_full_entries(void **state) {
+  size_t i, l;
+  guarded g;
+  (void)state;
+  for (i = 0; i < sizeof full_codes / sizeof full_codes[0]; i++) {
+    for (l = 0; l < 2; l++) {
+      assert_int_equal(smtpc_explain_code(full_codes[i], langs[l], &g.e), 0);
+      check_entry(&g.e, langs[l]);
+      if (count_sentences(g.e.description) < 3 || count_sentences(g.e.action) < 2)
+        fail_msg("%d/%s: description %zu sentences, action %zu", full_codes[i], langs[l],
+                 count_sentences(g.e.description), count_sentences(g.e.action));
+    }
+  }
+}
+
+/* Client-side numbers must say that no server sent them. */
+static void test_client_side_numbers(void **state) {
+  static const int client[] = {101, 104, 110, 111, 113};
+  size_t i;
+  smtpc_explanation e;
+  (void)state;
+  for (i = 0; i < sizeof client / sizeof client[0]; i++) {
+    assert_int_equal(smtpc_explain_code(client[i], "en", &e), 0);
+    assert_non_null(strstr(e.description, "No server sent this"));
+    assert_non_null(strstr(e.title, "not a server reply"));
+    assert_int_equal(smtpc_explain_code(client[i], "ja", &e), 0);
+    assert_non_null(strstr(e.description, "応答ではありません"));
+  }
+}
+
+/* True when s ends its sentences in the polite style (です・ます・ました・ください ...). */
+static int polite(const char *s) {
+  static const char *const marks[] = {"です", "ます", "ました", "ません", "でした", "ください"};
+  size_t i;
+  for (i = 0; i < sizeof marks / sizeof marks[0]; i++)
+    if (strstr(s, marks[i]) != NULL) return 1;
+  return 0;
+}
+
+/* Japanese is written in the polite style (です・ます) a postmaster would use, and never in the
+ * plain style (...である。) of a translation. */
+static void test_japanese_polite(void **state) {
+  int code;
+  smtpc_explanation e;
+  (void)state;
+  for (code = 100; code <= 599; code++) {
+    assert_int_equal(smtpc_explain_code(code, "ja", &e), 0);
+    if (!polite(e.description) || !polite(e.action))
+      fail_msg("%d: not in です・ます style", code);
+    if (strstr(e.description, "である。") != NULL || strstr(e.action, "である。") != NULL)
+      fail_msg("%d: plain style (である)", code);
+  }
+}
+
+/* Every well-formed code 100-599 explains, listed or not; everything else is BADKEY. */
+static void test_all_codes(void **state) {
+  int code;
+  size_t l;
+  guarded g;
+  char key[8];
+  (void)state;
+  for (code = 0; code <= 999; code++) {
+    snprintf(key, sizeof key, "%03d", code);
+    for (l = 0; l < 2; l++) {
+      int rc = explain_str(key, langs[l], &g);
+      if (code >= 100 && code <= 599) {
+        assert_int_equal(rc, 0);
+        check_entry(&g.e, langs[l]);
+        assert_string_equal(g.e.key, key);
+      } else {
+        assert_int_equal(rc, SMTPC_EBADKEY);
+      }
+      assert_int_equal(smtpc_explain_code(code, langs[l], &g.e),
+                       code >= 100 && code <= 599 ? 0 : SMTPC_EBADKEY);
+    }
+  }
+  assert_int_equal(smtpc_explain_code(-550, "en", &g.e), SMTPC_EBADKEY);
+  assert_int_equal(smtpc_explain_code(1550, "en", &g.e), SMTPC_EBADKEY);
+}
+
+static void test_code_fallback(void **state) {
+  guarded g, g5;
+  (void)state;
+  /* 599: first digit 5 (permanent) and second digit 5 (mail system), composed into buf. */
+  assert_int_equal(explain_str("599", "en", &g), 0);
+  assert_string_equal(g.e.key, "599");
+  assert_true(in_buf(&g.e, g.e.title));
+  assert_non_null(strstr(g.e.title, "Permanent"));
+  assert_non_null(strstr(g.e.title, "mail system"));
+  assert_non_null(strstr(g.e.description, "599"));
+  assert_int_equal(explain_str("599", "ja", &g), 0);
+  assert_non_null(strstr(g.e.title, "恒久"));
+  assert_non_null(strstr(g.e.title, "メールシステム"));
+  assert_non_null(strstr(g.e.description, "599"));
+
+  /* The same first digit gives the same action whatever the rest. */
+  assert_int_equal(explain_str("598", "en", &g5), 0);
+  assert_int_equal(explain_str("509", "en", &g), 0);
+  assert_string_equal(g.e.action, g5.e.action);
+  /* 4xx and 5xx fallbacks differ where it matters. */
+  assert_int_equal(explain_str("499", "en", &g), 0);
+  assert_non_null(strstr(g.e.title, "Transient"));
+  assert_string_not_equal(g.e.action, g5.e.action);
+
+  /* Second digit 6-9 has no standard meaning: said so, and read as the catch-all category. */
+  assert_int_equal(explain_str("569", "en", &g), 0);
+  assert_non_null(strstr(g.e.title, "Permanent"));
+  assert_non_null(strstr(g.e.title, "non-standard"));
+  assert_non_null(strstr(g.e.description, "no meaning defined"));
+  assert_int_equal(explain_str("569", "ja", &g), 0);
+  assert_non_null(strstr(g.e.description, "意味が定められていません"));
+
+  /* 1xx: no server sends these. */
+  assert_int_equal(explain_str("199", "en", &g), 0);
+  assert_non_null(strstr(g.e.description, "never send 1xx"));
+}
+
+static void test_status(void **state) {
+  /* Separate structs: composed fields are views into each struct's own buf. */
+  guarded g, x, p, t;
+  (void)state;
+  assert_int_equal(explain_str("X.1.1", "en", &x), 0);
+  check_entry(&x.e, "en");
+  assert_string_equal(x.e.key, "X.1.1");
+  /* Class-less is the registry row as is: static text. */
+  assert_false(in_buf(&x.e, x.e.title));
+  assert_false(in_buf(&x.e, x.e.description));
+  assert_int_equal(explain_str("x.1.1", "en", &g), 0);
+  assert_string_equal(g.e.key, "X.1.1");
+  assert_string_equal(g.e.title, x.e.title);
+
+  /* With a class: the detail's title, its description plus the class's sense. */
+  assert_int_equal(explain_str("5.1.1", "en", &p), 0);
+  check_entry(&p.e, "en");
+  assert_string_equal(p.e.key, "5.1.1");
+  assert_string_equal(p.e.title, x.e.title);
+  assert_non_null(strstr(p.e.description, x.e.description));
+  assert_true(strlen(p.e.description) > strlen(x.e.description));
+  assert_non_null(strstr(p.e.action, x.e.action));
+  assert_int_equal(explain_str("4.1.1", "en", &t), 0);
+  assert_string_equal(t.e.key, "4.1.1");
+  assert_string_equal(t.e.title, x.e.title);
+  assert_string_not_equal(t.e.description, p.e.description);
+  assert_string_not_equal(t.e.action, p.e.action);
+
+  assert_int_equal(explain_str("5.1.1", "ja", &g), 0);
+  check_entry(&g.e, "ja");
+  assert_int_equal(explain_str("2.0.0", "ja", &g), 0);
+  check_entry(&g.e, "ja");
+}
+
+static void test_status_fallback(void **state) {
+  guarded g;
+  char subj_title[256], cls_title[256];
+  (void)state;
+  /* Unknown detail of a known subject: the subject's meaning. */
+  assert_int_equal(explain_str("X.1.999", "en", &g), 0);
+  check_entry(&g.e, "en");
+  assert_string_equal(g.e.key, "X.1.999");
+  snprintf(subj_title, sizeof subj_title, "%s", g.e.title);
+  assert_int_equal(explain_str("5.1.999", "en", &g), 0);
+  check_entry(&g.e, "en");
+  assert_string_equal(g.e.key, "5.1.999");
+  assert_non_null(strstr(g.e.title, subj_title));
+  assert_non_null(strstr(g.e.description, "5.1.999"));
+
+  /* Unknown subject: the class alone. */
+  assert_int_equal(explain_str("5.9.9", "en", &g), 0);
+  check_entry(&g.e, "en");
+  assert_string_equal(g.e.key, "5.9.9");
+  assert_non_null(strstr(g.e.description, "5.9.9"));
+  snprintf(cls_title, sizeof cls_title, "%s", g.e.title);
+  assert_int_equal(explain_str("5.999.999", "ja", &g), 0);
+  check_entry(&g.e, "ja");
+  assert_string_equal(g.e.key, "5.999.999");
+  assert_int_equal(explain_str("4.9.9", "en", &g), 0);
+  assert_string_not_equal(g.e.title, cls_title);
+
+  /* Neither class nor known subject: still an answer, saying it is unregistered. */
+  assert_int_equal(explain_str("X.9.9", "en", &g), 0);
+  check_entry(&g.e, "en");
+  assert_non_null(strstr(g.e.description, "X.9.9"));
+  assert_int_equal(explain_str("X.9.9", "ja", &g), 0);
+  check_entry(&g.e, "ja");
+}
+
+/* Every status X/2/4/5 . 0-9 . 0-40 resolves, composed entries stay inside buf, and every
+ * registered detail gets the whole composition (its text plus the class's) in both languages:
+ * buf is large enough that the shorter fallback is never needed for the registry's rows. */
+static void test_all_statuses(void **state) {
+  static const char cls[] = "245";
+  size_t c, l;
+  int s, d, registered = 0;
+  guarded g, x;
+  char key[16];
+  (void)state;
+  for (s = 0; s <= 9; s++)
+    for (d = 0; d <= 40; d++)
+      for (l = 0; l < 2; l++) {
+        snprintf(key, sizeof key, "X.%d.%d", s, d);
+        assert_int_equal(explain_str(key, langs[l], &x), 0);
+        check_entry(&x.e, langs[l]);
+        assert_string_equal(x.e.key, key);
+        /* A registered detail is static text; an unregistered one is composed into buf. */
+        if (!in_buf(&x.e, x.e.description)) registered++;
+        for (c = 0; c < 3; c++) {
+          key[0] = cls[c];
+          assert_int_equal(explain_str(key, langs[l], &g), 0);
+          check_entry(&g.e, langs[l]);
+          assert_string_equal(g.e.key, key);
+          if (in_buf(&x.e, x.e.description)) continue;
+          assert_string_equal(g.e.title, x.e.title);
+          if (strstr(g.e.description, x.e.description) == NULL ||
+              strlen(g.e.description) <= strlen(x.e.description) ||
+              strstr(g.e.action, x.e.action) == NULL || strlen(g.e.action) <= strlen(x.e.action))
+            fail_msg("%s/%s: not composed from the detail and the class", key, langs[l]);
+        }
+      }
+  /* The IANA registry has about 70 details (X.0.0 to X.7.30); both languages counted. */
+  assert_true(registered >= 2 * 60);
+}
+
+static void test_reasons(void **state) {
+  int r;
+  size_t l;
+  guarded g;
+  (void)state;
+  for (r = 0; r < SMTPC_REASON_COUNT; r++) {
+    const char *name = smtpc_reason_name(r);
+    for (l = 0; l < 2; l++) {
+      assert_int_equal(explain_str(name, langs[l], &g), 0);
+      check_entry(&g.e, langs[l]);
+      assert_string_equal(g.e.key, name);
+    }
+  }
+  assert_int_equal(explain_str("UserUnknown", "en", &g), 0);
+  assert_string_equal(g.e.key, "userunknown");
+  assert_int_equal(explain_str("MAILBOXFULL", "ja", &g), 0);
+  assert_string_equal(g.e.key, "mailboxfull");
+}
+
+static void test_malformed(void **state) {
+  static const char *const bad[] = {
+    "", "5", "55", "5500", "0550", "abc", "6.1.1", "3.1.1", "1.1.1", "0.1.1", "5.01.1",
+    "5.1.01", "5.00.1", "5.1.1000", "5.1000.1", "5.1", "5.1.", "5.", "5..1", ".1.1", "5.1.1.1",
+    "5.1.1 ", " 5.1.1", "550 ", " 550", "+50", "-50", "5 0", "Y.1.1", "XX.1.1", "5,1,1",
+    "5.a.1", "5.1.a", "userunknow", "userunknownn", "user_unknown", "550\n", "\xe3\x81\x82",
+    "5.1.1\r\n", "X..1", "X.1.",
+  };
+  size_t i;
+  guarded g;
+  (void)state;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int rc = explain_str(bad[i], "en", &g);
+    if (rc != SMTPC_EBADKEY) fail_msg("key \"%s\": got %d", bad[i], rc);
+  }
+  /* Embedded NUL: the length decides, not the terminator. */
+  assert_int_equal(smtpc_explain("550\0", 4, "en", &g.e), SMTPC_EBADKEY);
+  assert_int_equal(smtpc_explain("5.1.1\0", 6, "en", &g.e), SMTPC_EBADKEY);
+  assert_int_equal(smtpc_explain("55\0" "0", 4, "en", &g.e), SMTPC_EBADKEY);
+  assert_int_equal(smtpc_explain(NULL, 3, "en", &g.e), SMTPC_EBADKEY);
+  assert_int_equal(smtpc_explain("550", 3, "en", NULL), SMTPC_EINVAL);
+  assert_int_equal(smtpc_explain_code(550, "en", NULL), SMTPC_EINVAL);
+}
+
+static void test_lang(void **state) {
+  static const char *const bad[] = {"", "EN", "Ja", "fr", "english", "e", "jap", "en ", "ja\n"};
+  size_t i;
+  smtpc_explanation a, b;
+  (void)state;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(smtpc_explain("550", 3, bad[i], &a), SMTPC_EBADLANG);
+    assert_int_equal(smtpc_explain_code(550, bad[i], &a), SMTPC_EBADLANG);
+  }
+  /* NULL is English. */
+  assert_int_equal(smtpc_explain("550", 3, NULL, &a), 0);
+  assert_int_equal(smtpc_explain("550", 3, "en", &b), 0);
+  assert_string_equal(a.title, b.title);
+  assert_int_equal(smtpc_explain("550", 3, "ja", &b), 0);
+  assert_string_not_equal(a.title, b.title);
+}
+
+/* The key is read within keylen only: pass keys at the very end of an exact-size allocation
+ * (ASan builds catch any overread), including prefixes of longer keys. */
+static void test_key_bounds(void **state) {
+  static const char *const keys[] = {"5.1.1999", "550", "userunknown", "X.1.10"};
+  size_t i, n;
+  guarded g;
+  (void)state;
+  for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    for (n = 0; n <= strlen(keys[i]); n++) {
+      char *k = malloc(n ? n : 1);
+      int rc;
+      assert_non_null(k);
+      memcpy(k, keys[i], n);
+      guard_init(&g);
+      rc = smtpc_explain(k, n, "ja", &g.e);
+      guard_check(&g);
+      assert_true(rc == 0 || rc == SMTPC_EBADKEY);
+      if (rc == 0) check_entry(&g.e, "ja");
+      free(k);
+    }
+  }
+  /* "5.1.1999" cut at 5 is "5.1.1". */
+  assert_int_equal(smtpc_explain("5.1.1999", 5, "en", &g.e), 0);
+  assert_string_equal(g.e.key, "5.1.1");
+}
+
+/* Every string of up to 5 characters over an alphabet rich in key syntax: each is an entry or
+ * BADKEY, never anything else, never a write outside the struct. */
+static void test_exhaustive_short_keys(void **state) {
+  static const char alpha[] = "0125.Xx9a";
+  const size_t na = sizeof alpha - 1;
+  size_t len, idx, total, j;
+  char key[8];
+  guarded g;
+  (void)state;
+  for (len = 0; len <= 5; len++) {
+    total = 1;
+    for (j = 0; j < len; j++) total *= na;
+    for (idx = 0; idx < total; idx++) {
+      size_t v = idx;
+      int rc;
+      for (j = 0; j < len; j++) {
+        key[j] = alpha[v % na];
+        v /= na;
+      }
+      guard_init(&g);
+      rc = smtpc_explain(key, len, "ja", &g.e);
+      guard_check(&g);
+      if (rc == 0) check_entry(&g.e, "ja");
+      else assert_int_equal(rc, SMTPC_EBADKEY);
+    }
+  }
+}
+
+/* ---- shared vectors ------------------------------------------------------------------------ */
+
+static int contains_nocase(const char *hay, const char *needle) {
+  size_t n = strlen(needle), i, j;
+  for (i = 0; hay[i]; i++) {
+    for (j = 0; j < n && hay[i + j]; j++) {
+      char a = hay[i + j], b = needle[j];
+      if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
+      if (b >= 'A' && b <= 'Z') b = (char)(b - 'A' + 'a');
+      if (a != b) break;
+    }
+    if (j == n) return 1;
+  }
+  return n == 0;
+}
+
+static void test_vectors(void **state) {
+  vec_table *t = vec_load("explain.tsv");
+  int i;
+  guarded g;
+  (void)state;
+  assert_true(t->nrows >= 50);
+  for (i = 0; i < t->nrows; i++) {
+    const vec_row *r = &t->rows[i];
+    size_t klen;
+    const char *key = vec_get(t, r, "key", &klen);
+    const char *lang = vec_get(t, r, "lang", NULL);
+    const char *outcome = vec_get(t, r, "outcome", NULL);
+    const char *norm = vec_get(t, r, "norm_key", NULL);
+    const char *word = vec_get(t, r, "title", NULL);
+    int rc;
+    if (strcmp(lang, "-") == 0) lang = NULL;
+    guard_init(&g);
+    rc = smtpc_explain(key, klen, lang, &g.e);
+    guard_check(&g);
+    if (strcmp(outcome, "ok") == 0) {
+      if (rc != 0) fail_msg("row %d: %s/%s: got %s", i + 1, key, lang, smtpc_err_name(rc));
+      check_entry(&g.e, lang);
+      if (strcmp(g.e.key, norm) != 0)
+        fail_msg("row %d: key %s normalised to %s, want %s", i + 1, key, g.e.key, norm);
+      if (strcmp(word, "-") != 0 && !contains_nocase(g.e.title, word))
+        fail_msg("row %d: %s/%s: title \"%s\" lacks \"%s\"", i + 1, key, lang, g.e.title,
+                 word);
+    } else if (strcmp(smtpc_err_name(rc), outcome) != 0) {
+      fail_msg("row %d: %s/%s: got %s, want %s", i + 1, key, lang ? lang : "-",
+               smtpc_err_name(rc), outcome);
+    }
+  }
+  vec_free(t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_issue_codes_listed),
+    cmocka_unit_test(test_full_entries),
+    cmocka_unit_test(test_client_side_numbers),
+    cmocka_unit_test(test_japanese_polite),
+    cmocka_unit_test(test_all_codes),
+    cmocka_unit_test(test_code_fallback),
+    cmocka_unit_test(test_status),
+    cmocka_unit_test(test_status_fallback),
+    cmocka_unit_test(test_all_statuses),
+    cmocka_unit_test(test_reasons),
+    cmocka_unit_test(test_malformed),
+    cmocka_unit_test(test_lang),
+    cmocka_unit_test(test_key_bounds),
+    cmocka_unit_test(test_exhaustive_short_keys),
+    cmocka_unit_test(test_vectors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

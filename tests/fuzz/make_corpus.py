@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of tests/fuzz/corpus/<what>/ from the shared vectors (run again when the
+vectors change). Each seed is a file named after the vector's id."""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+import vectors  # noqa: E402
+
+
+def write(what, name, data):
+    d = os.path.join(HERE, "corpus", what)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    for r in vectors.load("streams.tsv"):
+        write("reply", r["id"].decode(), b"\x03" + r["stream"])
+    for r in vectors.load("decode.tsv"):
+        write("decode", r["id"].decode(), b"\x01" + r["input"])
+    path = os.path.join(vectors.DIR, "addresses.tsv")
+    if os.path.exists(path):
+        for i, r in enumerate(vectors.load("addresses.tsv")):
+            write("address", "a%03d" % i, r.get("input", b""))
+    path = os.path.join(vectors.DIR, "dialogs.tsv")
+    if os.path.exists(path):
+        for i, r in enumerate(vectors.load("dialogs.tsv")):
+            write("dialog", "d%03d" % i, r.get("server", b""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The classifier measured on real bounces: Sisimai's public sample set (../shared/corpus).
+
+Every row is classified with smtpcode.classify(code, status, diagnostic, command=, host=) and
+compared with the reason and hard-bounce flag Sisimai expects. The test fails below 95% reason
+agreement or 99% hard-bounce agreement, and prints the agreement and every row that misses.
+It is skipped, saying why, only when no corpus exists (the corpus is not part of the repo).
+"""
+import csv
+import os
+
+import pytest
+
+import smtpcode
+
+REASON_BAR = 0.95
+HARD_BOUNCE_BAR = 0.99
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+def corpus_path():
+    env = os.environ.get("SMTPCODE_CORPUS")
+    if env:
+        return os.path.join(env, "sisimai-dev.tsv") if os.path.isdir(env) else env
+    return os.path.join(_ROOT, "..", "shared", "corpus", "sisimai-dev.tsv")
+
+
+def load_corpus():
+    path = corpus_path()
+    if not os.path.exists(path):
+        pytest.skip("no corpus: %s does not exist (set SMTPCODE_CORPUS)" % path)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert rows, "empty corpus " + path
+    return rows
+
+
+def classify_row(row):
+    ctx = {}
+    if row["command"]:
+        ctx["command"] = row["command"]
+    if row["rhost"]:
+        ctx["host"] = row["rhost"]
+    return smtpcode.classify(
+        int(row["reply_code"]) if row["reply_code"] else None,
+        row["status"] or None,
+        row["diagnostic"],
+        **ctx,
+    )
+
+
+def test_corpus_agreement():
+    rows = load_corpus()
+    reason_ok = hard_ok = 0
+    misses = []
+    for row in rows:
+        r = classify_row(row)
+        want_hb = row["hardbounce"] == "1"
+        if r.reason == row["reason"]:
+            reason_ok += 1
+        if bool(r.hard_bounce) == want_hb:
+            hard_ok += 1
+        if r.reason != row["reason"] or bool(r.hard_bounce) != want_hb:
+            misses.append("%-28s want %-15s hb=%d got %-15s hb=%d provider=%s | %.110s" % (
+                row["id"], row["reason"], want_hb, r.reason, r.hard_bounce, r.provider,
+                row["diagnostic"]))
+    n = len(rows)
+    print("\ncorpus rows %d: reason agreement %d (%.2f%%), hard_bounce agreement %d (%.2f%%)"
+          % (n, reason_ok, 100.0 * reason_ok / n, hard_ok, 100.0 * hard_ok / n))
+    print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
+    assert reason_ok / n >= REASON_BAR, "reason agreement %.2f%% < %.0f%%" % (100.0 * reason_ok / n, 100 * REASON_BAR)
+    assert hard_ok / n >= HARD_BOUNCE_BAR, "hard_bounce agreement %.2f%% < %.0f%%" % (100.0 * hard_ok / n, 100 * HARD_BOUNCE_BAR)
+
+
+def test_corpus_contract_holds_on_every_row():
+    """Whatever the reason, the decision is internally consistent on real data."""
+    for row in load_corpus():
+        r = classify_row(row)
+        assert r.reason in smtpcode.reasons()
+        if r.hard_bounce:
+            assert r.reason in ("userunknown", "hostunknown", "hasmoved", "notaccept")
+            assert not r.temporary and not r.retry
+        if r.temporary:
+            assert r.retry
+        if r.greylisted:
+            assert r.temporary or r.code is None
+            assert r.retry and r.retry_after and r.retry_after > 0
