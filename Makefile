@@ -4,6 +4,7 @@
 #   make demo    the local demo world (see README)
 # The last line of `make test` is 'N passed, N failed, N skipped' over all suites.
 
+SHELL    := /bin/bash
 BUILD    := build
 CMAKEDIR := $(BUILD)/cmake
 VENV     := $(BUILD)/venv

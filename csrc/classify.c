@@ -149,7 +149,7 @@ static const code_rule code_rules[] = {
 static const uint8_t reason_order[] = {
   R(MAILBOXFULL), R(EMAILTOOLARGE), R(AUTHFAILURE), R(BADREPUTATION), R(RATELIMITED),
   R(REQUIREPTR), R(VIRUSDETECTED), R(SPAMDETECTED), R(POLICYVIOLATION), R(NORELAYING),
-  R(NOTCOMPLIANTRFC), R(HASMOVED), R(SUSPEND), R(USERUNKNOWN), R(HOSTUNKNOWN), R(NOTACCEPT),
+  R(NOTCOMPLIANTRFC), R(HASMOVED), R(SUSPEND), R(HOSTUNKNOWN), R(USERUNKNOWN), R(NOTACCEPT),
   R(SYSTEMFULL), R(CONTENTERROR), R(FAILEDSTARTTLS), R(BLOCKED), R(REJECTED),
   R(SECURITYERROR), R(SYSTEMERROR), R(NETWORKERROR), R(EXPIRED), R(MAILERERROR),
   R(SYNTAXERROR), R(FILTERED), R(SUPPRESSED), R(VACATION), R(FEEDBACK), R(ONHOLD),
@@ -164,6 +164,8 @@ static int g_ok;
 static uint8_t g_rank[SMTPC_REASON_COUNT];
 static uint8_t g_pair[NRULES]; /* pair number of K_HEAD / K_TAIL rules */
 
+static void build_status_keys(void);
+
 static void build(void) {
   size_t i;
   unsigned npair = 0;
@@ -175,6 +177,7 @@ static void build(void) {
       g_pair[i] = g_pair[i + 1] = (uint8_t)npair++;
     }
   }
+  build_status_keys();
   g_ok = smtpc__ac_build(&g_ac, patterns, NRULES) == 0;
 }
 
@@ -219,6 +222,24 @@ static long parse_after(const char *p, size_t len) {
     digits++;
   }
   if (digits == 0) return -1;
+  if (i < len && p[i] == ':') { /* "hh:mm:ss" or "mm:ss" (milter-greylist) */
+    long part = 0, total = n;
+    int fields = 1;
+    while (i < len && p[i] == ':' && fields < 3) {
+      i++;
+      part = 0;
+      digits = 0;
+      while (i < len && p[i] >= '0' && p[i] <= '9' && digits < 2) {
+        part = part * 10 + (p[i] - '0');
+        i++;
+        digits++;
+      }
+      if (digits == 0) return -1;
+      total = total * 60 + part;
+      fields++;
+    }
+    return total;
+  }
   while (i < len && p[i] == ' ') i++;
   if (i >= len) return -1;
   switch (p[i] | 0x20) {
@@ -252,14 +273,18 @@ static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) 
       take_phrase(st, r->reason, r->prio);
     break;
   }
-  case K_PPHRASE:
-    if (st->nphit < MAX_PHITS) {
+  case K_PPHRASE: {
+    unsigned k;
+    for (k = 0; k < st->nphit; k++) /* a repeated line adds nothing */
+      if (st->phit[k].pv == r->provider && st->phit[k].reason == r->reason) break;
+    if (k == st->nphit && st->nphit < MAX_PHITS) {
       st->phit[st->nphit].pv = r->provider;
       st->phit[st->nphit].reason = r->reason;
       st->phit[st->nphit].prio = r->prio;
       st->nphit++;
     }
     break;
+  }
   case K_MARK:
     st->marks |= (uint64_t)1 << r->provider;
     break;
@@ -278,14 +303,34 @@ static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) 
 
 static int status_ok(const char *s) { return s != NULL && s[0] >= '2' && s[0] <= '5' && s[1] == '.'; }
 
+/* "c.s.d" -> c * 1000000 + s * 1000 + d; -1 when not of that shape. An 'x' detail suffix in a
+ * rule ("5.7.6x") is handled by the caller. */
+static long status_num(const char *s) {
+  long part[3] = {0, 0, 0};
+  int k = 0, digits = 0;
+  for (; *s; s++) {
+    if (*s >= '0' && *s <= '9') {
+      if (++digits > 3) return -1;
+      part[k] = part[k] * 10 + (*s - '0');
+    } else if (*s == '.' && digits && k < 2) {
+      k++;
+      digits = 0;
+    } else {
+      return -1;
+    }
+  }
+  return k == 2 && digits ? part[0] * 1000000 + part[1] * 1000 + part[2] : -1;
+}
+
 /* Provider meaning of a status code. */
 static int provider_status(int pv, const char *status) {
   size_t i;
   if (!status_ok(status)) return -1;
   for (i = 0; i < sizeof pstatus_rules / sizeof pstatus_rules[0]; i++) {
     const pstatus_rule *r = &pstatus_rules[i];
-    size_t n = strlen(r->status);
+    size_t n;
     if (r->provider != pv) continue;
+    n = strlen(r->status);
     if (r->status[n - 1] == 'x') {
       if (strncmp(status, r->status, n - 1) == 0) return r->reason;
     } else if (strcmp(status, r->status) == 0) {
@@ -295,14 +340,33 @@ static int provider_status(int pv, const char *status) {
   return -1;
 }
 
-static const status_rule *status_lookup(const char *status) {
+/* Status rules as numbers, built once: full "c.s.d" keys first, then "s.d" keys. */
+static long g_status_key[sizeof status_rules / sizeof status_rules[0]];
+
+static void build_status_keys(void) {
   size_t i;
-  if (!status_ok(status)) return NULL;
   for (i = 0; i < sizeof status_rules / sizeof status_rules[0]; i++) {
     const char *sd = status_rules[i].sd;
-    if (strchr(sd, '.') != strrchr(sd, '.') ? strcmp(status, sd) == 0 : strcmp(status + 2, sd) == 0)
-      return &status_rules[i];
+    char buf[16];
+    if (strchr(sd, '.') != strrchr(sd, '.')) {
+      g_status_key[i] = status_num(sd);
+    } else {
+      buf[0] = '0';
+      buf[1] = '.';
+      strncpy(buf + 2, sd, sizeof buf - 3);
+      buf[sizeof buf - 1] = '\0';
+      g_status_key[i] = status_num(buf); /* class 0: any class */
+    }
   }
+}
+
+static const status_rule *status_lookup(const char *status) {
+  size_t i;
+  long num, any;
+  if (!status_ok(status) || (num = status_num(status)) < 0) return NULL;
+  any = num % 1000000;
+  for (i = 0; i < sizeof status_rules / sizeof status_rules[0]; i++)
+    if (g_status_key[i] == num || g_status_key[i] == any) return &status_rules[i];
   return NULL;
 }
 
@@ -356,7 +420,7 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
 
   pthread_once(&g_once, build);
   memset(out, 0, sizeof *out);
-  if (status != NULL && !status_ok(status)) status = NULL;
+  if (status != NULL && (!status_ok(status) || status_num(status) < 0)) status = NULL;
   if (code < 100 || code > 599) code = 0;
   klass = code ? code / 100 : (status ? status[0] - '0' : 0);
   out->temporary = klass == 4;
@@ -398,6 +462,8 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
     for (i = 1; i < PV_COUNT; i++)
       if (st.marks & ((uint64_t)1 << i)) { pv = (int)i; break; }
   }
+  /* `provider` names the provider recognised by host or marker, even when none of its own
+   * rules decided the reason: callers group results by provider. */
   if (pv != PV_NONE) {
     int best = 0;
     out->provider = provider_name[pv];

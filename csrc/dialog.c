@@ -64,6 +64,7 @@ struct smtpc__dialog {
   unsigned caps;
   int tls;
   int started;
+  unsigned long replies;   /* complete replies read: the driver's measure of progress */
 };
 
 static const char *const cmd_names[] = {
@@ -366,6 +367,7 @@ static void on_rcpt_reply(smtpc__dialog *d, size_t idx, const smtpc_reply *rep) 
 static void on_reply(smtpc__dialog *d, const smtpc_reply *rep) {
   expect e;
   int cls = rep->code / 100;
+  d->replies++;
   ts_reply(d, rep);
   if (d->qlen == 0) { /* a reply nobody asked for */
     fail_all(d, SMTPC__CMD_QUIT, rep->code == 421 ? 0 : SMTPC_EPROTO, SMTPC_REASON_UNDEFINED,
@@ -605,6 +607,7 @@ void smtpc__dialog_consume(smtpc__dialog *d) {
 }
 
 unsigned smtpc__dialog_caps(const smtpc__dialog *d) { return d->caps; }
+unsigned long smtpc__dialog_replies(const smtpc__dialog *d) { return d->replies; }
 int smtpc__dialog_tls(const smtpc__dialog *d) { return d->tls; }
 
 const char *smtpc__dialog_transcript(const smtpc__dialog *d, size_t *len) {

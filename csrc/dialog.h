@@ -115,6 +115,9 @@ void smtpc__dialog_consume(smtpc__dialog *d);
 
 /* Facts about the session. */
 unsigned smtpc__dialog_caps(const smtpc__dialog *d);
+/* Complete replies read so far. A reply timer restarts on progress, not on every byte: a
+ * server that drips one byte a second must still time out. */
+unsigned long smtpc__dialog_replies(const smtpc__dialog *d);
 int smtpc__dialog_tls(const smtpc__dialog *d);
 const char *smtpc__dialog_transcript(const smtpc__dialog *d, size_t *len);
 /* Heap octets the dialog holds (for the memory budget). */

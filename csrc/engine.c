@@ -152,6 +152,7 @@ typedef struct session {
   smtpc__tls *tls;
   int tls_state;          /* 0 clear, 1 handshaking, 2 up                               */
   int connected, closing, nclosing;
+  unsigned long progress, armed_at; /* replies read + writes made; value when last armed */
   item **items;
   size_t nitems;
 } session;
@@ -612,6 +613,7 @@ static void sess_send(session *s, const char *p, size_t n) {
     return;
   }
   memcpy(w->data, p, n);
+  s->progress++;
   b = uv_buf_init(w->data, (unsigned)n);
   if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
     free(w);
@@ -671,8 +673,15 @@ static void sess_step(session *s) {
       s->tls_state = 1;
       tls_flush(s);
     }
-    if (s->tls_state == 1 || (want & SMTPC__WANT_REPLY)) arm(s, s->v->o.timeout);
-    else uv_timer_stop(&s->timer);
+    if (s->tls_state == 1 || (want & SMTPC__WANT_REPLY)) {
+      unsigned long now = s->progress + smtpc__dialog_replies(s->d);
+      if (now != s->armed_at || !uv_is_active((uv_handle_t *)&s->timer)) {
+        s->armed_at = now;
+        arm(s, s->v->o.timeout);
+      }
+    } else {
+      uv_timer_stop(&s->timer);
+    }
     return;
   }
 }

@@ -257,7 +257,8 @@ typedef struct smtpc_explanation {
   char buf[2048];           /* storage for entries composed from the digits' meanings     */
 } smtpc_explanation;
 
-/* key: "550", "5.1.1", "X.1.1" or a reason name; lang: "en" (NULL) or "ja".
+/* key: "550", "5.1.1", "X.1.1" (or "x.1.1") or a reason name (any letter case); lang: "en"
+ * (NULL) or "ja".
  * Returns 0, SMTPC_EBADKEY for a malformed key, SMTPC_EBADLANG. Strings live in *out or in
  * static storage: valid as long as *out. */
 SMTPC_API int smtpc_explain(const char *key, size_t keylen, const char *lang,
@@ -433,7 +434,8 @@ enum smtpc_dns_family {
 /* Every field may be 0/NULL for its default; a zeroed struct (or a NULL pointer) is valid. */
 typedef struct smtpc_resolver_opts {
   const char *servers;  /* "127.0.0.1:5353,[::1]:53" (comma-separated, port optional);
-                           NULL or "" = the system configuration (/etc/resolv.conf)       */
+                           NULL or "" = the system configuration (/etc/resolv.conf).
+                           The next server is tried on silence, not on SERVFAIL/REFUSED   */
   int timeout_ms;       /* deadline for one domain's whole resolution; 0 = 5000           */
   int tries;            /* attempts per query and server; 0 = 2                           */
   int family;           /* enum smtpc_dns_family                                          */

@@ -16,6 +16,7 @@
 #include "lsmtpcode.h"
 
 #define SERVERS_MAX 1024
+#define GUARD_MT "smtpcode.route_guard"
 
 static const char *const families[] = {"prefer_ipv4", "prefer_ipv6", "ipv4_only", "ipv6_only",
                                        NULL};
@@ -131,10 +132,21 @@ static void push_route(lua_State *L, const smtpc_route *r) {
   lua_setfield(L, -2, "ttl");
 }
 
+/* The route is held by a userdata while its table is built, so that a memory error raised
+ * half-way (a longjmp) cannot leak it: the garbage collector frees it then. */
+static int guard_gc(lua_State *L) {
+  smtpc_route **box = (smtpc_route **)lua_touserdata(L, 1);
+  if (box && *box) {
+    smtpc_route_free(*box);
+    *box = NULL;
+  }
+  return 0;
+}
+
 static int l_resolve(lua_State *L) {
   char servers[SERVERS_MAX + 1];
   smtpc_resolver_opts o;
-  smtpc_route *route = NULL;
+  smtpc_route **box;
   size_t len;
   const char *domain = luaL_checklstring(L, 1, &len);
   const char *err;
@@ -143,16 +155,26 @@ static int l_resolve(lua_State *L) {
   memset(&o, 0, sizeof(o));
   if ((err = read_opts(L, &o, servers)) != NULL) return lsmtpc_fail(L, err);
   if (strlen(domain) != len) return lsmtpc_fail(L, "invalid domain name");
-  rc = smtpc_resolve_blocking(domain, &o, &route);
+  box = (smtpc_route **)lua_newuserdata(L, sizeof(*box));
+  *box = NULL;
+  luaL_getmetatable(L, GUARD_MT);
+  lua_setmetatable(L, -2);
+  rc = smtpc_resolve_blocking(domain, &o, box);
   if (rc == SMTPC_EINVAL) return lsmtpc_fail(L, o.servers ? "invalid domain name or dns_servers"
                                                           : "invalid domain name");
   if (rc < 0) return lsmtpc_fail(L, smtpc_strerror(rc));
-  push_route(L, route);
-  smtpc_route_free(route);
+  push_route(L, *box);
+  smtpc_route_free(*box);
+  *box = NULL;
   return 1;
 }
 
 void lsmtpc_open_dns(lua_State *L) {
+  if (luaL_newmetatable(L, GUARD_MT)) {
+    lua_pushcfunction(L, guard_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_resolve);
   lua_setfield(L, -2, "resolve");
 }

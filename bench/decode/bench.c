@@ -25,7 +25,7 @@ typedef struct row {
 
 static const char *const phrases[] = {
 #define PHRASE(reason, prio, text) text,
-#define PAIR(reason, prio, head, tail) head, tail,
+#define PAIR(reason, prio, head, tail)
 #include "rules/phrases.def"
 #undef PHRASE
 #undef PAIR

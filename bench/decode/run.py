@@ -9,7 +9,7 @@ held-out replies of tests/vectors/classify.tsv. Builds what it needs under build
 (cmake, Release). Baselines:
   C       lower-case the text, strstr() once per phrase of rules/phrases.def (first hit wins)
   Python  plain-Python reply parsing with `re` (prefix, code, status, continuation lines) and
-          one compiled alternation of the same phrases
+          a substring test per phrase (one big alternation regex was 1000x slower still)
   Lua     the same parsing with Lua patterns and string.find per phrase
 Goals on one core: C >= 1,000,000/s, Python >= 300,000/s, Lua >= 500,000/s.
 """
@@ -87,8 +87,6 @@ def python_baseline_factory():
             m = re.match(r'PHRASE\((\w+), \d, "(.*)"\)', line)
             if m:
                 phrases.append((m.group(2), m.group(1).lower()))
-    alt = re.compile("|".join("(%s)" % re.escape(p) for p, _ in phrases))
-    reasons = [r for _, r in phrases]
     prefix = re.compile(r"^\s*smtp;\s*", re.I)
     line_re = re.compile(r"^(\d{3})([ -]?)(.*)$")
     status_re = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s*(.*)$")
@@ -106,8 +104,11 @@ def python_baseline_factory():
                 status = status or m.group(1)
                 l = m.group(2)
             lines.append(l)
-        m = alt.search(" ".join(lines).lower())
-        return (reasons[m.lastindex - 1] if m else "undefined"), code, status
+        low = " ".join(lines).lower()
+        for p, reason in phrases:
+            if p in low:
+                return reason, code, status
+        return "undefined", code, status
     return baseline, len(phrases)
 
 
@@ -142,7 +143,7 @@ def bench_python(rows, seconds):
     rate, ns = measure(lambda c, s, t, kw: cl(c, s, t, **kw), args, seconds)
     print("  %-32s %12.0f calls/s %10.1f ns/call" % ("smtpcode.classify (binding)", rate, ns))
     rate, ns = measure(lambda c, s, t, kw: baseline(c, s, t), args, seconds)
-    print("  %-32s %12.0f calls/s %10.1f ns/call" % ("baseline: re parsing + re phrases", rate, ns))
+    print("  %-32s %12.0f calls/s %10.1f ns/call" % ("baseline: re parsing + phrases", rate, ns))
 
 
 def bench_lua(corpus, seconds):

@@ -136,6 +136,10 @@ static void bounce_and_retry(void **state) {
   assert_int_equal(d.cls.retry_after, 7200);
   assert_int_equal(classify_text(450, "4.7.1", "Greylisted, retry in 9999999 minutes", "RCPT", NULL, &d), 0);
   assert_int_equal(d.cls.retry_after, 86400);
+  /* milter-greylist writes the delay as hh:mm:ss */
+  assert_int_equal(classify_text(451, "4.7.1", "Greylisting in action, please come back in 00:10:30", "RCPT", NULL, &d), 0);
+  assert_true(d.cls.greylisted);
+  assert_int_equal(d.cls.retry_after, 630);
 }
 
 static void kind_table(void **state) {

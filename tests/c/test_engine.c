@@ -249,6 +249,36 @@ static void test_starttls_modes(void **state) {
   assert_int_equal(R(0)->tls, 0);
 }
 
+static void fixture_path(const char *tail, char *out, size_t cap) {
+  FILE *p = popen(MTA_CTL " dir", "r");
+  assert_non_null(p);
+  assert_non_null(fgets(out, (int)(cap - strlen(tail) - 1), p));
+  pclose(p);
+  out[strcspn(out, "\n")] = '\0';
+  strcat(out, tail);
+}
+
+static void test_tls_verify_with_ca(void **state) {
+  /* Trust the fixture's self-signed certificate (SAN mx1.mta.test ...): the MX name must match.
+   * implicit.mta.test reaches the same Postfix under its own name, which the certificate does
+   * not carry: the host name check refuses it. */
+  static const char *const a[] = {"alice@users.mta.test", "alice@implicit.mta.test"};
+  char ca[1024];
+  smtpc_verify_opts o;
+  (void)state;
+  fixture_path("/tls/cert.pem", ca, sizeof ca);
+  base_opts(&o);
+  o.starttls = SMTPC_STARTTLS_REQUIRED;
+  o.tls_verify = 1;
+  o.tls_ca_file = ca;
+  run(&o, a, 2);
+  assert_int_equal(R(0)->verdict, SMTPC_VERDICT_DELIVERABLE);
+  assert_int_equal(R(0)->tls, 1);
+  assert_int_equal(R(1)->verdict, SMTPC_VERDICT_UNKNOWN);
+  assert_int_equal(R(1)->reason, SMTPC_REASON_FAILEDSTARTTLS);
+  assert_int_equal(R(1)->error, SMTPC_ETLS);
+}
+
 static void test_greylisting(void **state) {
   static const char *const a[] = {"alice@greylist.mta.test"};
   char sender[64];
@@ -327,18 +357,12 @@ static void test_batching_from_postfix_log(void **state) {
   static char buf[200][40];
   const char *a[200];
   char logpath[1024];
-  FILE *p;
   smtpc_verify_opts o;
   size_t i;
   long start;
   int sessions = 0, data_seen = 0, tries;
   (void)state;
-  p = popen(MTA_CTL " dir", "r");
-  assert_non_null(p);
-  assert_non_null(fgets(logpath, sizeof logpath - 16, p));
-  pclose(p);
-  logpath[strcspn(logpath, "\n")] = '\0';
-  strcat(logpath, "/log/maillog");
+  fixture_path("/log/maillog", logpath, sizeof logpath);
   start = log_size(logpath);
   assert_true(start >= 0);
   for (i = 0; i < 200; i++) {
@@ -494,6 +518,7 @@ int main(void) {
     cmocka_unit_test(test_dns_and_syntax),
     cmocka_unit_test(test_mx_failover),
     cmocka_unit_test(test_starttls_modes),
+    cmocka_unit_test(test_tls_verify_with_ca),
     cmocka_unit_test(test_error_limits),
     cmocka_unit_test(test_batching_from_postfix_log),
     cmocka_unit_test(test_greylisting),

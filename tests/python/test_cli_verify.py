@@ -216,21 +216,25 @@ def test_options_reach_the_engine(mail_world):
     assert "RCPT TO:<anyone@catchall.mta.test>" in d["transcript"]
 
 
-def test_ctrl_c_stops_cleanly(mail_world):
+def test_ctrl_c_stops_cleanly(mail_world, tmp_path):
     # A greylisted address waits greylist_delay (30 s) before its retry: interrupt meanwhile.
     sender = "probe-%s@probe.test" % uuid.uuid4().hex[:12]
     args = [a if a != "probe@probe.test" else sender for a in BASE]
-    p = subprocess.Popen([sys.executable, "-m", "smtpcode", "verify", "-", "--format", "jsonl",
-                          "--greylist-delay", "30", "--no-catch-all"] + args,
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    p.stdin.write("alice@greylist.mta.test\n")
-    p.stdin.close()
+    src = tmp_path / "grey.txt"
+    src.write_text("alice@greylist.mta.test\n")
+    p = subprocess.Popen([sys.executable, "-m", "smtpcode", "verify", str(src), "--format",
+                          "jsonl", "--greylist-delay", "30", "--no-catch-all"] + args,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2.0)
     assert p.poll() is None
     started = time.monotonic()
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=20)
+    try:
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
     assert time.monotonic() - started < 10
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err

@@ -144,6 +144,26 @@ def test_gil_released_while_resolving(resolve):
     assert ticks > 20
 
 
+def test_threads_resolve_at_once(resolve):
+    # each call runs its own loop and c-ares channel: nothing shared between threads
+    domains = {"two.test": "mx1.two.test", "implicit.test": "implicit.test",
+               "cname.test": "alias.cname.test", "partial.test": "mx.partial.test"}
+    errors = []
+
+    def work(name):
+        for _ in range(25):
+            r = resolve(name)
+            if r.error is not None or r.mx[0].host != domains[name]:
+                errors.append((name, r))
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in domains for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 @pytest.mark.parametrize("domain", [
     "", ".", "a..b", "bad name.test", "a\r\nb.test", "-a.test", "caf\u00e9.test",
     "a" * 64 + ".test", ("a." * 127) + "a", "[127.0.0.1]", "x@y.test", "a\x00b.test",

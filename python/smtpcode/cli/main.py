@@ -92,8 +92,16 @@ def main(argv=None):
         sys.stderr.write("smtpcode %s: error: %s\n" % (args.command, e))
         return EXIT_FAILURE
     except KeyboardInterrupt:
+        # Leave at once: a verify engine thread may be waiting in C for a long timer, and the
+        # interpreter would wait for it at exit. Records already written are flushed first.
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except (OSError, ValueError):
+                pass
         sys.stderr.write("\nsmtpcode %s: interrupted\n" % args.command)
-        return 130
+        sys.stderr.flush()
+        os._exit(130)
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_FAILURE

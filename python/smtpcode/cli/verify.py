@@ -2,10 +2,8 @@
 
 Input is streamed into the engine (it pulls lazily and keeps a bounded window), so a list of
 millions is fine; only the rows still in flight are held, plus, with --ordered, the finished
-records waiting for an earlier one. Results name their address, not their row: rows are matched
-back by address, first in first out, which keeps duplicates apart.
+records waiting for an earlier one. The engine runs on a worker thread (see pump.py).
 """
-import collections
 import csv
 import os
 import stat
@@ -14,9 +12,10 @@ import sys
 import smtpcode
 
 from . import formats
-from .main import EXIT_FAILURE, EXIT_OK, Failure, dns_servers, port, positive_float
+from .main import EXIT_OK, Failure, dns_servers, port, positive_float
 from .main import positive_int, seconds
 from .progress import Progress
+from .pump import Pump
 
 WHY_IDENTIFY = ("--from and --helo are required: a prober must identify itself truthfully. "
                 "Use a sender address on a domain you control (--from you@your.domain) and "
@@ -208,50 +207,27 @@ def _verify(a, source, out):
         columns.append(formats.TRANSCRIPT)
     w = formats.writer(fmt, out, columns, address_width=width or 32)
 
-    pending = collections.defaultdict(collections.deque)   # address -> row indexes in flight
-    rows = {}                                               # index -> carried columns
-    fed = [0]
-
-    def feed():
-        for i, (address, row) in enumerate(source):
-            pending[address].append(i)
-            if row is not None:
-                rows[i] = [(o, row[c]) for c, o in carry]
-            fed[0] = i + 1
-            yield address
-
     progress = Progress(total=total, enabled=show_bar)
-    waiting, next_out = {}, 0
+    pump = Pump(smtpcode.verify, source, engine_options(a))
+    waiting, next_out, got = {}, 0, 0
     try:
         try:
-            results = smtpcode.verify(feed(), **engine_options(a))
+            for r, i, row in pump:
+                got += 1
+                rec = formats.record(r, row and [(o, row[c]) for c, o in carry], a.transcript)
+                progress.count(r.verdict, r.reason)
+                if not a.ordered or i is None:
+                    progress.emit(lambda: w.write(rec, r), out)
+                    continue
+                waiting[i] = (rec, r)
+                while next_out in waiting:
+                    rec_r = waiting.pop(next_out)
+                    progress.emit(lambda: w.write(*rec_r), out)
+                    next_out += 1
         except (ValueError, TypeError) as e:
-            a.parser.error(str(e))
-        first = True
-        while True:
-            try:
-                r = next(results)
-            except StopIteration:
-                break
-            except (ValueError, TypeError) as e:
-                if first:                  # the engine checks some options on the first pull
-                    a.parser.error(str(e))
-                raise Failure(str(e))
-            first = False
-            q = pending.get(r.address)
-            i = q.popleft() if q else None
-            if q is not None and not q:
-                del pending[r.address]
-            rec = formats.record(r, rows.pop(i, None), a.transcript)
-            progress.count(r.verdict, r.reason)
-            if not a.ordered or i is None:
-                progress.emit(lambda: w.write(rec, r), out)
-                continue
-            waiting[i] = (rec, r)
-            while next_out in waiting:
-                rec_r = waiting.pop(next_out)
-                progress.emit(lambda: w.write(*rec_r), out)
-                next_out += 1
+            if not got:                    # the engine refused the options
+                a.parser.error(str(e))
+            raise Failure(str(e))
         for i in sorted(waiting):          # only when the engine lost a result (checked below)
             progress.emit(lambda: w.write(*waiting[i]), out)
         w.close()
@@ -261,7 +237,6 @@ def _verify(a, source, out):
         sys.stderr.write(progress.summary())
     if source.error:
         raise Failure(source.error + " (the addresses before it were checked)")
-    missing = sum(len(q) for q in pending.values())
-    if missing:
-        raise Failure("%d of %d addresses got no result" % (missing, fed[0]))
-    return EXIT_OK if progress.done == fed[0] else EXIT_FAILURE
+    if pump.missing():
+        raise Failure("%d of %d addresses got no result" % (pump.missing(), pump.fed))
+    return EXIT_OK
