@@ -1,4 +1,5 @@
 """Build the smtpcode Python extension from the same C sources as CMake (csrc/SOURCES)."""
+import glob
 import os
 import shlex
 import subprocess
@@ -35,6 +36,9 @@ ext = Extension(
     "smtpcode._smtpcode",
     sources=core_sources() + binding_sources(),
     include_dirs=["csrc", "python/smtpcode"],
+    # the .def tables are #included: a change to one must rebuild
+    depends=sorted(glob.glob("csrc/**/*.def", recursive=True) + glob.glob("csrc/*.h") +
+                   glob.glob("python/smtpcode/*.h")),
     define_macros=[("_POSIX_C_SOURCE", "200809L"), ("_DEFAULT_SOURCE", "1")],
     extra_compile_args=["-std=c99", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
                         "-fvisibility=hidden"] + cflags,

@@ -91,7 +91,10 @@ static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
   int code = 0, continuing = 0, first = 1;
 
   memset(out, 0, offsetof(smtpc_decoded, lines));
-  if (text == NULL) len = 0;
+  if (text == NULL) {
+    text = "";
+    len = 0;
+  }
   while (off < len && (is_space(text[off]) || text[off] == '\r' || text[off] == '\n')) off++;
   skip = skip_diag_type(text + off, len - off);
   off += skip;

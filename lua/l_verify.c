@@ -288,7 +288,7 @@ static int l_pending(lua_State *L) {
 static const char *const OPT_NAMES[] = {
   "mail_from", "helo", "port", "dns_servers", "concurrency", "per_host", "rcpt_per_session",
   "starttls", "tls_verify", "catch_all", "greylist_delay", "deadline", "timeout", "transcript",
-  "connect_timeout", "max_rejections", NULL};
+  "connect_timeout", "max_rejections", "host_pause", NULL};
 
 /* Each returns NULL on success or a message. */
 static const char *opt_int(lua_State *L, int t, const char *k, int *out, int lo, int hi) {
@@ -431,6 +431,8 @@ static int l_verify(lua_State *L) {
   if (!bad) bad = opt_num(L, 2, "deadline", &o.deadline, 1);
   if (!bad) bad = opt_num(L, 2, "timeout", &o.timeout, 1);
   if (!bad) bad = opt_num(L, 2, "connect_timeout", &o.connect_timeout, 1);
+  if (!bad) bad = opt_num(L, 2, "host_pause", &o.host_pause, 0);
+  if (!bad && o.host_pause < 0) bad = "host_pause";
   if (!bad) {
     lua_getfield(L, 2, "starttls");
     if (!lua_isnil(L, -1)) {

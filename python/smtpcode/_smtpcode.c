@@ -211,8 +211,7 @@ static PyObject *py_decode(PyObject *self, PyObject *args, PyObject *kw) {
   smtpc_decoded d;
   int rc;
   (void)self;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$O!O!:decode", kwlist, &text, &PyUnicode_Type, &command,
-                                   &PyUnicode_Type, &host))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$OO:decode", kwlist, &text, &command, &host))
     return NULL;
   if (get_context(command, host, &ctx) < 0 || get_text(text, &view, &p, &n) < 0) return NULL;
   rc = smtpc_decode(p, (size_t)n, &ctx, &d);
@@ -233,8 +232,7 @@ static PyObject *py_classify(PyObject *self, PyObject *args, PyObject *kw) {
   int rc;
   (void)self;
   view.obj = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO$O!O!:classify", kwlist, &code, &status, &text,
-                                   &PyUnicode_Type, &command, &PyUnicode_Type, &host))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO$OO:classify", kwlist, &code, &status, &text, &command, &host))
     return NULL;
   if (code != Py_None) {
     c = PyLong_AsLong(code);

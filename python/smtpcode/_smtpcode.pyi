@@ -171,5 +171,6 @@ def verify(addresses: Iterable[str], *, mail_from: str, helo: str, port: int = 2
            per_host: int = 2, rcpt_per_session: int = 50, starttls: str = "opportunistic",
            tls_verify: bool = False, catch_all: bool = True, greylist_delay: float = 60.0,
            deadline: float = 300.0, timeout: float = 30.0, transcript: bool = False,
-           connect_timeout: float = 10.0, max_rejections: int = 8) -> VerifyIterator: ...
+           connect_timeout: float = 10.0, max_rejections: int = 8,
+           host_pause: float = 0.1) -> VerifyIterator: ...
 # SMTPC-END: verify

@@ -477,7 +477,7 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"addresses", "mail_from", "helo", "port", "dns_servers", "concurrency",
                            "per_host", "rcpt_per_session", "starttls", "tls_verify", "catch_all",
                            "greylist_delay", "deadline", "timeout", "transcript",
-                           "connect_timeout", "max_rejections", NULL};
+                           "connect_timeout", "max_rejections", "host_pause", NULL};
   PyObject *addresses, *dns = Py_None, *dnsb = NULL;
   const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic";
   int tls_verify = 0, catch_all = 1, transcript = 0;
@@ -486,11 +486,11 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   int err = 0;
   (void)mod;
   smtpc_verify_opts_init(&o);
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdi:verify", kwlist, &addresses,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdid:verify", kwlist, &addresses,
                                    &mail_from, &helo, &o.port, &dns, &o.concurrency, &o.per_host,
                                    &o.rcpt_per_session, &starttls, &tls_verify, &catch_all,
                                    &o.greylist_delay, &o.deadline, &o.timeout, &transcript,
-                                   &o.connect_timeout, &o.max_rejections))
+                                   &o.connect_timeout, &o.max_rejections, &o.host_pause))
     return NULL;
   if (mail_from == NULL || helo == NULL) {
     PyErr_Format(PyExc_TypeError, "verify() missing required keyword argument '%s'",
@@ -506,10 +506,11 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   }
   if (o.port < 1 || o.port > 65535 || o.concurrency < 1 || o.per_host < 1 ||
       o.rcpt_per_session < 1 || o.max_rejections < 1 || !(o.timeout > 0) || !(o.deadline > 0) ||
-      !(o.connect_timeout > 0)) {
+      !(o.connect_timeout > 0) || !(o.host_pause >= 0)) {
     PyErr_SetString(PyExc_ValueError,
                     "verify(): port must be 1-65535; concurrency, per_host, rcpt_per_session and "
-                    "max_rejections at least 1; timeout, connect_timeout and deadline positive");
+                    "max_rejections at least 1; timeout, connect_timeout and deadline positive; "
+                    "host_pause not negative");
     return NULL;
   }
   o.mail_from = mail_from;
@@ -567,7 +568,7 @@ static PyMethodDef verify_functions[] = {
    "verify(addresses, *, mail_from, helo, port=25, dns_servers=None, concurrency=100,\n"
    "       per_host=2, rcpt_per_session=50, starttls='opportunistic', tls_verify=False,\n"
    "       catch_all=True, greylist_delay=60.0, deadline=300.0, timeout=30.0,\n"
-   "       transcript=False, connect_timeout=10.0, max_rejections=8)\n"
+   "       transcript=False, connect_timeout=10.0, max_rejections=8, host_pause=0.1)\n"
    "--\n\n"
    "Check addresses by SMTP without sending mail. Returns an iterator of Result, one per\n"
    "input address, each yielded as soon as it is known. `addresses` may be any iterable of\n"

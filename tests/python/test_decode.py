@@ -108,3 +108,9 @@ def test_reasons_lists_every_design_reason():
 
 def test_version():
     assert smtpcode.__version__.count(".") == 2
+
+
+def test_none_context_is_no_context():
+    a = smtpcode.decode("550 5.1.1 unknown user", command=None, host=None)
+    b = smtpcode.classify(550, "5.1.1", "unknown user", command=None, host=None)
+    assert a.reason == b.reason == "userunknown"
