@@ -540,7 +540,7 @@ static void on_rcpt_reply(smtpc_verifier *v, session *s, item *it) {
 static void on_session_fail(smtpc_verifier *v, session *s, item *it,
                             const smtpc__rcpt_event *ev) {
   int code = ev->reply ? ev->reply->code : 0;
-  if (ev->reason == SMTPC_REASON_FAILEDSTARTTLS && ev->err == SMTPC_ETLS &&
+  if (ev->reason == SMTPC_REASON_FAILEDSTARTTLS && ev->stage == SMTPC__CMD_TLS &&
       v->o.starttls == SMTPC_STARTTLS_OPPORTUNISTIC) {
     s->h->no_tls = 1; /* the handshake broke the connection: next time, in clear */
     retry_or_report(v, it, 0);

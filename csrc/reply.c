@@ -185,6 +185,7 @@ int smtpc_reader_next(smtpc_reader *r, smtpc_reply *out) {
   size_t errpos = 0;
   long n;
   if (r->err) return r->err;
+  if (r->end == r->start) return 0; /* nothing buffered (buf may still be NULL) */
   n = smtpc_parse_reply(r->buf + r->start, r->end - r->start, &r->limits, out, r->lines, &errpos);
   if (n < 0) {
     r->err = (int)n;

@@ -418,7 +418,7 @@ typedef struct smtpc_route {
   int error;              /* SMTPC_DNS_OK or SMTPC_DNS_*; nmx == 0 unless OK               */
   int implicit;           /* no MX records: one entry, host = domain, its own A/AAAA       */
   int null_mx;            /* MX 0 "." is the only MX (RFC 7505): takes no mail; nmx == 0   */
-  uint32_t ttl;           /* seconds the answer may be kept (the smallest TTL involved)    */
+  uint32_t ttl;           /* seconds the answer may still be kept (smallest TTL involved)  */
   size_t nmx;
   const smtpc_mx *mx;     /* sorted by preference; equal preferences shuffled             */
 } smtpc_route;
@@ -437,9 +437,11 @@ typedef struct smtpc_resolver_opts {
                            NULL or "" = the system configuration (/etc/resolv.conf).
                            The next server is tried on silence, not on SERVFAIL/REFUSED   */
   int timeout_ms;       /* deadline for one domain's whole resolution; 0 = 5000           */
-  int tries;            /* attempts per query and server; 0 = 2                           */
+  int tries;            /* attempts per query and server; 0 = 2. The first waits
+                           timeout_ms / tries; c-ares doubles the wait in later rounds     */
   int family;           /* enum smtpc_dns_family                                          */
-  int cache_size;       /* routes kept; 0 = 4096, < 0 = no cache                           */
+  int cache_size;       /* routes kept (and as many MX hosts' addresses); 0 = 4096,
+                           < 0 = no cache                                                  */
   uint32_t max_ttl;     /* cap on how long a route is cached, s; 0 = 3600                  */
   uint32_t negative_ttl;/* cap on caching NXDOMAIN and no-address answers, s; 0 = 60.
                            Failures (SERVFAIL, REFUSED, timeout) are kept 5 s at most      */
@@ -482,10 +484,12 @@ typedef struct smtpc_resolver_stats {
 } smtpc_resolver_stats;
 
 SMTPC_API void smtpc_resolver_stats_get(const smtpc_resolver *r, smtpc_resolver_stats *out);
-/* Forget every cached route. */
+/* Forget every cached route and host address. */
 SMTPC_API void smtpc_resolver_flush(smtpc_resolver *r);
 
-/* A heap copy of a route (one allocation), or NULL when out of memory. */
+/* A heap copy of a route (one allocation), or NULL when out of memory. smtpc_route_free takes
+ * only routes from smtpc_route_dup and smtpc_resolve_blocking (never a callback's); NULL is
+ * fine. */
 SMTPC_API smtpc_route *smtpc_route_dup(const smtpc_route *route);
 SMTPC_API void smtpc_route_free(smtpc_route *route);
 

@@ -5,8 +5,10 @@
 
 Servers (loopback only, started and stopped here; dnsmasq comes from tests/fixtures/dns):
   sink  Postfix's smtp-sink on 127.0.0.4:2525            domains b<N>.sink.mta.test
-  slow  faultsmtp with a 50 ms delay before every reply   domains b<N>.slow.mta.test
-        on 127.0.0.6:2525 (it counts connections and RCPTs)
+  slow  faultsmtp on 127.0.0.6:2525                      domains b<N>.slow.mta.test
+        latency mode: every reply leaves 50 ms after its command arrived (pipelined commands
+        overlap, as over a distant link); serial mode: 50 ms before each reply, one command at
+        a time (smtp-sink -W style). It counts connections, RCPTs and peak concurrent sessions.
 
 Each measured run is a child process, so its peak RSS (ru_maxrss from wait4) is its own.
 Baseline: Python smtplib, one connection per address (banner, EHLO, MAIL, RCPT, QUIT), on a
@@ -50,7 +52,7 @@ def child_engine(a):
                              helo="bench.test", port=2525, dns_servers=DNS,
                              concurrency=a.concurrency, per_host=a.per_host,
                              rcpt_per_session=a.rcpt, starttls="off", catch_all=False,
-                             timeout=30.0, deadline=a.deadline):
+                             timeout=30.0, deadline=a.deadline, host_pause=a.host_pause):
         n += 1
         verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
     return {"elapsed": time.monotonic() - t0, "results": n, "verdicts": verdicts}
@@ -86,18 +88,47 @@ def ctl(name, *args):
     return subprocess.run([str(FIX / name / "ctl"), *args], capture_output=True, text=True)
 
 
-def slow_stats():
-    try:
-        return json.loads((STATE / "slow.stats").read_text())
-    except (OSError, ValueError):
-        return {"connections": 0, "rcpts": 0}
+class SlowServer:
+    """faultsmtp on 127.0.0.6:2525, restarted for every run so its counters are that run's."""
+
+    def __init__(self):
+        self.proc = None
+
+    def start(self, script):
+        self.stop()
+        stats = STATE / "slow.stats"
+        for f in (stats, STATE / "slow.ready"):
+            if f.exists():
+                f.unlink()
+        self.proc = subprocess.Popen([sys.executable, str(FIX / "fault" / "faultsmtp.py"),
+                                      "--listen", "%s:%d" % SLOW, "--record", "none",
+                                      "--stats", str(stats), "--ready", str(STATE / "slow.ready"),
+                                      "--script", json.dumps(script)])
+        for _ in range(100):
+            if (STATE / "slow.ready").exists():
+                return
+            time.sleep(0.05)
+        raise SystemExit("bench: faultsmtp did not start")
+
+    def stats(self):
+        time.sleep(0.3)  # the last disconnects
+        try:
+            return json.loads((STATE / "slow.stats").read_text())
+        except (OSError, ValueError):
+            return {"connections": 0, "rcpts": 0, "peak": 0}
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
 
 
-def measure(a, who, kind, count, concurrency, per_host, rcpt):
+def measure(a, who, kind, count, concurrency, per_host, rcpt, domains=None, slow=None):
     cmd = [sys.executable, __file__, "--child", who, "--kind", kind, "--count", str(count),
-           "--domains", str(a.domains), "--concurrency", str(concurrency),
-           "--per-host", str(per_host), "--rcpt", str(rcpt), "--deadline", str(a.deadline)]
-    before = slow_stats()
+           "--domains", str(domains or a.domains), "--concurrency", str(concurrency),
+           "--per-host", str(per_host), "--rcpt", str(rcpt), "--deadline", str(a.deadline),
+           "--host-pause", str(a.host_pause)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
@@ -106,18 +137,19 @@ def measure(a, who, kind, count, concurrency, per_host, rcpt):
     res = json.loads(out)
     res["rss_kib"] = ru.ru_maxrss
     res["rate"] = res["results"] / res["elapsed"]
-    if kind == "slow":
-        time.sleep(0.3)  # let the server count the last disconnects
-        after = slow_stats()
-        res["connections"] = after["connections"] - before["connections"]
-        res["conn_per_addr"] = res["connections"] / max(1, res["results"])
+    if slow is not None:
+        st = slow.stats()
+        res["connections"] = st["connections"]
+        res["peak_sessions"] = st["peak"]
+        res["conn_per_addr"] = st["connections"] / max(1, res["results"])
     return res
 
 
 def show(label, r):
-    conns = ("%.4f conn/addr" % r["conn_per_addr"]) if "conn_per_addr" in r else "conn/addr n/a"
-    print("%-44s %8.0f addr/s  %7.2f s  %s  peak RSS %6.1f MiB  %s" % (
-        label, r["rate"], r["elapsed"], conns, r["rss_kib"] / 1024.0,
+    conns = ("%.4f conn/addr, peak %d sessions" % (r["conn_per_addr"], r["peak_sessions"])
+             if "conn_per_addr" in r else "conn/addr n/a")
+    print("%-40s %7.0f addr/s %7.2f s  peak RSS %5.1f MiB  %s  %s" % (
+        label, r["rate"], r["elapsed"], r["rss_kib"] / 1024.0, conns,
         json.dumps(r["verdicts"], sort_keys=True)), flush=True)
 
 
@@ -128,6 +160,8 @@ def main():
     p.add_argument("--concurrency", type=int, default=100)
     p.add_argument("--per-host", type=int, default=0, help="engine sessions per MX (0: = concurrency)")
     p.add_argument("--rcpt", type=int, default=100, help="engine rcpt_per_session")
+    p.add_argument("--host-pause", type=float, default=0.0,
+                   help="engine pause between new sessions to one MX address (library default 0.1)")
     p.add_argument("--delay", type=float, default=0.05)
     p.add_argument("--deadline", type=float, default=600.0)
     p.add_argument("--child", choices=["engine", "smtplib"])
@@ -137,52 +171,65 @@ def main():
         print(json.dumps(child_engine(a) if a.child == "engine" else child_smtplib(a)))
         return
     per_host = a.per_host or a.concurrency
+    ms = a.delay * 1000
 
     STATE.mkdir(parents=True, exist_ok=True)
     started_dns = ctl("dns", "status").returncode != 0
     if started_dns and ctl("dns", "start").returncode != 0:
         raise SystemExit("bench: cannot start dnsmasq (tests/fixtures/dns/ctl start)")
-    procs = [
-        subprocess.Popen(["smtp-sink", "-u", "postfix", "-4", "-h", "sink.mta.test",
-                          "%s:%d" % SINK, "1024"]),
-        subprocess.Popen([sys.executable, str(FIX / "fault" / "faultsmtp.py"),
-                          "--listen", "%s:%d" % SLOW, "--record", "none",
-                          "--stats", str(STATE / "slow.stats"),
-                          "--script", json.dumps({"delay": a.delay})]),
-    ]
+    sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-4", "-h", "sink.mta.test",
+                             "%s:%d" % SINK, "1024"])
+    slow = SlowServer()
     try:
-        time.sleep(1.0)
-        print("smtpcode probe bench: %d addresses over %d domains, concurrency %d "
-              "(engine: per_host %d, rcpt_per_session %d)" % (
-                  a.count, a.domains, a.concurrency, per_host, a.rcpt), flush=True)
-        e_sink = measure(a, "engine", "sink", a.count, a.concurrency, per_host, a.rcpt)
-        show("engine  smtp-sink, no delay", e_sink)
-        b_sink = measure(a, "smtplib", "sink", a.count, a.concurrency, per_host, a.rcpt)
-        show("smtplib smtp-sink, no delay", b_sink)
-        e_slow = measure(a, "engine", "slow", a.count, a.concurrency, per_host, a.rcpt)
-        show("engine  faultsmtp, %.0f ms per reply" % (a.delay * 1000), e_slow)
-        b_slow = measure(a, "smtplib", "slow", a.count, a.concurrency, per_host, a.rcpt)
-        show("smtplib faultsmtp, %.0f ms per reply" % (a.delay * 1000), b_slow)
-        # single-domain batch: connections per address
-        one = argparse.Namespace(**dict(vars(a), domains=1))
-        e_one = measure(one, "engine", "slow", a.count // 5, a.concurrency, per_host, a.rcpt)
-        show("engine  one domain, %d addresses" % (a.count // 5), e_one)
+        time.sleep(0.5)
+        print("smtpcode probe bench: %d addresses over %d domains (all on one MX address), "
+              "concurrency %d; engine per_host %d, rcpt_per_session %d, host_pause %g s"
+              % (a.count, a.domains, a.concurrency, per_host, a.rcpt, a.host_pause), flush=True)
+        e = measure(a, "engine", "sink", a.count, a.concurrency, per_host, a.rcpt)
+        show("engine  smtp-sink", e)
+        b = measure(a, "smtplib", "sink", a.count, a.concurrency, per_host, a.rcpt)
+        show("smtplib smtp-sink", b)
+        print("  -> no delay: engine/baseline %.1fx" % (e["rate"] / b["rate"]))
+
+        slow.start({"latency": a.delay})
+        e_lat = measure(a, "engine", "slow", a.count, a.concurrency, per_host, a.rcpt, slow=slow)
+        show("engine  %.0f ms latency per reply" % ms, e_lat)
+        slow.start({"latency": a.delay})
+        b_lat = measure(a, "smtplib", "slow", a.count, a.concurrency, per_host, a.rcpt, slow=slow)
+        show("smtplib %.0f ms latency per reply" % ms, b_lat)
+        print("  -> %.0f ms latency: engine/baseline %.1fx" % (ms, e_lat["rate"] / b_lat["rate"]))
+
+        # Serial delay: the server answers one command at a time, so pipelined RCPTs wait for
+        # each other (smtp-sink -W style). smtplib sends one command at a time anyway, so its
+        # figure is the one above.
+        slow.start({"delay": a.delay})
+        e_ser = measure(a, "engine", "slow", a.count, a.concurrency, per_host, a.rcpt, slow=slow)
+        show("engine  %.0f ms serial delay per reply" % ms, e_ser)
+        print("  -> %.0f ms serial delay: engine/baseline %.1fx" % (ms, e_ser["rate"] / b_lat["rate"]))
+
+        n1 = a.count // 5
+        slow.start({"latency": a.delay})
+        e_one = measure(a, "engine", "slow", n1, a.concurrency, per_host, a.rcpt, domains=1,
+                        slow=slow)
+        show("engine  one domain, %d addresses" % n1, e_one)
+
         # memory per concurrent session: many short sessions at low and high concurrency
         lo, hi = 10, 500
-        m_lo = measure(a, "engine", "slow", 5000, lo, lo, 5)
-        m_hi = measure(a, "engine", "slow", 5000, hi, hi, 5)
-        per_sess = (m_hi["rss_kib"] - m_lo["rss_kib"]) * 1024.0 / (hi - lo)
-        print("memory per concurrent session: (%.1f MiB at %d - %.1f MiB at %d) / %d = %.1f KiB"
-              % (m_hi["rss_kib"] / 1024.0, hi, m_lo["rss_kib"] / 1024.0, lo, hi - lo,
-                 per_sess / 1024.0))
-        print("speedup with %.0f ms delay: %.1fx   no delay: %.1fx   one-domain conn/addr: %.4f"
-              % (a.delay * 1000, e_slow["rate"] / b_slow["rate"], e_sink["rate"] / b_sink["rate"],
-                 e_one["conn_per_addr"]))
+        slow.start({"latency": a.delay})
+        m_lo = measure(a, "engine", "slow", 5000, lo, lo, 5, slow=slow)
+        show("engine  concurrency %d, 5 rcpt/session" % lo, m_lo)
+        slow.start({"latency": a.delay})
+        m_hi = measure(a, "engine", "slow", 5000, hi, hi, 5, slow=slow)
+        show("engine  concurrency %d, 5 rcpt/session" % hi, m_hi)
+        dsess = max(1, m_hi["peak_sessions"] - m_lo["peak_sessions"])
+        per_sess = (m_hi["rss_kib"] - m_lo["rss_kib"]) * 1024.0 / dsess
+        print("memory per concurrent session: (%.1f MiB - %.1f MiB) / (%d - %d peak sessions) "
+              "= %.1f KiB" % (m_hi["rss_kib"] / 1024.0, m_lo["rss_kib"] / 1024.0,
+                             m_hi["peak_sessions"], m_lo["peak_sessions"], per_sess / 1024.0))
     finally:
-        for pr in procs:
-            pr.terminate()
-        for pr in procs:
-            pr.wait(10)
+        slow.stop()
+        sink.terminate()
+        sink.wait(10)
         if started_dns:
             ctl("dns", "stop")
 

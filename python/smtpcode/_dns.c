@@ -208,8 +208,9 @@ static PyObject *py_resolve(PyObject *self, PyObject *args, PyObject *kwargs) {
 static PyMethodDef dns_methods[] = {
   {"resolve", (PyCFunction)(void (*)(void))py_resolve, METH_VARARGS | METH_KEYWORDS,
    "resolve(domain, *, dns_servers=None, timeout=5.0, tries=None, family='prefer_ipv4') -> Route\n\n"
-   "The MX route of a domain (blocking; the GIL is released). dns_servers: 'host:port' strings;\n"
-   "None uses the system's resolver configuration."},
+   "The MX route of a domain (blocking; the GIL is released). The domain is ASCII: convert an\n"
+   "IDN first (parse_address(...).ascii_domain). dns_servers: 'host:port' strings; None uses\n"
+   "the system's resolver configuration. A DNS failure is Route.error, not an exception."},
   {NULL, NULL, 0, NULL},
 };
 

@@ -118,7 +118,8 @@ class Route(Tuple[str, List[MX], bool, bool, Optional[str], int]):
     @property
     def ttl(self) -> int: ...
 
-# Blocking (the GIL is released). dns_servers None = the system configuration.
+# Blocking (the GIL is released). domain: ASCII (A-labels). dns_servers None = the system
+# configuration. DNS failures are Route.error; a bad domain or option raises ValueError.
 # family: "prefer_ipv4" (default) | "prefer_ipv6" | "ipv4_only" | "ipv6_only"
 def resolve(domain: str, *, dns_servers: Union[str, Iterable[str], None] = None,
             timeout: float = 5.0, tries: Optional[int] = None,

@@ -18,12 +18,17 @@
 
 /* The fixture's port: 5353, or SMTPC_DNS_PORT (ctl reads it too) for a second instance. */
 static char SERVERS[32] = "127.0.0.1:5353";
+static char RESPONDER[32] = "127.0.0.1:5390"; /* responder.py: the DNS port + 37 */
 static int started_fixture;
 
 static int fixture_up(void **state) {
   (void)state;
-  const char *port = getenv("SMTPC_DNS_PORT");
-  if (port && *port) snprintf(SERVERS, sizeof(SERVERS), "127.0.0.1:%s", port);
+  const char *port = getenv("SMTPC_DNS_PORT"), *rport = getenv("SMTPC_DNS_RESPONDER_PORT");
+  if (port && *port) {
+    snprintf(SERVERS, sizeof(SERVERS), "127.0.0.1:%s", port);
+    snprintf(RESPONDER, sizeof(RESPONDER), "127.0.0.1:%d", atoi(port) + 37);
+  }
+  if (rport && *rport) snprintf(RESPONDER, sizeof(RESPONDER), "127.0.0.1:%s", rport);
   if (system(CTL " status >/dev/null 2>&1") != 0) {
     if (system(CTL " start >/dev/null") != 0) return -1;
     started_fixture = 1;
@@ -241,6 +246,31 @@ static void failures_told_apart(void **state) {
   assert_error("refused.test", SMTPC_DNS_REFUSED);
   assert_error("garbage.test", SMTPC_DNS_SERVFAIL);
   assert_error("mxfail.test", SMTPC_DNS_SERVFAIL); /* its only MX host's lookups SERVFAIL */
+}
+
+/* Straight to responder.py, without dnsmasq's interpretation: the raw SERVFAIL and REFUSED
+ * reach us (ARES_FLAG_NOCHECKRESP), and a reply cut off inside its answer is a failure. */
+static void raw_failures(void **state) {
+  (void)state;
+  static const struct { const char *domain; int error; } cases[] = {
+    {"x.servfail.test", SMTPC_DNS_SERVFAIL},
+    {"refused.test", SMTPC_DNS_REFUSED},
+    {"garbage.test", SMTPC_DNS_SERVFAIL},
+    {"nothing.negttl.test", SMTPC_DNS_NXDOMAIN},
+  };
+  smtpc_resolver_opts o;
+  memset(&o, 0, sizeof(o));
+  o.servers = RESPONDER;
+  o.timeout_ms = 1500;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    smtpc_route *r = resolve_opts(cases[i].domain, &o);
+    if (r->error != cases[i].error)
+      fail_msg("%s: %s", cases[i].domain, smtpc_dns_error_name(r->error) ? smtpc_dns_error_name(r->error) : "ok");
+    smtpc_route_free(r);
+  }
+  smtpc_route *r = resolve_opts("big.test", &o); /* TC over UDP, then TCP to the responder */
+  assert_int_equal(r->nmx, SMTPC__DNS_MAX_MX);
+  smtpc_route_free(r);
 }
 
 static void timeout(void **state) {
@@ -573,6 +603,7 @@ static void cache_evicts_oldest(void **state) {
   assert_int_equal(st.cached, 2);
   assert_int_equal(st.cache_hits, 0); /* nope.test was the oldest: evicted by dangling.test */
   assert_int_equal(g[3].error, SMTPC_DNS_NXDOMAIN);
+  smtpc_route_free(g[3].copy);
   memset(&g[3], 0, sizeof(g[3]));
   assert_int_equal(smtpc_resolve_mx(r, "dangling.test", on_route, &g[3]), 0);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -775,6 +806,7 @@ int main(void) {
     cmocka_unit_test(unresolvable_targets),
     cmocka_unit_test(cnames),
     cmocka_unit_test(failures_told_apart),
+    cmocka_unit_test(raw_failures),
     cmocka_unit_test(timeout),
     cmocka_unit_test(server_not_listening),
     cmocka_unit_test(hostile_targets),

@@ -402,6 +402,29 @@ static void on_silent_conn(uv_stream_t *srv, int status) {
 
 static uv_async_t silent_stop;
 
+/* and one that drips a banner, a byte every 100 ms: progress, but never a whole reply in time */
+static uv_tcp_t drip;
+static uv_tcp_t drip_peers[16];
+static int ndrip;
+static uv_timer_t drip_timer;
+static size_t drip_pos[16];
+static const char drip_banner[] = "220 a banner that takes a long long time to arrive\r\n";
+
+static void on_drip_conn(uv_stream_t *srv, int status) {
+  if (status < 0 || ndrip >= 16) return;
+  uv_tcp_init(srv->loop, &drip_peers[ndrip]);
+  if (uv_accept(srv, (uv_stream_t *)&drip_peers[ndrip]) == 0) ndrip++;
+}
+
+static void on_drip_tick(uv_timer_t *t) {
+  int i;
+  (void)t;
+  for (i = 0; i < ndrip; i++) {
+    uv_buf_t b = uv_buf_init((char *)drip_banner + drip_pos[i] % (sizeof drip_banner - 1), 1);
+    if (uv_try_write((uv_stream_t *)&drip_peers[i], &b, 1) == 1) drip_pos[i]++;
+  }
+}
+
 static void close_any(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h)) uv_close(h, NULL);
@@ -419,7 +442,7 @@ static void test_timeouts_and_deadline(void **state) {
   uv_loop_t *sloop = malloc(sizeof *sloop);
   uv_thread_t th;
   struct sockaddr_in sa;
-  struct sockaddr_storage bound;
+  struct sockaddr_storage bound, dbound;
   int blen = sizeof bound;
   smtpc_verify_opts o;
   (void)state;
@@ -431,6 +454,13 @@ static void test_timeouts_and_deadline(void **state) {
   assert_int_equal(uv_tcp_bind(&silent, (struct sockaddr *)&sa, 0), 0);
   assert_int_equal(uv_listen((uv_stream_t *)&silent, 16, on_silent_conn), 0);
   assert_int_equal(uv_tcp_getsockname(&silent, (struct sockaddr *)&bound, &blen), 0);
+  uv_tcp_init(sloop, &drip);
+  assert_int_equal(uv_tcp_bind(&drip, (struct sockaddr *)&sa, 0), 0);
+  assert_int_equal(uv_listen((uv_stream_t *)&drip, 16, on_drip_conn), 0);
+  blen = sizeof dbound;
+  assert_int_equal(uv_tcp_getsockname(&drip, (struct sockaddr *)&dbound, &blen), 0);
+  uv_timer_init(sloop, &drip_timer);
+  uv_timer_start(&drip_timer, on_drip_tick, 100, 100);
   assert_int_equal(uv_async_init(sloop, &silent_stop, on_silent_stop), 0);
   assert_int_equal(uv_thread_create(&th, silent_main, sloop), 0);
 
@@ -449,6 +479,15 @@ static void test_timeouts_and_deadline(void **state) {
   assert_int_equal(R(1)->verdict, SMTPC_VERDICT_UNKNOWN);
   assert_int_equal(R(1)->reason, SMTPC_REASON_EXPIRED);
   assert_true(R(1)->duration >= 0.4 && R(1)->duration < 5);
+
+  /* bytes trickle in, no reply completes: the reply timer must not restart on each byte */
+  o.port = ntohs(((struct sockaddr_in *)&dbound)->sin_port);
+  o.timeout = 0.5;
+  o.deadline = 30;
+  run(&o, a, 1);
+  assert_int_equal(R(0)->verdict, SMTPC_VERDICT_UNKNOWN);
+  assert_int_equal(R(0)->error, SMTPC_ETIMEOUT);
+  assert_true(R(0)->duration < 3); /* the whole banner would take 5 s */
 
   uv_async_send(&silent_stop);
   assert_int_equal(uv_thread_join(&th), 0);

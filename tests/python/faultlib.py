@@ -81,7 +81,7 @@ def ensure_zones(server):
 class MatrixServers:
     """One matrix_server process; `listeners` as in its config; stop() ends it."""
 
-    def __init__(self, name, listeners, blackholes=()):
+    def __init__(self, name, listeners, blackholes=(), huge=None):
         self.dir = STATE / name
         subprocess.run(["rm", "-rf", str(self.dir)], check=True)
         self.dir.mkdir(parents=True)
@@ -92,7 +92,8 @@ class MatrixServers:
         self.log = open(self.dir / "log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(MATRIX_SERVER), "--config", str(cfg), "--record",
-             str(self.record), "--certdir", str(STATE / "certs"), "--ready", str(ready)],
+             str(self.record), "--certdir", str(STATE / "certs"), "--ready", str(ready)] +
+            (["--huge", str(huge)] if huge else []),
             stdout=self.log, stderr=subprocess.STDOUT)
         end = time.monotonic() + 30
         while not ready.exists():
