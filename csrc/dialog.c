@@ -7,7 +7,7 @@
  * recipients (sent-but-unanswered RCPTs count as if they will be rejected, so even a burst
  * that is rejected whole stays within max_rejections).
  */
-#include "dialog.h"
+#include "smtpcode.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +33,8 @@ typedef struct expect {
   size_t idx;
 } expect;
 
-struct smtpc__dialog {
-  smtpc__rcpt_cb cb;
+struct smtpc_dialog {
+  smtpc_dialog_cb cb;
   void *ud;
   char *helo;
   char *mail_from;
@@ -69,18 +69,18 @@ struct smtpc__dialog {
 
 static const char *const cmd_names[] = {
 #define SMTPC__XX(id, name) name,
-  SMTPC__CMD_MAP(SMTPC__XX)
+  SMTPC_CMD_MAP(SMTPC__XX)
 #undef SMTPC__XX
 };
 
 static const struct { const char *kw; size_t len; } cap_names[] = {
 #define SMTPC__XX(id, name) {name, sizeof name - 1},
-  SMTPC__CAP_MAP(SMTPC__XX)
+  SMTPC_CAP_MAP(SMTPC__XX)
 #undef SMTPC__XX
 };
 
-const char *smtpc__cmd_name(int cmd) {
-  return cmd >= 0 && cmd < SMTPC__CMD_COUNT ? cmd_names[cmd] : "UNKNOWN";
+const char *smtpc_cmd_name(int cmd) {
+  return cmd >= 0 && cmd < SMTPC_CMD_COUNT ? cmd_names[cmd] : "UNKNOWN";
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -101,7 +101,7 @@ static int buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n
   return 0;
 }
 
-static void ts_add(smtpc__dialog *d, const char *s, size_t n) {
+static void ts_add(smtpc_dialog *d, const char *s, size_t n) {
   static const char cut[] = "...\n";
   if (!d->keep_transcript || d->tslen >= TRANSCRIPT_CAP) return;
   if (d->tslen + n + sizeof cut > TRANSCRIPT_CAP) {
@@ -124,7 +124,7 @@ static int safe_arg(const char *s, size_t n, int allow_empty) {
   return 1;
 }
 
-static int q_push(smtpc__dialog *d, int cmd, size_t idx) {
+static int q_push(smtpc_dialog *d, int cmd, size_t idx) {
   if (d->qlen == d->qcap) {
     size_t ncap = d->qcap ? d->qcap * 2 : 8, i;
     expect *nq = malloc(ncap * sizeof *nq);
@@ -141,7 +141,7 @@ static int q_push(smtpc__dialog *d, int cmd, size_t idx) {
   return 0;
 }
 
-static expect q_pop(smtpc__dialog *d) {
+static expect q_pop(smtpc_dialog *d) {
   expect e = d->q[d->qhead];
   d->qhead = (d->qhead + 1) % d->qcap;
   d->qlen--;
@@ -151,9 +151,9 @@ static expect q_pop(smtpc__dialog *d) {
 /* ---------------------------------------------------------------------------------------- */
 /* events */
 
-static void emit(smtpc__dialog *d, size_t idx, int outcome, int stage, int err, int reason,
+static void emit(smtpc_dialog *d, size_t idx, int outcome, int stage, int err, int reason,
                  const char *detail, const smtpc_reply *reply) {
-  smtpc__rcpt_event ev;
+  smtpc_dialog_event ev;
   if (d->r[idx].state == R_INFLIGHT && d->inflight > 0) d->inflight--;
   d->r[idx].state = R_DONE;
   ev.index = idx;
@@ -167,28 +167,28 @@ static void emit(smtpc__dialog *d, size_t idx, int outcome, int stage, int err, 
 }
 
 /* The session is over: every recipient without an event gets one, then close. */
-static void fail_all(smtpc__dialog *d, int stage, int err, int reason, const char *detail,
+static void fail_all(smtpc_dialog *d, int stage, int err, int reason, const char *detail,
                      const smtpc_reply *reply) {
   size_t i;
   d->phase = PH_DONE;
   d->qlen = 0;
   for (i = 0; i < d->nr; i++)
     if (d->r[i].state != R_DONE)
-      emit(d, i, SMTPC__RCPT_SESSION, stage, err, reason, detail, reply);
+      emit(d, i, SMTPC_RCPT_SESSION, stage, err, reason, detail, reply);
 }
 
 /* Recipients not yet sent go back to the driver for another session. */
-static void give_back_unsent(smtpc__dialog *d, const char *detail) {
+static void give_back_unsent(smtpc_dialog *d, const char *detail) {
   size_t i;
   for (i = d->cursor; i < d->nr; i++)
     if (d->r[i].state == R_UNSENT)
-      emit(d, i, SMTPC__RCPT_UNTRIED, SMTPC__CMD_RCPT, 0, SMTPC_REASON_UNDEFINED, detail, NULL);
+      emit(d, i, SMTPC_RCPT_UNTRIED, SMTPC_CMD_RCPT, 0, SMTPC_REASON_UNDEFINED, detail, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* commands */
 
-static int send_cmd(smtpc__dialog *d, int cmd, size_t idx, const char *a, size_t alen,
+static int send_cmd(smtpc_dialog *d, int cmd, size_t idx, const char *a, size_t alen,
                     const char *b, size_t blen, const char *c, size_t clen) {
   size_t start = d->outlen;
   if (buf_add(&d->out, &d->outlen, &d->outcap, a, alen) != 0 ||
@@ -204,22 +204,22 @@ static int send_cmd(smtpc__dialog *d, int cmd, size_t idx, const char *a, size_t
   return 0;
 }
 
-static void send_simple(smtpc__dialog *d, int cmd, const char *line) {
+static void send_simple(smtpc_dialog *d, int cmd, const char *line) {
   (void)send_cmd(d, cmd, 0, line, strlen(line), "", 0, "", 0);
 }
 
-static void send_quit(smtpc__dialog *d) {
+static void send_quit(smtpc_dialog *d) {
   d->phase = PH_QUIT;
-  send_simple(d, SMTPC__CMD_QUIT, "QUIT");
+  send_simple(d, SMTPC_CMD_QUIT, "QUIT");
 }
 
-static int has_unsent(smtpc__dialog *d) {
+static int has_unsent(smtpc_dialog *d) {
   while (d->cursor < d->nr && d->r[d->cursor].state != R_UNSENT) d->cursor++;
   return d->cursor < d->nr;
 }
 
-static void pump_rcpts(smtpc__dialog *d) {
-  int pipelining = (d->caps & SMTPC__CAP(PIPELINING)) != 0;
+static void pump_rcpts(smtpc_dialog *d) {
+  int pipelining = (d->caps & SMTPC_CAP(PIPELINING)) != 0;
   if (d->phase != PH_TXN || d->toomany) return;
   if (d->txn != TXN_OPEN && !(d->txn == TXN_MAIL_SENT && pipelining)) return;
   while (has_unsent(d)) {
@@ -229,23 +229,23 @@ static void pump_rcpts(smtpc__dialog *d) {
     if (!pipelining && d->qlen > 0) break;
     r->state = R_INFLIGHT;
     d->inflight++;
-    if (send_cmd(d, SMTPC__CMD_RCPT, d->cursor, "RCPT TO:<", 9, r->addr, r->len, ">", 1) != 0)
+    if (send_cmd(d, SMTPC_CMD_RCPT, d->cursor, "RCPT TO:<", 9, r->addr, r->len, ">", 1) != 0)
       return;
   }
 }
 
-static void begin_txn(smtpc__dialog *d) {
+static void begin_txn(smtpc_dialog *d) {
   static const char no_utf8[] = "server does not offer SMTPUTF8";
   int need_utf8 = d->mail_from_utf8;
   size_t i;
-  if (!(d->caps & SMTPC__CAP(SMTPUTF8))) {
+  if (!(d->caps & SMTPC_CAP(SMTPUTF8))) {
     if (d->mail_from_utf8) {
-      fail_all(d, SMTPC__CMD_MAIL, 0, SMTPC_REASON_NOTCOMPLIANTRFC, no_utf8, NULL);
+      fail_all(d, SMTPC_CMD_MAIL, 0, SMTPC_REASON_NOTCOMPLIANTRFC, no_utf8, NULL);
       return;
     }
     for (i = d->cursor; i < d->nr; i++)
       if (d->r[i].state == R_UNSENT && d->r[i].utf8)
-        emit(d, i, SMTPC__RCPT_SESSION, SMTPC__CMD_MAIL, 0, SMTPC_REASON_NOTCOMPLIANTRFC, no_utf8,
+        emit(d, i, SMTPC_RCPT_SESSION, SMTPC_CMD_MAIL, 0, SMTPC_REASON_NOTCOMPLIANTRFC, no_utf8,
              NULL);
   } else {
     for (i = d->cursor; i < d->nr && !need_utf8; i++)
@@ -264,14 +264,14 @@ static void begin_txn(smtpc__dialog *d) {
   d->txn = TXN_MAIL_SENT;
   d->toomany = 0;
   d->txn_replies = 0;
-  if (send_cmd(d, SMTPC__CMD_MAIL, 0, "MAIL FROM:<", 11, d->mail_from, strlen(d->mail_from),
+  if (send_cmd(d, SMTPC_CMD_MAIL, 0, "MAIL FROM:<", 11, d->mail_from, strlen(d->mail_from),
                need_utf8 ? "> SMTPUTF8" : ">", need_utf8 ? 10 : 1) != 0)
     return;
   pump_rcpts(d);
 }
 
 /* Nothing is awaited in the transaction: open another one, or finish. */
-static void end_txn(smtpc__dialog *d) {
+static void end_txn(smtpc_dialog *d) {
   if (!has_unsent(d)) {
     send_quit(d);
   } else if (d->rejections >= d->max_rejections) {
@@ -280,7 +280,7 @@ static void end_txn(smtpc__dialog *d) {
   } else {
     d->phase = PH_RSET;
     d->txn = TXN_NONE;
-    send_simple(d, SMTPC__CMD_RSET, "RSET");
+    send_simple(d, SMTPC_CMD_RSET, "RSET");
   }
 }
 
@@ -302,7 +302,7 @@ static unsigned parse_caps(const smtpc_reply *rep) {
   unsigned caps = 0;
   size_t i, k;
   for (i = 1; i < rep->nlines; i++) /* line 0 is the server's greeting */
-    for (k = 0; k < SMTPC__CAPBIT_COUNT; k++)
+    for (k = 0; k < SMTPC_CAPBIT_COUNT; k++)
       if (ci_prefix(rep->lines[i].ptr, rep->lines[i].len, cap_names[k].kw, cap_names[k].len))
         caps |= 1u << k;
   return caps;
@@ -331,7 +331,7 @@ static int too_many(const smtpc_reply *rep) {
   return 0;
 }
 
-static void ts_reply(smtpc__dialog *d, const smtpc_reply *rep) {
+static void ts_reply(smtpc_dialog *d, const smtpc_reply *rep) {
   size_t i;
   char head[8];
   if (!d->keep_transcript) return;
@@ -348,7 +348,7 @@ static void ts_reply(smtpc__dialog *d, const smtpc_reply *rep) {
   }
 }
 
-static void on_rcpt_reply(smtpc__dialog *d, size_t idx, const smtpc_reply *rep) {
+static void on_rcpt_reply(smtpc_dialog *d, size_t idx, const smtpc_reply *rep) {
   rcpt *r = &d->r[idx];
   if (r->state != R_INFLIGHT) return; /* already decided, e.g. its MAIL failed */
   if ((d->toomany && rep->code >= 400) || (too_many(rep) && d->txn_replies > 0)) {
@@ -361,16 +361,16 @@ static void on_rcpt_reply(smtpc__dialog *d, size_t idx, const smtpc_reply *rep) 
   }
   if (rep->code >= 400) d->rejections++;
   d->txn_replies++;
-  emit(d, idx, SMTPC__RCPT_REPLY, SMTPC__CMD_RCPT, 0, SMTPC_REASON_UNDEFINED, NULL, rep);
+  emit(d, idx, SMTPC_RCPT_REPLY, SMTPC_CMD_RCPT, 0, SMTPC_REASON_UNDEFINED, NULL, rep);
 }
 
-static void on_reply(smtpc__dialog *d, const smtpc_reply *rep) {
+static void on_reply(smtpc_dialog *d, const smtpc_reply *rep) {
   expect e;
   int cls = rep->code / 100;
   d->replies++;
   ts_reply(d, rep);
   if (d->qlen == 0) { /* a reply nobody asked for */
-    fail_all(d, SMTPC__CMD_QUIT, rep->code == 421 ? 0 : SMTPC_EPROTO, SMTPC_REASON_UNDEFINED,
+    fail_all(d, SMTPC_CMD_QUIT, rep->code == 421 ? 0 : SMTPC_EPROTO, SMTPC_REASON_UNDEFINED,
              rep->code == 421 ? NULL : "unexpected reply", rep);
     return;
   }
@@ -380,35 +380,35 @@ static void on_reply(smtpc__dialog *d, const smtpc_reply *rep) {
     return;
   }
   switch (e.cmd) {
-  case SMTPC__CMD_BANNER:
-    if (cls == 2) send_cmd(d, SMTPC__CMD_EHLO, 0, "EHLO ", 5, d->helo, strlen(d->helo), "", 0);
+  case SMTPC_CMD_BANNER:
+    if (cls == 2) send_cmd(d, SMTPC_CMD_EHLO, 0, "EHLO ", 5, d->helo, strlen(d->helo), "", 0);
     else if (cls == 4 || cls == 5) fail_all(d, e.cmd, 0, SMTPC_REASON_UNDEFINED, NULL, rep);
     else fail_all(d, e.cmd, SMTPC_EPROTO, SMTPC_REASON_UNDEFINED, "bad banner", rep);
     return;
-  case SMTPC__CMD_EHLO:
-  case SMTPC__CMD_HELO:
-    if (cls == 5 && e.cmd == SMTPC__CMD_EHLO) {
-      send_cmd(d, SMTPC__CMD_HELO, 0, "HELO ", 5, d->helo, strlen(d->helo), "", 0);
+  case SMTPC_CMD_EHLO:
+  case SMTPC_CMD_HELO:
+    if (cls == 5 && e.cmd == SMTPC_CMD_EHLO) {
+      send_cmd(d, SMTPC_CMD_HELO, 0, "HELO ", 5, d->helo, strlen(d->helo), "", 0);
     } else if (cls != 2) {
       fail_all(d, e.cmd, cls == 4 || cls == 5 ? 0 : SMTPC_EPROTO, SMTPC_REASON_UNDEFINED, NULL,
                rep);
     } else {
-      d->caps = e.cmd == SMTPC__CMD_EHLO ? parse_caps(rep) : 0;
-      if (!d->tls && d->starttls != SMTPC_STARTTLS_OFF && (d->caps & SMTPC__CAP(STARTTLS)))
-        send_simple(d, SMTPC__CMD_STARTTLS, "STARTTLS");
+      d->caps = e.cmd == SMTPC_CMD_EHLO ? parse_caps(rep) : 0;
+      if (!d->tls && d->starttls != SMTPC_STARTTLS_OFF && (d->caps & SMTPC_CAP(STARTTLS)))
+        send_simple(d, SMTPC_CMD_STARTTLS, "STARTTLS");
       else if (!d->tls && d->starttls == SMTPC_STARTTLS_REQUIRED)
         fail_all(d, e.cmd, 0, SMTPC_REASON_FAILEDSTARTTLS, "STARTTLS not offered", NULL);
       else
         begin_txn(d);
     }
     return;
-  case SMTPC__CMD_STARTTLS:
+  case SMTPC_CMD_STARTTLS:
     if (cls == 2) d->phase = PH_TLS;
     else if (d->starttls == SMTPC_STARTTLS_REQUIRED)
       fail_all(d, e.cmd, 0, SMTPC_REASON_FAILEDSTARTTLS, "STARTTLS refused", rep);
     else begin_txn(d);
     return;
-  case SMTPC__CMD_MAIL:
+  case SMTPC_CMD_MAIL:
     if (d->txn != TXN_MAIL_SENT) return;
     if (cls == 2) {
       d->txn = TXN_OPEN;
@@ -417,21 +417,21 @@ static void on_reply(smtpc__dialog *d, const smtpc_reply *rep) {
       d->txn = TXN_FAILED;
       for (i = 0; i < d->nr; i++)
         if (d->r[i].state != R_DONE)
-          emit(d, i, SMTPC__RCPT_SESSION, e.cmd, cls == 4 || cls == 5 ? 0 : SMTPC_EPROTO,
+          emit(d, i, SMTPC_RCPT_SESSION, e.cmd, cls == 4 || cls == 5 ? 0 : SMTPC_EPROTO,
                SMTPC_REASON_UNDEFINED, NULL, rep);
     }
     break;
-  case SMTPC__CMD_RCPT:
+  case SMTPC_CMD_RCPT:
     on_rcpt_reply(d, e.idx, rep);
     break;
-  case SMTPC__CMD_RSET:
+  case SMTPC_CMD_RSET:
     if (cls == 2) begin_txn(d);
     else {
       give_back_unsent(d, "RSET refused");
       send_quit(d);
     }
     return;
-  case SMTPC__CMD_QUIT:
+  case SMTPC_CMD_QUIT:
     d->phase = PH_DONE;
     return;
   default:
@@ -446,9 +446,9 @@ static void on_reply(smtpc__dialog *d, const smtpc_reply *rep) {
 /* ---------------------------------------------------------------------------------------- */
 /* public (internal) API */
 
-smtpc__dialog *smtpc__dialog_new(const smtpc__dialog_cfg *cfg, smtpc__rcpt_cb cb, void *ud,
+smtpc_dialog *smtpc_dialog_new(const smtpc_dialog_opts *cfg, smtpc_dialog_cb cb, void *ud,
                                  int *err) {
-  smtpc__dialog *d;
+  smtpc_dialog *d;
   const char *helo = cfg->helo ? cfg->helo : "localhost";
   const char *from = cfg->mail_from ? cfg->mail_from : "";
   size_t hl = strlen(helo), fl = strlen(from), i;
@@ -462,8 +462,8 @@ smtpc__dialog *smtpc__dialog_new(const smtpc__dialog_cfg *cfg, smtpc__rcpt_cb cb
   d->helo = malloc(hl + 1);
   d->mail_from = malloc(fl + 1);
   d->reader = smtpc_reader_new(NULL);
-  if (d->helo == NULL || d->mail_from == NULL || d->reader == NULL || q_push(d, SMTPC__CMD_BANNER, 0)) {
-    smtpc__dialog_free(d);
+  if (d->helo == NULL || d->mail_from == NULL || d->reader == NULL || q_push(d, SMTPC_CMD_BANNER, 0)) {
+    smtpc_dialog_free(d);
     return NULL;
   }
   memcpy(d->helo, helo, hl + 1);
@@ -480,7 +480,7 @@ smtpc__dialog *smtpc__dialog_new(const smtpc__dialog_cfg *cfg, smtpc__rcpt_cb cb
   return d;
 }
 
-void smtpc__dialog_free(smtpc__dialog *d) {
+void smtpc_dialog_free(smtpc_dialog *d) {
   if (d == NULL) return;
   smtpc_reader_free(d->reader);
   free(d->helo);
@@ -492,7 +492,7 @@ void smtpc__dialog_free(smtpc__dialog *d) {
   free(d);
 }
 
-long smtpc__dialog_add_rcpt(smtpc__dialog *d, const char *addr, size_t len, int smtputf8) {
+long smtpc_dialog_add_rcpt(smtpc_dialog *d, const char *addr, size_t len, int smtputf8) {
   if (d->started || d->phase != PH_GREET) return SMTPC_EINVAL;
   if (addr == NULL || !safe_arg(addr, len, 0)) return SMTPC_EBADADDRESS;
   if (d->nr == d->capr) {
@@ -509,7 +509,7 @@ long smtpc__dialog_add_rcpt(smtpc__dialog *d, const char *addr, size_t len, int 
   return (long)d->nr++;
 }
 
-int smtpc__dialog_feed(smtpc__dialog *d, const char *buf, size_t len) {
+int smtpc_dialog_feed(smtpc_dialog *d, const char *buf, size_t len) {
   smtpc_reply rep;
   int rc;
   if (d->phase == PH_DONE || d->phase == PH_TLS || len == 0) return 0;
@@ -525,7 +525,7 @@ int smtpc__dialog_feed(smtpc__dialog *d, const char *buf, size_t len) {
       /* RFC 3207 5: bytes after "220 ready" that arrived in clear are an injection; drop. */
       smtpc_reader *fresh = smtpc_reader_new(NULL);
       if (fresh == NULL) {
-        fail_all(d, SMTPC__CMD_STARTTLS, SMTPC_ENOMEM, SMTPC_REASON_UNDEFINED, "out of memory",
+        fail_all(d, SMTPC_CMD_STARTTLS, SMTPC_ENOMEM, SMTPC_REASON_UNDEFINED, "out of memory",
                  NULL);
         return SMTPC_ENOMEM;
       }
@@ -535,7 +535,7 @@ int smtpc__dialog_feed(smtpc__dialog *d, const char *buf, size_t len) {
     }
   }
   if (rc < 0) {
-    int stage = d->qlen ? d->q[d->qhead].cmd : SMTPC__CMD_QUIT;
+    int stage = d->qlen ? d->q[d->qhead].cmd : SMTPC_CMD_QUIT;
     if (d->phase == PH_QUIT) {
       d->phase = PH_DONE;
       return 0;
@@ -547,57 +547,57 @@ int smtpc__dialog_feed(smtpc__dialog *d, const char *buf, size_t len) {
   return 0;
 }
 
-void smtpc__dialog_timeout(smtpc__dialog *d) {
-  int stage = d->qlen ? d->q[d->qhead].cmd : SMTPC__CMD_TLS;
+void smtpc_dialog_timeout(smtpc_dialog *d) {
+  int stage = d->qlen ? d->q[d->qhead].cmd : SMTPC_CMD_TLS;
   d->started = 1;
   if (d->phase == PH_DONE) return;
   if (d->phase == PH_QUIT) {
     d->phase = PH_DONE;
     return;
   }
-  fail_all(d, d->phase == PH_TLS ? SMTPC__CMD_TLS : stage, SMTPC_ETIMEOUT,
+  fail_all(d, d->phase == PH_TLS ? SMTPC_CMD_TLS : stage, SMTPC_ETIMEOUT,
            d->phase == PH_TLS ? SMTPC_REASON_FAILEDSTARTTLS : SMTPC_REASON_UNDEFINED,
            "no reply in time", NULL);
 }
 
-void smtpc__dialog_eof(smtpc__dialog *d, int err) {
-  int stage = d->qlen ? d->q[d->qhead].cmd : SMTPC__CMD_TLS;
+void smtpc_dialog_eof(smtpc_dialog *d, int err) {
+  int stage = d->qlen ? d->q[d->qhead].cmd : SMTPC_CMD_TLS;
   d->started = 1;
   if (d->phase == PH_DONE) return;
   if (d->phase == PH_QUIT) {
     d->phase = PH_DONE;
     return;
   }
-  fail_all(d, d->phase == PH_TLS ? SMTPC__CMD_TLS : stage, err ? err : SMTPC_ECLOSED,
+  fail_all(d, d->phase == PH_TLS ? SMTPC_CMD_TLS : stage, err ? err : SMTPC_ECLOSED,
            d->phase == PH_TLS ? SMTPC_REASON_FAILEDSTARTTLS : SMTPC_REASON_UNDEFINED,
            "connection closed", NULL);
 }
 
-void smtpc__dialog_tls_done(smtpc__dialog *d, int ok) {
+void smtpc_dialog_tls_done(smtpc_dialog *d, int ok) {
   if (d->phase != PH_TLS) return;
   if (!ok) {
-    fail_all(d, SMTPC__CMD_TLS, SMTPC_ETLS, SMTPC_REASON_FAILEDSTARTTLS, "TLS handshake failed",
+    fail_all(d, SMTPC_CMD_TLS, SMTPC_ETLS, SMTPC_REASON_FAILEDSTARTTLS, "TLS handshake failed",
              NULL);
     return;
   }
   d->tls = 1;
   d->caps = 0; /* RFC 3207: forget what was learnt in clear */
   d->phase = PH_GREET;
-  send_cmd(d, SMTPC__CMD_EHLO, 0, "EHLO ", 5, d->helo, strlen(d->helo), "", 0);
+  send_cmd(d, SMTPC_CMD_EHLO, 0, "EHLO ", 5, d->helo, strlen(d->helo), "", 0);
 }
 
-unsigned smtpc__dialog_want(const smtpc__dialog *d) {
-  if (d->phase == PH_DONE) return SMTPC__WANT_CLOSE;
-  if (d->phase == PH_TLS) return SMTPC__WANT_TLS;
-  return d->qlen > 0 ? SMTPC__WANT_REPLY : 0;
+unsigned smtpc_dialog_want(const smtpc_dialog *d) {
+  if (d->phase == PH_DONE) return SMTPC_DIALOG_WANT_CLOSE;
+  if (d->phase == PH_TLS) return SMTPC_DIALOG_WANT_TLS;
+  return d->qlen > 0 ? SMTPC_DIALOG_WANT_REPLY : 0;
 }
 
-const char *smtpc__dialog_output(const smtpc__dialog *d, size_t *len) {
+const char *smtpc_dialog_output(const smtpc_dialog *d, size_t *len) {
   *len = d->outlen;
   return d->out;
 }
 
-void smtpc__dialog_consume(smtpc__dialog *d) {
+void smtpc_dialog_consume(smtpc_dialog *d) {
   d->outlen = 0;
   if (d->outcap > 4096) { /* a big pipelined burst is over: give the memory back */
     free(d->out);
@@ -606,16 +606,16 @@ void smtpc__dialog_consume(smtpc__dialog *d) {
   }
 }
 
-unsigned smtpc__dialog_caps(const smtpc__dialog *d) { return d->caps; }
-unsigned long smtpc__dialog_replies(const smtpc__dialog *d) { return d->replies; }
-int smtpc__dialog_tls(const smtpc__dialog *d) { return d->tls; }
+unsigned smtpc_dialog_caps(const smtpc_dialog *d) { return d->caps; }
+unsigned long smtpc_dialog_replies(const smtpc_dialog *d) { return d->replies; }
+int smtpc_dialog_tls(const smtpc_dialog *d) { return d->tls; }
 
-const char *smtpc__dialog_transcript(const smtpc__dialog *d, size_t *len) {
+const char *smtpc_dialog_transcript(const smtpc_dialog *d, size_t *len) {
   *len = d->tslen > TRANSCRIPT_CAP ? TRANSCRIPT_CAP : d->tslen;
   return d->ts;
 }
 
-size_t smtpc__dialog_memory(const smtpc__dialog *d) {
+size_t smtpc_dialog_memory(const smtpc_dialog *d) {
   return sizeof *d + d->capr * sizeof(rcpt) + d->qcap * sizeof(expect) + d->outcap + d->tscap +
          strlen(d->helo) + strlen(d->mail_from) + 2;
 }

@@ -20,7 +20,6 @@
 
 #include <uv.h>
 
-#include "dialog.h"
 #include "tls.h"
 
 #define MAX_ATTEMPTS 4      /* sessions an address may lose before it is reported        */
@@ -148,7 +147,7 @@ typedef struct session {
   group *grp;
   host *h;
   const char *mx;
-  smtpc__dialog *d;
+  smtpc_dialog *d;
   smtpc__tls *tls;
   int tls_state;          /* 0 clear, 1 handshaking, 2 up                               */
   int connected, closing, nclosing;
@@ -359,21 +358,26 @@ static void report(smtpc_verifier *v, item *it, int verdict, int reason) {
   if (!it->in_dialog) item_free(it); /* the result pointed into it until now */
 }
 
-/* Verdict rules of the probing contract, for a final RCPT-or-session answer. */
-static int verdict_of(const item *it) {
-  int code = it->reply ? it->reply->r.code : 0;
-  switch (it->reason) {
+int smtpc_verdict_of(int code, int reason, int catch_all) {
+  if (code >= 200 && code < 300)
+    return catch_all == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE;
+  switch (reason) {
   case SMTPC_REASON_USERUNKNOWN:
   case SMTPC_REASON_HASMOVED:
   case SMTPC_REASON_SUSPEND:
   case SMTPC_REASON_HOSTUNKNOWN:
-  case SMTPC_REASON_NOTACCEPT:
+  case SMTPC_REASON_NOTACCEPT: /* only a permanent refusal says the address is dead */
     return code >= 500 && code < 600 ? SMTPC_VERDICT_UNDELIVERABLE : SMTPC_VERDICT_UNKNOWN;
   case SMTPC_REASON_MAILBOXFULL:
     return SMTPC_VERDICT_RISKY;
   default:
     return SMTPC_VERDICT_UNKNOWN;
   }
+}
+
+/* The verdict for what an item last learnt, short of a 2xx (decided with catch-all). */
+static int verdict_of(const item *it) {
+  return smtpc_verdict_of(it->reply ? it->reply->r.code : 0, it->reason, -1);
 }
 
 /* Remember what a session said about an item. */
@@ -387,7 +391,7 @@ static void learn(smtpc_verifier *v, item *it, session *s, int stage, const smtp
   it->reason = SMTPC_REASON_UNDEFINED;
   if (rep) {
     it->reply = save_reply(rep);
-    ctx.command = smtpc__cmd_name(stage);
+    ctx.command = smtpc_cmd_name(stage);
     ctx.host = s && s->mx ? s->mx : (it->dom ? it->dom->name : NULL);
     smtpc_classify_lines(rep->code, rep->status, rep->lines, rep->nlines, &ctx, &it->cls);
     it->reason = it->cls.reason;
@@ -400,10 +404,10 @@ static void learn(smtpc_verifier *v, item *it, session *s, int stage, const smtp
   if (s) {
     it->mx = s->mx;
     it->mx_addr = s->h->text;
-    it->tls = smtpc__dialog_tls(s->d);
+    it->tls = smtpc_dialog_tls(s->d);
     if (v->o.transcript) {
       size_t n;
-      const char *t = smtpc__dialog_transcript(s->d, &n);
+      const char *t = smtpc_dialog_transcript(s->d, &n);
       free(it->transcript);
       it->transcript = NULL;
       it->transcript_len = 0;
@@ -493,11 +497,11 @@ static void adopt_host_failure(smtpc_verifier *v, item *it, const smtpc_route *r
     }
 }
 
-static void on_probe(smtpc_verifier *v, item *it, const smtpc__rcpt_event *ev) {
+static void on_probe(smtpc_verifier *v, item *it, const smtpc_dialog_event *ev) {
   domain *d = it->dom;
   int code = ev->reply ? ev->reply->code : 0;
-  if (ev->outcome == SMTPC__RCPT_REPLY && code >= 200 && code < 300) d->catch_all = 1;
-  else if (ev->outcome == SMTPC__RCPT_REPLY && code >= 500 && code < 600) d->catch_all = 0;
+  if (ev->outcome == SMTPC_RCPT_REPLY && code >= 200 && code < 300) d->catch_all = 1;
+  else if (ev->outcome == SMTPC_RCPT_REPLY && code >= 500 && code < 600) d->catch_all = 0;
   /* a deferred probe (greylisting) goes again with the next session, a few times at most */
   d->probe_state = d->catch_all != -1 || ++d->probe_tries >= 3 ? PROBE_DONE : PROBE_NONE;
   flush_held(v, d);
@@ -538,15 +542,15 @@ static void on_rcpt_reply(smtpc_verifier *v, session *s, item *it) {
 }
 
 static void on_session_fail(smtpc_verifier *v, session *s, item *it,
-                            const smtpc__rcpt_event *ev) {
+                            const smtpc_dialog_event *ev) {
   int code = ev->reply ? ev->reply->code : 0;
-  if (ev->reason == SMTPC_REASON_FAILEDSTARTTLS && ev->stage == SMTPC__CMD_TLS &&
+  if (ev->reason == SMTPC_REASON_FAILEDSTARTTLS && ev->stage == SMTPC_CMD_TLS &&
       v->o.starttls == SMTPC_STARTTLS_OPPORTUNISTIC) {
     s->h->no_tls = 1; /* the handshake broke the connection: next time, in clear */
     retry_or_report(v, it, 0);
   } else if (ev->reason != SMTPC_REASON_UNDEFINED) {
     report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
-  } else if (code >= 400 && code < 500 && ev->stage == SMTPC__CMD_BANNER) {
+  } else if (code >= 400 && code < 500 && ev->stage == SMTPC_CMD_BANNER) {
     host_down(s, it); /* a 4xx greeting: try the next MX */
     retry_or_report(v, it, 0);
   } else if (code >= 400 && code < 500) { /* 421 "too many errors", rate limits ... */
@@ -555,12 +559,12 @@ static void on_session_fail(smtpc_verifier *v, session *s, item *it,
   } else if (code >= 500 && code < 600) {
     report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
   } else {
-    if (ev->stage == SMTPC__CMD_BANNER) host_down(s, it);
+    if (ev->stage == SMTPC_CMD_BANNER) host_down(s, it);
     retry_or_report(v, it, 0);
   }
 }
 
-static void on_event(void *ud, const smtpc__rcpt_event *ev) {
+static void on_event(void *ud, const smtpc_dialog_event *ev) {
   session *s = ud;
   smtpc_verifier *v = s->v;
   item *it = s->items[ev->index];
@@ -570,7 +574,7 @@ static void on_event(void *ud, const smtpc__rcpt_event *ev) {
     item_free(it);
     return;
   }
-  if (ev->outcome == SMTPC__RCPT_UNTRIED) {
+  if (ev->outcome == SMTPC_RCPT_UNTRIED) {
     if (it->probe) {
       it->dom->probe_state = PROBE_NONE;
       flush_held(v, it->dom);
@@ -584,7 +588,7 @@ static void on_event(void *ud, const smtpc__rcpt_event *ev) {
     on_probe(v, it, ev);
     return;
   }
-  if (ev->outcome == SMTPC__RCPT_REPLY) on_rcpt_reply(v, s, it);
+  if (ev->outcome == SMTPC_RCPT_REPLY) on_rcpt_reply(v, s, it);
   else on_session_fail(v, s, it, ev);
 }
 
@@ -609,7 +613,7 @@ static void sess_send(session *s, const char *p, size_t n) {
   if (n == 0 || s->closing) return;
   w = malloc(offsetof(wreq, data) + n);
   if (w == NULL) {
-    smtpc__dialog_eof(s->d, SMTPC_ENOMEM);
+    smtpc_dialog_eof(s->d, SMTPC_ENOMEM);
     return;
   }
   memcpy(w->data, p, n);
@@ -617,7 +621,7 @@ static void sess_send(session *s, const char *p, size_t n) {
   b = uv_buf_init(w->data, (unsigned)n);
   if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
     free(w);
-    smtpc__dialog_eof(s->d, SMTPC_ECLOSED);
+    smtpc_dialog_eof(s->d, SMTPC_ECLOSED);
   }
 }
 
@@ -631,19 +635,19 @@ static void tls_flush(session *s) {
 
 static void sess_flush(session *s) {
   size_t n;
-  const char *out = smtpc__dialog_output(s->d, &n);
+  const char *out = smtpc_dialog_output(s->d, &n);
   if (n == 0) return;
   if (s->tls_state == 2) {
     if (smtpc__tls_write(s->tls, out, n) != 0) {
-      smtpc__dialog_consume(s->d);
-      smtpc__dialog_eof(s->d, SMTPC_ETLS);
+      smtpc_dialog_consume(s->d);
+      smtpc_dialog_eof(s->d, SMTPC_ETLS);
       return;
     }
-    smtpc__dialog_consume(s->d);
+    smtpc_dialog_consume(s->d);
     tls_flush(s);
   } else {
     sess_send(s, out, n);
-    smtpc__dialog_consume(s->d);
+    smtpc_dialog_consume(s->d);
   }
 }
 
@@ -659,22 +663,22 @@ static void sess_step(session *s) {
   int i;
   for (i = 0; i < 3 && !s->closing; i++) {
     sess_flush(s);
-    want = smtpc__dialog_want(s->d);
-    if (want & SMTPC__WANT_CLOSE) {
+    want = smtpc_dialog_want(s->d);
+    if (want & SMTPC_DIALOG_WANT_CLOSE) {
       sess_close(s);
       return;
     }
-    if ((want & SMTPC__WANT_TLS) && s->tls_state == 0) {
+    if ((want & SMTPC_DIALOG_WANT_TLS) && s->tls_state == 0) {
       s->tls = s->v->tls_ctx ? smtpc__tls_new(s->v->tls_ctx, s->mx) : NULL;
       if (s->tls == NULL || smtpc__tls_handshake(s->tls) < 0) {
-        smtpc__dialog_tls_done(s->d, 0);
+        smtpc_dialog_tls_done(s->d, 0);
         continue; /* the dialog has given up: close on the next round */
       }
       s->tls_state = 1;
       tls_flush(s);
     }
-    if (s->tls_state == 1 || (want & SMTPC__WANT_REPLY)) {
-      unsigned long now = s->progress + smtpc__dialog_replies(s->d);
+    if (s->tls_state == 1 || (want & SMTPC_DIALOG_WANT_REPLY)) {
+      unsigned long now = s->progress + smtpc_dialog_replies(s->d);
       if (now != s->armed_at || !uv_is_active((uv_handle_t *)&s->timer)) {
         s->armed_at = now;
         arm(s, s->v->o.timeout);
@@ -694,29 +698,29 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 
 static void feed_tls(session *s, const char *p, size_t n) {
   if (smtpc__tls_feed(s->tls, p, n) != 0) {
-    smtpc__dialog_eof(s->d, SMTPC_ENOMEM);
+    smtpc_dialog_eof(s->d, SMTPC_ENOMEM);
     return;
   }
   if (s->tls_state == 1) {
     int rc = smtpc__tls_handshake(s->tls);
     tls_flush(s);
     if (rc < 0) {
-      smtpc__dialog_tls_done(s->d, 0);
+      smtpc_dialog_tls_done(s->d, 0);
       return;
     }
     if (rc == 0) return;
     s->tls_state = 2;
-    smtpc__dialog_tls_done(s->d, 1);
+    smtpc_dialog_tls_done(s->d, 1);
     sess_flush(s);
   }
   for (;;) {
     long got = smtpc__tls_read(s->tls, s->v->plainbuf, sizeof s->v->plainbuf);
     if (got == 0) break;
     if (got < 0) {
-      smtpc__dialog_eof(s->d, got == SMTPC_ECLOSED ? SMTPC_ECLOSED : SMTPC_ETLS);
+      smtpc_dialog_eof(s->d, got == SMTPC_ECLOSED ? SMTPC_ECLOSED : SMTPC_ETLS);
       break;
     }
-    smtpc__dialog_feed(s->d, s->v->plainbuf, (size_t)got);
+    smtpc_dialog_feed(s->d, s->v->plainbuf, (size_t)got);
     if (s->closing) break;
     sess_flush(s);
   }
@@ -727,9 +731,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   session *s = st->data;
   if (s->closing) return;
   if (nread < 0) {
-    smtpc__dialog_eof(s->d, SMTPC_ECLOSED);
+    smtpc_dialog_eof(s->d, SMTPC_ECLOSED);
   } else if (nread > 0) {
-    if (s->tls_state == 0) smtpc__dialog_feed(s->d, buf->base, (size_t)nread);
+    if (s->tls_state == 0) smtpc_dialog_feed(s->d, buf->base, (size_t)nread);
     else feed_tls(s, buf->base, (size_t)nread);
   }
   if (!s->closing) sess_step(s);
@@ -754,7 +758,7 @@ static void connect_failed(session *s, int err, const char *detail) {
       item_free(it);
       continue;
     }
-    learn(s->v, it, NULL, SMTPC__CMD_BANNER, NULL, err, SMTPC_REASON_NETWORKERROR, detail);
+    learn(s->v, it, NULL, SMTPC_CMD_BANNER, NULL, err, SMTPC_REASON_NETWORKERROR, detail);
     it->mx = s->mx;
     it->mx_addr = s->h->text;
     if (!down++) host_down(s, it);
@@ -791,8 +795,8 @@ static void on_sess_timer(uv_timer_t *t) {
     connect_failed(s, SMTPC_ETIMEOUT, "connect timed out");
     return;
   }
-  if (s->tls_state == 1) smtpc__dialog_tls_done(s->d, 0);
-  else smtpc__dialog_timeout(s->d);
+  if (s->tls_state == 1) smtpc_dialog_tls_done(s->d, 0);
+  else smtpc_dialog_timeout(s->d);
   sess_step(s);
 }
 
@@ -813,13 +817,13 @@ static void sess_free(session *s) {
       item_free(it);
     } else { /* the dialog never told: cannot happen unless closed from outside */
       it->in_dialog = 0;
-      learn(v, it, NULL, SMTPC__CMD_QUIT, NULL, SMTPC_ECLOSED, SMTPC_REASON_NETWORKERROR,
+      learn(v, it, NULL, SMTPC_CMD_QUIT, NULL, SMTPC_ECLOSED, SMTPC_REASON_NETWORKERROR,
             "session ended");
       retry_or_report(v, it, 0);
     }
   }
   free(s->items);
-  smtpc__dialog_free(s->d);
+  smtpc_dialog_free(s->d);
   smtpc__tls_free(s->tls);
   s->h->active--;
   v->active--;
@@ -845,7 +849,7 @@ static void sess_close(session *s) {
 
 /* Take up to rcpt_per_session items from g's queue (catch-all probes included) and connect. */
 static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
-  smtpc__dialog_cfg cfg;
+  smtpc_dialog_opts cfg;
   session *s;
   size_t cap = (size_t)v->o.rcpt_per_session, n = 0, nprobes = 0, i;
   smtpc_sockaddr sa;
@@ -863,7 +867,7 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
   if (v->o.starttls == SMTPC_STARTTLS_REQUIRED) cfg.starttls = SMTPC_STARTTLS_REQUIRED;
   cfg.max_rejections = (size_t)v->o.max_rejections;
   cfg.transcript = v->o.transcript;
-  s->d = s->items ? smtpc__dialog_new(&cfg, on_event, s, &err) : NULL;
+  s->d = s->items ? smtpc_dialog_new(&cfg, on_event, s, &err) : NULL;
   if (s->d == NULL) {
     free(s->items);
     free(s);
@@ -883,7 +887,7 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
     long idx;
     p = p->next;
     if (n + nprobes + 1 + (need ? 1 : 0) > cap && n > 0) break;
-    idx = smtpc__dialog_add_rcpt(s->d, it->rcpt, it->rcpt_len, it->utf8);
+    idx = smtpc_dialog_add_rcpt(s->d, it->rcpt, it->rcpt_len, it->utf8);
     if (idx < 0) { /* never: the parser refused these first; refuse them again anyway */
       learn(v, it, NULL, 0, NULL, 0, SMTPC_REASON_SYNTAXERROR, smtpc_strerror((int)idx));
       report(v, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_SYNTAXERROR);
@@ -928,7 +932,7 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
     pr->dom = d;
     l_init(&pr->q);
     l_init(&pr->all);
-    if (smtpc__dialog_add_rcpt(s->d, pr->rcpt, pr->rcpt_len, 0) < 0) {
+    if (smtpc_dialog_add_rcpt(s->d, pr->rcpt, pr->rcpt_len, 0) < 0) {
       item_free(pr);
       continue;
     }
@@ -939,7 +943,7 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
   }
   s->nitems = n;
   if (n == 0) {
-    smtpc__dialog_free(s->d);
+    smtpc_dialog_free(s->d);
     free(s->items);
     free(s);
     return 0;
@@ -1442,8 +1446,8 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
   smtpc_verifier *v;
   smtpc_verify_opts o;
   smtpc_resolver_opts ro;
-  smtpc__dialog_cfg dc;
-  smtpc__dialog *probe;
+  smtpc_dialog_opts dc;
+  smtpc_dialog *probe;
   int e = SMTPC_EINVAL;
   if (err == NULL) err = &e;
   *err = SMTPC_EINVAL;
@@ -1468,9 +1472,9 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
   memset(&dc, 0, sizeof dc);
   dc.helo = o.helo;
   dc.mail_from = o.mail_from;
-  probe = smtpc__dialog_new(&dc, on_event, (void *)&dc, err);
+  probe = smtpc_dialog_new(&dc, on_event, (void *)&dc, err);
   if (probe == NULL) return NULL;
-  smtpc__dialog_free(probe);
+  smtpc_dialog_free(probe);
 
   *err = SMTPC_ENOMEM;
   v = calloc(1, sizeof *v);

@@ -608,6 +608,130 @@ SMTPC_API void smtpc_verifier_cancel(smtpc_verifier *v);
 SMTPC_API void smtpc_verifier_close(smtpc_verifier *v, smtpc_verifier_close_cb close_cb);
 /* The data pointer given to smtpc_verifier_new. */
 SMTPC_API void *smtpc_verifier_data(const smtpc_verifier *v);
+
+/* Verdict rules of the probing contract for one address's final answer: code is the RCPT
+ * reply's (0 when none), reason its classification, catch_all the domain's (-1, 0, 1).
+ * 2xx: deliverable (risky on a catch-all domain); mailboxfull: risky; 5xx userunknown,
+ * hasmoved, suspend, hostunknown, notaccept: undeliverable; anything else: unknown. */
+SMTPC_API int smtpc_verdict_of(int code, int reason, int catch_all);
+
+/* ---- The dialog (dialog.c): one probe connection's SMTP client as a machine without I/O.
+ * Server bytes and timer events go in; bytes to send, "start TLS now", "close now" and one
+ * event per recipient come out. The libuv engine drives it; a cosocket or asyncio driver can
+ * drive the same machine. It has no DATA command: it cannot send one, whatever the server
+ * says. Banner, EHLO (HELO fallback), STARTTLS per mode, EHLO again, MAIL FROM (+ SMTPUTF8),
+ * RCPTs pipelined when offered, RSET + new transaction after "452 4.5.3 too many
+ * recipients", QUIT. */
+
+/* The commands a reply can answer; also the stage where a recipient's fate was decided. */
+#define SMTPC_CMD_MAP(XX) \
+  XX(BANNER, "CONN")      \
+  XX(EHLO, "EHLO")        \
+  XX(HELO, "HELO")        \
+  XX(STARTTLS, "STARTTLS")\
+  XX(TLS, "TLS")          \
+  XX(MAIL, "MAIL")        \
+  XX(RCPT, "RCPT")        \
+  XX(RSET, "RSET")        \
+  XX(QUIT, "QUIT")
+
+typedef enum smtpc_cmd {
+#define SMTPC__XX(id, name) SMTPC_CMD_##id,
+  SMTPC_CMD_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_CMD_COUNT
+} smtpc_cmd;
+
+/* Command name as smtpc_context.command wants it ("CONN" for the banner). */
+SMTPC_API const char *smtpc_cmd_name(int cmd);
+
+/* EHLO keywords the dialog understands. */
+#define SMTPC_CAP_MAP(XX)                        \
+  XX(PIPELINING, "PIPELINING")                   \
+  XX(STARTTLS, "STARTTLS")                       \
+  XX(SIZE, "SIZE")                               \
+  XX(SMTPUTF8, "SMTPUTF8")                       \
+  XX(ENHANCEDSTATUSCODES, "ENHANCEDSTATUSCODES") \
+  XX(8BITMIME, "8BITMIME")
+
+enum smtpc_cap_bit {
+#define SMTPC__XX(id, name) SMTPC_CAPBIT_##id,
+  SMTPC_CAP_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_CAPBIT_COUNT
+};
+#define SMTPC_CAP(id) (1u << SMTPC_CAPBIT_##id)
+
+/* How a recipient's turn ended (smtpc_dialog_event.outcome). */
+enum smtpc_rcpt_outcome {
+  SMTPC_RCPT_REPLY = 1, /* its RCPT got a reply (reply is set; never a 421)                  */
+  SMTPC_RCPT_SESSION,   /* the session failed or refused before its RCPT was answered:
+                           stage, reply (421, 554 banner, 5xx MAIL ... or NULL), err, and a
+                           reason when the dialog itself decided (failedstarttls,
+                           notcompliantrfc for SMTPUTF8 the server lacks)                    */
+  SMTPC_RCPT_UNTRIED    /* never sent: the session's rejection budget is spent; use another */
+};
+
+typedef struct smtpc_dialog_event {
+  size_t index;             /* as returned by smtpc_dialog_add_rcpt                           */
+  int outcome;              /* enum smtpc_rcpt_outcome                                        */
+  int stage;                /* smtpc_cmd whose reply (or lack of one) decided it               */
+  int err;                  /* SMTPC_ETIMEOUT, SMTPC_ECLOSED, SMTPC_EPROTO, SMTPC_ETLS ... or 0 */
+  int reason;               /* SMTPC_REASON_UNDEFINED, or the dialog's own decision            */
+  const char *detail;       /* static text or NULL                                            */
+  const smtpc_reply *reply; /* NULL when none; valid during the callback only                  */
+} smtpc_dialog_event;
+
+typedef void (*smtpc_dialog_cb)(void *ud, const smtpc_dialog_event *ev);
+
+typedef struct smtpc_dialog_opts {
+  const char *helo;        /* NULL = "localhost"                                          */
+  const char *mail_from;   /* NULL or "" = <>                                              */
+  int mail_from_utf8;      /* the sender needs SMTPUTF8                                    */
+  int starttls;            /* smtpc_starttls                                               */
+  size_t max_rejections;   /* 0 = 8: RCPT replies >= 400 in one session; RCPTs in flight
+                              count as if rejected, so the budget always holds            */
+  size_t max_inflight;     /* 0 = 64: RCPTs in one pipelined burst                         */
+  int transcript;          /* keep a C:/S: transcript (capped at 64 KiB)                   */
+} smtpc_dialog_opts;
+
+typedef struct smtpc_dialog smtpc_dialog;
+
+/* Returns NULL with *err = SMTPC_EINVAL (helo/sender carry CR, LF, controls, '<' '>' or are
+ * too long) or SMTPC_ENOMEM. */
+SMTPC_API smtpc_dialog *smtpc_dialog_new(const smtpc_dialog_opts *opts, smtpc_dialog_cb cb,
+                                         void *ud, int *err);
+SMTPC_API void smtpc_dialog_free(smtpc_dialog *d);
+/* Add a recipient before the first server bytes. The string is borrowed: it must stay valid
+ * until the recipient's event. Returns its index (>= 0), SMTPC_EBADADDRESS (controls, CR/LF,
+ * angle brackets, empty or > 255 octets: defence in depth, the parser rejects these first),
+ * SMTPC_EINVAL once the dialog has started, or SMTPC_ENOMEM. */
+SMTPC_API long smtpc_dialog_add_rcpt(smtpc_dialog *d, const char *addr, size_t len,
+                                     int smtputf8);
+/* Server bytes (plain text: after STARTTLS the driver decrypts first). Events fire from here.
+ * Returns 0 or the error that ended the session (its events have been sent then). */
+SMTPC_API int smtpc_dialog_feed(smtpc_dialog *d, const char *buf, size_t len);
+/* The reply timer fired / the peer closed (err 0 = SMTPC_ECLOSED). */
+SMTPC_API void smtpc_dialog_timeout(smtpc_dialog *d);
+SMTPC_API void smtpc_dialog_eof(smtpc_dialog *d, int err);
+/* The TLS handshake the dialog asked for ended (ok = 1) or failed (ok = 0). */
+SMTPC_API void smtpc_dialog_tls_done(smtpc_dialog *d, int ok);
+
+#define SMTPC_DIALOG_WANT_TLS 1u   /* start the TLS handshake now (send nothing before it)    */
+#define SMTPC_DIALOG_WANT_CLOSE 2u /* every recipient has had its event: close the connection */
+#define SMTPC_DIALOG_WANT_REPLY 4u /* a reply is awaited: keep a reply timer running          */
+SMTPC_API unsigned smtpc_dialog_want(const smtpc_dialog *d);
+/* Bytes to send (plain text); the driver takes them all, then calls smtpc_dialog_consume. */
+SMTPC_API const char *smtpc_dialog_output(const smtpc_dialog *d, size_t *len);
+SMTPC_API void smtpc_dialog_consume(smtpc_dialog *d);
+/* Facts about the session: EHLO capabilities (SMTPC_CAP bits), complete replies read so far
+ * (restart a reply timer on progress, not on every byte: a server that drips one byte a
+ * second must still time out), TLS in use, the transcript, heap octets held. */
+SMTPC_API unsigned smtpc_dialog_caps(const smtpc_dialog *d);
+SMTPC_API unsigned long smtpc_dialog_replies(const smtpc_dialog *d);
+SMTPC_API int smtpc_dialog_tls(const smtpc_dialog *d);
+SMTPC_API const char *smtpc_dialog_transcript(const smtpc_dialog *d, size_t *len);
+SMTPC_API size_t smtpc_dialog_memory(const smtpc_dialog *d);
 /* SMTPC-END: probe */
 
 #ifdef __cplusplus

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "dialog.h"
+#include "smtpcode.h"
 
 typedef struct run {
   char out[8192];
@@ -20,11 +20,11 @@ typedef struct run {
   unsigned want;
 } run;
 
-static void on_event(void *ud, const smtpc__rcpt_event *e) {
+static void on_event(void *ud, const smtpc_dialog_event *e) {
   run *r = ud;
   static const char *const oc[] = {"?", "R", "S", "U"};
   int n = snprintf(r->ev + r->evlen, sizeof r->ev - r->evlen, "%zu %s %s %d%s%s%s%s%s%s;",
-                   e->index, oc[e->outcome], smtpc__cmd_name(e->stage),
+                   e->index, oc[e->outcome], smtpc_cmd_name(e->stage),
                    e->reply ? e->reply->code : 0,
                    e->reply && e->reply->status[0] ? " " : "", e->reply ? e->reply->status : "",
                    e->err ? " !" : "", e->err ? smtpc_err_name(e->err) : "",
@@ -33,24 +33,24 @@ static void on_event(void *ud, const smtpc__rcpt_event *e) {
   r->evlen += (size_t)n;
 }
 
-static void drain(smtpc__dialog *d, run *r) {
+static void drain(smtpc_dialog *d, run *r) {
   size_t len;
-  const char *p = smtpc__dialog_output(d, &len);
+  const char *p = smtpc_dialog_output(d, &len);
   assert_true(r->outlen + len < sizeof r->out);
   if (len) memcpy(r->out + r->outlen, p, len);
   r->outlen += len;
   r->out[r->outlen] = '\0';
-  smtpc__dialog_consume(d);
+  smtpc_dialog_consume(d);
 }
 
 static const char *const default_rcpts[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
 
-static smtpc__dialog *make(const smtpc__dialog_cfg *cfg, const char *const *rcpts,
+static smtpc_dialog *make(const smtpc_dialog_opts *cfg, const char *const *rcpts,
                            const int *utf8, run *r) {
   int err = 0;
   size_t i;
-  smtpc__dialog *d;
-  smtpc__dialog_cfg def;
+  smtpc_dialog *d;
+  smtpc_dialog_opts def;
   memset(r, 0, sizeof *r);
   if (cfg == NULL) {
     memset(&def, 0, sizeof def);
@@ -58,33 +58,33 @@ static smtpc__dialog *make(const smtpc__dialog_cfg *cfg, const char *const *rcpt
     def.mail_from = "s@x.test";
     cfg = &def;
   }
-  d = smtpc__dialog_new(cfg, on_event, r, &err);
+  d = smtpc_dialog_new(cfg, on_event, r, &err);
   assert_non_null(d);
   assert_int_equal(err, 0);
   for (i = 0; rcpts[i]; i++)
-    assert_int_equal(smtpc__dialog_add_rcpt(d, rcpts[i], strlen(rcpts[i]), utf8 ? utf8[i] : 0),
+    assert_int_equal(smtpc_dialog_add_rcpt(d, rcpts[i], strlen(rcpts[i]), utf8 ? utf8[i] : 0),
                      (long)i);
   return d;
 }
 
 /* Feed `srv` in pieces ending at cuts[] (ascending, then the end), draining after each. */
-static void feed_cuts(const smtpc__dialog_cfg *cfg, const char *const *rcpts, const int *utf8,
+static void feed_cuts(const smtpc_dialog_opts *cfg, const char *const *rcpts, const int *utf8,
                       const char *srv, const size_t *cuts, size_t ncuts, run *r) {
   size_t len = strlen(srv), from = 0, i;
-  smtpc__dialog *d = make(cfg, rcpts, utf8, r);
+  smtpc_dialog *d = make(cfg, rcpts, utf8, r);
   for (i = 0; i <= ncuts; i++) {
     size_t to = i < ncuts ? cuts[i] : len;
-    smtpc__dialog_feed(d, srv + from, to - from);
+    smtpc_dialog_feed(d, srv + from, to - from);
     drain(d, r);
     from = to;
   }
-  r->want = smtpc__dialog_want(d);
-  smtpc__dialog_free(d);
+  r->want = smtpc_dialog_want(d);
+  smtpc_dialog_free(d);
 }
 
 /* The transcript must give out_expect / ev_expect fed whole, in two pieces at every split
  * point, and one byte at a time. */
-static void check_all_splits(const smtpc__dialog_cfg *cfg, const char *const *rcpts,
+static void check_all_splits(const smtpc_dialog_opts *cfg, const char *const *rcpts,
                              const int *utf8, const char *srv, const char *out_expect,
                              const char *ev_expect, unsigned want_expect) {
   size_t len = strlen(srv), k;
@@ -119,7 +119,7 @@ static void test_lockstep(void **state) {
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
                    "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
                    "0 R RCPT 250 2.1.5;1 R RCPT 550 5.1.1;2 R RCPT 452 4.2.2;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_pipelined_one_write(void **state) {
@@ -130,22 +130,22 @@ static void test_pipelined_one_write(void **state) {
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
                    "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
                    "0 R RCPT 250 2.1.5;1 R RCPT 550 5.1.1;2 R RCPT 250 2.1.5;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_pipelined_burst_is_single_chunk(void **state) {
   run r;
-  smtpc__dialog *d = make(NULL, default_rcpts, NULL, &r);
+  smtpc_dialog *d = make(NULL, default_rcpts, NULL, &r);
   const char *a = "220 mx ESMTP\r\n";
   (void)state;
-  smtpc__dialog_feed(d, a, strlen(a));
+  smtpc_dialog_feed(d, a, strlen(a));
   drain(d, &r);
   r.outlen = 0;
-  smtpc__dialog_feed(d, EHLO_PIPE, strlen(EHLO_PIPE));
+  smtpc_dialog_feed(d, EHLO_PIPE, strlen(EHLO_PIPE));
   drain(d, &r);
   assert_string_equal(r.out, "MAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
                              "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\n");
-  smtpc__dialog_free(d);
+  smtpc_dialog_free(d);
 }
 
 static void test_helo_fallback(void **state) {
@@ -156,20 +156,20 @@ static void test_helo_fallback(void **state) {
                    "250 ok\r\n250 ok\r\n221 bye\r\n",
                    "EHLO probe.test\r\nHELO probe.test\r\nMAIL FROM:<s@x.test>\r\n"
                    "RCPT TO:<a@x.test>\r\nQUIT\r\n",
-                   "0 R RCPT 250;", SMTPC__WANT_CLOSE);
+                   "0 R RCPT 250;", SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_banner_refusal(void **state) {
   (void)state;
   check_all_splits(NULL, default_rcpts, NULL, "554 5.7.1 no thanks\r\n", "",
                    "0 S CONN 554 5.7.1;1 S CONN 554 5.7.1;2 S CONN 554 5.7.1;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
   check_all_splits(NULL, default_rcpts, NULL, "421-busy\r\n421 4.3.2 try later\r\n", "",
                    "0 S CONN 421 4.3.2;1 S CONN 421 4.3.2;2 S CONN 421 4.3.2;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
   check_all_splits(NULL, default_rcpts, NULL, "354 what\r\n", "",
                    "0 S CONN 354 !PROTO;1 S CONN 354 !PROTO;2 S CONN 354 !PROTO;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_too_many_recipients(void **state) {
@@ -182,17 +182,17 @@ static void test_too_many_recipients(void **state) {
                    "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nRSET\r\nMAIL FROM:<s@x.test>\r\n"
                    "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
                    "0 R RCPT 250 2.1.5;1 R RCPT 250 2.1.5;2 R RCPT 550 5.1.1;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
   /* on the first RCPT of a transaction it is an answer, not a count: no endless loop */
   check_all_splits(NULL, default_rcpts + 2, NULL,
                    "220 mx\r\n" EHLO_PLAIN "250 Ok\r\n452 4.5.3 too many recipients\r\n221 Bye\r\n",
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
-                   "0 R RCPT 452 4.5.3;", SMTPC__WANT_CLOSE);
+                   "0 R RCPT 452 4.5.3;", SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_rejection_budget(void **state) {
   const char *const five[] = {"a@x.test", "b@x.test", "c@x.test", "d@x.test", "e@x.test", NULL};
-  smtpc__dialog_cfg cfg;
+  smtpc_dialog_opts cfg;
   (void)state;
   memset(&cfg, 0, sizeof cfg);
   cfg.helo = "probe.test";
@@ -205,7 +205,7 @@ static void test_rejection_budget(void **state) {
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
                    "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
                    "0 R RCPT 550 5.1.1;1 R RCPT 250;2 R RCPT 550 5.1.1;3 U RCPT 0;4 U RCPT 0;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_421_mid_batch(void **state) {
@@ -215,7 +215,7 @@ static void test_421_mid_batch(void **state) {
                    "421 4.7.0 Error: too many errors\r\n",
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
                    "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\n",
-                   "0 R RCPT 250;1 S RCPT 421 4.7.0;2 S RCPT 421 4.7.0;", SMTPC__WANT_CLOSE);
+                   "0 R RCPT 250;1 S RCPT 421 4.7.0;2 S RCPT 421 4.7.0;", SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_sender_refused(void **state) {
@@ -226,7 +226,7 @@ static void test_sender_refused(void **state) {
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
                    "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
                    "0 S MAIL 553 5.7.1;1 S MAIL 553 5.7.1;2 S MAIL 553 5.7.1;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_smtputf8(void **state) {
@@ -237,186 +237,209 @@ static void test_smtputf8(void **state) {
   check_all_splits(NULL, mix, utf8,
                    "220 mx\r\n" EHLO_PLAIN "250 Ok\r\n250 Ok\r\n221 Bye\r\n",
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\nQUIT\r\n",
-                   "1 S MAIL 0 notcompliantrfc;0 R RCPT 250;", SMTPC__WANT_CLOSE);
+                   "1 S MAIL 0 notcompliantrfc;0 R RCPT 250;", SMTPC_DIALOG_WANT_CLOSE);
   check_all_splits(NULL, mix, utf8,
                    "220 mx\r\n250-mx\r\n250-smtputf8\r\n250 PIPELINING\r\n250 Ok\r\n250 Ok\r\n"
                    "250 Ok\r\n221 Bye\r\n",
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test> SMTPUTF8\r\nRCPT TO:<a@x.test>\r\n"
                    "RCPT TO:<\xc3\xa9l\xc3\xa8ve@x.test>\r\nQUIT\r\n",
-                   "0 R RCPT 250;1 R RCPT 250;", SMTPC__WANT_CLOSE);
+                   "0 R RCPT 250;1 R RCPT 250;", SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_starttls_required_missing(void **state) {
-  smtpc__dialog_cfg cfg;
+  smtpc_dialog_opts cfg;
   (void)state;
   memset(&cfg, 0, sizeof cfg);
   cfg.helo = "probe.test";
   cfg.starttls = SMTPC_STARTTLS_REQUIRED;
   check_all_splits(&cfg, default_rcpts + 2, NULL, "220 mx\r\n" EHLO_PLAIN,
-                   "EHLO probe.test\r\n", "0 S EHLO 0 failedstarttls;", SMTPC__WANT_CLOSE);
+                   "EHLO probe.test\r\n", "0 S EHLO 0 failedstarttls;", SMTPC_DIALOG_WANT_CLOSE);
   check_all_splits(&cfg, default_rcpts + 2, NULL,
                    "220 mx\r\n250-mx\r\n250 STARTTLS\r\n454 4.7.0 TLS not available\r\n",
                    "EHLO probe.test\r\nSTARTTLS\r\n", "0 S STARTTLS 454 4.7.0 failedstarttls;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_starttls_flow(void **state) {
   run r;
-  smtpc__dialog *d = make(NULL, default_rcpts + 2, NULL, &r);
+  smtpc_dialog *d = make(NULL, default_rcpts + 2, NULL, &r);
   /* "250 injected" arrives in clear after 220: RFC 3207 says drop it */
   const char *pre = "220 mx\r\n250-mx\r\n250-STARTTLS\r\n250 PIPELINING\r\n220 2.0.0 go\r\n"
                     "250 injected\r\n";
   const char *post = "250-mx\r\n250 PIPELINING\r\n250 Ok\r\n250 Ok\r\n221 Bye\r\n";
   (void)state;
-  smtpc__dialog_feed(d, pre, strlen(pre));
+  smtpc_dialog_feed(d, pre, strlen(pre));
   drain(d, &r);
   assert_string_equal(r.out, "EHLO probe.test\r\nSTARTTLS\r\n");
-  assert_int_equal(smtpc__dialog_want(d), SMTPC__WANT_TLS);
-  assert_int_equal(smtpc__dialog_tls(d), 0);
-  smtpc__dialog_tls_done(d, 1);
-  assert_int_equal(smtpc__dialog_tls(d), 1);
-  assert_int_equal(smtpc__dialog_caps(d), 0);
-  smtpc__dialog_feed(d, post, strlen(post));
+  assert_int_equal(smtpc_dialog_want(d), SMTPC_DIALOG_WANT_TLS);
+  assert_int_equal(smtpc_dialog_tls(d), 0);
+  smtpc_dialog_tls_done(d, 1);
+  assert_int_equal(smtpc_dialog_tls(d), 1);
+  assert_int_equal(smtpc_dialog_caps(d), 0);
+  smtpc_dialog_feed(d, post, strlen(post));
   drain(d, &r);
   assert_string_equal(r.out, "EHLO probe.test\r\nSTARTTLS\r\nEHLO probe.test\r\n"
                              "MAIL FROM:<s@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n");
   assert_string_equal(r.ev, "0 R RCPT 250;");
-  assert_int_equal(smtpc__dialog_want(d), SMTPC__WANT_CLOSE);
-  smtpc__dialog_free(d);
+  assert_int_equal(smtpc_dialog_want(d), SMTPC_DIALOG_WANT_CLOSE);
+  smtpc_dialog_free(d);
 
   /* a failed handshake ends the session */
   d = make(NULL, default_rcpts + 2, NULL, &r);
-  smtpc__dialog_feed(d, pre, strlen(pre));
-  smtpc__dialog_tls_done(d, 0);
+  smtpc_dialog_feed(d, pre, strlen(pre));
+  smtpc_dialog_tls_done(d, 0);
   assert_string_equal(r.ev, "0 S TLS 0 !TLS failedstarttls;");
-  assert_int_equal(smtpc__dialog_want(d), SMTPC__WANT_CLOSE);
-  smtpc__dialog_free(d);
+  assert_int_equal(smtpc_dialog_want(d), SMTPC_DIALOG_WANT_CLOSE);
+  smtpc_dialog_free(d);
 
   /* starttls=off never asks */
   {
-    smtpc__dialog_cfg cfg;
+    smtpc_dialog_opts cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.starttls = SMTPC_STARTTLS_OFF;
     check_all_splits(&cfg, default_rcpts + 2, NULL,
                      "220 mx\r\n250-mx\r\n250 STARTTLS\r\n250 Ok\r\n250 Ok\r\n221 Bye\r\n",
                      "EHLO localhost\r\nMAIL FROM:<>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
-                     "0 R RCPT 250;", SMTPC__WANT_CLOSE);
+                     "0 R RCPT 250;", SMTPC_DIALOG_WANT_CLOSE);
   }
 }
 
 static void test_timeout_and_eof(void **state) {
   run r;
-  smtpc__dialog *d = make(NULL, default_rcpts + 1, NULL, &r);
+  smtpc_dialog *d = make(NULL, default_rcpts + 1, NULL, &r);
   const char *s = "220 mx\r\n" EHLO_PLAIN "250 Ok\r\n";
   (void)state;
-  smtpc__dialog_feed(d, s, strlen(s));
-  assert_int_equal(smtpc__dialog_want(d), SMTPC__WANT_REPLY);
-  smtpc__dialog_timeout(d);
+  smtpc_dialog_feed(d, s, strlen(s));
+  assert_int_equal(smtpc_dialog_want(d), SMTPC_DIALOG_WANT_REPLY);
+  smtpc_dialog_timeout(d);
   assert_string_equal(r.ev, "0 S RCPT 0 !TIMEOUT;1 S RCPT 0 !TIMEOUT;");
-  assert_int_equal(smtpc__dialog_want(d), SMTPC__WANT_CLOSE);
-  smtpc__dialog_free(d);
+  assert_int_equal(smtpc_dialog_want(d), SMTPC_DIALOG_WANT_CLOSE);
+  smtpc_dialog_free(d);
 
   d = make(NULL, default_rcpts + 1, NULL, &r);
-  smtpc__dialog_eof(d, 0);
+  smtpc_dialog_eof(d, 0);
   assert_string_equal(r.ev, "0 S CONN 0 !CLOSED;1 S CONN 0 !CLOSED;");
-  smtpc__dialog_free(d);
+  smtpc_dialog_free(d);
 
   /* a timeout waiting for QUIT's answer changes no result */
   d = make(NULL, default_rcpts + 2, NULL, &r);
   s = "220 mx\r\n" EHLO_PLAIN "250 Ok\r\n250 Ok\r\n";
-  smtpc__dialog_feed(d, s, strlen(s));
-  smtpc__dialog_timeout(d);
+  smtpc_dialog_feed(d, s, strlen(s));
+  smtpc_dialog_timeout(d);
   assert_string_equal(r.ev, "0 R RCPT 250;");
-  assert_int_equal(smtpc__dialog_want(d), SMTPC__WANT_CLOSE);
-  smtpc__dialog_free(d);
+  assert_int_equal(smtpc_dialog_want(d), SMTPC_DIALOG_WANT_CLOSE);
+  smtpc_dialog_free(d);
 }
 
 static void test_garbage_and_hostile_server(void **state) {
   (void)state;
   check_all_splits(NULL, default_rcpts + 2, NULL, "220 mx\r\nHELLO THERE\r\n",
-                   "EHLO probe.test\r\n", "0 S EHLO 0 !PROTO;", SMTPC__WANT_CLOSE);
+                   "EHLO probe.test\r\n", "0 S EHLO 0 !PROTO;", SMTPC_DIALOG_WANT_CLOSE);
   /* a server that invites DATA gets no DATA */
   check_all_splits(NULL, default_rcpts + 2, NULL,
                    "220 mx\r\n" EHLO_PLAIN "354 send data\r\n354 go on\r\n221 Bye\r\n",
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nQUIT\r\n", "0 S MAIL 354 !PROTO;",
-                   SMTPC__WANT_CLOSE);
+                   SMTPC_DIALOG_WANT_CLOSE);
   check_all_splits(NULL, default_rcpts + 2, NULL,
                    "220 mx\r\n" EHLO_PLAIN "250 Ok\r\n354 send data\r\n221 Bye\r\n",
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
-                   "0 R RCPT 354;", SMTPC__WANT_CLOSE);
+                   "0 R RCPT 354;", SMTPC_DIALOG_WANT_CLOSE);
   /* replies nobody asked for */
   check_all_splits(NULL, default_rcpts + 2, NULL,
                    "220 mx\r\n" EHLO_PLAIN "250 Ok\r\n250 Ok\r\n221 Bye\r\n250 extra\r\n",
                    "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<c@x.test>\r\nQUIT\r\n",
-                   "0 R RCPT 250;", SMTPC__WANT_CLOSE);
+                   "0 R RCPT 250;", SMTPC_DIALOG_WANT_CLOSE);
 }
 
 static void test_injection_refused(void **state) {
   run r;
   int err = 0;
-  smtpc__dialog_cfg cfg;
-  smtpc__dialog *d = make(NULL, default_rcpts + 3, NULL, &r);
+  smtpc_dialog_opts cfg;
+  smtpc_dialog *d = make(NULL, default_rcpts + 3, NULL, &r);
   static const char *const bad[] = {"a@x.test\r\nDATA", "a@x\n.test", "a@x\r.test",
                                     "a>@x.test", "<a@x.test", "", "a\x7f@x.test"};
   size_t i;
   char big[300];
   (void)state;
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    assert_int_equal(smtpc__dialog_add_rcpt(d, bad[i], strlen(bad[i]), 0), SMTPC_EBADADDRESS);
-  assert_int_equal(smtpc__dialog_add_rcpt(d, "a\0b@x.test", 10, 0), SMTPC_EBADADDRESS);
+    assert_int_equal(smtpc_dialog_add_rcpt(d, bad[i], strlen(bad[i]), 0), SMTPC_EBADADDRESS);
+  assert_int_equal(smtpc_dialog_add_rcpt(d, "a\0b@x.test", 10, 0), SMTPC_EBADADDRESS);
   memset(big, 'a', sizeof big);
-  assert_int_equal(smtpc__dialog_add_rcpt(d, big, sizeof big, 0), SMTPC_EBADADDRESS);
-  smtpc__dialog_free(d);
+  assert_int_equal(smtpc_dialog_add_rcpt(d, big, sizeof big, 0), SMTPC_EBADADDRESS);
+  smtpc_dialog_free(d);
 
   memset(&cfg, 0, sizeof cfg);
   cfg.helo = "probe.test\r\nDATA";
-  assert_null(smtpc__dialog_new(&cfg, on_event, &r, &err));
+  assert_null(smtpc_dialog_new(&cfg, on_event, &r, &err));
   assert_int_equal(err, SMTPC_EINVAL);
   cfg.helo = "a b";
-  assert_null(smtpc__dialog_new(&cfg, on_event, &r, &err));
+  assert_null(smtpc_dialog_new(&cfg, on_event, &r, &err));
   cfg.helo = NULL;
   cfg.mail_from = "s@x.test>\r\nDATA";
-  assert_null(smtpc__dialog_new(&cfg, on_event, &r, &err));
+  assert_null(smtpc_dialog_new(&cfg, on_event, &r, &err));
   assert_int_equal(err, SMTPC_EINVAL);
 }
 
 static void test_no_rcpts_and_late_add(void **state) {
   const char *const none[] = {NULL};
   run r;
-  smtpc__dialog *d;
+  smtpc_dialog *d;
   const char *s = "220 mx\r\n";
   (void)state;
   check_all_splits(NULL, none, NULL, "220 mx\r\n" EHLO_PLAIN "221 bye\r\n",
-                   "EHLO probe.test\r\nQUIT\r\n", "", SMTPC__WANT_CLOSE);
+                   "EHLO probe.test\r\nQUIT\r\n", "", SMTPC_DIALOG_WANT_CLOSE);
   d = make(NULL, none, NULL, &r);
-  smtpc__dialog_feed(d, s, strlen(s));
-  assert_int_equal(smtpc__dialog_add_rcpt(d, "a@x.test", 8, 0), SMTPC_EINVAL);
-  smtpc__dialog_free(d);
+  smtpc_dialog_feed(d, s, strlen(s));
+  assert_int_equal(smtpc_dialog_add_rcpt(d, "a@x.test", 8, 0), SMTPC_EINVAL);
+  smtpc_dialog_free(d);
 }
 
 static void test_transcript(void **state) {
   run r;
-  smtpc__dialog_cfg cfg;
+  smtpc_dialog_opts cfg;
   size_t len;
   const char *t;
   int err;
-  smtpc__dialog *d;
+  smtpc_dialog *d;
   const char *s = "220 mx\r\n250-mx\r\n250 SIZE\r\n250 Ok\r\n250 Ok\r\n221 Bye\r\n";
   (void)state;
   memset(&cfg, 0, sizeof cfg);
   memset(&r, 0, sizeof r);
   cfg.transcript = 1;
-  d = smtpc__dialog_new(&cfg, on_event, &r, &err);
+  d = smtpc_dialog_new(&cfg, on_event, &r, &err);
   assert_non_null(d);
-  smtpc__dialog_add_rcpt(d, "a@x.test", 8, 0);
-  smtpc__dialog_feed(d, s, strlen(s));
-  t = smtpc__dialog_transcript(d, &len);
+  smtpc_dialog_add_rcpt(d, "a@x.test", 8, 0);
+  smtpc_dialog_feed(d, s, strlen(s));
+  t = smtpc_dialog_transcript(d, &len);
   assert_int_equal(len, strlen("S: 220 mx\r\nC: EHLO localhost\r\nS: 250-mx\r\nS: 250 SIZE\r\n"
                                "C: MAIL FROM:<>\r\nS: 250 Ok\r\nC: RCPT TO:<a@x.test>\r\n"
                                "S: 250 Ok\r\nC: QUIT\r\nS: 221 Bye\r\n"));
   assert_memory_equal(t, "S: 220 mx\r\nC: EHLO localhost\r\nS: 250-mx\r\nS: 250 SIZE\r\n", 52);
-  assert_int_equal(smtpc__dialog_caps(d), SMTPC__CAP(SIZE));
-  smtpc__dialog_free(d);
+  assert_int_equal(smtpc_dialog_caps(d), SMTPC_CAP(SIZE));
+  smtpc_dialog_free(d);
+}
+
+static void test_verdict_rules(void **state) {
+  (void)state;
+  assert_int_equal(smtpc_verdict_of(250, SMTPC_REASON_DELIVERED, 0), SMTPC_VERDICT_DELIVERABLE);
+  assert_int_equal(smtpc_verdict_of(250, SMTPC_REASON_DELIVERED, -1), SMTPC_VERDICT_DELIVERABLE);
+  assert_int_equal(smtpc_verdict_of(251, SMTPC_REASON_DELIVERED, 1), SMTPC_VERDICT_RISKY);
+  assert_int_equal(smtpc_verdict_of(550, SMTPC_REASON_USERUNKNOWN, -1),
+                   SMTPC_VERDICT_UNDELIVERABLE);
+  assert_int_equal(smtpc_verdict_of(551, SMTPC_REASON_HASMOVED, 1), SMTPC_VERDICT_UNDELIVERABLE);
+  assert_int_equal(smtpc_verdict_of(550, SMTPC_REASON_SUSPEND, 0), SMTPC_VERDICT_UNDELIVERABLE);
+  /* a temporary "user unknown" is not proof */
+  assert_int_equal(smtpc_verdict_of(450, SMTPC_REASON_USERUNKNOWN, 0), SMTPC_VERDICT_UNKNOWN);
+  assert_int_equal(smtpc_verdict_of(452, SMTPC_REASON_MAILBOXFULL, 0), SMTPC_VERDICT_RISKY);
+  assert_int_equal(smtpc_verdict_of(552, SMTPC_REASON_MAILBOXFULL, 0), SMTPC_VERDICT_RISKY);
+  /* refusals aimed at the prober say nothing about the address */
+  assert_int_equal(smtpc_verdict_of(554, SMTPC_REASON_BLOCKED, 0), SMTPC_VERDICT_UNKNOWN);
+  assert_int_equal(smtpc_verdict_of(550, SMTPC_REASON_SPAMDETECTED, 0), SMTPC_VERDICT_UNKNOWN);
+  assert_int_equal(smtpc_verdict_of(554, SMTPC_REASON_NORELAYING, 0), SMTPC_VERDICT_UNKNOWN);
+  assert_int_equal(smtpc_verdict_of(450, SMTPC_REASON_UNDEFINED, 0), SMTPC_VERDICT_UNKNOWN);
+  assert_int_equal(smtpc_verdict_of(0, SMTPC_REASON_NETWORKERROR, -1), SMTPC_VERDICT_UNKNOWN);
+  assert_string_equal(smtpc_cmd_name(SMTPC_CMD_BANNER), "CONN");
+  assert_string_equal(smtpc_cmd_name(99), "UNKNOWN");
 }
 
 int main(void) {
@@ -438,6 +461,7 @@ int main(void) {
     cmocka_unit_test(test_injection_refused),
     cmocka_unit_test(test_no_rcpts_and_late_add),
     cmocka_unit_test(test_transcript),
+    cmocka_unit_test(test_verdict_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
