@@ -165,6 +165,7 @@ struct smtpc_verifier {
   uv_loop_t *loop;
   smtpc_verify_opts o;
   char *mail_from, *helo, *bind, *dns, *ca;
+  smtpc_sockaddr bind_sa;   /* parsed bind_address (port 0)                             */
   int mail_from_utf8;
   smtpc_result_cb cb;
   void *data;
@@ -960,13 +961,10 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
   sa = h->sa;
   if (sa.sa.sa_family == AF_INET6) sa.in6.sin6_port = htons((uint16_t)v->o.port);
   else sa.in.sin_port = htons((uint16_t)v->o.port);
-  if (v->bind) {
-    struct sockaddr_storage b;
-    if ((uv_ip4_addr(v->bind, 0, (struct sockaddr_in *)&b) == 0 ||
-         uv_ip6_addr(v->bind, 0, (struct sockaddr_in6 *)&b) == 0))
-      (void)uv_tcp_bind(&s->tcp, (struct sockaddr *)&b, 0);
-  }
-  err = uv_tcp_connect(&s->creq, &s->tcp, &sa.sa, on_connect);
+  err = 0;
+  if (v->bind && v->bind_sa.sa.sa_family == sa.sa.sa_family)
+    err = uv_tcp_bind(&s->tcp, &v->bind_sa.sa, 0);
+  if (err == 0) err = uv_tcp_connect(&s->creq, &s->tcp, &sa.sa, on_connect);
   if (err != 0) {
     connect_failed(s, SMTPC_ECLOSED, uv_strerror(err));
     return 0;
@@ -1171,15 +1169,18 @@ static char *route_key(const smtpc_route *route, int own) {
   return key;
 }
 
+static void route_free(smtpc_route *route, int own) {
+  if (own) free(route);
+  else smtpc_route_free(route);
+}
+
+/* Takes ownership of route: it becomes the group's, or is freed. */
 static group *group_for(smtpc_verifier *v, smtpc_route *route, int own) {
   char *key = route_key(route, own);
-  group *g;
-  if (key == NULL) return NULL;
-  g = t_get(&v->groups_t, key, group_key);
-  if (g) {
+  group *g = key ? t_get(&v->groups_t, key, group_key) : NULL;
+  if (g || key == NULL) {
     free(key);
-    if (own) free(route);
-    else smtpc_route_free(route);
+    route_free(route, own);
     return g;
   }
   g = calloc(1, sizeof *g);
@@ -1187,6 +1188,7 @@ static group *group_for(smtpc_verifier *v, smtpc_route *route, int own) {
   if (g == NULL || t_put(&v->groups_t, g, group_key) != 0) {
     free(g);
     free(key);
+    route_free(route, own);
     return NULL;
   }
   g->route = route;
@@ -1297,6 +1299,8 @@ int smtpc_verifier_add(smtpc_verifier *v, const char *address, size_t len, uint6
   it->input_len = len;
   it->tag = tag;
   it->added_hr = uv_hrtime();
+  /* bindings add between uv_run calls, maybe long after the loop last looked at the clock */
+  uv_update_time(v->loop);
   it->deadline_ms = uv_now(v->loop) + secs_ms(v->o.deadline);
   it->reason = SMTPC_REASON_UNDEFINED;
   it->cls.reason = SMTPC_REASON_UNDEFINED;
@@ -1380,8 +1384,7 @@ static void free_all(smtpc_verifier *v) {
     group *g = v->groups_t.slots[i];
     while (g) {
       group *n = g->hnext;
-      if (g->own_route) free(g->route);
-      else smtpc_route_free(g->route);
+      route_free(g->route, g->own_route);
       free(g->key);
       free(g);
       g = n;
@@ -1468,6 +1471,11 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
       o.starttls < 0 || o.starttls > 2 || !(o.deadline > 0) || !(o.timeout > 0) ||
       !(o.connect_timeout > 0) || o.host_pause < 0 || o.greylist_delay != o.greylist_delay)
     return NULL;
+  if (o.bind_address) {
+    smtpc_sockaddr b;
+    if (uv_ip4_addr(o.bind_address, 0, &b.in) != 0 && uv_ip6_addr(o.bind_address, 0, &b.in6) != 0)
+      return NULL;
+  }
   /* the dialog is the judge of what may go on the wire */
   memset(&dc, 0, sizeof dc);
   dc.helo = o.helo;
@@ -1494,6 +1502,8 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
   v->o.dns_servers = v->dns;
   v->o.tls_ca_file = v->ca;
   v->mail_from_utf8 = has_8bit(v->mail_from);
+  if (v->bind && uv_ip4_addr(v->bind, 0, &v->bind_sa.in) != 0)
+    (void)uv_ip6_addr(v->bind, 0, &v->bind_sa.in6);
   l_init(&v->immediate);
   l_init(&v->delayed);
   l_init(&v->all);

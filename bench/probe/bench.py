@@ -52,7 +52,8 @@ def child_engine(a):
                              helo="bench.test", port=2525, dns_servers=DNS,
                              concurrency=a.concurrency, per_host=a.per_host,
                              rcpt_per_session=a.rcpt, starttls="off", catch_all=False,
-                             timeout=30.0, deadline=a.deadline, host_pause=a.host_pause):
+                             timeout=30.0, deadline=a.deadline, host_pause=a.host_pause,
+                             max_rejections=a.max_rejections):
         n += 1
         verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
     return {"elapsed": time.monotonic() - t0, "results": n, "verdicts": verdicts}
@@ -128,7 +129,7 @@ def measure(a, who, kind, count, concurrency, per_host, rcpt, domains=None, slow
     cmd = [sys.executable, __file__, "--child", who, "--kind", kind, "--count", str(count),
            "--domains", str(domains or a.domains), "--concurrency", str(concurrency),
            "--per-host", str(per_host), "--rcpt", str(rcpt), "--deadline", str(a.deadline),
-           "--host-pause", str(a.host_pause)]
+           "--host-pause", str(a.host_pause), "--max-rejections", str(a.max_rejections)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
@@ -162,6 +163,8 @@ def main():
     p.add_argument("--rcpt", type=int, default=100, help="engine rcpt_per_session")
     p.add_argument("--host-pause", type=float, default=0.0,
                    help="engine pause between new sessions to one MX address (library default 0.1)")
+    p.add_argument("--max-rejections", type=int, default=8,
+                   help="engine max_rejections (also its cap on RCPTs in flight)")
     p.add_argument("--delay", type=float, default=0.05)
     p.add_argument("--deadline", type=float, default=600.0)
     p.add_argument("--child", choices=["engine", "smtplib"])
@@ -198,6 +201,17 @@ def main():
         b_lat = measure(a, "smtplib", "slow", a.count, a.concurrency, per_host, a.rcpt, slow=slow)
         show("smtplib %.0f ms latency per reply" % ms, b_lat)
         print("  -> %.0f ms latency: engine/baseline %.1fx" % (ms, e_lat["rate"] / b_lat["rate"]))
+
+        # The same with more RCPTs in flight: the engine never has more RCPTs outstanding than
+        # its remaining rejection budget (max_rejections), so that budget bounds pipelining.
+        if a.max_rejections < 20:
+            slow.start({"latency": a.delay})
+            more = argparse.Namespace(**dict(vars(a), max_rejections=20))
+            e_m = measure(more, "engine", "slow", a.count, a.concurrency, per_host, a.rcpt,
+                          slow=slow)
+            show("engine  %.0f ms latency, max_rejections 20" % ms, e_m)
+            print("  -> %.0f ms latency, max_rejections 20: engine/baseline %.1fx"
+                  % (ms, e_m["rate"] / b_lat["rate"]))
 
         # Serial delay: the server answers one command at a time, so pipelined RCPTs wait for
         # each other (smtp-sink -W style). smtplib sends one command at a time anyway, so its

@@ -157,6 +157,52 @@ describe("smtpcode.verify", function()
     it:close()
   end)
 
+  it("batches 200 addresses into few sessions and never sends DATA (Postfix's log)", function()
+    local log = ROOT .. "/build/fixtures/mta/log/maillog"
+    local f = assert(io.open(log, "rb"))
+    local mark = f:seek("end")
+    f:close()
+    local list = {}
+    for i = 1, 200 do list[i] = string.format("bulk%04d@users.mta.test", i) end
+    local res = run(list, { rcpt_per_session = 50, starttls = "off" })
+    for _, a in ipairs(list) do
+      assert.are.same({ "deliverable", "delivered" }, { res[a].verdict, res[a].reason })
+    end
+    -- postlogd writes asynchronously: wait until every connect has its disconnect line
+    local conns, discs
+    for _ = 1, 100 do
+      f = assert(io.open(log, "rb"))
+      f:seek("set", mark)
+      local text = f:read("*a")
+      f:close()
+      conns, discs = {}, {}
+      for line in text:gmatch("[^\n]+") do
+        if line:find(" mta%-mx1/smtpd%[%d+%]: connect from ") then conns[#conns + 1] = line end
+        local stats = line:match(" mta%-mx1/smtpd%[%d+%]: disconnect from %S+ (.*)$")
+        if stats then discs[#discs + 1] = stats end
+      end
+      if #conns > 0 and #discs >= #conns then break end
+      os.execute("sleep 0.1")
+    end
+    assert.is_true(#conns >= 1 and #conns <= math.ceil(200 / 50) + 1, #conns .. " connections")
+    assert.are.equal(#conns, #discs)
+    for _, st in ipairs(discs) do
+      assert.is_nil(st:find("data=", 1, true), st)
+      assert.is_nil(st:find("bdat=", 1, true), st)
+    end
+  end)
+
+  it("retries a greylisted address after greylist_delay (postgrey)", function()
+    -- a fresh sender makes fresh postgrey triplets, so the first RCPT is greylisted
+    local sender = string.format("probe-lua-%d-%d@probe.test", os.time(), math.random(1, 1e6))
+    local res = run({ "alice@greylist.mta.test", "nobody@greylist.mta.test" },
+                    { mail_from = sender, greylist_delay = 4, catch_all = false, deadline = 40 })
+    assert.are.same({ "deliverable", "delivered" },
+                    { res["alice@greylist.mta.test"].verdict, res["alice@greylist.mta.test"].reason })
+    assert.are.same({ "undeliverable", "userunknown" },
+                    { res["nobody@greylist.mta.test"].verdict, res["nobody@greylist.mta.test"].reason })
+  end)
+
   it("yields nothing for an empty list", function()
     local n = 0
     for _ in smtpcode.verify({}, opts()) do n = n + 1 end

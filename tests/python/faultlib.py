@@ -78,11 +78,29 @@ def ensure_zones(server):
 # the fault servers
 
 
+def _stop_stale(pidfile):
+    """A server left behind by an interrupted run would hold our addresses: stop it, if it
+    is still that server."""
+    try:
+        pid = int(pidfile.read_text())
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if MATRIX_SERVER.name.encode() not in f.read():
+                return
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    for _ in range(100):
+        if not os.path.exists("/proc/%d" % pid):
+            return
+        time.sleep(0.05)
+
+
 class MatrixServers:
     """One matrix_server process; `listeners` as in its config; stop() ends it."""
 
     def __init__(self, name, listeners, blackholes=(), huge=None):
         self.dir = STATE / name
+        _stop_stale(self.dir / "pid")
         subprocess.run(["rm", "-rf", str(self.dir)], check=True)
         self.dir.mkdir(parents=True)
         self.record = self.dir / "record"

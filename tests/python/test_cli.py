@@ -130,6 +130,20 @@ def test_decode_bad_line_is_reported_and_the_rest_decoded():
     assert "smtpcode decode: error:" in r.stderr
 
 
+def test_decode_explains_in_japanese():
+    r = cli("decode", "--lang", "ja", "550 5.1.1 <x@y.test>: User unknown")
+    assert r.returncode == 0, r.stderr
+    assert smtpcode.explain("userunknown", "ja").title in r.stdout
+    assert smtpcode.explain("userunknown", "en").title not in r.stdout
+
+
+def test_decode_log_line_without_reply_given_as_text_is_a_failure():
+    r = cli("decode", POSTFIX_CONNECT)
+    assert r.returncode == 1 and r.stdout == ""
+    no_traceback(r)
+    assert "without a server reply" in r.stderr
+
+
 def test_decode_empty_text_is_a_failure_not_a_traceback():
     r = cli("decode", "")
     assert r.returncode == 1

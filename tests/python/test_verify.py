@@ -4,6 +4,8 @@ tests/fixtures/dns/conf.d/mta.conf) and the verdict rules of issue 5 say, writte
 """
 import gc
 import math
+import threading
+import time
 import uuid
 
 import pytest
@@ -302,22 +304,71 @@ def test_hostile_addresses_never_reach_the_wire(fault_server):
     assert b"evil" not in wire and b"DATA" not in wire.upper().replace(b"DATA=", b"")
 
 
-@pytest.mark.parametrize("stage,fault,reason", [
-    ("banner", "421", None),
-    ("banner", "reset", "networkerror"),
-    ("rcpt", "reset", "networkerror"),
-    ("mail", "silent", "networkerror"),
-    ("rcpt", "endless", None),
-    ("ehlo", "hugeline", None),
-    ("starttls", "tlsgarbage", "failedstarttls"),
+@pytest.mark.parametrize("stage,fault,reason,code", [
+    ("banner", "421", "notaccept", 421),
+    ("banner", "reset", "networkerror", None),
+    ("banner", "close", "networkerror", None),
+    ("banner", "garbage", "networkerror", None),
+    ("ehlo", "garbage", "networkerror", None),
+    ("ehlo", "hugeline", "networkerror", None),
+    ("ehlo", "slow", "networkerror", None),
+    ("mail", "silent", "networkerror", None),
+    ("rcpt", "reset", "networkerror", None),
+    ("rcpt", "endless", "networkerror", None),
+    ("rcpt", "garbage", "networkerror", None),
+    ("starttls", "tlsgarbage", "failedstarttls", None),
+    ("starttls", "tlsfail", "failedstarttls", None),
 ])
-def test_faults_give_unknown_for_every_address(fault_server, stage, fault, reason):
+def test_faults_give_unknown_for_every_address(fault_server, stage, fault, reason, code):
     script = {"stage": stage, "fault": fault, "starttls": stage == "starttls"}
-    fault_server(1, script)
+    srv = fault_server(1, script)
     addrs = ["a%d@f1.fault.mta.test" % i for i in range(3)]
+    t0 = time.monotonic()
     results = run(addrs, timeout=2.0, deadline=20.0,
                   starttls="required" if stage == "starttls" else "opportunistic")
+    assert time.monotonic() - t0 < 20.0 + 5.0     # within the deadline (and some slack)
     for r in results:
-        assert r.verdict == "unknown", r.to_dict()
-        if reason:
-            assert r.reason == reason, r.to_dict()
+        assert (r.verdict, r.reason) == ("unknown", reason), r.to_dict()
+        assert (r.reply.code if r.reply else None) == code, r.to_dict()
+    wire = b"".join(srv.connections())
+    assert b"DATA" not in wire
+
+
+def test_loop_runs_without_the_gil(fault_server):
+    # Every reply comes 0.4 s after its command: the run takes well over a second, during
+    # which another Python thread must keep running (it could not if the GIL were held).
+    fault_server(2, {"latency": 0.4})
+    ticks = 0
+    stop = threading.Event()
+
+    def spin():
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        results = run(["a%d@f2.fault.mta.test" % i for i in range(3)], starttls="off",
+                      catch_all=False)
+    finally:
+        stop.set()
+        t.join()
+    assert [r.verdict for r in results] == ["deliverable"] * 3
+    assert ticks > 100, ticks
+
+
+def test_no_data_and_no_injection_on_the_wire(fault_server):
+    srv = fault_server(3, {"starttls": True})
+    addrs = ["a%d@f3.fault.mta.test" % i for i in range(10)] + ["unknown1@f3.fault.mta.test"]
+    res = by_address(run(addrs, starttls="opportunistic"))
+    assert res["unknown1@f3.fault.mta.test"].verdict == "undeliverable"
+    assert all(res[a].tls for a in addrs)
+    for conn in srv.connections():
+        lines = conn.split(b"\r\n")
+        assert lines[-1] == b""        # every command ends in CRLF, nothing after it
+        verbs = [l.split(b" ")[0].split(b":")[0].upper() for l in lines[:-1]]
+        assert b"DATA" not in verbs and b"BDAT" not in verbs
+        assert set(verbs) <= {b"EHLO", b"HELO", b"STARTTLS", b"MAIL", b"RCPT", b"RSET", b"QUIT",
+                              b"NOOP"}, verbs

@@ -123,6 +123,8 @@ def run_decode(a):
     for item in _items(a):
         entry = logparse.parse(item)
         if entry is logparse.SKIP:
+            if a.text and a.text != ["-"]:
+                raise Failure("a mail log line without a server reply: nothing to decode")
             continue
         text = entry.reply if entry is not None else item
         command = (entry.command if entry is not None else None) or a.command

@@ -4,6 +4,7 @@ Input is streamed into the engine (it pulls lazily and keeps a bounded window), 
 millions is fine; only the rows still in flight are held, plus, with --ordered, the finished
 records waiting for an earlier one. The engine runs on a worker thread (see pump.py).
 """
+import contextlib
 import csv
 import os
 import stat
@@ -150,6 +151,9 @@ class Source:
 
 def _open_input(path):
     if path == "-":
+        if sys.stdin.isatty():
+            sys.stderr.write("smtpcode verify: reading addresses from the terminal, one a line; "
+                             "end with Ctrl-D\n")
         return sys.stdin.buffer, "<stdin>"
     if os.path.isdir(path):
         raise Failure("%s: is a directory" % path)
@@ -180,7 +184,7 @@ def run(a):
     if not a.mail_from or not a.helo:
         a.parser.error(WHY_IDENTIFY)
     f, name = _open_input(a.input)
-    with f:
+    with (contextlib.nullcontext(f) if f is sys.stdin.buffer else f):
         source = Source(f, name, a.column)
         out = sys.stdout
         if a.output is not None:
