@@ -13,7 +13,7 @@ LUATREE  := $(BUILD)/lua_modules
 LOGS     := $(BUILD)/logs
 JOBS     ?= 2
 
-.PHONY: all deps build build-c build-py build-lua test test-c test-lua test-py test-asan test-fuzz demo clean
+.PHONY: all deps build build-c build-py build-lua test test-c test-lua test-py test-asan test-fuzz test-demo demo clean
 
 all: build
 
@@ -43,8 +43,9 @@ test: deps build
 	$(MAKE) --no-print-directory test-c; $(MAKE) --no-print-directory test-lua; $(MAKE) --no-print-directory test-py; \
 	$(MAKE) --no-print-directory test-asan; $(MAKE) --no-print-directory test-fuzz; \
 	tests/fixtures/world stop >/dev/null 2>&1; trap - EXIT; \
+	$(MAKE) --no-print-directory test-demo; \
 	$(PY) tests/summary.py cmocka:C:$(LOGS)/c.log busted:Lua:$(LOGS)/lua.log busted:LuaJIT:$(LOGS)/luajit.log \
-	  pytest:Python:$(LOGS)/python.log cmocka:C-asan:$(LOGS)/asan.log plain:Fuzz:$(LOGS)/fuzz.log | tee $(BUILD)/test-summary.txt; exit $${PIPESTATUS[0]}
+	  pytest:Python:$(LOGS)/python.log cmocka:C-asan:$(LOGS)/asan.log plain:Fuzz:$(LOGS)/fuzz.log plain:Demo:$(LOGS)/demo-check.log | tee $(BUILD)/test-summary.txt; exit $${PIPESTATUS[0]}
 
 test-c:
 	-cd $(CMAKEDIR) && ctest -V --timeout 600 2>&1 | tee ../logs/c.log | grep -E '^\s*[0-9]+/[0-9]+ Test|\[  (FAILED|PASSED)  \]|ERROR|error:'
@@ -60,6 +61,12 @@ test-asan:
 
 test-fuzz:
 	-tests/fuzz/run 2>&1 | tee $(LOGS)/fuzz.log
+
+# `make demo` as a user runs it (it starts and stops its own world), checked for the expected verdicts.
+test-demo:
+	-$(MAKE) --no-print-directory demo </dev/null >$(LOGS)/demo.log 2>&1; \
+	  if $(PY) tests/demo/check $(LOGS)/demo.log; then echo "PASS make demo"; else echo "FAIL make demo"; tail -40 $(LOGS)/demo.log; fi \
+	  | tee $(LOGS)/demo-check.log
 
 test-py:
 	-cd tests/python && ../../$(PY) -m pytest -q -p no:cacheprovider 2>&1 | tee ../../$(LOGS)/python.log

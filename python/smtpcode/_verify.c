@@ -492,6 +492,10 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
                                    &o.greylist_delay, &o.deadline, &o.timeout, &transcript,
                                    &o.connect_timeout, &o.max_rejections, &o.host_pause))
     return NULL;
+  if (PyUnicode_Check(addresses) || PyBytes_Check(addresses)) { /* a classic slip */
+    PyErr_SetString(PyExc_TypeError, "verify() takes an iterable of addresses, not one string");
+    return NULL;
+  }
   if (mail_from == NULL || helo == NULL) {
     PyErr_Format(PyExc_TypeError, "verify() missing required keyword argument '%s'",
                  mail_from == NULL ? "mail_from" : "helo");

@@ -203,6 +203,23 @@ describe("smtpcode.verify", function()
                     { res["nobody@greylist.mta.test"].verdict, res["nobody@greylist.mta.test"].reason })
   end)
 
+  it("honours starttls = required / off", function()
+    local res = run({ "alice@notls.mta.test", "alice@users.mta.test" }, { starttls = "required" })
+    assert.are.same({ "unknown", "failedstarttls" },
+                    { res["alice@notls.mta.test"].verdict, res["alice@notls.mta.test"].reason })
+    assert.is_true(res["alice@users.mta.test"].tls)
+    assert.are.equal("deliverable", res["alice@users.mta.test"].verdict)
+    res = run({ "alice@users.mta.test" }, { starttls = "off" })
+    assert.is_false(res["alice@users.mta.test"].tls)
+    assert.are.equal("deliverable", res["alice@users.mta.test"].verdict)
+  end)
+
+  it("reports unknown when the only MX answers 421 at connect", function()
+    local r = run({ "alice@deferonly.mta.test" })["alice@deferonly.mta.test"]
+    assert.are.equal("unknown", r.verdict)
+    assert.are.equal(421, r.reply.code)
+  end)
+
   it("yields nothing for an empty list", function()
     local n = 0
     for _ in smtpcode.verify({}, opts()) do n = n + 1 end

@@ -7,10 +7,12 @@ batch (test_hostile.py).
                   so that a crash or a hang in the engine fails one test instead of the suite,
                   and so that each batch's memory is its own: the child reports its resident
                   size before the batch and its peak (VmHWM) after it.
-  ensure_zones    makes sure the DNS fixture serves tests/fixtures/dns/conf.d/faults.conf.
+  private_dns     an instance of the DNS fixture of our own (tests/fixtures/dns/conf.d/
+                  faults.conf holds our zones) on DNS_PORT.
 
 Nothing here listens or connects outside 127.0.0.0/8.
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -25,6 +27,7 @@ MATRIX_SERVER = ROOT / "tests" / "fixtures" / "fault" / "matrix_server.py"
 DNS_CTL = ROOT / "tests" / "fixtures" / "dns" / "ctl"
 STATE = ROOT / "build" / "fixtures" / "faults"
 PORT = 2525
+DNS_PORT = int(os.environ.get("SMTPC_FAULTS_DNS_PORT") or "5363")  # its responder: + 37
 SENDER = "probe@probe.test"
 HELO = "probe.test"
 
@@ -57,21 +60,36 @@ def _dns_query(server, name, qtype=15, timeout=1.0):
     return msg[3] & 0x0F, int.from_bytes(msg[6:8], "big")
 
 
-def ensure_zones(server):
-    """The DNS fixture reads conf.d/*.conf at start only: when it was started before
-    faults.conf existed, restart it (a fraction of a second) so that it serves our zones."""
-    rcode, n = _dns_query(server, "c1.faults.test")
-    if rcode == 0 and n > 0:
-        return
-    port = server.rsplit(":", 1)[1]
-    env = dict(os.environ, SMTPC_DNS_PORT=port)
-    subprocess.run([str(DNS_CTL), "stop"], env=env, capture_output=True, timeout=60)
-    r = subprocess.run([str(DNS_CTL), "start"], env=env, capture_output=True, text=True,
-                       timeout=60)
+def _dns_ctl(port, *args):
+    env = dict(os.environ, SMTPC_DNS_PORT=str(port))
+    return subprocess.run([str(DNS_CTL), *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+@contextlib.contextmanager
+def private_dns(port=DNS_PORT):
+    """A DNS fixture instance of our own (tests/fixtures/dns/ctl on another port, with its own
+    state directory and responder): the shared one on 5353 may be restarted by other suites
+    while the matrix runs, and may have been started before faults.conf existed. Yields
+    "127.0.0.1:PORT"; stops the instance afterwards unless it was already running."""
+    server = "127.0.0.1:%d" % port
+    was_up = _dns_ctl(port, "status").returncode == 0
+    if was_up and _dns_query(server, "c1.faults.test")[1] == 0:
+        _dns_ctl(port, "stop")  # ours, but started before faults.conf: read it again
+        was_up = False
+    if not was_up:
+        r = _dns_ctl(port, "start")
+        if r.returncode != 0:
+            raise RuntimeError("DNS fixture on port %d did not start:\n%s%s"
+                               % (port, r.stdout, r.stderr))
     rcode, n = _dns_query(server, "c1.faults.test")
     if rcode != 0 or n == 0:
-        raise RuntimeError("DNS fixture on %s does not serve faults.test zones:\n%s%s"
-                           % (server, r.stdout, r.stderr))
+        raise RuntimeError("DNS fixture on %s does not serve the faults.test zones" % server)
+    try:
+        yield server
+    finally:
+        if not was_up:
+            _dns_ctl(port, "stop")
 
 
 # ------------------------------------------------------------------------------------------

@@ -144,6 +144,13 @@ def test_decode_log_line_without_reply_given_as_text_is_a_failure():
     assert "without a server reply" in r.stderr
 
 
+def test_decode_text_output_escapes_control_characters():
+    r = cli("decode", "550 5.1.1 evil \x1b[2J text\x07")
+    assert r.returncode == 0
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "evil \\x1b[2J text\\x07" in r.stdout
+
+
 def test_decode_empty_text_is_a_failure_not_a_traceback():
     r = cli("decode", "")
     assert r.returncode == 1
@@ -300,3 +307,12 @@ def test_resolve_text_and_failure_exit(mail_world):
     assert "mx1.mta.test" in r.stdout and "127.0.0.1" in r.stdout
     assert "nullmx.mta.test: null MX" in r.stdout
     assert "servfail.test" in r.stderr
+
+
+def test_carried_csv_columns_get_unique_names():
+    from smtpcode.cli.formats import carry_names
+    assert carry_names(["name", "name", "email", "reason", "input_reason"], "email") == [
+        (0, "name"), (1, "name_2"), (2, "email"), (3, "input_reason"), (4, "input_reason_2")]
+    # an address column named `address` is the record's own address; a second one is kept
+    assert carry_names(["address", "id", "address"], "address") == [(1, "id"),
+                                                                   (2, "input_address")]

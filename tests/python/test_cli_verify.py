@@ -238,3 +238,25 @@ def test_ctrl_c_stops_cleanly(mail_world, tmp_path):
     assert time.monotonic() - started < 10
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_hostile_csv_cells_are_syntax_errors_and_never_raw_on_a_terminal(tmp_path):
+    # a quoted CSV cell can hold CR LF and escapes: the engine refuses it before any network
+    # traffic, the records keep it exactly, and the table shows it escaped
+    src = tmp_path / "evil.csv"
+    evil = ["alice@users.mta.test\r\nDATA", "\x1b[2Jx@users.mta.test", "a\x00@users.mta.test"]
+    with open(src, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["email"])
+        for e in evil:
+            w.writerow([e])
+    r = verify(str(src), "--column", "email", "--format", "jsonl", "--ordered")
+    assert r.returncode == 0, r.stderr
+    recs = jsonl(r.stdout)
+    assert [d["address"] for d in recs] == evil
+    assert {(d["verdict"], d["reason"], d["mx"]) for d in recs} == {
+        ("undeliverable", "syntaxerror", None)}
+    r = verify(str(src), "--column", "email", "--format", "table")
+    assert r.returncode == 0
+    assert "\x1b" not in r.stdout and "\r" not in r.stdout and "\x00" not in r.stdout
+    assert "alice@users.mta.test\\x0d\\x0aDATA" in r.stdout

@@ -96,6 +96,7 @@ def build_cells():
         for fault in FAULTS:
             cells.append(Cell("%s-%s" % (stage, fault), stage, fault, **expected(stage, fault)))
     # TLS faults exist only after STARTTLS: opportunistic TLS goes on in clear
+    cells.append(Cell("starttls-tlsalert", "starttls", "tlsalert", BASE, tls=False))
     cells.append(Cell("starttls-tlsfail", "starttls", "tlsfail", BASE, tls=False,
                       xfail=ENGINE_TLS_EOF))
     # (random bytes: some end the handshake with a TLS error, some leave it waiting for the
@@ -127,6 +128,13 @@ OTHER = [
 BLACKHOLE = "127.0.2.251:2525"
 
 
+@pytest.fixture(scope="module")
+def faults_dns():
+    """Our own instance of the DNS fixture (see faultlib.private_dns)."""
+    with F.private_dns() as server:
+        yield server
+
+
 def opts(dns):
     return dict(mail_from=F.SENDER, helo=F.HELO, port=F.PORT, dns_servers=dns,
                 timeout=TIMEOUT, connect_timeout=TIMEOUT, deadline=DEADLINE,
@@ -134,9 +142,8 @@ def opts(dns):
 
 
 @pytest.fixture(scope="module")
-def matrix(dns_server):
+def matrix(faults_dns):
     """Start one fault-server process per stage, run every cell at once, keep the outcomes."""
-    F.ensure_zones(dns_server)
     servers = {}
     try:
         for stage in STAGES:
@@ -151,7 +158,7 @@ def matrix(dns_server):
             servers[stage] = F.MatrixServers("matrix-" + stage, listeners,
                                              [BLACKHOLE] if stage == "banner" else (),
                                              huge=HUGE)
-        o = opts(dns_server)
+        o = opts(faults_dns)
         jobs = {c.id: ["%s@c%d.faults.test" % (lp, c.n) for lp in LOCALS] for c in CELLS}
         jobs.update({cid: list(exp) for cid, exp, _ in OTHER})
         with concurrent.futures.ThreadPoolExecutor(WORKERS) as ex:

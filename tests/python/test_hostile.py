@@ -43,8 +43,14 @@ HOSTILE = hostile()
 
 
 @pytest.fixture(scope="module")
-def server(dns_server):
-    F.ensure_zones(dns_server)
+def faults_dns():
+    """Our own instance of the DNS fixture (see faultlib.private_dns)."""
+    with F.private_dns() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(faults_dns):
     srv = F.MatrixServers("hostile", [{"listen": "%s:%d" % (IP, F.PORT),
                                        "script": {"users": USERS}}])
     yield srv
@@ -72,10 +78,10 @@ def _wire_lines(streams):
     return lines
 
 
-def test_hostile_mixed_with_valid(server, dns_server):
+def test_hostile_mixed_with_valid(server, faults_dns):
     batch = HOSTILE + [v[0] for v in VALID]
     random.Random(7).shuffle(batch)  # hostile strings in every position of the batch
-    out = F.run_cell(batch, 120, **opts(dns_server))
+    out = F.run_cell(batch, 120, **opts(faults_dns))
     assert "crash" not in out, out.get("crash")
     got = [r["address"] for r in out["results"]]
     assert sorted(got) == sorted(batch), "not exactly one result per input"
@@ -108,9 +114,9 @@ def test_hostile_mixed_with_valid(server, dns_server):
     assert wanted <= set(rcpts)
 
 
-def test_hostile_alone_makes_no_traffic(server, dns_server):
+def test_hostile_alone_makes_no_traffic(server, faults_dns):
     before = len(server.received(IP))
-    out = F.run_cell(HOSTILE, 60, **opts(dns_server))
+    out = F.run_cell(HOSTILE, 60, **opts(faults_dns))
     assert "crash" not in out, out.get("crash")
     assert sorted(r["address"] for r in out["results"]) == sorted(HOSTILE)
     for r in out["results"]:

@@ -259,6 +259,8 @@ def test_required_options():
         smtpcode.verify(["alice@users.mta.test"], mail_from="probe@probe.test")
     with pytest.raises(TypeError):
         list(smtpcode.verify([42], **opts()))
+    with pytest.raises(TypeError):
+        smtpcode.verify("alice@users.mta.test", **opts())
 
 
 def test_empty_input():
@@ -317,7 +319,7 @@ def test_hostile_addresses_never_reach_the_wire(fault_server):
     ("rcpt", "endless", "networkerror", None),
     ("rcpt", "garbage", "networkerror", None),
     ("starttls", "tlsgarbage", "failedstarttls", None),
-    ("starttls", "tlsfail", "failedstarttls", None),
+    ("starttls", "tlsalert", "failedstarttls", None),
 ])
 def test_faults_give_unknown_for_every_address(fault_server, stage, fault, reason, code):
     script = {"stage": stage, "fault": fault, "starttls": stage == "starttls"}

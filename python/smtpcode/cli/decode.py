@@ -9,6 +9,7 @@ import textwrap
 import smtpcode
 
 from . import logparse
+from .formats import printable
 from .main import EXIT_FAILURE, EXIT_OK, Failure
 
 _CONTINUATION = re.compile(r"^\d{3}-")
@@ -96,7 +97,7 @@ def _describe(rep, entry, lang):
         facts.append("do not retry as is")
     out = ["%s  %s" % (head, ", ".join(facts))]
     if rep.text:
-        out.append(_para("reply:", rep.text.replace("\n", " / "), width))
+        out.append(_para("reply:", printable(rep.text).replace("\n", " / "), width))
     why = _explain(rep.reason, lang)
     out.append(_para("reason:", rep.reason + (" - " + why.title if why else ""), width))
     if rep.status:
@@ -110,7 +111,8 @@ def _describe(rep, entry, lang):
         if entry.host:
             ctx["host"] = entry.host + (" [%s]" % entry.ip if entry.ip else "")
             ctx.pop("ip", None)
-        out.append(_para("log:", "  ".join("%s %s" % kv for kv in ctx.items()), width))
+        out.append(_para("log:", printable("  ".join("%s %s" % kv for kv in ctx.items()), ""),
+                         width))
     if why:
         out.append(_para("meaning:", why.description, width))
         out.append(_para("action:", why.action, width))

@@ -36,13 +36,28 @@ def record(result, carried=None, transcript=False):
 
 
 def carry_names(header, column):
-    """[(input position, output name)] for the CSV columns carried to the output."""
-    out = []
+    """[(input position, output name)] for the CSV columns carried to the output; names are
+    made unique (a repeated header name gets _2, _3 ...) so every cell keeps its place."""
+    out, used = [], set(FIELDS) | {TRANSCRIPT}
     for i, name in enumerate(header):
-        if name == column == "address":
+        if name == column == "address" and i == header.index(column):
             continue                      # it is the result's own `address`, same text
-        out.append((i, "input_" + name if name in FIELDS or name == TRANSCRIPT else name))
+        base = "input_" + name if name in FIELDS or name == TRANSCRIPT else name
+        new, n = base, 1
+        while new in used:
+            n += 1
+            new = "%s_%d" % (base, n)
+        used.add(new)
+        out.append((i, new))
     return out
+
+
+def printable(s, keep="\n"):
+    """s with control and other unprintable characters shown as escapes (\\x1b ...)."""
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() or c in keep else
+                   ("\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)) for c in s)
 
 
 class JsonlWriter:
@@ -106,12 +121,9 @@ class TableWriter:
             flags.append("tls")
         if result is not None and result.reply is not None and result.reply.greylisted:
             flags.append("greylisted")
-        # repr() for the address: a hostile input line must not write control bytes to a tty
-        address = rec["address"]
-        if not address.isprintable():
-            address = repr(address)
-        self._line(address, rec["verdict"], rec["reason"] or "", reply or "-",
-                   ",".join(flags) or "-", rec["mx"] or "-")
+        # a hostile input line (or DNS name) must not write control bytes to a terminal
+        self._line(printable(rec["address"], ""), rec["verdict"], rec["reason"] or "", reply or "-",
+                   ",".join(flags) or "-", printable(rec["mx"] or "-", ""))
         if rec.get(TRANSCRIPT):
             for ln in rec[TRANSCRIPT].splitlines():
                 self.out.write("    | %s\n" % ln)
