@@ -152,6 +152,7 @@ typedef struct session {
   int tls_state;          /* 0 clear, 1 handshaking, 2 up                               */
   int connected, closing, nclosing;
   unsigned long progress, armed_at; /* replies read + writes made; value when last armed */
+  int backed_off;         /* one 421 or rate limit backs the host off once, not per address */
   item **items;
   size_t nitems;
 } session;
@@ -464,6 +465,9 @@ static void flush_held(smtpc_verifier *v, domain *d) {
 static void backoff_host(session *s, const item *it) {
   uint64_t ms = it->cls.retry_after > 0 ? (uint64_t)it->cls.retry_after * 1000
                                         : (uint64_t)2000 << (s->h->strikes < 5 ? s->h->strikes : 5);
+  /* every address of the session hears the same 421: count it as one strike */
+  if (s->backed_off) return;
+  s->backed_off = 1;
   s->h->strikes++;
   if (s->h->next_ms < uv_now(s->v->loop) + ms) s->h->next_ms = uv_now(s->v->loop) + ms;
 }
@@ -545,9 +549,10 @@ static void on_rcpt_reply(smtpc_verifier *v, session *s, item *it) {
 static void on_session_fail(smtpc_verifier *v, session *s, item *it,
                             const smtpc_dialog_event *ev) {
   int code = ev->reply ? ev->reply->code : 0;
-  if (ev->reason == SMTPC_REASON_FAILEDSTARTTLS && ev->stage == SMTPC_CMD_TLS &&
-      v->o.starttls == SMTPC_STARTTLS_OPPORTUNISTIC) {
-    s->h->no_tls = 1; /* the handshake broke the connection: next time, in clear */
+  if (ev->stage == SMTPC_CMD_TLS && v->o.starttls == SMTPC_STARTTLS_OPPORTUNISTIC &&
+      (ev->reason == SMTPC_REASON_FAILEDSTARTTLS || ev->err == SMTPC_ECLOSED || ev->err == SMTPC_ETIMEOUT)) {
+    /* the handshake broke the connection (an alert, a hang-up or silence): next time, in clear */
+    s->h->no_tls = 1;
     retry_or_report(v, it, 0);
   } else if (ev->reason != SMTPC_REASON_UNDEFINED) {
     report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);

@@ -5,6 +5,7 @@
 
 Servers (loopback only, started and stopped here; dnsmasq comes from tests/fixtures/dns):
   sink  Postfix's smtp-sink on 127.0.0.4:2525            domains b<N>.sink.mta.test
+        (tests/fixtures/mta's, or one started here when that is not up)
   slow  faultsmtp on 127.0.0.6:2525                      domains b<N>.slow.mta.test
         latency mode: every reply leaves 50 ms after its command arrived (pipelined commands
         overlap, as over a distant link); serial mode: 50 ms before each reply, one command at
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import time
@@ -180,8 +182,12 @@ def main():
     started_dns = ctl("dns", "status").returncode != 0
     if started_dns and ctl("dns", "start").returncode != 0:
         raise SystemExit("bench: cannot start dnsmasq (tests/fixtures/dns/ctl start)")
-    sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-4", "-h", "sink.mta.test",
-                             "%s:%d" % SINK, "1024"])
+    sink = None
+    try:  # tests/fixtures/mta runs this same smtp-sink; start one only when it is not up
+        socket.create_connection(SINK, timeout=1).close()
+    except OSError:
+        sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-4", "-h", "sink.mta.test",
+                                 "%s:%d" % SINK, "1024"])
     slow = SlowServer()
     try:
         time.sleep(0.5)
@@ -242,8 +248,9 @@ def main():
                              m_hi["peak_sessions"], m_lo["peak_sessions"], per_sess / 1024.0))
     finally:
         slow.stop()
-        sink.terminate()
-        sink.wait(10)
+        if sink:
+            sink.terminate()
+            sink.wait(10)
         if started_dns:
             ctl("dns", "stop")
 

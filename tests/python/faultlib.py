@@ -7,8 +7,8 @@ batch (test_hostile.py).
                   so that a crash or a hang in the engine fails one test instead of the suite,
                   and so that each batch's memory is its own: the child reports its resident
                   size before the batch and its peak (VmHWM) after it.
-  private_dns     an instance of the DNS fixture of our own (tests/fixtures/dns/conf.d/
-                  faults.conf holds our zones) on DNS_PORT.
+  private_dns     an instance of the DNS fixture of our own, on a free port (tests/fixtures/
+                  dns/conf.d/faults.conf holds our zones).
 
 Nothing here listens or connects outside 127.0.0.0/8.
 """
@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -26,8 +27,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 MATRIX_SERVER = ROOT / "tests" / "fixtures" / "fault" / "matrix_server.py"
 DNS_CTL = ROOT / "tests" / "fixtures" / "dns" / "ctl"
 STATE = ROOT / "build" / "fixtures" / "faults"
-PORT = 2525
-DNS_PORT = int(os.environ.get("SMTPC_FAULTS_DNS_PORT") or "5363")  # its responder: + 37
 SENDER = "probe@probe.test"
 HELO = "probe.test"
 
@@ -66,12 +65,48 @@ def _dns_ctl(port, *args):
                           timeout=60)
 
 
+def _udp_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _dns_state(port):
+    return ROOT / "build" / "fixtures" / ("dns-%d" % port)  # as tests/fixtures/dns/ctl has it
+
+
+def _forget_old_dns():
+    """Instances started by earlier runs that were killed before they could stop them."""
+    for owner in (ROOT / "build" / "fixtures").glob("dns-*/faults-owner"):
+        try:
+            pid = int(owner.read_text())
+            port = int(owner.parent.name.split("-", 1)[1])
+        except ValueError:
+            continue
+        if not os.path.exists("/proc/%d" % pid):
+            _dns_ctl(port, "stop")
+            subprocess.run(["rm", "-rf", str(owner.parent)])
+
+
 @contextlib.contextmanager
-def private_dns(port=DNS_PORT):
-    """A DNS fixture instance of our own (tests/fixtures/dns/ctl on another port, with its own
-    state directory and responder): the shared one on 5353 may be restarted by other suites
-    while the matrix runs, and may have been started before faults.conf existed. Yields
-    "127.0.0.1:PORT"; stops the instance afterwards unless it was already running."""
+def private_dns():
+    """An instance of the DNS fixture of our own (tests/fixtures/dns/ctl on another port, with
+    its own state directory and responder on port + 37): the shared one on 5353 may be
+    restarted by other suites while the matrix runs, and may have been started before
+    faults.conf existed. Each run takes a free port of its own (SMTPC_FAULTS_DNS_PORT fixes
+    it), so that concurrent runs do not stop each other's. Yields "127.0.0.1:PORT"."""
+    _forget_old_dns()
+    port = int(os.environ.get("SMTPC_FAULTS_DNS_PORT") or 0)
+    rng = random.Random()
+    while not port:
+        p = rng.randrange(20000, 32000)
+        if _udp_free(p) and _udp_free(p + 37):
+            port = p
     server = "127.0.0.1:%d" % port
     was_up = _dns_ctl(port, "status").returncode == 0
     if was_up and _dns_query(server, "c1.faults.test")[1] == 0:
@@ -82,6 +117,7 @@ def private_dns(port=DNS_PORT):
         if r.returncode != 0:
             raise RuntimeError("DNS fixture on port %d did not start:\n%s%s"
                                % (port, r.stdout, r.stderr))
+        (_dns_state(port) / "faults-owner").write_text(str(os.getpid()))
     rcode, n = _dns_query(server, "c1.faults.test")
     if rcode != 0 or n == 0:
         raise RuntimeError("DNS fixture on %s does not serve the faults.test zones" % server)
@@ -90,35 +126,53 @@ def private_dns(port=DNS_PORT):
     finally:
         if not was_up:
             _dns_ctl(port, "stop")
+            subprocess.run(["rm", "-rf", str(_dns_state(port))])
 
 
 # ------------------------------------------------------------------------------------------
 # the fault servers
 
 
-def _stop_stale(pidfile):
-    """A server left behind by an interrupted run would hold our addresses: stop it, if it
-    is still that server."""
-    try:
-        pid = int(pidfile.read_text())
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            if MATRIX_SERVER.name.encode() not in f.read():
-                return
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
-        return
-    for _ in range(100):
-        if not os.path.exists("/proc/%d" % pid):
-            return
-        time.sleep(0.05)
+def pick_port(ips=("127.0.2.1", "127.0.2.200", "127.0.2.251")):
+    """A port free on our addresses, below the ephemeral range (client sockets never hold
+    it). Every run picks its own, so that two runs of these tests at once (two engineers, or
+    `make test` beside a single test file) never meet on the same address and port."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        socks = []
+        try:
+            for ip in ips:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((ip, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port for the fault servers")
+
+
+def _forget_old_runs(name):
+    """State directories of earlier runs whose test process is gone."""
+    for d in STATE.glob(name + "-*"):
+        try:
+            pid = int(d.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not os.path.exists("/proc/%d" % pid):
+            subprocess.run(["rm", "-rf", str(d)])
 
 
 class MatrixServers:
-    """One matrix_server process; `listeners` as in its config; stop() ends it."""
+    """One matrix_server process; `listeners` as in its config; stop() ends it (and it ends by
+    itself when this process dies). State in build/fixtures/faults/<name>-<our pid>/."""
 
     def __init__(self, name, listeners, blackholes=(), huge=None):
-        self.dir = STATE / name
-        _stop_stale(self.dir / "pid")
+        _forget_old_runs(name)
+        self.dir = STATE / ("%s-%d" % (name, os.getpid()))
         subprocess.run(["rm", "-rf", str(self.dir)], check=True)
         self.dir.mkdir(parents=True)
         self.record = self.dir / "record"
@@ -128,7 +182,7 @@ class MatrixServers:
         self.log = open(self.dir / "log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(MATRIX_SERVER), "--config", str(cfg), "--record",
-             str(self.record), "--certdir", str(STATE / "certs"), "--ready", str(ready)] +
+             str(self.record), "--certdir", str(self.dir), "--ready", str(ready)] +
             (["--huge", str(huge)] if huge else []),
             stdout=self.log, stderr=subprocess.STDOUT)
         end = time.monotonic() + 30

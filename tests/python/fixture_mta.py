@@ -36,8 +36,8 @@ def _ensure(name):
 class MtaLog:
     """Postfix's own log (maillog_file), read from a mark, for assertions on what it saw."""
 
-    _CONNECT = re.compile(r" (mta-[a-z0-9]+)/smtpd\[\d+\]: connect from ")
-    _DISCONNECT = re.compile(r" (mta-[a-z0-9]+)/smtpd\[\d+\]: disconnect from \S+ (.*)$")
+    _CONNECT = re.compile(r" (mta-[a-z0-9]+)/smtpd\[(\d+)\]: connect from ")
+    _DISCONNECT = re.compile(r" (mta-[a-z0-9]+)/smtpd\[(\d+)\]: disconnect from \S+ (.*)$")
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
@@ -55,11 +55,20 @@ class MtaLog:
         disconnect line (postlogd writes asynchronously, smtpd logs after the client left)."""
         end = time.monotonic() + settle
         while True:
-            lines = self.lines_since(mark)
-            conns = [l for l in lines if (m := self._CONNECT.search(l)) and m.group(1) == listener]
-            disc = [m.group(2) for l in lines
-                    if (m := self._DISCONNECT.search(l)) and m.group(1) == listener]
-            if len(disc) >= len(conns) or time.monotonic() > end:
+            conns, disc, open_pids = [], [], set()
+            for line in self.lines_since(mark):
+                m = self._CONNECT.search(line)
+                if m and m.group(1) == listener:
+                    conns.append(line)
+                    open_pids.add(m.group(2))
+                    continue
+                m = self._DISCONNECT.search(line)
+                # only sessions that began after the mark: an smtpd process serves one
+                # session at a time, so its pid pairs a disconnect with its connect
+                if m and m.group(1) == listener and m.group(2) in open_pids:
+                    open_pids.discard(m.group(2))
+                    disc.append(m.group(3))
+            if not open_pids or time.monotonic() > end:
                 return conns, disc
             time.sleep(0.1)
 

@@ -51,14 +51,16 @@ def faults_dns():
 
 @pytest.fixture(scope="module")
 def server(faults_dns):
-    srv = F.MatrixServers("hostile", [{"listen": "%s:%d" % (IP, F.PORT),
+    port = F.pick_port()
+    srv = F.MatrixServers("hostile", [{"listen": "%s:%d" % (IP, port),
                                        "script": {"users": USERS}}])
+    srv.port = port
     yield srv
     srv.stop()
 
 
-def opts(dns):
-    return dict(mail_from=F.SENDER, helo=F.HELO, port=F.PORT, dns_servers=dns, timeout=5.0,
+def opts(dns, port):
+    return dict(mail_from=F.SENDER, helo=F.HELO, port=port, dns_servers=dns, timeout=5.0,
                 deadline=20.0, greylist_delay=-1.0)
 
 
@@ -81,7 +83,7 @@ def _wire_lines(streams):
 def test_hostile_mixed_with_valid(server, faults_dns):
     batch = HOSTILE + [v[0] for v in VALID]
     random.Random(7).shuffle(batch)  # hostile strings in every position of the batch
-    out = F.run_cell(batch, 120, **opts(faults_dns))
+    out = F.run_cell(batch, 120, **opts(faults_dns, server.port))
     assert "crash" not in out, out.get("crash")
     got = [r["address"] for r in out["results"]]
     assert sorted(got) == sorted(batch), "not exactly one result per input"
@@ -116,7 +118,7 @@ def test_hostile_mixed_with_valid(server, faults_dns):
 
 def test_hostile_alone_makes_no_traffic(server, faults_dns):
     before = len(server.received(IP))
-    out = F.run_cell(HOSTILE, 60, **opts(faults_dns))
+    out = F.run_cell(HOSTILE, 60, **opts(faults_dns, server.port))
     assert "crash" not in out, out.get("crash")
     assert sorted(r["address"] for r in out["results"]) == sorted(HOSTILE)
     for r in out["results"]:
