@@ -13,7 +13,7 @@ LUATREE  := $(BUILD)/lua_modules
 LOGS     := $(BUILD)/logs
 JOBS     ?= 2
 
-.PHONY: all deps build build-c build-py build-lua test test-c test-lua test-py test-asan test-fuzz test-demo demo clean
+.PHONY: all deps build build-c build-py build-lua test test-c test-lua test-py test-asan test-valgrind test-fuzz test-demo demo clean
 
 all: build
 
@@ -41,11 +41,12 @@ test: deps build
 	@set +e; \
 	trap 'tests/fixtures/world stop >/dev/null 2>&1' EXIT INT TERM; \
 	$(MAKE) --no-print-directory test-c; $(MAKE) --no-print-directory test-lua; $(MAKE) --no-print-directory test-py; \
-	$(MAKE) --no-print-directory test-asan; $(MAKE) --no-print-directory test-fuzz; \
+	$(MAKE) --no-print-directory test-asan; $(MAKE) --no-print-directory test-valgrind; \
+	$(MAKE) --no-print-directory test-fuzz; \
 	tests/fixtures/world stop >/dev/null 2>&1; trap - EXIT; \
 	$(MAKE) --no-print-directory test-demo; \
 	$(PY) tests/summary.py cmocka:C:$(LOGS)/c.log busted:Lua:$(LOGS)/lua.log busted:LuaJIT:$(LOGS)/luajit.log \
-	  pytest:Python:$(LOGS)/python.log cmocka:C-asan:$(LOGS)/asan.log plain:Fuzz:$(LOGS)/fuzz.log plain:Demo:$(LOGS)/demo-check.log | tee $(BUILD)/test-summary.txt; exit $${PIPESTATUS[0]}
+	  pytest:Python:$(LOGS)/python.log cmocka:C-asan:$(LOGS)/asan.log plain:Valgrind:$(LOGS)/valgrind.log plain:Fuzz:$(LOGS)/fuzz.log plain:Demo:$(LOGS)/demo-check.log | tee $(BUILD)/test-summary.txt; exit $${PIPESTATUS[0]}
 
 test-c:
 	-cd $(CMAKEDIR) && ctest -V --timeout 600 2>&1 | tee ../logs/c.log | grep -E '^\s*[0-9]+/[0-9]+ Test|\[  (FAILED|PASSED)  \]|ERROR|error:'
@@ -58,6 +59,10 @@ test-lua:
 
 test-asan:
 	-tests/sanitize-run 2>&1 | tee $(LOGS)/asan.log | grep -E '^\s*[0-9]+/[0-9]+ Test|\[  FAILED  \]|ERROR: AddressSanitizer|runtime error'
+
+# The Python and Lua probe tests once more under valgrind memcheck (leaks, invalid accesses).
+test-valgrind:
+	-PY=$(CURDIR)/$(PY) LUA_CPATH="$(CURDIR)/$(LUATREE)/lib/lua/5.4/?.so;;" tests/valgrind-run 2>&1 | tee $(LOGS)/valgrind.log
 
 test-fuzz:
 	-tests/fuzz/run 2>&1 | tee $(LOGS)/fuzz.log

@@ -232,6 +232,41 @@ describe("smtpcode.verify", function()
     assert.are.equal(421, r.reply.code)
   end)
 
+  it("never puts a hostile address on the wire (fault server's record)", function()
+    assert(sh(FIX .. "fault/ctl start 8 '{}'"), "fault server 8 did not start")
+    local ok, err = pcall(function()
+      local hostile = {
+        "evil\r\nRCPT TO:<root@f8.fault.mta.test>@f8.fault.mta.test",
+        "evil@f8.fault.mta.test\r\nDATA",
+        "evil@f8.fault.mta.test\nQUIT",
+        "evil@f8.fault.mta.test\0x",
+        "<evil@f8.fault.mta.test>",
+      }
+      local list = { "ok1@f8.fault.mta.test", "ok2@f8.fault.mta.test" }
+      for _, h in ipairs(hostile) do list[#list + 1] = h end
+      local res = run(list, { starttls = "off" })
+      for _, h in ipairs(hostile) do
+        assert.are.same({ "undeliverable", "syntaxerror" }, { res[h].verdict, res[h].reason })
+      end
+      -- the fault server accepts every local part: a catch-all domain
+      assert.are.same({ "risky", true }, { res["ok1@f8.fault.mta.test"].verdict,
+                                           res["ok1@f8.fault.mta.test"].catch_all })
+      local dir = ROOT .. "/build/fixtures/fault/8/record"
+      local p = assert(io.popen("cat " .. dir .. "/conn-*.bin"))
+      local wire = p:read("*a")
+      p:close()
+      assert.is_true(#wire > 0)
+      assert.is_nil(wire:find("evil", 1, true))
+      assert.is_nil(wire:find("DATA", 1, true))
+      for line in (wire .. ""):gmatch("([^\n]*)\n") do
+        assert.are.equal("\r", line:sub(-1))          -- every line ends in CRLF
+        assert.is_nil(line:sub(1, -2):find("[%c]"))    -- and holds no other control
+      end
+    end)
+    sh(FIX .. "fault/ctl stop 8")
+    assert(ok, err)
+  end)
+
   it("yields nothing for an empty list", function()
     local n = 0
     for _ in smtpcode.verify({}, opts()) do n = n + 1 end
