@@ -515,12 +515,14 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
       reason = R(BLOCKED);
   }
 
-  /* Greylisting: named outright, or a generic "try again later" deferral in a 421/450/451
-   * with a 4.7.x (policy) status or none. The reason becomes "blocked" (the sending host is
-   * refused for now) unless a provider rule or a decisive phrase said more. */
+  /* Greylisting: named outright, or a generic "try again later" deferral in a 450/451 with a
+   * 4.7.x (policy) status or none that no provider rule or decisive phrase explains better.
+   * A 421 closes the whole session (volume, reputation, overload: Yahoo's [TSS04], Gmail's
+   * "421 4.7.0 Try again later, closing connection"), which greylisting never does. The reason
+   * becomes "blocked" (the sending host is refused for now) unless something said more. */
   if (st.grey == 2) out->greylisted = klass == 4 || klass == 0;
   else if (st.grey == 1)
-    out->greylisted = (code == 421 || code == 450 || code == 451) &&
+    out->greylisted = (code == 450 || code == 451) && !decided &&
                       (status == NULL || strncmp(status, "4.7.", 4) == 0);
   if (out->greylisted && !decided) reason = SMTPC_REASON_BLOCKED;
 
