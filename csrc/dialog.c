@@ -4,8 +4,16 @@
  * Every command the machine sends pushes what it expects onto a FIFO; every complete reply
  * pops the head, so pipelined and lock-step servers go through the same code. RCPTs are sent
  * while two budgets allow: the burst size, and the server's patience with rejected
- * recipients (sent-but-unanswered RCPTs count as if they will be rejected, so even a burst
- * that is rejected whole stays within max_rejections).
+ * recipients. Strictly, sent-but-unanswered RCPTs count as if they will be rejected, so even
+ * a burst that is rejected whole stays within max_rejections; but that caps pipelining at the
+ * budget (8 RCPTs per round trip, fewer after each rejection) even on a server that accepts
+ * everything. So the window widens on evidence (see rcpt_window): each acceptance lets one
+ * more RCPT be in flight, up to max_rejections more, each rejection halves that extra, and
+ * the extra applies once the server has accepted max_rejections RCPTs in the session (before
+ * that the strict budget holds; a driver that saw earlier sessions to the same server accept
+ * may vouch for some with opts.trusted). The worst case, a server that accepted everything
+ * and then rejects a whole burst, ends the session at twice max_rejections (16 by default:
+ * past Postfix's soft limit of 10, under its hard limit of 20).
  */
 #include "smtpcode.h"
 
@@ -61,6 +69,9 @@ struct smtpc_dialog {
   size_t txn_replies;      /* RCPT replies counted in this transaction          */
   size_t inflight;         /* RCPTs sent, not answered                           */
   size_t rejections;       /* RCPT replies >= 400 in this session                */
+  size_t accepted;         /* RCPT replies < 400 in this session                 */
+  size_t extra;            /* RCPTs allowed in flight beyond the strict budget, once
+                              accepted >= max_rejections (see rcpt_window)          */
   unsigned caps;
   int tls;
   int started;
@@ -185,6 +196,19 @@ static void give_back_unsent(smtpc_dialog *d, const char *detail) {
       emit(d, i, SMTPC_RCPT_UNTRIED, SMTPC_CMD_RCPT, 0, SMTPC_REASON_UNDEFINED, detail, NULL);
 }
 
+/* The session ended after QUIT was sent: with QUIT pipelined behind the last RCPTs (see
+ * maybe_quit), some may still be unanswered. Those not sent go back; those in flight failed. */
+static void end_after_quit(smtpc_dialog *d, int stage, int err, const char *detail) {
+  size_t i;
+  give_back_unsent(d, "session ended");
+  for (i = 0; i < d->nr; i++)
+    if (d->r[i].state != R_DONE) {
+      fail_all(d, stage, err, SMTPC_REASON_UNDEFINED, detail, NULL);
+      return;
+    }
+  d->phase = PH_DONE;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* commands */
 
@@ -218,20 +242,41 @@ static int has_unsent(smtpc_dialog *d) {
   return d->cursor < d->nr;
 }
 
+/* RCPTs that may be in flight now: the unspent budget, plus the extra earned by acceptances
+ * (at most max_rejections), never more than max_inflight. */
+static size_t rcpt_window(const smtpc_dialog *d) {
+  size_t w;
+  if (d->rejections >= d->max_rejections) return 0;
+  w = d->max_rejections - d->rejections;
+  if (d->accepted >= d->max_rejections) w += d->extra; /* earned from the first acceptance */
+  return w < d->max_inflight ? w : d->max_inflight;
+}
+
 static void pump_rcpts(smtpc_dialog *d) {
   int pipelining = (d->caps & SMTPC_CAP(PIPELINING)) != 0;
   if (d->phase != PH_TXN || d->toomany) return;
   if (d->txn != TXN_OPEN && !(d->txn == TXN_MAIL_SENT && pipelining)) return;
   while (has_unsent(d)) {
     rcpt *r = &d->r[d->cursor];
-    if (d->inflight >= d->max_inflight) break;
-    if (d->rejections + d->inflight >= d->max_rejections) break;
+    if (d->inflight >= rcpt_window(d)) break;
     if (!pipelining && d->qlen > 0) break;
     r->state = R_INFLIGHT;
     d->inflight++;
     if (send_cmd(d, SMTPC_CMD_RCPT, d->cursor, "RCPT TO:<", 9, r->addr, r->len, ">", 1) != 0)
       return;
   }
+}
+
+/* The rejection budget is spent and the rest given back: nothing more will be sent in this
+ * session, whatever the replies in flight say (even a 452 "too many recipients" could only
+ * give its RCPT back). So QUIT goes now, behind the RCPTs in flight (RFC 2920 3.1: QUIT may
+ * end a pipelined group): their replies still come, before QUIT's, and the session's slot
+ * frees a round trip sooner for the session that takes the rest. Otherwise QUIT waits for
+ * the replies (end_txn): a 452 may yet call for RSET and another transaction. */
+static void maybe_quit(smtpc_dialog *d) {
+  if (d->phase != PH_TXN || d->rejections < d->max_rejections || has_unsent(d)) return;
+  if (d->qlen > 0 && !(d->caps & SMTPC_CAP(PIPELINING))) return;
+  send_quit(d);
 }
 
 static void begin_txn(smtpc_dialog *d) {
@@ -268,6 +313,7 @@ static void begin_txn(smtpc_dialog *d) {
                need_utf8 ? "> SMTPUTF8" : ">", need_utf8 ? 10 : 1) != 0)
     return;
   pump_rcpts(d);
+  maybe_quit(d);
 }
 
 /* Nothing is awaited in the transaction: open another one, or finish. */
@@ -359,9 +405,18 @@ static void on_rcpt_reply(smtpc_dialog *d, size_t idx, const smtpc_reply *rep) {
     if (idx < d->cursor) d->cursor = idx;
     return;
   }
-  if (rep->code >= 400) d->rejections++;
+  if (rep->code >= 400) {
+    d->rejections++;
+    d->extra /= 2;
+  } else {
+    d->accepted++;
+    if (d->extra < d->max_rejections) d->extra++;
+  }
   d->txn_replies++;
   emit(d, idx, SMTPC_RCPT_REPLY, SMTPC_CMD_RCPT, 0, SMTPC_REASON_UNDEFINED, NULL, rep);
+  /* nothing more will be sent: hand the rest to another session now, not a round trip later */
+  if (d->rejections == d->max_rejections)
+    give_back_unsent(d, "rejection budget of the session spent");
 }
 
 static void on_reply(smtpc_dialog *d, const smtpc_reply *rep) {
@@ -432,7 +487,7 @@ static void on_reply(smtpc_dialog *d, const smtpc_reply *rep) {
     }
     return;
   case SMTPC_CMD_QUIT:
-    d->phase = PH_DONE;
+    end_after_quit(d, SMTPC_CMD_RCPT, SMTPC_EPROTO, "no reply before QUIT's");
     return;
   default:
     return;
@@ -440,6 +495,7 @@ static void on_reply(smtpc_dialog *d, const smtpc_reply *rep) {
   if (d->phase == PH_TXN) {
     pump_rcpts(d);
     if (d->phase == PH_TXN && d->qlen == 0) end_txn(d);
+    else maybe_quit(d);
   }
 }
 
@@ -475,6 +531,9 @@ smtpc_dialog *smtpc_dialog_new(const smtpc_dialog_opts *cfg, smtpc_dialog_cb cb,
   d->max_rejections = cfg->max_rejections ? cfg->max_rejections : DEFAULT_MAX_REJECTIONS;
   d->max_inflight = cfg->max_inflight ? cfg->max_inflight : DEFAULT_MAX_INFLIGHT;
   d->keep_transcript = cfg->transcript;
+  /* earlier sessions' acceptances count as this one's: the window may start wide */
+  d->accepted = cfg->trusted < d->max_rejections ? cfg->trusted : d->max_rejections;
+  d->extra = d->accepted;
   d->phase = PH_GREET;
   *err = 0;
   return d;
@@ -536,8 +595,8 @@ int smtpc_dialog_feed(smtpc_dialog *d, const char *buf, size_t len) {
   }
   if (rc < 0) {
     int stage = d->qlen ? d->q[d->qhead].cmd : SMTPC_CMD_QUIT;
-    if (d->phase == PH_QUIT) {
-      d->phase = PH_DONE;
+    if (d->phase == PH_QUIT) { /* garbage after QUIT: only unanswered RCPTs care */
+      end_after_quit(d, stage, rc == SMTPC_ENOMEM ? rc : SMTPC_EPROTO, smtpc_strerror(rc));
       return 0;
     }
     fail_all(d, stage, rc == SMTPC_ENOMEM ? rc : SMTPC_EPROTO, SMTPC_REASON_UNDEFINED,
@@ -552,7 +611,7 @@ void smtpc_dialog_timeout(smtpc_dialog *d) {
   d->started = 1;
   if (d->phase == PH_DONE) return;
   if (d->phase == PH_QUIT) {
-    d->phase = PH_DONE;
+    end_after_quit(d, stage, SMTPC_ETIMEOUT, "no reply in time");
     return;
   }
   fail_all(d, d->phase == PH_TLS ? SMTPC_CMD_TLS : stage, SMTPC_ETIMEOUT,
@@ -565,7 +624,7 @@ void smtpc_dialog_eof(smtpc_dialog *d, int err) {
   d->started = 1;
   if (d->phase == PH_DONE) return;
   if (d->phase == PH_QUIT) {
-    d->phase = PH_DONE;
+    end_after_quit(d, stage, err ? err : SMTPC_ECLOSED, "connection closed");
     return;
   }
   fail_all(d, d->phase == PH_TLS ? SMTPC_CMD_TLS : stage, err ? err : SMTPC_ECLOSED,

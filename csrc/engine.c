@@ -24,6 +24,7 @@
 
 #define MAX_ATTEMPTS 4      /* sessions an address may lose before it is reported        */
 #define MAX_TEMP_RETRIES 2  /* retries of a 4xx (greylisting) RCPT reply                   */
+#define PROBE_TRIES 3       /* catch-all probes a domain may lose or have deferred          */
 #define HOST_DOWN_MS 60000  /* a host that refused us is skipped this long                  */
 #define READ_BUF 65536
 
@@ -65,7 +66,9 @@ typedef struct saved { /* a reply kept past its read buffer */
 } saved;
 
 enum { IT_NEW, IT_IMMEDIATE, IT_RESOLVING, IT_QUEUED, IT_DELAYED, IT_SESSION, IT_HELD, IT_DONE };
-enum { PROBE_NONE, PROBE_INFLIGHT, PROBE_DONE };
+/* A domain's catch-all probe: none sent yet, waiting at the head of its group's queue (accepted
+ * addresses of the domain are held for it), sent, or answered (or given up on). */
+enum { PROBE_NONE, PROBE_QUEUED, PROBE_INFLIGHT, PROBE_DONE };
 enum { D_RESOLVING, D_READY, D_FAILED };
 
 struct group;
@@ -120,6 +123,8 @@ typedef struct group {
   int own_route;          /* built here (address literal): free(), not smtpc_route_free */
   link queue;
   size_t nqueued;
+  double reject_rate;     /* moving average of its RCPT replies >= 400 (see reject_odds) */
+  unsigned long replies;  /* RCPT replies seen                                           */
 } group;
 
 typedef struct domain {
@@ -136,6 +141,7 @@ typedef struct domain {
   char *probe_rcpt;       /* one random address per domain for the run: a greylisting
                              server must see the same one again on the retry            */
   void *batch_mark;
+  unsigned long rcpt_ok, rcpt_rejected; /* RCPT replies to its addresses (see reject_odds) */
 } domain;
 
 typedef struct session {
@@ -502,13 +508,72 @@ static void adopt_host_failure(smtpc_verifier *v, item *it, const smtpc_route *r
     }
 }
 
+/* A domain's probe: one RCPT to a random local part (the same one for the whole run: a
+ * greylisting server must see it again on the retry). The item is never reported. */
+static item *probe_new(domain *d) {
+  unsigned char rnd[10];
+  size_t k, dl;
+  item *pr;
+  if (d->probe_rcpt == NULL) {
+    dl = strlen(d->name);
+    if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0 ||
+        (d->probe_rcpt = malloc(7 + sizeof rnd + dl + 1)) == NULL)
+      return NULL;
+    memcpy(d->probe_rcpt, "smtpc-", 6);
+    for (k = 0; k < sizeof rnd; k++)
+      d->probe_rcpt[6 + k] = "abcdefghijklmnopqrstuvwxyz234567"[rnd[k] & 31];
+    d->probe_rcpt[6 + sizeof rnd] = '@';
+    memcpy(d->probe_rcpt + 7 + sizeof rnd, d->name, dl + 1);
+  }
+  pr = calloc(1, sizeof *pr);
+  if (pr == NULL || (pr->rcpt = dupstr(d->probe_rcpt)) == NULL) {
+    free(pr);
+    return NULL;
+  }
+  pr->rcpt_len = strlen(pr->rcpt);
+  pr->probe = 1;
+  pr->dom = d;
+  pr->reason = pr->cls.reason = SMTPC_REASON_UNDEFINED;
+  l_init(&pr->q);
+  l_init(&pr->all);
+  return pr;
+}
+
+/* The probe went unanswered: its session spent its rejection budget before sending it, or
+ * ended (421 "too many errors", a reset ...). Accepted addresses of the domain may be held for
+ * it; reporting them now would lose the catch-all answer, so the probe goes again at the head
+ * of the group's queue, where the next session sends it first. Only losses that are the
+ * session's fault count against PROBE_TRIES (count = 1); an unsent probe does not. */
+static void probe_lost(smtpc_verifier *v, domain *d, int count) {
+  item *pr;
+  if (d->probe_state != PROBE_INFLIGHT) return;
+  if (count && ++d->probe_tries >= PROBE_TRIES) {
+    d->probe_state = PROBE_DONE;
+    flush_held(v, d);
+    return;
+  }
+  d->probe_state = PROBE_NONE; /* the next session with an address of the domain adds one */
+  if (l_empty(&d->held) || v->canceled) return;
+  if ((pr = probe_new(d)) == NULL) {
+    flush_held(v, d);
+    return;
+  }
+  d->probe_state = PROBE_QUEUED;
+  enqueue(v, pr, 1);
+}
+
+/* The probe's RCPT was answered. */
 static void on_probe(smtpc_verifier *v, item *it, const smtpc_dialog_event *ev) {
   domain *d = it->dom;
   int code = ev->reply ? ev->reply->code : 0;
-  if (ev->outcome == SMTPC_RCPT_REPLY && code >= 200 && code < 300) d->catch_all = 1;
-  else if (ev->outcome == SMTPC_RCPT_REPLY && code >= 500 && code < 600) d->catch_all = 0;
+  if (ev->outcome != SMTPC_RCPT_REPLY) {
+    probe_lost(v, d, 1);
+    return;
+  }
+  if (code >= 200 && code < 300) d->catch_all = 1;
+  else if (code >= 500 && code < 600) d->catch_all = 0;
   /* a deferred probe (greylisting) goes again with the next session, a few times at most */
-  d->probe_state = d->catch_all != -1 || ++d->probe_tries >= 3 ? PROBE_DONE : PROBE_NONE;
+  d->probe_state = d->catch_all != -1 || ++d->probe_tries >= PROBE_TRIES ? PROBE_DONE : PROBE_NONE;
   flush_held(v, d);
 }
 
@@ -517,7 +582,8 @@ static void on_rcpt_reply(smtpc_verifier *v, session *s, item *it) {
   domain *d = it->dom;
   if (code >= 200 && code < 300) {
     int ca = v->o.catch_all ? d->catch_all : -1;
-    if (ca == -1 && v->o.catch_all && d->probe_state == PROBE_INFLIGHT) {
+    if (ca == -1 && v->o.catch_all &&
+        (d->probe_state == PROBE_INFLIGHT || d->probe_state == PROBE_QUEUED)) {
       item_detach(it);
       it->state = IT_HELD;
       l_push(&d->held, &it->q);
@@ -581,13 +647,18 @@ static void on_event(void *ud, const smtpc_dialog_event *ev) {
     return;
   }
   if (ev->outcome == SMTPC_RCPT_UNTRIED) {
-    if (it->probe) {
-      it->dom->probe_state = PROBE_NONE;
-      flush_held(v, it->dom);
-    } else {
+    if (it->probe) probe_lost(v, it->dom, 0);
+    else {
       enqueue(v, it, 1);
     }
     return;
+  }
+  if (ev->outcome == SMTPC_RCPT_REPLY) { /* 1/8 weight: about the last dozen replies */
+    int rejected = ev->reply && ev->reply->code >= 400;
+    s->grp->reject_rate += ((rejected ? 1.0 : 0.0) - s->grp->reject_rate) / 8.0;
+    s->grp->replies++;
+    if (!it->probe && rejected) it->dom->rcpt_rejected++;
+    else if (!it->probe) it->dom->rcpt_ok++;
   }
   learn(v, it, s, ev->stage, ev->reply, ev->err, ev->reason, ev->detail);
   if (it->probe) {
@@ -759,8 +830,7 @@ static void connect_failed(session *s, int err, const char *detail) {
       continue;
     }
     if (it->probe) {
-      it->dom->probe_state = PROBE_NONE;
-      flush_held(s->v, it->dom);
+      probe_lost(s->v, it->dom, 1);
       item_free(it);
       continue;
     }
@@ -814,10 +884,7 @@ static void sess_free(session *s) {
     if (it == NULL) continue;
     s->items[i] = NULL;
     if (it->probe) { /* answered or not, a probe's memory goes with its session */
-      if (it->in_dialog && it->dom->probe_state == PROBE_INFLIGHT) {
-        it->dom->probe_state = PROBE_NONE;
-        flush_held(v, it->dom);
-      }
+      if (it->in_dialog) probe_lost(v, it->dom, 1);
       item_free(it);
     } else if (it->reported) {
       item_free(it);
@@ -853,18 +920,34 @@ static void sess_close(session *s) {
   uv_close((uv_handle_t *)&s->tcp, on_sess_closed);
 }
 
-/* Take up to rcpt_per_session items from g's queue (catch-all probes included) and connect. */
+/* How likely an RCPT to an address of d is to be rejected: d's own record once it has one,
+ * and never below the group's recent rate (which sees an unknown-heavy remainder first). */
+static double reject_odds(const domain *d, const group *g) {
+  unsigned long seen = d->rcpt_ok + d->rcpt_rejected;
+  double p = seen >= 4 ? (double)d->rcpt_rejected / (double)seen : 0.0;
+  return p > g->reject_rate ? p : g->reject_rate;
+}
+
+/* Take up to rcpt_per_session items from g's queue (catch-all probes included) and connect.
+ * A session sends RCPTs until about max_rejections were rejected; the addresses it holds
+ * beyond that wait inside it, out of reach of other sessions, only to be given back at its
+ * end. A block of unknown users (a domain of them, or what is left once the rest is
+ * answered) would then go through one session at a time, max_rejections per round, while
+ * other session slots sit idle. So a session stops taking addresses once the rejections it
+ * can expect (reject_odds, summed) would pass its budget: rcpt_per_session addresses while
+ * replies are 2xx, max_rejections from a domain of unknown users. */
 static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
   smtpc_dialog_opts cfg;
   session *s;
   size_t cap = (size_t)v->o.rcpt_per_session, n = 0, nprobes = 0, i;
+  double expect = 0, budget = (double)v->o.max_rejections;
   smtpc_sockaddr sa;
   link *p;
   int err;
 
   s = calloc(1, sizeof *s);
   if (s == NULL) return SMTPC_ENOMEM;
-  s->items = calloc(cap, sizeof *s->items);
+  s->items = calloc(cap + 1, sizeof *s->items); /* + a probe beyond a cap of 1 */
   memset(&cfg, 0, sizeof cfg);
   cfg.helo = v->helo;
   cfg.mail_from = v->mail_from;
@@ -873,6 +956,8 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
   if (v->o.starttls == SMTPC_STARTTLS_REQUIRED) cfg.starttls = SMTPC_STARTTLS_REQUIRED;
   cfg.max_rejections = (size_t)v->o.max_rejections;
   cfg.transcript = v->o.transcript;
+  /* the group's recent replies were mostly 2xx: the new session may pipeline wide at once */
+  if (g->replies >= cfg.max_rejections && g->reject_rate <= 0.25) cfg.trusted = cfg.max_rejections;
   s->d = s->items ? smtpc_dialog_new(&cfg, on_event, s, &err) : NULL;
   if (s->d == NULL) {
     free(s->items);
@@ -884,16 +969,27 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
   s->h = h;
   s->mx = mx;
 
-  /* real addresses first, in queue order */
+  /* queue order: a probe that was lost before (at the head, see probe_lost), then real
+   * addresses */
   for (p = g->queue.next; p != &g->queue && n + nprobes < cap;) {
     item *it = CONTAINER(p, item, q);
     domain *d = it->dom;
     int need = v->o.catch_all && d->catch_all == -1 && d->probe_state == PROBE_NONE &&
-               d->batch_mark != s;
+               d->batch_mark != s && !it->probe;
     long idx;
+    double odds = it->probe ? 1.0 : reject_odds(d, g);
     p = p->next;
     if (n + nprobes + 1 + (need ? 1 : 0) > cap && n > 0) break;
+    if ((double)n >= budget && expect + odds > budget + 0.5) break;
+    expect += odds;
     idx = smtpc_dialog_add_rcpt(s->d, it->rcpt, it->rcpt_len, it->utf8);
+    if (idx < 0 && it->probe) { /* never: we made it */
+      item_detach(it);
+      item_free(it);
+      d->probe_state = PROBE_DONE;
+      flush_held(v, d);
+      continue;
+    }
     if (idx < 0) { /* never: the parser refused these first; refuse them again anyway */
       learn(v, it, NULL, 0, NULL, 0, SMTPC_REASON_SYNTAXERROR, smtpc_strerror((int)idx));
       report(v, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_SYNTAXERROR);
@@ -902,6 +998,7 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
     item_detach(it);
     it->state = IT_SESSION;
     it->in_dialog = 1;
+    if (it->probe) d->probe_state = PROBE_INFLIGHT;
     s->items[n++] = it;
     if (need) {
       d->batch_mark = s;
@@ -912,32 +1009,10 @@ static int start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
   for (i = 0; i < n && nprobes > 0; i++) {
     domain *d = s->items[i]->dom;
     item *pr;
-    unsigned char rnd[10];
-    size_t k, dl;
     if (d->batch_mark != s) continue;
     d->batch_mark = NULL;
     nprobes--;
-    if (d->probe_rcpt == NULL) {
-      dl = strlen(d->name);
-      if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0 ||
-          (d->probe_rcpt = malloc(7 + sizeof rnd + dl + 1)) == NULL)
-        continue;
-      memcpy(d->probe_rcpt, "smtpc-", 6);
-      for (k = 0; k < sizeof rnd; k++)
-        d->probe_rcpt[6 + k] = "abcdefghijklmnopqrstuvwxyz234567"[rnd[k] & 31];
-      d->probe_rcpt[6 + sizeof rnd] = '@';
-      memcpy(d->probe_rcpt + 7 + sizeof rnd, d->name, dl + 1);
-    }
-    pr = calloc(1, sizeof *pr);
-    if (pr == NULL || (pr->rcpt = dupstr(d->probe_rcpt)) == NULL) {
-      free(pr);
-      continue;
-    }
-    pr->rcpt_len = strlen(pr->rcpt);
-    pr->probe = 1;
-    pr->dom = d;
-    l_init(&pr->q);
-    l_init(&pr->all);
+    if ((pr = probe_new(d)) == NULL) continue;
     if (smtpc_dialog_add_rcpt(s->d, pr->rcpt, pr->rcpt_len, 0) < 0) {
       item_free(pr);
       continue;
@@ -1030,6 +1105,13 @@ static void schedule_group(smtpc_verifier *v, group *g, uint64_t now, uint64_t *
     if (!any_up) { /* every MX refused us: the addresses get what we last learnt */
       while (!l_empty(&g->queue)) {
         item *it = CONTAINER(g->queue.next, item, q);
+        if (it->probe) { /* nobody to ask: the held addresses go as they are */
+          item_detach(it);
+          it->dom->probe_state = PROBE_DONE;
+          flush_held(v, it->dom);
+          item_free(it);
+          continue;
+        }
         adopt_host_failure(v, it, g->route);
         if (it->reason == SMTPC_REASON_UNDEFINED) it->reason = SMTPC_REASON_NETWORKERROR;
         report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
@@ -1389,6 +1471,11 @@ static void free_all(smtpc_verifier *v) {
     group *g = v->groups_t.slots[i];
     while (g) {
       group *n = g->hnext;
+      while (!l_empty(&g->queue)) { /* only probes can be left (see probe_lost) */
+        item *it = CONTAINER(g->queue.next, item, q);
+        l_del(&it->q);
+        item_free(it);
+      }
       route_free(g->route, g->own_route);
       free(g->key);
       free(g);

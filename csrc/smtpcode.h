@@ -542,7 +542,9 @@ typedef struct smtpc_verify_opts {
   int per_host;             /* sessions open at once per MX IP address (2)                 */
   int rcpt_per_session;     /* RCPTs per session, catch-all probe included (50)            */
   int max_rejections;       /* rejected RCPTs per session before a new one (8; Postfix
-                               slows down after 10 errors and hangs up at 20)              */
+                               slows down after 10 errors and hangs up at 20); pipelined
+                               RCPTs in flight may take a session to twice this at most
+                               (see smtpc_dialog_opts)                                     */
   int starttls;             /* smtpc_starttls (opportunistic)                              */
   int tls_verify;           /* 1 = check certificate chain and host name (0)               */
   const char *tls_ca_file;  /* PEM CA bundle for tls_verify; NULL = the system's store     */
@@ -579,6 +581,13 @@ typedef struct smtpc_result {
   const char *transcript;   /* session transcript (opts.transcript), NULL otherwise         */
   size_t transcript_len;
 } smtpc_result;
+
+/* A copy of r that outlives the result callback (bindings queue these and convert them
+ * later): one allocation holding the reply's line views and every string, each also
+ * NUL-terminated (address and transcript may contain NULs: use their lengths). Returns NULL
+ * when out of memory or r is NULL. Free it with smtpc_result_free (NULL is fine). */
+SMTPC_API smtpc_result *smtpc_result_dup(const smtpc_result *r);
+SMTPC_API void smtpc_result_free(smtpc_result *r);
 
 struct uv_loop_s;
 typedef struct smtpc_verifier smtpc_verifier;
@@ -689,10 +698,17 @@ typedef struct smtpc_dialog_opts {
   const char *mail_from;   /* NULL or "" = <>                                              */
   int mail_from_utf8;      /* the sender needs SMTPUTF8                                    */
   int starttls;            /* smtpc_starttls                                               */
-  size_t max_rejections;   /* 0 = 8: RCPT replies >= 400 in one session; RCPTs in flight
-                              count as if rejected, so the budget always holds            */
+  size_t max_rejections;   /* 0 = 8: RCPT replies >= 400 in one session. RCPTs in flight
+                              count as if rejected, so the budget holds, until the server
+                              has accepted this many: then each acceptance allows one
+                              more in flight (at most max_rejections more; a rejection
+                              halves the extra), so a session ends at 2 x max_rejections
+                              rejections in the worst case                                */
   size_t max_inflight;     /* 0 = 64: RCPTs in one pipelined burst                         */
   int transcript;          /* keep a C:/S: transcript (capped at 64 KiB)                   */
+  size_t trusted;          /* acceptances earlier sessions to this server have shown: they
+                              count as this session's for the window above (capped at
+                              max_rejections; the worst case stays 2 x max_rejections)    */
 } smtpc_dialog_opts;
 
 typedef struct smtpc_dialog smtpc_dialog;

@@ -20,24 +20,16 @@
 
 #define VERIFY_MT "smtpcode.verify"
 
-/* A result copied out of the callback: one allocation, strings packed after the header. */
-typedef struct item {
-  struct item *next;
-  int verdict, reason, catch_all, tls, greylisted, error;
-  double duration;
-  int code; /* 0: no reply */
-  char status[SMTPC_STATUS_SIZE];
-  smtpc_class cls; /* cls.provider points into data */
-  size_t nlines, address_len, transcript_len;
-  const char *address, *mx, *mx_addr, *detail, *transcript;
-  smtpc_span *lines;
-  char data[];
-} item;
+/* Results copied out of the callback (smtpc_result_dup), waiting to be returned. */
+typedef struct qnode {
+  struct qnode *next;
+  smtpc_result *r;
+} qnode;
 
 typedef struct {
   uv_loop_t *loop;
   smtpc_verifier *v;
-  item *head, *tail;
+  qnode *head, *tail;
   int input_ref;      /* registry ref of the array or function; LUA_NOREF when exhausted */
   int input_is_table;
   size_t next_index;  /* 1-based position in the array */
@@ -46,66 +38,19 @@ typedef struct {
   int ended, closed, nomem;
 } lverify;
 
-static size_t slen(const char *s) { return s ? strlen(s) + 1 : 0; }
-
-static const char *pack(char **w, const char *s, size_t n) {
-  char *p = *w;
-  if (s == NULL) return NULL;
-  memcpy(p, s, n);
-  p[n] = '\0';
-  *w += n + 1;
-  return p;
-}
-
-static item *item_copy(const smtpc_result *r) {
-  size_t i, nl = r->reply.code ? r->reply.nlines : 0, size = sizeof(item);
-  item *it;
-  char *w;
-  size += nl * sizeof(smtpc_span) + r->address_len + 1 + slen(r->mx) + slen(r->mx_addr) +
-          slen(r->detail) + slen(r->cls.provider) + (r->transcript ? r->transcript_len + 1 : 0);
-  for (i = 0; i < nl; i++) size += r->reply.lines[i].len + 1;
-  if ((it = malloc(size)) == NULL) return NULL;
-  memset(it, 0, sizeof *it);
-  it->verdict = r->verdict;
-  it->reason = r->reason;
-  it->catch_all = r->catch_all;
-  it->tls = r->tls;
-  it->greylisted = r->greylisted;
-  it->error = r->error;
-  it->duration = r->duration;
-  it->code = r->reply.code;
-  memcpy(it->status, r->reply.status, SMTPC_STATUS_SIZE);
-  it->status[SMTPC_STATUS_SIZE - 1] = '\0';
-  it->cls = r->cls;
-  it->nlines = nl;
-  it->lines = (smtpc_span *)(void *)it->data;
-  w = it->data + nl * sizeof(smtpc_span);
-  for (i = 0; i < nl; i++) {
-    it->lines[i].len = r->reply.lines[i].len;
-    it->lines[i].ptr = pack(&w, r->reply.lines[i].ptr, r->reply.lines[i].len);
-  }
-  it->address_len = r->address_len;
-  it->address = pack(&w, r->address, r->address_len);
-  it->mx = r->mx ? pack(&w, r->mx, strlen(r->mx)) : NULL;
-  it->mx_addr = r->mx_addr ? pack(&w, r->mx_addr, strlen(r->mx_addr)) : NULL;
-  it->detail = r->detail ? pack(&w, r->detail, strlen(r->detail)) : NULL;
-  it->cls.provider = r->cls.provider ? pack(&w, r->cls.provider, strlen(r->cls.provider)) : NULL;
-  it->transcript_len = r->transcript ? r->transcript_len : 0;
-  it->transcript = r->transcript ? pack(&w, r->transcript, r->transcript_len) : NULL;
-  return it;
-}
-
 static void on_result(smtpc_verifier *v, const smtpc_result *r, void *data) {
   lverify *s = data;
-  item *it = item_copy(r);
+  qnode *n = malloc(sizeof *n);
   (void)v;
-  if (it == NULL) {
+  if (n == NULL || (n->r = smtpc_result_dup(r)) == NULL) {
+    free(n);
     s->nomem = 1;
     return;
   }
-  if (s->tail) s->tail->next = it;
-  else s->head = it;
-  s->tail = it;
+  n->next = NULL;
+  if (s->tail) s->tail->next = n;
+  else s->head = n;
+  s->tail = n;
 }
 
 static void on_closed(smtpc_verifier *v) {
@@ -119,7 +64,7 @@ static void close_stray(uv_handle_t *h, void *arg) {
 }
 
 static void shutdown_engine(lua_State *L, lverify *s) {
-  item *it;
+  qnode *n;
   if (s->v) {
     smtpc_verifier_close(s->v, on_closed);
     while (!s->closed && uv_run(s->loop, UV_RUN_ONCE)) {
@@ -136,9 +81,10 @@ static void shutdown_engine(lua_State *L, lverify *s) {
     }
     s->loop = NULL;
   }
-  while ((it = s->head) != NULL) {
-    s->head = it->next;
-    free(it);
+  while ((n = s->head) != NULL) {
+    s->head = n->next;
+    smtpc_result_free(n->r);
+    free(n);
   }
   s->tail = NULL;
   if (s->input_ref != LUA_NOREF) {
@@ -153,24 +99,25 @@ static void set_str(lua_State *L, const char *k, const char *v, size_t n) {
   lua_setfield(L, -2, k);
 }
 
-static void push_result(lua_State *L, const item *it) {
+static void push_result(lua_State *L, const smtpc_result *it) {
   const char *verdict = smtpc_verdict_name(it->verdict);
   const char *reason = smtpc_reason_name(it->reason);
   lua_createtable(L, 0, 14);
   set_str(L, "address", it->address, it->address_len);
   set_str(L, "verdict", verdict ? verdict : "unknown", strlen(verdict ? verdict : "unknown"));
   set_str(L, "reason", reason ? reason : "undefined", strlen(reason ? reason : "undefined"));
-  if (it->code) {
+  if (it->reply.code) {
     smtpc_decoded *d = malloc(sizeof *d);
     size_t i;
     if (d != NULL) {
       memset(d, 0, sizeof *d);
-      d->code = it->code;
-      memcpy(d->status, it->status, SMTPC_STATUS_SIZE);
-      d->kind = smtpc_kind(it->code, it->status);
+      d->code = it->reply.code;
+      memcpy(d->status, it->reply.status, SMTPC_STATUS_SIZE);
+      d->kind = smtpc_kind(it->reply.code, it->reply.status);
       d->cls = it->cls;
-      d->nlines = it->nlines < SMTPC_DECODE_MAX_LINES ? it->nlines : SMTPC_DECODE_MAX_LINES;
-      for (i = 0; i < d->nlines; i++) d->lines[i] = it->lines[i];
+      d->nlines = it->reply.nlines < SMTPC_DECODE_MAX_LINES ? it->reply.nlines
+                                                            : SMTPC_DECODE_MAX_LINES;
+      for (i = 0; i < d->nlines; i++) d->lines[i] = it->reply.lines[i];
       lsmtpc_push_decoded(L, d);
       free(d);
       lua_setfield(L, -2, "reply");
@@ -242,16 +189,17 @@ static void refill(lua_State *L, lverify *s) {
 static int l_next(lua_State *L) {
   lverify *s = luaL_checkudata(L, 1, VERIFY_MT);
   for (;;) {
-    item *it = s->head;
+    qnode *n = s->head;
     if (s->nomem) {
       s->nomem = 0;
       return luaL_error(L, "smtpcode.verify: out of memory while copying a result");
     }
-    if (it) {
-      s->head = it->next;
+    if (n) {
+      s->head = n->next;
       if (s->head == NULL) s->tail = NULL;
-      push_result(L, it);
-      free(it);
+      push_result(L, n->r);
+      smtpc_result_free(n->r);
+      free(n);
       return 1;
     }
     if (s->v == NULL) return 0;

@@ -92,10 +92,13 @@ def ctl(name, *args):
 
 
 class SlowServer:
-    """faultsmtp on 127.0.0.6:2525, restarted for every run so its counters are that run's."""
+    """The delaying server on 127.0.0.6:2525, restarted for every run so its counters are that
+    run's: bench/probe/latency_server.py (default), or tests/fixtures/fault/faultsmtp.py
+    (--server faultsmtp), which spends more CPU per reply than the engine it serves."""
 
-    def __init__(self):
+    def __init__(self, kind="fast"):
         self.proc = None
+        self.kind = kind
 
     def start(self, script):
         self.stop()
@@ -103,10 +106,15 @@ class SlowServer:
         for f in (stats, STATE / "slow.ready"):
             if f.exists():
                 f.unlink()
-        self.proc = subprocess.Popen([sys.executable, str(FIX / "fault" / "faultsmtp.py"),
-                                      "--listen", "%s:%d" % SLOW, "--record", "none",
-                                      "--stats", str(stats), "--ready", str(STATE / "slow.ready"),
-                                      "--script", json.dumps(script)])
+        if self.kind == "faultsmtp":
+            cmd = [str(FIX / "fault" / "faultsmtp.py"), "--record", "none",
+                   "--script", json.dumps(script)]
+        else:
+            cmd = [str(pathlib.Path(__file__).resolve().parent / "latency_server.py"),
+                   "--latency", str(script.get("latency", 0)),
+                   "--delay", str(script.get("delay", 0))]
+        self.proc = subprocess.Popen([sys.executable, *cmd, "--listen", "%s:%d" % SLOW,
+                                      "--stats", str(stats), "--ready", str(STATE / "slow.ready")])
         for _ in range(100):
             if (STATE / "slow.ready").exists():
                 return
@@ -166,11 +174,14 @@ def main():
     p.add_argument("--host-pause", type=float, default=0.0,
                    help="engine pause between new sessions to one MX address (library default 0.1)")
     p.add_argument("--max-rejections", type=int, default=8,
-                   help="engine max_rejections (also its cap on RCPTs in flight)")
+                   help="engine max_rejections (RCPTs in flight: this, up to twice this once "
+                        "the server accepts)")
     p.add_argument("--delay", type=float, default=0.05)
     p.add_argument("--deadline", type=float, default=600.0)
     p.add_argument("--child", choices=["engine", "smtplib"])
     p.add_argument("--kind", choices=["sink", "slow"], default="sink")
+    p.add_argument("--server", choices=["fast", "faultsmtp"], default="fast",
+                   help="the delaying server: latency_server.py (fast) or the fault fixture's")
     a = p.parse_args()
     if a.child:
         print(json.dumps(child_engine(a) if a.child == "engine" else child_smtplib(a)))
@@ -188,12 +199,13 @@ def main():
     except OSError:
         sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-4", "-h", "sink.mta.test",
                                  "%s:%d" % SINK, "1024"])
-    slow = SlowServer()
+    slow = SlowServer(a.server)
     try:
         time.sleep(0.5)
         print("smtpcode probe bench: %d addresses over %d domains (all on one MX address), "
-              "concurrency %d; engine per_host %d, rcpt_per_session %d, host_pause %g s"
-              % (a.count, a.domains, a.concurrency, per_host, a.rcpt, a.host_pause), flush=True)
+              "concurrency %d; engine per_host %d, rcpt_per_session %d, host_pause %g s; "
+              "delaying server: %s" % (a.count, a.domains, a.concurrency, per_host, a.rcpt,
+                                       a.host_pause, a.server), flush=True)
         e = measure(a, "engine", "sink", a.count, a.concurrency, per_host, a.rcpt)
         show("engine  smtp-sink", e)
         b = measure(a, "smtplib", "sink", a.count, a.concurrency, per_host, a.rcpt)
@@ -208,8 +220,9 @@ def main():
         show("smtplib %.0f ms latency per reply" % ms, b_lat)
         print("  -> %.0f ms latency: engine/baseline %.1fx" % (ms, e_lat["rate"] / b_lat["rate"]))
 
-        # The same with more RCPTs in flight: the engine never has more RCPTs outstanding than
-        # its remaining rejection budget (max_rejections), so that budget bounds pipelining.
+        # The same with a larger rejection budget: the engine keeps at most max_rejections
+        # rejections per session (twice that in the worst case of its widened pipelining
+        # window), so the budget sets how many sessions the 1,000 unknown users need.
         if a.max_rejections < 20:
             slow.start({"latency": a.delay})
             more = argparse.Namespace(**dict(vars(a), max_rejections=20))

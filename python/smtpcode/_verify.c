@@ -7,6 +7,11 @@
  * copies each result into a C queue; Python objects are made afterwards, with the GIL held.
  * Dropping the iterator (or breaking out of a for loop) closes the verifier: pending addresses
  * are cancelled and every handle is closed before the loop is freed.
+ *
+ * Ctrl-C: Python's SIGINT handler only sets a flag, and libuv restarts its poll after EINTR,
+ * so a loop waiting for a 60 s greylisting timer would not look at the flag for a minute. A
+ * repeating timer of our own (unreferenced: it never keeps the loop alive) bounds every
+ * uv_run(UV_RUN_ONCE) to WAKE_MS, after which __next__ checks for signals.
  */
 #include "_smtpcode.h" /* Python.h first, as Python requires */
 
@@ -15,71 +20,14 @@
 #include <structmember.h>
 #include <uv.h>
 
-/* ---------------------------------------------------------------------------------------- */
-/* A result copied out of the callback: one allocation, strings packed after the header.    */
+#define WAKE_MS 100 /* longest wait before a pending KeyboardInterrupt is seen */
 
-typedef struct item {
-  struct item *next;
-  int verdict, reason, catch_all, tls, greylisted, error;
-  double duration;
-  int code;                       /* 0: no reply */
-  char status[SMTPC_STATUS_SIZE];
-  smtpc_class cls;                /* cls.provider points into data */
-  size_t nlines;
-  size_t address_len, transcript_len;
-  const char *address, *mx, *mx_addr, *detail, *transcript; /* into data, NULL when absent */
-  smtpc_span *lines;              /* into data */
-  char data[];
-} item;
+/* Results copied out of the callback (smtpc_result_dup), waiting to be yielded.            */
 
-static size_t slen(const char *s) { return s ? strlen(s) + 1 : 0; }
-
-static const char *pack(char **w, const char *s, size_t n) {
-  char *p = *w;
-  if (s == NULL) return NULL;
-  memcpy(p, s, n);
-  p[n] = '\0';
-  *w += n + 1;
-  return p;
-}
-
-static item *item_copy(const smtpc_result *r) {
-  size_t i, nl = r->reply.code ? r->reply.nlines : 0, size = sizeof(item);
-  item *it;
-  char *w;
-  size += nl * sizeof(smtpc_span) + r->address_len + 1 + slen(r->mx) + slen(r->mx_addr) +
-          slen(r->detail) + slen(r->cls.provider) + (r->transcript ? r->transcript_len + 1 : 0);
-  for (i = 0; i < nl; i++) size += r->reply.lines[i].len + 1;
-  if ((it = malloc(size)) == NULL) return NULL;
-  memset(it, 0, sizeof *it);
-  it->verdict = r->verdict;
-  it->reason = r->reason;
-  it->catch_all = r->catch_all;
-  it->tls = r->tls;
-  it->greylisted = r->greylisted;
-  it->error = r->error;
-  it->duration = r->duration;
-  it->code = r->reply.code;
-  memcpy(it->status, r->reply.status, SMTPC_STATUS_SIZE);
-  it->status[SMTPC_STATUS_SIZE - 1] = '\0';
-  it->cls = r->cls;
-  it->nlines = nl;
-  it->lines = (smtpc_span *)(void *)it->data;
-  w = it->data + nl * sizeof(smtpc_span);
-  for (i = 0; i < nl; i++) {
-    it->lines[i].len = r->reply.lines[i].len;
-    it->lines[i].ptr = pack(&w, r->reply.lines[i].ptr, r->reply.lines[i].len);
-  }
-  it->address_len = r->address_len;
-  it->address = pack(&w, r->address, r->address_len);
-  it->mx = r->mx ? pack(&w, r->mx, strlen(r->mx)) : NULL;
-  it->mx_addr = r->mx_addr ? pack(&w, r->mx_addr, strlen(r->mx_addr)) : NULL;
-  it->detail = r->detail ? pack(&w, r->detail, strlen(r->detail)) : NULL;
-  it->cls.provider = r->cls.provider ? pack(&w, r->cls.provider, strlen(r->cls.provider)) : NULL;
-  it->transcript_len = r->transcript ? r->transcript_len : 0;
-  it->transcript = r->transcript ? pack(&w, r->transcript, r->transcript_len) : NULL;
-  return it;
-}
+typedef struct qnode {
+  struct qnode *next;
+  smtpc_result *r;
+} qnode;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Result: immutable.                                                                        */
@@ -114,30 +62,31 @@ static PyObject *str_or_none(const char *s, size_t n) {
   return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace");
 }
 
-static PyObject *result_new(const item *it) {
+static PyObject *result_new(const smtpc_result *src) {
   ResultObject *r = PyObject_New(ResultObject, &ResultType);
-  int verdict = it->verdict >= 0 && it->verdict < SMTPC_VERDICT_COUNT ? it->verdict : 0;
-  int reason = it->reason >= 0 && it->reason < SMTPC_REASON_COUNT ? it->reason : 0;
+  int verdict = src->verdict >= 0 && src->verdict < SMTPC_VERDICT_COUNT ? src->verdict : 0;
+  int reason = src->reason >= 0 && src->reason < SMTPC_REASON_COUNT ? src->reason : 0;
   if (r == NULL) return NULL;
   /* the address goes back as given: surrogatepass undoes what the input encoding did */
-  r->address = PyUnicode_DecodeUTF8(it->address, (Py_ssize_t)it->address_len, "surrogatepass");
+  r->address = PyUnicode_DecodeUTF8(src->address, (Py_ssize_t)src->address_len, "surrogatepass");
   r->verdict = verdict_str[verdict];
   Py_INCREF(r->verdict);
   r->reason = reason_str[reason];
   Py_INCREF(r->reason);
-  if (it->code) {
+  if (src->reply.code) {
     smtpc_decoded *d = PyMem_Malloc(sizeof *d);
     size_t i;
     if (d == NULL) {
       r->reply = PyErr_NoMemory();
     } else {
       memset(d, 0, sizeof *d);
-      d->code = it->code;
-      memcpy(d->status, it->status, SMTPC_STATUS_SIZE);
-      d->kind = smtpc_kind(it->code, it->status);
-      d->cls = it->cls;
-      d->nlines = it->nlines < SMTPC_DECODE_MAX_LINES ? it->nlines : SMTPC_DECODE_MAX_LINES;
-      for (i = 0; i < d->nlines; i++) d->lines[i] = it->lines[i];
+      d->code = src->reply.code;
+      memcpy(d->status, src->reply.status, SMTPC_STATUS_SIZE);
+      d->kind = smtpc_kind(src->reply.code, src->reply.status);
+      d->cls = src->cls;
+      d->nlines = src->reply.nlines < SMTPC_DECODE_MAX_LINES ? src->reply.nlines
+                                                            : SMTPC_DECODE_MAX_LINES;
+      for (i = 0; i < d->nlines; i++) d->lines[i] = src->reply.lines[i];
       r->reply = pysmtpc_reply_new(d);
       PyMem_Free(d);
     }
@@ -145,16 +94,16 @@ static PyObject *result_new(const item *it) {
     r->reply = Py_None;
     Py_INCREF(Py_None);
   }
-  r->mx = str_or_none(it->mx, it->mx ? strlen(it->mx) : 0);
-  r->mx_address = str_or_none(it->mx_addr, it->mx_addr ? strlen(it->mx_addr) : 0);
-  r->catch_all = it->catch_all < 0 ? Py_None : PyBool_FromLong(it->catch_all);
-  if (it->catch_all < 0) Py_INCREF(Py_None);
-  r->tls = PyBool_FromLong(it->tls);
-  r->greylisted = PyBool_FromLong(it->greylisted);
-  r->error = it->error ? PyUnicode_FromString(smtpc_err_name(it->error)) : (Py_INCREF(Py_None), Py_None);
-  r->detail = str_or_none(it->detail, it->detail ? strlen(it->detail) : 0);
-  r->duration = PyFloat_FromDouble(it->duration);
-  r->transcript = str_or_none(it->transcript, it->transcript_len);
+  r->mx = str_or_none(src->mx, src->mx ? strlen(src->mx) : 0);
+  r->mx_address = str_or_none(src->mx_addr, src->mx_addr ? strlen(src->mx_addr) : 0);
+  r->catch_all = src->catch_all < 0 ? Py_None : PyBool_FromLong(src->catch_all);
+  if (src->catch_all < 0) Py_INCREF(Py_None);
+  r->tls = PyBool_FromLong(src->tls);
+  r->greylisted = PyBool_FromLong(src->greylisted);
+  r->error = src->error ? PyUnicode_FromString(smtpc_err_name(src->error)) : (Py_INCREF(Py_None), Py_None);
+  r->detail = str_or_none(src->detail, src->detail ? strlen(src->detail) : 0);
+  r->duration = PyFloat_FromDouble(src->duration);
+  r->transcript = str_or_none(src->transcript, src->transcript_len);
   if (!r->address || !r->reply || !r->mx || !r->mx_address || !r->tls || !r->greylisted ||
       !r->error || !r->detail || !r->duration || !r->transcript) {
     Py_DECREF(r);
@@ -227,8 +176,9 @@ typedef struct {
   PyObject_HEAD
   PyObject *input;          /* iterator over the addresses; NULL once exhausted */
   uv_loop_t *loop;
+  uv_timer_t wake;          /* bounds each uv_run pass (see above); open while loop is */
   smtpc_verifier *v;
-  item *head, *tail;        /* results waiting to be yielded */
+  qnode *head, *tail;       /* results waiting to be yielded */
   size_t window;            /* most addresses pending in the engine at once */
   uint64_t tag;
   int ended, closed, running, nomem;
@@ -238,21 +188,26 @@ static PyTypeObject VerifyType;
 
 static void on_result(smtpc_verifier *v, const smtpc_result *r, void *data) {
   VerifyObject *self = data;
-  item *it = item_copy(r);
+  qnode *n = malloc(sizeof *n);
   (void)v;
-  if (it == NULL) { /* reported as MemoryError by __next__; the address is lost, so say so */
+  if (n == NULL || (n->r = smtpc_result_dup(r)) == NULL) {
+    /* reported as MemoryError by __next__; the address is lost, so say so */
+    free(n);
     self->nomem = 1;
     return;
   }
-  if (self->tail) self->tail->next = it;
-  else self->head = it;
-  self->tail = it;
+  n->next = NULL;
+  if (self->tail) self->tail->next = n;
+  else self->head = n;
+  self->tail = n;
 }
 
 static void on_closed(smtpc_verifier *v) {
   VerifyObject *self = smtpc_verifier_data(v);
   self->closed = 1;
 }
+
+static void on_wake(uv_timer_t *t) { (void)t; /* only ends the pass: __next__ does the rest */ }
 
 static void close_stray(uv_handle_t *h, void *arg) {
   (void)arg;
@@ -261,7 +216,7 @@ static void close_stray(uv_handle_t *h, void *arg) {
 
 /* Close the verifier and the loop (GIL released: closing may run callbacks for a while). */
 static void shutdown_engine(VerifyObject *self) {
-  item *it;
+  qnode *n;
   if (self->v) {
     Py_BEGIN_ALLOW_THREADS
     smtpc_verifier_close(self->v, on_closed);
@@ -271,6 +226,8 @@ static void shutdown_engine(VerifyObject *self) {
     self->v = NULL;
   }
   if (self->loop) {
+    uv_close((uv_handle_t *)&self->wake, NULL);
+    uv_run(self->loop, UV_RUN_NOWAIT); /* runs the close */
     if (uv_loop_close(self->loop) == UV_EBUSY) { /* defence: never free a loop with handles */
       uv_walk(self->loop, close_stray, NULL);
       uv_run(self->loop, UV_RUN_NOWAIT);
@@ -280,9 +237,10 @@ static void shutdown_engine(VerifyObject *self) {
     }
     self->loop = NULL;
   }
-  while ((it = self->head) != NULL) {
-    self->head = it->next;
-    free(it);
+  while ((n = self->head) != NULL) {
+    self->head = n->next;
+    smtpc_result_free(n->r);
+    free(n);
   }
   self->tail = NULL;
 }
@@ -336,18 +294,19 @@ static PyObject *verify_next(VerifyObject *self) {
   }
   self->running = 1;
   for (;;) {
-    item *it = self->head;
+    qnode *n = self->head;
     int active;
     if (self->nomem) {
       self->nomem = 0;
       PyErr_SetString(PyExc_MemoryError, "out of memory while copying a result");
       break;
     }
-    if (it) {
-      self->head = it->next;
+    if (n) {
+      self->head = n->next;
       if (self->head == NULL) self->tail = NULL;
-      res = result_new(it);
-      free(it);
+      res = result_new(n->r);
+      smtpc_result_free(n->r);
+      free(n);
       break;
     }
     if (self->v == NULL) break; /* finished: StopIteration */
@@ -553,6 +512,9 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
     PyErr_SetString(PyExc_OSError, "verify(): cannot create an event loop");
     goto fail;
   }
+  uv_timer_init(self->loop, &self->wake);
+  uv_timer_start(&self->wake, on_wake, WAKE_MS, WAKE_MS);
+  uv_unref((uv_handle_t *)&self->wake);
   self->v = smtpc_verifier_new(self->loop, &o, on_result, self, &err);
   if (self->v == NULL) {
     if (err == SMTPC_ENOMEM) PyErr_NoMemory();

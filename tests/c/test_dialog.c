@@ -208,6 +208,154 @@ static void test_rejection_budget(void **state) {
                    SMTPC_DIALOG_WANT_CLOSE);
 }
 
+/* Pipelining widens once the server has accepted max_rejections RCPTs: here 2, so after b's
+ * 250 four RCPTs may be in flight (c, d, e, f), not the strict two (c, d). */
+static void test_window_widens_after_acceptances(void **state) {
+  const char *const eight[] = {"a@x.test", "b@x.test", "c@x.test", "d@x.test", "e@x.test",
+                               "f@x.test", "g@x.test", "h@x.test", NULL};
+  smtpc_dialog_opts cfg;
+  (void)state;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.helo = "probe.test";
+  cfg.mail_from = "s@x.test";
+  cfg.max_rejections = 2;
+  check_all_splits(&cfg, eight, NULL,
+                   "220 mx\r\n" EHLO_PIPE "250 Ok\r\n250 Ok\r\n250 Ok\r\n",
+                   "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
+                   "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nRCPT TO:<d@x.test>\r\n"
+                   "RCPT TO:<e@x.test>\r\nRCPT TO:<f@x.test>\r\n",
+                   "0 R RCPT 250;1 R RCPT 250;", SMTPC_DIALOG_WANT_REPLY);
+  /* the widening never goes past max_inflight */
+  cfg.max_inflight = 3;
+  check_all_splits(&cfg, eight, NULL,
+                   "220 mx\r\n" EHLO_PIPE "250 Ok\r\n250 Ok\r\n250 Ok\r\n",
+                   "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
+                   "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nRCPT TO:<d@x.test>\r\n"
+                   "RCPT TO:<e@x.test>\r\n",
+                   "0 R RCPT 250;1 R RCPT 250;", SMTPC_DIALOG_WANT_REPLY);
+}
+
+/* The worst case of the widened window: a server that accepted four, then rejects all it
+ * has in flight. Nothing is sent once the budget (2) is spent, the rest goes back at once,
+ * and the session ends at 2 x max_rejections rejections, never more. */
+static void test_window_worst_case_is_twice_the_budget(void **state) {
+  const char *const twelve[] = {"a@x.test", "b@x.test", "c@x.test", "d@x.test", "e@x.test",
+                                "f@x.test", "g@x.test", "h@x.test", "i@x.test", "j@x.test",
+                                "k@x.test", "l@x.test", NULL};
+  smtpc_dialog_opts cfg;
+  (void)state;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.helo = "probe.test";
+  cfg.mail_from = "s@x.test";
+  cfg.max_rejections = 2;
+  check_all_splits(&cfg, twelve, NULL,
+                   "220 mx\r\n" EHLO_PIPE "250 Ok\r\n250 Ok\r\n250 Ok\r\n250 Ok\r\n250 Ok\r\n"
+                   "550 5.1.1 no\r\n550 5.1.1 no\r\n550 5.1.1 no\r\n550 5.1.1 no\r\n221 Bye\r\n",
+                   "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
+                   "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nRCPT TO:<d@x.test>\r\n"
+                   "RCPT TO:<e@x.test>\r\nRCPT TO:<f@x.test>\r\nRCPT TO:<g@x.test>\r\n"
+                   "RCPT TO:<h@x.test>\r\nQUIT\r\n",
+                   "0 R RCPT 250;1 R RCPT 250;2 R RCPT 250;3 R RCPT 250;4 R RCPT 550 5.1.1;"
+                   "5 R RCPT 550 5.1.1;8 U RCPT 0;9 U RCPT 0;10 U RCPT 0;11 U RCPT 0;"
+                   "6 R RCPT 550 5.1.1;7 R RCPT 550 5.1.1;",
+                   SMTPC_DIALOG_WANT_CLOSE);
+}
+
+/* Once the budget is spent QUIT goes behind the RCPTs still in flight; if the server then
+ * hangs up before answering them, they still get their events (the session failed). */
+static void test_quit_pipelined_after_budget(void **state) {
+  const char *const six[] = {"a@x.test", "b@x.test", "c@x.test", "d@x.test", "e@x.test",
+                             "f@x.test", NULL};
+  const char *srv = "220 mx\r\n" EHLO_PIPE "250 Ok\r\n250 Ok\r\n250 Ok\r\n550 5.1.1 no\r\n"
+                    "550 5.1.1 no\r\n";
+  smtpc_dialog_opts cfg;
+  run r;
+  smtpc_dialog *d;
+  (void)state;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.helo = "probe.test";
+  cfg.mail_from = "s@x.test";
+  cfg.max_rejections = 2;
+  d = make(&cfg, six, NULL, &r);
+  smtpc_dialog_feed(d, srv, strlen(srv));
+  drain(d, &r);
+  /* a 250 -> c; b 250 -> d, e, f (window 4 after two acceptances); c, d 550: spent */
+  assert_string_equal(r.out, "EHLO probe.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@x.test>\r\n"
+                             "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nRCPT TO:<d@x.test>\r\n"
+                             "RCPT TO:<e@x.test>\r\nRCPT TO:<f@x.test>\r\nQUIT\r\n");
+  assert_string_equal(r.ev, "0 R RCPT 250;1 R RCPT 250;2 R RCPT 550 5.1.1;3 R RCPT 550 5.1.1;");
+  assert_int_equal(smtpc_dialog_want(d), SMTPC_DIALOG_WANT_REPLY);
+  smtpc_dialog_eof(d, 0);
+  assert_string_equal(r.ev, "0 R RCPT 250;1 R RCPT 250;2 R RCPT 550 5.1.1;3 R RCPT 550 5.1.1;"
+                            "4 S RCPT 0 !CLOSED;5 S RCPT 0 !CLOSED;");
+  assert_int_equal(smtpc_dialog_want(d), SMTPC_DIALOG_WANT_CLOSE);
+  smtpc_dialog_free(d);
+}
+
+/* A server answering whatever the dialog sends, RCPTs accepted or rejected at random: over
+ * many sessions and budgets, every recipient gets exactly one event and no session collects
+ * more than 2 x max_rejections rejections. */
+static void test_window_budget_property(void **state) {
+  static const char *const names[] = {"r00@x.test", "r01@x.test", "r02@x.test", "r03@x.test",
+                                      "r04@x.test", "r05@x.test", "r06@x.test", "r07@x.test",
+                                      "r08@x.test", "r09@x.test", "r10@x.test", "r11@x.test",
+                                      "r12@x.test", "r13@x.test", "r14@x.test", "r15@x.test",
+                                      "r16@x.test", "r17@x.test", "r18@x.test", "r19@x.test",
+                                      "r20@x.test", "r21@x.test", "r22@x.test", "r23@x.test",
+                                      "r24@x.test", "r25@x.test", "r26@x.test", "r27@x.test",
+                                      "r28@x.test", "r29@x.test", NULL};
+  unsigned seed = 12345;
+  int round;
+  (void)state;
+  for (round = 0; round < 400; round++) {
+    smtpc_dialog_opts cfg;
+    run *r = malloc(sizeof *r);
+    smtpc_dialog *d;
+    size_t budget = 1 + (size_t)round % 5, rejected = 0, i, count[30] = {0};
+    unsigned reject_pct = (unsigned)(round * 7) % 101;
+    char *p;
+    assert_non_null(r);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.helo = "probe.test";
+    cfg.mail_from = "s@x.test";
+    cfg.max_rejections = budget;
+    d = make(&cfg, names, NULL, r);
+    smtpc_dialog_feed(d, "220 mx\r\n", 8);
+    for (i = 0; i < 200 && !(smtpc_dialog_want(d) & SMTPC_DIALOG_WANT_CLOSE); i++) {
+      size_t before = r->outlen;
+      drain(d, r);
+      /* answer each new command line in order */
+      for (p = r->out + before; p < r->out + r->outlen;) {
+        char *eol = strstr(p, "\r\n");
+        const char *reply = "250 2.0.0 Ok\r\n";
+        assert_non_null(eol);
+        if (strncmp(p, "EHLO", 4) == 0) reply = EHLO_PIPE;
+        else if (strncmp(p, "QUIT", 4) == 0) reply = "221 Bye\r\n";
+        else if (strncmp(p, "RCPT", 4) == 0) {
+          seed = seed * 1103515245u + 12345u;
+          if ((seed >> 16) % 100 < reject_pct) {
+            reply = "550 5.1.1 no\r\n";
+            rejected++;
+          }
+        }
+        p = eol + 2;
+        smtpc_dialog_feed(d, reply, strlen(reply));
+      }
+      if (r->outlen == before) break; /* nothing new was sent */
+    }
+    assert_true(smtpc_dialog_want(d) & SMTPC_DIALOG_WANT_CLOSE);
+    assert_true(rejected <= 2 * budget);
+    for (p = r->ev; *p; p = strchr(p, ';') + 1) { /* "index outcome ...;" per event */
+      unsigned long idx = strtoul(p, NULL, 10);
+      assert_true(idx < 30);
+      count[idx]++;
+    }
+    for (i = 0; i < 30; i++) assert_int_equal(count[i], 1); /* replied or given back, once */
+    smtpc_dialog_free(d);
+    free(r);
+  }
+}
+
 static void test_421_mid_batch(void **state) {
   (void)state;
   check_all_splits(NULL, default_rcpts, NULL,
@@ -451,6 +599,10 @@ int main(void) {
     cmocka_unit_test(test_banner_refusal),
     cmocka_unit_test(test_too_many_recipients),
     cmocka_unit_test(test_rejection_budget),
+    cmocka_unit_test(test_window_widens_after_acceptances),
+    cmocka_unit_test(test_window_worst_case_is_twice_the_budget),
+    cmocka_unit_test(test_window_budget_property),
+    cmocka_unit_test(test_quit_pipelined_after_budget),
     cmocka_unit_test(test_421_mid_batch),
     cmocka_unit_test(test_sender_refused),
     cmocka_unit_test(test_smtputf8),

@@ -267,6 +267,22 @@ describe("smtpcode.verify", function()
     assert(ok, err)
   end)
 
+  it("finds the catch-all beside a domain of many unknown users on the same MX", function()
+    -- the catch-all probe must get its answer although 60 rejections spend session budgets
+    local list = {}
+    for i = 0, 59 do list[#list + 1] = string.format("ghost%02d@errors.mta.test", i) end
+    for i = 0, 39 do list[#list + 1] = string.format("any%02d@catchall.mta.test", i) end
+    local res = run(list, {starttls = "off", deadline = 120})
+    for i = 0, 59 do
+      local r = res[string.format("ghost%02d@errors.mta.test", i)]
+      assert.are.same({"undeliverable", "userunknown"}, {r.verdict, r.reason})
+    end
+    for i = 0, 39 do
+      local r = res[string.format("any%02d@catchall.mta.test", i)]
+      assert.are.same({"risky", "delivered", true}, {r.verdict, r.reason, r.catch_all})
+    end
+  end)
+
   it("yields nothing for an empty list", function()
     local n = 0
     for _ in smtpcode.verify({}, opts()) do n = n + 1 end
