@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import smtpcode
+from reply_contract import assert_reply_contract
 import vectors
 
 HELD_OUT = vectors.load("classify.tsv")
@@ -93,14 +94,4 @@ def test_invariants_on_arbitrary_input(code, status, text, command, host):
         r = smtpcode.classify(code, status, text, **ctx)
     except smtpcode.ReplyError:
         return
-    assert r.reason in smtpcode.reasons()
-    assert r.hard_bounce in (True, False) and r.retry in (True, False)
-    if r.hard_bounce:
-        assert r.reason in ("userunknown", "hostunknown", "hasmoved", "notaccept")
-        assert not r.temporary and not r.retry
-    if r.temporary:
-        assert r.retry
-    if r.greylisted:
-        assert r.retry and 0 < r.retry_after <= 86400
-    if r.kind == "success":
-        assert r.reason == "delivered" and not r.retry
+    assert_reply_contract(r)

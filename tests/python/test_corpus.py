@@ -11,6 +11,7 @@ import os
 import pytest
 
 import smtpcode
+from reply_contract import assert_reply_contract
 
 REASON_BAR = 0.95
 HARD_BOUNCE_BAR = 0.99
@@ -74,13 +75,4 @@ def test_corpus_agreement():
 def test_corpus_contract_holds_on_every_row():
     """Whatever the reason, the decision is internally consistent on real data."""
     for row in load_corpus():
-        r = classify_row(row)
-        assert r.reason in smtpcode.reasons()
-        if r.hard_bounce:
-            assert r.reason in ("userunknown", "hostunknown", "hasmoved", "notaccept")
-            assert not r.temporary and not r.retry
-        if r.temporary:
-            assert r.retry
-        if r.greylisted:
-            assert r.temporary or r.code is None
-            assert r.retry and r.retry_after and r.retry_after > 0
+        assert_reply_contract(classify_row(row))
