@@ -166,6 +166,8 @@ typedef struct session {
   uint64_t timer_at;      /* connect or reply timeout; 0 = none                         */
   unsigned long progress, armed_at; /* replies read + writes made; value when last armed */
   int backed_off;         /* one 421 or rate limit backs the host off once, not per address */
+  int wpending;           /* a WRITE for it is queued                                     */
+  int close_out;          /* its CLOSE was handed out: the driver may release it now      */
   item **items;
   size_t nitems;
 } session;
@@ -196,6 +198,8 @@ struct smtpc_plan {
   domain **dom_by_token;
   size_t ndom, cap_dom;
   session *slots;         /* o.concurrency slots, indexed by sid                         */
+  unsigned *free_sids;    /* a stack of the free slots                                   */
+  size_t nfree;
   size_t pending, active;
   int ended, canceled, dirty;
   uint64_t sched_next;    /* what the last schedule pass wants to wake for               */
