@@ -295,7 +295,12 @@ static void arm(smtpc_verifier *v) {
 }
 
 static void on_tick(uv_timer_t *t) {
-  drain(t->data);
+  smtpc_verifier *v = t->data;
+  uint64_t now = now_us(v);
+  /* the planner forgets a WAKE once ticked at or after it: so do we */
+  if (v->wake_at && now >= v->wake_at) v->wake_at = 0;
+  smtpc_plan_tick(v->plan, now);
+  drain(v);
 }
 
 /* Come back from the loop soon (not from inside the caller's call). */
@@ -362,11 +367,8 @@ static void perform(smtpc_verifier *v, const smtpc_plan_action *a) {
  * once, a callback that adds addresses) only queue more for this same loop. */
 static void drain(smtpc_verifier *v) {
   smtpc_plan_action a;
-  uint64_t now = now_us(v);
   if (v->draining || v->plan == NULL) return;
   v->draining = 1;
-  /* the planner forgets a WAKE once it is called at or after it: so do we */
-  if (v->wake_at && now >= v->wake_at) v->wake_at = 0;
   while (smtpc_plan_next(v->plan, now_us(v), &a)) perform(v, &a);
   v->draining = 0;
   arm(v);

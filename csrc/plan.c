@@ -529,8 +529,16 @@ static int hand_out(smtpc_plan *p, const qent *e, smtpc_plan_action *out) {
   return 0;
 }
 
+/* The scheduling pass: at a WAKE time (or whenever the driver likes; it is idempotent). */
+void smtpc_plan_tick(smtpc_plan *p, uint64_t now) {
+  if (p == NULL) return;
+  tick_clock(p, now);
+  if (p->announced && p->now >= p->announced) p->announced = 0;
+  schedule(p);
+}
+
 int smtpc_plan_next(smtpc_plan *p, uint64_t now, smtpc_plan_action *out) {
-  int ran = 0;
+  uint64_t w;
   if (p == NULL || out == NULL) return 0;
   tick_clock(p, now);
   if (p->handed) {
@@ -539,33 +547,24 @@ int smtpc_plan_next(smtpc_plan *p, uint64_t now, smtpc_plan_action *out) {
     it->in_queue = 0;
     smtpc__item_release(p, it);
   }
-  for (;;) {
-    uint64_t w;
-    while (p->qlen > 0) {
-      qent e = p->q[p->qhead];
-      p->qhead = (p->qhead + 1) % p->qcap;
-      p->qlen--;
-      if (hand_out(p, &e, out)) return 1;
-    }
-    if (!ran && (p->dirty || (p->announced && p->now >= p->announced) ||
-                 (p->want_wake && p->want_wake <= p->now))) {
-      ran = 1;
-      if (p->announced && p->now >= p->announced) p->announced = 0;
-      schedule(p);
-      continue;
-    }
-    w = p->sched_next;
-    if (p->want_wake && (w == 0 || p->want_wake < w)) w = p->want_wake;
-    if (p->dirty) w = p->now; /* more to do than one pass did: come back at once */
-    if (w != p->announced) {
-      p->announced = w;
-      memset(out, 0, sizeof *out);
-      out->type = SMTPC_PLAN_WAKE;
-      out->time = w;
-      return 1;
-    }
-    return 0;
+  while (p->qlen > 0) {
+    qent e = p->q[p->qhead];
+    p->qhead = (p->qhead + 1) % p->qcap;
+    p->qlen--;
+    if (hand_out(p, &e, out)) return 1;
   }
+  /* Work that events made (addresses queued, a slot freed) waits for the next tick: the
+   * driver's next loop turn, after the rest of the I/O at hand, so that one pass sees it all
+   * (the addresses several sessions gave back go out in one new session, not in several). */
+  w = p->sched_next;
+  if (p->want_wake && (w == 0 || p->want_wake < w)) w = p->want_wake;
+  if (p->dirty) w = p->now;
+  if (w == p->announced) return 0;
+  p->announced = w;
+  memset(out, 0, sizeof *out);
+  out->type = SMTPC_PLAN_WAKE;
+  out->time = w;
+  return 1;
 }
 
 void smtpc_plan_stats_get(const smtpc_plan *p, smtpc_plan_stats *out) {

@@ -765,8 +765,10 @@ SMTPC_API size_t smtpc_dialog_memory(const smtpc_dialog *d);
  * Nothing it hands out needs freeing: pointers in an action stay valid until the next
  * smtpc_plan_next (or smtpc_plan_free).
  *
- * The driver loop, after every event and whenever a WAKE time is reached:
+ * The driver loop: after every event,
  *     while (smtpc_plan_next(p, now, &a)) perform(&a);
+ * and when the last WAKE's time is reached (a WAKE for `now` means: on the next loop turn,
+ * after the I/O at hand), smtpc_plan_tick(p, now) and the same loop.
  * Events may be given from inside perform() (a connect that fails at once, a result callback
  * that adds addresses): they only queue more actions for the same loop. */
 
@@ -790,7 +792,7 @@ typedef struct smtpc_plan_opts {
   XX(WRITE, "write")         /* send data[len] on sid (plain text: encrypt when TLS is up)  */ \
   XX(START_TLS, "start_tls") /* TLS client handshake on sid, SNI name; then smtpc_plan_tls  */ \
   XX(CLOSE, "close")         /* close sid; call smtpc_plan_released(sid) once it is gone    */ \
-  XX(WAKE, "wake")           /* call smtpc_plan_next at time (or later); replaces the last
+  XX(WAKE, "wake")           /* call smtpc_plan_tick at time (or later); replaces the last
                                 WAKE; time 0 = no wake needed                              */ \
   XX(RESULT, "result")       /* *result is the one result for one address                  */
 
@@ -850,6 +852,9 @@ SMTPC_API int smtpc_plan_released(smtpc_plan *p, uint64_t now, unsigned sid);
 
 /* The next action, 1; or 0 when there is nothing to do before the last WAKE. */
 SMTPC_API int smtpc_plan_next(smtpc_plan *p, uint64_t now, smtpc_plan_action *out);
+/* The scheduling pass (sessions to start, timers and deadlines due, delayed retries): call
+ * it at the WAKE time. Calling it early or twice does no harm. */
+SMTPC_API void smtpc_plan_tick(smtpc_plan *p, uint64_t now);
 
 typedef struct smtpc_plan_stats {
   size_t pending;            /* added, not yet reported                                     */
