@@ -296,10 +296,9 @@ static void arm(smtpc_verifier *v) {
 
 static void on_tick(uv_timer_t *t) {
   smtpc_verifier *v = t->data;
-  uint64_t now = now_us(v);
-  /* the planner forgets a WAKE once ticked at or after it: so do we */
-  if (v->wake_at && now >= v->wake_at) v->wake_at = 0;
-  smtpc_plan_tick(v->plan, now);
+  /* a tick makes the planner hand out its WAKE again (early timers are fine) */
+  v->wake_at = 0;
+  smtpc_plan_tick(v->plan, now_us(v));
   drain(v);
 }
 

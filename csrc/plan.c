@@ -511,7 +511,7 @@ static int hand_out(smtpc_plan *p, const qent *e, smtpc_plan_action *out) {
     r->cls = it->cls;
     r->mx = it->mx;
     r->mx_addr = it->mx_addr;
-    r->catch_all = it->dom && p->o.catch_all ? it->dom->catch_all : -1;
+    r->catch_all = it->catch_all;
     r->tls = it->tls;
     r->greylisted = it->greylisted;
     r->error = it->err;
@@ -529,11 +529,13 @@ static int hand_out(smtpc_plan *p, const qent *e, smtpc_plan_action *out) {
   return 0;
 }
 
-/* The scheduling pass: at a WAKE time (or whenever the driver likes; it is idempotent). */
+/* The scheduling pass: at a WAKE time, or whenever the driver likes (a timer that fires early
+ * only costs a pass; the WAKE comes again). */
 void smtpc_plan_tick(smtpc_plan *p, uint64_t now) {
   if (p == NULL) return;
   tick_clock(p, now);
-  if (p->announced && p->now >= p->announced) p->announced = 0;
+  /* the driver's timer is spent (early or not): the next WAKE is handed out again */
+  p->announced = 0;
   schedule(p);
 }
 
@@ -558,7 +560,10 @@ int smtpc_plan_next(smtpc_plan *p, uint64_t now, smtpc_plan_action *out) {
    * (the addresses several sessions gave back go out in one new session, not in several). */
   w = p->sched_next;
   if (p->want_wake && (w == 0 || p->want_wake < w)) w = p->want_wake;
-  if (p->dirty) w = p->now;
+  if (p->dirty) {
+    if (p->announced && p->announced <= p->now) return 0; /* "soon" is asked for already */
+    w = p->now;
+  }
   if (w == p->announced) return 0;
   p->announced = w;
   memset(out, 0, sizeof *out);

@@ -54,6 +54,7 @@ void smtpc__report(smtpc_plan *p, item *it, int verdict, int reason) {
   if (it->reported || it->probe) return;
   it->verdict = verdict;
   it->reason = reason;
+  it->catch_all = it->dom && p->o.catch_all ? it->dom->catch_all : -1;
   it->reported = 1;
   smtpc__item_detach(it);
   l_del(&it->all);

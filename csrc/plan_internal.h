@@ -105,6 +105,7 @@ typedef struct item {
   char *transcript;
   size_t transcript_len;
   int verdict;            /* as reported                                                */
+  int catch_all;          /* the domain's, when it was reported                          */
 } item;
 
 typedef struct host {

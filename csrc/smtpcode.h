@@ -853,7 +853,8 @@ SMTPC_API int smtpc_plan_released(smtpc_plan *p, uint64_t now, unsigned sid);
 /* The next action, 1; or 0 when there is nothing to do before the last WAKE. */
 SMTPC_API int smtpc_plan_next(smtpc_plan *p, uint64_t now, smtpc_plan_action *out);
 /* The scheduling pass (sessions to start, timers and deadlines due, delayed retries): call
- * it at the WAKE time. Calling it early or twice does no harm. */
+ * it when the WAKE's time comes. Calling it early or twice does no harm: the WAKE is handed
+ * out again by the next smtpc_plan_next. */
 SMTPC_API void smtpc_plan_tick(smtpc_plan *p, uint64_t now);
 
 typedef struct smtpc_plan_stats {
