@@ -261,11 +261,14 @@ static void schedule(smtpc_plan *p) {
     if (s->timer_at <= now) smtpc__sess_timeout(s);
     if (s->timer_at) wake_at(&next, s->timer_at);
   }
-  for (l = p->delayed.next; l != &p->delayed; l = n) {
+  for (l = p->delayed.next; l != &p->delayed; l = n) { /* in ready order */
     item *it = CONTAINER(l, item, q);
     n = l->next;
-    if (it->ready_at <= now) smtpc__enqueue(p, it, 0);
-    else wake_at(&next, it->ready_at);
+    if (it->ready_at > now) {
+      wake_at(&next, it->ready_at);
+      break;
+    }
+    smtpc__enqueue(p, it, 0);
   }
   for (l = p->groups.next; l != &p->groups; l = n) {
     group *g = CONTAINER(l, group, node);
