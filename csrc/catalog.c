@@ -474,6 +474,10 @@ int smtpc_explain_code(int code, const char *lang, smtpc_explanation *out) {
   int l = parse_lang(lang);
   if (out == NULL) return SMTPC_EINVAL;
   if (l < 0) return SMTPC_EBADLANG;
+  if (code >= 1 && code <= 5) { /* the class, as the key "5" */
+    char k = (char)('0' + code);
+    return explain_class(&k, 1, l, out);
+  }
   if (code < 100 || code > 599) return SMTPC_EBADKEY;
   return explain_code(code, l, out);
 }

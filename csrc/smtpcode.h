@@ -269,6 +269,7 @@ typedef struct smtpc_explanation {
  * static storage: valid as long as *out. Every field is a non-empty string. */
 SMTPC_API int smtpc_explain(const char *key, size_t keylen, const char *lang,
                             smtpc_explanation *out);
+/* The same for a code given as a number: 100-599, or 1-5 for the class ("5xx"). */
 SMTPC_API int smtpc_explain_code(int code, const char *lang, smtpc_explanation *out);
 
 /* ------------------------------------------------------------------------------------------ */
