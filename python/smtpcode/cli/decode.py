@@ -10,7 +10,7 @@ import smtpcode
 from . import logparse
 from .formats import printable
 from .main import EXIT_FAILURE, EXIT_OK, Failure
-from .wrap import fill, width as text_width
+from .wrap import fill, fill_items, width as text_width
 
 _CONTINUATION = re.compile(r"^\d{3}-")
 
@@ -118,7 +118,7 @@ def _describe(rep, entry, lang):
         facts.append(w["retry_after"] % rep.retry_after if rep.retry_after else w["retry"])
     elif rep.kind != "success":
         facts.append(w["no_retry"])
-    out = [fill("%s  %s" % (head, w["sep"].join(facts)), width)]
+    out = [fill_items(facts, w["sep"], width, head + "  ", " " * (text_width(head) + 2))]
     if rep.text:
         out.append(_para(w["reply"], printable(rep.text).replace("\n", " / "), width))
     why = _explain(rep.reason, lang)
@@ -240,7 +240,8 @@ def run_explain(a):
             sys.stdout.write("\n")
         first = False
         sys.stdout.write("%s\n\n%s\n\n%s\n%s\n\n%s\n%s\n" % (
-            fill("%s  %s" % (e.key, e.title), width), fill(e.description, width),
+            fill(e.title, width, e.key + "  ", " " * (len(e.key) + 2)),
+            fill(e.description, width),
             w["Causes"], fill(e.causes, width, "  ", "  "),
             w["Fixes"], fill(e.fixes, width, "  ", "  ")))
     if failed:

@@ -68,3 +68,17 @@ def wrap(text, columns, first="", rest=""):
 
 def fill(text, columns, first="", rest=""):
     return "\n".join(wrap(text, columns, first, rest))
+
+
+def fill_items(items, sep, columns, first="", rest=""):
+    """Short phrases joined by sep ("、" or ", "), a line breaking only between two of them."""
+    lines, cur = [], first
+    for i, item in enumerate(items):
+        piece = item + (sep.rstrip() if i < len(items) - 1 else "")
+        gap = " " if sep.endswith(" ") and cur != first and cur != rest else ""
+        if cur not in (first, rest) and width(cur + gap + piece) > columns:
+            lines.append(cur)
+            cur, gap = rest, ""
+        cur += gap + piece
+    lines.append(cur)
+    return "\n".join(lines)
