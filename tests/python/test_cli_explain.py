@@ -68,6 +68,19 @@ def test_explain_a_whole_pasted_reply_explains_its_code_and_status():
     assert recs[1]["fixes"] == smtpcode.explain("5.1.1").fixes
 
 
+def test_explain_a_continuation_line_prefix_is_read_as_a_reply():
+    r = cli("explain", "--format", "json", "550-5.1.1")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["key"] for x in r.stdout.splitlines()] == ["550", "5.1.1"]
+
+
+def test_explain_unknown_word_still_fails():
+    r = cli("explain", "nosuchthing", "550")
+    assert r.returncode == 1
+    assert "nosuchthing" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout.startswith("550  ")
+
+
 @pytest.mark.parametrize("key,norm,word", [
     ("4xx", "4xx", "Transient"), ("5", "5xx", "Permanent"), ("5.x.x", "5.x.x", "Permanent"),
     ("4.X.X", "4.x.x", "transient")])

@@ -196,15 +196,16 @@ def _is_key(word):
 
 
 def _keys(args):
-    """The catalog keys of the arguments. An argument of several words is a reply pasted from a
-    log: '554 5.7.1' gives both keys, '550 5.1.1 <a@b>: User unknown' its code and status (as
-    decode reads them)."""
+    """The catalog keys of the arguments. An argument that is not keys alone is a reply pasted
+    from a log: '554 5.7.1' gives both keys, '550 5.1.1 <a@b>: User unknown' and '550-5.1.1'
+    their code and status (as decode reads them); an unknown word stays as it is, to fail."""
     for arg in args:
         words = arg.split()
-        if len(words) <= 1 or all(_is_key(x) for x in words):
+        if not words or all(_is_key(x) for x in words):
             for x in words or [arg]:
                 yield x
             continue
+        # not keys alone: read it as a reply ("550-5.1.1", "554 5.7.1 Rejected")
         try:
             rep = smtpcode.decode(arg)
         except smtpcode.ReplyError:
