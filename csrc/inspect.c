@@ -1,0 +1,289 @@
+/* inspect.c -- what an address tells besides SMTP: a disposable (throw-away) domain, a role
+ * local part, a free mailbox provider, and the well-known domain a mistyped one stands for.
+ *
+ * The data are generated tables (inspect_lists.c, from tools/update-lists): hash sets, so
+ * each look-up is one FNV-1a hash and one or two compares, with no allocation. A domain is
+ * disposable when it or any domain above it (not the bare top-level domain) is on the list:
+ * throw-away services hand out subdomains freely (x7.mailinator.com).
+ *
+ * Typo suggestions are a weighted Damerau-Levenshtein distance (optimal string alignment) of
+ * the whole domain, so the second-level part and the suffix are both covered, against the
+ * most used mail domains (tools/lists/popular.txt). Costs are in half edits: a transposition,
+ * a neighbouring key on a QWERTY keyboard and a doubled or undoubled letter cost 1, any other
+ * insertion, deletion or substitution 2. A suggestion needs a candidate within a length-
+ * dependent bound that is strictly closer than every other candidate, and a typed domain
+ * that is not itself a known mail domain. The DNS fact comes from the caller: a domain with
+ * a mail route is real and never corrected. */
+#include "inspect_lists.h"
+#include "smtpcode.h"
+
+#include <string.h>
+
+/* ---- hash sets ---------------------------------------------------------------------------- */
+
+static uint32_t fnv1a(const char *s, size_t n) {
+  uint32_t h = 0x811C9DC5u;
+  size_t i;
+  for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x01000193u;
+  return h;
+}
+
+/* s must be lower case already. */
+static int set_has(const smtpc__strset *set, const char *s, size_t n) {
+  uint32_t i = fnv1a(s, n) & set->mask, off;
+  while ((off = set->slots[i]) != 0) {
+    const char *e = set->blob + off - 1;
+    if (memcmp(e, s, n) == 0 && e[n] == '\0') return 1;
+    i = (i + 1) & set->mask;
+  }
+  return 0;
+}
+
+/* Lower-case ASCII copy into buf (SMTPC_ADDR_DOMAIN_SIZE); 0 when too long or empty. */
+static size_t lower_copy(char *buf, const char *s, size_t n) {
+  size_t i;
+  if (s == NULL || n == 0 || n > SMTPC_ADDR_MAX_DOMAIN) return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    buf[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  buf[n] = '\0';
+  return n;
+}
+
+/* The domain or a parent of it is listed; d is lower case with no trailing dot. */
+static int disposable_lc(const char *d, size_t n) {
+  const char *p = d, *end = d + n, *dot;
+  while ((dot = memchr(p, '.', (size_t)(end - p))) != NULL) { /* stop before the bare TLD */
+    if (set_has(&smtpc__disposable, p, (size_t)(end - p))) return 1;
+    p = dot + 1;
+  }
+  return 0;
+}
+
+int smtpc_is_disposable_domain(const char *domain, size_t len) {
+  char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  if (len && domain && domain[len - 1] == '.') len--;
+  if ((len = lower_copy(buf, domain, len)) == 0) return 0;
+  return disposable_lc(buf, len);
+}
+
+int smtpc_is_free_provider(const char *domain, size_t len) {
+  char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  if (len && domain && domain[len - 1] == '.') len--;
+  if ((len = lower_copy(buf, domain, len)) == 0) return 0;
+  return set_has(&smtpc__free, buf, len);
+}
+
+int smtpc_is_role_local(const char *local, size_t len) {
+  char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  const char *plus;
+  if (local == NULL || len == 0 || local[0] == '"') return 0; /* quoted: no role name */
+  if ((plus = memchr(local, '+', len)) != NULL) len = (size_t)(plus - local); /* sub-address */
+  if ((len = lower_copy(buf, local, len)) == 0) return 0;
+  return set_has(&smtpc__role, buf, len);
+}
+
+/* ---- typo distance -------------------------------------------------------------------- */
+
+/* Key positions on a QWERTY keyboard, x in quarter keys (rows are staggered): 0 = no key. */
+static unsigned key_pos(unsigned char c) {
+  static const char *const rows[] = {"1234567890-", "qwertyuiop", "asdfghjkl", "zxcvbnm"};
+  static const unsigned shift[] = {0, 2, 3, 5};
+  unsigned r;
+  for (r = 0; r < 4; r++) {
+    const char *p = strchr(rows[r], c);
+    if (c && p) return ((r + 1) << 8) | (unsigned)(4 * (p - rows[r]) + shift[r]);
+  }
+  return 0;
+}
+
+static int adjacent(unsigned char a, unsigned char b) {
+  unsigned pa = key_pos(a), pb = key_pos(b);
+  int dy, dx;
+  if (!pa || !pb) return 0;
+  dy = (int)(pa >> 8) - (int)(pb >> 8);
+  dx = (int)(pa & 0xff) - (int)(pb & 0xff);
+  if (dy == 0) return dx == 4 || dx == -4;
+  return (dy == 1 || dy == -1) && dx >= -3 && dx <= 3;
+}
+
+#define MAXLEN 40 /* popular domains are shorter; typed ones within 2 octets of one */
+
+static int min2(int a, int b) { return a < b ? a : b; }
+
+/* Weighted optimal-string-alignment distance of a (typed) and b (target); anything above
+ * bound is reported as bound + 1. */
+static int distance(const char *a, size_t n, const char *b, size_t m, int bound) {
+  int rows[3][MAXLEN + 1], *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+  size_t i, j;
+  int prev_best = 0; /* a transposition reaches back two rows: stop when both are over */
+  for (j = 0; j <= m; j++) prev[j] = 2 * (int)j;
+  for (i = 1; i <= n; i++) {
+    int best;
+    /* deleting a typed letter: cheap when it doubles its neighbour (gmaill) */
+    int del_i = (i >= 2 && a[i - 1] == a[i - 2]) ? 1 : 2;
+    cur[0] = prev[0] + del_i;
+    best = cur[0];
+    for (j = 1; j <= m; j++) {
+      int sub = a[i - 1] == b[j - 1] ? 0 : adjacent((unsigned char)a[i - 1], (unsigned char)b[j - 1]) ? 1 : 2;
+      /* inserting a target letter the typist left out: cheap when it was a double (gmal) */
+      int ins = (j >= 2 && b[j - 1] == b[j - 2]) ? 1 : 2;
+      int d = min2(prev[j - 1] + sub, min2(prev[j] + del_i, cur[j - 1] + ins));
+      if (i >= 2 && j >= 2 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && a[i - 1] != a[i - 2])
+        d = min2(d, prev2[j - 2] + 1);
+      cur[j] = d;
+      if (d < best) best = d;
+    }
+    if (best > bound && prev_best > bound) return bound + 1;
+    prev_best = best;
+    {
+      int *t = prev2;
+      prev2 = prev;
+      prev = cur;
+      cur = t;
+    }
+  }
+  return prev[m] > bound ? bound + 1 : prev[m];
+}
+
+static uint32_t letters(const char *s, size_t n) {
+  uint32_t m = 0;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    m |= c >= 'a' && c <= 'z' ? 1u << (c - 'a') : c >= '0' && c <= '9' ? 1u << 26 : 1u << 27;
+  }
+  return m;
+}
+
+static int popcount32(uint32_t x) {
+  int n = 0;
+  for (; x; x &= x - 1) n++;
+  return n;
+}
+
+/* How far a typo may be from its target, in half edits: in the first label (the name the
+ * typist had in mind) a bound that grows with the name, since short names have many real
+ * neighbours (sony.com is not a slip for sina.com); in the suffix (".com", ".co.jp") one
+ * edit; in all, three half edits. */
+static int label_bound(size_t len) { return len <= 3 ? 1 : len <= 5 ? 2 : 3; }
+#define SUFFIX_BOUND 2
+#define TOTAL_BOUND 3
+
+/* Cost of typing d (split at its first dot) for the target p, or TOTAL_BOUND + 1. */
+static int typo_cost(const char *d, size_t n, const smtpc__popular_domain *p) {
+  const char *dd = memchr(d, '.', n), *pd = memchr(p->name, '.', p->len);
+  size_t dl, pl;
+  int c1, c2;
+  if (dd == NULL || pd == NULL) return TOTAL_BOUND + 1;
+  dl = (size_t)(dd - d);
+  pl = (size_t)(pd - p->name);
+  c1 = distance(d, dl, p->name, pl, label_bound(pl));
+  if (c1 > label_bound(pl)) return TOTAL_BOUND + 1;
+  c2 = distance(dd + 1, n - dl - 1, pd + 1, p->len - pl - 1, SUFFIX_BOUND);
+  if (c2 > SUFFIX_BOUND || c1 + c2 > TOTAL_BOUND) return TOTAL_BOUND + 1;
+  return c1 + c2;
+}
+
+/* The index of the clearly closest target within limit half edits, or -1. d is lower case
+ * ASCII. */
+static long closest(const char *d, size_t n, int limit) {
+  uint32_t mask = letters(d, n);
+  long best = -1;
+  int best_cost = 99, second = 99;
+  size_t k;
+  if (n > MAXLEN) return -1;
+  for (k = 0; k < smtpc__npopular; k++) {
+    const smtpc__popular_domain *p = &smtpc__popular[k];
+    int c;
+    if ((size_t)p->len + 2 < n || n + 2 < (size_t)p->len) continue; /* an octet costs 1+ */
+    if (popcount32(p->mask ^ mask) > 2 * TOTAL_BOUND) continue; /* a half edit moves <= 2 */
+    c = typo_cost(d, n, p);
+    if (c > TOTAL_BOUND) continue;
+    if (c < best_cost) {
+      second = best_cost;
+      best_cost = c;
+      best = (long)k;
+    } else if (c < second) {
+      second = c;
+    }
+  }
+  if (best < 0 || best_cost == 0 || best_cost > limit || second <= best_cost) return -1;
+  return best;
+}
+
+/* Known mailbox providers are real: never corrected, whatever they are close to. Disposable
+ * domains may be: the lists carry typo domains (gmial.com) that catch mistyped mail. */
+static int known_lc(const char *d, size_t n) { return set_has(&smtpc__free, d, n); }
+
+int smtpc_suggest_domain(const char *domain, size_t len, char out[SMTPC_ADDR_DOMAIN_SIZE]) {
+  char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  long k;
+  if (len && domain && domain[len - 1] == '.') len--;
+  if ((len = lower_copy(buf, domain, len)) == 0 || known_lc(buf, len)) return 0;
+  if ((k = closest(buf, len, TOTAL_BOUND)) < 0) return 0;
+  if (out) memcpy(out, smtpc__popular[k].name, (size_t)smtpc__popular[k].len + 1);
+  return 1;
+}
+
+/* ---- the whole address ------------------------------------------------------------------ */
+
+void smtpc_inspect_address(const smtpc_address *a, int route, smtpc_inspection *out) {
+  const char *d = a->ascii_domain;
+  size_t n = strlen(d);
+  memset(out, 0, sizeof *out);
+  if (a->literal) return; /* [192.0.2.1]: no domain to look up */
+  out->disposable = disposable_lc(d, n);
+  out->free_provider = set_has(&smtpc__free, d, n);
+  out->role = smtpc_is_role_local(a->local_part, strlen(a->local_part));
+  if (route != SMTPC_ROUTE_OK && !out->free_provider) {
+    /* a listed disposable domain is a mail service of its own: only a single slip of a
+     * popular domain (gmial.com) is worth a suggestion, not a mere likeness (yopmail.com) */
+    long k = closest(d, n, out->disposable ? 1 : TOTAL_BOUND);
+    if (k >= 0) {
+      size_t ln = strlen(a->local_part), dn = smtpc__popular[k].len;
+      if (ln + 1 + dn <= SMTPC_ADDR_MAX_ADDRESS) {
+        memcpy(out->suggestion, a->local_part, ln);
+        out->suggestion[ln] = '@';
+        memcpy(out->suggestion + ln + 1, smtpc__popular[k].name, dn + 1);
+      }
+    }
+  }
+}
+
+int smtpc_inspect(const char *s, size_t len, int route, smtpc_inspection *out) {
+  smtpc_address a;
+  int rc;
+  if (out == NULL) return SMTPC_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (s == NULL) return SMTPC_EINVAL;
+  if ((rc = smtpc_parse_address(s, len, &a, NULL)) != 0) return rc;
+  smtpc_inspect_address(&a, route, out);
+  return 0;
+}
+
+/* ---- the verdict policy -------------------------------------------------------------------- */
+
+int smtpc_disposable_policy_from_name(const char *name, size_t len) {
+  if (name == NULL) return -1;
+  if (len == 5 && memcmp(name, "risky", 5) == 0) return SMTPC_DISPOSABLE_RISKY;
+  if (len == 13 && memcmp(name, "undeliverable", 13) == 0) return SMTPC_DISPOSABLE_UNDELIVERABLE;
+  return -1;
+}
+
+int smtpc_verdict_with_inspection(int verdict, const smtpc_inspection *in, int policy) {
+  if (in == NULL || !in->disposable) return verdict;
+  if (policy == SMTPC_DISPOSABLE_UNDELIVERABLE) return SMTPC_VERDICT_UNDELIVERABLE;
+  return verdict == SMTPC_VERDICT_DELIVERABLE ? SMTPC_VERDICT_RISKY : verdict;
+}
+
+size_t smtpc_inspect_table_size(int which) {
+  switch (which) {
+  case 0: return smtpc__disposable.count;
+  case 1: return smtpc__free.count;
+  case 2: return smtpc__role.count;
+  case 3: return smtpc__npopular;
+  default: return 0;
+  }
+}
