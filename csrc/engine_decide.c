@@ -53,6 +53,7 @@ static int route_fact(const domain *d) {
 /* Report one input: the one and only result for it. */
 void smtpc__report(smtpc_verifier *v, item *it, int verdict, int reason) {
   smtpc_result r;
+  int fact;
   if (it->reported || it->probe) return;
   memset(&r, 0, sizeof r);
   r.tag = it->tag;
@@ -73,9 +74,12 @@ void smtpc__report(smtpc_verifier *v, item *it, int verdict, int reason) {
   r.duration = (double)(uv_hrtime() - it->added_hr) / 1e9;
   r.transcript = it->transcript;
   r.transcript_len = it->transcript_len;
-  /* disposable, role, free provider, suggestion; the disposable policy may change the verdict */
-  if (smtpc_inspect(it->input, it->input_len, route_fact(it->dom), &r.inspect) == 0)
+  /* disposable, role, free provider, suggestion; the disposable policy may change the verdict.
+   * A result suggests only what DNS backs: a domain that failed to resolve may exist. */
+  fact = route_fact(it->dom);
+  if (smtpc_inspect(it->input, it->input_len, fact, &r.inspect) == 0)
     r.verdict = smtpc_verdict_with_inspection(verdict, &r.inspect, v->o.disposable);
+  if (fact != SMTPC_ROUTE_NONE) r.inspect.suggestion[0] = '\0';
   it->reported = 1;
   smtpc__item_detach(it);
   l_del(&it->all);

@@ -635,9 +635,10 @@ typedef struct smtpc_result {
   double duration;          /* seconds from smtpc_verifier_add to this result               */
   const char *transcript;   /* session transcript (opts.transcript), NULL otherwise         */
   size_t transcript_len;
-  smtpc_inspection inspect; /* disposable, role, free provider, suggestion (the route the
-                               probe found is the suggestion's DNS fact); zeroed for
-                               invalid addresses                                           */
+  smtpc_inspection inspect; /* disposable, role, free provider, suggestion (made only when
+                               DNS said the domain has no mail route or does not exist);
+                               zeroed for invalid addresses; verdict has the disposable
+                               policy applied                                              */
 } smtpc_result;
 
 /* A copy of r that outlives the result callback (bindings queue these and convert them
