@@ -86,24 +86,31 @@ int smtpc_is_role_local(const char *local, size_t len) {
 
 /* ---- typo distance -------------------------------------------------------------------- */
 
-/* Key positions on a QWERTY keyboard, x in quarter keys (rows are staggered): 0 = no key. */
-static unsigned key_pos(unsigned char c) {
-  static const char *const rows[] = {"1234567890-", "qwertyuiop", "asdfghjkl", "zxcvbnm"};
-  static const unsigned shift[] = {0, 2, 3, 5};
-  unsigned r;
-  for (r = 0; r < 4; r++) {
-    const char *p = strchr(rows[r], c);
-    if (c && p) return ((r + 1) << 8) | (unsigned)(4 * (p - rows[r]) + shift[r]);
-  }
-  return 0;
-}
+/* Key positions on a QWERTY keyboard: row (1-4) * 64 + x in quarter keys, since the rows are
+ * staggered (q is half a key right of 1, a a quarter right of q, z half right of a); 0 = no
+ * key. Two keys are neighbours on one row at x +-4, on the next row within 3 quarters. */
+#define K(row, col, shift) (uint16_t)((row) * 64 + 4 * (col) + (shift))
+static const uint16_t keys[128] = {
+  ['1'] = K(1, 0, 0), ['2'] = K(1, 1, 0), ['3'] = K(1, 2, 0), ['4'] = K(1, 3, 0),
+  ['5'] = K(1, 4, 0), ['6'] = K(1, 5, 0), ['7'] = K(1, 6, 0), ['8'] = K(1, 7, 0),
+  ['9'] = K(1, 8, 0), ['0'] = K(1, 9, 0), ['-'] = K(1, 10, 0),
+  ['q'] = K(2, 0, 2), ['w'] = K(2, 1, 2), ['e'] = K(2, 2, 2), ['r'] = K(2, 3, 2),
+  ['t'] = K(2, 4, 2), ['y'] = K(2, 5, 2), ['u'] = K(2, 6, 2), ['i'] = K(2, 7, 2),
+  ['o'] = K(2, 8, 2), ['p'] = K(2, 9, 2),
+  ['a'] = K(3, 0, 3), ['s'] = K(3, 1, 3), ['d'] = K(3, 2, 3), ['f'] = K(3, 3, 3),
+  ['g'] = K(3, 4, 3), ['h'] = K(3, 5, 3), ['j'] = K(3, 6, 3), ['k'] = K(3, 7, 3),
+  ['l'] = K(3, 8, 3),
+  ['z'] = K(4, 0, 5), ['x'] = K(4, 1, 5), ['c'] = K(4, 2, 5), ['v'] = K(4, 3, 5),
+  ['b'] = K(4, 4, 5), ['n'] = K(4, 5, 5), ['m'] = K(4, 6, 5),
+};
+#undef K
 
 static int adjacent(unsigned char a, unsigned char b) {
-  unsigned pa = key_pos(a), pb = key_pos(b);
+  unsigned pa = a < 128 ? keys[a] : 0, pb = b < 128 ? keys[b] : 0;
   int dy, dx;
   if (!pa || !pb) return 0;
-  dy = (int)(pa >> 8) - (int)(pb >> 8);
-  dx = (int)(pa & 0xff) - (int)(pb & 0xff);
+  dy = (int)(pa >> 6) - (int)(pb >> 6);
+  dx = (int)(pa & 63) - (int)(pb & 63);
   if (dy == 0) return dx == 4 || dx == -4;
   return (dy == 1 || dy == -1) && dx >= -3 && dx <= 3;
 }
@@ -171,35 +178,73 @@ static int label_bound(size_t len) { return len <= 3 ? 1 : len <= 5 ? 2 : 3; }
 #define SUFFIX_BOUND 2
 #define TOTAL_BOUND 3
 
-/* Cost of typing d (split at its first dot) for the target p, or TOTAL_BOUND + 1. */
-static int typo_cost(const char *d, size_t n, const smtpc__popular_domain *p) {
-  const char *dd = memchr(d, '.', n), *pd = memchr(p->name, '.', p->len);
-  size_t dl, pl;
-  int c1, c2;
-  if (dd == NULL || pd == NULL) return TOTAL_BOUND + 1;
-  dl = (size_t)(dd - d);
-  pl = (size_t)(pd - p->name);
-  c1 = distance(d, dl, p->name, pl, label_bound(pl));
-  if (c1 > label_bound(pl)) return TOTAL_BOUND + 1;
-  c2 = distance(dd + 1, n - dl - 1, pd + 1, p->len - pl - 1, SUFFIX_BOUND);
-  if (c2 > SUFFIX_BOUND || c1 + c2 > TOTAL_BOUND) return TOTAL_BOUND + 1;
+/* Letter counts of a label (a-z, 0-9, '-', anything else). */
+#define NBAG 38
+static int bag_slot(unsigned char c) {
+  return c >= 'a' && c <= 'z' ? c - 'a' : c >= '0' && c <= '9' ? 26 + c - '0' : c == '-' ? 36 : 37;
+}
+
+/* A lower bound on the edits between two labels: letters one has and the other lacks. Each
+ * edit but a transposition adds at most one and removes at most one. */
+static int bag_distance(const unsigned char typed[NBAG], const char *s, size_t n) {
+  signed char diff[NBAG];
+  int more = 0, less = 0, i;
+  memcpy(diff, typed, NBAG);
+  for (i = 0; i < (int)n; i++) diff[bag_slot((unsigned char)s[i])]--;
+  for (i = 0; i < NBAG; i++) {
+    if (diff[i] > 0) more += diff[i];
+    else less -= diff[i];
+  }
+  return more > less ? more : less;
+}
+
+/* Cost of typing d (first label dl octets) for the target p, or TOTAL_BOUND + 1. */
+static int typo_cost(const char *d, size_t n, size_t dl, const unsigned char bag[NBAG],
+                     const smtpc__popular_domain *p) {
+  size_t pl = p->label;
+  int c1, c2, bound = label_bound(pl);
+  /* cheap lower bounds first: every octet of length difference and every letter one label
+   * lacks costs at least one half edit */
+  if (dl + (size_t)bound < pl || pl + (size_t)bound < dl) return TOTAL_BOUND + 1;
+  /* the suffix next: it is short, and most often the same */
+  if (n - dl == p->len - pl && memcmp(d + dl, p->name + pl, n - dl) == 0) {
+    c2 = 0;
+  } else {
+    c2 = distance(d + dl + 1, n - dl - 1, p->name + pl + 1, p->len - pl - 1, SUFFIX_BOUND);
+    if (c2 > SUFFIX_BOUND) return TOTAL_BOUND + 1;
+  }
+  if (bound > TOTAL_BOUND - c2) bound = TOTAL_BOUND - c2;
+  if (bag_distance(bag, p->name, pl) > bound) return TOTAL_BOUND + 1;
+  c1 = distance(d, dl, p->name, pl, bound);
+  if (c1 > bound) return TOTAL_BOUND + 1;
   return c1 + c2;
 }
 
 /* The index of the clearly closest target within limit half edits, or -1. d is lower case
  * ASCII. */
 static long closest(const char *d, size_t n, int limit) {
-  uint32_t mask = letters(d, n);
+  const char *dot = memchr(d, '.', n);
+  uint32_t mask;
   long best = -1;
   int best_cost = 99, second = 99;
-  size_t k;
-  if (n > MAXLEN) return -1;
-  for (k = 0; k < smtpc__npopular; k++) {
+  size_t k, dl;
+  unsigned char bag[NBAG];
+  if (n > MAXLEN || dot == NULL) return -1;
+  dl = (size_t)(dot - d);
+  mask = letters(d, dl);
+  memset(bag, 0, sizeof bag);
+  for (k = 0; k < dl; k++) bag[bag_slot((unsigned char)d[k])]++;
+  /* targets whose first label is within a length difference of 3 (the largest bound) */
+  for (k = smtpc__popular_from[dl > 3 ? dl - 3 : 0]; k < smtpc__popular_from[dl + 4 < 41 ? dl + 4 : 41];
+       k++) {
     const smtpc__popular_domain *p = &smtpc__popular[k];
     int c;
     if ((size_t)p->len + 2 < n || n + 2 < (size_t)p->len) continue; /* an octet costs 1+ */
-    if (popcount32(p->mask ^ mask) > 2 * TOTAL_BOUND) continue; /* a half edit moves <= 2 */
-    c = typo_cost(d, n, p);
+    /* each letter of one label missing from the other costs at least a half edit */
+    if (popcount32(p->mask & ~mask) > label_bound(p->label) ||
+        popcount32(mask & ~p->mask) > label_bound(p->label))
+      continue;
+    c = typo_cost(d, n, dl, bag, p);
     if (c > TOTAL_BOUND) continue;
     if (c < best_cost) {
       second = best_cost;
@@ -234,8 +279,10 @@ void smtpc_inspect_address(const smtpc_address *a, int route, smtpc_inspection *
   size_t n = strlen(d);
   memset(out, 0, sizeof *out);
   if (a->literal) return; /* [192.0.2.1]: no domain to look up */
-  out->disposable = disposable_lc(d, n);
+  /* the generator keeps the two lists apart (no free provider is, or is under, a disposable
+   * domain), so a free provider needs no disposable look-ups */
   out->free_provider = set_has(&smtpc__free, d, n);
+  out->disposable = !out->free_provider && disposable_lc(d, n);
   out->role = smtpc_is_role_local(a->local_part, strlen(a->local_part));
   if (route != SMTPC_ROUTE_OK && !out->free_provider) {
     /* a listed disposable domain is a mail service of its own: only a single slip of a

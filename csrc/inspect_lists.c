@@ -5,12 +5,12 @@
  * Sources (all permissive licences; the licence was read from each package):
  *   disposable: npm disposable-email-domains 1.0.62 (MIT), index.json + wildcard.json
  *   disposable: PyPI disposable-email-domains 0.0.293 (MIT), disposable_email_blocklist.conf
- *   free: npm free-email-domains 1.12.6 (MIT), domains.json minus disposable and tools/lists/not-free.txt
+ *   free: npm free-email-domains 1.12.6 (MIT), domains.json minus disposable (and names under one) and tools/lists/not-free.txt
  *   role: npm role-based-email-addresses 3.1.0 (MIT), src/index.js (every group)
  *   typo targets: tools/lists/popular.txt (ours)
- *   our own lists in tools/lists: allowlist, free-extra, not-free, role-extra, popular)
+ *   our own lists in tools/lists: allowlist, free-extra, not-free, role-extra, popular
  * Counts: disposable 128992 (allowlisted 133, registry suffixes dropped 8: biz.st biz.tm co.cc edu.pl ind.st info.tm net.ee web.id;
- *         malformed dropped 12), free 5062, role 1028, popular 109.
+ *         malformed dropped 12), free 5021, role 1028, popular 109.
  */
 #include "inspect_lists.h"
 
@@ -46495,7 +46495,7 @@ static const uint32_t disposable_slots[262144] = {
 };
 const smtpc__strset smtpc__disposable = {disposable_blob, disposable_slots, 262143u, 128992u};
 
-static const char free_blob[71502] =
+static const char free_blob[70809] =
   "007.hzeg.eu.org\0" "020307.ccwu.cc\0" "07210d00.dpdns.org\0" "0m0.abrdns.com\0" "10011.hzeg.eu.org\0"
   "100811.xyz\0" "10086.hzeg.eu.org\0" "10minutes.email\0" "110666666.xyz\0" "11mail.com\0" "123.com\0"
   "123box.net\0" "123india.com\0" "123mail.cl\0" "123mail.org\0" "123qwe.co.uk\0" "126.com\0"
@@ -46509,35 +46509,35 @@ static const char free_blob[71502] =
   "2iij.net\0" "2trom.com\0" "3000.it\0" "30minutesmail.com\0" "3126.com\0" "321media.com\0"
   "37.com\0" "3ammagazine.com\0" "3dmail.com\0" "3email.com\0" "3g.ua\0" "3xl.net\0" "423619.wherever.de5.net\0"
   "444.net\0" "4email.com\0" "4email.net\0" "4mg.com\0" "4newyork.com\0" "4x4man.com\0" "50mail.com\0"
-  "579199.xyz\0" "67.niconico.ccwu.cc\0" "74.ru\0" "74gmail.com\0" "88.am\0" "8848.net\0" "8w3q0zls.mailosaur.net\0"
-  "97rock.com\0" "9k3r.com\0" "9l.sdfe.app\0" "a.lacdn.cn\0" "a0.engineer\0" "a0.jesys.net\0"
-  "aa55.tech\0" "aaamail.zzn.com\0" "aamail.net\0" "aapt.net.au\0" "aaronkwok.net\0" "ab1.store\0"
-  "abbeyroadlondon.co.uk\0" "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk.com\0"
-  "abcflash.net\0" "abcopenai.eu.cc\0" "abdulnour.com\0" "abe14.tempdukviet.site\0" "aberystwyth.com\0"
-  "abv.bg\0" "abwesend.de\0" "academycougars.com\0" "acceso.or.cr\0" "access4less.net\0" "accessgcc.com\0"
-  "accountant.com\0" "acdcfan.com\0" "ace-of-base.com\0" "ace.wherever.de5.net\0" "acgfun.eu.org\0"
-  "acmemail.net\0" "acname.com\0" "acninc.net\0" "activist.com\0" "adadad.uk\0" "adam.com.au\0"
-  "addcom.de\0" "address.com\0" "adelphia.net\0" "adexec.com\0" "adfarrow.com\0" "adios.net\0"
-  "adoption.com\0" "ados.fr\0" "adrenalinefreak.com\0" "adsl.no\0" "advalvas.be\0" "aeiou.pt\0"
-  "aeneasmail.com\0" "afreeinternet.com\0" "africamail.com\0" "africamel.net\0" "aftely.dpdns.org\0"
-  "aftely.eu.cc\0" "aftherrh.site\0" "ag.us.to\0" "agoalz.com\0" "agoodmail.com\0" "ahaa.dk\0"
-  "ahbvx.app\0" "ai.2026157.xyz\0" "aichi.com\0" "aiforlife.tech\0" "aigts.top\0" "aim.com\0"
-  "aircraftmail.com\0" "airforce.net\0" "airforceemail.com\0" "airmail.cc\0" "airmail.uron.de5.net\0"
-  "airpost.net\0" "ajacied.com\0" "ajksdljaskldasd.cc.cd\0" "ak1314.eu.cc\0" "ak47.hu\0" "aknet.kg\0"
-  "akunku.site\0" "akunqu.net\0" "albawaba.com\0" "alex4all.com\0" "alexandria.cc\0" "algeria.com\0"
-  "alhilal.net\0" "alibaba.com\0" "alice.it\0" "alive.cz\0" "aliyun.com\0" "allergist.com\0"
-  "allmail.net\0" "alloymail.com\0" "allracing.com\0" "allsaintsfan.com\0" "alpenjodel.de\0"
-  "alphafrau.de\0" "alskens.dk\0" "altavista.com\0" "altavista.net\0" "altavista.se\0" "alternativagratis.com\0"
-  "alumni.com\0" "alumnidirector.com\0" "alvilag.hu\0" "amazonses.com\0" "amele.com\0" "america.hm\0"
-  "ameritech.net\0" "amnetsal.com\0" "amorki.pl\0" "amrer.net\0" "amuro.net\0" "amuromail.com\0"
-  "ananzi.co.za\0" "anawebs.com\0" "andylau.net\0" "anfmail.com\0" "angelfire.com\0" "angelic.com\0"
-  "angelina.syrf109475.top\0" "animail.net\0" "animalhouse.com\0" "animalwoman.net\0" "animateany.com\0"
-  "animoby.com\0" "anjungcafe.com\0" "annsmail.com\0" "anonymous.to\0" "anote.com\0" "another.com\0"
-  "anotherwin95.com\0" "anowt.com\0" "anti-social.com\0" "antisocial.com\0" "antongijsen.com\0"
-  "antwerpen.com\0" "anymoment.com\0" "anytimenow.com\0" "aojatd.uron.de5.net\0" "aol.co.uk\0"
-  "aol.com\0" "aol.de\0" "aol.fr\0" "aon.at\0" "apexmail.com\0" "api-v1.cc.cd\0" "api.qwen3-30b-a3b.xyz\0"
-  "api89891.eu.cc\0" "apimza.id\0" "apimza.store\0" "apiroot.vps.cd\0" "apmail.com\0" "apollo.lv\0"
-  "aport.ru\0" "aport2000.ru\0" "app.longlivethepeople.dpdns.org\0" "appcloudmurah.works\0" "appraiser.net\0"
+  "579199.xyz\0" "67.niconico.ccwu.cc\0" "74.ru\0" "74gmail.com\0" "88.am\0" "8848.net\0" "97rock.com\0"
+  "9k3r.com\0" "9l.sdfe.app\0" "a.lacdn.cn\0" "a0.engineer\0" "a0.jesys.net\0" "aa55.tech\0"
+  "aaamail.zzn.com\0" "aamail.net\0" "aapt.net.au\0" "aaronkwok.net\0" "ab1.store\0" "abbeyroadlondon.co.uk\0"
+  "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk.com\0" "abcflash.net\0" "abcopenai.eu.cc\0"
+  "abdulnour.com\0" "abe14.tempdukviet.site\0" "aberystwyth.com\0" "abv.bg\0" "abwesend.de\0"
+  "academycougars.com\0" "acceso.or.cr\0" "access4less.net\0" "accessgcc.com\0" "accountant.com\0"
+  "acdcfan.com\0" "ace-of-base.com\0" "ace.wherever.de5.net\0" "acgfun.eu.org\0" "acmemail.net\0"
+  "acname.com\0" "acninc.net\0" "activist.com\0" "adadad.uk\0" "adam.com.au\0" "addcom.de\0"
+  "address.com\0" "adelphia.net\0" "adexec.com\0" "adfarrow.com\0" "adios.net\0" "adoption.com\0"
+  "ados.fr\0" "adrenalinefreak.com\0" "adsl.no\0" "advalvas.be\0" "aeiou.pt\0" "aeneasmail.com\0"
+  "afreeinternet.com\0" "africamail.com\0" "africamel.net\0" "aftely.dpdns.org\0" "aftely.eu.cc\0"
+  "aftherrh.site\0" "agoalz.com\0" "agoodmail.com\0" "ahaa.dk\0" "ahbvx.app\0" "ai.2026157.xyz\0"
+  "aichi.com\0" "aiforlife.tech\0" "aigts.top\0" "aim.com\0" "aircraftmail.com\0" "airforce.net\0"
+  "airforceemail.com\0" "airmail.cc\0" "airmail.uron.de5.net\0" "airpost.net\0" "ajacied.com\0"
+  "ajksdljaskldasd.cc.cd\0" "ak1314.eu.cc\0" "ak47.hu\0" "aknet.kg\0" "akunku.site\0" "akunqu.net\0"
+  "albawaba.com\0" "alex4all.com\0" "alexandria.cc\0" "algeria.com\0" "alhilal.net\0" "alibaba.com\0"
+  "alice.it\0" "alive.cz\0" "aliyun.com\0" "allergist.com\0" "allmail.net\0" "alloymail.com\0"
+  "allracing.com\0" "allsaintsfan.com\0" "alpenjodel.de\0" "alphafrau.de\0" "alskens.dk\0" "altavista.com\0"
+  "altavista.net\0" "altavista.se\0" "alternativagratis.com\0" "alumni.com\0" "alumnidirector.com\0"
+  "alvilag.hu\0" "amazonses.com\0" "amele.com\0" "america.hm\0" "ameritech.net\0" "amnetsal.com\0"
+  "amorki.pl\0" "amrer.net\0" "amuro.net\0" "amuromail.com\0" "ananzi.co.za\0" "anawebs.com\0"
+  "andylau.net\0" "anfmail.com\0" "angelfire.com\0" "angelic.com\0" "angelina.syrf109475.top\0"
+  "animail.net\0" "animalhouse.com\0" "animalwoman.net\0" "animateany.com\0" "animoby.com\0"
+  "anjungcafe.com\0" "annsmail.com\0" "anonymous.to\0" "anote.com\0" "another.com\0" "anotherwin95.com\0"
+  "anowt.com\0" "anti-social.com\0" "antisocial.com\0" "antongijsen.com\0" "antwerpen.com\0"
+  "anymoment.com\0" "anytimenow.com\0" "aojatd.uron.de5.net\0" "aol.co.uk\0" "aol.com\0" "aol.de\0"
+  "aol.fr\0" "aon.at\0" "apexmail.com\0" "api-v1.cc.cd\0" "api.qwen3-30b-a3b.xyz\0" "api89891.eu.cc\0"
+  "apimza.id\0" "apimza.store\0" "apiroot.vps.cd\0" "apmail.com\0" "apollo.lv\0" "aport.ru\0"
+  "aport2000.ru\0" "app.longlivethepeople.dpdns.org\0" "appcloudmurah.works\0" "appraiser.net\0"
   "approvers.net\0" "aquaqua.top\0" "arabia.com\0" "arabtop.net\0" "archaeologist.com\0" "arcor.de\0"
   "arcotronics.bg\0" "arcticmail.com\0" "argentina.com\0" "aristotle.org\0" "arksy12.eu.cc\0"
   "army.net\0" "arnet.com.ar\0" "artlover.com\0" "artlover.com.au\0" "as-if.com\0" "asahi-net.or.jp\0"
@@ -46550,43 +46550,42 @@ static const char free_blob[71502] =
   "auone-net.jp\0" "ausi.com\0" "aussiemail.com.au\0" "austin.rr.com\0" "australia.edu\0" "australiamail.com\0"
   "austrosearch.net\0" "autoescuelanerja.com\0" "autograf.pl\0" "autorambler.ru\0" "availors.com\0"
   "aventraid.com\0" "avh.hu\0" "awsom.net\0" "axoskate.com\0" "ayload.bond\0" "ayna.com\0" "azet.sk\0"
-  "azimiweb.com\0" "b.729406.xyz\0" "bachelorboy.com\0" "bachelorgal.com\0" "backpackers.com\0"
-  "backstreet-boys.com\0" "backstreetboysclub.com\0" "badgerhole.com\0" "bagherpour.com\0" "bahlil.codes\0"
-  "baldmama.de\0" "baldpapa.de\0" "ballyfinance.com\0" "banetoo.org\0" "bangkok.com\0" "bangkok2000.com\0"
-  "bannertown.net\0" "baptistmail.com\0" "baptized.com\0" "barcelona.com\0" "bartender.net\0"
-  "baseballmail.com\0" "basketballmail.com\0" "batuta.net\0" "baudoinconsulting.com\0" "bbiq.jp\0"
-  "bbnett.no\0" "bboy.zzn.com\0" "bbtec.net\0" "bcbc.cc.cd\0" "bcvibes.com\0" "beeebank.com\0"
-  "beenhad.com\0" "beep.ru\0" "beer.com\0" "beethoven.com\0" "beibei.digital\0" "bejum.com\0"
-  "belettersmail.com\0" "belice.com\0" "belizehome.com\0" "bell.net\0" "bellair.net\0" "bellsouth.net\0"
-  "berlin.com\0" "berlin.de\0" "berlinexpo.de\0" "bestmail.us\0" "bestrui.qzz.io\0" "betriebsdirektor.de\0"
-  "bettergolf.net\0" "bharatmail.com\0" "bigassweb.com\0" "bigblue.net.au\0" "bigboab.com\0"
-  "bigfoot.com\0" "bigfoot.de\0" "bigger.com\0" "biggerbadder.com\0" "biglobe.ne.jp\0" "bigmailbox.com\0"
-  "bigmir.net\0" "bigpond.au\0" "bigpond.com\0" "bigpond.com.au\0" "bigpond.net\0" "bigpond.net.au\0"
-  "bigramp.com\0" "bikemechanics.com\0" "bikeracer.com\0" "bikeracers.net\0" "bikerider.com\0"
-  "billsfan.com\0" "billsfan.net\0" "bimla.net\0" "bin-wieder-da.de\0" "bingung.dev\0" "biopost.my.uy\0"
-  "birdlover.com\0" "birdowner.net\0" "biscoito.email\0" "bisons.com\0" "bitmail.com\0" "bitpage.net\0"
-  "biz.ezweb.ne.jp\0" "biz.st\0" "bizhosting.com\0" "bk.ru\0" "blackburnmail.com\0" "blackplanet.com\0"
-  "blader.com\0" "blazemail.com\0" "bleib-bei-mir.de\0" "blockfilter.com\0" "bluebottle.com\0"
-  "bluehyppo.com\0" "bluemail.ch\0" "bluemail.dk\0" "bluesfan.com\0" "bluewin.ch\0" "blueyonder.co.uk\0"
-  "bluezone.no\0" "blushmail.com\0" "bmlsports.net\0" "boardermail.com\0" "boatracers.com\0"
-  "bocably.com\0" "bodmenn.com\0" "bol.com.br\0" "bolando.com\0" "bollywoodz.com\0" "boltonfans.com\0"
-  "bombdiggity.com\0" "bonbon.net\0" "boom.com\0" "bootmail.com\0" "bornnaked.com\0" "bostonoffice.com\0"
-  "bounce.net\0" "bounces.amazon.com\0" "box.az\0" "box.ua\0" "boxbg.com\0" "boxemail.com\0"
-  "boxfrog.com\0" "boxmus.com\0" "boyzoneclub.com\0" "bradfordfans.com\0" "brajraj.org\0" "brandme.my.uy\0"
-  "brasilia.net\0" "brazilmail.com\0" "brazilmail.com.br\0" "breathe.com\0" "bresnan.net\0" "brew-master.com\0"
-  "brew-meister.com\0" "brfree.com.br\0" "briefemail.com\0" "bright.net\0" "britneyclub.com\0"
-  "brittonsign.com\0" "broadcast.net\0" "broadpark.no\0" "broken.best\0" "brokenvalve.com\0"
-  "brusseler.com\0" "bsb.cc.cd\0" "bscse.okcx.edu.rs\0" "bsdmail.com\0" "btconnect.co.uk\0" "btconnect.com\0"
-  "btinternet.com\0" "btopenworld.co.uk\0" "btzca8.nsmjj.cc.cd\0" "buerotiger.de\0" "buffymail.com\0"
-  "bullsfan.com\0" "bullsgame.com\0" "bumerang.ro\0" "buryfans.com\0" "business-man.com\0" "businessman.net\0"
-  "busta-rhymes.com\0" "buttersc.site\0" "buxianliang.fun\0" "buyersusa.com\0" "bvimailbox.com\0"
-  "c.dickdns.org\0" "c.lgp888.xyz\0" "c2.hu\0" "c2i.net\0" "c3.hu\0" "c3tovdch.mailosaur.net\0"
-  "c4.com\0" "cabacabana.com\0" "cable.comcast.com\0" "cableone.net\0" "caere.it\0" "cairomail.com\0"
-  "cal001.cc.cd\0" "calehq.com\0" "calendar-server.bounces.google.com\0" "calidifontain.be\0"
-  "californiamail.com\0" "callnetuk.com\0" "callsign.net\0" "caltanet.it\0" "camellia.indevs.in\0"
-  "camidge.com\0" "camplvad.com\0" "canada-11.com\0" "canada.com\0" "canadianmail.com\0" "canoemail.com\0"
-  "canwetalk.com\0" "capcut.pw\0" "capcute.fun\0" "capcute.net\0" "capcuts.net\0" "capcutus.top\0"
-  "capcutz.id\0" "capemain.games\0" "caramail.com\0" "care2.com\0" "careerbuildermail.com\0"
+  "azimiweb.com\0" "bachelorboy.com\0" "bachelorgal.com\0" "backpackers.com\0" "backstreet-boys.com\0"
+  "backstreetboysclub.com\0" "badgerhole.com\0" "bagherpour.com\0" "bahlil.codes\0" "baldmama.de\0"
+  "baldpapa.de\0" "ballyfinance.com\0" "banetoo.org\0" "bangkok.com\0" "bangkok2000.com\0" "bannertown.net\0"
+  "baptistmail.com\0" "baptized.com\0" "barcelona.com\0" "bartender.net\0" "baseballmail.com\0"
+  "basketballmail.com\0" "batuta.net\0" "baudoinconsulting.com\0" "bbiq.jp\0" "bbnett.no\0" "bboy.zzn.com\0"
+  "bbtec.net\0" "bcbc.cc.cd\0" "bcvibes.com\0" "beeebank.com\0" "beenhad.com\0" "beep.ru\0" "beer.com\0"
+  "beethoven.com\0" "beibei.digital\0" "bejum.com\0" "belettersmail.com\0" "belice.com\0" "belizehome.com\0"
+  "bell.net\0" "bellair.net\0" "bellsouth.net\0" "berlin.com\0" "berlin.de\0" "berlinexpo.de\0"
+  "bestmail.us\0" "bestrui.qzz.io\0" "betriebsdirektor.de\0" "bettergolf.net\0" "bharatmail.com\0"
+  "bigassweb.com\0" "bigblue.net.au\0" "bigboab.com\0" "bigfoot.com\0" "bigfoot.de\0" "bigger.com\0"
+  "biggerbadder.com\0" "biglobe.ne.jp\0" "bigmailbox.com\0" "bigmir.net\0" "bigpond.au\0" "bigpond.com\0"
+  "bigpond.com.au\0" "bigpond.net\0" "bigpond.net.au\0" "bigramp.com\0" "bikemechanics.com\0"
+  "bikeracer.com\0" "bikeracers.net\0" "bikerider.com\0" "billsfan.com\0" "billsfan.net\0" "bimla.net\0"
+  "bin-wieder-da.de\0" "bingung.dev\0" "biopost.my.uy\0" "birdlover.com\0" "birdowner.net\0"
+  "biscoito.email\0" "bisons.com\0" "bitmail.com\0" "bitpage.net\0" "biz.ezweb.ne.jp\0" "biz.st\0"
+  "bizhosting.com\0" "bk.ru\0" "blackburnmail.com\0" "blackplanet.com\0" "blader.com\0" "blazemail.com\0"
+  "bleib-bei-mir.de\0" "blockfilter.com\0" "bluebottle.com\0" "bluehyppo.com\0" "bluemail.ch\0"
+  "bluemail.dk\0" "bluesfan.com\0" "bluewin.ch\0" "blueyonder.co.uk\0" "bluezone.no\0" "blushmail.com\0"
+  "bmlsports.net\0" "boardermail.com\0" "boatracers.com\0" "bocably.com\0" "bodmenn.com\0" "bol.com.br\0"
+  "bolando.com\0" "bollywoodz.com\0" "boltonfans.com\0" "bombdiggity.com\0" "bonbon.net\0" "boom.com\0"
+  "bootmail.com\0" "bornnaked.com\0" "bostonoffice.com\0" "bounce.net\0" "bounces.amazon.com\0"
+  "box.az\0" "box.ua\0" "boxbg.com\0" "boxemail.com\0" "boxfrog.com\0" "boxmus.com\0" "boyzoneclub.com\0"
+  "bradfordfans.com\0" "brajraj.org\0" "brandme.my.uy\0" "brasilia.net\0" "brazilmail.com\0"
+  "brazilmail.com.br\0" "breathe.com\0" "bresnan.net\0" "brew-master.com\0" "brew-meister.com\0"
+  "brfree.com.br\0" "briefemail.com\0" "bright.net\0" "britneyclub.com\0" "brittonsign.com\0"
+  "broadcast.net\0" "broadpark.no\0" "broken.best\0" "brokenvalve.com\0" "brusseler.com\0" "bsb.cc.cd\0"
+  "bsdmail.com\0" "btconnect.co.uk\0" "btconnect.com\0" "btinternet.com\0" "btopenworld.co.uk\0"
+  "btzca8.nsmjj.cc.cd\0" "buerotiger.de\0" "buffymail.com\0" "bullsfan.com\0" "bullsgame.com\0"
+  "bumerang.ro\0" "buryfans.com\0" "business-man.com\0" "businessman.net\0" "busta-rhymes.com\0"
+  "buttersc.site\0" "buxianliang.fun\0" "buyersusa.com\0" "bvimailbox.com\0" "c.dickdns.org\0"
+  "c.lgp888.xyz\0" "c2.hu\0" "c2i.net\0" "c3.hu\0" "c4.com\0" "cabacabana.com\0" "cable.comcast.com\0"
+  "cableone.net\0" "caere.it\0" "cairomail.com\0" "cal001.cc.cd\0" "calehq.com\0" "calendar-server.bounces.google.com\0"
+  "calidifontain.be\0" "californiamail.com\0" "callnetuk.com\0" "callsign.net\0" "caltanet.it\0"
+  "camellia.indevs.in\0" "camidge.com\0" "camplvad.com\0" "canada-11.com\0" "canada.com\0" "canadianmail.com\0"
+  "canoemail.com\0" "canwetalk.com\0" "capcut.pw\0" "capcute.fun\0" "capcute.net\0" "capcuts.net\0"
+  "capcutus.top\0" "capcutz.id\0" "capemain.games\0" "caramail.com\0" "care2.com\0" "careerbuildermail.com\0"
   "careney.com\0" "carioca.net\0" "cartestraina.ro\0" "casablancaresort.com\0" "casema.nl\0"
   "cash4u.com\0" "cashette.com\0" "casino.com\0" "catcat.uk\0" "catcha.com\0" "catchamail.com\0"
   "catholic.org\0" "catlover.com\0" "ccpro.buzz\0" "ccpro.id\0" "ccpro.mom\0" "ccsaku.shop\0"
@@ -46596,154 +46595,153 @@ static const char free_blob[71502] =
   "cghost.s-a-d.de\0" "chaiyomail.com\0" "chance2mail.com\0" "chandrasekar.net\0" "charmedmail.com\0"
   "charter.net\0" "chat.ru\0" "chatgpt.qwen3-30b-a3b.xyz\0" "chatgrok.huhhh.bond\0" "chattown.com\0"
   "chauhanweb.com\0" "check.com\0" "check1check.com\0" "cheerful.com\0" "chef.net\0" "chek.com\0"
-  "chello.nl\0" "chello.no\0" "chemist.com\0" "chengsu.dpdns.org\0" "chequemail.com\0" "cherrystore.my.id\0"
-  "chet.ccwu.cc\0" "cheyenneweb.com\0" "chez.com\0" "chickmail.com\0" "china.com\0" "china.net.vg\0"
-  "chinamail.com\0" "chirk.com\0" "chocaholic.com.au\0" "chol.com\0" "chollian.net\0" "churchusa.com\0"
-  "cia-agent.com\0" "cia.hu\0" "ciaoweb.it\0" "cicciociccio.com\0" "cinci.rr.com\0" "cincinow.net\0"
-  "citayam.com\0" "citdaca.com\0" "citiz.net\0" "citlink.net\0" "citromail.hu\0" "city-of-bath.org\0"
-  "city-of-birmingham.com\0" "city-of-brighton.org\0" "city-of-cambridge.com\0" "city-of-coventry.com\0"
-  "city-of-edinburgh.com\0" "city-of-lichfield.com\0" "city-of-lincoln.com\0" "city-of-liverpool.com\0"
-  "city-of-manchester.com\0" "city-of-nottingham.com\0" "city-of-oxford.com\0" "city-of-swansea.com\0"
-  "city-of-westminster.com\0" "city-of-westminster.net\0" "city-of-york.net\0" "cityofcardiff.net\0"
-  "cityoflondon.org\0" "claramail.com\0" "classicalfan.com\0" "classicmail.co.za\0" "clear.net.nz\0"
-  "clearwire.net\0" "clerk.com\0" "cley.me\0" "cliffhanger.com\0" "clllsy.cc.cd\0" "cloak.id\0"
-  "close2you.net\0" "club4x4.net\0" "clubalfa.com\0" "clubbers.net\0" "clubducati.com\0" "clubhonda.net\0"
-  "clubmember.org\0" "clubnetnoir.com\0" "clubvdo.net\0" "cluemail.com\0" "cmpmail.com\0" "cn-gfw.ccwu.cc\0"
-  "cnnsimail.com\0" "cntv.cn\0" "co.cc\0" "cock.li\0" "codec.ro\0" "coder.hu\0" "coftens.asia\0"
-  "coftensbfq.asia\0" "cogil.id\0" "coid.biz\0" "coldmail.com\0" "collectiblesuperstore.com\0"
-  "collector.org\0" "collegeclub.com\0" "collegemail.com\0" "colleges.com\0" "coltonkingmail.com\0"
-  "columbus.rr.com\0" "columbusrr.com\0" "columnist.com\0" "comcast.net\0" "comic.com\0" "commufa.jp\0"
-  "communityconnect.com\0" "comporium.net\0" "comprendemail.com\0" "compuserve.com\0" "computer-freak.com\0"
-  "computer4u.com\0" "computermail.net\0" "conexcol.com\0" "conk.com\0" "connect4free.net\0"
-  "connectbox.com\0" "consultant.com\0" "contractor.net\0" "contrasto.cu.cc\0" "cookiemonster.com\0"
-  "cool.br\0" "coole-files.de\0" "coolgoose.ca\0" "coolgoose.com\0" "coolkiwi.com\0" "coollist.com\0"
-  "coolmail.com\0" "coolmail.net\0" "coolsend.com\0" "coolsite.net\0" "cooooool.com\0" "cooperation.net\0"
-  "cooperationtogo.net\0" "copacabana.com\0" "copper.net\0" "corbun.fun\0" "cornells.com\0" "cornerpub.com\0"
-  "corporatedirtbag.com\0" "correo.terra.com.gt\0" "cortinet.com\0" "cotas.net\0" "counsellor.com\0"
-  "countrylover.com\0" "courier.wherever.de5.net\0" "cox.com\0" "cox.net\0" "coxinet.net\0" "cpaurl.com\0"
-  "cracker.hu\0" "crazedanddazed.com\0" "crazysexycool.com\0" "cristianemail.com\0" "critterpost.com\0"
-  "croeso.com\0" "crosshairs.com\0" "crosswinds.net\0" "crwmail.com\0" "cry4helponline.com\0"
-  "cs.com\0" "csinibaba.hu\0" "cuemail.com\0" "curio-city.com\0" "curuth.com\0" "cute-girl.com\0"
-  "cuteandcuddly.com\0" "cutey.com\0" "cvcraft.ee.cd\0" "cvsend.ee.cd\0" "cww.de\0" "cx.lsa1230.dpdns.org\0"
-  "cyber-africa.net\0" "cyber-matrix.com\0" "cyber-wizard.com\0" "cyber4all.com\0" "cyberbabies.com\0"
-  "cybercafemaui.com\0" "cyberdude.com\0" "cyberforeplay.net\0" "cybergal.com\0" "cybergrrl.com\0"
-  "cyberinbox.com\0" "cyberleports.com\0" "cybermail.net\0" "cybernet.it\0" "cyberservices.com\0"
-  "cyberspace-asia.com\0" "cybertrains.org\0" "cyclefanz.com\0" "cynetcity.com\0" "d.729406.xyz\0"
-  "dabsol.net\0" "dadacasa.com\0" "daha.com\0" "dailypioneer.com\0" "daisychuu.com\0" "dallasmail.com\0"
-  "dandysworldgame.org\0" "dangerous-minds.com\0" "dansegulvet.com\0" "data54.com\0" "daum.net\0"
-  "davegracey.com\0" "dawnsonmail.com\0" "dawsonmail.com\0" "dazedandconfused.com\0" "dbcapcute.online\0"
-  "dbker.com\0" "dbzmail.com\0" "ddker.com\0" "deadlymob.org\0" "deal-maker.com\0" "dearriba.com\0"
-  "death-star.com\0" "deeka.me\0" "deliveryman.com\0" "delot.dev\0" "deneg.net\0" "depechemode.com\0"
-  "deseretmail.com\0" "desertmail.com\0" "desilota.com\0" "desiys.com\0" "deskpilot.com\0" "desslee.cc.cd\0"
-  "destin.com\0" "det.indevs.in\0" "detik.com\0" "deutschland-net.com\0" "devotedcouples.com\0"
-  "dezigner.ru\0" "dfwatson.com\0" "di-ve.com\0" "die-besten-bilder.de\0" "die-genossen.de\0"
-  "die-optimisten.de\0" "die-optimisten.net\0" "diemailbox.de\0" "digboost.fun\0" "digibel.be\0"
-  "digital-filestore.de\0" "dingamouu.com\0" "dion.ne.jp\0" "diplomats.com\0" "dipremin.com\0"
-  "directbox.com\0" "direhit.space\0" "dirtracer.com\0" "disciples.com\0" "discofan.com\0" "discoverymail.com\0"
-  "disinfo.net\0" "disney.ne.jp\0" "dispatch.nothing688.de5.net\0" "disposable.com\0" "dma.yuzu.sryze.cc\0"
-  "dmailman.com\0" "dmailp.cc.cd\0" "dnainternet.net\0" "dnsink.com\0" "dnsmadeeasy.com\0" "doclist.bounces.google.com\0"
-  "docomo.ne.jp\0" "docs.google.com\0" "doctor.com\0" "dodo.com.au\0" "dog.com\0" "dogit.com\0"
-  "doglover.com\0" "dogmail.co.uk\0" "dogsnob.net\0" "doityourself.com\0" "dollicons.com\0" "doneasy.com\0"
-  "donjuan.com\0" "dontgotmail.com\0" "dontmesswithtexas.com\0" "donumart.com\0" "doramail.com\0"
-  "dosbee.com\0" "dostmail.com\0" "dotcom.fr\0" "dott.it\0" "download-privat.de\0" "dplanet.ch\0"
-  "dr.com\0" "dragoncon.net\0" "dreamwiz.com\0" "dronetz.com\0" "dropoffs.org\0" "dropzone.com\0"
-  "drotposta.hu\0" "dschat.asia\0" "dslab.icu\0" "dti.ne.jp\0" "dubaimail.com\0" "dublin.com\0"
-  "dublin.ie\0" "duck.com\0" "dumpmail.com\0" "dunlopdriver.com\0" "dunloprider.com\0" "duno.com\0"
-  "duoley.com\0" "dutchmail.com\0" "dwp.net\0" "dx.jesys.net\0" "dygo.com\0" "dynamitemail.com\0"
-  "dyndns.org\0" "dysu.ccwu.cc\0" "e-apollo.lv\0" "e-mail.com.tr\0" "e-mail.de\0" "e-mail.dk\0"
-  "e-mail.ru\0" "e-mail.ua\0" "e-mailanywhere.com\0" "e-mails.ru\0" "e-tapaal.com\0" "e.729406.xyz\0"
-  "e.loves-beer.com\0" "earthalliance.com\0" "earthcam.net\0" "earthdome.com\0" "earthling.net\0"
-  "earthlink.net\0" "earthonline.net\0" "eastcoast.co.za\0" "eastmail.com\0" "easy.to\0" "easypost.com\0"
-  "ebnett.no\0" "ec.rr.com\0" "ecardmail.com\0" "ecbsolutions.net\0" "echina.com\0" "ecompare.com\0"
-  "edmail.com\0" "ednatx.com\0" "edtnmail.com\0" "edu.jstyo.com\0" "edu.ql2.de5.net\0" "edu.risai.store\0"
-  "edu.yongpeng.us.ci\0" "educacao.te.pt\0" "eg.hamroemail.com\0" "ehmail.com\0" "eircom.net\0"
-  "elisanet.fi\0" "elitemail.org\0" "elsitio.com\0" "elvis.com\0" "elvisfan.com\0" "em.rc0101.site\0"
-  "em.ucu.de5.net\0" "email-london.co.uk\0" "email.biz\0" "email.com\0" "email.cz\0" "email.ee\0"
-  "email.it\0" "email.nothing688.ccwu.cc\0" "email.nu\0" "email.org\0" "email.ro\0" "email.ru\0"
-  "email.si\0" "email.su\0" "email.ua\0" "email2me.net\0" "email4u.info\0" "emailacc.com\0" "emailaccount.com\0"
-  "emailasso.net\0" "emailchoice.com\0" "emailcorner.net\0" "emailem.com\0" "emailengine.net\0"
-  "emailengine.org\0" "emailer.hubspot.com\0" "emailforyou.net\0" "emailgroups.net\0" "emailit.com\0"
-  "emailnox.live\0" "emailpinoy.com\0" "emailplanet.com\0" "emailplus.org\0" "emailqu.bond\0"
-  "emailqu.com\0" "emails.incisivemedia.com\0" "emails.ru\0" "emailuser.net\0" "emailx.net\0"
-  "ematic.com\0" "embarqmail.com\0" "embg.app\0" "eml.cc\0" "emnet.ne.jp\0" "emobile.ne.jp\0"
-  "enajsndasd.eu.cc\0" "end-war.com\0" "enel.net\0" "engineer.com\0" "england.com\0" "england.edu\0"
-  "englandmail.com\0" "eonet.ne.jp\0" "epage.ru\0" "epatra.com\0" "epix.net\0" "epost.de\0" "epost.no\0"
-  "eposta.hu\0" "eqqu.com\0" "eramail.co.za\0" "eresmas.com\0" "eriga.lv\0" "estranet.it\0" "ethos.st\0"
-  "etoast.com\0" "etrademail.com\0" "eudoramail.com\0" "euromail.hu\0" "europamel.net\0" "europe.com\0"
-  "europemail.com\0" "euroseek.com\0" "eurosport.com\0" "every1.net\0" "everyday.com.kh\0" "everymail.net\0"
-  "everyone.net\0" "examnotes.net\0" "excite.co.jp\0" "excite.com\0" "excite.it\0" "execs.com\0"
-  "exemail.com.au\0" "exg6.exghost.com\0" "expressasia.com\0" "exspro.site\0" "extemer.com\0"
-  "extenda.net\0" "extended.com\0" "eyou.com\0" "ezcybersearch.com\0" "ezmail.egine.com\0" "ezmail.ru\0"
-  "ezrs.com\0" "ezweb.ne.jp\0" "f-m.fm\0" "f1fans.net\0" "facebookmail.com\0" "fahr-zur-hoelle.org\0"
-  "falseaddress.com\0" "fan.com\0" "fansonlymail.com\0" "fantasticmail.com\0" "farang.net\0"
-  "farifluset.mailexpire.com\0" "faroweb.com\0" "fast-email.com\0" "fast-mail.org\0" "fastem.com\0"
-  "fastemail.us\0" "fastemailer.com\0" "fastermail.com\0" "fastest.cc\0" "fastimap.com\0" "fastmail.ca\0"
-  "fastmail.cn\0" "fastmail.co.uk\0" "fastmail.com\0" "fastmail.com.au\0" "fastmail.es\0" "fastmail.fm\0"
-  "fastmail.im\0" "fastmail.in\0" "fastmail.jp\0" "fastmail.mx\0" "fastmail.net\0" "fastmail.nl\0"
-  "fastmail.se\0" "fastmail.to\0" "fastmail.tw\0" "fastmail.us\0" "fastmailbox.net\0" "fastmessaging.com\0"
-  "fastservice.com\0" "fatcock.net\0" "fathersrightsne.org\0" "fax.ru\0" "fbi-agent.com\0" "fbi.hu\0"
-  "fea.st\0" "federalcontractors.com\0" "feinripptraeger.de\0" "felicitymail.com\0" "femenino.com\0"
-  "fetchmail.co.uk\0" "fettabernett.de\0" "feyenoorder.com\0" "ffanet.com\0" "fhzs.lol\0" "fiberia.com\0"
-  "filipinolinks.com\0" "financemail.net\0" "financier.com\0" "findmail.com\0" "finebody.com\0"
-  "fire-brigade.com\0" "fireboxmail.lol\0" "fireman.net\0" "fishburne.org\0" "fishfuse.com\0"
-  "fitzola.com\0" "fixscal.com\0" "flashmail.com\0" "flashmail.net\0" "flipcode.com\0" "flobati.space\0"
-  "flowmail.site\0" "fluix.qzz.io\0" "fmail.co.uk\0" "fmailbox.com\0" "fmgirl.com\0" "fmguy.com\0"
-  "fnbmail.co.za\0" "fnmail.com\0" "folderolmail.ru\0" "folkfan.com\0" "foodmail.com\0" "footballmail.com\0"
-  "foothills.net\0" "for-president.com\0" "force9.co.uk\0" "fordemy.com\0" "forfree.at\0" "forpresident.com\0"
-  "fortuncity.com\0" "fortunecity.com\0" "forum.dk\0" "foxmail.com\0" "francemel.fr\0" "fraudfindez.com\0"
-  "free-online.net\0" "free-org.com\0" "free.com.pe\0" "free.fr\0" "freeaccess.nl\0" "freeaccount.com\0"
-  "freeandsingle.com\0" "freechal.com\0" "freedom.usa.com\0" "freedomlover.com\0" "freegates.be\0"
-  "freeghana.com\0" "freeler.nl\0" "freemail.c3.hu\0" "freemail.com.au\0" "freemail.com.pk\0"
-  "freemail.de\0" "freemail.et\0" "freemail.gr\0" "freemail.hu\0" "freemail.it\0" "freemail.lt\0"
-  "freemail.ne.jp\0" "freemail.nl\0" "freemail.org.mk\0" "freemyops.com\0" "freenet.de\0" "freenet.kg\0"
-  "freeola.com\0" "freeola.net\0" "freeserve.co.uk\0" "freestart.hu\0" "freesurf.fr\0" "freesurf.nl\0"
-  "freeuk.com\0" "freeuk.net\0" "freeukisp.co.uk\0" "freeweb.org\0" "freewebemail.com\0" "freeyellow.com\0"
-  "freezone.co.uk\0" "fresnomail.com\0" "freudenkinder.de\0" "friends-cafe.com\0" "friendsfan.com\0"
-  "frisurf.no\0" "from-africa.com\0" "from-america.com\0" "from-argentina.com\0" "from-asia.com\0"
-  "from-australia.com\0" "from-belgium.com\0" "from-brazil.com\0" "from-canada.com\0" "from-china.net\0"
-  "from-england.com\0" "from-europe.com\0" "from-france.net\0" "from-germany.net\0" "from-holland.com\0"
-  "from-israel.com\0" "from-italy.net\0" "from-japan.net\0" "from-korea.com\0" "from-mexico.com\0"
-  "from-outerspace.com\0" "from-russia.com\0" "from-spain.net\0" "fromalabama.com\0" "fromalaska.com\0"
-  "fromarizona.com\0" "fromarkansas.com\0" "fromcalifornia.com\0" "fromcolorado.com\0" "fromconnecticut.com\0"
-  "fromdelaware.com\0" "fromflorida.net\0" "fromgeorgia.com\0" "fromhawaii.net\0" "fromidaho.com\0"
-  "fromillinois.com\0" "fromindiana.com\0" "fromiowa.com\0" "fromjupiter.com\0" "fromkansas.com\0"
-  "fromkentucky.com\0" "fromlouisiana.com\0" "frommaine.net\0" "frommaryland.com\0" "frommassachusetts.com\0"
-  "frommiami.com\0" "frommichigan.com\0" "fromminnesota.com\0" "frommississippi.com\0" "frommissouri.com\0"
-  "frommontana.com\0" "fromnebraska.com\0" "fromnevada.com\0" "fromnewhampshire.com\0" "fromnewjersey.com\0"
-  "fromnewmexico.com\0" "fromnewyork.net\0" "fromnorthcarolina.com\0" "fromnorthdakota.com\0"
-  "fromohio.com\0" "fromoklahoma.com\0" "fromoregon.net\0" "frompennsylvania.com\0" "fromrhodeisland.com\0"
-  "fromru.com\0" "fromsouthcarolina.com\0" "fromsouthdakota.com\0" "fromtennessee.com\0" "fromtexas.com\0"
-  "fromthestates.com\0" "fromutah.com\0" "fromvermont.com\0" "fromvirginia.com\0" "fromwashington.com\0"
-  "fromwashingtondc.com\0" "fromwestvirginia.com\0" "fromwisconsin.com\0" "fromwyoming.com\0"
-  "front.ru\0" "frontier.com\0" "frontiernet.net\0" "frostbyte.uk.net\0" "fsmail.net\0" "ftc-i.net\0"
-  "ftml.net\0" "fullmail.com\0" "funkfan.com\0" "fuorissimo.com\0" "furnitureprovider.com\0"
-  "fuse.net\0" "fut.es\0" "fwnb.com\0" "fxsmails.com\0" "fynxo.sbs\0" "galaxy5.com\0" "galaxyhit.com\0"
-  "galileos.dev\0" "gam1fy.com\0" "gamebox.net\0" "gamegeek.com\0" "gamepass.games\0" "gamershubcloud.com\0"
-  "gamesense.eu.cc\0" "gamespotmail.com\0" "garbage.com\0" "gardener.com\0" "gaybrighton.co.uk\0"
-  "gaza.net\0" "gazeta.pl\0" "gazibooks.com\0" "gaziw.com\0" "gci.net\0" "geecities.com\0" "geek.com\0"
-  "geek.hu\0" "geeklife.com\0" "gencmail.com\0" "general-hospital.com\0" "gentlemansclub.de\0"
-  "geography.net\0" "geologist.com\0" "geopia.com\0" "germanymail.com\0" "getmail.no\0" "ghanamail.com\0"
-  "ghostmail.com\0" "giga4u.de\0" "gigileung.org\0" "gilberta.syrf109475.top\0" "girl4god.com\0"
-  "givehit.com\0" "givepeaceachance.com\0" "glay.org\0" "glendale.net\0" "global-1.huggingface.qzz.io\0"
-  "globalfree.it\0" "globalpagan.com\0" "globalsite.com.br\0" "gmail.2kkkk.cn\0" "gmail.com\0"
-  "gmail.com.br\0" "gmail.h5ma.cn\0" "gmail.ru\0" "gmailri.com\0" "gmx-ist-cool.de\0" "gmx-topmail.de\0"
-  "gmx.at\0" "gmx.ca\0" "gmx.ch\0" "gmx.co.uk\0" "gmx.com\0" "gmx.de\0" "gmx.es\0" "gmx.fr\0"
-  "gmx.hk\0" "gmx.ie\0" "gmx.li\0" "gmx.net\0" "gmx.pt\0" "gmx.sg\0" "gmx.tw\0" "gmx.us\0" "go.com\0"
-  "go.ro\0" "go.ru\0" "go2net.com\0" "gocollege.com\0" "gocubs.com\0" "gofree.co.uk\0" "gol.com\0"
-  "goldenmail.ru\0" "goldmail.ru\0" "goldtoolbox.com\0" "golfemail.com\0" "golfilla.info\0" "golfmail.be\0"
-  "gonavy.net\0" "goodnewsmail.com\0" "goodstick.com\0" "googlegroups.com\0" "googlemail.com\0"
-  "goplay.com\0" "gorontalo.net\0" "gosiper.com\0" "gospelfan.com\0" "gothere.uk.com\0" "gotomy.com\0"
-  "gotti.otherinbox.com\0" "gov.555016.xyz\0" "gportal.hu\0" "graduate.org\0" "graffiti.net\0"
-  "gramszu.net\0" "graphic-designer.com\0" "grapplers.com\0" "gratisweb.com\0" "greatmail.uz.ua\0"
-  "greenmail.net\0" "groupmail.com\0" "grungecafe.com\0" "gtmc.net\0" "gua.net\0" "guessmail.com\0"
-  "guju.net\0" "guy.com\0" "guy2.com\0" "guyanafriends.com\0" "guyuan.ccwu.cc\0" "gyorsposta.com\0"
-  "gyorsposta.hu\0" "h-mail.us\0" "hab-verschlafen.de\0" "habmalnefrage.de\0" "hackermail.com\0"
-  "hackermail.net\0" "hacknapp.com\0" "hailmail.net\0" "hairdresser.net\0" "hajar.tech\0" "haloforge.info\0"
-  "haloforge.online\0" "hamptonroads.com\0" "hanafos.com\0" "hananet.net\0" "handbag.com\0" "handleit.com\0"
-  "hang-ten.com\0" "hanmail.net\0" "hanmail2.net\0" "hanmir.com\0" "happemail.com\0" "happycounsel.com\0"
-  "happypuppy.com\0" "hardcorefreak.com\0" "haugnett.no\0" "hawaii.rr.com\0" "hawaiiantel.net\0"
-  "hccpcar.com\0" "hccpmall.com\0" "heartthrob.com\0" "heerschap.com\0" "heesun.net\0" "hehe.com\0"
-  "hello.hu\0" "hello.net.au\0" "hello.to\0" "helmirfansah.com\0" "helter-skelter.com\0" "hepoa.edu.pl\0"
+  "chello.nl\0" "chello.no\0" "chemist.com\0" "chengsu.dpdns.org\0" "chequemail.com\0" "chet.ccwu.cc\0"
+  "cheyenneweb.com\0" "chez.com\0" "chickmail.com\0" "china.com\0" "china.net.vg\0" "chinamail.com\0"
+  "chirk.com\0" "chocaholic.com.au\0" "chol.com\0" "chollian.net\0" "churchusa.com\0" "cia-agent.com\0"
+  "cia.hu\0" "ciaoweb.it\0" "cicciociccio.com\0" "cinci.rr.com\0" "cincinow.net\0" "citayam.com\0"
+  "citdaca.com\0" "citiz.net\0" "citlink.net\0" "citromail.hu\0" "city-of-bath.org\0" "city-of-birmingham.com\0"
+  "city-of-brighton.org\0" "city-of-cambridge.com\0" "city-of-coventry.com\0" "city-of-edinburgh.com\0"
+  "city-of-lichfield.com\0" "city-of-lincoln.com\0" "city-of-liverpool.com\0" "city-of-manchester.com\0"
+  "city-of-nottingham.com\0" "city-of-oxford.com\0" "city-of-swansea.com\0" "city-of-westminster.com\0"
+  "city-of-westminster.net\0" "city-of-york.net\0" "cityofcardiff.net\0" "cityoflondon.org\0"
+  "claramail.com\0" "classicalfan.com\0" "classicmail.co.za\0" "clear.net.nz\0" "clearwire.net\0"
+  "clerk.com\0" "cley.me\0" "cliffhanger.com\0" "clllsy.cc.cd\0" "cloak.id\0" "close2you.net\0"
+  "club4x4.net\0" "clubalfa.com\0" "clubbers.net\0" "clubducati.com\0" "clubhonda.net\0" "clubmember.org\0"
+  "clubnetnoir.com\0" "clubvdo.net\0" "cluemail.com\0" "cmpmail.com\0" "cn-gfw.ccwu.cc\0" "cnnsimail.com\0"
+  "cntv.cn\0" "co.cc\0" "cock.li\0" "codec.ro\0" "coder.hu\0" "coftens.asia\0" "coftensbfq.asia\0"
+  "cogil.id\0" "coid.biz\0" "coldmail.com\0" "collectiblesuperstore.com\0" "collector.org\0"
+  "collegeclub.com\0" "collegemail.com\0" "colleges.com\0" "coltonkingmail.com\0" "columbus.rr.com\0"
+  "columbusrr.com\0" "columnist.com\0" "comcast.net\0" "comic.com\0" "commufa.jp\0" "communityconnect.com\0"
+  "comporium.net\0" "comprendemail.com\0" "compuserve.com\0" "computer-freak.com\0" "computer4u.com\0"
+  "computermail.net\0" "conexcol.com\0" "conk.com\0" "connect4free.net\0" "connectbox.com\0"
+  "consultant.com\0" "contractor.net\0" "cookiemonster.com\0" "cool.br\0" "coole-files.de\0"
+  "coolgoose.ca\0" "coolgoose.com\0" "coolkiwi.com\0" "coollist.com\0" "coolmail.com\0" "coolmail.net\0"
+  "coolsend.com\0" "coolsite.net\0" "cooooool.com\0" "cooperation.net\0" "cooperationtogo.net\0"
+  "copacabana.com\0" "copper.net\0" "corbun.fun\0" "cornells.com\0" "cornerpub.com\0" "corporatedirtbag.com\0"
+  "correo.terra.com.gt\0" "cortinet.com\0" "cotas.net\0" "counsellor.com\0" "countrylover.com\0"
+  "courier.wherever.de5.net\0" "cox.com\0" "cox.net\0" "coxinet.net\0" "cpaurl.com\0" "cracker.hu\0"
+  "crazedanddazed.com\0" "crazysexycool.com\0" "cristianemail.com\0" "critterpost.com\0" "croeso.com\0"
+  "crosshairs.com\0" "crosswinds.net\0" "crwmail.com\0" "cry4helponline.com\0" "cs.com\0" "csinibaba.hu\0"
+  "cuemail.com\0" "curio-city.com\0" "curuth.com\0" "cute-girl.com\0" "cuteandcuddly.com\0" "cutey.com\0"
+  "cvcraft.ee.cd\0" "cvsend.ee.cd\0" "cww.de\0" "cx.lsa1230.dpdns.org\0" "cyber-africa.net\0"
+  "cyber-matrix.com\0" "cyber-wizard.com\0" "cyber4all.com\0" "cyberbabies.com\0" "cybercafemaui.com\0"
+  "cyberdude.com\0" "cyberforeplay.net\0" "cybergal.com\0" "cybergrrl.com\0" "cyberinbox.com\0"
+  "cyberleports.com\0" "cybermail.net\0" "cybernet.it\0" "cyberservices.com\0" "cyberspace-asia.com\0"
+  "cybertrains.org\0" "cyclefanz.com\0" "cynetcity.com\0" "dabsol.net\0" "dadacasa.com\0" "daha.com\0"
+  "dailypioneer.com\0" "daisychuu.com\0" "dallasmail.com\0" "dandysworldgame.org\0" "dangerous-minds.com\0"
+  "dansegulvet.com\0" "data54.com\0" "daum.net\0" "davegracey.com\0" "dawnsonmail.com\0" "dawsonmail.com\0"
+  "dazedandconfused.com\0" "dbcapcute.online\0" "dbker.com\0" "dbzmail.com\0" "ddker.com\0" "deadlymob.org\0"
+  "deal-maker.com\0" "dearriba.com\0" "death-star.com\0" "deeka.me\0" "deliveryman.com\0" "delot.dev\0"
+  "deneg.net\0" "depechemode.com\0" "deseretmail.com\0" "desertmail.com\0" "desilota.com\0" "desiys.com\0"
+  "deskpilot.com\0" "desslee.cc.cd\0" "destin.com\0" "det.indevs.in\0" "detik.com\0" "deutschland-net.com\0"
+  "devotedcouples.com\0" "dezigner.ru\0" "dfwatson.com\0" "di-ve.com\0" "die-besten-bilder.de\0"
+  "die-genossen.de\0" "die-optimisten.de\0" "die-optimisten.net\0" "diemailbox.de\0" "digboost.fun\0"
+  "digibel.be\0" "digital-filestore.de\0" "dingamouu.com\0" "dion.ne.jp\0" "diplomats.com\0"
+  "dipremin.com\0" "directbox.com\0" "direhit.space\0" "dirtracer.com\0" "disciples.com\0" "discofan.com\0"
+  "discoverymail.com\0" "disinfo.net\0" "disney.ne.jp\0" "dispatch.nothing688.de5.net\0" "disposable.com\0"
+  "dma.yuzu.sryze.cc\0" "dmailman.com\0" "dmailp.cc.cd\0" "dnainternet.net\0" "dnsink.com\0"
+  "dnsmadeeasy.com\0" "doclist.bounces.google.com\0" "docomo.ne.jp\0" "docs.google.com\0" "doctor.com\0"
+  "dodo.com.au\0" "dog.com\0" "dogit.com\0" "doglover.com\0" "dogmail.co.uk\0" "dogsnob.net\0"
+  "doityourself.com\0" "dollicons.com\0" "doneasy.com\0" "donjuan.com\0" "dontgotmail.com\0"
+  "dontmesswithtexas.com\0" "donumart.com\0" "doramail.com\0" "dosbee.com\0" "dostmail.com\0"
+  "dotcom.fr\0" "dott.it\0" "download-privat.de\0" "dplanet.ch\0" "dr.com\0" "dragoncon.net\0"
+  "dreamwiz.com\0" "dronetz.com\0" "dropoffs.org\0" "dropzone.com\0" "drotposta.hu\0" "dschat.asia\0"
+  "dslab.icu\0" "dti.ne.jp\0" "dubaimail.com\0" "dublin.com\0" "dublin.ie\0" "duck.com\0" "dumpmail.com\0"
+  "dunlopdriver.com\0" "dunloprider.com\0" "duno.com\0" "duoley.com\0" "dutchmail.com\0" "dwp.net\0"
+  "dx.jesys.net\0" "dygo.com\0" "dynamitemail.com\0" "dyndns.org\0" "dysu.ccwu.cc\0" "e-apollo.lv\0"
+  "e-mail.com.tr\0" "e-mail.de\0" "e-mail.dk\0" "e-mail.ru\0" "e-mail.ua\0" "e-mailanywhere.com\0"
+  "e-mails.ru\0" "e-tapaal.com\0" "e.loves-beer.com\0" "earthalliance.com\0" "earthcam.net\0"
+  "earthdome.com\0" "earthling.net\0" "earthlink.net\0" "earthonline.net\0" "eastcoast.co.za\0"
+  "eastmail.com\0" "easy.to\0" "easypost.com\0" "ebnett.no\0" "ec.rr.com\0" "ecardmail.com\0"
+  "ecbsolutions.net\0" "echina.com\0" "ecompare.com\0" "edmail.com\0" "ednatx.com\0" "edtnmail.com\0"
+  "edu.jstyo.com\0" "edu.ql2.de5.net\0" "edu.risai.store\0" "edu.yongpeng.us.ci\0" "educacao.te.pt\0"
+  "eg.hamroemail.com\0" "ehmail.com\0" "eircom.net\0" "elisanet.fi\0" "elitemail.org\0" "elsitio.com\0"
+  "elvis.com\0" "elvisfan.com\0" "em.rc0101.site\0" "em.ucu.de5.net\0" "email-london.co.uk\0"
+  "email.biz\0" "email.com\0" "email.cz\0" "email.ee\0" "email.it\0" "email.nothing688.ccwu.cc\0"
+  "email.nu\0" "email.org\0" "email.ro\0" "email.ru\0" "email.si\0" "email.su\0" "email.ua\0"
+  "email2me.net\0" "email4u.info\0" "emailacc.com\0" "emailaccount.com\0" "emailasso.net\0" "emailchoice.com\0"
+  "emailcorner.net\0" "emailem.com\0" "emailengine.net\0" "emailengine.org\0" "emailer.hubspot.com\0"
+  "emailforyou.net\0" "emailgroups.net\0" "emailit.com\0" "emailnox.live\0" "emailpinoy.com\0"
+  "emailplanet.com\0" "emailplus.org\0" "emailqu.bond\0" "emailqu.com\0" "emails.incisivemedia.com\0"
+  "emails.ru\0" "emailuser.net\0" "emailx.net\0" "ematic.com\0" "embarqmail.com\0" "embg.app\0"
+  "eml.cc\0" "emnet.ne.jp\0" "emobile.ne.jp\0" "enajsndasd.eu.cc\0" "end-war.com\0" "enel.net\0"
+  "engineer.com\0" "england.com\0" "england.edu\0" "englandmail.com\0" "eonet.ne.jp\0" "epage.ru\0"
+  "epatra.com\0" "epix.net\0" "epost.de\0" "epost.no\0" "eposta.hu\0" "eqqu.com\0" "eramail.co.za\0"
+  "eresmas.com\0" "eriga.lv\0" "estranet.it\0" "ethos.st\0" "etoast.com\0" "etrademail.com\0"
+  "eudoramail.com\0" "euromail.hu\0" "europamel.net\0" "europe.com\0" "europemail.com\0" "euroseek.com\0"
+  "eurosport.com\0" "every1.net\0" "everyday.com.kh\0" "everymail.net\0" "everyone.net\0" "examnotes.net\0"
+  "excite.co.jp\0" "excite.com\0" "excite.it\0" "execs.com\0" "exemail.com.au\0" "exg6.exghost.com\0"
+  "expressasia.com\0" "exspro.site\0" "extemer.com\0" "extenda.net\0" "extended.com\0" "eyou.com\0"
+  "ezcybersearch.com\0" "ezmail.egine.com\0" "ezmail.ru\0" "ezrs.com\0" "ezweb.ne.jp\0" "f-m.fm\0"
+  "f1fans.net\0" "facebookmail.com\0" "fahr-zur-hoelle.org\0" "falseaddress.com\0" "fan.com\0"
+  "fansonlymail.com\0" "fantasticmail.com\0" "farang.net\0" "faroweb.com\0" "fast-email.com\0"
+  "fast-mail.org\0" "fastem.com\0" "fastemail.us\0" "fastemailer.com\0" "fastermail.com\0" "fastest.cc\0"
+  "fastimap.com\0" "fastmail.ca\0" "fastmail.cn\0" "fastmail.co.uk\0" "fastmail.com\0" "fastmail.com.au\0"
+  "fastmail.es\0" "fastmail.fm\0" "fastmail.im\0" "fastmail.in\0" "fastmail.jp\0" "fastmail.mx\0"
+  "fastmail.net\0" "fastmail.nl\0" "fastmail.se\0" "fastmail.to\0" "fastmail.tw\0" "fastmail.us\0"
+  "fastmailbox.net\0" "fastmessaging.com\0" "fastservice.com\0" "fatcock.net\0" "fathersrightsne.org\0"
+  "fax.ru\0" "fbi-agent.com\0" "fbi.hu\0" "fea.st\0" "federalcontractors.com\0" "feinripptraeger.de\0"
+  "felicitymail.com\0" "femenino.com\0" "fetchmail.co.uk\0" "fettabernett.de\0" "feyenoorder.com\0"
+  "ffanet.com\0" "fhzs.lol\0" "fiberia.com\0" "filipinolinks.com\0" "financemail.net\0" "financier.com\0"
+  "findmail.com\0" "finebody.com\0" "fire-brigade.com\0" "fireboxmail.lol\0" "fireman.net\0"
+  "fishburne.org\0" "fishfuse.com\0" "fitzola.com\0" "fixscal.com\0" "flashmail.com\0" "flashmail.net\0"
+  "flipcode.com\0" "flobati.space\0" "flowmail.site\0" "fluix.qzz.io\0" "fmail.co.uk\0" "fmailbox.com\0"
+  "fmgirl.com\0" "fmguy.com\0" "fnbmail.co.za\0" "fnmail.com\0" "folderolmail.ru\0" "folkfan.com\0"
+  "foodmail.com\0" "footballmail.com\0" "foothills.net\0" "for-president.com\0" "force9.co.uk\0"
+  "fordemy.com\0" "forfree.at\0" "forpresident.com\0" "fortuncity.com\0" "fortunecity.com\0"
+  "forum.dk\0" "foxmail.com\0" "francemel.fr\0" "fraudfindez.com\0" "free-online.net\0" "free-org.com\0"
+  "free.com.pe\0" "free.fr\0" "freeaccess.nl\0" "freeaccount.com\0" "freeandsingle.com\0" "freechal.com\0"
+  "freedom.usa.com\0" "freedomlover.com\0" "freegates.be\0" "freeghana.com\0" "freeler.nl\0"
+  "freemail.c3.hu\0" "freemail.com.au\0" "freemail.com.pk\0" "freemail.de\0" "freemail.et\0"
+  "freemail.gr\0" "freemail.hu\0" "freemail.it\0" "freemail.lt\0" "freemail.ne.jp\0" "freemail.nl\0"
+  "freemail.org.mk\0" "freemyops.com\0" "freenet.de\0" "freenet.kg\0" "freeola.com\0" "freeola.net\0"
+  "freeserve.co.uk\0" "freestart.hu\0" "freesurf.fr\0" "freesurf.nl\0" "freeuk.com\0" "freeuk.net\0"
+  "freeukisp.co.uk\0" "freeweb.org\0" "freewebemail.com\0" "freeyellow.com\0" "freezone.co.uk\0"
+  "fresnomail.com\0" "freudenkinder.de\0" "friends-cafe.com\0" "friendsfan.com\0" "frisurf.no\0"
+  "from-africa.com\0" "from-america.com\0" "from-argentina.com\0" "from-asia.com\0" "from-australia.com\0"
+  "from-belgium.com\0" "from-brazil.com\0" "from-canada.com\0" "from-china.net\0" "from-england.com\0"
+  "from-europe.com\0" "from-france.net\0" "from-germany.net\0" "from-holland.com\0" "from-israel.com\0"
+  "from-italy.net\0" "from-japan.net\0" "from-korea.com\0" "from-mexico.com\0" "from-outerspace.com\0"
+  "from-russia.com\0" "from-spain.net\0" "fromalabama.com\0" "fromalaska.com\0" "fromarizona.com\0"
+  "fromarkansas.com\0" "fromcalifornia.com\0" "fromcolorado.com\0" "fromconnecticut.com\0" "fromdelaware.com\0"
+  "fromflorida.net\0" "fromgeorgia.com\0" "fromhawaii.net\0" "fromidaho.com\0" "fromillinois.com\0"
+  "fromindiana.com\0" "fromiowa.com\0" "fromjupiter.com\0" "fromkansas.com\0" "fromkentucky.com\0"
+  "fromlouisiana.com\0" "frommaine.net\0" "frommaryland.com\0" "frommassachusetts.com\0" "frommiami.com\0"
+  "frommichigan.com\0" "fromminnesota.com\0" "frommississippi.com\0" "frommissouri.com\0" "frommontana.com\0"
+  "fromnebraska.com\0" "fromnevada.com\0" "fromnewhampshire.com\0" "fromnewjersey.com\0" "fromnewmexico.com\0"
+  "fromnewyork.net\0" "fromnorthcarolina.com\0" "fromnorthdakota.com\0" "fromohio.com\0" "fromoklahoma.com\0"
+  "fromoregon.net\0" "frompennsylvania.com\0" "fromrhodeisland.com\0" "fromru.com\0" "fromsouthcarolina.com\0"
+  "fromsouthdakota.com\0" "fromtennessee.com\0" "fromtexas.com\0" "fromthestates.com\0" "fromutah.com\0"
+  "fromvermont.com\0" "fromvirginia.com\0" "fromwashington.com\0" "fromwashingtondc.com\0" "fromwestvirginia.com\0"
+  "fromwisconsin.com\0" "fromwyoming.com\0" "front.ru\0" "frontier.com\0" "frontiernet.net\0"
+  "frostbyte.uk.net\0" "fsmail.net\0" "ftc-i.net\0" "ftml.net\0" "fullmail.com\0" "funkfan.com\0"
+  "fuorissimo.com\0" "furnitureprovider.com\0" "fuse.net\0" "fut.es\0" "fwnb.com\0" "fxsmails.com\0"
+  "fynxo.sbs\0" "galaxy5.com\0" "galaxyhit.com\0" "galileos.dev\0" "gam1fy.com\0" "gamebox.net\0"
+  "gamegeek.com\0" "gamepass.games\0" "gamershubcloud.com\0" "gamesense.eu.cc\0" "gamespotmail.com\0"
+  "garbage.com\0" "gardener.com\0" "gaybrighton.co.uk\0" "gaza.net\0" "gazeta.pl\0" "gazibooks.com\0"
+  "gaziw.com\0" "gci.net\0" "geecities.com\0" "geek.com\0" "geek.hu\0" "geeklife.com\0" "gencmail.com\0"
+  "general-hospital.com\0" "gentlemansclub.de\0" "geography.net\0" "geologist.com\0" "geopia.com\0"
+  "germanymail.com\0" "getmail.no\0" "ghanamail.com\0" "ghostmail.com\0" "giga4u.de\0" "gigileung.org\0"
+  "gilberta.syrf109475.top\0" "girl4god.com\0" "givehit.com\0" "givepeaceachance.com\0" "glay.org\0"
+  "glendale.net\0" "global-1.huggingface.qzz.io\0" "globalfree.it\0" "globalpagan.com\0" "globalsite.com.br\0"
+  "gmail.2kkkk.cn\0" "gmail.com\0" "gmail.com.br\0" "gmail.h5ma.cn\0" "gmail.ru\0" "gmailri.com\0"
+  "gmx-ist-cool.de\0" "gmx-topmail.de\0" "gmx.at\0" "gmx.ca\0" "gmx.ch\0" "gmx.co.uk\0" "gmx.com\0"
+  "gmx.de\0" "gmx.es\0" "gmx.fr\0" "gmx.hk\0" "gmx.ie\0" "gmx.li\0" "gmx.net\0" "gmx.pt\0" "gmx.sg\0"
+  "gmx.tw\0" "gmx.us\0" "go.com\0" "go.ro\0" "go.ru\0" "go2net.com\0" "gocollege.com\0" "gocubs.com\0"
+  "gofree.co.uk\0" "gol.com\0" "goldenmail.ru\0" "goldmail.ru\0" "goldtoolbox.com\0" "golfemail.com\0"
+  "golfilla.info\0" "golfmail.be\0" "gonavy.net\0" "goodnewsmail.com\0" "goodstick.com\0" "googlegroups.com\0"
+  "googlemail.com\0" "goplay.com\0" "gorontalo.net\0" "gosiper.com\0" "gospelfan.com\0" "gothere.uk.com\0"
+  "gotomy.com\0" "gov.555016.xyz\0" "gportal.hu\0" "graduate.org\0" "graffiti.net\0" "gramszu.net\0"
+  "graphic-designer.com\0" "grapplers.com\0" "gratisweb.com\0" "greatmail.uz.ua\0" "greenmail.net\0"
+  "groupmail.com\0" "grungecafe.com\0" "gtmc.net\0" "gua.net\0" "guessmail.com\0" "guju.net\0"
+  "guy.com\0" "guy2.com\0" "guyanafriends.com\0" "guyuan.ccwu.cc\0" "gyorsposta.com\0" "gyorsposta.hu\0"
+  "h-mail.us\0" "hab-verschlafen.de\0" "habmalnefrage.de\0" "hackermail.com\0" "hackermail.net\0"
+  "hacknapp.com\0" "hailmail.net\0" "hairdresser.net\0" "hajar.tech\0" "haloforge.info\0" "haloforge.online\0"
+  "hamptonroads.com\0" "hanafos.com\0" "hananet.net\0" "handbag.com\0" "handleit.com\0" "hang-ten.com\0"
+  "hanmail.net\0" "hanmail2.net\0" "hanmir.com\0" "happemail.com\0" "happycounsel.com\0" "happypuppy.com\0"
+  "hardcorefreak.com\0" "haugnett.no\0" "hawaii.rr.com\0" "hawaiiantel.net\0" "hccpcar.com\0"
+  "hccpmall.com\0" "heartthrob.com\0" "heerschap.com\0" "heesun.net\0" "hehe.com\0" "hello.hu\0"
+  "hello.net.au\0" "hello.to\0" "helmirfansah.com\0" "helter-skelter.com\0" "hepoa.edu.pl\0"
   "herediano.com\0" "herojp.com\0" "herono1.com\0" "herr-der-mails.de\0" "hetnet.nl\0" "hey.com\0"
   "hey.to\0" "hgu717.ninja\0" "hhdevel.com\0" "hi-ho.ne.jp\0" "hidesit.net\0" "highmilton.com\0"
   "highquality.com\0" "highveldmail.co.za\0" "hilarious.com\0" "hiphopfan.com\0" "hispavista.com\0"
@@ -46824,85 +46822,83 @@ static const char free_blob[71502] =
   "live.nl\0" "live.no\0" "live.ru\0" "live.se\0" "livedoor.com\0" "liverpoolfans.com\0" "llandudno.com\0"
   "llangollen.com\0" "lmagent.eu.cc\0" "lmxmail.sk\0" "lobbyist.com\0" "localbar.com\0" "locos.com\0"
   "london.com\0" "lookanmail.online\0" "lookanmail.shop\0" "lookanmail.site\0" "looksmart.co.uk\0"
-  "looksmart.com\0" "looksmart.com.au\0" "lopezclub.com\0" "losmail.no\0" "lostagain.my.id\0"
-  "louiskoo.com\0" "love.cz\0" "loveable.com\0" "lovecat.com\0" "lovefootball.com\0" "lovelygirl.net\0"
-  "lovemail.com\0" "lover-boy.com\0" "lovergirl.com\0" "lovethebroncos.com\0" "lovethecowboys.com\0"
-  "loveyouforever.de\0" "lovingjesus.com\0" "lowandslow.com\0" "loww.ccwu.cc\0" "lsjd.ccwu.cc\0"
-  "lsp.lsa1230.dpdns.org\0" "luhupo.com\0" "lumenbay.info\0" "luso.pt\0" "luukku.com\0" "lvie.com.sg\0"
-  "lwvutyk.info\0" "lx.sdfe.app\0" "lycos.co.kr\0" "lycos.co.uk\0" "lycos.com\0" "lycos.es\0"
-  "lycos.it\0" "lycos.ne.jp\0" "lycosmail.com\0" "lyfr65zne.cn\0" "lygv76sax.cn\0" "lys48fgq.cn\0"
-  "lyse.net\0" "lyxj71mnr.cn\0" "m-a-i-l.com\0" "m-hmail.com\0" "m.hexname.com\0" "m1.lx1qzz.qzz.io\0"
-  "m4.org\0" "mac.com\0" "macbox.com\0" "macfreak.com\0" "machinecandy.com\0" "macmail.com\0"
-  "madcreations.com\0" "madonnafan.com\0" "madrid.com\0" "maennerversteherin.com\0" "maennerversteherin.de\0"
-  "maffia.hu\0" "maghbiz.store\0" "magicmail.co.za\0" "mahmoodweb.com\0" "maika.eu.cc\0" "mail-awu.de\0"
-  "mail-box.cz\0" "mail-center.com\0" "mail-central.com\0" "mail-me.com\0" "mail-page.com\0"
-  "mail.1134511.xyz\0" "mail.austria.com\0" "mail.az\0" "mail.b-3.huggingface.qzz.io\0" "mail.b-6.kpe.de5.net\0"
-  "mail.bbexcite.jp\0" "mail.be\0" "mail.bg\0" "mail.bulgaria.com\0" "mail.byte.it\0" "mail.capperflag.top\0"
-  "mail.ch\0" "mail.co.za\0" "mail.com\0" "mail.com.tr\0" "mail.de\0" "mail.dk\0" "mail.ee\0"
-  "mail.entrepeneurmag.com\0" "mail.fr\0" "mail.freetown.com\0" "mail.frink.huggingface.qzz.io\0"
-  "mail.fxtx.top\0" "mail.g-1.vactor1.us.ci\0" "mail.g-10.vactor1.us.ci\0" "mail.g-2.vactor1.us.ci\0"
-  "mail.g-3.vactor1.us.ci\0" "mail.g-4.vactor1.us.ci\0" "mail.g-5.vactor1.us.ci\0" "mail.g-6.vactor1.us.ci\0"
-  "mail.g-7.vactor1.us.ci\0" "mail.g-8.vactor1.us.ci\0" "mail.g-9.vactor1.us.ci\0" "mail.global-1-la-finkles.xgai.qzz.io\0"
-  "mail.global-1.kpe.de5.net\0" "mail.global-2.kpe.de5.net\0" "mail.global-3.kpe.de5.net\0" "mail.global-4.kpe.de5.net\0"
-  "mail.global-5.kpe.de5.net\0" "mail.goo.ne.jp\0" "mail.gr\0" "mail.happyhome.eu.cc\0" "mail.hipda.eu.cc\0"
-  "mail.hitthebeach.com\0" "mail.homehappy.eu.cc\0" "mail.htl22.at\0" "mail.lacdn.cn\0" "mail.loveopenai.eu.cc\0"
-  "mail.lv\0" "mail.magicyue.top\0" "mail.md\0" "mail.misterpinball.de\0" "mail.nothing688.ccwu.cc\0"
+  "looksmart.com\0" "looksmart.com.au\0" "lopezclub.com\0" "losmail.no\0" "louiskoo.com\0" "love.cz\0"
+  "loveable.com\0" "lovecat.com\0" "lovefootball.com\0" "lovelygirl.net\0" "lovemail.com\0" "lover-boy.com\0"
+  "lovergirl.com\0" "lovethebroncos.com\0" "lovethecowboys.com\0" "loveyouforever.de\0" "lovingjesus.com\0"
+  "lowandslow.com\0" "loww.ccwu.cc\0" "lsjd.ccwu.cc\0" "lsp.lsa1230.dpdns.org\0" "luhupo.com\0"
+  "lumenbay.info\0" "luso.pt\0" "luukku.com\0" "lvie.com.sg\0" "lwvutyk.info\0" "lx.sdfe.app\0"
+  "lycos.co.kr\0" "lycos.co.uk\0" "lycos.com\0" "lycos.es\0" "lycos.it\0" "lycos.ne.jp\0" "lycosmail.com\0"
+  "lyfr65zne.cn\0" "lygv76sax.cn\0" "lys48fgq.cn\0" "lyse.net\0" "lyxj71mnr.cn\0" "m-a-i-l.com\0"
+  "m-hmail.com\0" "m.hexname.com\0" "m1.lx1qzz.qzz.io\0" "m4.org\0" "mac.com\0" "macbox.com\0"
+  "macfreak.com\0" "machinecandy.com\0" "macmail.com\0" "madcreations.com\0" "madonnafan.com\0"
+  "madrid.com\0" "maennerversteherin.com\0" "maennerversteherin.de\0" "maffia.hu\0" "maghbiz.store\0"
+  "magicmail.co.za\0" "mahmoodweb.com\0" "maika.eu.cc\0" "mail-awu.de\0" "mail-box.cz\0" "mail-center.com\0"
+  "mail-central.com\0" "mail-me.com\0" "mail-page.com\0" "mail.1134511.xyz\0" "mail.austria.com\0"
+  "mail.az\0" "mail.b-3.huggingface.qzz.io\0" "mail.b-6.kpe.de5.net\0" "mail.bbexcite.jp\0" "mail.be\0"
+  "mail.bg\0" "mail.bulgaria.com\0" "mail.byte.it\0" "mail.capperflag.top\0" "mail.ch\0" "mail.co.za\0"
+  "mail.com\0" "mail.com.tr\0" "mail.de\0" "mail.dk\0" "mail.ee\0" "mail.entrepeneurmag.com\0"
+  "mail.fr\0" "mail.freetown.com\0" "mail.frink.huggingface.qzz.io\0" "mail.fxtx.top\0" "mail.g-1.vactor1.us.ci\0"
+  "mail.g-10.vactor1.us.ci\0" "mail.g-2.vactor1.us.ci\0" "mail.g-3.vactor1.us.ci\0" "mail.g-4.vactor1.us.ci\0"
+  "mail.g-5.vactor1.us.ci\0" "mail.g-6.vactor1.us.ci\0" "mail.g-7.vactor1.us.ci\0" "mail.g-8.vactor1.us.ci\0"
+  "mail.g-9.vactor1.us.ci\0" "mail.global-1-la-finkles.xgai.qzz.io\0" "mail.global-1.kpe.de5.net\0"
+  "mail.global-2.kpe.de5.net\0" "mail.global-3.kpe.de5.net\0" "mail.global-4.kpe.de5.net\0" "mail.global-5.kpe.de5.net\0"
+  "mail.goo.ne.jp\0" "mail.gr\0" "mail.hipda.eu.cc\0" "mail.hitthebeach.com\0" "mail.htl22.at\0"
+  "mail.lacdn.cn\0" "mail.loveopenai.eu.cc\0" "mail.lv\0" "mail.magicyue.top\0" "mail.md\0" "mail.nothing688.ccwu.cc\0"
   "mail.nothing688.de5.net\0" "mail.nu\0" "mail.oopenclaw.eu.cc\0" "mail.org.uk\0" "mail.pf\0"
-  "mail.pkday.eu.cc\0" "mail.pt\0" "mail.r-o-o-t.com\0" "mail.ru\0" "mail.sisna.com\0" "mail.sony.jp\0"
-  "mail.sowhy.de5.net\0" "mail.svenz.eu\0" "mail.tdc.edu.vn\0" "mail.uron.cc.cd\0" "mail.uron.de5.net\0"
-  "mail.usa.com\0" "mail.vasarhely.hu\0" "mail.vu\0" "mail.wherever.de5.net\0" "mail.wuwang1028.bond\0"
-  "mail.xiaolajiao.de\0" "mail.xiaolajiaoyyds.com\0" "mail.yongpeng.us.ci\0" "mail1.zecous.top\0"
-  "mail123.pro\0" "mail15.com\0" "mail1yyds.hbkj.eu.cc\0" "mail2007.com\0" "mail2aaron.com\0"
-  "mail2abby.com\0" "mail2abc.com\0" "mail2actor.com\0" "mail2admiral.com\0" "mail2adorable.com\0"
-  "mail2adoration.com\0" "mail2adore.com\0" "mail2adventure.com\0" "mail2aeolus.com\0" "mail2aether.com\0"
-  "mail2affection.com\0" "mail2afghanistan.com\0" "mail2africa.com\0" "mail2agent.com\0" "mail2aha.com\0"
-  "mail2ahoy.com\0" "mail2aim.com\0" "mail2air.com\0" "mail2airbag.com\0" "mail2airforce.com\0"
-  "mail2airport.com\0" "mail2alabama.com\0" "mail2alan.com\0" "mail2alaska.com\0" "mail2albania.com\0"
-  "mail2alcoholic.com\0" "mail2alec.com\0" "mail2alexa.com\0" "mail2algeria.com\0" "mail2alicia.com\0"
-  "mail2alien.com\0" "mail2allan.com\0" "mail2allen.com\0" "mail2allison.com\0" "mail2alpha.com\0"
-  "mail2alyssa.com\0" "mail2amanda.com\0" "mail2amazing.com\0" "mail2amber.com\0" "mail2america.com\0"
-  "mail2american.com\0" "mail2andorra.com\0" "mail2andrea.com\0" "mail2andy.com\0" "mail2anesthesiologist.com\0"
-  "mail2angela.com\0" "mail2angola.com\0" "mail2ann.com\0" "mail2anna.com\0" "mail2anne.com\0"
-  "mail2anthony.com\0" "mail2anything.com\0" "mail2aphrodite.com\0" "mail2apollo.com\0" "mail2april.com\0"
-  "mail2aquarius.com\0" "mail2arabia.com\0" "mail2arabic.com\0" "mail2architect.com\0" "mail2ares.com\0"
-  "mail2argentina.com\0" "mail2aries.com\0" "mail2arizona.com\0" "mail2arkansas.com\0" "mail2armenia.com\0"
-  "mail2army.com\0" "mail2arnold.com\0" "mail2art.com\0" "mail2artemus.com\0" "mail2arthur.com\0"
-  "mail2artist.com\0" "mail2ashley.com\0" "mail2ask.com\0" "mail2astronomer.com\0" "mail2athena.com\0"
-  "mail2athlete.com\0" "mail2atlas.com\0" "mail2atom.com\0" "mail2attitude.com\0" "mail2auction.com\0"
-  "mail2aunt.com\0" "mail2australia.com\0" "mail2austria.com\0" "mail2azerbaijan.com\0" "mail2baby.com\0"
-  "mail2bahamas.com\0" "mail2bahrain.com\0" "mail2ballerina.com\0" "mail2ballplayer.com\0" "mail2band.com\0"
-  "mail2bangladesh.com\0" "mail2bank.com\0" "mail2banker.com\0" "mail2bankrupt.com\0" "mail2baptist.com\0"
-  "mail2bar.com\0" "mail2barbados.com\0" "mail2barbara.com\0" "mail2barter.com\0" "mail2basketball.com\0"
-  "mail2batter.com\0" "mail2beach.com\0" "mail2beast.com\0" "mail2beatles.com\0" "mail2beauty.com\0"
-  "mail2becky.com\0" "mail2beijing.com\0" "mail2belgium.com\0" "mail2belize.com\0" "mail2ben.com\0"
-  "mail2bernard.com\0" "mail2beth.com\0" "mail2betty.com\0" "mail2beverly.com\0" "mail2beyond.com\0"
-  "mail2biker.com\0" "mail2bill.com\0" "mail2billionaire.com\0" "mail2billy.com\0" "mail2bio.com\0"
-  "mail2biologist.com\0" "mail2black.com\0" "mail2blackbelt.com\0" "mail2blake.com\0" "mail2blind.com\0"
-  "mail2blonde.com\0" "mail2blues.com\0" "mail2bob.com\0" "mail2bobby.com\0" "mail2bolivia.com\0"
-  "mail2bombay.com\0" "mail2bonn.com\0" "mail2bookmark.com\0" "mail2boreas.com\0" "mail2bosnia.com\0"
-  "mail2boston.com\0" "mail2botswana.com\0" "mail2bradley.com\0" "mail2brazil.com\0" "mail2breakfast.com\0"
-  "mail2brian.com\0" "mail2bride.com\0" "mail2brittany.com\0" "mail2broker.com\0" "mail2brook.com\0"
-  "mail2bruce.com\0" "mail2brunei.com\0" "mail2brunette.com\0" "mail2brussels.com\0" "mail2bryan.com\0"
-  "mail2bug.com\0" "mail2bulgaria.com\0" "mail2business.com\0" "mail2buy.com\0" "mail2ca.com\0"
-  "mail2california.com\0" "mail2calvin.com\0" "mail2cambodia.com\0" "mail2cameroon.com\0" "mail2canada.com\0"
-  "mail2cancer.com\0" "mail2capeverde.com\0" "mail2capricorn.com\0" "mail2cardinal.com\0" "mail2cardiologist.com\0"
-  "mail2care.com\0" "mail2caroline.com\0" "mail2carolyn.com\0" "mail2casey.com\0" "mail2cat.com\0"
-  "mail2caterer.com\0" "mail2cathy.com\0" "mail2catlover.com\0" "mail2catwalk.com\0" "mail2cell.com\0"
-  "mail2chad.com\0" "mail2champaign.com\0" "mail2charles.com\0" "mail2chef.com\0" "mail2chemist.com\0"
-  "mail2cherry.com\0" "mail2chicago.com\0" "mail2chile.com\0" "mail2china.com\0" "mail2chinese.com\0"
-  "mail2chocolate.com\0" "mail2christian.com\0" "mail2christie.com\0" "mail2christmas.com\0"
-  "mail2christy.com\0" "mail2chuck.com\0" "mail2cindy.com\0" "mail2clark.com\0" "mail2classifieds.com\0"
-  "mail2claude.com\0" "mail2cliff.com\0" "mail2clinic.com\0" "mail2clint.com\0" "mail2close.com\0"
-  "mail2club.com\0" "mail2coach.com\0" "mail2coastguard.com\0" "mail2colin.com\0" "mail2college.com\0"
-  "mail2colombia.com\0" "mail2color.com\0" "mail2colorado.com\0" "mail2columbia.com\0" "mail2comedian.com\0"
-  "mail2composer.com\0" "mail2computer.com\0" "mail2computers.com\0" "mail2concert.com\0" "mail2congo.com\0"
-  "mail2connect.com\0" "mail2connecticut.com\0" "mail2consultant.com\0" "mail2convict.com\0"
-  "mail2cook.com\0" "mail2cool.com\0" "mail2cory.com\0" "mail2costarica.com\0" "mail2country.com\0"
-  "mail2courtney.com\0" "mail2cowboy.com\0" "mail2cowgirl.com\0" "mail2craig.com\0" "mail2crave.com\0"
-  "mail2crazy.com\0" "mail2create.com\0" "mail2croatia.com\0" "mail2cry.com\0" "mail2crystal.com\0"
-  "mail2cuba.com\0" "mail2culture.com\0" "mail2curt.com\0" "mail2customs.com\0" "mail2cute.com\0"
-  "mail2cutey.com\0" "mail2cynthia.com\0" "mail2cyprus.com\0" "mail2czechrepublic.com\0" "mail2dad.com\0"
-  "mail2dale.com\0" "mail2dallas.com\0" "mail2dan.com\0" "mail2dana.com\0" "mail2dance.com\0"
+  "mail.pt\0" "mail.r-o-o-t.com\0" "mail.ru\0" "mail.sisna.com\0" "mail.sony.jp\0" "mail.sowhy.de5.net\0"
+  "mail.svenz.eu\0" "mail.tdc.edu.vn\0" "mail.uron.cc.cd\0" "mail.uron.de5.net\0" "mail.usa.com\0"
+  "mail.vasarhely.hu\0" "mail.vu\0" "mail.wherever.de5.net\0" "mail.wuwang1028.bond\0" "mail.xiaolajiao.de\0"
+  "mail.xiaolajiaoyyds.com\0" "mail.yongpeng.us.ci\0" "mail1.zecous.top\0" "mail123.pro\0" "mail15.com\0"
+  "mail1yyds.hbkj.eu.cc\0" "mail2007.com\0" "mail2aaron.com\0" "mail2abby.com\0" "mail2abc.com\0"
+  "mail2actor.com\0" "mail2admiral.com\0" "mail2adorable.com\0" "mail2adoration.com\0" "mail2adore.com\0"
+  "mail2adventure.com\0" "mail2aeolus.com\0" "mail2aether.com\0" "mail2affection.com\0" "mail2afghanistan.com\0"
+  "mail2africa.com\0" "mail2agent.com\0" "mail2aha.com\0" "mail2ahoy.com\0" "mail2aim.com\0"
+  "mail2air.com\0" "mail2airbag.com\0" "mail2airforce.com\0" "mail2airport.com\0" "mail2alabama.com\0"
+  "mail2alan.com\0" "mail2alaska.com\0" "mail2albania.com\0" "mail2alcoholic.com\0" "mail2alec.com\0"
+  "mail2alexa.com\0" "mail2algeria.com\0" "mail2alicia.com\0" "mail2alien.com\0" "mail2allan.com\0"
+  "mail2allen.com\0" "mail2allison.com\0" "mail2alpha.com\0" "mail2alyssa.com\0" "mail2amanda.com\0"
+  "mail2amazing.com\0" "mail2amber.com\0" "mail2america.com\0" "mail2american.com\0" "mail2andorra.com\0"
+  "mail2andrea.com\0" "mail2andy.com\0" "mail2anesthesiologist.com\0" "mail2angela.com\0" "mail2angola.com\0"
+  "mail2ann.com\0" "mail2anna.com\0" "mail2anne.com\0" "mail2anthony.com\0" "mail2anything.com\0"
+  "mail2aphrodite.com\0" "mail2apollo.com\0" "mail2april.com\0" "mail2aquarius.com\0" "mail2arabia.com\0"
+  "mail2arabic.com\0" "mail2architect.com\0" "mail2ares.com\0" "mail2argentina.com\0" "mail2aries.com\0"
+  "mail2arizona.com\0" "mail2arkansas.com\0" "mail2armenia.com\0" "mail2army.com\0" "mail2arnold.com\0"
+  "mail2art.com\0" "mail2artemus.com\0" "mail2arthur.com\0" "mail2artist.com\0" "mail2ashley.com\0"
+  "mail2ask.com\0" "mail2astronomer.com\0" "mail2athena.com\0" "mail2athlete.com\0" "mail2atlas.com\0"
+  "mail2atom.com\0" "mail2attitude.com\0" "mail2auction.com\0" "mail2aunt.com\0" "mail2australia.com\0"
+  "mail2austria.com\0" "mail2azerbaijan.com\0" "mail2baby.com\0" "mail2bahamas.com\0" "mail2bahrain.com\0"
+  "mail2ballerina.com\0" "mail2ballplayer.com\0" "mail2band.com\0" "mail2bangladesh.com\0" "mail2bank.com\0"
+  "mail2banker.com\0" "mail2bankrupt.com\0" "mail2baptist.com\0" "mail2bar.com\0" "mail2barbados.com\0"
+  "mail2barbara.com\0" "mail2barter.com\0" "mail2basketball.com\0" "mail2batter.com\0" "mail2beach.com\0"
+  "mail2beast.com\0" "mail2beatles.com\0" "mail2beauty.com\0" "mail2becky.com\0" "mail2beijing.com\0"
+  "mail2belgium.com\0" "mail2belize.com\0" "mail2ben.com\0" "mail2bernard.com\0" "mail2beth.com\0"
+  "mail2betty.com\0" "mail2beverly.com\0" "mail2beyond.com\0" "mail2biker.com\0" "mail2bill.com\0"
+  "mail2billionaire.com\0" "mail2billy.com\0" "mail2bio.com\0" "mail2biologist.com\0" "mail2black.com\0"
+  "mail2blackbelt.com\0" "mail2blake.com\0" "mail2blind.com\0" "mail2blonde.com\0" "mail2blues.com\0"
+  "mail2bob.com\0" "mail2bobby.com\0" "mail2bolivia.com\0" "mail2bombay.com\0" "mail2bonn.com\0"
+  "mail2bookmark.com\0" "mail2boreas.com\0" "mail2bosnia.com\0" "mail2boston.com\0" "mail2botswana.com\0"
+  "mail2bradley.com\0" "mail2brazil.com\0" "mail2breakfast.com\0" "mail2brian.com\0" "mail2bride.com\0"
+  "mail2brittany.com\0" "mail2broker.com\0" "mail2brook.com\0" "mail2bruce.com\0" "mail2brunei.com\0"
+  "mail2brunette.com\0" "mail2brussels.com\0" "mail2bryan.com\0" "mail2bug.com\0" "mail2bulgaria.com\0"
+  "mail2business.com\0" "mail2buy.com\0" "mail2ca.com\0" "mail2california.com\0" "mail2calvin.com\0"
+  "mail2cambodia.com\0" "mail2cameroon.com\0" "mail2canada.com\0" "mail2cancer.com\0" "mail2capeverde.com\0"
+  "mail2capricorn.com\0" "mail2cardinal.com\0" "mail2cardiologist.com\0" "mail2care.com\0" "mail2caroline.com\0"
+  "mail2carolyn.com\0" "mail2casey.com\0" "mail2cat.com\0" "mail2caterer.com\0" "mail2cathy.com\0"
+  "mail2catlover.com\0" "mail2catwalk.com\0" "mail2cell.com\0" "mail2chad.com\0" "mail2champaign.com\0"
+  "mail2charles.com\0" "mail2chef.com\0" "mail2chemist.com\0" "mail2cherry.com\0" "mail2chicago.com\0"
+  "mail2chile.com\0" "mail2china.com\0" "mail2chinese.com\0" "mail2chocolate.com\0" "mail2christian.com\0"
+  "mail2christie.com\0" "mail2christmas.com\0" "mail2christy.com\0" "mail2chuck.com\0" "mail2cindy.com\0"
+  "mail2clark.com\0" "mail2classifieds.com\0" "mail2claude.com\0" "mail2cliff.com\0" "mail2clinic.com\0"
+  "mail2clint.com\0" "mail2close.com\0" "mail2club.com\0" "mail2coach.com\0" "mail2coastguard.com\0"
+  "mail2colin.com\0" "mail2college.com\0" "mail2colombia.com\0" "mail2color.com\0" "mail2colorado.com\0"
+  "mail2columbia.com\0" "mail2comedian.com\0" "mail2composer.com\0" "mail2computer.com\0" "mail2computers.com\0"
+  "mail2concert.com\0" "mail2congo.com\0" "mail2connect.com\0" "mail2connecticut.com\0" "mail2consultant.com\0"
+  "mail2convict.com\0" "mail2cook.com\0" "mail2cool.com\0" "mail2cory.com\0" "mail2costarica.com\0"
+  "mail2country.com\0" "mail2courtney.com\0" "mail2cowboy.com\0" "mail2cowgirl.com\0" "mail2craig.com\0"
+  "mail2crave.com\0" "mail2crazy.com\0" "mail2create.com\0" "mail2croatia.com\0" "mail2cry.com\0"
+  "mail2crystal.com\0" "mail2cuba.com\0" "mail2culture.com\0" "mail2curt.com\0" "mail2customs.com\0"
+  "mail2cute.com\0" "mail2cutey.com\0" "mail2cynthia.com\0" "mail2cyprus.com\0" "mail2czechrepublic.com\0"
+  "mail2dad.com\0" "mail2dale.com\0" "mail2dallas.com\0" "mail2dan.com\0" "mail2dana.com\0" "mail2dance.com\0"
   "mail2dancer.com\0" "mail2danielle.com\0" "mail2danny.com\0" "mail2darlene.com\0" "mail2darling.com\0"
   "mail2darren.com\0" "mail2daughter.com\0" "mail2dave.com\0" "mail2dawn.com\0" "mail2dc.com\0"
   "mail2dealer.com\0" "mail2deanna.com\0" "mail2dearest.com\0" "mail2debbie.com\0" "mail2debby.com\0"
@@ -47119,19 +47115,18 @@ static const char free_blob[71502] =
   "mailshuttle.com\0" "mailslurp.biz\0" "mailsmtp.qzz.io\0" "mailstart.com\0" "mailstartplus.com\0"
   "mailsurf.com\0" "mailtag.com\0" "mailto.de\0" "mailueberfall.de\0" "mailup.net\0" "mailwire.com\0"
   "mailworks.org\0" "mailx.04.mom\0" "makercapcut.com\0" "maktoob.com\0" "malayalamtelevision.net\0"
-  "malfoy.cyou\0" "mali.729406.xyz\0" "maltesemail.com\0" "manager.de\0" "mancity.net\0" "mantrafreenet.com\0"
-  "mantraonline.com\0" "marchmail.com\0" "mariahc.com\0" "marijuana.com\0" "marijuana.nl\0" "married-not.com\0"
-  "marsattack.com\0" "martindalemail.com\0" "mash4077.com\0" "masrawy.com\0" "masupost.tokenized.name\0"
-  "masurii.tokenized.name\0" "masuriidev.tokenized.name\0" "matmail.com\0" "matprivate.tokenized.name\0"
-  "mats.edu.pl\0" "mauimail.com\0" "mauritius.com\0" "maxleft.com\0" "maxmail.co.uk\0" "mbakjago.dev\0"
-  "mbakjago.email\0" "mbakjago.id\0" "mbakjagostore.id\0" "mbakjagostore.net\0" "mbox.com.au\0"
-  "mchsi.com\0" "mcuma.com\0" "me-mail.hu\0" "me.com\0" "medical.net.au\0" "medscape.com\0" "meetingmall.com\0"
-  "meflo.site\0" "megaegg.ne.jp\0" "megago.com\0" "megamail.pt\0" "megapoint.com\0" "mehrani.com\0"
-  "mehtaweb.com\0" "meine-dateien.info\0" "meine-diashow.de\0" "meine-fotos.info\0" "meine-urlaubsfotos.de\0"
+  "malfoy.cyou\0" "maltesemail.com\0" "manager.de\0" "mancity.net\0" "mantrafreenet.com\0" "mantraonline.com\0"
+  "marchmail.com\0" "mariahc.com\0" "marijuana.com\0" "marijuana.nl\0" "married-not.com\0" "marsattack.com\0"
+  "martindalemail.com\0" "mash4077.com\0" "masrawy.com\0" "masupost.tokenized.name\0" "masurii.tokenized.name\0"
+  "masuriidev.tokenized.name\0" "matmail.com\0" "matprivate.tokenized.name\0" "mats.edu.pl\0"
+  "mauimail.com\0" "mauritius.com\0" "maxleft.com\0" "maxmail.co.uk\0" "mbakjago.dev\0" "mbakjago.email\0"
+  "mbakjago.id\0" "mbakjagostore.id\0" "mbakjagostore.net\0" "mbox.com.au\0" "mchsi.com\0" "mcuma.com\0"
+  "me-mail.hu\0" "me.com\0" "medical.net.au\0" "medscape.com\0" "meetingmall.com\0" "meflo.site\0"
+  "megaegg.ne.jp\0" "megago.com\0" "megamail.pt\0" "megapoint.com\0" "mehrani.com\0" "mehtaweb.com\0"
+  "meine-dateien.info\0" "meine-diashow.de\0" "meine-fotos.info\0" "meine-urlaubsfotos.de\0"
   "mekhong.com\0" "mellowwish.angelina.syrf109475.top\0" "melodymail.com\0" "meloo.com\0" "meowii.net\0"
-  "merda.flu.cc\0" "merda.igg.biz\0" "merda.nut.cc\0" "merda.usa.cc\0" "mesh.ad.jp\0" "message.hu\0"
-  "message.myspace.com\0" "messages.to\0" "meta.ua\0" "metacrawler.com\0" "metalfan.com\0" "metaping.com\0"
-  "metta.lk\0" "mexicomail.com\0" "miancor.com\0" "microsoftazureamazonawsibmapplenvidiaoracleciscoadobe.com\0"
+  "mesh.ad.jp\0" "message.hu\0" "message.myspace.com\0" "messages.to\0" "meta.ua\0" "metacrawler.com\0"
+  "metalfan.com\0" "metaping.com\0" "metta.lk\0" "mexicomail.com\0" "miancor.com\0" "microsoftazureamazonawsibmapplenvidiaoracleciscoadobe.com\0"
   "miesto.sk\0" "mighty.co.za\0" "miho-nakayama.com\0" "miho.uk\0" "mikasa.ccwu.cc\0" "mikrotamanet.com\0"
   "milertz.com\0" "millionaireintraining.com\0" "millionairemail.com\0" "milmail.com\0" "mimer.no\0"
   "mimimail.me\0" "mindless.com\0" "mindspring.com\0" "mineo.jp\0" "minister.com\0" "miomail.indevs.in\0"
@@ -47139,42 +47134,41 @@ static const char free_blob[71502] =
   "ml1.net\0" "mlb.bounce.ed10.net\0" "mm.rc0101.site\0" "mm.st\0" "mmail.wuwang1028.bond\0"
   "mns.ru\0" "mnthost.top\0" "mobilbatam.com\0" "mochamail.com\0" "mohammed.com\0" "mohemil.com\0"
   "moldova.cc\0" "moldova.com\0" "moldovacc.com\0" "momoshe.com\0" "momslife.com\0" "monemail.com\0"
-  "money.net\0" "montevideo.com.uy\0" "moonman.com\0" "moose-mail.com\0" "mopera.net\0" "mor19.uu.gl\0"
-  "mortaza.com\0" "mosaicfx.com\0" "moscowmail.com\0" "most-wanted.com\0" "mostlysunny.com\0"
-  "motormania.com\0" "movemail.com\0" "movieluver.com\0" "mowan666.com\0" "mp4.it\0" "mr-potatohead.com\0"
-  "mrworlds.com\0" "mscold.com\0" "msgbox.com\0" "msn.cn\0" "msn.co.uk\0" "msn.com\0" "msn.nl\0"
-  "mtempmail.com\0" "mttestdriver.com\0" "mua.lacdn.cn\0" "muhaos.com\0" "mundomail.net\0" "munich.com\0"
-  "murkstar.com\0" "music.com\0" "musician.org\0" "musicscene.org\0" "muskelshirt.de\0" "muslim.com\0"
-  "muslimsonline.com\0" "mutantweb.com\0" "my.com\0" "mybox.it\0" "mycabin.com\0" "mycity.com\0"
-  "mycool.com\0" "mydomain.com\0" "mydotcomaddress.com\0" "myfamily.com\0" "myfastmail.com\0"
-  "mygo.com\0" "myiris.com\0" "mymacmail.com\0" "mynamedot.com\0" "mynet.com\0" "mynetaddress.com\0"
-  "myownemail.com\0" "myownfriends.com\0" "mypad.com\0" "mypersonalemail.com\0" "myplace.com\0"
-  "myrambler.ru\0" "myrealbox.com\0" "myremarq.com\0" "myself.com\0" "mystupidjob.com\0" "mythirdage.com\0"
-  "myway.com\0" "myworldmail.com\0" "mzl2wvp6.nsmjj.tech\0" "n2.com\0" "n2baseball.com\0" "n2business.com\0"
-  "n2mail.com\0" "n2soccer.com\0" "n2software.com\0" "n5.jesys.net\0" "nabc.biz\0" "nafe.com\0"
-  "nagisa.eu.cc\0" "nagpal.net\0" "nakedgreens.com\0" "name.com\0" "nana10.co.il\0" "nanana.uk\0"
-  "nandomail.com\0" "naplesnews.net\0" "naqulu.com\0" "naraka.eu.cc\0" "naseej.com\0" "nate.com\0"
-  "nativestar.net\0" "nativeweb.net\0" "naui.net\0" "naver.com\0" "navigator.lv\0" "navy.org\0"
-  "naz.com\0" "nb.syh.888.moe\0" "nb.syh.cnkmmk.win\0" "nb.syh.hyper.ci\0" "nb.syh.localhost.cc\0"
-  "nb.syh.new.cd\0" "nb.syh.qqc.me\0" "nb.syh.rua.ci\0" "nb.syh5.eu.cc\0" "nc.rr.com\0" "nchoicemail.com\0"
-  "ncyc7b.2026157.xyz\0" "nebulacloudmail.com\0" "neeva.net\0" "nemomo.org\0" "nemra1.com\0"
-  "nenter.com\0" "neo.rr.com\0" "nervhq.org\0" "net-c.be\0" "net-c.ca\0" "net-c.cat\0" "net-c.com\0"
-  "net-c.es\0" "net-c.fr\0" "net-c.it\0" "net-c.lu\0" "net-c.nl\0" "net-c.pl\0" "net-pager.net\0"
-  "net-shopping.com\0" "net.ua\0" "net4b.pt\0" "net4you.at\0" "netbounce.com\0" "netbroadcaster.com\0"
-  "netby.dk\0" "netc.eu\0" "netc.fr\0" "netc.it\0" "netc.lu\0" "netc.pl\0" "netcenter-vn.net\0"
-  "netcmail.com\0" "netcom.no\0" "netcourrier.com\0" "netexecutive.com\0" "netexpressway.com\0"
-  "netgenie.com\0" "netian.com\0" "netizen.com.ar\0" "netlane.com\0" "netlimit.com\0" "netmongol.com\0"
-  "netnet.com.sg\0" "netnoir.net\0" "netpiper.com\0" "netposta.net\0" "netralink.com\0" "netscape.net\0"
-  "netscapeonline.co.uk\0" "netsgo.com\0" "netspace.net.au\0" "netspeedway.com\0" "netsquare.com\0"
-  "netster.com\0" "nettaxi.com\0" "nettemail.com\0" "netterchef.de\0" "netti.fi\0" "netzero.com\0"
-  "netzero.net\0" "neue-dateien.de\0" "neuf.fr\0" "neuro.md\0" "neverlose.eu.cc\0" "neversay.pics\0"
-  "nevinxu.cc.cd\0" "nevinxu.ccwu.cc\0" "newmail.com\0" "newmail.net\0" "newmail.ru\0" "news.sowhy.de5.net\0"
-  "newsboysmail.com\0" "newyork.com\0" "nextmail.ru\0" "nexxmail.com\0" "nfmail.com\0" "nicebush.com\0"
-  "nicegal.com\0" "nicholastse.net\0" "nicolastse.com\0" "niconico.ccwu.cc\0" "nifty.com\0" "nifty.ne.jp\0"
-  "nightmail.com\0" "nikopage.com\0" "nilufa.kuromee.com\0" "nimail.com\0" "ninfan.com\0" "nirvanafan.com\0"
-  "nisash.store\0" "noavar.com\0" "nonpartisan.com\0" "noos.fr\0" "norika-fujiwara.com\0" "norikomail.com\0"
-  "northgates.net\0" "nospammail.net\0" "notify.nothing688.de5.net\0" "nownuri.net\0" "noxr.buzz\0"
-  "ntebb.no\0" "ntelos.net\0" "ntlworld.com\0" "ntscan.com\0" "null.net\0" "nur-fuer-spam.de\0"
+  "money.net\0" "montevideo.com.uy\0" "moonman.com\0" "moose-mail.com\0" "mopera.net\0" "mortaza.com\0"
+  "mosaicfx.com\0" "moscowmail.com\0" "most-wanted.com\0" "mostlysunny.com\0" "motormania.com\0"
+  "movemail.com\0" "movieluver.com\0" "mowan666.com\0" "mp4.it\0" "mr-potatohead.com\0" "mrworlds.com\0"
+  "mscold.com\0" "msgbox.com\0" "msn.cn\0" "msn.co.uk\0" "msn.com\0" "msn.nl\0" "mtempmail.com\0"
+  "mttestdriver.com\0" "mua.lacdn.cn\0" "muhaos.com\0" "mundomail.net\0" "munich.com\0" "murkstar.com\0"
+  "music.com\0" "musician.org\0" "musicscene.org\0" "muskelshirt.de\0" "muslim.com\0" "muslimsonline.com\0"
+  "mutantweb.com\0" "my.com\0" "mybox.it\0" "mycabin.com\0" "mycity.com\0" "mycool.com\0" "mydomain.com\0"
+  "mydotcomaddress.com\0" "myfamily.com\0" "myfastmail.com\0" "mygo.com\0" "myiris.com\0" "mymacmail.com\0"
+  "mynamedot.com\0" "mynet.com\0" "mynetaddress.com\0" "myownemail.com\0" "myownfriends.com\0"
+  "mypad.com\0" "mypersonalemail.com\0" "myplace.com\0" "myrambler.ru\0" "myrealbox.com\0" "myremarq.com\0"
+  "myself.com\0" "mystupidjob.com\0" "mythirdage.com\0" "myway.com\0" "myworldmail.com\0" "mzl2wvp6.nsmjj.tech\0"
+  "n2.com\0" "n2baseball.com\0" "n2business.com\0" "n2mail.com\0" "n2soccer.com\0" "n2software.com\0"
+  "n5.jesys.net\0" "nabc.biz\0" "nafe.com\0" "nagisa.eu.cc\0" "nagpal.net\0" "nakedgreens.com\0"
+  "name.com\0" "nana10.co.il\0" "nanana.uk\0" "nandomail.com\0" "naplesnews.net\0" "naqulu.com\0"
+  "naraka.eu.cc\0" "naseej.com\0" "nate.com\0" "nativestar.net\0" "nativeweb.net\0" "naui.net\0"
+  "naver.com\0" "navigator.lv\0" "navy.org\0" "naz.com\0" "nb.syh.888.moe\0" "nb.syh.cnkmmk.win\0"
+  "nb.syh.hyper.ci\0" "nb.syh.localhost.cc\0" "nb.syh.new.cd\0" "nb.syh.qqc.me\0" "nb.syh.rua.ci\0"
+  "nb.syh5.eu.cc\0" "nc.rr.com\0" "nchoicemail.com\0" "ncyc7b.2026157.xyz\0" "nebulacloudmail.com\0"
+  "neeva.net\0" "nemomo.org\0" "nemra1.com\0" "nenter.com\0" "neo.rr.com\0" "nervhq.org\0" "net-c.be\0"
+  "net-c.ca\0" "net-c.cat\0" "net-c.com\0" "net-c.es\0" "net-c.fr\0" "net-c.it\0" "net-c.lu\0"
+  "net-c.nl\0" "net-c.pl\0" "net-pager.net\0" "net-shopping.com\0" "net.ua\0" "net4b.pt\0" "net4you.at\0"
+  "netbounce.com\0" "netbroadcaster.com\0" "netby.dk\0" "netc.eu\0" "netc.fr\0" "netc.it\0" "netc.lu\0"
+  "netc.pl\0" "netcenter-vn.net\0" "netcmail.com\0" "netcom.no\0" "netcourrier.com\0" "netexecutive.com\0"
+  "netexpressway.com\0" "netgenie.com\0" "netian.com\0" "netizen.com.ar\0" "netlane.com\0" "netlimit.com\0"
+  "netmongol.com\0" "netnet.com.sg\0" "netnoir.net\0" "netpiper.com\0" "netposta.net\0" "netralink.com\0"
+  "netscape.net\0" "netscapeonline.co.uk\0" "netsgo.com\0" "netspace.net.au\0" "netspeedway.com\0"
+  "netsquare.com\0" "netster.com\0" "nettaxi.com\0" "nettemail.com\0" "netterchef.de\0" "netti.fi\0"
+  "netzero.com\0" "netzero.net\0" "neue-dateien.de\0" "neuf.fr\0" "neuro.md\0" "neverlose.eu.cc\0"
+  "neversay.pics\0" "nevinxu.cc.cd\0" "nevinxu.ccwu.cc\0" "newmail.com\0" "newmail.net\0" "newmail.ru\0"
+  "news.sowhy.de5.net\0" "newsboysmail.com\0" "newyork.com\0" "nextmail.ru\0" "nexxmail.com\0"
+  "nfmail.com\0" "nicebush.com\0" "nicegal.com\0" "nicholastse.net\0" "nicolastse.com\0" "niconico.ccwu.cc\0"
+  "nifty.com\0" "nifty.ne.jp\0" "nightmail.com\0" "nikopage.com\0" "nimail.com\0" "ninfan.com\0"
+  "nirvanafan.com\0" "nisash.store\0" "noavar.com\0" "nonpartisan.com\0" "noos.fr\0" "norika-fujiwara.com\0"
+  "norikomail.com\0" "northgates.net\0" "nospammail.net\0" "notify.nothing688.de5.net\0" "nownuri.net\0"
+  "noxr.buzz\0" "ntebb.no\0" "ntelos.net\0" "ntlworld.com\0" "ntscan.com\0" "null.net\0" "nur-fuer-spam.de\0"
   "nus.edu.sg\0" "nxdbxd.dpdns.org\0" "nxdbxd.indevs.in\0" "nxdbxdl.cc.cd\0" "nxt.ru\0" "ny.com\0"
   "nyawit.id\0" "nybella.com\0" "nyc.com\0" "nycmail.com\0" "nzoomail.com\0" "o-tay.com\0" "o2.co.uk\0"
   "o2.pl\0" "oaifree.ai6.me\0" "oaklandas-fan.com\0" "oath.com\0" "oc.lacdn.cn\0" "oceanfree.net\0"
@@ -47200,18 +47194,17 @@ static const char free_blob[71502] =
   "pagons.org\0" "pakistanmail.com\0" "pakistanoye.com\0" "paktools.store\0" "palestinemail.com\0"
   "panda.tnc.ne.jp\0" "pandora.be\0" "paran.com\0" "parkjiyoon.com\0" "parsmail.com\0" "partlycloudy.com\0"
   "partybombe.de\0" "partyheld.de\0" "partynight.at\0" "parvazi.com\0" "passwordmail.com\0" "pathfindermail.com\0"
-  "pconnections.net\0" "pcpostal.com\0" "pcsrock.com\0" "pcusers.otherinbox.com\0" "pddfw.cn\0"
-  "pdvs.top\0" "pdx.ne.jp\0" "pediatrician.com\0" "pemiyum.net\0" "penpen.com\0" "peoplepc.com\0"
-  "peopleweb.com\0" "perfectmail.com\0" "perso.be\0" "personal.ro\0" "personales.com\0" "petlover.com\0"
-  "petml.com\0" "pettypool.com\0" "pezeshkpour.com\0" "phayze.com\0" "phone.net\0" "photographer.net\0"
-  "phpbb.uu.gl\0" "phreaker.net\0" "phus8kajuspa.cu.cc\0" "physicist.net\0" "pianomail.com\0"
-  "picil.store\0" "pickupman.com\0" "picusnet.com\0" "pigpig.net\0" "pikara.ne.jp\0" "pingmx.com\0"
-  "pinmx.net\0" "pinoymail.com\0" "piracha.net\0" "pisem.net\0" "pkdigitalmart.online\0" "plala.or.jp\0"
-  "planet.nl\0" "planetaccess.com\0" "planetarymotion.net\0" "planetearthinter.net\0" "planetmail.com\0"
-  "planetmail.net\0" "planetout.com\0" "plasa.com\0" "playersodds.com\0" "playful.com\0" "playstation.sony.com\0"
-  "plus.com\0" "plus.google.com\0" "plusmail.com.br\0" "pm.me\0" "pmail.net\0" "pngk.uk\0" "pobox.hu\0"
-  "pobox.sk\0" "pochta.ru\0" "poczta.fm\0" "poczta.onet.eu\0" "poczta.onet.pl\0" "poetic.com\0"
-  "pokemonpost.com\0" "pokepost.com\0" "polandmail.com\0" "polbox.com\0" "policeoffice.com\0"
+  "pconnections.net\0" "pcpostal.com\0" "pcsrock.com\0" "pddfw.cn\0" "pdvs.top\0" "pdx.ne.jp\0"
+  "pediatrician.com\0" "pemiyum.net\0" "penpen.com\0" "peoplepc.com\0" "peopleweb.com\0" "perfectmail.com\0"
+  "perso.be\0" "personal.ro\0" "personales.com\0" "petlover.com\0" "petml.com\0" "pettypool.com\0"
+  "pezeshkpour.com\0" "phayze.com\0" "phone.net\0" "photographer.net\0" "phreaker.net\0" "physicist.net\0"
+  "pianomail.com\0" "picil.store\0" "pickupman.com\0" "picusnet.com\0" "pigpig.net\0" "pikara.ne.jp\0"
+  "pingmx.com\0" "pinmx.net\0" "pinoymail.com\0" "piracha.net\0" "pisem.net\0" "pkdigitalmart.online\0"
+  "plala.or.jp\0" "planet.nl\0" "planetaccess.com\0" "planetarymotion.net\0" "planetearthinter.net\0"
+  "planetmail.com\0" "planetmail.net\0" "planetout.com\0" "plasa.com\0" "playersodds.com\0" "playful.com\0"
+  "playstation.sony.com\0" "plus.com\0" "plus.google.com\0" "plusmail.com.br\0" "pm.me\0" "pmail.net\0"
+  "pngk.uk\0" "pobox.hu\0" "pobox.sk\0" "pochta.ru\0" "poczta.fm\0" "poczta.onet.eu\0" "poczta.onet.pl\0"
+  "poetic.com\0" "pokemonpost.com\0" "pokepost.com\0" "polandmail.com\0" "polbox.com\0" "policeoffice.com\0"
   "politician.com\0" "polizisten-duzer.de\0" "pool-sharks.com\0" "poond.com\0" "popaccount.com\0"
   "popmail.com\0" "popsmail.com\0" "popstar.com\0" "portfolink.vps.cd\0" "portugalmail.com\0"
   "portugalmail.pt\0" "portugalnet.com\0" "pos.lukeliou.site\0" "positive-thinking.com\0" "post.com\0"
@@ -47235,17 +47228,17 @@ static const char free_blob[71502] =
   "qip.ru\0" "qmail.com\0" "qprfans.com\0" "qq.com\0" "qrio.com\0" "quackquack.com\0" "quakemail.com\0"
   "qualbo.com\0" "qualityservice.com\0" "quantentunnel.de\0" "qudone.net\0" "qudsmail.com\0"
   "quepasa.com\0" "quickhosts.com\0" "quicknet.nl\0" "quickwebmail.com\0" "quiet-branch.com\0"
-  "quiklinks.com\0" "quikmail.com\0" "quye.loves-beer.com\0" "qv7.info\0" "qwer.729406.xyz\0"
-  "qwest.net\0" "qwestoffice.net\0" "r-o-o-t.com\0" "r4.sdfe.app\0" "raakim.com\0" "racedriver.com\0"
-  "racefanz.com\0" "racingfan.com.au\0" "racingmail.com\0" "radeshop.com\0" "radiant-flow.org\0"
-  "radicalz.com\0" "radiku.ye.vc\0" "radiologist.net\0" "ragingbull.com\0" "rakumail.jp\0" "rakuten.jp\0"
-  "ralib.com\0" "rambler.ru\0" "ranmamail.com\0" "raotus.com\0" "rapidletter.net\0" "rastogi.net\0"
-  "ratt-n-roll.com\0" "rattle-snake.com\0" "raubtierbaendiger.de\0" "ravearena.com\0" "ravemail.com\0"
-  "raxaim.com\0" "razormail.com\0" "rccgmail.org\0" "rcn.com\0" "rdevmail.tokenized.name\0" "realemail.net\0"
-  "reallyfast.biz\0" "reallyfast.info\0" "realradiomail.com\0" "realtyagent.com\0" "reborn.com\0"
-  "recycler.com\0" "recyclermail.com\0" "rediff.com\0" "rediffmail.com\0" "rediffmailpro.com\0"
-  "rednecks.com\0" "redseven.de\0" "redsfans.com\0" "reggaefan.com\0" "registerednurses.com\0"
-  "reincarnate.com\0" "religious.com\0" "renren.com\0" "repairman.com\0" "reply.hu\0" "reply.ticketmaster.com\0"
+  "quiklinks.com\0" "quikmail.com\0" "quye.loves-beer.com\0" "qv7.info\0" "qwest.net\0" "qwestoffice.net\0"
+  "r-o-o-t.com\0" "r4.sdfe.app\0" "raakim.com\0" "racedriver.com\0" "racefanz.com\0" "racingfan.com.au\0"
+  "racingmail.com\0" "radeshop.com\0" "radiant-flow.org\0" "radicalz.com\0" "radiologist.net\0"
+  "ragingbull.com\0" "rakumail.jp\0" "rakuten.jp\0" "ralib.com\0" "rambler.ru\0" "ranmamail.com\0"
+  "raotus.com\0" "rapidletter.net\0" "rastogi.net\0" "ratt-n-roll.com\0" "rattle-snake.com\0"
+  "raubtierbaendiger.de\0" "ravearena.com\0" "ravemail.com\0" "raxaim.com\0" "razormail.com\0"
+  "rccgmail.org\0" "rcn.com\0" "rdevmail.tokenized.name\0" "realemail.net\0" "reallyfast.biz\0"
+  "reallyfast.info\0" "realradiomail.com\0" "realtyagent.com\0" "reborn.com\0" "recycler.com\0"
+  "recyclermail.com\0" "rediff.com\0" "rediffmail.com\0" "rediffmailpro.com\0" "rednecks.com\0"
+  "redseven.de\0" "redsfans.com\0" "reggaefan.com\0" "registerednurses.com\0" "reincarnate.com\0"
+  "religious.com\0" "renren.com\0" "repairman.com\0" "reply.hu\0" "reply.ticketmaster.com\0"
   "representative.com\0" "rescueteam.com\0" "resource.calendar.google.com\0" "resumemail.com\0"
   "rezai.com\0" "richmondhill.com\0" "rickymail.com\0" "rin.ru\0" "riopreto.com.br\0" "rn.com\0"
   "ro.ru\0" "roadrunner.com\0" "roanokemail.com\0" "rock.com\0" "rocketmail.com\0" "rocketship.com\0"
@@ -47267,65 +47260,64 @@ static const char free_blob[71502] =
   "sent.as\0" "sent.at\0" "sent.com\0" "sentrismail.com\0" "serci.app\0" "serga.com.ar\0" "servemymail.com\0"
   "sesmail.com\0" "sexmagnet.com\0" "seznam.cz\0" "sfanrj.cfd\0" "sfr.fr\0" "shahweb.net\0" "shaniastuff.com\0"
   "shared-files.de\0" "sharmaweb.com\0" "shaw.ca\0" "she.com\0" "shieldedpost.net\0" "shinedyoureyes.com\0"
-  "shinstore.site\0" "shitaway.cu.cc\0" "shitaway.usa.cc\0" "shockinmytown.cu.cc\0" "shootmail.com\0"
-  "shortmail.com\0" "shotgun.hu\0" "shuf.com\0" "sialkotcity.com\0" "sialkotian.com\0" "sialkotoye.com\0"
-  "sify.com\0" "signinid.com\0" "silkroad.net\0" "sina.cn\0" "sina.com\0" "sinamail.com\0" "singapore.com\0"
-  "singles4jesus.com\0" "singmail.com\0" "singnet.com.sg\0" "skafan.com\0" "skim.com\0" "skizo.hu\0"
-  "sky.com\0" "sky.tkc.ne.jp\0" "sky.tkk.ne.jp\0" "sky.tu-ka.ne.jp\0" "skynet.be\0" "slamdunkfan.com\0"
-  "slingshot.com\0" "slo.net\0" "slotter.com\0" "sma.balajar.id\0" "smapxsmap.net\0" "smileyface.comsmithemail.net\0"
-  "smoothmail.com\0" "sms.at\0" "sn6fk3.nsmjj.tech\0" "snail-mail.net\0" "snakebite.com\0" "sndt.net\0"
-  "snet.net\0" "sniper.hu\0" "snoopymail.com\0" "snowboarding.com\0" "snowdonia.net\0" "snowlash.com\0"
-  "so-net.ne.jp\0" "socamail.com\0" "socceramerica.net\0" "soccermail.com\0" "soccermomz.com\0"
-  "socialworker.net\0" "sociologist.com\0" "softbank.ne.jp\0" "softhome.net\0" "sogou.com\0"
-  "sohu.com\0" "sol.dk\0" "solcon.nl\0" "soldier.hu\0" "solution4u.com\0" "songwriter.net\0"
-  "sonnenkinder.org\0" "soon.com\0" "soulfoodcookbook.com\0" "sp.nl\0" "spaaqs.ne.jp\0" "space-bank.com\0"
-  "space-man.com\0" "space-ship.com\0" "space-travel.com\0" "spacemart.com\0" "spacetowns.com\0"
-  "spacewar.com\0" "spahe.xyz\0" "spainmail.com\0" "spameater.com\0" "spartapiet.com\0" "spazmail.com\0"
-  "speedemail.net\0" "speedpost.net\0" "speedrules.com\0" "speedrulz.com\0" "speedymail.org\0"
-  "sperke.net\0" "spils.com\0" "spinbit.cyou\0" "spinfinder.com\0" "spl.at\0" "spoko.pl\0" "sportemail.com\0"
-  "sportsmail.com\0" "sporttruckdriver.com\0" "spray.no\0" "spray.se\0" "spymac.com\0" "sqp.cc.cd\0"
-  "srilankan.net\0" "ssl-mail.com\0" "st-davids.net\0" "stade.fr\0" "stalag13.com\0" "starbucks.com\0"
-  "stargateradio.com\0" "starmail.com\0" "starmail.org\0" "starmedia.com\0" "starplace.com\0"
-  "starspath.com\0" "start.com.au\0" "start.no\0" "stipte.nl\0" "stmail.cc.cd\0" "stoned.com\0"
-  "stones.com\0" "stopdropandroll.com\0" "storksite.com\0" "streber24.de\0" "stribmail.com\0"
-  "strompost.com\0" "strongguy.com\0" "student.su\0" "studentcenter.org\0" "subram.com\0" "sudanmail.net\0"
-  "sugtbt.com\0" "suhabi.com\0" "suiemail.com\0" "suini.dpdns.org\0" "suisse.org\0" "sukhumvit.net\0"
-  "sunpoint.net\0" "sunrain.tech\0" "sunrise-sunset.com\0" "sunsgame.com\0" "sunumail.sn\0" "suomi24.fi\0"
-  "superdada.com\0" "supereva.it\0" "supergrok.id\0" "supermail.ru\0" "surat.com\0" "surf3.net\0"
-  "surfree.com\0" "surfy.net\0" "surgical.net\0" "surimail.com\0" "survivormail.com\0" "swbell.net\0"
-  "sweb.cz\0" "swedenmail.com\0" "sweetville.net\0" "swift-mail.com\0" "swiftdesk.com\0" "swingeasyhithard.com\0"
-  "swingfan.com\0" "swipemail.top\0" "swipermail.zzn.com\0" "swirve.com\0" "swissinfo.org\0"
-  "swissmail.com\0" "swissmail.net\0" "switchboardmail.com\0" "switzerland.org\0" "sx172.com\0"
-  "sxda.cc.cd\0" "synsky.com\0" "syom.com\0" "syriamail.com\0" "t-com.ne.jp\0" "t-online.de\0"
-  "t-online.hu\0" "t2mail.com\0" "takuyakimura.com\0" "talk21.com\0" "talkcity.com\0" "tamil.com\0"
-  "tampabay.rr.com\0" "tankpolice.com\0" "tatanova.com\0" "tbwt.com\0" "tcc.on.ca\0" "tds.net\0"
-  "teachermail.net\0" "teachers.org\0" "teamdiscovery.com\0" "teamtulsa.net\0" "tech-center.com\0"
-  "tech4peace.org\0" "techie.com\0" "technisamail.co.za\0" "technologist.com\0" "techscout.com\0"
-  "techspot.com\0" "teenagedirtbag.com\0" "tele2.nl\0" "tele2.no\0" "telebot.com\0" "telefonica.net\0"
-  "teleline.es\0" "telenet.be\0" "telepac.pt\0" "telerymd.com\0" "telfort.nl\0" "telfortglasvezel.nl\0"
-  "telinco.net\0" "telkom.net\0" "telor.studio\0" "telpage.net\0" "telstra.com\0" "telstra.com.au\0"
-  "temeilo.com\0" "temp-mail.snaper24.com\0" "temp.sowhy.de5.net\0" "temp2.qzz.io\0" "tempmail.cloud\0"
-  "tempmail.edu.ge\0" "tempmail.edu.pl\0" "tempmail.net\0" "temporam.me\0" "temporarmail.edu.pl\0"
-  "temtulsa.net\0" "tenchiclub.com\0" "tenderkiss.com\0" "tennismail.com\0" "terminverpennt.de\0"
-  "terra.cl\0" "terra.com\0" "terra.com.ar\0" "terra.com.br\0" "terra.es\0" "tfanus.com.er\0"
-  "tfz.net\0" "thai.com\0" "thaimail.com\0" "thaimail.net\0" "the-african.com\0" "the-airforce.com\0"
-  "the-aliens.com\0" "the-american.com\0" "the-animal.com\0" "the-army.com\0" "the-astronaut.com\0"
-  "the-beauty.com\0" "the-big-apple.com\0" "the-biker.com\0" "the-boss.com\0" "the-brazilian.com\0"
-  "the-canadian.com\0" "the-canuck.com\0" "the-captain.com\0" "the-chinese.com\0" "the-country.com\0"
-  "the-cowboy.com\0" "the-davis-home.com\0" "the-dutchman.com\0" "the-eagles.com\0" "the-englishman.com\0"
-  "the-fastest.net\0" "the-fool.com\0" "the-frenchman.com\0" "the-galaxy.net\0" "the-genius.com\0"
-  "the-gentleman.com\0" "the-german.com\0" "the-gremlin.com\0" "the-hooligan.com\0" "the-italian.com\0"
-  "the-japanese.com\0" "the-lair.com\0" "the-madman.com\0" "the-mailinglist.com\0" "the-marine.com\0"
-  "the-master.com\0" "the-mexican.com\0" "the-ministry.com\0" "the-monkey.com\0" "the-newsletter.net\0"
-  "the-pentagon.com\0" "the-police.com\0" "the-prayer.com\0" "the-professional.com\0" "the-quickest.com\0"
-  "the-russian.com\0" "the-snake.com\0" "the-spaceman.com\0" "the-stock-market.com\0" "the-student.net\0"
-  "the-whitehouse.net\0" "the-wild-west.com\0" "the18th.com\0" "thecoolguy.com\0" "thecriminals.com\0"
-  "thedoghousemail.com\0" "thedorm.com\0" "theend.hu\0" "theglobe.com\0" "thegolfcourse.com\0"
-  "thegooner.com\0" "theheadoffice.com\0" "theinternetemail.com\0" "thelanddownunder.com\0" "themail.com\0"
-  "themillionare.net\0" "theoffice.net\0" "theplate.com\0" "thepokerface.com\0" "thepostmaster.net\0"
-  "theraces.com\0" "theracetrack.com\0" "therapist.net\0" "thestreetfighter.com\0" "theteebox.com\0"
-  "thewatercooler.com\0" "thewebpros.co.uk\0" "thewizzard.com\0" "thewizzkid.com\0" "thexyz.ca\0"
-  "thexyz.fr\0" "thexyz.in\0" "thexyz.mobi\0" "thexyz.net\0" "thexyz.org\0" "thezhangs.net\0"
+  "shinstore.site\0" "shootmail.com\0" "shortmail.com\0" "shotgun.hu\0" "shuf.com\0" "sialkotcity.com\0"
+  "sialkotian.com\0" "sialkotoye.com\0" "sify.com\0" "signinid.com\0" "silkroad.net\0" "sina.cn\0"
+  "sina.com\0" "sinamail.com\0" "singapore.com\0" "singles4jesus.com\0" "singmail.com\0" "singnet.com.sg\0"
+  "skafan.com\0" "skim.com\0" "skizo.hu\0" "sky.com\0" "sky.tkc.ne.jp\0" "sky.tkk.ne.jp\0" "sky.tu-ka.ne.jp\0"
+  "skynet.be\0" "slamdunkfan.com\0" "slingshot.com\0" "slo.net\0" "slotter.com\0" "sma.balajar.id\0"
+  "smapxsmap.net\0" "smileyface.comsmithemail.net\0" "smoothmail.com\0" "sms.at\0" "sn6fk3.nsmjj.tech\0"
+  "snail-mail.net\0" "snakebite.com\0" "sndt.net\0" "snet.net\0" "sniper.hu\0" "snoopymail.com\0"
+  "snowboarding.com\0" "snowdonia.net\0" "snowlash.com\0" "so-net.ne.jp\0" "socamail.com\0" "socceramerica.net\0"
+  "soccermail.com\0" "soccermomz.com\0" "socialworker.net\0" "sociologist.com\0" "softbank.ne.jp\0"
+  "softhome.net\0" "sogou.com\0" "sohu.com\0" "sol.dk\0" "solcon.nl\0" "soldier.hu\0" "solution4u.com\0"
+  "songwriter.net\0" "sonnenkinder.org\0" "soon.com\0" "soulfoodcookbook.com\0" "sp.nl\0" "spaaqs.ne.jp\0"
+  "space-bank.com\0" "space-man.com\0" "space-ship.com\0" "space-travel.com\0" "spacemart.com\0"
+  "spacetowns.com\0" "spacewar.com\0" "spahe.xyz\0" "spainmail.com\0" "spameater.com\0" "spartapiet.com\0"
+  "spazmail.com\0" "speedemail.net\0" "speedpost.net\0" "speedrules.com\0" "speedrulz.com\0"
+  "speedymail.org\0" "sperke.net\0" "spils.com\0" "spinbit.cyou\0" "spinfinder.com\0" "spl.at\0"
+  "spoko.pl\0" "sportemail.com\0" "sportsmail.com\0" "sporttruckdriver.com\0" "spray.no\0" "spray.se\0"
+  "spymac.com\0" "sqp.cc.cd\0" "srilankan.net\0" "ssl-mail.com\0" "st-davids.net\0" "stade.fr\0"
+  "stalag13.com\0" "starbucks.com\0" "stargateradio.com\0" "starmail.com\0" "starmail.org\0"
+  "starmedia.com\0" "starplace.com\0" "starspath.com\0" "start.com.au\0" "start.no\0" "stipte.nl\0"
+  "stmail.cc.cd\0" "stoned.com\0" "stones.com\0" "stopdropandroll.com\0" "storksite.com\0" "streber24.de\0"
+  "stribmail.com\0" "strompost.com\0" "strongguy.com\0" "student.su\0" "studentcenter.org\0"
+  "subram.com\0" "sudanmail.net\0" "sugtbt.com\0" "suhabi.com\0" "suiemail.com\0" "suini.dpdns.org\0"
+  "suisse.org\0" "sukhumvit.net\0" "sunpoint.net\0" "sunrain.tech\0" "sunrise-sunset.com\0" "sunsgame.com\0"
+  "sunumail.sn\0" "suomi24.fi\0" "superdada.com\0" "supereva.it\0" "supergrok.id\0" "supermail.ru\0"
+  "surat.com\0" "surf3.net\0" "surfree.com\0" "surfy.net\0" "surgical.net\0" "surimail.com\0"
+  "survivormail.com\0" "swbell.net\0" "sweb.cz\0" "swedenmail.com\0" "sweetville.net\0" "swift-mail.com\0"
+  "swiftdesk.com\0" "swingeasyhithard.com\0" "swingfan.com\0" "swipemail.top\0" "swipermail.zzn.com\0"
+  "swirve.com\0" "swissinfo.org\0" "swissmail.com\0" "swissmail.net\0" "switchboardmail.com\0"
+  "switzerland.org\0" "sx172.com\0" "sxda.cc.cd\0" "synsky.com\0" "syom.com\0" "syriamail.com\0"
+  "t-com.ne.jp\0" "t-online.de\0" "t-online.hu\0" "t2mail.com\0" "takuyakimura.com\0" "talk21.com\0"
+  "talkcity.com\0" "tamil.com\0" "tampabay.rr.com\0" "tankpolice.com\0" "tatanova.com\0" "tbwt.com\0"
+  "tcc.on.ca\0" "tds.net\0" "teachermail.net\0" "teachers.org\0" "teamdiscovery.com\0" "teamtulsa.net\0"
+  "tech-center.com\0" "tech4peace.org\0" "techie.com\0" "technisamail.co.za\0" "technologist.com\0"
+  "techscout.com\0" "techspot.com\0" "teenagedirtbag.com\0" "tele2.nl\0" "tele2.no\0" "telebot.com\0"
+  "telefonica.net\0" "teleline.es\0" "telenet.be\0" "telepac.pt\0" "telerymd.com\0" "telfort.nl\0"
+  "telfortglasvezel.nl\0" "telinco.net\0" "telkom.net\0" "telor.studio\0" "telpage.net\0" "telstra.com\0"
+  "telstra.com.au\0" "temeilo.com\0" "temp-mail.snaper24.com\0" "temp.sowhy.de5.net\0" "temp2.qzz.io\0"
+  "tempmail.cloud\0" "tempmail.edu.ge\0" "tempmail.edu.pl\0" "tempmail.net\0" "temporam.me\0"
+  "temporarmail.edu.pl\0" "temtulsa.net\0" "tenchiclub.com\0" "tenderkiss.com\0" "tennismail.com\0"
+  "terminverpennt.de\0" "terra.cl\0" "terra.com\0" "terra.com.ar\0" "terra.com.br\0" "terra.es\0"
+  "tfanus.com.er\0" "tfz.net\0" "thai.com\0" "thaimail.com\0" "thaimail.net\0" "the-african.com\0"
+  "the-airforce.com\0" "the-aliens.com\0" "the-american.com\0" "the-animal.com\0" "the-army.com\0"
+  "the-astronaut.com\0" "the-beauty.com\0" "the-big-apple.com\0" "the-biker.com\0" "the-boss.com\0"
+  "the-brazilian.com\0" "the-canadian.com\0" "the-canuck.com\0" "the-captain.com\0" "the-chinese.com\0"
+  "the-country.com\0" "the-cowboy.com\0" "the-davis-home.com\0" "the-dutchman.com\0" "the-eagles.com\0"
+  "the-englishman.com\0" "the-fastest.net\0" "the-fool.com\0" "the-frenchman.com\0" "the-galaxy.net\0"
+  "the-genius.com\0" "the-gentleman.com\0" "the-german.com\0" "the-gremlin.com\0" "the-hooligan.com\0"
+  "the-italian.com\0" "the-japanese.com\0" "the-lair.com\0" "the-madman.com\0" "the-mailinglist.com\0"
+  "the-marine.com\0" "the-master.com\0" "the-mexican.com\0" "the-ministry.com\0" "the-monkey.com\0"
+  "the-newsletter.net\0" "the-pentagon.com\0" "the-police.com\0" "the-prayer.com\0" "the-professional.com\0"
+  "the-quickest.com\0" "the-russian.com\0" "the-snake.com\0" "the-spaceman.com\0" "the-stock-market.com\0"
+  "the-student.net\0" "the-whitehouse.net\0" "the-wild-west.com\0" "the18th.com\0" "thecoolguy.com\0"
+  "thecriminals.com\0" "thedoghousemail.com\0" "thedorm.com\0" "theend.hu\0" "theglobe.com\0"
+  "thegolfcourse.com\0" "thegooner.com\0" "theheadoffice.com\0" "theinternetemail.com\0" "thelanddownunder.com\0"
+  "themail.com\0" "themillionare.net\0" "theoffice.net\0" "theplate.com\0" "thepokerface.com\0"
+  "thepostmaster.net\0" "theraces.com\0" "theracetrack.com\0" "therapist.net\0" "thestreetfighter.com\0"
+  "theteebox.com\0" "thewatercooler.com\0" "thewebpros.co.uk\0" "thewizzard.com\0" "thewizzkid.com\0"
+  "thexyz.ca\0" "thexyz.fr\0" "thexyz.in\0" "thexyz.mobi\0" "thexyz.net\0" "thexyz.org\0" "thezhangs.net\0"
   "thirdage.com\0" "thisgirl.com\0" "thisis-holly.cfd\0" "thly.cc.cd\0" "thronebe.sbs\0" "throwawaymail.app\0"
   "thrunet.com\0" "thundermail.com\0" "tidni.com\0" "tiki.ne.jp\0" "timein.net\0" "tiscali.at\0"
   "tiscali.be\0" "tiscali.co.uk\0" "tiscali.it\0" "tiscali.lu\0" "tiscali.no\0" "tiscali.se\0"
@@ -47349,9 +47341,9 @@ static const char free_blob[71502] =
   "uol.com.br\0" "uol.com.co\0" "uol.com.mx\0" "uol.com.ve\0" "uole.com\0" "uole.com.ve\0" "uolmail.com\0"
   "uomail.com\0" "upc.nl\0" "upcmail.nl\0" "upf.org\0" "uqmobile.jp\0" "uqu.me\0" "ureach.com\0"
   "urgentmail.biz\0" "usa.com\0" "usa.net\0" "usaaccess.net\0" "usagica.com\0" "usanetmail.com\0"
-  "usermail.com\0" "username.e4ward.com\0" "usma.net\0" "usmc.net\0" "uswestmail.net\0" "uymail.com\0"
-  "uyuyuy.com\0" "v-sexi.com\0" "vahoo.com\0" "vampirehunter.com\0" "varbizmail.com\0" "vcmail.com\0"
-  "vegan.qzz.io\0" "velnet.co.uk\0" "velocall.com\0" "verizon.net\0" "verizonmail.com\0" "verlass-mich-nicht.de\0"
+  "usermail.com\0" "usma.net\0" "usmc.net\0" "uswestmail.net\0" "uymail.com\0" "uyuyuy.com\0"
+  "v-sexi.com\0" "vahoo.com\0" "vampirehunter.com\0" "varbizmail.com\0" "vcmail.com\0" "vegan.qzz.io\0"
+  "velnet.co.uk\0" "velocall.com\0" "verizon.net\0" "verizonmail.com\0" "verlass-mich-nicht.de\0"
   "versatel.nl\0" "veryfast.biz\0" "veryspeedy.net\0" "videotron.ca\0" "vinbazar.com\0" "violinmakers.co.uk\0"
   "vip.126.com\0" "vip.21cn.com\0" "vip.aoko.cc.cd\0" "vip.aoko.eu.cc\0" "vip.chaldea.eu.cc\0"
   "vip.citiz.net\0" "vip.gr\0" "vip.mssk.cc.cd\0" "vip.mssk.eu.cc\0" "vip.mssk.qzz.io\0" "vip.onet.pl\0"
@@ -47371,1420 +47363,1417 @@ static const char free_blob[71502] =
   "webxio.pro\0" "wedwe.eu.cc\0" "weedmail.com\0" "weekmail.com\0" "weekonline.com\0" "wegas.ru\0"
   "wehshee.com\0" "weibsvolk.de\0" "weibsvolk.org\0" "weinenvorglueck.de\0" "welsh-lady.com\0"
   "westnet.com\0" "westnet.com.au\0" "wetfan.com\0" "whale-mail.com\0" "whartontx.com\0" "wheelweb.com\0"
-  "whipmail.com\0" "whoever.com\0" "whoopymail.com\0" "whtjddn.33mail.com\0" "wi.rr.com\0" "wi.twcbc.com\0"
-  "wideopenwest.com\0" "wikinime.com\0" "wildmail.com\0" "will-hier-weg.de\0" "willcom.com\0"
-  "windowslive.com\0" "windrivers.net\0" "windstream.net\0" "wingnutz.com\0" "winmail.com.au\0"
-  "winning.com\0" "wir-haben-nachwuchs.de\0" "wir-sind-cool.org\0" "wireps.com\0" "wiroute.com\0"
-  "wirsindcool.de\0" "witty.com\0" "wiz.cc\0" "wkbwmail.com\0" "wo.com.cn\0" "wo1jiao2ren3jian4hu5.qzz.io\0"
-  "wo4dashauige666.qzz.io\0" "woaisufulei.de5.net\0" "woh.rr.com\0" "wolf-web.com\0" "wolke7.net\0"
-  "wombles.com\0" "women-at-work.org\0" "wongfaye.com\0" "wooow.it\0" "work.2026157.xyz\0" "worker.com\0"
-  "workmail.com\0" "worldemail.com\0" "worldnet.att.net\0" "wormseo.cn\0" "wosaddict.com\0" "wouldilie.com\0"
-  "wovz.cu.cc\0" "wowgirl.com\0" "wowmail.com\0" "wowway.com\0" "wp.pl\0" "wplacetools.com\0"
-  "wptamail.com\0" "wrexham.net\0" "writeme.com\0" "writemeback.com\0" "wrongmail.com\0" "wtvhmail.com\0"
-  "wwdg.com\0" "wwgoc.com\0" "www.com\0" "www.e4ward.com\0" "www2000.net\0" "wx88.net\0" "wxs.net\0"
-  "wyattcloud.vip\0" "x-mail.net\0" "x-networks.net\0" "x.loves-beer.com\0" "x5g.com\0" "xaker.ru\0"
-  "xcvv.top\0" "xddroot.eu.org\0" "xdipi.rils.me\0" "xiaodi.indevs.in\0" "xiaolajiao.dedyn.io\0"
-  "xiaolajiao.tech\0" "xiejiang.site\0" "xiejiang.us.ci\0" "xing886.uu.gl\0" "xmastime.com\0"
-  "xms.nl\0" "xmsg.com\0" "xoom.com\0" "xpressmail.zzn.com\0" "xs4all.nl\0" "xsecurity.org\0"
-  "xsmail.com\0" "xtra.co.nz\0" "xtxt.de5.net\0" "xuicf1r.site\0" "xuno.com\0" "xx.lucky04.dpdns.org\0"
-  "xxianxiayubanmian5.xyz\0" "xxxmailaxx.site\0" "xzapmail.com\0" "y-mobile.ne.jp\0" "y4ebvg.nothing688.de5.net\0"
-  "y7mail.com\0" "ya.ru\0" "yada-yada.com\0" "yaho.com\0" "yahoo.ae\0" "yahoo.at\0" "yahoo.be\0"
-  "yahoo.ca\0" "yahoo.ch\0" "yahoo.cn\0" "yahoo.co\0" "yahoo.co.id\0" "yahoo.co.il\0" "yahoo.co.in\0"
-  "yahoo.co.jp\0" "yahoo.co.kr\0" "yahoo.co.nz\0" "yahoo.co.th\0" "yahoo.co.uk\0" "yahoo.co.za\0"
-  "yahoo.com\0" "yahoo.com.ar\0" "yahoo.com.au\0" "yahoo.com.br\0" "yahoo.com.cn\0" "yahoo.com.co\0"
-  "yahoo.com.hk\0" "yahoo.com.is\0" "yahoo.com.mx\0" "yahoo.com.my\0" "yahoo.com.ph\0" "yahoo.com.ru\0"
-  "yahoo.com.sg\0" "yahoo.com.tr\0" "yahoo.com.tw\0" "yahoo.com.vn\0" "yahoo.cz\0" "yahoo.de\0"
-  "yahoo.dk\0" "yahoo.es\0" "yahoo.fi\0" "yahoo.fr\0" "yahoo.gr\0" "yahoo.hu\0" "yahoo.ie\0"
-  "yahoo.in\0" "yahoo.it\0" "yahoo.jp\0" "yahoo.nl\0" "yahoo.no\0" "yahoo.pl\0" "yahoo.pt\0"
-  "yahoo.ro\0" "yahoo.ru\0" "yahoo.se\0" "yahoofs.com\0" "yalla.com\0" "yalla.com.lb\0" "yalook.com\0"
-  "yam.com\0" "yandex.by\0" "yandex.com\0" "yandex.kz\0" "yandex.pl\0" "yandex.ru\0" "yandex.ua\0"
-  "yanemail.com\0" "yapost.com\0" "yawmail.com\0" "ybb.ne.jp\0" "yeah.net\0" "yebox.com\0" "yehey.com\0"
-  "yemenmail.com\0" "yepmail.net\0" "yert.ye.vc\0" "yesey.net\0" "yifan.net\0" "ymail.com\0"
-  "ymail.ne.jp\0" "ymee.eu.cc\0" "yml666.cc.cd\0" "ymobile.ne.jp\0" "ymobile1.ne.jp\0" "ymso.yuzu.sryze.cc\0"
-  "ymze.eu.cc\0" "yogotemail.com\0" "yopolis.com\0" "yopweb.com\0" "youareadork.com\0" "youke1.com\0"
-  "your-house.com\0" "your-mail.com\0" "yourinbox.com\0" "yourlifesucks.cu.cc\0" "yourlover.net\0"
-  "yourname.freeservers.com\0" "yournightmare.com\0" "yours.com\0" "yourssincerely.com\0" "yoursubdomain.zzn.com\0"
-  "yourteacher.net\0" "yourwap.com\0" "ys.deepl.cc.cd\0" "yuuhuu.net\0" "yy.lucky04.dpdns.org\0"
-  "yyddss.qzz.io\0" "yyds-mail-01.cc.cd\0" "yyds-mail-02.cc.cd\0" "yyds-mail-03.cc.cd\0" "yyds-mail-04.cc.cd\0"
-  "yyds-mail-05.cc.cd\0" "yyds.729406.xyz\0" "yyds.lkberich.online\0" "yyds.mail.13140905.xyz\0"
+  "whipmail.com\0" "whoever.com\0" "whoopymail.com\0" "wi.rr.com\0" "wi.twcbc.com\0" "wideopenwest.com\0"
+  "wikinime.com\0" "wildmail.com\0" "will-hier-weg.de\0" "willcom.com\0" "windowslive.com\0"
+  "windrivers.net\0" "windstream.net\0" "wingnutz.com\0" "winmail.com.au\0" "winning.com\0" "wir-haben-nachwuchs.de\0"
+  "wir-sind-cool.org\0" "wireps.com\0" "wiroute.com\0" "wirsindcool.de\0" "witty.com\0" "wiz.cc\0"
+  "wkbwmail.com\0" "wo.com.cn\0" "wo1jiao2ren3jian4hu5.qzz.io\0" "wo4dashauige666.qzz.io\0" "woaisufulei.de5.net\0"
+  "woh.rr.com\0" "wolf-web.com\0" "wolke7.net\0" "wombles.com\0" "women-at-work.org\0" "wongfaye.com\0"
+  "wooow.it\0" "work.2026157.xyz\0" "worker.com\0" "workmail.com\0" "worldemail.com\0" "worldnet.att.net\0"
+  "wormseo.cn\0" "wosaddict.com\0" "wouldilie.com\0" "wowgirl.com\0" "wowmail.com\0" "wowway.com\0"
+  "wp.pl\0" "wplacetools.com\0" "wptamail.com\0" "wrexham.net\0" "writeme.com\0" "writemeback.com\0"
+  "wrongmail.com\0" "wtvhmail.com\0" "wwdg.com\0" "wwgoc.com\0" "www.com\0" "www2000.net\0" "wx88.net\0"
+  "wxs.net\0" "wyattcloud.vip\0" "x-mail.net\0" "x-networks.net\0" "x.loves-beer.com\0" "x5g.com\0"
+  "xaker.ru\0" "xcvv.top\0" "xddroot.eu.org\0" "xdipi.rils.me\0" "xiaodi.indevs.in\0" "xiaolajiao.tech\0"
+  "xiejiang.site\0" "xiejiang.us.ci\0" "xmastime.com\0" "xms.nl\0" "xmsg.com\0" "xoom.com\0"
+  "xpressmail.zzn.com\0" "xs4all.nl\0" "xsecurity.org\0" "xsmail.com\0" "xtra.co.nz\0" "xtxt.de5.net\0"
+  "xuicf1r.site\0" "xuno.com\0" "xx.lucky04.dpdns.org\0" "xxianxiayubanmian5.xyz\0" "xxxmailaxx.site\0"
+  "xzapmail.com\0" "y-mobile.ne.jp\0" "y4ebvg.nothing688.de5.net\0" "y7mail.com\0" "ya.ru\0"
+  "yada-yada.com\0" "yaho.com\0" "yahoo.ae\0" "yahoo.at\0" "yahoo.be\0" "yahoo.ca\0" "yahoo.ch\0"
+  "yahoo.cn\0" "yahoo.co\0" "yahoo.co.id\0" "yahoo.co.il\0" "yahoo.co.in\0" "yahoo.co.jp\0" "yahoo.co.kr\0"
+  "yahoo.co.nz\0" "yahoo.co.th\0" "yahoo.co.uk\0" "yahoo.co.za\0" "yahoo.com\0" "yahoo.com.ar\0"
+  "yahoo.com.au\0" "yahoo.com.br\0" "yahoo.com.cn\0" "yahoo.com.co\0" "yahoo.com.hk\0" "yahoo.com.is\0"
+  "yahoo.com.mx\0" "yahoo.com.my\0" "yahoo.com.ph\0" "yahoo.com.ru\0" "yahoo.com.sg\0" "yahoo.com.tr\0"
+  "yahoo.com.tw\0" "yahoo.com.vn\0" "yahoo.cz\0" "yahoo.de\0" "yahoo.dk\0" "yahoo.es\0" "yahoo.fi\0"
+  "yahoo.fr\0" "yahoo.gr\0" "yahoo.hu\0" "yahoo.ie\0" "yahoo.in\0" "yahoo.it\0" "yahoo.jp\0"
+  "yahoo.nl\0" "yahoo.no\0" "yahoo.pl\0" "yahoo.pt\0" "yahoo.ro\0" "yahoo.ru\0" "yahoo.se\0"
+  "yahoofs.com\0" "yalla.com\0" "yalla.com.lb\0" "yalook.com\0" "yam.com\0" "yandex.by\0" "yandex.com\0"
+  "yandex.kz\0" "yandex.pl\0" "yandex.ru\0" "yandex.ua\0" "yanemail.com\0" "yapost.com\0" "yawmail.com\0"
+  "ybb.ne.jp\0" "yeah.net\0" "yebox.com\0" "yehey.com\0" "yemenmail.com\0" "yepmail.net\0" "yesey.net\0"
+  "yifan.net\0" "ymail.com\0" "ymail.ne.jp\0" "ymee.eu.cc\0" "yml666.cc.cd\0" "ymobile.ne.jp\0"
+  "ymobile1.ne.jp\0" "ymso.yuzu.sryze.cc\0" "ymze.eu.cc\0" "yogotemail.com\0" "yopolis.com\0"
+  "yopweb.com\0" "youareadork.com\0" "youke1.com\0" "your-house.com\0" "your-mail.com\0" "yourinbox.com\0"
+  "yourlover.net\0" "yourname.freeservers.com\0" "yournightmare.com\0" "yours.com\0" "yourssincerely.com\0"
+  "yoursubdomain.zzn.com\0" "yourteacher.net\0" "yourwap.com\0" "ys.deepl.cc.cd\0" "yuuhuu.net\0"
+  "yy.lucky04.dpdns.org\0" "yyddss.qzz.io\0" "yyds-mail-01.cc.cd\0" "yyds-mail-02.cc.cd\0" "yyds-mail-03.cc.cd\0"
+  "yyds-mail-04.cc.cd\0" "yyds-mail-05.cc.cd\0" "yyds.lkberich.online\0" "yyds.mail.13140905.xyz\0"
   "yyds.mcmdo.com\0" "yydsmail.cckff.ggff.net\0" "yyhmail.com\0" "za.com\0" "zahadum.com\0" "zahav.net.il\0"
   "zaq.ne.jp\0" "zbock.com\0" "zeepost.nl\0" "zelnro.com\0" "zeystair.sbs\0" "zgx7jfa.nsmjj.cc.cd\0"
-  "zhaowei.net\0" "zheye.dickdns.org\0" "zi7z88eo.mailosaur.net\0" "ziggo.nl\0" "zionweb.org\0"
-  "zip.net\0" "zipido.com\0" "ziplip.com\0" "zipmail.com\0" "zipmail.com.br\0" "zipmax.com\0"
-  "zjer.ccwu.cc\0" "zjliu.dpdns.org\0" "zjqi.qzz.io\0" "zjsan.ccwu.cc\0" "zjsi.ccwu.cc\0" "zjwu.ccwu.cc\0"
-  "zjyi.us.ci\0" "zkvuhgs.info\0" "zmail.ru\0" "znhyo.dpdns.org\0" "zoho.com\0" "zohomail.com\0"
-  "zonnet.nl\0" "zoominternet.net\0" "zseocvm.icu\0" "zub.edu.pl\0" "zubee.com\0" "zuzzurello.com\0"
-  "zwallet.com\0" "zweb.in\0" "zybermail.com\0" "zydecofan.com\0" "zzn.com\0" "zzom.co.uk\0"
-  "zzz.pl\0";
+  "zhaowei.net\0" "zheye.dickdns.org\0" "ziggo.nl\0" "zionweb.org\0" "zip.net\0" "zipido.com\0"
+  "ziplip.com\0" "zipmail.com\0" "zipmail.com.br\0" "zipmax.com\0" "zjer.ccwu.cc\0" "zjliu.dpdns.org\0"
+  "zjqi.qzz.io\0" "zjsan.ccwu.cc\0" "zjsi.ccwu.cc\0" "zjwu.ccwu.cc\0" "zjyi.us.ci\0" "zkvuhgs.info\0"
+  "zmail.ru\0" "znhyo.dpdns.org\0" "zoho.com\0" "zohomail.com\0" "zonnet.nl\0" "zoominternet.net\0"
+  "zseocvm.icu\0" "zub.edu.pl\0" "zubee.com\0" "zuzzurello.com\0" "zwallet.com\0" "zweb.in\0"
+  "zybermail.com\0" "zydecofan.com\0" "zzn.com\0" "zzom.co.uk\0" "zzz.pl\0";
 static const uint32_t free_slots[16384] = {
-  43209,39139,0,0,54262,0,0,0,0,0,0,0,
-  0,0,24930,0,928,0,19428,38198,32692,56702,14805,36217,
-  58467,0,0,0,24705,0,8650,41919,0,0,0,0,
-  0,0,0,0,0,0,19171,59593,0,0,51267,56833,
-  20259,0,0,0,0,0,0,0,0,0,15424,17556,
-  36136,0,0,57835,0,0,0,0,0,40216,0,0,
-  0,0,34834,0,64453,0,0,51488,58233,71026,0,62558,
-  0,0,0,70230,33828,0,0,26415,0,0,41004,0,
-  0,0,0,0,0,49375,70197,0,0,0,0,20136,
-  0,0,0,43003,47919,0,0,0,0,18908,0,69004,
-  0,0,0,0,0,0,54360,52620,26683,0,0,0,
-  0,0,0,66442,0,9285,53653,0,0,0,40915,0,
-  70208,0,0,0,0,0,24035,49719,0,0,0,0,
-  0,0,9561,0,0,0,0,12860,0,0,19629,0,
-  35667,0,0,0,53370,1554,0,0,0,0,0,0,
-  22737,61757,39780,46328,0,0,66997,0,30563,29754,0,59672,
-  0,0,0,0,0,0,0,55322,61703,0,60588,0,
-  59794,0,0,0,0,0,0,0,0,0,0,0,
-  61568,66675,21359,0,0,0,0,0,0,0,47258,0,
-  19456,0,0,0,0,0,14471,0,0,0,0,0,
-  0,20572,0,0,0,0,0,0,19151,49225,51405,0,
-  0,0,0,0,0,56481,31053,50128,0,0,0,36430,
-  0,0,0,0,0,0,0,58589,54542,36962,0,0,
-  66400,0,0,3551,0,0,30647,7619,24115,0,0,0,
-  0,0,47195,0,0,27800,60437,0,0,0,65828,0,
-  3397,0,0,0,0,0,34287,0,28372,0,27499,0,
-  0,0,58934,0,0,0,58652,0,0,0,0,0,
-  0,44778,42818,58715,17928,0,0,0,0,0,0,56813,
-  42957,59437,10998,0,0,0,0,21070,0,0,0,0,
-  23629,48730,0,0,36202,51181,0,0,0,0,0,37551,
-  52701,53699,12269,0,0,0,0,0,38782,66950,51971,0,
-  1670,0,0,2145,58973,0,0,49521,0,0,0,53619,
-  0,0,3308,0,18277,0,0,0,0,33974,0,61900,
-  12948,0,0,0,56008,47800,71242,0,0,33941,0,0,
-  6075,0,0,0,48600,61577,0,0,0,27319,64754,18571,
-  0,21723,42440,62258,0,0,0,43747,0,0,0,0,
-  0,0,0,0,0,60526,0,0,0,0,0,52289,
-  0,0,69934,0,0,0,0,0,0,0,50503,52673,
-  0,55485,38393,0,0,0,0,22048,0,0,0,0,
-  0,0,0,0,9410,20972,33072,0,0,0,0,0,
-  0,0,59608,23347,0,7944,45447,0,0,65817,65779,50212,
-  55232,0,0,0,0,0,14129,17518,0,0,20889,40344,
-  0,0,0,0,0,53069,0,0,0,0,0,0,
-  0,4982,0,0,5496,0,13056,0,0,0,0,0,
-  0,0,0,0,0,47097,0,0,0,0,0,35175,
-  0,9445,42220,31372,47030,63618,0,877,209,0,0,0,
-  0,0,0,0,0,0,70154,0,0,69657,69428,0,
+  42919,38849,0,0,53872,0,0,0,0,0,0,0,
+  0,0,24737,0,928,0,19235,37908,32402,56258,14633,35927,
+  57994,0,0,0,24512,0,8546,41629,0,0,0,0,
+  0,0,0,0,0,0,18978,59120,0,0,50896,56389,
+  20066,0,0,0,0,0,0,0,0,0,15252,17384,
+  35846,0,0,57375,0,0,0,0,0,39926,0,0,
+  0,0,34544,0,63929,0,0,51117,57760,70356,0,62034,
+  0,0,0,69607,33538,0,0,26206,0,0,40714,0,
+  0,0,0,0,0,49069,69574,0,0,0,0,19943,
+  0,0,0,42713,47629,0,0,0,0,18715,0,68415,
+  0,0,0,0,0,0,53970,52249,26474,0,0,0,
+  0,0,0,65918,0,9165,53263,0,0,0,40625,0,
+  69585,0,0,0,0,0,23842,0,0,0,0,0,
+  0,0,9441,0,0,0,0,12714,0,0,19436,0,
+  35377,0,0,0,52980,1531,0,0,0,0,0,0,
+  22544,61233,39490,46038,0,0,66453,0,30273,29464,0,59199,
+  0,0,0,0,0,0,0,54909,61179,0,60064,0,
+  59321,0,0,0,0,0,0,0,0,0,0,0,
+  61044,66131,21166,0,0,0,0,0,0,0,46968,0,
+  19263,0,0,0,0,0,14299,0,0,0,0,0,
+  0,20379,0,0,0,0,0,0,18958,48919,51034,0,
+  0,0,0,0,0,56037,30763,49769,0,0,0,36140,
+  0,0,0,0,0,0,0,58116,54152,36672,0,0,
+  65876,0,0,3519,0,0,30357,7533,23922,0,0,0,
+  0,0,46905,0,0,27510,59913,0,0,0,65304,0,
+  3365,0,0,0,0,0,33997,0,28082,0,27209,0,
+  0,0,58461,0,0,0,58179,0,0,0,0,0,
+  0,44488,42528,58242,17756,0,0,0,0,0,0,56369,
+  42667,58964,10865,0,0,0,0,20877,0,0,0,0,
+  23436,48440,0,0,35912,50810,0,0,0,0,0,37261,
+  52330,53309,12123,0,0,0,0,0,38492,66406,51600,0,
+  1647,0,0,2113,58500,0,0,49215,0,0,0,53229,
+  0,0,3276,0,18084,0,0,0,0,33684,0,61376,
+  12802,0,0,0,55564,47510,70549,0,0,33651,0,0,
+  6030,0,0,0,48310,61053,0,0,0,27029,64230,18378,
+  0,21530,42150,61734,0,0,0,43457,0,0,0,0,
+  0,0,0,0,0,60002,0,0,0,0,0,51918,
+  0,0,69311,0,0,0,0,0,0,0,50144,52302,
+  0,55041,38103,0,0,0,0,21855,0,0,0,0,
+  0,0,0,0,9290,20779,32782,0,0,0,0,0,
+  0,0,59135,23154,0,7840,45157,0,0,65293,65255,49853,
+  54819,0,0,0,0,0,13957,17346,0,0,20696,40054,
+  0,0,0,0,0,52679,0,0,0,0,0,0,
+  0,4937,0,0,5451,0,12910,0,0,0,0,0,
+  0,0,0,0,0,46807,0,0,0,0,0,34885,
+  0,9325,41930,31082,46740,63094,0,877,209,0,0,0,
+  0,0,0,0,0,0,69531,0,0,69034,68805,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  27216,1527,0,56126,0,0,0,0,0,59502,0,0,
-  13625,28967,0,0,0,4293,0,0,0,34191,29401,57664,
-  0,0,0,0,0,0,0,0,0,29415,52903,0,
-  0,0,63974,0,0,0,15348,0,5048,0,38089,65932,
-  6220,64643,0,0,0,0,0,0,7524,0,909,64811,
-  11322,0,1701,13426,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,40738,0,0,
-  0,0,0,0,275,23472,24890,59657,0,0,0,0,
-  0,26265,18782,0,0,0,0,21176,0,0,0,0,
-  0,0,7609,0,0,0,0,65413,0,5021,16515,29517,
-  59024,58017,39907,8751,35843,53779,60306,0,12874,19952,38545,0,
-  57184,0,15463,55184,0,0,12569,5282,0,0,0,0,
-  0,0,0,0,0,0,0,8946,8868,60451,0,0,
-  0,0,39859,0,25128,0,0,0,4377,8913,35058,16676,
-  25502,10024,13656,0,0,0,0,0,11573,1137,47721,0,
-  54619,68950,0,54939,0,0,0,0,0,0,0,0,
-  0,0,36185,0,0,0,0,17082,0,55605,0,0,
-  0,0,0,0,0,1890,0,0,0,0,0,0,
-  0,0,0,0,70174,0,0,0,66737,0,0,0,
-  0,0,46102,5080,71403,0,0,0,0,0,6587,0,
-  0,540,0,0,32869,0,0,0,0,0,0,0,
-  0,0,0,0,22941,0,0,0,0,30096,23731,0,
-  1923,0,42847,0,2680,0,0,0,5536,0,20118,0,
-  0,0,60048,62469,0,55286,0,0,0,860,21781,0,
-  0,0,0,0,63634,0,0,0,0,0,0,0,
-  0,0,4960,26313,0,0,0,0,31864,0,43305,0,
-  0,0,0,0,18978,60793,0,0,0,0,0,0,
-  0,0,0,15601,0,0,0,18686,24547,27070,0,0,
-  0,0,0,0,0,0,0,26082,0,0,0,3938,
-  15036,71380,0,0,0,0,0,0,19531,0,0,7370,
-  0,0,0,0,43898,0,39944,0,0,0,31765,0,
-  0,70006,0,0,0,0,0,0,0,0,0,0,
-  48049,68131,0,0,49953,0,0,0,38967,0,0,0,
-  67633,0,0,22193,24243,56733,0,0,0,37584,57819,0,
-  0,0,0,0,0,0,0,10624,0,64971,59888,0,
-  0,36472,0,16499,0,0,0,46484,6598,16972,65662,0,
-  0,0,0,0,0,0,0,0,56101,0,5066,7232,
-  18011,0,0,0,3458,0,0,20860,0,53180,0,32574,
-  0,0,0,6752,0,0,0,0,0,0,0,0,
-  0,0,20517,0,42834,58738,0,3202,0,0,55648,0,
-  65853,0,21088,0,0,10648,15734,56471,0,68870,69781,60878,
-  0,0,8525,71152,0,0,24094,26206,0,0,0,44795,
-  0,0,483,0,0,0,0,0,0,38843,0,32647,
-  0,18266,0,0,0,0,0,0,0,53054,0,0,
-  0,0,0,0,14608,16339,10268,0,0,45880,69243,0,
-  0,0,0,22206,32479,59081,0,0,0,0,0,61922,
-  67365,31781,9183,59329,0,0,0,25294,21220,0,0,0,
-  0,0,69567,0,0,0,61962,0,0,21079,25063,64660,
-  39489,24487,0,0,0,0,0,0,0,48290,0,0,
-  0,0,34664,66897,0,22834,0,0,0,27022,68454,0,
-  0,0,27732,0,0,0,21976,8486,0,11990,0,32111,
-  0,46249,0,0,0,0,0,0,58328,48927,14458,22956,
-  56316,0,38515,50627,15878,0,0,0,52454,0,0,0,
-  0,0,0,0,0,47329,0,0,0,0,0,0,
-  0,0,24605,0,0,0,0,0,0,57898,0,0,
-  9595,12253,0,0,37117,0,35857,0,46234,25733,0,49431,
-  51823,64853,0,0,0,0,4179,38741,46595,0,0,0,
-  0,0,0,0,16220,0,31280,33118,45381,0,0,0,
-  0,0,50559,39562,0,0,0,0,14378,0,0,0,
-  0,0,0,70841,28648,0,53608,9584,0,0,0,0,
-  1842,11780,19115,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,15480,0,15833,0,0,0,0,3681,
-  2606,0,46315,68992,0,5443,0,0,0,0,0,0,
-  0,59038,0,0,0,0,0,0,50980,67020,0,14056,
-  17700,15863,20076,45643,42499,0,7205,0,0,0,0,17207,
-  25776,0,0,0,0,0,0,66962,0,0,0,0,
-  0,0,65534,0,0,28041,0,0,0,0,0,56723,
-  0,31898,0,0,0,37070,60176,0,0,68959,0,0,
-  0,0,0,0,0,0,59579,0,0,40328,0,0,
-  14300,37873,55193,65024,56601,40899,20340,70765,0,0,18849,0,
-  0,0,39224,56205,0,0,0,0,0,0,0,2819,
-  9078,16028,33540,33992,48974,35752,52027,0,0,0,23121,6560,
-  0,0,0,0,0,0,0,3122,0,162,0,0,
-  0,11877,0,23719,0,0,0,0,66592,0,0,40664,
-  0,13820,33697,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,52784,0,0,0,
-  0,3806,0,4062,0,0,59150,0,0,13728,19743,0,
-  0,0,53691,0,0,0,0,0,0,27915,0,14410,
-  0,0,0,5791,0,0,0,33526,0,67115,0,0,
-  0,0,0,0,0,0,0,0,0,0,35488,0,
-  0,0,0,0,0,0,0,0,65005,69576,0,5431,
-  0,15401,0,0,1721,69120,40575,17738,0,0,0,63397,
-  68707,54386,0,0,23387,30789,17396,56859,70475,0,0,0,
-  0,0,0,0,22686,25617,32293,20051,56431,42029,0,0,
-  52949,0,31608,0,0,0,29324,0,0,0,0,1112,
-  0,34787,0,59097,0,0,0,0,0,0,0,0,
-  0,0,0,0,9465,0,0,0,50748,0,1611,61662,
-  8062,0,14941,0,0,35023,0,0,0,0,0,0,
-  0,0,67594,143,0,21453,41019,28586,24156,7562,19158,31219,
-  39598,49264,56297,0,0,6048,0,0,38628,0,0,0,
-  0,0,0,7932,0,0,0,0,0,0,0,47846,
-  0,13860,17132,0,0,11454,26992,38725,12180,18894,49609,50165,
-  0,6920,0,0,52629,0,0,0,11419,0,0,0,
-  14501,0,19864,0,64710,27000,0,0,0,0,0,27341,
-  19797,0,0,0,0,0,10897,0,32542,58481,5036,0,
-  0,0,34336,0,0,49102,0,0,0,0,0,58775,
-  66178,0,0,0,0,0,0,0,0,0,0,0,
-  0,36018,24360,28894,0,20528,0,0,0,0,29294,294,
-  0,0,33103,38677,0,8598,49472,0,0,33225,53320,0,
-  23623,0,0,0,0,0,0,0,0,0,68232,0,
-  0,0,0,0,49495,51898,53156,0,0,25248,0,0,
-  0,0,0,0,22748,0,0,33431,0,61421,0,0,
-  2487,70711,0,0,0,0,47312,0,0,25326,0,2250,
-  60095,0,0,0,0,0,4903,49353,63602,0,0,0,
-  0,66649,0,0,21381,0,0,8999,0,0,0,0,
-  0,0,37756,0,0,0,34146,0,0,0,0,17508,
-  0,20933,0,7140,42605,47144,0,51942,0,13078,0,0,
-  0,0,22502,0,62228,0,0,63989,0,3719,9944,0,
-  0,0,2239,6727,0,54446,54717,0,10303,0,0,0,
-  40726,33714,0,68502,0,0,31474,0,0,69522,0,45232,
-  59517,0,67235,0,0,0,0,63008,0,0,0,0,
-  0,0,0,0,0,0,69885,32402,39509,0,23507,18732,
-  49149,0,54197,0,0,0,0,11973,0,0,4079,66426,
-  0,0,0,0,0,0,0,0,58454,0,0,0,
-  0,0,41979,0,55912,48500,61690,67155,31501,69558,0,0,
-  62438,0,0,0,0,46678,48884,11185,18336,45216,0,0,
-  0,0,0,0,0,0,0,43932,0,0,0,9119,
-  71293,0,0,0,0,2348,0,0,45283,0,0,0,
-  0,51635,3518,57295,0,9573,0,0,0,0,0,33679,
-  70588,48085,0,0,0,0,0,0,34394,0,0,0,
-  0,0,0,0,0,14068,0,0,66534,0,0,0,
-  0,0,49587,0,0,0,0,0,58040,0,27644,0,
-  0,0,0,0,0,64545,0,0,0,67870,0,18463,
-  19996,0,1200,0,55559,0,0,0,0,0,0,0,
-  0,0,26462,65751,0,0,0,0,0,0,0,0,
-  0,0,0,18660,49043,0,0,0,43061,16728,43319,62867,
-  0,0,0,0,0,0,0,0,0,0,0,29789,
-  26237,0,65176,0,0,0,20466,0,0,4281,0,0,
-  0,31015,0,53245,0,62855,53517,4238,0,0,59702,11348,
+  26926,1504,0,55682,0,0,0,0,0,59029,0,0,
+  13479,28677,0,0,0,4248,0,0,0,33901,29111,57220,
+  0,0,0,0,0,0,0,0,0,29125,52532,0,
+  0,0,63450,0,0,0,15176,0,5003,0,37799,65408,
+  6157,64119,0,0,0,0,0,0,7438,0,909,64287,
+  11189,0,1678,13280,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,40448,0,0,
+  0,0,0,0,275,23279,24697,59184,0,0,0,0,
+  0,26056,18589,0,0,0,0,20983,0,0,0,0,
+  0,0,7523,0,0,0,0,64889,0,4976,16343,29227,
+  58551,57544,39617,8647,35553,53389,59782,0,12728,19759,38255,0,
+  56740,0,15291,54771,0,0,12423,5237,0,0,0,0,
+  0,0,0,0,0,0,0,8842,8764,59927,0,0,
+  0,0,39569,0,24935,0,0,0,4332,8809,34768,16504,
+  25293,9904,13510,0,0,0,0,0,11440,1114,47431,0,
+  54229,68376,0,54549,0,0,0,0,0,0,0,0,
+  0,0,35895,0,0,0,0,16910,0,55161,0,0,
+  0,0,0,0,0,1858,0,0,0,0,0,0,
+  0,0,0,0,69551,0,0,0,66193,0,0,0,
+  0,0,45812,5035,70710,0,0,0,0,0,6501,0,
+  0,540,0,0,32579,0,0,0,0,0,0,0,
+  0,0,0,0,22748,0,0,0,0,29806,23538,0,
+  1891,0,42557,0,2648,0,0,0,5491,0,19925,0,
+  0,0,59575,61945,0,54873,0,0,0,860,21588,0,
+  0,0,0,0,63110,0,0,0,0,0,0,0,
+  0,0,4915,26104,0,0,0,0,31574,0,43015,0,
+  0,0,0,0,18785,60269,0,0,0,0,0,0,
+  0,0,0,15429,0,0,0,18493,24354,26797,0,0,
+  0,0,0,0,0,0,0,25873,0,0,0,3906,
+  14864,70687,0,0,0,0,0,0,19338,0,0,7284,
+  0,0,0,0,43608,0,39654,0,0,0,31475,0,
+  0,69383,0,0,0,0,0,0,0,0,0,0,
+  47759,67587,0,0,49594,0,0,0,38677,0,0,0,
+  67089,0,0,22000,24050,56289,0,0,0,37294,57359,0,
+  0,0,0,0,0,0,0,10491,0,64447,59415,0,
+  0,36182,0,16327,0,0,0,46194,6512,16800,65138,0,
+  0,0,0,0,0,0,0,0,55657,0,5021,7146,
+  17839,0,0,0,3426,0,0,20667,0,52790,0,32284,
+  0,0,0,6666,0,0,0,0,0,0,0,0,
+  0,0,20324,0,42544,58265,0,3170,0,0,55204,0,
+  65329,0,20895,0,0,10515,15562,56027,0,68296,69158,60354,
+  0,0,8421,70459,0,0,23901,25997,0,0,0,44505,
+  0,0,483,0,0,0,0,0,0,38553,0,32357,
+  0,18073,0,0,0,0,0,0,0,52664,0,0,
+  0,0,0,0,14436,16167,10135,0,0,45590,68620,0,
+  0,0,0,22013,32189,58608,0,0,0,0,0,61398,
+  66821,31491,9063,58856,0,0,0,25085,21027,0,0,0,
+  0,0,68944,0,0,0,61438,0,0,20886,24870,64136,
+  39199,24294,0,0,0,0,0,0,0,48000,0,0,
+  0,0,34374,66353,0,22641,0,0,0,26749,67891,0,
+  0,0,27442,0,0,0,21783,8382,0,11844,0,31821,
+  0,45959,0,0,0,0,0,0,57855,48621,14286,22763,
+  55872,0,38225,50256,15706,0,0,0,52083,0,0,0,
+  0,0,0,0,0,47039,0,0,0,0,0,0,
+  0,0,24412,0,0,0,0,0,0,57438,0,0,
+  9475,12107,0,0,36827,0,35567,0,45944,25524,0,49125,
+  51452,64329,0,0,0,0,4134,38451,46305,0,0,0,
+  0,0,0,0,16048,0,30990,32828,45091,0,0,0,
+  0,0,0,39272,0,0,0,0,14206,0,0,0,
+  0,0,0,0,28358,0,53218,9464,0,0,0,0,
+  1819,11647,18922,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,15308,0,15661,0,0,0,0,3649,
+  2574,0,46025,68403,0,5398,0,0,0,0,0,0,
+  0,58565,0,0,0,0,0,0,50609,66476,0,13884,
+  17528,15691,19883,45353,42209,0,7119,0,0,0,0,17035,
+  25567,0,0,0,0,0,0,66418,0,0,0,0,
+  0,0,65010,0,0,27751,0,0,0,0,0,56279,
+  0,31608,0,0,0,36780,59703,0,0,68385,0,0,
+  0,0,0,0,0,0,59106,0,0,40038,0,0,
+  14128,37583,54780,64500,56157,40609,20147,70111,0,0,18656,0,
+  0,0,38934,55761,0,0,0,0,0,0,0,2787,
+  8974,15856,33250,33702,48668,35462,51656,0,0,0,22928,6474,
+  0,0,0,0,0,0,0,3090,0,162,0,0,
+  0,11744,0,23526,0,0,0,0,66048,0,0,40374,
+  0,13648,33407,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,52413,0,0,0,
+  0,3774,0,4030,0,0,58677,0,0,13582,19550,0,
+  0,0,53301,0,0,0,0,0,0,27625,0,14238,
+  0,0,0,5746,0,0,0,33236,0,66571,0,0,
+  0,0,0,0,0,0,0,0,0,0,35198,0,
+  0,0,0,0,0,0,0,0,64481,68953,0,5386,
+  0,15229,0,0,1698,68531,40285,17566,0,0,0,62873,
+  68144,53996,0,0,23194,30499,17224,56415,69841,0,0,0,
+  0,0,0,0,22493,25408,32003,19858,55987,41739,0,0,
+  52559,0,31318,0,0,0,29034,0,0,0,0,1089,
+  0,34497,0,58624,0,0,0,0,0,0,0,0,
+  0,0,0,0,9345,0,0,0,50377,0,1588,61138,
+  7958,0,14769,0,0,34733,0,0,0,0,0,0,
+  0,0,67050,143,0,21260,40729,28296,23963,7476,18965,30929,
+  39308,48958,55853,0,0,6003,0,0,38338,0,0,0,
+  0,0,0,7828,0,0,0,0,0,0,0,47556,
+  0,13688,16960,0,0,11321,26741,38435,12034,18701,49303,49806,
+  0,6834,0,0,52258,0,0,0,11286,0,0,0,
+  14329,0,19671,0,64186,0,0,0,0,0,0,27051,
+  19604,0,0,0,0,0,10764,0,32252,58008,4991,0,
+  0,0,34046,0,0,48796,0,0,0,0,0,58302,
+  65654,0,0,0,0,0,0,0,0,0,0,0,
+  0,35728,24167,28604,0,20335,0,0,0,0,29004,294,
+  0,0,32813,38387,0,8494,49166,0,0,32935,52930,0,
+  23430,0,0,0,0,0,0,0,0,0,67669,0,
+  0,0,0,0,49189,51527,52766,0,0,25039,0,0,
+  0,0,0,0,22555,0,0,33141,0,60897,0,0,
+  2455,70057,0,0,0,0,47022,0,0,25117,0,2218,
+  59622,0,0,0,0,0,4858,49047,63078,0,0,0,
+  0,66105,0,0,21188,0,0,8895,0,0,0,0,
+  0,0,37466,0,0,0,33856,0,0,0,0,17336,
+  0,20740,0,7054,42315,46854,0,51571,0,12932,0,0,
+  0,0,22309,0,61704,0,0,63465,0,3687,9824,0,
+  0,0,2207,6641,0,54056,54327,0,10170,0,0,0,
+  40436,33424,0,67939,0,0,31184,0,0,68899,0,44942,
+  59044,0,66691,0,0,0,0,62484,0,0,0,0,
+  0,0,0,0,0,0,69262,32112,39219,0,23314,18539,
+  48843,0,53807,0,0,0,0,11827,0,0,4047,65902,
+  0,0,0,0,0,0,0,0,57981,0,0,0,
+  0,0,41689,0,55468,48210,61166,66611,31211,68935,0,0,
+  61914,0,0,0,0,46388,0,11052,18143,44926,0,0,
+  0,0,0,0,0,0,0,43642,0,0,0,9015,
+  70600,0,0,0,0,2316,0,0,44993,0,0,0,
+  0,51264,3486,56851,0,9453,0,0,0,0,0,33389,
+  69934,47795,0,0,0,0,0,0,34104,0,0,0,
+  0,0,0,0,0,13896,0,0,65990,0,0,0,
+  0,0,49281,0,0,0,0,0,57567,0,27354,0,
+  0,0,0,0,0,64021,0,0,0,67326,0,18270,
+  19803,0,1177,0,55115,0,0,0,0,0,0,0,
+  0,0,26253,65227,0,0,0,0,0,0,0,0,
+  0,0,0,18467,48737,0,0,0,42771,16556,43029,62343,
+  0,0,0,0,0,0,0,0,0,0,0,29499,
+  26028,0,64652,0,0,0,20273,0,0,4236,0,0,
+  0,30725,0,52855,0,62331,53127,4193,0,0,59229,11215,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  10750,14258,20420,0,0,0,1750,0,0,238,0,0,
-  10191,20090,4892,48624,62096,0,34679,0,0,31996,48685,0,
-  0,0,0,0,26056,33055,0,0,11196,0,25076,0,
-  0,8967,0,0,0,0,0,0,0,0,0,0,
-  0,0,36094,0,0,0,0,0,0,18023,0,0,
-  0,0,5761,11299,7068,0,0,44764,0,0,20407,0,
-  58799,0,38947,0,0,67832,12215,0,9758,0,0,0,
-  0,0,0,0,0,0,27660,32853,14568,15113,53596,55396,
-  56491,0,0,62652,0,0,0,0,55074,0,54652,58241,
-  10886,0,0,0,0,0,0,0,0,0,9191,6976,
-  13027,64432,0,0,0,53217,0,0,0,0,0,40448,
-  0,0,0,0,45011,54821,0,31418,46812,0,0,0,
-  982,0,0,0,0,0,0,0,0,12803,0,0,
-  0,0,0,56793,0,49849,0,0,35604,0,65862,0,
-  19919,0,0,0,0,26305,5803,13940,23691,0,0,0,
-  0,0,0,0,0,833,33729,52117,0,0,0,0,
-  0,0,0,0,0,0,0,0,60718,0,28761,0,
-  11670,0,67622,0,0,48699,0,0,0,45149,0,0,
+  10617,14086,20227,0,0,0,1727,0,0,238,0,0,
+  0,19897,4847,48334,61572,0,34389,0,0,31706,48395,0,
+  0,0,0,0,25847,32765,0,0,11063,0,24883,0,
+  0,8863,0,0,0,0,0,0,0,0,0,0,
+  0,0,35804,0,0,0,0,0,0,17851,0,0,
+  0,0,5716,11166,6982,0,0,44474,0,0,20214,0,
+  58326,0,38657,0,0,67288,12069,0,9638,0,0,0,
+  0,0,0,0,0,0,27370,32563,14396,14941,53206,54983,
+  56047,0,0,62128,0,0,0,0,54684,0,54262,57768,
+  10753,0,0,0,0,0,0,0,0,0,9071,6890,
+  12881,63908,0,0,0,52827,0,0,0,0,0,40158,
+  0,0,0,0,44721,54431,0,31128,46522,0,0,0,
+  982,0,0,0,0,0,0,0,0,12657,0,0,
+  0,0,0,56349,0,49490,0,0,35314,0,65338,0,
+  19726,0,0,0,0,26096,5758,13768,23498,0,0,0,
+  0,0,0,0,0,833,33439,51746,0,0,0,0,
+  0,0,0,0,0,0,0,0,60194,0,28471,0,
+  11537,0,67078,0,0,48409,0,0,0,44859,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,69346,0,13635,0,0,0,0,0,
-  0,0,0,43651,9553,30255,50737,50948,0,50352,0,25745,
-  40518,36079,0,0,0,51332,33369,0,69979,0,24308,0,
-  69441,49692,0,0,0,16205,0,0,48236,0,0,0,
-  15100,0,0,0,0,20631,0,0,0,0,11279,0,
-  44491,0,0,0,45863,70501,0,9838,49252,58848,0,0,
-  35524,1420,18471,59258,63070,0,0,0,25635,0,0,28205,
-  0,0,0,11391,0,11947,0,0,0,0,61023,0,
-  0,36691,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,65038,15574,16463,0,0,0,18138,0,
-  0,0,0,0,0,0,0,20129,0,0,0,58429,
-  0,0,0,39747,0,65204,0,0,49306,0,19143,0,
-  0,0,0,0,0,7047,62071,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,23394,57751,
+  0,0,0,0,68723,0,13489,0,0,0,0,0,
+  0,0,0,43361,9433,29965,50366,50577,0,49993,0,25536,
+  40228,35789,0,0,0,50961,33079,0,69356,0,24115,0,
+  68818,0,0,0,0,16033,0,0,47946,0,0,0,
+  14928,0,0,0,0,20438,0,0,0,0,11146,0,
+  44201,0,0,0,45573,69867,0,9718,48946,58375,0,0,
+  35234,1397,18278,58785,62546,0,0,0,25426,0,0,27915,
+  0,0,0,11258,0,11814,0,0,0,0,60499,0,
+  0,36401,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,64514,15402,16291,0,0,0,17966,0,
+  0,0,0,0,0,0,0,19936,0,0,0,57956,
+  0,0,0,39457,0,64680,0,0,49000,0,18950,0,
+  0,0,0,0,0,6961,61547,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,23201,57307,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  48793,0,67818,0,0,15585,49458,0,0,44332,0,590,
-  12407,0,0,0,0,0,25721,0,54575,0,0,54476,
-  56245,0,71392,0,0,43167,0,0,0,0,0,0,
-  0,0,23522,20737,0,0,0,41688,0,0,0,2790,
-  2070,2433,15687,13345,65424,0,12489,45266,0,0,19300,17893,
-  0,0,0,0,0,52572,0,0,0,0,54873,57444,
-  0,58708,0,0,0,0,0,0,0,0,0,3828,
-  0,0,0,0,56025,67481,68788,0,0,0,20609,43782,
-  70635,4035,70971,5579,21743,0,0,0,5242,0,0,54285,
-  0,57859,0,0,0,0,0,0,0,0,20018,58837,
-  0,0,0,9311,30874,44664,0,0,0,0,0,0,
-  0,0,29963,61406,0,0,0,0,0,0,0,0,
-  65016,0,36811,0,35682,0,8512,14621,24263,63289,0,10943,
-  18053,28746,0,0,11755,0,0,0,0,0,0,0,
-  0,44749,0,0,43664,0,0,0,0,52999,0,41820,
-  46054,0,0,0,0,0,0,0,51767,0,0,12899,
-  45718,67751,0,0,0,0,0,0,0,0,34222,55062,
-  15413,0,0,0,0,0,38711,17951,0,0,0,33611,
-  0,0,0,0,0,70549,0,0,0,0,61257,0,
+  48503,0,67274,0,0,15413,49152,0,0,44042,0,590,
+  12261,0,0,0,0,0,25512,0,54185,0,0,54086,
+  55801,0,70699,0,0,42877,0,0,0,0,0,0,
+  0,0,23329,20544,0,0,0,41398,0,0,0,2758,
+  2038,2401,15515,13199,64900,0,12343,44976,0,0,19107,17721,
+  0,0,0,0,0,52201,0,0,0,0,54483,57000,
+  0,58235,0,0,0,0,0,0,0,0,0,3796,
+  0,0,0,0,55581,66937,68225,0,0,0,20416,43492,
+  69981,4003,70301,5534,21550,0,0,0,5197,0,0,53895,
+  0,57399,0,0,0,0,0,0,0,0,19825,58364,
+  0,0,0,9191,30584,44374,0,0,0,0,0,0,
+  0,0,29673,60882,0,0,0,0,0,0,0,0,
+  64492,0,36521,0,35392,0,8408,14449,24070,62765,0,10810,
+  17881,28456,0,0,11622,0,0,0,0,0,0,0,
+  0,44459,0,0,43374,0,0,0,0,52609,0,41530,
+  45764,0,0,0,0,0,0,0,51396,0,0,12753,
+  45428,67207,0,0,0,0,0,0,0,0,33932,54672,
+  15241,0,0,0,0,0,38421,17779,0,0,0,33321,
+  0,0,0,0,0,69895,0,0,0,0,60733,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,28572,0,49705,0,0,0,0,0,61604,0,
-  0,0,16176,43273,30147,0,22395,0,17480,71495,64732,0,
-  0,0,0,0,0,3294,20556,48099,56060,67528,0,70033,
-  0,0,69952,68969,0,0,57604,0,0,0,0,0,
-  0,0,58442,57110,44512,63194,0,0,0,0,0,31575,
-  0,45524,0,0,0,0,0,0,0,0,1646,0,
-  57676,0,0,10204,0,0,13187,32145,42425,0,0,0,
-  0,29981,0,0,0,0,54346,0,0,0,69368,1031,
-  34509,0,0,0,0,0,0,0,6239,56040,34711,0,
-  43730,0,0,0,0,0,0,0,69216,0,0,0,
-  0,0,0,0,46945,0,0,0,0,0,0,0,
-  0,0,0,34850,49335,15848,0,0,0,0,19520,0,
-  0,0,0,10840,0,0,7877,0,0,1449,55457,0,
-  0,0,48146,11827,0,4334,59013,39796,0,0,0,0,
-  0,0,0,41116,0,0,71015,0,23424,0,0,0,
-  0,0,67947,45955,0,0,50776,0,20844,0,51781,0,
-  0,0,0,0,0,0,45611,57357,0,0,8477,48769,
-  0,0,0,0,0,0,25932,0,0,0,0,0,
-  0,0,60193,0,0,0,0,0,0,12985,0,0,
-  0,0,0,0,0,0,1829,0,0,0,46166,60130,
-  0,16811,61635,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,42750,43622,
-  0,0,12149,0,0,0,0,66549,0,0,0,0,
-  0,0,0,7845,0,0,0,0,32061,63751,32938,0,
-  0,0,66865,0,0,18744,0,53544,7552,0,20477,0,
-  0,3237,0,0,0,0,71071,0,0,0,5660,0,
-  0,0,0,0,0,2025,60808,16853,0,0,0,0,
-  0,20383,24740,47734,0,45938,56408,26297,34161,51499,0,0,
-  0,0,68977,0,0,0,0,11897,17012,19322,0,0,
-  10762,12560,70338,7730,0,0,0,0,0,0,50455,0,
-  0,0,7578,30044,51043,0,10127,27486,18924,0,0,8567,
-  4666,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,47408,16963,0,0,0,0,0,0,22443,34803,
-  0,45907,35623,37362,0,24525,6992,24193,0,0,60508,0,
+  0,0,28282,0,0,0,0,0,0,0,61080,0,
+  0,0,16004,42983,29857,0,22202,0,17308,70802,64208,0,
+  0,0,0,0,0,3262,20363,47809,55616,66984,0,69410,
+  0,0,69329,68395,0,0,57160,0,0,0,0,0,
+  0,0,57969,56666,44222,62670,0,0,0,0,0,31285,
+  0,45234,0,0,0,0,0,0,0,0,1623,0,
+  57232,0,0,10071,0,0,13041,31855,42135,0,0,0,
+  0,29691,0,0,0,0,53956,0,0,0,68745,1031,
+  34219,0,0,0,0,0,0,0,6176,55596,34421,0,
+  43440,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,46655,0,0,0,0,0,0,0,
+  0,0,0,34560,49029,15676,0,0,0,0,19327,0,
+  0,0,0,10707,0,0,7773,0,0,1426,55013,0,
+  0,0,47856,11694,0,4289,58540,39506,0,0,0,0,
+  0,0,0,40826,0,0,70345,0,23231,0,0,0,
+  0,0,67403,45665,0,0,50405,0,20651,0,51410,0,
+  0,0,0,0,0,0,45321,56913,0,0,8373,48479,
+  0,0,0,0,0,0,25723,0,0,0,0,0,
+  0,0,59720,0,0,0,0,0,0,12839,0,0,
+  0,0,0,0,0,0,1806,0,0,0,45876,59657,
+  0,16639,61111,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,42460,43332,
+  0,0,12003,0,0,0,0,66005,0,0,0,0,
+  0,0,0,7741,0,0,0,0,31771,63227,32648,0,
+  0,0,66321,0,0,18551,0,53154,7466,0,20284,0,
+  0,3205,0,0,0,0,70401,0,0,0,5615,0,
+  0,0,0,0,0,1993,60284,16681,0,0,0,0,
+  0,20190,24547,47444,0,45648,55964,26088,33871,51128,0,0,
+  0,0,0,0,0,0,0,11764,16840,19129,0,0,
+  10629,12414,69704,7626,0,0,0,0,0,0,50096,0,
+  0,0,7492,29754,50672,0,10007,27196,18731,0,0,8463,
+  4621,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,47118,16791,0,0,0,0,0,0,22250,34513,
+  0,45617,35333,37072,0,24332,6906,24000,0,0,59984,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,3279,63735,0,4544,0,0,0,0,0,0,0,
-  24590,21931,69062,0,0,0,0,0,39731,0,0,0,
-  5455,0,32904,0,22429,0,34132,64690,0,18190,0,0,
-  0,38579,35879,0,0,0,0,0,0,0,0,10822,
-  37167,0,0,0,0,0,41551,0,0,19985,0,0,
-  0,18454,0,47768,42089,69943,48900,0,39302,23775,40979,56358,
-  0,67702,0,0,0,0,66030,0,0,0,0,0,
-  0,0,61111,0,12771,0,0,0,0,0,25527,39156,
-  0,0,0,32362,0,0,0,23585,0,0,64935,0,
-  0,0,0,0,0,51139,68532,0,0,0,0,0,
-  16942,68837,0,69087,0,0,0,54296,0,46711,48132,0,
-  0,0,0,68627,34319,44045,51690,0,65401,0,0,0,
-  25815,40076,55788,0,0,0,23948,0,0,0,0,0,
-  0,0,0,0,0,0,0,58997,0,0,0,0,
-  69079,18818,0,0,0,0,54229,0,0,0,59976,0,
-  0,36632,0,0,40232,0,0,0,12191,19372,49077,68681,
-  0,17094,63507,0,0,0,69456,0,0,0,0,0,
-  0,0,0,0,0,4104,0,0,65904,0,0,0,
-  0,0,0,59407,43485,66300,0,0,0,0,43378,58279,
-  27610,0,62713,713,64497,0,0,0,22134,0,29899,71175,
-  0,0,46728,0,0,0,65743,0,0,0,69151,0,
-  0,0,0,0,60146,0,0,0,0,0,44383,0,
-  0,0,0,25972,0,0,0,28388,27834,63845,11624,32418,
-  66355,0,1463,0,0,0,41768,0,0,0,22543,8385,
-  51240,0,0,0,0,0,0,0,0,0,0,0,
-  53664,69645,0,0,0,0,0,0,0,0,23409,13065,
-  11012,35090,53403,67668,70563,0,0,46040,0,0,7979,695,
-  21656,43456,4534,53200,61791,68386,0,0,0,53724,0,0,
-  0,0,0,0,0,0,0,0,0,0,30445,0,
-  0,9666,0,0,58557,0,0,0,0,0,0,0,
-  0,0,0,0,0,13674,0,0,0,0,0,0,
+  0,3247,63211,0,4499,0,0,0,0,0,0,0,
+  24397,21738,68473,0,0,0,0,0,39441,0,0,0,
+  5410,0,32614,0,22236,0,33842,64166,0,18018,0,0,
+  0,38289,35589,0,0,0,0,0,0,0,0,10689,
+  36877,0,0,0,0,0,41261,0,0,19792,0,0,
+  0,18261,0,47478,41799,69320,48594,0,39012,23582,40689,55914,
+  0,67158,0,0,0,0,65506,0,0,0,0,0,
+  0,0,60587,0,12625,0,0,0,0,0,25318,38866,
+  0,0,0,32072,0,0,0,23392,0,0,64411,0,
+  0,0,0,0,0,50768,67969,0,0,0,0,0,
+  16770,68263,0,68498,0,0,0,53906,0,46421,47842,0,
+  0,0,0,68064,34029,43755,51319,0,64877,0,0,0,
+  25606,39786,55344,0,0,0,23755,0,0,0,0,0,
+  0,0,0,0,0,0,0,58524,0,0,0,0,
+  68490,18625,0,0,0,0,53839,0,0,0,59503,0,
+  0,36342,0,0,39942,0,0,0,12045,19179,48771,68118,
+  0,16922,62983,0,0,0,68833,0,0,0,0,0,
+  0,0,0,0,0,4072,0,0,65380,0,0,0,
+  0,0,0,58934,43195,65776,0,0,0,0,43088,57806,
+  27320,0,62189,713,63973,0,0,0,21941,0,29609,70482,
+  0,0,46438,0,0,0,65219,0,0,0,0,0,
+  0,0,0,0,59673,0,0,0,0,0,44093,0,
+  0,0,0,25763,0,0,0,28098,27544,63321,11491,32128,
+  65831,0,1440,0,0,0,41478,0,0,0,22350,8281,
+  50869,0,0,0,0,0,0,0,0,0,0,0,
+  53274,69022,0,0,0,0,0,0,0,0,23216,12919,
+  10879,34800,53013,67124,69909,0,0,45750,0,0,7875,695,
+  21463,43166,4489,52810,61267,67823,0,0,0,53334,0,0,
+  0,0,0,0,0,0,0,0,0,0,30155,0,
+  0,9546,0,0,58084,0,0,0,0,0,0,0,
+  0,0,0,0,0,13528,0,0,0,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,12319,0,0,0,0,9503,0,57526,0,0,0,
-  0,0,0,30910,60667,64188,0,0,0,0,0,15209,
-  67691,0,0,16377,0,0,0,0,0,0,0,0,
-  0,0,3100,4609,34773,0,0,0,0,3775,0,10517,
-  0,0,24638,0,0,0,0,66765,0,0,0,0,
-  0,30964,35072,0,0,0,4008,0,0,0,0,54154,
-  0,0,0,0,0,61527,0,0,0,0,0,0,
-  0,61081,0,53137,0,65648,25546,20755,28472,38813,0,0,
-  0,0,12035,0,0,0,0,54955,0,0,54273,0,
-  0,0,0,6574,0,0,0,0,51291,0,0,6505,
-  0,0,0,0,0,0,0,0,0,59533,13130,71269,
-  47501,0,0,0,0,0,4677,0,0,26068,0,0,
-  0,0,63924,7692,34206,0,0,0,0,0,563,0,
-  0,68650,49858,0,0,50822,0,0,67384,36321,0,0,
-  0,0,0,0,0,0,0,0,0,39058,47226,3505,
-  0,0,26646,0,0,0,0,0,0,6794,0,0,
-  71163,0,69916,0,0,0,0,35285,0,20642,0,0,
-  0,0,0,0,38070,45480,0,20497,28245,0,0,17,
-  54862,0,0,0,0,0,0,62194,0,6683,42470,54586,
-  0,0,13474,0,70459,0,0,0,8553,53641,12450,0,
-  0,0,0,0,64056,0,0,0,0,10109,22351,885,
-  68059,0,4481,0,0,0,0,0,0,0,0,0,
-  66525,0,0,0,54921,0,0,0,0,41748,3581,0,
-  0,29623,0,0,18315,0,0,0,0,0,19930,0,
-  0,13413,66750,0,0,2512,0,0,0,12079,24013,0,
-  0,0,57427,0,0,0,0,0,68413,0,62412,0,
-  0,0,0,0,55497,54083,0,0,51698,0,0,0,
-  5830,57073,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,26531,
-  62428,0,70410,0,0,0,0,71059,0,66311,0,0,
-  11069,69693,0,0,0,0,0,0,0,42529,12507,58502,
-  0,0,0,0,34901,0,0,0,0,0,0,21911,
-  0,0,0,1812,0,0,0,24476,0,0,9298,0,
-  0,7442,0,0,0,9865,0,17428,0,0,0,13782,
-  0,0,0,33149,0,0,0,51953,0,49767,35797,39687,
-  0,0,0,0,0,0,0,0,21551,35715,0,0,
-  0,26039,0,0,61541,0,3026,47117,0,0,0,41175,
-  0,0,29917,0,309,0,0,0,12719,51390,0,0,
-  0,0,0,0,53290,0,63830,11700,0,0,0,0,
-  0,0,39044,6413,0,0,0,0,0,0,59875,0,
-  21502,0,0,0,0,0,61049,0,0,56581,50364,0,
-  0,11766,0,0,3841,0,0,0,0,0,0,0,
-  0,0,8500,9910,0,0,0,0,0,0,43946,0,
-  0,65152,0,7705,44302,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,13383,0,53793,13118,0,0,
-  0,0,0,1069,48317,0,55874,0,0,0,442,15451,
-  46213,0,0,0,25099,0,0,0,0,0,0,0,
-  0,60711,2739,63959,0,0,0,0,3188,5216,56521,21026,
-  45099,0,0,0,0,0,0,5873,21815,41344,60517,62644,
-  0,23598,29001,0,0,0,0,0,0,0,0,50784,
-  0,0,0,0,67567,39257,2498,18303,30632,62213,34726,0,
-  39459,56713,0,65303,53711,34054,0,0,0,0,0,14876,
-  0,0,0,0,0,0,45969,0,0,0,0,0,
-  32494,53930,0,0,18769,0,0,0,44731,0,0,0,
-  0,0,52000,0,0,0,0,0,0,0,0,0,
-  0,0,0,53332,0,0,0,23847,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,51198,
-  0,0,0,0,0,0,0,48264,54188,0,0,24537,
-  25876,34238,57973,0,0,0,0,0,0,5919,0,0,
-  0,0,0,60407,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,12008,0,39031,39352,15817,
-  0,0,0,0,0,65912,0,0,67932,30364,0,0,
-  0,0,0,0,0,0,0,0,0,14687,0,30662,
-  0,34962,0,34425,0,0,24906,22420,26099,37997,0,38149,
-  16322,26353,0,0,0,45574,61846,0,0,0,0,0,
-  0,0,30824,0,38228,0,0,17059,0,0,0,33813,
-  0,1163,0,0,0,0,8717,17072,66411,0,0,51731,
-  0,0,13544,0,0,0,0,0,55569,0,0,0,
-  21954,0,960,0,0,0,0,0,0,0,55091,65477,
-  71440,0,0,0,0,0,0,0,0,0,65707,0,
-  0,0,0,0,25261,9324,39383,39618,0,0,0,52535,
-  0,871,24652,53412,64088,0,5629,0,0,41705,0,0,
-  0,0,9719,42591,17414,61145,0,0,0,0,0,0,
-  0,7013,0,0,47050,0,0,0,22708,0,0,0,
-  0,0,0,0,0,0,0,45767,65093,0,0,19615,
-  0,0,0,0,0,0,0,0,0,0,32999,66610,
-  0,0,0,0,0,0,48514,53472,0,0,6930,0,
-  0,0,13399,0,0,0,56254,21002,0,0,0,0,
-  0,0,31202,0,54966,0,0,0,0,0,0,0,
-  0,0,0,0,0,20911,0,44193,55524,70104,0,40027,
-  56682,29229,68298,0,971,0,0,0,0,0,0,0,
-  0,0,0,12578,0,0,0,4580,55548,0,0,0,
-  0,0,0,0,0,0,2387,20955,0,0,0,704,
-  0,52153,0,0,0,0,0,41360,59968,0,0,0,
-  31544,0,0,0,0,21370,70784,0,0,64225,0,0,
-  0,0,0,0,0,0,0,14749,0,0,0,0,
-  0,0,0,0,61648,6294,5768,0,0,0,0,0,
-  56591,22603,0,47624,0,0,0,0,0,0,0,0,
-  0,11960,36767,37857,0,0,0,68120,0,0,0,0,
-  14698,12304,0,0,54674,0,8820,0,0,22847,0,0,
-  0,0,15284,2400,0,51681,0,28026,50987,2582,11681,41251,
-  0,23877,0,28437,0,0,0,0,0,0,804,0,
-  66986,0,0,0,0,0,0,0,11252,62755,63270,0,
-  0,20802,54553,0,13581,0,66483,34540,20332,0,17453,4623,
-  0,0,0,0,0,0,0,0,0,0,0,16065,
-  34698,0,0,0,0,38899,0,0,0,0,0,0,
-  0,22890,0,20898,0,0,0,0,0,0,0,0,
-  46148,0,0,13568,24574,57793,50548,0,0,0,0,11691,
-  0,0,0,0,0,0,27591,1101,24457,19183,64881,39475,
-  0,0,66625,0,1693,2696,20836,66456,0,6087,0,62882,
-  0,0,0,0,0,0,0,0,0,20211,36400,0,
-  0,0,16997,0,6306,0,0,0,0,0,0,0,
-  0,8804,66662,0,0,0,0,0,15360,0,0,50115,
-  18204,0,0,6633,0,0,0,0,0,52202,58182,0,
-  0,0,917,24080,58265,0,0,0,0,0,0,54318,
-  0,0,0,1783,0,0,0,0,0,0,0,7260,
-  0,0,53450,0,0,0,0,33041,0,0,65271,0,
-  37823,0,0,0,0,0,11441,49213,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,12498,0,5289,
-  0,0,0,0,66571,0,0,54214,0,0,0,28058,
-  0,4511,65079,0,0,63368,0,7315,69768,778,0,0,
-  0,0,0,0,0,54174,67228,0,0,29591,0,1490,
-  0,0,0,0,4713,0,0,0,0,0,0,0,
-  0,0,34026,43607,2304,0,0,0,0,0,0,0,
-  0,0,0,51620,0,0,0,70436,0,0,54630,28011,
-  51307,0,30946,50036,55883,40556,62625,0,0,0,0,0,
-  7591,0,0,0,31517,52354,17043,0,0,0,0,0,
-  0,0,0,0,6336,0,0,0,0,0,0,0,
-  0,0,0,0,21584,58902,0,0,0,31690,0,0,
-  57548,10567,0,0,0,0,0,22825,38450,0,0,0,
-  0,20783,0,0,23535,0,0,0,0,0,0,0,
-  0,0,0,0,50846,0,0,9785,0,71112,0,0,
-  0,0,1147,0,0,16714,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,1983,0,68160,56661,0,
-  0,0,29563,0,0,10918,0,0,0,0,0,45080,
-  0,0,95,0,18039,0,50393,0,21526,0,0,0,
+  0,12173,0,0,0,0,9383,0,57082,0,0,0,
+  0,0,0,30620,60143,63664,0,0,0,0,0,15037,
+  67147,0,0,16205,0,0,0,0,0,0,0,0,
+  0,0,3068,4564,34483,0,0,0,0,3743,0,10384,
+  0,0,24445,0,0,0,0,66221,0,0,0,0,
+  0,30674,34782,0,0,0,3976,0,0,0,0,53764,
+  0,0,0,0,0,61003,0,0,0,0,0,0,
+  0,60557,0,52747,0,65124,25337,20562,28182,38523,0,0,
+  0,0,11889,0,0,0,0,54565,0,0,53883,0,
+  0,0,0,6488,0,0,0,0,50920,0,0,6419,
+  0,0,0,0,0,0,0,0,0,59060,12984,70576,
+  47211,0,0,0,0,0,4632,0,0,25859,0,0,
+  0,0,63400,7588,33916,0,0,0,0,0,563,0,
+  0,68087,49499,0,0,50451,0,0,66840,36031,0,0,
+  0,0,0,0,0,0,0,0,0,38768,46936,3473,
+  0,0,26437,0,0,0,0,0,0,6708,0,0,
+  70470,0,69293,0,0,0,0,34995,0,20449,0,0,
+  0,0,0,0,37780,45190,0,20304,27955,0,0,17,
+  54472,0,0,0,0,0,0,61670,0,6597,42180,54196,
+  0,0,13328,0,69825,0,0,0,8449,53251,12304,0,
+  0,0,0,0,63532,0,0,0,0,9989,22158,885,
+  67515,0,4436,0,0,0,0,0,0,0,0,0,
+  65981,0,0,0,54531,0,0,0,0,41458,3549,0,
+  0,29333,0,0,18122,0,0,0,0,0,19737,0,
+  0,13267,66206,0,0,2480,0,0,0,11933,23820,0,
+  0,0,56983,0,0,0,0,0,67850,0,61888,0,
+  0,0,0,0,55053,53693,0,0,51327,0,0,0,
+  5785,56629,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,26322,
+  61904,0,69776,0,0,0,0,70389,0,65787,0,0,
+  10936,69070,0,0,0,0,0,0,0,42239,12361,58029,
+  0,0,0,0,34611,0,0,0,0,0,0,21718,
+  0,0,0,1789,0,0,0,24283,0,0,9178,0,
+  0,7356,0,0,0,9745,0,17256,0,0,0,0,
+  0,0,0,32859,0,0,0,51582,0,49408,35507,39397,
+  0,0,0,0,0,0,0,0,21358,35425,0,0,
+  0,25830,0,0,61017,0,2994,46827,0,0,0,40885,
+  0,0,29627,0,309,0,0,0,12573,51019,0,0,
+  0,0,0,0,52900,0,63306,11567,0,0,0,0,
+  0,0,38754,6350,0,0,0,0,0,0,59402,0,
+  21309,0,0,0,0,0,60525,0,0,56137,50005,0,
+  0,11633,0,0,3809,0,0,0,0,0,0,0,
+  0,0,8396,9790,0,0,0,0,0,0,43656,0,
+  0,64628,0,7601,44012,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,13237,0,53403,12972,0,0,
+  0,0,0,1046,48027,0,55430,0,0,0,442,15279,
+  45923,0,0,0,24906,0,0,0,0,0,0,0,
+  0,60187,2707,63435,0,0,0,0,3156,5171,56077,20833,
+  44809,0,0,0,0,0,0,5828,21622,41054,59993,62120,
+  0,23405,28711,0,0,0,0,0,0,0,0,50413,
+  0,0,0,0,67023,38967,2466,18110,30342,61689,34436,0,
+  39169,56269,0,64779,53321,33764,0,0,0,0,0,14704,
+  0,0,0,0,0,0,45679,0,0,0,0,0,
+  32204,53540,0,0,18576,0,0,0,44441,0,0,0,
+  0,0,51629,0,0,0,0,0,0,0,0,0,
+  0,0,0,52942,0,0,0,23654,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,50827,
+  0,0,0,0,0,0,0,47974,53798,0,0,24344,
+  25667,33948,0,0,0,0,0,0,0,5874,0,0,
+  0,0,0,59883,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,11862,0,38741,39062,15645,
+  0,0,0,0,0,65388,0,0,67388,30074,0,0,
+  0,0,0,0,0,0,0,0,0,14515,0,30372,
+  0,34672,0,34135,0,0,24713,22227,25890,37707,0,37859,
+  16150,26144,0,0,0,45284,61322,0,0,0,0,0,
+  0,0,30534,0,37938,0,0,16887,0,0,0,33523,
+  0,1140,0,0,0,0,8613,16900,65887,0,0,51360,
+  0,0,13398,0,0,0,0,0,55125,0,0,0,
+  21761,0,960,0,0,0,0,0,0,0,54701,64953,
+  70747,0,0,0,0,0,0,0,0,0,65183,0,
+  0,0,0,0,25052,9204,39093,39328,0,0,0,52164,
+  0,871,24459,53022,63564,0,5584,0,0,41415,0,0,
+  0,0,9599,42301,17242,60621,0,0,0,0,0,0,
+  0,6927,0,0,46760,0,0,0,22515,0,0,0,
+  0,0,0,0,0,0,0,45477,64569,0,0,19422,
+  0,0,0,0,0,0,0,0,0,0,32709,66066,
+  0,0,0,0,0,0,48224,53082,0,0,6844,0,
+  0,0,13253,0,0,0,55810,20809,0,0,0,0,
+  0,0,30912,0,54576,0,0,0,0,0,0,0,
+  0,0,0,0,0,20718,0,43903,55080,69481,0,39737,
+  56238,28939,67735,0,971,0,0,0,0,0,0,0,
+  0,0,0,12432,0,0,0,4535,55104,0,0,0,
+  0,0,0,0,0,0,2355,20762,0,0,0,704,
+  0,51782,0,0,0,0,0,41070,59495,0,0,0,
+  31254,0,0,0,0,21177,70130,0,0,63701,0,0,
+  0,0,0,0,0,0,0,14577,0,0,0,0,
+  0,0,0,0,61124,6231,5723,0,0,0,0,0,
+  56147,22410,0,47334,0,0,0,0,0,0,0,0,
+  0,0,36477,37567,0,0,0,67576,0,0,0,0,
+  14526,12158,0,0,54284,0,8716,0,0,22654,0,0,
+  0,0,15112,2368,0,51310,0,27736,50616,2550,11548,40961,
+  0,23684,0,28147,0,0,0,0,0,0,804,0,
+  66442,0,0,0,0,0,0,0,11119,62231,62746,0,
+  0,20609,54163,0,13435,0,65959,34250,20139,0,17281,4578,
+  0,0,0,0,0,0,0,0,0,0,0,15893,
+  34408,0,0,0,0,38609,0,0,0,0,0,0,
+  0,22697,0,20705,0,0,0,0,0,0,0,0,
+  45858,0,0,13422,24381,0,50189,0,0,0,0,11558,
+  0,0,0,0,0,0,27301,1078,24264,18990,64357,39185,
+  0,0,66081,0,1670,2664,20643,65932,0,6042,0,62358,
+  0,0,0,0,0,0,0,0,0,20018,36110,0,
+  0,0,16825,0,6243,0,0,0,0,0,0,0,
+  0,8700,66118,0,0,0,0,0,15188,0,0,49756,
+  18032,0,0,6547,0,0,0,0,0,51831,57709,0,
+  0,0,917,23887,57792,0,0,0,0,0,0,53928,
+  0,0,0,1760,0,0,0,0,0,0,0,7174,
+  0,0,53060,0,0,0,0,32751,0,0,64747,0,
+  37533,0,0,0,0,0,11308,48907,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,12352,0,5244,
+  0,0,0,0,66027,0,0,53824,0,0,0,27768,
+  0,4466,64555,0,0,62844,0,7229,69145,778,0,0,
+  0,0,0,0,0,53784,66684,0,0,29301,0,1467,
+  0,0,0,0,4668,0,0,0,0,0,0,0,
+  0,0,33736,43317,2272,0,0,0,0,0,0,0,
+  0,0,0,51249,0,0,0,69802,0,0,54240,27721,
+  50936,0,30656,49677,55439,40266,62101,0,0,0,0,0,
+  7505,0,0,0,31227,51983,16871,0,0,0,0,0,
+  0,0,0,0,6273,0,0,0,0,0,0,0,
+  0,0,0,0,21391,58429,0,0,0,31400,0,0,
+  57104,10434,0,0,0,0,0,22632,38160,0,0,0,
+  0,20590,0,0,23342,0,0,0,0,0,0,0,
+  0,0,0,0,50475,0,0,9665,0,70419,0,0,
+  0,0,1124,0,0,16542,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,1951,0,67616,56217,0,
+  0,0,29273,0,0,10785,0,0,0,0,0,44790,
+  0,0,95,0,17867,0,50034,0,21333,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,16643,
-  0,0,0,9360,56945,39109,0,0,0,0,0,0,
-  0,0,0,0,0,1089,0,13013,0,0,28680,0,
-  0,0,0,452,2949,29166,0,27246,50658,0,56763,11478,
-  0,0,15767,0,0,0,19257,37332,0,23335,0,0,
-  0,0,21098,10711,7394,7767,26401,57045,0,0,44224,0,
-  826,41281,42102,51125,4305,21630,53963,37672,56551,0,0,0,
-  0,0,60751,51649,1232,0,0,0,38501,0,22992,2058,
-  59714,0,0,66289,53673,0,0,71428,0,0,0,5095,
-  27405,0,0,0,0,0,0,0,29532,0,46979,0,
-  0,0,0,0,0,0,0,0,24954,0,0,0,
-  0,0,68690,0,0,0,64982,0,42348,39980,0,0,
-  0,0,0,13168,0,0,0,0,0,0,0,13330,
-  42970,0,29703,0,0,0,0,33401,0,65214,0,0,
-  0,0,0,0,10177,3987,0,0,0,0,0,23070,
-  0,0,0,23961,0,0,11838,37953,0,0,0,0,
-  1865,0,2321,0,0,0,0,32557,65884,44698,0,0,
-  0,0,51833,0,8790,0,0,0,0,0,0,0,
-  0,0,0,0,0,32257,0,0,0,0,0,0,
-  2829,37318,0,0,0,0,52169,25595,47566,12348,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,16471,
+  0,0,0,9240,56501,38819,0,0,0,0,0,0,
+  0,0,0,0,0,1066,0,12867,0,0,28390,0,
+  0,0,0,452,2917,28876,0,26956,50287,0,56319,11345,
+  0,0,15595,0,0,0,19064,37042,0,23142,0,0,
+  0,0,20905,10578,7308,7663,26192,56601,0,0,43934,0,
+  826,40991,41812,50754,4260,21437,53573,37382,56107,0,0,0,
+  0,0,60227,51278,1209,0,0,0,38211,0,22799,2026,
+  59241,0,0,65765,53283,0,0,70735,0,0,0,5050,
+  27115,0,0,0,0,0,0,0,29242,0,46689,0,
+  0,0,0,0,0,0,0,0,24761,0,0,0,
+  0,0,68127,0,0,0,64458,0,42058,39690,0,0,
+  0,0,0,13022,0,0,0,0,0,0,0,13184,
+  42680,0,29413,0,0,0,0,33111,0,64690,0,0,
+  0,0,0,0,10057,3955,0,0,0,0,0,22877,
+  0,0,0,23768,0,0,11705,37663,0,0,0,0,
+  1833,0,2289,0,0,0,0,32267,65360,44408,0,0,
+  0,0,51462,0,8686,0,0,0,0,0,0,0,
+  0,0,0,0,0,31967,0,0,0,0,0,0,
+  2797,37028,0,0,0,0,51798,25386,47276,12202,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,36004,64103,0,0,70133,0,21539,0,0,
-  7866,0,0,0,0,0,0,0,51030,55818,0,0,
-  0,0,21691,0,61372,14708,0,0,0,0,0,0,
-  0,0,0,0,7966,0,28911,0,0,0,0,0,
-  0,0,0,0,0,0,0,62177,0,0,0,0,
-  38563,0,0,45351,2860,0,11917,0,0,38596,0,0,
-  0,0,0,0,0,0,3814,0,0,0,0,0,
-  0,0,0,0,0,19222,63149,52523,0,0,0,0,
-  0,0,0,0,0,0,7194,0,0,0,0,0,
-  0,0,0,0,0,0,639,0,0,19545,0,0,
-  0,0,0,63102,0,1013,0,65373,0,0,0,0,
-  57170,62046,0,0,0,13873,0,0,0,10051,0,38042,
-  70316,0,0,20710,40418,0,30206,25887,8440,0,53886,0,
-  27948,35139,0,0,0,0,0,0,0,0,0,0,
-  0,23918,0,0,0,0,0,0,5859,0,0,0,
-  2594,0,0,52659,0,0,0,0,0,0,0,38659,
-  65124,0,0,30012,0,0,0,24372,57339,67279,0,0,
-  0,16442,22863,0,66320,0,0,69549,16009,0,49187,0,
-  0,0,0,0,0,0,0,0,28122,0,0,0,
-  4121,0,0,40359,0,0,7504,12970,41316,17050,0,0,
-  0,0,64768,0,56388,0,0,47961,0,0,0,0,
-  0,35005,11528,64022,0,0,0,0,0,0,0,0,
-  20621,52864,11611,35540,0,0,0,47273,66092,0,0,0,
-  66166,0,0,0,0,0,61452,0,0,0,0,0,
-  37455,44348,0,0,32711,61497,6892,6253,0,0,0,21564,
-  0,0,0,0,4914,0,0,0,0,52380,47894,29606,
-  56501,0,28981,0,0,43335,24388,0,0,0,55425,0,
-  65973,55721,0,0,0,0,0,0,0,0,62916,0,
-  0,57309,0,19464,0,0,0,43844,0,0,0,0,
-  0,0,3429,51111,36782,0,0,36337,0,0,0,0,
-  0,0,0,69925,0,0,31327,0,0,44059,0,0,
-  0,0,0,28880,33642,0,0,0,0,0,0,0,
-  0,0,0,0,0,63701,70916,428,3733,56672,66904,0,
-  0,0,0,42387,0,0,0,0,0,0,0,0,
-  5202,0,0,0,0,40945,0,0,0,0,0,48121,
-  0,0,0,29804,65874,45397,49058,0,0,42943,0,54461,
-  0,0,64157,0,0,34524,0,0,0,13980,0,41235,
-  65521,0,25467,0,22478,0,0,34085,0,0,0,0,
-  0,0,0,0,0,0,0,7744,0,0,0,0,
-  0,0,0,0,0,0,48038,21423,32,0,0,5931,
-  0,16537,25269,0,0,0,0,61989,0,26485,0,0,
-  0,0,0,0,409,1541,0,0,0,0,0,0,
-  0,0,0,0,0,4268,37567,69105,0,0,0,0,
-  0,0,10215,0,0,40465,0,0,0,45591,68746,0,
-  0,13736,0,0,0,0,0,49732,3214,11110,11336,9065,
-  51888,0,0,0,0,0,58882,0,51166,35336,62744,30760,
-  0,0,0,0,528,24922,40387,62905,68923,0,14203,0,
-  6907,25647,42766,60160,0,0,0,5355,13590,70249,0,0,
-  0,0,0,0,31948,0,0,0,0,0,0,42242,
-  44715,0,62339,52103,33562,34495,57870,0,41161,0,0,57737,
-  0,0,0,0,60578,0,25232,0,0,0,0,0,
-  0,0,0,0,0,53084,0,0,0,0,65989,0,
-  3079,37887,0,0,0,18164,0,56900,0,70901,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,53283,
-  12204,22267,0,0,0,0,0,42619,0,0,0,0,
-  0,17624,0,0,0,0,0,0,70349,0,0,8695,
-  0,36047,63237,0,0,0,0,49966,47641,58518,51561,0,
-  26345,0,0,0,0,0,0,1506,0,0,0,53831,
-  0,0,24858,0,0,11598,55535,0,0,0,0,0,
-  0,58694,0,0,50894,0,5231,0,49787,26224,0,0,
-  0,0,0,0,0,0,0,0,0,53493,0,0,
+  0,0,0,35714,63579,0,0,69510,0,21346,0,0,
+  7762,0,0,0,0,0,0,0,50659,55374,0,0,
+  0,0,21498,0,60848,14536,0,0,0,0,0,0,
+  0,0,0,0,7862,0,28621,0,0,0,0,0,
+  0,0,0,0,0,0,0,61653,0,0,0,0,
+  38273,0,0,45061,2828,0,11784,0,0,38306,0,0,
+  0,0,0,0,0,0,3782,0,0,0,0,0,
+  0,0,0,0,0,19029,62625,52152,0,0,0,0,
+  0,0,0,0,0,0,7108,0,0,0,0,0,
+  0,0,0,0,0,0,639,0,0,19352,0,0,
+  0,0,0,62578,0,1013,0,64849,0,0,0,0,
+  56726,61522,0,0,0,13701,0,0,0,9931,0,37752,
+  69682,0,0,20517,40128,0,29916,25678,8336,0,53496,0,
+  27658,34849,0,0,0,0,0,0,0,0,0,0,
+  0,23725,0,0,0,0,0,0,5814,0,0,0,
+  2562,0,0,52288,0,0,0,0,0,0,0,38369,
+  64600,0,0,29722,0,0,0,24179,56895,66735,0,0,
+  0,16270,22670,0,65796,0,0,68926,15837,0,48881,0,
+  0,0,0,0,0,0,0,0,27832,0,0,0,
+  4089,0,0,40069,0,0,7418,12824,41026,16878,0,0,
+  0,0,64244,0,55944,0,0,47671,0,0,0,0,
+  0,34715,11395,63498,0,0,0,0,0,0,0,0,
+  20428,52493,11478,35250,0,0,0,46983,65568,0,0,0,
+  65642,0,0,0,0,0,60928,0,0,0,0,0,
+  37165,44058,0,0,32421,60973,6806,6190,0,0,0,21371,
+  0,0,0,0,4869,0,0,0,0,52009,47604,29316,
+  56057,0,28691,0,0,43045,24195,0,0,0,55000,0,
+  65449,55277,0,0,0,0,0,0,0,0,62392,0,
+  0,56865,0,19271,0,0,0,43554,0,0,0,0,
+  0,0,3397,50740,36492,0,0,36047,0,0,0,0,
+  0,0,0,69302,0,0,31037,0,0,43769,0,0,
+  0,0,0,28590,33352,0,0,0,0,0,0,0,
+  0,0,0,0,0,63177,70246,428,3701,56228,66360,0,
+  0,0,0,42097,0,0,0,0,0,0,0,0,
+  5157,0,0,0,0,40655,0,0,0,0,0,47831,
+  0,0,0,29514,65350,45107,48752,0,0,42653,0,54071,
+  0,0,63633,0,0,34234,0,0,0,13808,0,40945,
+  64997,0,25258,0,22285,0,0,33795,0,0,0,0,
+  0,0,0,0,0,0,0,7640,0,0,0,0,
+  0,0,0,0,0,0,47748,21230,32,0,0,5886,
+  0,16365,25060,0,0,0,0,61465,0,26276,0,0,
+  0,0,0,0,409,1518,0,0,0,0,0,0,
+  0,0,0,0,0,4223,37277,68516,0,0,0,0,
+  0,0,10082,0,0,40175,0,0,0,45301,68183,0,
+  0,13590,0,0,0,0,0,0,3182,10977,11203,8961,
+  51517,0,0,0,0,0,58409,0,50795,35046,62220,30470,
+  0,0,0,0,528,24729,40097,62381,68349,0,14031,0,
+  6821,25438,42476,59687,0,0,0,5310,13444,69626,0,0,
+  0,0,0,0,31658,0,0,0,0,0,0,41952,
+  44425,0,61815,51732,33272,34205,57410,0,40871,0,0,57293,
+  0,0,0,0,60054,0,0,0,0,0,0,0,
+  0,0,0,0,0,52694,0,0,0,0,65465,0,
+  3047,37597,0,0,0,17992,0,56456,0,70231,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,52893,
+  12058,22074,0,0,0,0,0,42329,0,0,0,0,
+  0,17452,0,0,0,0,0,0,69715,0,0,8591,
+  0,35757,62713,0,0,0,0,49607,47351,58045,51190,0,
+  26136,0,0,0,0,0,0,1483,0,0,0,53441,
+  0,0,24665,0,0,11465,55091,0,0,0,0,0,
+  0,58221,0,0,50523,0,5186,0,49428,26015,0,0,
+  0,0,0,0,0,0,0,0,0,53103,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,48573,0,0,0,0,37039,0,0,0,
+  0,0,0,48283,0,0,0,0,36749,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  62164,0,0,0,0,0,0,0,65732,42069,0,0,
-  0,17267,0,0,0,0,0,2727,16269,16357,29653,44237,
-  39122,0,67658,0,0,0,0,0,5162,30859,43153,66496,
-  67983,0,1300,27541,0,0,13177,38930,0,0,0,0,
-  26787,0,0,71282,6822,0,21968,0,0,0,0,3064,
-  21947,47830,58075,0,0,0,55048,35426,62021,0,0,0,
-  0,0,33252,57640,0,0,0,10006,38262,0,0,0,
-  0,0,0,0,0,16114,30928,42719,22812,0,10283,0,
-  0,0,0,0,0,0,0,0,0,2618,0,45831,
-  0,0,68603,0,23321,0,0,0,61777,0,0,0,
-  36705,37688,58114,0,0,0,0,0,0,60943,0,0,
-  0,0,61676,12021,0,65580,0,0,67766,7131,35219,551,
-  44266,52481,2991,0,0,0,0,31748,0,36517,16255,0,
-  0,0,0,0,0,24144,52406,0,0,607,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,27230,0,8430,18864,0,0,0,5266,67054,
-  70051,0,0,0,0,6157,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,39877,58411,0,0,
-  64575,0,0,11143,0,63461,13849,57396,0,33927,0,0,
-  0,0,0,63587,0,0,0,17652,0,0,0,17157,
-  64209,25535,0,0,0,0,23175,0,0,0,0,0,
-  0,0,759,31168,57240,0,0,0,55220,20685,0,0,
-  0,0,0,60227,29278,64675,66791,0,48367,0,16160,6952,
-  21468,24668,0,17914,10984,0,0,62837,0,0,10037,0,
-  40405,0,14330,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,51,6696,24946,46695,71353,7276,0,
-  0,0,0,0,0,0,40814,0,0,0,64902,53460,
-  65168,0,43290,0,58061,3444,7659,36107,45737,55413,59931,0,
-  0,0,0,71484,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,39016,0,0,29883,0,
-  0,8127,0,0,0,0,0,0,0,0,19285,33628,
-  0,0,0,24562,0,0,36599,24136,0,0,55850,45062,
-  0,0,0,0,0,0,0,0,0,58050,0,0,
-  0,0,0,30112,0,0,0,0,0,8278,0,0,
-  0,0,0,0,0,0,0,0,0,2230,0,0,
-  0,0,0,47934,0,35122,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,47290,52497,69482,0,0,
-  0,0,0,0,61437,0,0,1186,19405,0,0,0,
-  0,0,0,0,0,7359,0,0,69716,0,4362,64379,
-  0,0,0,48988,0,0,0,0,61976,0,0,0,
-  41145,0,43018,5009,49553,46271,0,0,0,0,0,0,
-  56441,0,0,50871,0,0,0,0,0,0,9048,0,
-  0,0,0,0,0,7120,0,0,0,0,0,0,
-  63414,0,0,0,0,67916,57226,0,0,0,0,20241,
-  0,0,0,67447,0,14848,45366,0,0,0,0,0,
-  0,24721,15992,17276,39639,38422,40297,0,53976,0,0,0,
-  0,7425,0,0,36843,0,0,0,0,0,17715,40992,
-  57013,0,3413,0,5814,43588,0,0,0,0,24274,0,
-  16871,64794,0,49836,0,0,19493,68492,0,0,0,0,
-  6808,0,0,0,0,0,0,57156,0,0,0,0,
-  0,0,38694,0,0,0,0,46086,0,0,40432,0,
-  0,0,64348,60212,0,1389,0,0,0,0,66516,0,
-  0,1343,57130,0,0,53750,0,25110,69807,0,0,0,
-  0,0,0,48352,70164,0,33268,0,49278,0,0,0,
-  0,4393,0,30078,15336,0,0,0,0,53561,0,6016,
-  21852,61911,0,0,0,0,0,23932,0,0,44809,0,
-  0,56398,0,0,0,0,0,0,52083,0,0,0,
-  0,69970,62846,0,0,0,48439,0,29049,0,0,0,
-  0,0,55295,0,0,0,23302,59287,0,0,0,0,
-  0,48872,0,66778,0,0,66373,0,0,0,0,0,
-  0,0,0,0,0,0,47816,0,16654,0,0,1080,
-  21680,0,0,0,6868,0,0,0,51611,0,0,12385,
-  13159,58086,0,0,0,0,0,0,0,0,31963,32014,
-  70486,0,0,25221,0,0,18936,27774,0,0,0,0,
-  0,0,0,0,0,3264,0,5901,62894,68718,0,0,
-  0,0,0,28947,0,0,0,0,0,32228,0,0,
-  0,0,40199,0,0,0,0,0,39581,69201,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,0,
-  61006,0,0,0,0,50082,0,51868,0,0,0,0,
-  16286,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,55375,39400,59845,0,0,0,0,
-  0,0,0,0,0,3623,0,0,0,0,346,48393,
-  4945,21324,24229,36385,70376,0,0,0,35895,0,0,26116,
-  0,43195,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,41442,68078,0,37906,0,0,0,0,0,
-  40695,39338,0,0,43535,28775,22456,0,0,0,0,0,
-  68883,71331,0,9614,0,18603,0,0,0,0,0,0,
-  0,0,0,0,0,0,7894,39828,52772,0,0,0,
-  0,0,0,4346,0,0,0,0,0,0,0,50706,
-  0,0,0,24170,65066,0,0,44923,18394,0,0,42048,
-  0,0,0,6475,0,0,0,0,41782,0,0,0,
-  0,0,0,68198,0,0,0,0,0,0,49681,60326,
-  60653,0,0,0,0,0,66,0,3924,0,0,0,
-  0,40092,0,0,0,0,23440,62392,31451,22585,0,0,
-  0,66141,0,0,154,8704,0,0,45796,0,20723,0,
-  0,2535,49570,52917,68848,0,0,22364,0,46426,656,0,
-  23665,26874,0,69794,0,0,0,0,17144,58029,0,50996,
-  0,0,0,25038,0,0,0,11501,0,19207,0,0,
-  0,0,0,0,56561,0,19436,0,0,0,0,0,
-  0,0,0,70952,0,0,4134,49385,6766,14020,41653,56378,
-  15894,0,0,0,0,0,0,0,0,41566,0,0,
-  0,0,0,36458,0,0,0,0,0,0,0,0,
-  0,0,52036,0,0,0,0,0,61328,0,0,0,
-  0,22215,0,0,35410,0,51466,70144,23890,0,46829,35941,
-  0,2134,0,0,0,12829,36443,10785,0,0,0,15945,
-  0,0,0,0,0,56262,0,0,0,0,69820,0,
-  3695,0,0,0,0,47859,60102,0,33012,25339,0,25423,
-  0,9014,0,0,0,0,22518,0,0,63861,0,0,
-  0,0,0,18219,49799,0,0,0,4147,50583,0,0,
+  61640,0,0,0,0,0,0,0,65208,41779,0,0,
+  0,17095,0,0,0,0,0,2695,16097,16185,29363,43947,
+  38832,0,67114,0,0,0,0,0,5117,30569,42863,67439,
+  0,0,1277,27251,0,0,13031,38640,0,0,0,0,
+  26578,0,0,70589,6736,0,21775,0,0,0,0,3032,
+  21754,47540,57602,0,0,0,54658,35136,61497,0,0,0,
+  0,0,32962,57196,0,0,0,9886,37972,0,0,0,
+  0,0,0,0,0,15942,30638,42429,22619,0,10150,0,
+  0,0,0,0,0,0,0,0,0,2586,0,45541,
+  0,0,68040,0,23128,0,0,0,61253,0,0,0,
+  36415,37398,57641,0,0,0,0,0,0,60419,0,0,
+  0,0,61152,11875,0,65056,0,0,67222,7045,34929,551,
+  43976,52110,2959,0,0,0,0,31458,0,36227,16083,0,
+  0,0,0,0,0,23951,52035,0,0,607,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,34378,0,0,48333,0,0,0,0,0,
-  0,36678,19029,0,67101,16775,0,0,25626,0,0,0,
+  0,0,0,26940,0,8326,18671,0,0,0,5221,66510,
+  69428,0,0,0,0,6094,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,39587,57938,0,0,
+  64051,0,0,11010,0,62937,13677,56952,0,33637,0,0,
+  0,0,0,63063,0,0,0,17480,0,0,0,16985,
+  63685,25326,0,0,0,0,22982,0,0,0,0,0,
+  0,0,759,30878,56796,0,0,0,54807,20492,0,0,
+  0,0,0,64151,28988,66247,0,0,48077,0,15988,6866,
+  21275,24475,0,17742,10851,0,0,62313,0,0,9917,0,
+  40115,0,14158,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,51,6610,24753,46405,70660,7190,0,
+  0,0,0,0,0,0,40524,0,0,0,64378,53070,
+  64644,0,43000,0,57588,3412,7573,35817,45447,59458,0,0,
+  0,0,0,70791,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,38726,0,0,29593,0,
+  0,8023,0,0,0,0,0,0,0,0,19092,33338,
+  0,0,0,24369,0,0,36309,23943,0,0,55406,44772,
+  0,0,0,0,0,0,0,0,0,57577,0,0,
+  0,0,0,29822,0,0,0,0,0,8174,0,0,
+  0,0,0,0,0,0,0,0,0,2198,0,0,
+  0,0,0,47644,0,34832,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,47000,52126,68859,0,0,
+  0,0,0,0,60913,0,0,1163,19212,0,0,0,
+  0,0,0,0,0,7273,0,0,69093,0,4317,63855,
+  0,0,0,48682,0,0,0,0,61452,0,0,0,
+  40855,0,42728,4964,49247,45981,0,0,0,0,0,0,
+  55997,0,0,50500,0,0,0,0,0,0,8944,0,
+  0,0,0,0,0,7034,0,0,0,0,0,0,
+  62890,0,0,0,0,67372,56782,0,0,0,0,20048,
+  0,0,0,66903,0,14676,45076,0,0,0,0,0,
+  0,24528,15820,17104,39349,38132,40007,0,53586,0,0,0,
+  0,7339,0,0,36553,0,0,0,0,0,17543,40702,
+  56569,0,3381,0,5769,43298,0,0,0,0,24081,0,
+  16699,64270,0,49477,0,0,19300,67929,0,0,0,0,
+  6722,0,0,0,0,0,0,56712,0,0,0,0,
+  0,0,38404,0,0,0,0,45796,0,0,40142,0,
+  0,0,63824,59739,0,1366,0,0,0,0,65972,0,
+  0,1320,56686,0,0,53360,0,24917,69184,0,0,0,
+  0,0,0,48062,69541,0,32978,0,48972,0,0,0,
+  0,4348,0,29788,15164,0,0,0,0,53171,0,5971,
+  21659,61387,0,0,0,0,0,23739,0,0,44519,0,
+  0,55954,0,0,0,0,0,0,51712,0,0,0,
+  0,69347,62322,0,0,0,48149,0,28759,0,0,0,
+  0,0,54882,0,0,0,23109,58814,0,0,0,0,
+  0,48582,0,66234,0,0,65849,0,0,0,0,0,
+  0,0,0,0,0,0,47526,0,16482,0,0,1057,
+  21487,0,0,0,6782,0,0,0,51240,0,0,12239,
+  13013,57613,0,0,0,0,0,0,0,0,31673,31724,
+  69852,0,0,25028,0,0,18743,27484,0,0,0,0,
+  0,0,0,0,0,3232,0,5856,62370,68155,0,0,
+  0,0,0,28657,0,0,0,0,0,31938,0,0,
+  0,0,39909,0,0,0,0,0,39291,68592,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,
+  60482,0,0,0,0,49723,0,51497,0,0,0,0,
+  16114,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,54962,39110,59372,0,0,0,0,
+  0,0,0,0,0,3591,0,0,0,0,346,48103,
+  4900,21131,24036,36095,69742,0,0,0,35605,0,0,25907,
+  0,42905,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,41152,67534,0,37616,0,0,0,0,0,
+  40405,39048,0,0,43245,28485,22263,0,0,0,0,0,
+  68309,70638,0,9494,0,18410,0,0,0,0,0,0,
+  0,0,0,0,0,0,7790,39538,52401,0,0,0,
+  0,0,0,4301,0,0,0,0,0,0,0,50335,
+  0,0,0,23977,64542,0,0,44633,18201,0,0,41758,
+  0,0,0,0,0,0,0,0,41492,0,0,0,
+  0,0,0,67654,0,0,0,0,0,0,49375,59802,
+  60129,0,0,0,0,0,66,0,3892,0,0,0,
+  0,39802,0,0,0,0,23247,61868,31161,22392,0,0,
+  0,65617,0,0,154,8600,0,0,45506,0,20530,0,
+  0,2503,49264,52546,68274,0,0,22171,0,46136,656,0,
+  23472,26644,0,69171,0,0,0,0,16972,57556,0,50625,
+  0,0,0,24845,0,0,0,11368,0,19014,0,0,
+  0,0,0,0,56117,0,19243,0,0,0,0,0,
+  0,0,0,70282,0,0,49079,0,6680,13848,41363,55934,
+  15722,0,0,0,0,0,0,0,0,41276,0,0,
+  0,0,0,36168,0,0,0,0,0,0,0,0,
+  0,0,51665,0,0,0,0,0,60804,0,0,0,
+  0,22022,0,0,35120,0,51095,69521,23697,0,46539,35651,
+  0,2102,0,0,0,12683,36153,10652,0,0,0,15773,
+  0,0,0,0,0,55818,0,0,0,0,69197,0,
+  3663,0,0,0,0,47569,59629,0,32722,25130,0,25214,
+  0,8910,0,0,0,0,22325,0,0,63337,0,0,
+  0,0,0,18047,49440,0,0,0,4102,50212,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,12631,0,0,0,0,
-  0,0,0,22932,0,0,0,0,0,54991,69359,0,
-  0,0,7341,7470,0,5135,0,0,0,12063,0,44534,
-  0,0,49483,64141,63346,70448,0,6103,0,0,0,0,
-  18498,0,11636,18364,25052,51228,0,9852,24756,66256,0,0,
-  39923,0,0,16082,0,0,0,0,0,0,0,0,
-  0,32344,0,0,57847,59162,9340,15054,0,0,0,0,
-  0,0,0,0,0,0,0,57986,0,0,57579,0,
-  0,58147,58784,66198,0,4503,0,0,62129,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,31732,39285,
-  17602,53900,56368,0,1657,0,40712,0,0,50418,0,0,
-  0,0,0,16896,29181,45624,48250,0,0,22530,0,0,
-  0,10676,0,16887,24406,54597,60482,0,0,0,0,0,
-  0,0,0,0,0,0,23060,2802,0,0,0,0,
-  66973,0,0,45319,0,17900,22166,0,0,0,62634,0,
-  0,0,71201,0,62350,67857,68436,0,7537,0,12108,38214,
-  70959,0,7996,19007,57703,63812,49090,68937,60825,70091,0,0,
-  0,23609,0,0,0,0,0,0,0,0,23258,0,
-  0,0,0,65241,0,0,0,0,35303,0,43048,0,
-  0,71133,16909,0,0,0,0,0,0,42632,0,0,
-  0,0,13102,4994,22120,63911,59340,0,0,0,21761,0,
-  0,0,4738,0,0,0,0,64949,0,0,0,0,
-  0,0,0,30461,0,0,0,3566,0,0,0,0,
-  0,35106,0,0,0,0,0,6202,27169,0,54416,0,
-  48820,0,0,12675,16098,0,0,0,0,63035,59066,0,
-  0,0,0,0,0,0,0,63355,0,0,8538,0,
-  0,0,0,0,67646,0,283,60959,37412,48476,0,0,
-  0,0,0,22251,41616,0,28318,0,31118,66131,71363,62119,
-  0,0,0,0,0,0,65940,0,64993,18067,0,0,
-  0,0,0,0,0,48717,0,0,0,0,14517,28632,
-  0,3906,0,0,0,0,21482,33288,0,10701,0,0,
-  0,0,0,0,0,0,0,0,0,21669,0,10806,
-  0,40135,0,0,0,68045,0,0,0,29950,43716,55386,
-  52059,0,22923,0,33448,0,0,0,1948,21393,26857,0,
-  69907,0,0,0,0,2767,0,0,0,0,0,0,
-  0,5591,62972,0,55665,0,0,84,0,67304,4521,0,
-  0,42914,0,0,2092,0,0,47424,0,0,10475,17934,
-  0,27514,0,53876,3897,43965,0,70296,0,0,40280,0,
-  18671,0,0,0,0,0,0,0,0,0,0,61804,
+  0,0,0,34088,0,0,48043,0,0,0,0,0,
+  0,36388,18836,0,66557,16603,0,0,25417,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,46360,0,0,0,0,0,0,0,0,29261,14223,
-  0,0,14916,67401,0,0,0,0,0,0,0,67681,
-  0,18432,41129,44144,55152,56958,10932,17857,46762,58310,0,0,
-  10541,0,0,0,0,55969,0,32806,0,59776,19507,65449,
-  27816,16427,19310,50345,0,0,813,69531,50062,3371,68242,0,
-  0,0,0,0,0,0,0,64924,67086,0,0,0,
-  0,32679,63665,0,0,0,0,58857,0,0,0,6708,
-  30600,0,0,0,0,0,0,0,0,0,30220,0,
-  0,0,0,0,8610,16623,27934,37271,19591,0,0,0,
-  0,5508,0,0,0,0,3758,0,0,0,0,53300,
-  45702,0,36033,0,53941,66216,0,14635,0,35698,0,0,
-  0,0,0,0,0,0,0,0,38829,21345,0,0,
-  0,0,46797,0,0,52760,0,46345,0,0,0,0,
-  0,0,0,0,10609,31676,0,0,0,0,0,0,
-  0,0,49943,0,0,0,56223,0,0,14281,0,0,
-  0,0,0,0,0,0,0,54332,63133,0,0,0,
-  41102,0,22877,0,0,0,0,0,0,51076,0,0,
-  0,0,0,26124,0,0,0,0,18998,0,0,0,
-  0,58961,0,0,13150,0,7170,31090,27136,32465,62378,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,21107,40184,0,42548,46960,0,0,0,0,0,0,
-  0,0,0,0,0,0,23572,45846,19715,22113,15719,24336,
-  0,46781,0,0,0,0,0,7629,50480,0,64361,63525,
-  30428,0,62818,0,52327,0,0,9692,0,0,11656,0,
-  0,47907,64262,60548,0,64289,0,0,0,0,0,0,
-  0,63020,0,0,0,63474,0,0,0,0,44980,0,
-  0,0,58566,67346,1210,0,0,0,0,25861,30333,0,
-  0,0,0,29547,67790,0,0,0,0,0,0,55021,
-  50317,28421,0,44364,22341,0,0,0,59109,0,0,0,
-  42882,0,0,0,1856,34977,0,0,63302,0,0,47176,
-  70685,0,5479,35350,68774,0,0,0,0,0,53866,0,
-  0,0,0,0,0,31403,44129,22773,0,0,0,0,
-  0,0,0,0,0,0,0,0,4195,0,0,0,
-  0,0,0,26916,60696,0,0,0,0,0,0,0,
-  0,31073,0,0,0,0,0,0,43077,0,0,0,
-  0,0,0,69872,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,65229,0,0,0,0,0,0,
-  62364,7409,0,46994,64326,51019,29386,0,0,0,0,0,
-  0,0,55307,0,22969,68560,0,0,0,0,0,66071,
-  46879,0,0,0,0,0,26554,0,0,4701,0,0,
-  0,0,71315,0,11403,7781,20450,14008,0,0,0,0,
-  0,65189,0,16308,30581,2939,0,45494,0,0,57885,41631,
-  0,0,0,0,0,19729,0,70362,36617,0,0,23374,
-  23146,0,0,2668,59486,0,0,0,0,0,0,0,
-  0,0,0,3487,20598,0,0,0,65834,0,0,0,
-  0,0,16746,0,0,14032,0,0,0,0,45298,0,
-  0,0,0,0,0,0,0,18528,56270,13835,0,0,
-  0,25661,0,0,0,0,0,0,0,0,0,0,
-  53276,0,44891,52092,54252,0,13305,0,63324,0,0,0,
-  0,0,0,69134,0,1433,0,0,0,0,0,51524,
-  0,0,48488,13139,0,0,0,0,0,0,0,0,
-  0,631,10489,0,0,48655,0,0,13090,0,0,0,
-  0,0,0,0,0,25674,0,0,0,0,0,0,
-  0,0,57058,8635,0,0,0,0,0,48199,0,0,
-  54431,0,0,0,0,46069,0,9520,0,0,0,0,
-  0,40930,0,33461,0,0,0,0,47611,0,51576,46132,
-  71340,57720,0,0,0,0,37641,0,0,29244,4727,59914,
-  0,0,0,60974,1621,0,0,0,14957,0,0,0,
-  0,0,0,27747,0,67882,0,0,0,0,0,0,
-  0,0,0,0,0,61286,48184,0,0,0,63381,17172,
-  0,0,23482,24970,0,12596,0,0,0,0,0,60534,
-  0,14580,22696,0,0,66153,0,0,0,0,19963,0,
-  41331,39960,26735,0,0,0,0,0,0,2632,22021,0,
-  0,0,0,0,0,0,36288,16143,0,32923,0,35734,
-  49403,0,0,0,46285,45924,44449,0,0,0,8215,0,
-  0,0,0,0,55359,0,14928,0,0,0,17341,29837,
-  61220,0,66362,48171,47358,19757,0,0,0,0,0,6032,
-  0,0,0,0,0,0,0,0,52161,0,0,4567,
-  0,68146,69540,0,0,0,0,0,15272,26508,69187,31847,
-  0,0,0,59903,48024,51795,0,0,32127,26836,0,0,
-  0,41903,0,0,0,0,0,0,0,0,0,0,
-  0,53990,0,35504,0,0,0,0,0,0,34071,0,
-  0,18631,0,0,70042,0,0,0,0,12959,13691,0,
-  0,41872,0,0,36648,41967,0,0,0,32213,58895,0,
-  13808,5614,21147,44476,0,0,0,0,0,0,0,0,
-  0,64865,0,0,0,4253,0,0,0,0,0,26023,
-  0,0,0,0,0,0,0,0,60774,0,0,0,
-  0,59638,19357,61205,0,0,0,0,0,0,0,0,
-  8147,37285,12707,36413,63684,0,0,0,0,22283,0,0,
-  0,0,0,0,0,8448,0,0,0,0,0,0,
-  37054,0,19195,5644,17811,54374,0,0,0,0,50493,0,
-  0,67996,0,0,9745,0,0,0,0,0,40058,24127,
-  39205,38913,0,56969,0,46609,0,0,0,26371,15914,21797,
-  0,15751,0,0,0,0,0,0,0,0,0,12924,
-  0,0,0,0,0,0,66000,5602,0,0,0,0,
-  37134,0,0,0,0,0,0,60415,0,65503,23740,0,
-  56348,40962,0,0,0,44942,1478,0,0,0,0,0,
-  10443,0,50194,5735,0,65621,0,230,37427,0,0,48013,
-  12095,0,0,46745,0,61735,0,27787,44995,0,34620,0,
-  5417,0,47438,0,0,0,0,0,0,0,66124,60562,
-  0,0,1174,0,54852,27197,57482,0,0,0,0,0,
-  0,16129,0,0,22488,0,0,0,0,0,0,0,
-  0,0,0,64835,31032,0,0,0,0,0,36244,0,
-  6964,38861,0,0,0,0,0,0,0,0,0,15067,
-  3109,0,0,24620,0,0,0,0,0,0,0,0,
-  0,0,17666,0,0,0,0,0,0,62929,70515,0,
-  0,380,0,0,0,0,60317,25386,10097,0,0,0,
-  0,0,0,58947,0,0,56451,0,0,0,0,0,
-  19785,0,0,13001,0,0,0,0,0,0,0,48109,
-  50966,0,4020,48000,12469,0,0,11125,0,0,0,15542,
-  0,0,0,52645,0,0,57960,0,0,0,0,17224,
-  18552,19387,0,17375,0,21642,0,10163,0,0,0,0,
-  0,0,68093,0,0,0,21016,0,32031,57764,0,0,
-  62612,0,0,0,44824,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,12485,0,0,0,0,
+  0,0,0,22739,0,0,0,0,0,54601,68736,0,
+  0,0,7255,7384,0,5090,0,0,0,11917,0,44244,
+  0,0,49177,63617,62822,69814,0,6058,0,0,0,0,
+  18305,0,11503,18171,24859,50857,0,9732,24563,65732,0,0,
+  39633,0,0,15910,0,0,0,0,0,0,0,0,
+  0,32054,0,0,57387,58689,9220,14882,0,0,0,0,
+  0,0,0,0,0,0,0,57513,0,0,57135,0,
+  0,57674,58311,65674,0,4458,0,0,61605,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,31442,38995,
+  17430,53510,55924,0,1634,0,40422,0,0,50059,0,0,
+  0,0,0,16724,28891,45334,47960,0,0,22337,0,0,
+  0,10543,0,16715,24213,54207,59958,0,0,0,0,0,
+  0,0,0,0,0,0,22867,2770,0,0,0,0,
+  66429,0,0,45029,0,17728,21973,0,0,0,62110,0,
+  0,0,70508,0,61826,67313,67873,0,7451,0,11962,37924,
+  70289,0,7892,18814,57259,63288,48784,68363,60301,69468,0,0,
+  0,23416,0,0,0,0,0,0,0,0,23065,0,
+  0,0,0,64717,0,0,0,0,35013,0,42758,0,
+  0,70440,16737,0,0,0,0,0,0,42342,0,0,
+  0,0,12956,4949,21927,63387,58867,0,0,0,21568,0,
+  0,0,4693,0,0,0,0,64425,0,0,0,0,
+  0,0,0,30171,0,0,0,3534,0,0,0,0,
+  0,34816,0,0,0,0,0,6139,26879,0,54026,0,
+  48530,0,0,12529,15926,0,0,0,0,62511,58593,0,
+  0,0,0,0,0,0,0,62831,0,0,8434,0,
+  0,0,0,0,67102,0,283,60435,37122,48186,0,0,
+  0,0,0,22058,41326,0,28028,0,30828,65607,70670,61595,
+  0,0,0,0,0,0,65416,0,64469,17895,0,0,
+  0,0,0,0,0,48427,0,0,0,0,14345,28342,
+  0,3874,0,0,0,0,21289,32998,0,10568,0,0,
+  0,0,0,0,0,0,0,0,0,21476,0,10673,
+  0,39845,0,0,0,67501,0,0,0,29660,43426,54973,
+  51688,0,22730,0,33158,0,0,0,1916,21200,26627,0,
+  69284,0,0,0,0,2735,0,0,0,0,0,0,
+  0,5546,62448,0,55221,0,0,84,0,66760,4476,0,
+  0,42624,0,0,2060,0,0,47134,0,0,10342,17762,
+  0,27224,0,53486,3865,43675,0,69662,0,0,39990,0,
+  18478,0,0,0,0,0,0,0,0,0,0,61280,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,66393,0,0,0,0,0,0,42899,0,0,
-  0,62681,14836,35783,52340,18408,620,52584,60060,0,0,5754,
-  0,0,0,0,0,0,0,0,0,43361,0,0,
-  0,59188,0,0,4555,5671,0,45182,0,0,0,0,
-  0,0,18720,8254,30350,0,0,0,55335,0,0,0,
-  13889,40246,0,0,0,0,0,0,0,30841,0,0,
-  0,36900,0,51348,56571,0,51668,58744,0,0,0,7641,
-  57564,35455,18079,0,0,0,10970,0,28729,0,2335,0,
-  0,0,0,11082,59751,0,0,0,0,33792,0,0,
-  0,0,0,0,0,0,0,0,53580,31000,0,0,
-  0,0,55438,0,0,0,0,0,0,0,0,0,
-  10731,11539,0,0,0,0,0,0,0,0,0,0,
-  34039,41803,0,0,0,69513,9424,28860,62002,0,1565,22150,
-  0,0,5402,52276,0,0,0,0,0,24791,47535,50884,
-  0,0,0,0,0,4692,52215,0,0,14444,66267,0,
-  36853,8849,50152,0,47065,0,63174,0,0,0,0,0,
-  0,6498,54759,68477,0,0,0,0,0,0,0,0,
-  25802,48526,0,0,8040,0,0,0,0,0,44014,0,
-  6739,22574,57809,30414,0,0,40680,0,0,0,47471,0,
-  0,0,17108,0,47878,0,0,0,0,0,0,0,
-  0,0,0,0,11212,0,0,0,53385,0,0,0,
-  0,15637,0,0,0,27161,33026,0,0,0,0,0,
-  0,0,0,0,0,0,0,16237,15300,32309,0,0,
-  0,41537,59348,2185,20396,0,33509,58984,0,69703,0,0,
-  0,0,22468,15314,61357,0,0,5707,0,0,0,5886,
-  27573,0,0,327,4789,0,13263,0,50429,0,0,0,
-  0,0,0,61506,0,2197,65720,0,0,0,0,0,
-  0,0,24691,0,0,0,0,46895,63252,70940,23786,53846,
-  0,0,0,20369,13231,25783,0,4069,0,0,0,53147,
-  67461,0,0,21284,5567,0,0,58206,0,0,0,26321,
-  0,21992,0,0,0,51515,0,0,46441,0,35589,64244,
-  69859,0,0,0,0,52724,0,34931,0,12359,15376,33322,
-  0,0,0,0,0,0,0,33958,0,0,0,0,
-  6280,52833,0,0,0,3952,4215,0,2422,41056,0,0,
-  0,34411,0,0,0,0,0,10359,0,23549,0,0,
-  0,18756,28602,49823,6777,59247,0,0,0,0,65841,0,
+  0,46070,0,0,0,0,0,0,0,0,28971,14051,
+  0,0,14744,66857,0,0,0,0,0,0,0,67137,
+  0,18239,40839,43854,56514,0,10799,17685,46472,57837,0,0,
+  10408,0,0,0,0,55525,0,32516,0,59303,19314,64925,
+  27526,16255,19117,49986,0,0,813,68908,49703,3339,67679,0,
+  0,0,0,0,0,0,0,64400,66542,0,0,0,
+  0,32389,63141,0,0,0,0,58384,0,0,0,6622,
+  30310,0,0,0,0,0,0,0,0,0,29930,0,
+  0,0,0,0,8506,16451,27644,36981,19398,0,0,0,
+  0,5463,0,0,0,0,3726,0,0,0,0,52910,
+  45412,0,35743,0,53551,65692,0,14463,0,35408,0,0,
+  0,0,0,0,0,0,0,0,38539,21152,0,0,
+  0,0,46507,0,0,52389,0,46055,0,0,0,0,
+  0,0,0,0,10476,31386,0,0,0,0,0,0,
+  0,0,49584,0,0,0,55779,0,0,14109,0,0,
+  0,0,0,0,0,0,0,53942,62609,0,0,0,
+  40812,0,22684,0,0,0,0,0,0,50705,0,0,
+  0,0,0,25915,0,0,0,0,18805,0,0,0,
+  0,58488,0,0,13004,0,7084,30800,26846,32175,61854,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,18542,0,0,71413,67718,0,38164,0,6520,16602,0,
-  0,0,0,20190,0,68343,3635,0,0,70259,38375,63782,
-  0,0,0,0,0,21037,0,7034,0,0,0,0,
-  66010,20987,29097,0,0,17034,0,0,0,0,0,9810,
-  0,4113,0,10339,0,0,0,25699,47131,0,0,0,
-  0,0,0,34364,0,37149,0,0,0,0,0,0,
-  0,0,0,0,12337,2978,56541,45997,46410,19603,69681,0,
-  0,0,11057,58608,0,0,0,17442,0,0,0,0,
-  0,0,70184,0,19333,10577,0,0,0,0,0,40104,
-  30128,33415,20202,0,0,0,47241,0,34589,9927,69633,18588,
-  0,52241,0,0,25089,0,0,0,0,26828,29066,55866,
-  0,0,0,0,0,0,12541,0,7920,0,0,0,
-  0,0,50671,0,0,0,0,0,0,0,0,0,
-  0,26577,50533,0,38766,0,0,0,0,0,0,0,
-  27980,0,40880,0,0,0,0,0,0,0,51208,0,
-  0,38028,0,0,0,0,0,31796,32604,0,0,0,
-  0,11560,66434,23764,0,0,0,56692,0,0,0,0,
+  0,20914,39894,0,42258,46670,0,0,0,0,0,0,
+  0,0,0,0,0,0,23379,45556,19522,21920,15547,24143,
+  0,46491,0,0,0,0,0,7543,50121,0,63837,63001,
+  30138,0,62294,0,51956,0,0,9572,0,0,11523,0,
+  0,47617,63738,60024,0,63765,0,0,0,0,0,0,
+  0,62496,0,0,0,62950,0,0,0,0,44690,0,
+  0,0,58093,66802,1187,0,0,0,0,25652,30043,0,
+  0,0,0,29257,67246,0,0,0,0,0,0,54631,
+  49958,28131,0,44074,22148,0,0,0,58636,0,0,0,
+  42592,0,0,0,34687,0,0,0,62778,0,0,46886,
+  70031,0,5434,35060,68211,0,0,0,0,0,53476,0,
+  0,0,0,0,0,31113,43839,22580,0,0,0,0,
+  0,0,0,0,0,0,0,0,4150,0,0,0,
+  0,0,0,26665,60172,0,0,0,0,0,0,0,
+  0,30783,0,0,0,0,0,0,42787,0,0,0,
+  0,0,0,69249,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,64705,0,0,0,0,0,0,
+  61840,7323,0,46704,63802,50648,29096,0,0,0,0,0,
+  0,0,54894,0,22776,67997,0,0,0,0,0,65547,
+  46589,0,0,0,0,0,26345,0,0,4656,0,0,
+  0,0,70622,0,11270,7677,20257,13836,0,0,0,0,
+  0,64665,0,16136,30291,2907,0,45204,0,0,57425,41341,
+  0,0,0,0,0,19536,0,69728,36327,0,0,23181,
+  22953,0,0,2636,59013,0,0,0,0,0,0,0,
+  0,0,0,3455,20405,0,0,0,65310,0,0,0,
+  0,0,16574,0,0,13860,0,0,0,0,45008,0,
+  0,0,0,0,0,0,0,18335,55826,13663,0,0,
+  0,25452,0,0,0,0,0,0,0,0,0,0,
+  52886,0,44601,51721,53862,0,13159,0,62800,0,0,0,
+  0,0,0,68545,0,1410,0,0,0,0,0,51153,
+  0,0,48198,12993,0,0,0,0,0,0,0,0,
+  0,631,10356,0,0,48365,0,0,12944,0,0,0,
+  0,0,0,0,0,25465,0,0,0,0,0,0,
+  0,0,56614,8531,0,0,0,0,0,47909,0,0,
+  54041,0,0,0,0,45779,0,9400,0,0,0,0,
+  0,40640,0,33171,0,0,0,0,47321,0,51205,45842,
+  70647,57276,0,0,0,0,37351,0,0,28954,4682,59441,
+  0,0,0,60450,1598,0,0,0,14785,0,0,0,
+  0,0,0,27457,0,67338,0,0,0,0,0,0,
+  0,0,0,0,0,60762,47894,0,0,0,62857,17000,
+  0,0,23289,24777,0,12450,0,0,0,0,0,60010,
+  0,14408,22503,0,0,65629,0,0,0,0,19770,0,
+  41041,39670,26526,0,0,0,0,0,0,2600,21828,0,
+  0,0,0,0,0,0,35998,15971,0,32633,0,35444,
+  49097,0,0,0,45995,45634,44159,0,0,0,8111,0,
+  0,0,0,0,54946,0,14756,0,0,0,17169,29547,
+  60696,0,65838,47881,47068,19564,0,0,0,0,0,5987,
+  0,0,0,0,0,0,0,0,51790,0,0,4522,
+  0,67602,68917,0,0,0,0,0,15100,26299,68578,31557,
+  0,0,0,59430,47734,51424,0,0,31837,0,0,0,
+  0,41613,0,0,0,0,0,0,0,0,0,0,
+  0,53600,0,35214,0,0,0,0,0,0,33781,0,
+  0,18438,0,0,69419,0,0,0,0,12813,13545,0,
+  0,41582,0,0,36358,41677,0,0,0,31923,58422,0,
+  13636,5569,20954,44186,0,0,0,0,0,0,0,0,
+  0,64341,0,0,0,4208,0,0,0,0,0,25814,
+  0,0,0,0,0,0,0,0,60250,0,0,0,
+  0,59165,19164,60681,0,0,0,0,0,0,0,0,
+  8043,36995,12561,36123,63160,0,0,0,0,22090,0,0,
+  0,0,0,0,0,8344,0,0,0,0,0,0,
+  36764,0,19002,5599,17639,53984,0,0,0,0,50134,0,
+  0,67452,0,0,9625,0,0,0,0,0,39768,23934,
+  38915,38623,0,56525,0,46319,0,0,0,26162,15742,21604,
+  0,15579,0,0,0,0,0,0,0,0,0,12778,
+  0,0,0,0,0,0,65476,5557,0,0,0,0,
+  36844,0,0,0,0,0,0,59891,0,64979,23547,0,
+  55904,40672,0,0,0,44652,1455,0,0,0,0,0,
+  10310,0,49835,5690,0,65097,0,230,37137,0,0,47723,
+  11949,0,0,46455,0,61211,0,27497,44705,0,34330,0,
+  5372,0,47148,0,0,0,0,0,0,0,65600,60038,
+  0,0,1151,0,54462,26907,57038,0,0,0,0,0,
+  0,15957,0,0,22295,0,0,0,0,0,0,0,
+  0,0,0,64311,30742,0,0,0,0,0,35954,0,
+  6878,38571,0,0,0,0,0,0,0,0,0,14895,
+  3077,0,0,24427,0,0,0,0,0,0,0,0,
+  0,0,17494,0,0,0,0,0,0,62405,69881,0,
+  0,380,0,0,0,0,59793,25177,9977,0,0,0,
+  0,0,0,58474,0,0,56007,0,0,0,0,0,
+  19592,0,0,12855,0,0,0,0,0,0,0,47819,
+  50595,0,3988,47710,12323,0,0,10992,0,0,0,15370,
+  0,0,0,52274,0,0,57500,0,0,0,0,17052,
+  18359,19194,0,17203,0,21449,0,10043,0,0,0,0,
+  0,0,67549,0,0,0,20823,0,31741,57320,0,0,
+  62088,0,0,0,44534,0,0,0,0,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,61951,0,0,0,0,0,3854,0,36990,43032,0,
-  0,0,0,0,52136,0,0,0,0,51849,0,0,
-  0,0,0,0,0,0,0,0,0,0,56173,0,
-  59761,0,45814,0,0,0,0,32956,0,0,0,5188,
-  9397,15020,0,0,69585,0,0,0,0,0,0,0,
+  0,0,65869,0,0,0,0,0,0,42609,0,0,
+  0,62157,14664,35493,51969,18215,620,52213,59587,0,0,5709,
+  0,0,0,0,0,0,0,0,0,43071,0,0,
+  0,58715,0,0,4510,5626,0,44892,0,0,0,0,
+  0,0,18527,8150,30060,0,0,0,54922,0,0,0,
+  13717,39956,0,0,0,0,0,0,0,30551,0,0,
+  0,36610,0,50977,56127,0,51297,58271,0,0,0,7555,
+  57120,35165,17907,0,0,0,10837,0,28439,0,2303,0,
+  0,0,0,10949,59278,0,0,0,0,33502,0,0,
+  0,0,0,0,0,0,0,0,53190,30710,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  19092,9104,0,0,0,0,0,0,0,0,0,0,
-  9478,0,0,0,0,21312,12226,39762,0,38484,0,0,
-  22086,44598,62449,0,64781,0,5369,4839,0,0,13372,70616,
-  0,0,11169,16925,5724,31931,24065,0,0,0,0,0,
-  0,55511,46912,0,0,0,40798,0,0,23703,58677,0,
-  53034,0,0,0,36271,0,0,0,14081,47550,46182,41719,
-  66919,0,0,0,0,59448,58925,0,0,0,39672,0,
-  0,0,0,14973,0,0,0,0,0,0,1589,0,
-  0,0,61886,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,62483,0,0,0,0,0,
-  0,0,0,0,0,0,12049,0,4853,0,2221,0,
-  0,63797,54729,0,13293,0,0,0,0,0,69013,0,
+  10598,11406,0,0,0,0,0,0,0,0,0,0,
+  33749,41513,0,0,0,68890,9304,28570,61478,0,1542,21957,
+  0,0,5357,51905,0,0,0,0,0,24598,47245,50513,
+  0,0,0,0,0,4647,51844,0,0,14272,65743,0,
+  36563,8745,49793,0,46775,0,62650,0,0,0,0,0,
+  0,6412,54369,67914,0,0,0,0,0,0,0,0,
+  25593,48236,0,0,7936,0,0,0,0,0,43724,0,
+  6653,22381,57349,30124,0,0,40390,0,0,0,47181,0,
+  0,0,16936,0,47588,0,0,0,0,0,0,0,
+  0,0,0,0,11079,0,0,0,52995,0,0,0,
+  0,15465,0,0,0,26871,32736,0,0,0,0,0,
+  0,0,0,0,0,0,0,16065,15128,32019,0,0,
+  0,41247,58875,2153,20203,0,33219,58511,0,69080,0,0,
+  0,0,22275,15142,60833,0,0,5662,0,0,0,5841,
+  27283,0,0,327,4744,0,13117,0,50070,0,0,0,
+  0,0,0,60982,0,2165,65196,0,0,0,0,0,
+  0,0,24498,0,0,0,0,46605,62728,70270,23593,53456,
+  0,0,0,20176,13085,25574,0,4037,0,0,0,52757,
+  66917,0,0,21091,5522,0,0,57733,0,0,0,26112,
+  0,21799,0,0,0,51144,0,0,46151,0,35299,63720,
+  69236,0,0,0,0,52353,0,34641,0,12213,15204,33032,
+  0,0,0,0,0,0,0,33668,0,0,0,0,
+  6217,52462,0,0,0,3920,4170,0,2390,40766,0,0,
+  0,34121,0,0,0,0,0,10226,0,23356,0,0,
+  0,18563,28312,49464,6691,58774,0,0,0,0,65317,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,71121,0,50699,48742,0,0,0,0,0,0,947,
-  0,0,51375,8464,0,0,0,0,0,0,0,54776,
-  0,53526,15127,0,0,0,0,0,0,49318,0,0,
-  0,2555,0,0,0,24822,0,0,27851,54906,0,0,
-  0,0,0,0,41378,0,0,0,0,0,0,41856,
-  0,23750,36369,0,0,0,0,0,0,0,0,0,
-  46845,0,0,0,0,0,41887,0,0,0,0,0,
-  43636,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,39320,0,0,
-  67539,5943,37083,48425,0,0,0,0,0,0,23457,0,
-  0,0,0,6538,27099,44076,32389,0,0,26011,0,43427,
-  0,0,65439,0,511,0,0,0,2971,10374,0,0,
-  0,0,0,0,51600,0,0,32242,37182,0,0,0,
-  0,37779,52713,14594,0,43182,52689,56461,17752,2373,43392,66703,
-  69268,0,0,0,0,55982,0,0,6062,37348,43137,0,
-  0,0,0,0,0,22614,32275,0,0,68813,0,9246,
-  0,0,0,0,0,0,0,0,17494,0,0,0,
-  0,0,0,59941,56935,25160,0,20180,0,70115,13210,36929,
-  0,46398,0,0,67327,0,0,0,59984,0,32743,0,
-  0,0,34255,0,0,0,0,0,0,8319,0,0,
-  0,0,0,0,9796,44682,0,0,0,0,42928,15495,
-  48276,0,0,0,0,0,0,0,0,0,0,50643,
+  0,18349,0,0,70720,67174,0,37874,0,6434,16430,0,
+  0,0,0,19997,0,67780,3603,0,0,69636,38085,63258,
+  0,0,0,0,0,20844,0,6948,0,0,0,0,
+  65486,20794,28807,0,0,16862,0,0,0,0,0,9690,
+  0,4081,0,10206,0,0,0,25490,46841,0,0,0,
+  0,0,0,34074,0,36859,0,0,0,0,0,0,
+  0,0,0,0,12191,2946,56097,45707,46120,19410,69058,0,
+  0,0,10924,58135,0,0,0,17270,0,0,0,0,
+  0,0,69561,0,19140,10444,0,0,0,0,0,39814,
+  29838,33125,20009,0,0,0,46951,0,34299,9807,69010,18395,
+  0,51870,0,0,24896,0,0,0,0,26619,28776,55422,
+  0,0,0,0,0,0,12395,0,7816,0,0,0,
+  0,0,50300,0,0,0,0,0,0,0,0,0,
+  0,26368,50174,0,38476,0,0,0,0,0,0,0,
+  27690,0,40590,0,0,0,0,0,0,0,50837,0,
+  0,37738,0,0,0,0,0,31506,32314,0,0,0,
+  0,11427,65910,23571,0,0,0,56248,0,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,59421,0,0,0,0,0,0,
-  0,0,59560,48559,0,0,0,0,0,0,38311,43551,
-  0,0,0,38120,0,20697,0,21195,57510,0,0,0,
-  43799,0,0,0,0,0,0,0,2957,24914,51962,8935,
-  70606,63207,26966,0,0,0,0,0,0,0,0,36914,
-  0,3652,69297,0,37382,61130,0,17850,12605,0,0,0,
-  0,0,0,9134,50521,0,0,0,0,0,0,38876,
-  0,0,53125,40263,63222,0,0,0,0,41214,22903,0,
-  21833,0,0,0,67901,0,0,60997,0,0,58759,67475,
+  0,61427,0,0,0,0,0,3822,0,36700,42742,0,
+  0,0,0,0,51765,0,0,0,0,51478,0,0,
+  0,0,0,0,0,0,0,0,0,0,55729,0,
+  59288,0,45524,0,0,0,0,32666,0,0,0,5143,
+  9277,14848,0,0,68962,0,0,0,0,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  12661,0,0,0,44557,0,0,0,0,0,0,0,
-  54014,0,0,37793,34443,0,0,0,1329,12934,10504,0,
+  18899,9000,0,0,0,0,0,0,0,0,0,0,
+  9358,0,0,0,0,21119,12080,39472,0,38194,0,0,
+  21893,44308,61925,0,64257,0,5324,4794,0,0,13226,69962,
+  0,0,11036,16753,5679,31641,23872,0,0,0,0,0,
+  0,55067,46622,0,0,0,40508,0,0,23510,58204,0,
+  52644,0,0,0,35981,0,0,0,13909,47260,45892,41429,
+  66375,0,0,0,0,58975,58452,0,0,0,39382,0,
+  0,0,0,14801,0,0,0,0,0,0,1566,0,
+  0,0,61362,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,61959,0,0,0,0,0,
+  0,0,0,0,0,0,11903,0,4808,0,2189,0,
+  0,63273,54339,0,13147,0,0,0,0,0,68424,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  61712,0,0,0,0,0,25687,2644,0,0,0,0,
-  24834,70220,31132,0,11467,0,0,0,0,0,0,0,
-  29853,56076,0,57285,129,0,0,0,32588,47581,17989,44578,
-  44843,0,0,0,0,0,37741,0,31625,30315,0,0,
-  0,7217,0,0,0,0,0,0,0,0,0,0,
-  0,0,25454,0,0,0,0,0,0,0,0,35553,
-  0,0,0,0,0,0,0,15006,0,32163,0,10662,
-  70878,7326,0,0,40151,62597,0,0,0,19974,0,0,
-  0,0,0,35925,36258,0,11585,47343,67492,0,460,0,
-  0,6187,61064,0,0,0,0,36064,0,59471,65288,0,
-  68668,65386,0,0,0,0,0,0,0,0,0,0,
-  0,52808,23204,0,24978,0,19842,0,0,0,0,0,
-  0,3869,0,54564,3322,34634,7378,22302,45133,28290,7674,0,
-  0,0,0,0,0,0,31716,0,61746,0,8416,0,
-  0,0,0,61488,0,0,0,1576,0,0,0,30397,
-  50238,61299,3848,68825,0,0,54236,0,0,0,30809,0,
-  0,29671,0,33844,66636,5328,0,43566,0,0,0,0,
-  0,0,0,260,1741,14484,70069,8623,0,27381,0,0,
-  0,0,25708,0,0,0,64338,0,14141,0,0,66381,
-  0,0,0,0,7179,21297,0,0,0,11026,41733,55140,
-  0,0,0,0,0,60381,0,0,0,0,43257,0,
-  0,0,0,0,17878,0,39188,54976,0,47706,0,64700,
-  43979,47754,0,0,0,740,21211,52465,0,0,0,0,
-  0,49756,0,0,0,61159,0,0,19573,0,0,30378,
-  0,37981,0,0,0,0,55626,29213,10066,12735,67733,0,
-  0,53503,34651,0,0,53737,0,60865,0,0,0,0,
-  0,20654,50103,0,0,0,0,0,0,0,54126,0,
-  0,0,0,0,0,0,0,0,0,0,0,59135,
-  0,0,0,0,0,0,9828,0,0,0,0,52930,
-  0,0,51537,0,0,0,2890,0,0,0,0,0,
-  0,0,9272,0,0,0,0,0,0,0,0,14556,
-  0,22330,61517,0,0,56113,0,58913,61875,70529,0,0,
-  0,48807,0,16985,0,0,0,0,0,0,0,24421,
-  0,0,0,0,0,0,12139,0,38798,0,0,66468,
-  0,0,0,0,0,0,46455,0,0,0,0,0,
-  57930,0,0,0,0,0,0,0,29868,35910,0,0,
-  0,0,0,40312,0,0,0,0,27963,52393,0,0,
-  0,0,0,0,35828,28664,40501,57144,37925,0,10228,57381,
-  0,0,0,6856,0,0,0,0,11936,11863,71306,0,
-  31389,22800,29079,0,0,0,0,0,0,0,0,0,
-  23808,0,0,0,59460,68020,0,0,0,0,0,0,
-  17236,0,0,0,0,0,0,0,0,0,0,0,
-  14649,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,33238,0,0,62083,0,0,0,0,0,
-  0,0,0,0,0,1958,67288,27465,0,0,51809,0,
-  0,0,0,7288,19701,22382,37656,40010,35989,58532,0,0,
-  0,0,0,0,14733,46199,0,0,0,13196,57085,63570,
-  0,0,0,0,23862,60278,68895,0,0,42311,57651,58294,
-  0,66725,27293,0,0,0,0,0,0,173,0,0,
-  40534,9707,0,0,0,0,0,0,0,0,0,0,
-  25353,19271,0,19448,70391,0,0,0,0,18513,0,28137,
-  30300,60638,0,0,0,0,20586,0,17843,0,0,0,
-  0,24938,0,68638,0,0,0,0,0,0,0,62243,
-  53631,0,0,0,0,16557,0,0,0,70673,0,62519,
-  0,0,0,0,9259,42563,0,52612,0,0,0,0,
-  55243,29498,68315,0,0,14175,70700,0,0,0,17532,0,
-  52986,0,0,10426,14859,46629,15510,9632,2046,24319,0,67846,
-  50467,0,0,38106,0,0,0,5847,0,24020,0,0,
-  0,0,4748,0,22718,41839,4163,0,0,0,0,0,
-  0,0,69322,58667,0,0,0,0,0,0,0,47987,
-  0,0,0,11379,48836,37440,0,0,0,0,0,0,
-  0,0,3970,0,0,0,0,0,41426,0,0,0,
-  0,3595,0,57000,0,0,0,0,23794,0,0,0,
-  44108,9958,64171,0,6173,0,25571,0,0,0,0,0,
-  0,28089,0,0,0,0,0,0,0,0,0,0,
-  0,0,12787,43861,0,0,0,0,19560,48159,0,26895,
-  7818,26930,68032,67128,0,0,674,56870,35365,0,0,0,
-  0,0,0,0,0,17825,0,0,0,0,0,33352,
-  0,0,55927,52009,0,0,0,0,0,0,55997,69729,
-  9219,55004,57593,0,41594,0,60258,0,0,0,0,0,
-  59213,7859,0,0,0,0,0,0,0,0,0,0,
-  25207,0,0,2569,0,0,0,0,0,2105,59201,68173,
-  0,0,0,0,41042,31358,849,50379,58168,33182,18380,0,
-  0,56980,0,0,0,0,0,20029,0,16189,59827,67315,
-  0,0,0,13967,51063,0,0,6399,0,0,0,7079,
-  39523,58867,0,21615,0,0,0,0,0,0,0,9386,
-  54109,0,0,0,0,0,17997,0,9165,32788,0,0,
-  0,0,7754,0,0,0,0,49447,0,35393,42403,0,
-  0,53760,54890,0,0,0,0,0,24882,0,0,0,
-  0,0,67580,0,0,45462,0,67172,60114,14907,0,0,
-  0,20876,0,0,0,30525,0,0,0,45683,0,63650,
-  69259,0,0,0,0,2754,68763,0,0,0,0,0,
-  0,0,21333,0,0,32511,31704,29687,35769,6844,47974,50759,
-  0,65329,0,0,43915,0,22036,0,0,0,0,0,
-  0,0,0,1046,0,0,0,32181,0,39367,42666,0,
-  2452,52971,0,21492,0,0,0,31658,0,39172,53312,71448,
-  36977,0,0,0,0,0,0,70273,0,9375,0,0,
-  0,0,0,0,0,11268,0,55175,197,50143,17581,395,
-  43503,0,0,36827,0,0,4774,0,0,0,0,31487,
-  0,0,0,0,0,0,0,0,17318,0,44252,0,
-  0,0,0,0,22316,0,0,0,44179,0,0,0,
-  0,0,43094,0,0,2290,0,0,20505,0,26173,0,
-  0,0,0,26623,57199,0,0,0,0,0,68105,0,
-  0,13532,22010,0,0,0,0,0,41487,0,0,0,
-  0,6455,7094,0,0,0,0,0,66040,0,60911,0,
-  0,0,33742,0,0,54744,0,0,0,11491,0,5174,
-  0,0,0,0,0,50611,0,51429,34754,8925,11730,25844,
-  0,37967,0,0,0,0,0,25558,768,0,0,11801,
-  33306,0,0,0,0,0,0,0,0,0,62460,0,
-  0,0,0,43680,0,0,8678,0,0,0,0,0,
-  0,0,0,0,17818,60242,42649,0,14362,55110,0,0,
-  0,0,0,36121,0,5310,12163,0,0,0,0,0,
-  0,0,20354,61832,20313,62668,0,0,61722,10593,54307,15961,
-  0,29307,1680,0,0,0,0,33337,52891,0,0,48304,
-  6881,15185,24813,0,24292,0,0,0,0,3534,0,0,
-  19771,0,0,0,0,46010,0,0,0,0,0,0,
-  0,0,9545,57270,0,0,0,32973,0,62983,64822,0,
-  0,0,4092,0,49396,47378,60896,48669,0,0,0,0,
-  0,51587,0,0,15525,0,0,0,0,0,0,0,
-  49365,0,0,18964,24504,40043,41522,16045,17835,15221,44908,47670,
-  55685,9992,62699,0,0,0,0,0,0,0,14093,55583,
-  10687,21060,0,0,0,0,0,27262,0,5304,28172,0,
-  0,0,0,0,24991,0,8019,31249,0,0,0,23159,
-  0,0,0,64891,0,0,24441,0,9087,0,0,0,
-  0,0,32433,0,0,0,0,0,0,0,0,0,
-  47485,0,0,0,0,22409,45432,10775,0,0,0,0,
-  0,0,0,0,49000,0,0,0,0,61117,0,0,
-  0,39418,0,0,0,0,0,44436,37501,43108,0,0,
-  0,0,0,0,0,68285,0,29464,35958,0,42277,0,
-  24764,0,0,0,0,0,0,0,0,1124,0,0,
-  49671,0,0,0,46927,0,0,0,0,0,42205,22102,
-  29196,62109,0,0,0,0,1729,0,0,0,0,0,
-  0,0,44963,0,0,0,0,64465,38529,0,0,26257,
-  0,0,0,0,0,24053,0,0,0,4322,0,0,
-  0,0,0,0,0,32095,0,0,26152,0,0,0,
-  0,59621,0,0,0,0,11810,53768,0,0,0,0,
-  0,0,0,0,0,5680,60074,0,34605,0,44617,66081,
-  0,2158,16696,59228,62205,0,0,0,42293,0,42484,0,
-  33132,52177,0,0,0,33384,0,0,0,0,0,58220,
-  14662,0,36751,20007,35811,14244,57123,0,0,13644,47161,0,
-  0,0,302,0,23289,0,0,0,8354,0,65342,0,
-  0,15651,0,0,0,0,13608,0,0,6319,19908,0,
-  0,0,0,23903,53914,0,0,0,0,49656,0,0,
-  0,0,0,30730,0,2845,23311,32633,0,0,11746,12550,
-  0,0,34557,35236,0,20105,0,0,0,0,0,0,
-  0,0,0,0,69846,0,29015,0,0,0,0,52511,
-  0,0,0,0,52549,68401,18153,0,18480,10637,28277,35440,
-  0,0,34741,0,0,0,0,0,37486,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,8105,0,
-  0,0,0,64913,0,0,0,13711,0,0,37533,0,
-  0,0,0,0,52258,60852,0,0,0,20040,27882,17789,
-  16570,20063,0,28928,2276,0,0,14428,0,0,8764,28693,
-  0,0,33774,0,41397,15800,53856,0,0,66835,0,0,
-  0,54531,9893,55942,46376,0,0,0,0,0,0,0,
-  0,0,0,11887,31559,18949,55856,33478,0,67250,0,49873,
-  0,0,0,37100,0,61622,0,0,0,0,19065,0,
-  0,0,0,250,25282,0,50007,0,0,0,0,0,
-  0,4470,0,0,0,0,0,0,0,0,65632,0,
-  0,0,0,0,6551,0,0,0,0,10350,0,35203,
-  0,58130,0,4638,0,0,1401,0,0,0,0,0,
-  0,14389,0,0,0,0,0,11546,0,0,67740,55750,
-  0,0,0,0,0,27119,0,0,0,0,46528,50274,
-  0,0,0,54162,0,0,15618,24846,26600,0,0,19420,
-  0,0,0,30283,0,0,0,0,0,0,0,40480,
-  0,0,0,0,64610,0,7831,37394,3784,0,0,0,
-  0,0,0,61174,0,0,0,0,0,0,14791,0,
-  0,0,18794,38437,45252,0,0,0,0,0,0,0,
-  34475,36586,0,0,0,45028,0,70746,0,0,0,0,
-  0,62320,0,0,0,0,0,7791,0,0,0,58543,
-  0,0,0,22074,63047,0,0,2780,37243,21901,43472,49291,
-  0,0,0,0,0,0,0,43349,1037,62571,0,0,
-  0,5778,41189,0,0,34574,0,0,0,0,0,14105,
-  0,0,0,0,7246,18703,0,38242,0,0,4451,0,
-  28615,0,0,0,0,34819,0,54685,0,0,0,29338,
-  0,0,0,0,0,21707,25759,0,6428,0,0,40120,
-  27996,0,0,0,0,52315,59572,0,0,0,0,0,
-  0,0,0,57213,0,0,0,0,0,0,63764,0,
-  24870,0,0,0,44284,0,0,0,0,0,0,69389,
-  0,68614,0,0,0,56531,0,62057,0,4648,60926,19897,
-  0,26438,60084,0,0,0,0,0,0,57450,0,0,
-  0,48916,0,0,41267,41505,1798,0,0,0,0,0,
-  29819,0,62507,52145,0,4420,0,0,0,0,4809,48060,
-  0,59686,34459,0,0,47014,0,34012,0,0,16832,48450,
-  0,0,0,0,0,53813,0,0,0,0,71476,0,
-  0,0,0,23275,0,0,0,20167,0,24107,0,0,
-  0,0,3041,30184,69621,0,0,36503,68522,38465,0,0,
-  0,0,0,0,0,0,0,0,0,0,17804,28520,
+  0,70428,0,50328,48452,0,0,0,0,0,0,947,
+  0,0,51004,8360,0,0,0,0,0,0,0,54386,
+  0,53136,14955,0,0,0,0,0,0,49012,0,0,
+  0,2523,0,0,0,24629,0,0,27561,54516,0,0,
+  0,0,0,0,41088,0,0,0,0,0,0,41566,
+  0,23557,36079,0,0,0,0,0,0,0,0,0,
+  46555,0,0,0,0,0,41597,0,0,0,0,0,
+  43346,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,39030,0,0,
+  66995,5898,36793,48135,0,0,0,0,0,0,23264,0,
+  0,0,0,6452,26826,43786,32099,0,0,25802,0,43137,
+  0,0,64915,0,511,0,0,0,2939,10241,0,0,
+  0,0,0,0,51229,0,0,31952,36892,0,0,0,
+  0,37489,52342,14422,0,42892,52318,56017,17580,2341,43102,66159,
+  68645,0,0,0,0,55538,0,0,6017,37058,42847,0,
+  0,0,0,0,0,22421,31985,0,0,68239,0,9126,
+  0,0,0,0,0,0,0,0,17322,0,0,0,
+  0,0,0,59468,56491,24967,0,19987,0,69492,13064,36639,
+  0,46108,0,0,66783,0,0,0,59511,0,32453,0,
+  0,0,33965,0,0,0,0,0,0,8215,0,0,
+  0,0,0,0,9676,44392,0,0,0,0,42638,15323,
+  47986,0,0,0,0,0,0,0,0,0,0,50272,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,55270,0,0,0,0,0,0,186,69669,0,
-  0,0,42702,46565,0,0,8083,0,0,50805,0,64743,
-  0,0,0,0,16587,60424,0,67518,0,0,0,0,
-  69047,0,33910,53026,54097,8302,0,0,48780,65052,0,0,
-  37225,0,56641,0,59380,0,0,0,0,0,0,59954,
-  0,0,0,0,0,0,12516,0,0,0,67806,0,
-  0,0,0,0,0,0,0,0,0,3884,5552,52420,
-  0,0,0,0,0,0,69898,0,56621,69997,0,0,
-  0,0,24772,0,7107,50724,0,32838,0,0,0,0,
-  0,0,0,0,0,0,0,0,55345,62141,46549,0,
-  0,0,0,0,0,0,0,0,59808,0,53355,0,
-  0,0,0,0,0,0,0,64274,0,36720,0,0,
-  0,0,20946,0,8884,0,0,0,0,0,0,0,
-  0,0,0,3174,0,0,0,0,0,40836,0,0,
-  10083,53228,0,0,0,21872,36797,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,32524,
-  0,0,0,0,0,0,11291,0,0,0,0,10237,
-  44163,0,0,786,51008,0,59299,0,0,0,0,0,
-  0,0,60032,23233,0,27311,15245,54509,0,0,0,0,
-  0,1996,0,0,0,0,0,0,0,52368,66191,0,
-  0,27184,29770,0,0,0,0,0,0,28261,0,0,
-  0,0,0,50024,0,0,0,0,0,0,0,0,
-  0,8672,0,0,64411,55638,5468,60618,64073,0,0,0,
+  0,0,0,0,0,58948,0,0,0,0,0,0,
+  0,0,59087,48269,0,0,0,0,0,0,38021,43261,
+  0,0,0,37830,0,20504,0,21002,57066,0,0,0,
+  43509,0,0,0,0,0,0,0,2925,24721,51591,8831,
+  69952,62683,26715,0,0,0,0,0,0,0,0,36624,
+  0,3620,68674,0,37092,60606,0,17678,12459,0,0,0,
+  0,0,0,9030,50162,0,0,0,0,0,0,38586,
+  0,0,52735,39973,62698,0,0,0,0,40924,22710,0,
+  21640,0,0,0,67357,0,0,60473,0,0,58286,66931,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,39813,0,0,0,0,0,0,0,0,0,
-  0,23091,0,0,0,48848,0,0,0,52797,0,0,
-  0,65549,7907,13516,41457,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,13996,0,66883,0,0,0,
-  0,0,0,0,62530,0,0,65257,69755,70239,0,0,
-  0,52185,21940,0,0,0,0,0,52076,0,0,0,
-  29130,0,0,0,0,0,0,0,37024,38611,0,36231,
-  0,0,0,51981,0,0,0,0,0,0,0,61314,
-  0,0,0,0,0,0,0,0,0,0,0,8582,
-  6442,0,0,0,0,0,0,0,66687,0,32758,33210,
-  0,0,25987,0,0,0,0,0,0,0,42185,61243,
-  0,0,0,0,0,26974,0,62774,0,0,60168,0,
-  21128,0,0,57784,0,0,0,0,0,0,66018,0,
-  50907,0,0,0,0,20286,0,22758,64589,56651,51713,0,
-  0,0,0,0,0,0,0,13243,53805,0,0,16410,
-  55127,15138,28793,0,0,23677,0,25480,0,0,0,0,
-  69597,0,0,42013,28189,47516,0,0,63552,0,0,67214,
-  19827,0,6383,56611,58731,18230,50791,0,0,19941,0,0,
+  12515,0,0,0,44267,0,0,0,0,0,0,0,
+  53624,0,0,37503,34153,0,0,0,1306,12788,10371,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  39270,63716,0,36664,0,0,0,0,0,0,0,0,
-  0,0,0,17976,9033,40631,23245,66205,0,0,0,0,
-  0,0,12844,47784,0,29150,0,0,0,39842,0,40373,
-  46658,0,62272,21889,0,0,0,0,0,0,0,0,
-  0,0,0,15435,17310,0,0,0,0,0,24181,26944,
-  36558,0,19020,0,4931,63117,62151,54498,60626,61554,0,0,
-  0,28304,15169,55035,0,0,15083,0,57519,0,0,0,
-  0,0,39657,0,0,0,0,0,0,44209,0,50282,
-  0,0,0,0,0,0,0,0,12285,13556,6352,41579,
-  0,0,0,39891,69833,0,62960,0,0,0,0,0,
-  0,0,0,28810,0,0,64720,54054,0,0,0,0,
-  0,61818,0,0,0,0,0,0,0,61857,0,0,
-  0,60342,14157,0,54608,0,0,0,0,0,18618,0,
-  30493,0,0,0,0,0,48939,50094,56086,0,0,0,
-  0,0,0,0,67970,0,0,0,0,0,0,47689,
-  52433,69333,0,6669,0,6117,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,22788,0,66582,5145,24351,
-  0,55834,0,0,0,0,0,0,0,2463,0,0,
-  0,43121,0,0,0,8742,18178,29436,57536,0,0,0,
-  0,0,37705,69742,0,0,0,0,0,17469,7954,0,
-  0,20670,0,23038,57469,21240,0,0,0,0,65103,0,
-  44463,0,0,0,42986,0,18251,0,0,48611,70081,0,
-  0,49885,51444,0,0,64483,0,0,0,20770,54837,0,
-  0,0,0,0,0,0,0,9206,0,0,0,38178,
-  0,23021,0,0,0,0,0,9677,0,0,44091,0,
-  0,0,0,0,0,64124,0,19640,0,0,0,0,
-  0,0,51920,0,0,0,0,0,32327,0,0,0,
-  61343,0,41668,0,0,0,0,70994,0,0,0,0,
-  0,0,0,0,38357,8664,71230,0,0,0,0,0,
-  0,0,19480,0,0,0,40594,65948,0,0,0,0,
-  0,54806,0,0,0,0,0,0,0,0,67186,0,
-  0,0,0,0,45044,0,51991,56823,0,0,0,0,
-  43999,0,0,0,20308,0,0,7162,0,0,17569,19133,
+  61188,0,0,0,0,0,25478,2612,0,0,0,0,
+  24641,69597,30842,0,11334,0,0,0,0,0,0,0,
+  29563,55632,0,56841,129,0,0,0,32298,47291,17817,44288,
+  44553,0,0,0,0,0,37451,0,31335,30025,0,0,
+  0,7131,0,0,0,0,0,0,0,0,0,0,
+  0,0,25245,0,0,0,0,0,0,0,0,35263,
+  0,0,0,0,0,0,0,14834,0,31873,0,10529,
+  70208,7240,0,0,39861,62073,0,0,0,19781,0,0,
+  0,0,0,35635,35968,0,11452,47053,66948,0,460,0,
+  0,6124,60540,0,0,0,0,35774,0,58998,64764,0,
+  68105,64862,0,0,0,0,0,0,0,0,0,0,
+  0,52437,23011,0,24785,0,19649,0,0,0,0,0,
+  0,3837,0,54174,3290,34344,7292,22109,44843,28000,0,0,
+  0,0,0,0,0,0,31426,0,61222,0,8312,0,
+  0,0,0,60964,0,0,0,1553,0,0,0,30107,
+  49879,60775,3816,68251,0,0,53846,0,0,0,30519,0,
+  0,29381,0,33554,66092,5283,0,43276,0,0,0,0,
+  0,0,0,260,1718,14312,69446,8519,0,27091,0,0,
+  0,0,25499,0,0,0,63814,0,13969,0,0,65857,
+  0,0,0,0,7093,21104,0,0,0,10893,41443,54750,
+  0,0,0,0,0,59857,0,0,0,0,42967,0,
+  0,0,0,0,17706,0,38898,54586,0,47416,0,64176,
+  43689,47464,0,0,0,740,21018,52094,0,0,0,0,
+  0,49397,0,0,0,60635,0,0,19380,0,0,30088,
+  0,37691,0,0,0,0,55182,28923,9946,12589,67189,0,
+  0,53113,34361,0,0,53347,0,60341,0,0,0,0,
+  0,20461,49744,0,0,0,0,0,0,0,53736,0,
+  0,0,0,0,0,0,0,0,0,0,0,58662,
+  0,0,0,0,0,0,9708,0,0,0,0,0,
+  0,0,51166,0,0,0,2858,0,0,0,0,0,
+  0,0,9152,0,0,0,0,0,0,0,0,14384,
+  0,22137,60993,0,0,55669,0,58440,61351,0,0,0,
+  0,48517,0,16813,0,0,0,0,0,0,0,24228,
+  0,0,0,0,0,0,11993,0,38508,0,0,65944,
+  0,0,0,0,0,0,46165,0,0,0,0,0,
+  57470,0,0,0,0,0,0,0,29578,35620,0,0,
+  0,0,0,40022,0,0,0,0,27673,52022,0,0,
+  0,0,0,0,35538,28374,40211,56700,37635,0,10095,56937,
+  0,0,0,6770,0,0,0,0,11803,11730,70613,0,
+  31099,22607,28789,0,0,0,0,0,0,0,0,0,
+  23615,0,0,0,58987,67476,0,0,0,0,0,0,
+  17064,0,0,0,0,0,0,0,0,0,0,0,
+  14477,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,32948,0,0,61559,0,0,0,0,0,
+  0,0,0,0,0,1926,66744,27175,0,0,51438,0,
+  0,0,0,7202,19508,22189,37366,39720,35699,58059,0,0,
+  0,0,0,0,14561,45909,0,0,0,13050,56641,63046,
+  0,0,0,0,23669,59754,68321,0,0,42021,57207,57821,
+  0,66181,27003,0,0,0,0,0,0,173,0,0,
+  40244,9587,0,0,0,0,0,0,0,0,0,0,
+  25144,19078,0,19255,69757,0,0,0,0,18320,0,27847,
+  30010,60114,0,0,0,0,20393,0,17671,0,0,0,
+  0,24745,0,68075,0,0,0,0,0,0,0,61719,
+  53241,0,0,0,0,16385,0,0,0,70019,0,61995,
+  0,0,0,0,9139,42273,0,52241,0,0,0,0,
+  54830,29208,67752,0,0,14003,70046,0,0,0,17360,0,
+  52596,0,0,10293,14687,46339,15338,9512,2014,24126,0,67302,
+  50108,0,0,37816,0,0,0,5802,0,23827,0,0,
+  0,0,4703,0,22525,41549,4118,0,0,0,0,0,
+  0,0,68699,58194,0,0,0,0,0,0,0,47697,
+  0,0,0,11246,48546,37150,0,0,0,0,0,0,
+  0,0,3938,0,0,0,0,0,41136,0,0,0,
+  0,3563,0,56556,0,0,0,0,23601,0,0,0,
+  43818,9838,63647,0,6110,0,25362,0,0,0,0,0,
+  0,27799,0,0,0,0,0,0,0,0,0,0,
+  0,0,12641,43571,0,0,0,0,19367,47869,0,0,
+  7714,26679,67488,66584,0,0,674,56426,35075,0,0,0,
+  0,0,0,0,0,17653,0,0,0,0,0,33062,
+  0,0,55483,51638,0,0,0,0,0,0,55553,69106,
+  9099,54614,57149,0,41304,0,0,0,0,0,0,0,
+  58740,7755,0,0,0,0,0,0,0,0,0,0,
+  25014,0,0,2537,0,0,0,0,0,2073,58728,67629,
+  0,0,0,0,40752,31068,849,50020,57695,32892,18187,0,
+  0,56536,0,0,0,0,0,19836,0,16017,59354,66771,
+  0,0,0,13795,50692,0,0,6336,0,0,0,6993,
+  39233,58394,0,21422,0,0,0,0,0,0,0,9266,
+  53719,0,0,0,0,0,17825,0,9045,32498,0,0,
+  0,0,7650,0,0,0,0,49141,0,35103,42113,0,
+  0,53370,54500,0,0,0,0,0,24689,0,0,0,
+  0,0,67036,0,0,45172,0,66628,59641,14735,0,0,
+  0,20683,0,0,0,30235,0,0,0,45393,0,63126,
+  68636,0,0,0,0,2722,68200,0,0,0,0,0,
+  0,0,21140,0,0,32221,31414,29397,35479,6758,47684,50388,
+  0,64805,0,0,43625,0,21843,0,0,0,0,0,
+  0,0,0,0,0,0,0,31891,0,39077,42376,0,
+  2420,52581,0,21299,0,0,0,31368,0,38882,52922,70755,
+  36687,0,0,0,0,0,0,69650,0,9255,0,0,
+  0,0,0,0,0,11135,0,54762,197,49784,17409,395,
+  43213,0,0,36537,0,0,4729,0,0,0,0,31197,
+  0,0,0,0,0,0,0,0,17146,0,43962,0,
+  0,0,0,0,22123,0,0,0,43889,0,0,0,
+  0,0,42804,0,0,2258,0,0,20312,0,25964,0,
+  0,0,0,26414,56755,0,0,0,0,0,67561,0,
+  0,13386,21817,0,0,0,0,0,41197,0,0,0,
+  0,6392,7008,0,0,0,0,0,65516,0,60387,0,
+  0,0,33452,0,0,54354,0,0,0,11358,0,5129,
+  0,0,0,0,0,50240,0,51058,34464,8821,11597,25635,
+  0,37677,0,0,0,0,0,25349,768,0,0,11668,
+  33016,0,0,0,0,0,0,0,0,0,61936,0,
+  0,0,0,43390,0,0,8574,0,0,0,0,0,
+  0,0,0,0,17646,0,42359,0,14190,54720,0,0,
+  0,0,0,35831,0,5265,12017,0,0,0,0,0,
+  0,0,20161,61308,20120,62144,0,0,61198,10460,53917,15789,
+  0,29017,1657,0,0,0,0,33047,52520,0,0,48014,
+  6795,15013,24620,0,24099,0,0,0,0,3502,0,0,
+  19578,0,0,0,0,45720,0,0,0,0,0,0,
+  0,0,9425,56826,0,0,0,32683,0,62459,64298,0,
+  0,0,4060,0,49090,47088,60372,48379,0,0,0,0,
+  0,51216,0,0,15353,0,0,0,0,0,0,0,
+  49059,0,0,18771,24311,39753,41232,15873,17663,15049,44618,47380,
+  55241,9872,62175,0,0,0,0,0,0,0,13921,55139,
+  10554,20867,0,0,0,0,0,26972,0,5259,27882,0,
+  0,0,0,0,24798,0,7915,30959,0,0,0,22966,
+  0,0,0,64367,0,0,24248,0,8983,0,0,0,
+  0,0,32143,0,0,0,0,0,0,0,0,0,
+  47195,0,0,0,0,22216,45142,10642,0,0,0,0,
+  0,0,0,0,48694,0,0,0,0,60593,0,0,
+  0,39128,0,0,0,0,0,44146,37211,42818,0,0,
+  0,0,0,0,0,67722,0,29174,35668,0,41987,0,
+  24571,0,0,0,0,0,0,0,0,1101,0,0,
+  49365,0,0,0,46637,0,0,0,0,0,41915,21909,
+  28906,61585,0,0,0,0,1706,0,0,0,0,0,
+  0,0,44673,0,0,0,0,63941,38239,0,0,26048,
+  0,0,0,0,0,23860,0,0,0,4277,0,0,
+  0,0,0,0,0,31805,0,0,25943,0,0,0,
+  0,59148,0,0,0,0,11677,53378,0,0,0,0,
+  0,0,0,0,0,5635,59601,0,34315,0,44327,65557,
+  0,2126,16524,58755,61681,0,0,0,42003,0,42194,0,
+  32842,51806,0,0,0,33094,0,0,0,0,0,57747,
+  14490,0,36461,19814,35521,14072,56679,0,0,13498,46871,0,
+  0,0,302,0,23096,0,0,0,8250,0,64818,0,
+  0,15479,0,0,0,0,13462,0,0,6256,19715,0,
+  0,0,0,23710,53524,0,0,0,0,49350,0,0,
+  0,0,0,30440,0,2813,23118,32343,0,0,11613,12404,
+  0,0,34267,34946,0,19912,0,0,0,0,0,0,
+  0,0,0,0,69223,0,28725,0,0,0,0,52140,
+  0,0,0,0,52178,67838,17981,0,18287,10504,27987,35150,
+  0,0,34451,0,0,0,0,0,37196,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,8001,0,
+  0,0,0,64389,0,0,0,13565,0,0,37243,0,
+  0,0,0,0,51887,60328,0,0,0,19847,27592,17617,
+  16398,19870,0,28638,2244,0,0,14256,0,0,8660,28403,
+  0,0,33484,0,41107,15628,53466,0,0,66291,0,0,
+  0,54141,9773,55498,46086,0,0,0,0,0,0,0,
+  0,0,0,11754,31269,18756,55412,33188,0,66706,0,49514,
+  0,0,0,36810,0,61098,0,0,0,0,18872,0,
+  0,0,0,250,25073,0,49648,0,0,0,0,0,
+  0,4425,0,0,0,0,0,0,0,0,65108,0,
+  0,0,0,0,6465,0,0,0,0,10217,0,34913,
+  0,57657,0,4593,0,0,1378,0,0,0,0,0,
+  0,14217,0,0,0,0,0,11413,0,0,67196,55306,
+  0,0,0,0,0,0,0,0,0,0,46238,49915,
+  0,0,0,53772,0,0,15446,24653,26391,0,0,19227,
+  0,0,0,29993,0,0,0,0,0,0,0,40190,
+  0,0,0,0,64086,0,7727,37104,3752,0,0,0,
+  0,0,0,60650,0,0,0,0,0,0,14619,0,
+  0,0,18601,38147,44962,0,0,0,0,0,0,0,
+  34185,36296,0,0,0,44738,0,70092,0,0,0,0,
+  0,61796,0,0,0,0,0,7687,0,0,0,58070,
+  0,0,0,21881,62523,0,0,2748,36953,21708,43182,48985,
+  0,0,0,0,0,0,0,43059,1037,62047,0,0,
+  0,5733,40899,0,0,34284,0,0,0,0,0,13933,
+  0,0,0,0,7160,18510,0,37952,0,0,4406,0,
+  28325,0,0,0,0,34529,0,54295,0,0,0,29048,
+  0,0,0,0,0,21514,25550,0,6365,0,0,39830,
+  27706,0,0,0,0,51944,59099,0,0,0,0,0,
+  0,0,0,56769,0,0,0,0,0,0,63240,0,
+  24677,0,0,0,43994,0,0,0,0,0,0,68766,
+  0,68051,0,0,0,56087,0,61533,0,4603,60402,19704,
+  0,26229,59611,0,0,0,0,0,0,57006,0,0,
+  0,48610,0,0,40977,41215,1775,0,0,0,0,0,
+  29529,0,61983,51774,0,4375,0,0,0,0,4764,47770,
+  0,59213,34169,0,0,46724,0,33722,0,0,16660,48160,
+  0,0,0,0,0,53423,0,0,0,0,70783,0,
+  0,0,0,23082,0,0,0,19974,0,23914,0,0,
+  0,0,3009,29894,68998,0,0,36213,67959,38175,0,0,
+  0,0,0,0,0,0,0,0,0,0,17632,28230,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  11907,0,0,0,0,0,0,61271,0,0,0,0,
-  0,0,51658,0,0,0,0,0,0,0,0,0,
-  0,19046,5693,28335,60357,0,0,0,0,0,10405,25144,
-  42798,0,2171,0,0,0,0,0,29578,0,62495,0,
-  0,0,0,0,0,0,0,30892,65115,51149,0,67958,
+  0,0,54857,0,0,0,0,0,0,186,69046,0,
+  0,0,42412,46275,0,0,7979,0,0,50434,0,64219,
+  0,0,0,0,16415,59900,0,66974,0,0,0,0,
+  68458,0,33620,52636,53707,8198,0,0,48490,64528,0,0,
+  36935,0,56197,0,58907,0,0,0,0,0,0,59481,
+  0,0,0,0,0,0,12370,0,0,0,67262,0,
+  0,0,0,0,0,0,0,0,0,3852,5507,52049,
+  0,0,0,0,0,0,69275,0,56177,69374,0,0,
+  0,0,24579,0,7021,50353,0,32548,0,0,0,0,
+  0,0,0,0,0,0,0,0,54932,61617,46259,0,
+  0,0,0,0,0,0,0,0,59335,0,52965,0,
+  0,0,0,0,0,0,0,63750,0,36430,0,0,
+  0,0,20753,0,8780,0,0,0,0,0,0,0,
+  0,0,0,3142,0,0,0,0,0,40546,0,0,
+  9963,52838,0,0,0,21679,36507,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,32234,
+  0,0,0,0,0,0,11158,0,0,0,0,10104,
+  43873,0,0,786,50637,0,58826,0,0,0,0,0,
+  0,0,59559,23040,0,27021,15073,54119,0,0,0,0,
+  0,1964,0,0,0,0,0,0,0,51997,65667,0,
+  0,26894,29480,0,0,0,0,0,0,27971,0,0,
+  0,0,0,49665,0,0,0,0,0,0,0,0,
+  0,8568,0,0,63887,55194,5423,60094,63549,0,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,27078,39094,0,0,0,0,0,50835,0,0,
-  54141,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,57943,4600,24683,0,0,0,21160,0,15197,
-  14674,38135,0,0,0,6267,61428,0,0,38986,59176,55256,
-  0,0,0,45417,63089,56189,63279,0,0,0,0,0,
-  0,0,0,0,0,0,68255,70732,0,0,0,0,
-  45561,56329,25791,34177,0,43240,0,46117,0,31310,0,0,
-  24000,0,0,3358,0,71089,0,0,0,0,38341,0,
-  0,0,46496,0,0,0,0,0,0,33194,40166,0,
-  0,59359,0,0,0,0,0,0,579,0,35190,37197,
-  0,0,0,0,0,0,0,0,0,0,13952,0,
-  22061,66934,1633,48542,60009,0,0,60019,0,0,0,0,
-  0,0,23008,52821,0,7058,12397,0,0,0,0,62306,
-  0,0,0,0,0,0,63878,2904,0,3797,5109,28537,
-  0,0,0,0,27144,0,0,0,0,0,0,0,
-  18290,58344,0,0,0,7458,36734,0,939,34117,0,0,
-  70285,0,0,0,0,0,0,0,0,0,0,0,
-  0,71190,65593,0,20156,0,0,0,0,0,24748,0,
-  28843,0,0,66332,6469,58385,69171,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,12420,0,0,
-  48639,4824,0,0,0,0,0,56773,0,0,7721,0,
-  0,0,0,0,0,0,0,0,0,65699,0,0,
-  0,0,6145,0,50253,0,18350,2359,27625,22646,0,0,
-  0,0,0,0,0,0,0,41412,0,65565,0,0,
-  0,0,69609,0,0,0,0,0,0,0,18440,2964,
-  0,0,0,0,0,0,0,0,0,0,0,17191,
-  49992,64510,0,0,0,0,0,24497,0,0,0,0,
-  0,11365,41068,19341,0,14529,0,0,0,0,59370,0,
-  0,0,41474,0,0,0,5976,0,0,0,0,65467,
-  0,0,0,0,55595,0,0,0,0,0,0,67422,
-  23819,0,0,71004,13319,0,0,0,33859,0,0,0,
-  21050,0,0,31264,0,0,0,0,0,0,5990,30270,
-  34884,0,0,0,0,0,0,0,17921,65761,0,0,
-  0,0,0,0,0,0,0,36306,0,0,0,0,
-  0,0,0,0,0,0,3473,0,0,0,0,14317,
-  63162,40752,42868,0,0,0,0,0,56753,23974,25311,37471,
-  0,14722,0,0,0,0,0,59859,0,0,0,0,
-  0,0,0,55892,15559,0,29737,60394,0,0,0,0,
-  37010,0,0,0,28555,0,0,0,0,0,32448,0,
-  23982,0,6461,65607,70984,31341,0,0,0,54696,0,0,
-  0,0,0,0,0,0,0,29935,0,65804,0,0,
-  0,0,0,68854,29719,0,0,29999,0,0,0,0,
-  0,30774,0,0,0,0,0,0,9738,0,0,31297,
-  31642,36572,11309,113,19238,42329,68509,0,0,10147,60469,0,
-  0,0,0,0,0,0,40766,0,0,0,0,0,
-  0,0,17332,65895,0,43882,4868,0,50571,0,0,0,
-  0,0,9149,0,0,0,57623,0,0,0,0,0,
-  0,0,3707,55809,0,0,0,0,0,0,0,0,
-  0,64005,66054,0,8981,0,0,12435,0,0,68213,0,
-  0,0,0,0,0,0,0,0,20327,0,0,0,
-  0,0,8234,0,20817,0,0,0,4592,0,40859,45197,
-  0,0,0,0,0,32662,0,0,0,0,0,0,
-  4048,11039,21255,36947,0,0,0,0,0,0,0,0,
-  66237,0,0,0,0,64960,0,58355,0,17121,64306,0,
-  0,66344,0,0,0,0,7478,18107,0,0,0,0,
-  0,0,0,0,0,23560,13928,48752,0,0,0,15389,
-  0,0,0,0,0,50922,65358,6650,0,0,1933,0,
-  0,0,0,0,0,0,0,0,24214,0,0,0,
-  0,0,0,0,3742,52018,0,0,0,0,0,0,
-  8368,0,0,0,24255,0,64624,0,0,0,0,60736,
-  0,0,0,0,21599,0,0,0,0,0,0,42736,
-  0,60765,4762,33594,0,0,51091,0,0,0,65489,0,
-  0,0,0,7150,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,8337,0,0,0,0,19103,0,
-  45983,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,13453,0,0,0,0,0,17907,0,
-  45114,0,31234,0,0,37610,0,0,0,0,0,0,
-  0,0,0,9233,0,0,0,0,35318,0,8899,683,
-  0,0,0,44874,0,0,0,0,0,0,0,13440,
-  47211,53010,0,0,0,0,0,0,0,0,8169,0,
-  33878,37839,0,50766,0,0,0,57324,0,64037,51368,64393,
-  37624,68011,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,3345,66278,0,0,30714,48221,0,0,0,
-  23834,0,0,0,0,0,0,0,19673,3004,15325,0,
-  0,0,0,65921,0,59393,0,0,0,30060,0,0,
-  0,0,0,0,0,17871,33756,0,0,0,0,0,
-  0,0,0,0,39993,0,0,42455,61233,43695,49175,49745,
-  0,0,0,51547,35270,30024,0,0,0,43763,0,0,
-  0,0,0,0,0,0,52563,56743,0,60292,56511,0,
-  61090,16481,0,0,0,0,25583,0,0,0,0,0,
-  0,4406,0,0,0,0,0,0,0,0,0,3255,
-  21230,0,0,0,0,0,0,0,0,0,0,26198,
-  25956,52300,0,0,14044,1382,47081,53099,0,43518,0,0,
-  749,28505,44419,0,2113,0,0,0,17349,34917,0,0,
-  0,33494,0,0,0,0,0,0,0,52849,0,0,
-  0,27556,0,21269,0,34271,0,0,15783,42784,47950,51253,
-  0,0,0,0,0,10390,4971,12644,0,0,0,0,
-  0,0,42365,0,9974,17286,0,5122,0,56783,0,0,
-  0,60604,22230,0,0,55203,0,0,0,0,0,0,
-  0,14761,56631,0,0,0,0,0,0,0,0,0,
-  0,23136,0,55706,49534,45752,17864,0,0,0,0,0,
-  2209,0,0,0,0,25999,0,0,0,0,0,26761,
-  67453,0,62805,0,0,15703,0,0,0,0,0,1019,
-  0,27695,32078,0,0,0,0,0,27280,41298,0,0,
-  0,0,0,0,0,50596,0,0,0,0,0,0,
-  62996,0,19812,56421,0,70306,0,0,0,0,0,0,
-  37212,0,0,2122,0,0,0,70857,6005,0,0,0,
-  0,0,0,0,69021,0,0,0,0,1313,38407,60839,
-  66850,0,0,0,0,0,35973,0,1366,22182,30683,42261,
-  0,0,27760,0,0,25910,0,0,69961,0,6369,0,
-  29031,0,0,0,25832,0,68373,43443,39076,0,0,0,
-  0,0,0,13222,14251,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,24780,18121,0,0,
-  0,0,0,0,23647,0,0,0,0,0,0,67550,
-  0,38999,0,0,0,0,0,0,34304,0,0,0,
-  727,47455,66822,0,0,63315,0,59993,17725,0,0,0,
-  0,14823,35378,58102,62791,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,0,0,0,6832,
-  51475,59118,31979,60372,0,0,0,0,0,1898,13484,0,
-  0,51416,0,0,0,26276,47395,0,7304,0,48587,58396,
-  0,0,0,0,24802,0,0,59049,0,21921,0,0,
-  33661,0,0,0,52596,0,0,0,0,0,67262,0,
-  0,0,0,0,0,0,0,0,0,0,0,19875,
-  24898,0,28403,55471,0,0,0,0,59735,0,0,0,
-  0,0,0,0,30508,0,0,0,0,57496,0,38014,
-  46468,37808,56845,68802,0,58002,0,0,0,0,0,43828,
-  0,0,0,0,0,0,0,13904,0,0,0,365,
-  27528,0,10465,0,0,0,0,0,0,0,0,58623,
-  61590,0,10957,0,0,0,14346,70060,0,0,0,0,
-  67199,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,59313,0,0,51322,0,68327,0,0,0,0,
-  17611,0,0,0,0,0,14891,0,0,0,3154,0,
-  0,36869,54001,0,0,0,0,0,54788,0,0,0,
-  29639,2712,0,15233,17249,0,0,25367,37938,0,0,18090,
-  62581,0,54520,0,0,0,0,0,0,0,0,0,
-  40782,0,0,0,0,0,0,11239,0,0,0,0,
-  47657,0,13753,0,10859,31530,0,0,37257,0,0,0,
-  0,0,0,0,0,35038,0,57915,0,9650,0,67777,
-  0,0,0,3749,0,41952,3090,0,0,0,0,0,
-  0,0,28073,0,0,56803,0,0,0,0,0,0,
-  0,0,68731,13663,21515,0,0,0,0,0,0,0,
-  0,0,7023,0,0,0,0,0,0,0,0,0,
+  0,0,39523,0,0,0,0,0,0,0,0,0,
+  0,22898,0,0,0,48558,0,0,0,52426,0,0,
+  0,65025,7803,13370,41167,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,13824,0,66339,0,0,0,
+  0,0,0,0,62006,0,0,64733,69132,69616,0,0,
+  0,51814,21747,0,0,0,0,0,51705,0,0,0,
+  28840,0,0,0,0,0,0,0,36734,38321,0,35941,
+  0,0,0,51610,0,0,0,0,0,0,0,60790,
+  0,0,0,0,0,0,0,0,0,0,0,8478,
+  6379,0,0,0,0,0,0,0,66143,0,32468,32920,
+  0,0,25778,0,0,0,0,0,0,0,41895,60719,
+  0,0,0,0,0,26723,0,62250,0,0,59695,0,
+  20935,0,0,57340,0,0,0,0,0,0,65494,0,
+  50536,0,0,0,0,20093,0,22565,64065,56207,51342,0,
+  0,0,0,0,0,0,0,13097,53415,0,0,16238,
+  54737,14966,28503,0,0,23484,0,25271,0,0,0,0,
+  68974,0,0,41723,27899,47226,0,0,63028,0,0,66670,
+  19634,0,6320,56167,58258,0,50420,0,0,19748,0,0,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,0,65681,67031,55736,0,
-  0,68465,32889,58814,54065,0,0,0,0,0,52881,17761,
-  0,50302,0,0,0,0,0,0,0,0,0,0,
-  0,0,68358,0,0,0,51931,0,0,0,0,0,
-  12479,15153,57555,0,0,0,0,0,25190,14191,0,0,
-  32773,0,0,0,0,0,0,0,2545,62293,0,0,
-  0,0,0,0,58368,35572,63338,12239,0,497,0,37597,
-  25176,0,0,0,0,1908,17885,29451,56156,6127,8192,19687,
-  67138,27868,0,0,59923,56138,63429,0,0,0,0,0,
-  0,0,0,0,0,0,42515,27454,0,0,0,46300,
-  0,0,0,0,0,0,0,1966,0,0,0,0,
-  0,0,0,0,0,0,0,0,35655,0,0,0,
-  0,0,0,0,39718,17773,0,0,12129,69499,0,0,
-  40650,67008,0,22627,58826,0,20925,0,0,0,0,71039,
-  49984,11156,11713,27111,0,32618,27676,42133,50183,70657,0,0,
-  0,14986,0,0,0,0,0,0,40611,3225,42116,0,
-  0,26190,50937,20273,0,0,0,0,14774,53191,0,0,
-  0,0,53424,19078,49621,0,0,0,0,0,23218,67506,
-  0,0,0,0,0,0,31828,0,0,0,12116,0,
-  0,7600,0,14230,53167,0,18644,0,0,0,0,30617,
-  66560,0,35251,27898,22978,44402,9488,21183,15976,36352,0,0,
-  25439,0,61034,25009,0,0,0,0,44030,61467,0,222,
-  0,0,0,0,0,0,0,57032,0,0,0,60987,
-  2876,17940,34870,61935,69412,0,469,64558,0,14543,0,0,
-  0,0,0,0,0,0,0,0,0,0,1,55953,
-  0,0,17300,0,0,0,0,0,0,0,0,16759,
-  0,0,51909,0,29370,0,0,0,0,0,0,0,
-  0,0,0,0,18882,10873,65315,0,63492,31151,0,0,
-  0,0,0,0,46640,9872,0,0,0,0,0,35641,
-  3051,0,0,0,0,0,0,45335,0,71256,0,17965,
-  0,0,0,10254,0,0,27362,0,0,0,0,0,
-  8836,69287,5344,0,0,0,30478,49807,65962,0,0,13771,
-  0,57096,0,0,0,0,0,0,0,0,13044,15670,
-  0,0,0,0,16394,43814,62547,0,10323,0,0,0,
-  13252,46513,49126,54487,0,0,0,63894,3387,0,0,56923,
-  0,0,0,29114,0,0,50860,0,16792,0,0,0,
-  0,53438,0,3606,0,0,0,14117,70822,0,45893,0,
-  52225,69230,32728,0,0,0,0,0,0,0,70326,0,
-  0,0,0,0,9770,12815,0,0,0,0,51280,0,
-  19853,0,5522,22667,48415,0,0,61383,0,0,0,0,
-  0,0,7809,31104,0,0,0,0,0,0,23361,49509,
-  69250,37726,0,0,11851,22559,0,0,0,49014,0,0,
-  0,65789,58195,0,27046,33086,25942,46025,0,0,0,0,
-  0,0,0,0,51747,68186,0,0,0,0,0,0,
-  44317,63446,0,0,0,0,0,35155,0,0,53364,0,
-  0,0,0,56883,0,0,0,0,0,0,0,0,
-  0,0,5959,32819,8733,0,0,62729,70803,0,28219,30745,
-  42151,0,0,60783,0,30238,0,0,48957,38295,0,0,
-  44649,62940,61191,12994,0,0,0,20224,0,27716,0,59725,
-  0,0,0,50406,0,0,33896,0,1765,43224,0,0,
-  0,0,12887,0,0,0,0,0,0,22656,18989,33577,
-  0,0,0,0,47598,0,5254,0,0,0,0,8403,
-  0,0,0,67435,51457,0,0,26285,25405,65692,0,0,
-  25513,0,0,38326,51100,0,0,36152,0,0,43413,0,
-  0,19662,31810,36544,57255,0,0,12587,0,0,23190,0,
-  0,0,50441,0,0,0,0,0,0,55776,0,13915,
-  0,0,66106,16953,0,0,0,0,0,0,34947,0,
-  0,0,0,0,11788,28824,71141,37301,0,0,19580,0,
-  0,59274,69493,0,28453,36530,0,5386,0,0,0,0,
-  46582,0,38279,13278,0,0,0,0,0,0,0,0,
-  29483,0,35472,66810,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,0,0,1599,0,21435,29353,0,
-  0,0,0,0,0,11509,31882,0,0,0,2477,57365,
-  69311,0,20540,0,0,0,0,0,0,0,68907,0,
-  0,0,45781,14998,41086,70123,0,0,0,50226,0,0,
-  0,0,20300,0,0,0,0,70024,0,0,0,0,
-  0,0,0,0,0,0,53345,18832,27442,34991,0,38055,
-  0,0,0,10532,0,21408,0,0,0,0,0,0,
-  993,33164,0,0,0,0,0,0,31186,3667,8686,11646,
-  41999,0,26813,0,0,48381,50686,12691,55760,0,0,52045,
-  0,3336,0,68583,0,0,0,0,2014,57691,0,0,
-  0,2919,49418,0,44858,53483,0,0,10557,31915,17362,39438,
-  71214,30983,0,0,0,0,0,0,0,61013,0,0,
-  0,0,50323,0,0,0,0,0,30544,0,0,0,
-  32046,0,0,0,0,0,0,0,15930,23491,37517,0,
-  0,71462,0,0,0,15257,0,18423,49238,0,0,0,
-  0,48462,0,0,0,0,61393,0,0,0,0,0,
-  0,0,19886,0,0,13358,0,0,70015,0,0,63939,
-  39241,0,0,30166,0,0,0,0,0,0,0,0,
-  2525,0,0,0,25023,28154,0,0,0,0,0,0,
-  0,68272,45663,0,0,34350,0,10453,0,0,0,27425,
-  57410,0,34101,0,0,0,0,54044,0,0,0,0,
-  0,0,0,0,0,4434,36885,0,0,0,0,0,
-  0,0,0,28353,13499,0,0,0,0,0,0,0,
-  0,0,28486,0,0,0,0,0,54663,0,0,0,
-  42578,70421,0,0,28713,0,4880,38645,53262,0,0,0,
-  0,0,36487,0,45545,49027,52960,0,0,63539,0,0,
-  67070,26709,0,0,0,0,42683,0,19651,0,0,18807,
-  0,0,54641,0,53821,0,0,0,0,0,0,0,
-  0,31593,46861,0,0,52743,0,42169,0,0,0,0,
-  0,1876,0,0,0,69096,0,0,0,64527,0,0,
-  0,0,25607,53947,0,0,0,54401,0,0,0,0,
-  0,30699,13464,0,0,0,12618,44632,60497,55902,24962,32199,
-  14398,36167,0,0,17682,0,23111,0,69036,0,0,23049,
+  38980,63192,0,36374,0,0,0,0,0,0,0,0,
+  0,0,0,17804,8929,40341,23052,65681,0,0,0,0,
+  0,0,12698,47494,0,28860,0,0,0,39552,0,40083,
+  46368,0,61748,21696,0,0,0,0,0,0,0,0,
+  0,0,0,15263,17138,0,0,0,0,0,23988,26693,
+  36268,0,18827,0,4886,62593,61627,54108,60102,61030,0,0,
+  0,28014,14997,54645,0,0,14911,0,57075,0,0,0,
+  0,0,39367,0,0,0,0,0,0,43919,0,49923,
+  0,0,0,0,0,0,0,0,12139,13410,6289,41289,
+  0,0,0,39601,69210,0,62436,0,0,0,0,0,
+  0,0,0,28520,0,0,64196,53664,0,0,0,0,
+  0,61294,0,0,0,0,0,0,0,61333,0,0,
+  0,59818,13985,0,54218,0,0,0,0,0,18425,0,
+  30203,0,0,0,0,0,48633,49735,55642,0,0,0,
+  0,0,0,0,67426,0,0,0,0,0,0,47399,
+  52062,68710,0,6583,0,6072,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,22595,0,66038,5100,24158,
+  0,55390,0,0,0,0,0,0,0,2431,0,0,
+  0,42831,0,0,0,8638,18006,29146,57092,0,0,0,
+  0,0,37415,69119,0,0,0,0,0,17297,7850,0,
+  0,20477,0,22845,57025,21047,0,0,0,0,64579,0,
+  44173,0,0,0,42696,0,18058,0,0,48321,69458,0,
+  0,49526,51073,0,0,63959,0,0,0,20577,54447,0,
+  0,0,0,0,0,0,0,9086,0,0,0,37888,
+  0,22828,0,0,0,0,0,9557,0,0,43801,0,
+  0,0,0,0,0,63600,0,19447,0,0,0,0,
+  0,0,51549,0,0,0,0,0,32037,0,0,0,
+  60819,0,41378,0,0,0,0,70324,0,0,0,0,
+  0,0,0,0,38067,8560,70537,0,0,0,0,0,
+  0,0,19287,0,0,0,40304,65424,0,0,0,0,
+  0,54416,0,0,0,0,0,0,0,0,66642,0,
+  0,0,0,0,44754,0,51620,56379,0,0,0,0,
+  43709,0,0,0,20115,0,0,7076,0,0,17397,18940,
   0,0,0,0,0,0,0,0,0,0,0,0,
-  0,0,0,0,0,31435,0,12371,0,0,0,0,
-  0,0,0,0,28105,0,0,0,0,0,2264,0,
-  0,67609,62034,56288,0,0,69988,45510,0,41937,0,0,
-  0,0,12751,0,39541,0,54028,0,0,45167,0,0,
+  11774,0,0,0,0,0,0,60747,0,0,0,0,
+  0,0,51287,0,0,0,0,0,0,0,0,0,
+  0,18853,5648,28045,59833,0,0,0,0,0,10272,24951,
+  42508,0,2139,0,0,0,0,0,29288,0,61971,0,
+  0,0,0,0,0,0,0,30602,64591,50778,0,67414,
+  0,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,26805,38804,0,0,0,0,0,50464,0,0,
+  53751,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,57483,4555,24490,0,0,0,20967,0,15025,
+  14502,37845,0,0,0,6204,60904,0,0,38696,58703,54843,
+  0,0,0,45127,62565,55745,62755,0,0,0,0,0,
+  0,0,0,0,0,0,67692,70078,0,0,0,0,
+  45271,55885,25582,33887,0,42950,0,45827,0,31020,0,0,
+  23807,0,0,3326,0,0,0,0,0,0,38051,0,
+  0,0,46206,0,0,0,0,0,0,32904,39876,0,
+  0,58886,0,0,0,0,0,0,579,0,34900,36907,
+  0,0,0,0,0,0,0,0,0,0,13780,0,
+  21868,66390,1610,48252,59536,0,0,59546,0,0,0,0,
+  0,0,22815,52450,0,6972,12251,0,0,0,0,61782,
+  0,0,0,0,0,0,63354,2872,0,3765,5064,28247,
+  0,0,0,0,26854,0,0,0,0,0,0,0,
+  18097,57871,0,0,0,7372,36444,0,939,33827,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,
+  0,70497,65069,0,19963,0,0,0,0,0,24555,0,
+  28553,0,0,65808,6406,57912,68562,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,12274,0,0,
+  48349,4779,0,0,0,0,0,56329,0,0,7617,0,
+  0,0,0,0,0,0,0,0,0,65175,0,0,
+  0,0,6082,0,49894,0,18157,2327,27335,22453,0,0,
+  0,0,0,0,0,0,0,41122,0,65041,0,0,
+  0,0,68986,0,0,0,0,0,0,0,18247,2932,
+  0,0,0,0,0,0,0,0,0,0,0,17019,
+  49633,63986,0,0,0,0,0,24304,0,0,0,0,
+  0,11232,40778,19148,0,14357,0,0,0,0,58897,0,
+  0,0,41184,0,0,0,5931,0,0,0,0,64943,
+  0,0,0,0,55151,0,0,0,0,0,0,66878,
+  23626,0,0,70334,13173,0,0,0,33569,0,0,0,
+  20857,0,0,30974,0,0,0,0,0,0,5945,29980,
+  34594,0,0,0,0,0,0,0,17749,65237,0,0,
+  0,0,0,0,0,0,0,36016,0,0,0,0,
+  0,0,0,0,0,0,3441,0,0,0,0,14145,
+  62638,40462,42578,0,0,0,0,0,56309,23781,25102,37181,
+  0,14550,0,0,0,0,0,59386,0,0,0,0,
+  0,0,0,55448,15387,0,29447,59870,0,0,0,0,
+  36720,0,0,0,28265,0,0,0,0,0,32158,0,
+  23789,0,6398,65083,70314,31051,0,0,0,54306,0,0,
+  0,0,0,0,0,0,0,29645,0,65280,0,0,
+  0,0,0,68280,29429,0,0,29709,0,0,0,0,
+  0,30484,0,0,0,0,0,0,9618,0,0,31007,
+  31352,36282,11176,113,19045,42039,67946,0,0,10027,59945,0,
+  0,0,0,0,0,0,40476,0,0,0,0,0,
+  0,0,17160,65371,0,43592,4823,0,50200,0,0,0,
+  0,0,0,0,0,0,57179,0,0,0,0,0,
+  0,0,3675,55365,0,0,0,0,0,0,0,0,
+  0,63481,65530,0,8877,0,0,12289,0,0,0,0,
+  0,0,0,0,0,0,0,0,20134,0,0,0,
+  0,0,8130,0,20624,0,0,0,4547,0,40569,44907,
+  0,0,0,0,0,32372,0,0,0,0,0,0,
+  4016,10906,21062,36657,0,0,0,0,0,0,0,0,
+  65713,0,0,0,0,64436,0,57882,0,16949,63782,0,
+  0,65820,0,0,0,0,7392,17935,0,0,0,0,
+  0,0,0,0,0,23367,13756,48462,0,0,0,15217,
+  0,0,0,0,0,50551,64834,6564,0,0,1901,0,
+  0,0,0,0,0,0,0,0,24021,0,0,0,
+  0,0,0,0,3710,51647,0,0,0,0,0,0,
+  8264,0,0,0,24062,0,64100,0,0,0,0,60212,
+  0,0,0,0,21406,0,0,0,0,0,0,42446,
+  0,60241,4717,33304,0,0,50720,0,0,0,64965,0,
+  0,0,0,7064,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,8233,0,0,0,0,18910,0,
+  45693,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,13307,0,0,0,0,0,17735,0,
+  44824,0,30944,0,0,37320,0,0,0,0,0,0,
+  0,0,0,9113,0,0,0,0,35028,0,8795,683,
+  0,0,0,44584,0,0,0,0,0,0,0,13294,
+  46921,52620,0,0,0,0,0,0,0,0,8065,0,
+  33588,37549,0,50395,0,0,0,56880,0,63513,50997,63869,
+  37334,67467,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,3313,65754,0,0,30424,47931,0,0,0,
+  23641,0,0,0,0,0,0,0,19480,2972,15153,0,
+  0,0,0,65397,0,58920,0,0,0,29770,0,0,
+  0,0,0,0,0,17699,33466,0,0,0,0,0,
+  0,0,0,0,39703,0,0,42165,60709,43405,48869,49386,
+  0,0,0,51176,34980,29734,0,0,0,43473,0,0,
+  0,0,0,0,0,0,52192,56299,0,59768,56067,0,
+  60566,16309,0,0,0,0,25374,0,0,0,0,0,
+  0,4361,0,0,0,0,0,0,0,0,0,3223,
+  21037,0,0,0,0,0,0,0,0,0,0,25989,
+  25747,51929,0,0,13872,1359,46791,52709,0,43228,0,0,
+  749,28215,44129,0,2081,0,0,0,17177,34627,0,0,
+  0,33204,0,0,0,0,0,0,0,52478,0,0,
+  0,27266,0,21076,0,33981,0,0,15611,42494,47660,50882,
+  0,0,0,0,0,10257,4926,12498,0,0,0,0,
+  0,0,42075,0,9854,17114,0,5077,0,56339,0,0,
+  0,60080,22037,0,0,54790,0,0,0,0,0,0,
+  0,14589,56187,0,0,0,0,0,0,0,0,0,
+  0,22943,0,55262,49228,45462,17692,0,0,0,0,0,
+  2177,0,0,0,0,25790,0,0,0,0,0,26552,
+  66909,0,62281,0,0,15531,0,0,0,0,0,1019,
+  0,27405,31788,0,0,0,0,0,26990,41008,0,0,
+  0,0,0,0,0,50225,0,0,0,0,0,0,
+  62472,0,19619,55977,0,69672,0,0,0,0,0,0,
+  36922,0,0,2090,0,0,0,70187,5960,0,0,0,
+  0,0,0,0,68432,0,0,0,0,1290,38117,60315,
+  66306,0,0,0,0,0,35683,0,1343,21989,30393,41971,
+  0,0,27470,0,0,25701,0,0,69338,0,6306,0,
+  28741,0,0,0,25623,0,67810,43153,38786,0,0,0,
+  0,0,0,13076,14079,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,24587,17949,0,0,
+  0,0,0,0,23454,0,0,0,0,0,0,67006,
+  0,38709,0,0,0,0,0,0,34014,0,0,0,
+  727,47165,66278,0,0,62791,0,59520,17553,0,0,0,
+  0,14651,35088,57629,62267,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,6746,
+  51104,58645,31689,59848,0,0,0,0,0,1866,13338,0,
+  0,51045,0,0,0,26067,47105,0,7218,0,48297,57923,
+  0,0,0,0,24609,0,0,58576,0,21728,0,0,
+  33371,0,0,0,52225,0,0,0,0,0,66718,0,
+  0,0,0,0,0,0,0,0,0,0,0,19682,
+  24705,0,28113,55027,0,0,0,0,59262,0,0,0,
+  0,0,0,0,30218,0,0,0,0,57052,0,37724,
+  46178,37518,56401,0,0,57529,0,0,0,0,0,43538,
+  0,0,0,0,0,0,0,13732,0,0,0,365,
+  27238,0,10332,0,0,0,0,0,0,0,0,58150,
+  61066,0,10824,0,0,0,14174,69437,0,0,0,0,
+  66655,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,58840,0,0,50951,0,67764,0,0,0,0,
+  17439,0,0,0,0,0,14719,0,0,0,3122,0,
+  0,36579,53611,0,0,0,0,0,54398,0,0,0,
+  29349,2680,0,15061,17077,0,0,25158,37648,0,0,17918,
+  62057,0,54130,0,0,0,0,0,0,0,0,0,
+  40492,0,0,0,0,0,0,11106,0,0,0,0,
+  47367,0,13607,0,10726,31240,0,0,36967,0,0,0,
+  0,0,0,0,0,34748,0,57455,0,9530,0,67233,
+  0,0,0,3717,0,41662,3058,0,0,0,0,0,
+  0,0,27783,0,0,56359,0,0,0,0,0,0,
+  0,0,68168,13517,21322,0,0,0,0,0,0,0,
+  0,0,6937,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,65157,66487,55292,0,
+  0,67902,32599,58341,53675,0,0,0,0,0,52510,17589,
+  0,49943,0,0,0,0,0,0,0,0,0,0,
+  0,0,67795,0,0,0,51560,0,0,0,0,0,
+  12333,14981,57111,0,0,0,0,0,24997,14019,0,0,
+  32483,0,0,0,0,0,0,0,2513,61769,0,0,
+  0,0,0,0,57895,35282,62814,12093,0,497,0,37307,
+  24983,0,0,0,0,1876,17713,29161,55712,8088,19494,66594,
+  0,27578,0,0,59450,55694,62905,0,0,0,0,0,
+  0,0,0,0,0,0,42225,27164,0,0,0,46010,
+  0,0,0,0,0,0,0,1934,0,0,0,0,
+  0,0,0,0,0,0,0,0,35365,0,0,0,
+  0,0,0,0,39428,17601,0,0,11983,68876,0,0,
+  40360,66464,0,22434,58353,0,20732,0,0,0,0,70369,
+  49625,11023,11580,26838,0,32328,27386,41843,49824,70003,0,0,
+  0,14814,0,0,0,0,0,0,40321,3193,41826,0,
+  0,25981,50566,20080,0,0,0,0,14602,52801,0,0,
+  0,0,53034,18885,49315,0,0,0,0,0,23025,66962,
+  0,0,0,0,0,0,31538,0,0,0,11970,0,
+  0,7514,0,14058,52777,0,18451,0,0,0,0,30327,
+  66016,0,34961,27608,22785,44112,9368,20990,15804,36062,0,0,
+  25230,0,60510,24816,0,0,0,0,43740,60943,0,222,
+  0,0,0,0,0,0,0,56588,0,0,0,60463,
+  2844,17768,34580,61411,68789,0,469,64034,0,14371,0,0,
+  0,0,0,0,0,0,0,0,0,0,1,55509,
+  0,0,17128,0,0,0,0,0,0,0,0,16587,
+  0,0,51538,0,29080,0,0,0,0,0,0,0,
+  0,0,0,0,18689,10740,64791,0,62968,30861,0,0,
+  0,0,0,0,46350,9752,0,0,0,0,0,35351,
+  3019,0,0,0,0,0,0,45045,0,70563,0,17793,
+  0,0,0,10121,0,0,27072,0,0,0,0,0,
+  8732,68664,5299,0,0,0,30188,49448,65438,0,0,13625,
+  0,56652,0,0,0,0,0,0,0,0,12898,15498,
+  0,0,0,0,16222,43524,62023,0,10190,0,0,0,
+  13106,46223,48820,54097,0,0,0,63370,3355,0,0,56479,
+  0,0,0,28824,0,0,50489,0,16620,0,0,0,
+  0,53048,0,3574,0,0,0,13945,70168,0,45603,0,
+  51854,68607,32438,0,0,0,0,0,0,0,69692,0,
+  0,0,0,0,9650,12669,0,0,0,0,50909,0,
+  19660,0,5477,22474,48125,0,0,60859,0,0,0,0,
+  0,0,7705,30814,0,0,0,0,0,0,23168,49203,
+  68627,37436,0,0,11718,22366,0,0,0,48708,0,0,
+  0,65265,57722,0,26773,32796,25733,45735,0,0,0,0,
+  0,0,0,0,51376,67642,0,0,0,0,0,0,
+  44027,62922,0,0,0,0,0,34865,0,0,52974,0,
+  0,0,0,56439,0,0,0,0,0,0,0,0,
+  0,0,5914,32529,8629,0,0,62205,70149,0,27929,30455,
+  41861,0,0,60259,0,29948,0,0,48651,38005,0,0,
+  44359,62416,60667,12848,0,0,0,20031,0,27426,0,59252,
+  0,0,0,50047,0,0,33606,0,1742,42934,0,0,
+  0,0,12741,0,0,0,0,0,0,22463,18796,33287,
+  0,0,0,0,47308,0,5209,0,0,0,0,8299,
+  0,0,0,66891,51086,0,0,26076,25196,65168,0,0,
+  25304,0,0,38036,50729,0,0,35862,0,0,43123,0,
+  0,19469,31520,36254,56811,0,0,12441,0,0,22997,0,
+  0,0,50082,0,0,0,0,0,0,55332,0,13743,
+  0,0,65582,16781,0,0,0,0,0,0,34657,0,
+  0,0,0,0,11655,28534,70448,37011,0,0,19387,0,
+  0,58801,68870,0,28163,36240,0,5341,0,0,0,0,
+  46292,0,37989,13132,0,0,0,0,0,0,0,0,
+  29193,0,35182,66266,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,1576,0,21242,29063,0,
+  0,0,0,0,0,11376,31592,0,0,0,2445,56921,
+  68688,0,20347,0,0,0,0,0,0,0,68333,0,
+  0,0,45491,14826,40796,69500,0,0,0,49867,0,0,
+  0,0,20107,0,0,0,0,69401,0,0,0,0,
+  0,0,0,0,0,0,52955,18639,27152,34701,0,37765,
+  0,0,0,10399,0,21215,0,0,0,0,0,0,
+  993,32874,0,0,0,0,0,0,30896,3635,8582,11513,
+  41709,0,26604,0,0,48091,50315,12545,55316,0,0,51674,
+  0,3304,0,68020,0,0,0,0,1982,57247,0,0,
+  0,2887,49112,0,44568,53093,0,0,10424,31625,17190,39148,
+  70521,30693,0,0,0,0,0,0,0,60489,0,0,
+  0,0,49964,0,0,0,0,0,30254,0,0,0,
+  31756,0,0,0,0,0,0,0,15758,23298,37227,0,
+  0,70769,0,0,0,15085,0,18230,48932,0,0,0,
+  0,48172,0,0,0,0,60869,0,0,0,0,0,
+  0,0,19693,0,0,13212,0,0,69392,0,0,63415,
+  38951,0,0,29876,0,0,0,0,0,0,0,0,
+  2493,0,0,0,24830,27864,0,0,0,0,0,0,
+  0,67709,45373,0,0,34060,0,10320,0,0,0,27135,
+  56966,0,33811,0,0,0,0,53654,0,0,0,0,
+  0,0,0,0,0,4389,36595,0,0,0,0,0,
+  0,0,0,28063,13353,0,0,0,0,0,0,0,
+  0,0,28196,0,0,0,0,0,54273,0,0,0,
+  42288,69787,0,0,28423,0,4835,38355,52872,0,0,0,
+  0,0,36197,0,45255,48721,52570,0,0,63015,0,0,
+  66526,26500,0,0,0,0,42393,0,19458,0,0,18614,
+  0,0,54251,0,53431,0,0,0,0,0,0,0,
+  0,31303,46571,0,0,52372,0,41879,0,0,0,0,
+  0,1844,0,0,0,68507,0,0,0,64003,0,0,
+  0,0,25398,53557,0,0,0,54011,0,0,0,0,
+  0,30409,13318,0,0,0,12472,44342,59973,55458,24769,31909,
+  14226,35877,0,0,17510,0,22918,0,68447,0,0,22856,
+  0,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,31145,0,12225,0,0,0,0,
+  0,0,0,0,27815,0,0,0,0,0,2232,0,
+  0,67065,61510,55844,0,0,69365,45220,0,41647,0,0,
+  0,0,12605,0,39251,0,53638,0,0,44877,0,0,
   0,0,0,0,
 };
-const smtpc__strset smtpc__free = {free_blob, free_slots, 16383u, 5062u};
+const smtpc__strset smtpc__free = {free_blob, free_slots, 16383u, 5021u};
 
 static const char role_blob[9471] =
   "123\0" "2015\0" "2016\0" "2017\0" "2018\0" "2019\0" "2020\0" "2021\0" "2022\0" "2023\0" "2024\0"
@@ -49274,114 +49263,115 @@ static const uint32_t role_slots[4096] = {
 const smtpc__strset smtpc__role = {role_blob, role_slots, 4095u, 1028u};
 
 const smtpc__popular_domain smtpc__popular[] = {
-  {"gmail.com", 9, 0x8005945u},
-  {"yahoo.com", 9, 0x9005085u},
-  {"hotmail.com", 11, 0x8085985u},
-  {"outlook.com", 11, 0x8185c04u},
-  {"icloud.com", 10, 0x810590cu},
-  {"aol.com", 7, 0x8005805u},
-  {"live.com", 8, 0x8205914u},
-  {"msn.com", 7, 0x8047004u},
-  {"me.com", 6, 0x8005014u},
-  {"mac.com", 7, 0x8005005u},
-  {"googlemail.com", 14, 0x8005955u},
-  {"ymail.com", 9, 0x9005905u},
-  {"rocketmail.com", 14, 0x80a5d15u},
-  {"protonmail.com", 14, 0x80af905u},
-  {"proton.me", 9, 0x80af010u},
-  {"mail.com", 8, 0x8005905u},
-  {"email.com", 9, 0x8005915u},
-  {"gmx.com", 7, 0x8805044u},
-  {"gmx.de", 6, 0x8801058u},
-  {"gmx.net", 7, 0x8883050u},
-  {"web.de", 6, 0x840001au},
-  {"t-online.de", 11, 0x8086918u},
-  {"freenet.de", 10, 0x80a2038u},
-  {"yahoo.co.uk", 11, 0x9104485u},
-  {"yahoo.fr", 8, 0x90240a1u},
-  {"yahoo.de", 8, 0x9004099u},
-  {"yahoo.es", 8, 0x9044091u},
-  {"yahoo.it", 8, 0x9084181u},
-  {"yahoo.ca", 8, 0x9004085u},
-  {"yahoo.com.au", 12, 0x9105085u},
-  {"yahoo.com.br", 12, 0x9025087u},
-  {"yahoo.co.in", 11, 0x9006185u},
-  {"yahoo.com.mx", 12, 0x9805085u},
-  {"hotmail.co.uk", 13, 0x8185d85u},
-  {"hotmail.fr", 10, 0x80a59a1u},
-  {"hotmail.de", 10, 0x8085999u},
-  {"hotmail.it", 10, 0x8085981u},
-  {"hotmail.es", 10, 0x80c5991u},
-  {"outlook.fr", 10, 0x81a4c20u},
-  {"outlook.de", 10, 0x8184c18u},
-  {"live.co.uk", 10, 0x8304d14u},
-  {"live.fr", 7, 0x8220930u},
-  {"btinternet.com", 14, 0x80a7116u},
-  {"sky.com", 7, 0x9045404u},
-  {"virginmedia.com", 15, 0x822715du},
-  {"orange.fr", 9, 0x8026071u},
-  {"free.fr", 7, 0x8020030u},
-  {"laposte.net", 11, 0x80ce811u},
-  {"sfr.fr", 6, 0x8060020u},
-  {"wanadoo.fr", 10, 0x8426029u},
-  {"libero.it", 9, 0x80a4912u},
-  {"virgilio.it", 11, 0x82a4940u},
-  {"alice.it", 8, 0x8080915u},
-  {"comcast.net", 11, 0x80c7015u},
-  {"verizon.net", 11, 0xa2a6110u},
-  {"att.net", 7, 0x8082011u},
-  {"sbcglobal.net", 13, 0x80c6857u},
-  {"bellsouth.net", 13, 0x81c6892u},
-  {"cox.net", 7, 0x8886014u},
-  {"charter.net", 11, 0x80a2095u},
-  {"earthlink.net", 13, 0x80a2d91u},
-  {"optonline.net", 13, 0x808e910u},
-  {"shaw.ca", 7, 0x8440085u},
-  {"rogers.com", 10, 0x8065054u},
-  {"sympatico.ca", 12, 0x90cd105u},
-  {"bigpond.com", 11, 0x800f14eu},
-  {"optusnet.com.au", 15, 0x81cf015u},
-  {"xtra.co.nz", 10, 0xa8a6005u},
-  {"mail.ru", 7, 0x8121901u},
-  {"yandex.ru", 9, 0x9922019u},
-  {"yandex.com", 10, 0x980701du},
-  {"rambler.ru", 10, 0x8121813u},
-  {"qq.com", 6, 0x8015004u},
-  {"163.com", 7, 0xc005004u},
-  {"126.com", 7, 0xc005004u},
-  {"sina.com", 8, 0x8047105u},
-  {"naver.com", 9, 0x8227015u},
-  {"daum.net", 8, 0x8183019u},
-  {"hanmail.net", 11, 0x8083991u},
-  {"rediffmail.com", 14, 0x802593du},
-  {"uol.com.br", 10, 0x8125806u},
-  {"bol.com.br", 10, 0x8025806u},
-  {"terra.com.br", 12, 0x80a5017u},
-  {"seznam.cz", 9, 0xa043015u},
-  {"wp.pl", 5, 0x8408800u},
-  {"o2.pl", 5, 0xc00c800u},
-  {"interia.pl", 10, 0x80aa911u},
-  {"zoho.com", 8, 0xa005084u},
-  {"fastmail.com", 12, 0x80c5925u},
-  {"tutanota.com", 12, 0x8187005u},
-  {"hey.com", 7, 0x9005094u},
-  {"yahoo.co.jp", 11, 0x900c285u},
-  {"docomo.ne.jp", 12, 0x800f21cu},
-  {"ezweb.ne.jp", 11, 0xa40a212u},
-  {"au.com", 6, 0x8105005u},
-  {"softbank.ne.jp", 14, 0x80ce633u},
-  {"i.softbank.jp", 13, 0x80ce723u},
-  {"ymobile.ne.jp", 13, 0x900fb12u},
-  {"outlook.jp", 10, 0x818ce00u},
-  {"hotmail.co.jp", 13, 0x808db85u},
-  {"live.jp", 7, 0x8208b10u},
-  {"nifty.com", 9, 0x9087124u},
-  {"biglobe.ne.jp", 13, 0x800eb52u},
-  {"ocn.ne.jp", 9, 0x800e214u},
-  {"so-net.ne.jp", 12, 0x80ce210u},
-  {"plala.or.jp", 11, 0x802ca01u},
-  {"ybb.ne.jp", 9, 0x900a212u},
-  {"excite.co.jp", 12, 0x888c314u},
-  {"infoseek.jp", 11, 0x804e730u},
+  {"i.softbank.jp", 13, 1, 0x0000100u},
+  {"me.com", 6, 2, 0x0001010u},
+  {"qq.com", 6, 2, 0x0010000u},
+  {"wp.pl", 5, 2, 0x0408000u},
+  {"o2.pl", 5, 2, 0x4004000u},
+  {"au.com", 6, 2, 0x0100001u},
+  {"aol.com", 7, 3, 0x0004801u},
+  {"msn.com", 7, 3, 0x0043000u},
+  {"mac.com", 7, 3, 0x0001005u},
+  {"gmx.com", 7, 3, 0x0801040u},
+  {"gmx.de", 6, 3, 0x0801040u},
+  {"gmx.net", 7, 3, 0x0801040u},
+  {"web.de", 6, 3, 0x0400012u},
+  {"sky.com", 7, 3, 0x1040400u},
+  {"sfr.fr", 6, 3, 0x0060020u},
+  {"att.net", 7, 3, 0x0080001u},
+  {"cox.net", 7, 3, 0x0804004u},
+  {"163.com", 7, 3, 0x4000000u},
+  {"126.com", 7, 3, 0x4000000u},
+  {"uol.com.br", 10, 3, 0x0104800u},
+  {"bol.com.br", 10, 3, 0x0004802u},
+  {"hey.com", 7, 3, 0x1000090u},
+  {"ocn.ne.jp", 9, 3, 0x0006004u},
+  {"ybb.ne.jp", 9, 3, 0x1000002u},
+  {"live.com", 8, 4, 0x0200910u},
+  {"mail.com", 8, 4, 0x0001901u},
+  {"live.co.uk", 10, 4, 0x0200910u},
+  {"live.fr", 7, 4, 0x0200910u},
+  {"free.fr", 7, 4, 0x0020030u},
+  {"shaw.ca", 7, 4, 0x0440081u},
+  {"xtra.co.nz", 10, 4, 0x08a0001u},
+  {"mail.ru", 7, 4, 0x0001901u},
+  {"sina.com", 8, 4, 0x0042101u},
+  {"daum.net", 8, 4, 0x0101009u},
+  {"zoho.com", 8, 4, 0x2004080u},
+  {"live.jp", 7, 4, 0x0200910u},
+  {"gmail.com", 9, 5, 0x0001941u},
+  {"yahoo.com", 9, 5, 0x1004081u},
+  {"ymail.com", 9, 5, 0x1001901u},
+  {"email.com", 9, 5, 0x0001911u},
+  {"yahoo.co.uk", 11, 5, 0x1004081u},
+  {"yahoo.fr", 8, 5, 0x1004081u},
+  {"yahoo.de", 8, 5, 0x1004081u},
+  {"yahoo.es", 8, 5, 0x1004081u},
+  {"yahoo.it", 8, 5, 0x1004081u},
+  {"yahoo.ca", 8, 5, 0x1004081u},
+  {"yahoo.com.au", 12, 5, 0x1004081u},
+  {"yahoo.com.br", 12, 5, 0x1004081u},
+  {"yahoo.co.in", 11, 5, 0x1004081u},
+  {"yahoo.com.mx", 12, 5, 0x1004081u},
+  {"alice.it", 8, 5, 0x0000915u},
+  {"naver.com", 9, 5, 0x0222011u},
+  {"terra.com.br", 12, 5, 0x00a0011u},
+  {"yahoo.co.jp", 11, 5, 0x1004081u},
+  {"ezweb.ne.jp", 11, 5, 0x2400012u},
+  {"nifty.com", 9, 5, 0x1082120u},
+  {"plala.or.jp", 11, 5, 0x0008801u},
+  {"icloud.com", 10, 6, 0x010490cu},
+  {"proton.me", 9, 6, 0x00ae000u},
+  {"orange.fr", 9, 6, 0x0026051u},
+  {"libero.it", 9, 6, 0x0024912u},
+  {"rogers.com", 10, 6, 0x0064050u},
+  {"yandex.ru", 9, 6, 0x1802019u},
+  {"yandex.com", 10, 6, 0x1802019u},
+  {"seznam.cz", 9, 6, 0x2043011u},
+  {"docomo.ne.jp", 12, 6, 0x000500cu},
+  {"so-net.ne.jp", 12, 6, 0x80c6010u},
+  {"excite.co.jp", 12, 6, 0x0880114u},
+  {"hotmail.com", 11, 7, 0x0085981u},
+  {"outlook.com", 11, 7, 0x0184c00u},
+  {"freenet.de", 10, 7, 0x00a2030u},
+  {"hotmail.co.uk", 13, 7, 0x0085981u},
+  {"hotmail.fr", 10, 7, 0x0085981u},
+  {"hotmail.de", 10, 7, 0x0085981u},
+  {"hotmail.it", 10, 7, 0x0085981u},
+  {"hotmail.es", 10, 7, 0x0085981u},
+  {"outlook.fr", 10, 7, 0x0184c00u},
+  {"outlook.de", 10, 7, 0x0184c00u},
+  {"laposte.net", 11, 7, 0x00cc811u},
+  {"wanadoo.fr", 10, 7, 0x0406009u},
+  {"comcast.net", 11, 7, 0x00c5005u},
+  {"verizon.net", 11, 7, 0x2226110u},
+  {"charter.net", 11, 7, 0x00a0095u},
+  {"bigpond.com", 11, 7, 0x000e14au},
+  {"rambler.ru", 10, 7, 0x0021813u},
+  {"hanmail.net", 11, 7, 0x0003981u},
+  {"interia.pl", 10, 7, 0x00a2111u},
+  {"ymobile.ne.jp", 13, 7, 0x1005912u},
+  {"outlook.jp", 10, 7, 0x0184c00u},
+  {"hotmail.co.jp", 13, 7, 0x0085981u},
+  {"biglobe.ne.jp", 13, 7, 0x0004952u},
+  {"t-online.de", 11, 8, 0x8086910u},
+  {"virgilio.it", 11, 8, 0x0224940u},
+  {"optusnet.com.au", 15, 8, 0x01ce010u},
+  {"fastmail.com", 12, 8, 0x00c1921u},
+  {"tutanota.com", 12, 8, 0x0186001u},
+  {"softbank.ne.jp", 14, 8, 0x00c6423u},
+  {"infoseek.jp", 11, 8, 0x0046530u},
+  {"sbcglobal.net", 13, 9, 0x0044847u},
+  {"bellsouth.net", 13, 9, 0x01c4892u},
+  {"earthlink.net", 13, 9, 0x00a2d91u},
+  {"optonline.net", 13, 9, 0x008e910u},
+  {"sympatico.ca", 12, 9, 0x10cd105u},
+  {"googlemail.com", 14, 10, 0x0005951u},
+  {"rocketmail.com", 14, 10, 0x00a5d15u},
+  {"protonmail.com", 14, 10, 0x00af901u},
+  {"btinternet.com", 14, 10, 0x00a2112u},
+  {"rediffmail.com", 14, 10, 0x0021939u},
+  {"virginmedia.com", 15, 11, 0x0223159u},
 };
 const size_t smtpc__npopular = 109;
+const unsigned char smtpc__popular_from[42] = {0, 0, 1, 6, 24, 36, 57, 68, 91, 98, 103, 108, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109, 109};

@@ -16,17 +16,22 @@ typedef struct smtpc__strset {
   uint32_t count;
 } smtpc__strset;
 
-/* A typo target: the domain, its length and which letters it has (bit 0 'a' .. bit 25 'z',
- * bit 26 any digit, bit 27 anything else): one edit changes at most two bits, so a mask far
- * from the typed domain's rules the candidate out before any distance is computed. */
+/* A typo target: the domain, its length, the length of its first label and which letters that
+ * label has (bit 0 'a' .. bit 25 'z', bit 26 any digit, bit 27 anything else): each letter
+ * one label has and the other lacks costs an edit, so masks far apart rule the candidate out
+ * before any distance is computed. */
 typedef struct smtpc__popular_domain {
   const char *name;
   unsigned char len;
+  unsigned char label; /* length of the first label: every target has a dot */
   uint32_t mask;
 } smtpc__popular_domain;
 
 extern const smtpc__strset smtpc__disposable, smtpc__free, smtpc__role;
 extern const smtpc__popular_domain smtpc__popular[];
 extern const size_t smtpc__npopular;
+/* The targets are sorted by first-label length: [n] is the index of the first whose first
+ * label has n octets or more (n = 0..41; smtpc__npopular when none). */
+extern const unsigned char smtpc__popular_from[42];
 
 #endif
