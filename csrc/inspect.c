@@ -28,12 +28,20 @@ static uint32_t fnv1a(const char *s, size_t n) {
   return h;
 }
 
+/* The entry e equals s[0..n): compared octet by octet, never past e's NUL (a memcmp of n
+ * octets could read beyond the last entry of the blob). */
+static int entry_is(const char *e, const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (e[i] != s[i] || e[i] == '\0') return 0;
+  return e[n] == '\0';
+}
+
 /* s must be lower case already. */
 static int set_has(const smtpc__strset *set, const char *s, size_t n) {
   uint32_t i = fnv1a(s, n) & set->mask, off;
   while ((off = set->slots[i]) != 0) {
-    const char *e = set->blob + off - 1;
-    if (memcmp(e, s, n) == 0 && e[n] == '\0') return 1;
+    if (entry_is(set->blob + off - 1, s, n)) return 1;
     i = (i + 1) & set->mask;
   }
   return 0;
