@@ -6,14 +6,14 @@
  * disposable when it or any domain above it (not the bare top-level domain) is on the list:
  * throw-away services hand out subdomains freely (x7.mailinator.com).
  *
- * Typo suggestions are a weighted Damerau-Levenshtein distance (optimal string alignment) of
- * the whole domain, so the second-level part and the suffix are both covered, against the
- * most used mail domains (tools/lists/popular.txt). Costs are in half edits: a transposition,
- * a neighbouring key on a QWERTY keyboard and a doubled or undoubled letter cost 1, any other
- * insertion, deletion or substitution 2. A suggestion needs a candidate within a length-
- * dependent bound that is strictly closer than every other candidate, and a typed domain
- * that is not itself a known mail domain. The DNS fact comes from the caller: a domain with
- * a mail route is real and never corrected. */
+ * Typo suggestions are a weighted Damerau-Levenshtein distance (optimal string alignment)
+ * against the most used mail domains (tools/lists/popular.txt), taken apart: the first label
+ * (the name the typist had in mind: "gmial") and the suffix (".con", ".co.jpp"), each with its
+ * own bound, the name's growing with its length. Costs are in half edits: a transposition, a
+ * neighbouring key on a QWERTY keyboard and a doubled or undoubled letter cost 1, any other
+ * insertion, deletion or substitution 2. A suggestion needs one candidate strictly closer
+ * than every other, and a typed domain that is not itself a known provider. The DNS fact
+ * comes from the caller: a domain with a mail route is real and never corrected. */
 #include "inspect_lists.h"
 #include "smtpcode.h"
 
