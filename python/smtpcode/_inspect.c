@@ -51,8 +51,13 @@ static PyObject *py_inspect(PyObject *module, PyObject *args, PyObject *kw) {
   smtpc_inspection x;
   (void)module;
   if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$O:inspect", kwlist, &arg, &mx)) return NULL;
-  route = mx == Py_None ? SMTPC_ROUTE_UNKNOWN : PyObject_IsTrue(mx) ? SMTPC_ROUTE_OK
-                                                                    : SMTPC_ROUTE_NONE;
+  if (mx == Py_None) {
+    route = SMTPC_ROUTE_UNKNOWN;
+  } else if ((rc = PyObject_IsTrue(mx)) < 0) {
+    return NULL;
+  } else {
+    route = rc ? SMTPC_ROUTE_OK : SMTPC_ROUTE_NONE;
+  }
   if (PyUnicode_Check(arg)) {
     if ((s = PyUnicode_AsUTF8AndSize(arg, &n)) == NULL) {
       PyErr_Clear(); /* lone surrogates: parse_address raises the right AddressError */

@@ -61,6 +61,13 @@ def test_tables_and_types():
         smtpcode.inspect("a@b\ud800.example")
     assert e.value.kind == "invalid_utf8"
 
+    class Unanswerable:
+        def __bool__(self):
+            raise RuntimeError("no truth value")
+    with pytest.raises(RuntimeError):
+        smtpcode.inspect("a@gmial.com", mx=Unanswerable())
+    assert smtpcode.inspect("a@gmial.com", mx=0).suggestion == "a@gmail.com"
+
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
