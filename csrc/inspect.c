@@ -39,9 +39,11 @@ static int entry_is(const char *e, const char *s, size_t n) {
 
 /* s must be lower case already. */
 static int set_has(const smtpc__strset *set, const char *s, size_t n) {
-  uint32_t i = fnv1a(s, n) & set->mask, off;
-  while ((off = set->slots[i]) != 0) {
-    if (entry_is(set->blob + off - 1, s, n)) return 1;
+  const uint32_t off_mask = (1u << SMTPC__SET_OFF_BITS) - 1;
+  uint32_t h = fnv1a(s, n), i = h & set->mask, slot;
+  uint32_t tag = (h >> (32 - SMTPC__SET_TAG_BITS)) << SMTPC__SET_OFF_BITS;
+  while ((slot = set->slots[i]) != 0) {
+    if ((slot & ~off_mask) == tag && entry_is(set->blob + (slot & off_mask) - 1, s, n)) return 1;
     i = (i + 1) & set->mask;
   }
   return 0;
@@ -172,10 +174,11 @@ static uint32_t letters(const char *s, size_t n) {
   return m;
 }
 
-static int popcount32(uint32_t x) {
-  int n = 0;
-  for (; x; x &= x - 1) n++;
-  return n;
+static int popcount32(uint32_t x) { /* SWAR: no loop, no compiler builtin */
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+  return (int)((x * 0x01010101u) >> 24);
 }
 
 /* How far a typo may be from its target, in half edits: in the first label (the name the

@@ -5,10 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* An open-addressing hash set of lower-case ASCII strings: slots[h & mask] holds 1 + the
- * offset of a NUL-terminated entry in blob, or 0 for an empty slot (linear probing; the
- * generator keeps the load at or under one half, so a miss ends after a probe or two). The
- * hash is FNV-1a 32 over the entry's octets, the same in the generator and in inspect.c. */
+/* An open-addressing hash set of lower-case ASCII strings: slots[h & mask] holds, in its low
+ * SMTPC__SET_OFF_BITS, 1 + the offset of a NUL-terminated entry in blob (0: an empty slot),
+ * and above them the top SMTPC__SET_TAG_BITS of the entry's hash, so that a probe rejects
+ * other entries without reading the blob (linear probing; the generator keeps the load at or
+ * under one half). The hash is FNV-1a 32 over the entry's octets, the same in the generator
+ * and in inspect.c. */
+#define SMTPC__SET_TAG_BITS 10
+#define SMTPC__SET_OFF_BITS 22
 typedef struct smtpc__strset {
   const char *blob;
   const uint32_t *slots;
