@@ -196,17 +196,17 @@ static int bag_slot(unsigned char c) {
 }
 
 /* A lower bound on the edits between two labels: letters one has and the other lacks. Each
- * edit but a transposition adds at most one and removes at most one. */
-static int bag_distance(const unsigned char typed[NBAG], const char *s, size_t n) {
-  signed char diff[NBAG];
-  int more = 0, less = 0, i;
-  memcpy(diff, typed, NBAG);
-  for (i = 0; i < (int)n; i++) diff[bag_slot((unsigned char)s[i])]--;
-  for (i = 0; i < NBAG; i++) {
-    if (diff[i] > 0) more += diff[i];
-    else less -= diff[i];
+ * edit but a transposition adds at most one and removes at most one. typed holds the typed
+ * label's letter counts and tn its length; only s's letters are walked. */
+static int bag_distance(const unsigned char typed[NBAG], size_t tn, const char *s, size_t n) {
+  unsigned char left[NBAG];
+  size_t i, matched = 0;
+  memcpy(left, typed, NBAG);
+  for (i = 0; i < n; i++) {
+    int k = bag_slot((unsigned char)s[i]);
+    if (left[k]) left[k]--, matched++;
   }
-  return more > less ? more : less;
+  return (int)(tn - matched > n - matched ? tn - matched : n - matched);
 }
 
 /* Cost of typing d (first label dl octets) for the target p, or TOTAL_BOUND + 1. */
@@ -225,7 +225,7 @@ static int typo_cost(const char *d, size_t n, size_t dl, const unsigned char bag
     if (c2 > SUFFIX_BOUND) return TOTAL_BOUND + 1;
   }
   if (bound > TOTAL_BOUND - c2) bound = TOTAL_BOUND - c2;
-  if (bag_distance(bag, p->name, pl) > bound) return TOTAL_BOUND + 1;
+  if (bag_distance(bag, dl, p->name, pl) > bound) return TOTAL_BOUND + 1;
   c1 = distance(d, dl, p->name, pl, bound);
   if (c1 > bound) return TOTAL_BOUND + 1;
   return c1 + c2;
