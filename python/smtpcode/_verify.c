@@ -35,7 +35,7 @@ typedef struct qnode {
 typedef struct {
   PyObject_HEAD
   PyObject *address, *verdict, *reason, *reply, *mx, *mx_address, *catch_all, *tls, *greylisted,
-      *error, *detail, *duration, *transcript;
+      *error, *detail, *duration, *transcript, *cached, *age;
 } ResultObject;
 
 #define RESULT_FIELDS(XX)                                                                   \
@@ -51,7 +51,9 @@ typedef struct {
   XX(error, "local or network cause ('TIMEOUT', 'DNS', 'CLOSED' ...), or None")            \
   XX(detail, "short explanation when no reply says it, or None")                            \
   XX(duration, "seconds from queueing the address to its result")                          \
-  XX(transcript, "the session transcript (transcript=True), or None")
+  XX(transcript, "the session transcript (transcript=True), or None")                       \
+  XX(cached, "True when the result came from the cache (no traffic)")                       \
+  XX(age, "seconds since a cached result was learnt (0.0 for a fresh one)")
 
 static PyTypeObject ResultType;
 static PyObject *verdict_str[SMTPC_VERDICT_COUNT];
@@ -104,7 +106,9 @@ static PyObject *result_new(const smtpc_result *src) {
   r->detail = str_or_none(src->detail, src->detail ? strlen(src->detail) : 0);
   r->duration = PyFloat_FromDouble(src->duration);
   r->transcript = str_or_none(src->transcript, src->transcript_len);
-  if (!r->address || !r->reply || !r->mx || !r->mx_address || !r->tls || !r->greylisted ||
+  r->cached = PyBool_FromLong(src->cached);
+  r->age = PyFloat_FromDouble(src->age);
+  if (!r->cached || !r->age ||!r->address || !r->reply || !r->mx || !r->mx_address || !r->tls || !r->greylisted ||
       !r->error || !r->detail || !r->duration || !r->transcript) {
     Py_DECREF(r);
     return NULL;
@@ -412,7 +416,7 @@ static int check_wire_text(const char *what, const char *s) {
   return 0;
 }
 
-/* dns_servers: None, "ip:port,ip:port" or a sequence of such strings -> new bytes CSV. */
+/* dns_servers / source_address: None, "a,b" or a sequence of such strings -> new bytes CSV. */
 static PyObject *dns_csv(PyObject *o) {
   PyObject *comma, *joined, *b;
   if (o == Py_None) Py_RETURN_NONE;
@@ -423,7 +427,8 @@ static PyObject *dns_csv(PyObject *o) {
   if (joined == NULL) {
     if (PyErr_ExceptionMatches(PyExc_TypeError)) {
       PyErr_Clear();
-      PyErr_SetString(PyExc_TypeError, "verify(): dns_servers must be None, a str or a list of str");
+      PyErr_SetString(PyExc_TypeError,
+                      "verify(): dns_servers and source_address must be None, a str or a list of str");
     }
     return NULL;
   }
@@ -436,8 +441,12 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"addresses", "mail_from", "helo", "port", "dns_servers", "concurrency",
                            "per_host", "rcpt_per_session", "starttls", "tls_verify", "catch_all",
                            "greylist_delay", "deadline", "timeout", "transcript",
-                           "connect_timeout", "max_rejections", "host_pause", NULL};
-  PyObject *addresses, *dns = Py_None, *dnsb = NULL;
+                           "connect_timeout", "max_rejections", "host_pause", "proxy",
+                           "source_address", "cache", "cache_positive_ttl", "cache_negative_ttl",
+                           "cache_unknown_ttl", "refresh", NULL};
+  PyObject *addresses, *dns = Py_None, *dnsb = NULL, *src = Py_None, *srcb = NULL;
+  PyObject *cache = Py_None, *cacheb = NULL;
+  int refresh = 0;
   const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic";
   int tls_verify = 0, catch_all = 1, transcript = 0;
   smtpc_verify_opts o;
@@ -445,11 +454,13 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   int err = 0;
   (void)mod;
   smtpc_verify_opts_init(&o);
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdid:verify", kwlist, &addresses,
-                                   &mail_from, &helo, &o.port, &dns, &o.concurrency, &o.per_host,
-                                   &o.rcpt_per_session, &starttls, &tls_verify, &catch_all,
-                                   &o.greylist_delay, &o.deadline, &o.timeout, &transcript,
-                                   &o.connect_timeout, &o.max_rejections, &o.host_pause))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdidzOOdddp:verify", kwlist,
+                                   &addresses, &mail_from, &helo, &o.port, &dns, &o.concurrency,
+                                   &o.per_host, &o.rcpt_per_session, &starttls, &tls_verify,
+                                   &catch_all, &o.greylist_delay, &o.deadline, &o.timeout,
+                                   &transcript, &o.connect_timeout, &o.max_rejections,
+                                   &o.host_pause, &o.proxy, &src, &cache, &o.cache_positive_ttl,
+                                   &o.cache_negative_ttl, &o.cache_unknown_ttl, &refresh))
     return NULL;
   if (PyUnicode_Check(addresses) || PyBytes_Check(addresses)) { /* a classic slip */
     PyErr_SetString(PyExc_TypeError, "verify() takes an iterable of addresses, not one string");
@@ -481,11 +492,34 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   o.tls_verify = tls_verify;
   o.catch_all = catch_all;
   o.transcript = transcript;
-  if ((dnsb = dns_csv(dns)) == NULL) return NULL;
+  if (!(o.cache_positive_ttl >= 0) || !(o.cache_negative_ttl >= 0) || !(o.cache_unknown_ttl >= 0)) {
+    PyErr_SetString(PyExc_ValueError, "verify(): cache lifetimes must not be negative");
+    return NULL;
+  }
+  if (o.proxy && smtpc_proxy_parse(o.proxy, strlen(o.proxy), &(smtpc_proxy){0}) != 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    "verify(): proxy must be socks5://[user:pass@]host[:port] or socks5h://...");
+    return NULL;
+  }
+  o.cache_refresh = refresh;
+  if (cache != Py_None && !PyUnicode_FSConverter(cache, &cacheb)) return NULL;
+  o.cache = cacheb ? PyBytes_AS_STRING(cacheb) : NULL;
+  if ((srcb = dns_csv(src)) == NULL) {
+    Py_XDECREF(cacheb);
+    return NULL;
+  }
+  o.bind_address = srcb == Py_None ? NULL : PyBytes_AS_STRING(srcb);
+  if ((dnsb = dns_csv(dns)) == NULL) {
+    Py_XDECREF(cacheb);
+    Py_DECREF(srcb);
+    return NULL;
+  }
   o.dns_servers = dnsb == Py_None ? NULL : PyBytes_AS_STRING(dnsb);
 
   if ((self = PyObject_GC_New(VerifyObject, &VerifyType)) == NULL) {
     Py_DECREF(dnsb);
+    Py_DECREF(srcb);
+    Py_XDECREF(cacheb);
     return NULL;
   }
   self->input = NULL;
@@ -518,13 +552,22 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   self->v = smtpc_verifier_new(self->loop, &o, on_result, self, &err);
   if (self->v == NULL) {
     if (err == SMTPC_ENOMEM) PyErr_NoMemory();
+    else if (err == SMTPC_ECACHE) /* a file the user named: an OSError saying which and why */
+      PyErr_Format(PyExc_OSError, "verify(): cache %s: %s", o.cache, smtpc_strerror(err));
+    else if (err == SMTPC_EINVAL && o.bind_address)
+      PyErr_Format(PyExc_ValueError, "verify(): %s (source_address must be IP addresses)",
+                   smtpc_strerror(err));
     else PyErr_Format(PyExc_ValueError, "verify(): %s", smtpc_strerror(err));
     goto fail;
   }
   Py_DECREF(dnsb);
+  Py_DECREF(srcb);
+  Py_XDECREF(cacheb);
   return (PyObject *)self;
 fail:
   Py_DECREF(dnsb);
+  Py_DECREF(srcb);
+  Py_XDECREF(cacheb);
   Py_DECREF(self);
   return NULL;
 }
@@ -534,7 +577,9 @@ static PyMethodDef verify_functions[] = {
    "verify(addresses, *, mail_from, helo, port=25, dns_servers=None, concurrency=100,\n"
    "       per_host=2, rcpt_per_session=50, starttls='opportunistic', tls_verify=False,\n"
    "       catch_all=True, greylist_delay=60.0, deadline=300.0, timeout=30.0,\n"
-   "       transcript=False, connect_timeout=10.0, max_rejections=8, host_pause=0.1)\n"
+   "       transcript=False, connect_timeout=10.0, max_rejections=8, host_pause=0.1,\n"
+   "       proxy=None, source_address=None, cache=None, cache_positive_ttl=2678400.0,\n"
+   "       cache_negative_ttl=259200.0, cache_unknown_ttl=0.0, refresh=False)\n"
    "--\n\n"
    "Check addresses by SMTP without sending mail. Returns an iterator of Result, one per\n"
    "input address, each yielded as soon as it is known. `addresses` may be any iterable of\n"
