@@ -46,7 +46,7 @@ void smtpc__rcache_close(smtpc__rcache *c) {
 smtpc__rcache *smtpc__rcache_open(const char *path, const smtpc__rcache_ttl *ttl, int *err,
                                 char *msg, size_t msgsize) {
   smtpc__rcache *c = calloc(1, sizeof *c);
-  int rc;
+  int rc, tries;
   *err = SMTPC_ENOMEM;
   if (c == NULL) return NULL;
   c->ttl = *ttl;
@@ -54,10 +54,18 @@ smtpc__rcache *smtpc__rcache_open(const char *path, const smtpc__rcache_ttl *ttl
   rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   /* a second process may hold the write lock for a moment: wait rather than fail */
   if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, 15000);
-  /* the first statement reads the header: a file that is not a database fails here */
-  if (rc == SQLITE_OK) rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL);
+  /* the first statement reads the header: a file that is not a database fails here. Two
+   * processes creating one file at once can see SQLITE_BUSY without the busy handler being
+   * asked (switching to WAL takes an exclusive lock): try again for a while. */
+  for (tries = 0; rc == SQLITE_OK && tries < 150; tries++) {
+    rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL);
+    if (rc == SQLITE_OK) break;
+    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) break;
+    rc = SQLITE_OK;
+    sqlite3_sleep(100);
+  }
   if (rc == SQLITE_OK)
     rc = sqlite3_prepare_v2(c->db,
                             "SELECT verdict, reason, code, status, text, mx, mx_addr, catch_all,"
