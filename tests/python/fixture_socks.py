@@ -15,6 +15,7 @@ PROXIES = {
     "microsocks-auth": ("127.0.0.1:1083", True),
 }
 FAULT_DROP, FAULT_TTL, FAULT_GENERAL = "127.0.0.1:1084", "127.0.0.1:1085", "127.0.0.1:1086"
+COUNTING_RELAY = "127.0.0.1:1087"
 
 
 def proxy_url(name, scheme="socks5", password=None):

@@ -8,7 +8,7 @@ import pytest
 
 import smtpcode
 from fixture_mta import DNS_SERVERS, PORT
-from fixture_socks import FAULT_DROP, FAULT_GENERAL, FAULT_TTL, PROXIES, proxy_url
+from fixture_socks import COUNTING_RELAY, FAULT_DROP, FAULT_GENERAL, FAULT_TTL, PROXIES, proxy_url
 
 
 def opts(**kw):
@@ -110,6 +110,21 @@ def test_proxy_drops_mid_dialog(socks_world):
         assert (r.verdict, r.reason, r.error) == ("unknown", "networkerror", "PROXYCLOSED"), r.to_dict()
     # it was retried on new sessions before giving up
     assert socks_world.since("fault-connects.log", mark).count("127.0.0.1:%d" % PORT) >= 2
+
+
+@pytest.mark.parametrize("per_host", [1, 3])
+def test_per_host_limit_holds_for_the_mx_behind_the_proxy(socks_world, per_host):
+    mark = socks_world.mark("fault-connects.log")
+    addrs = ["bulk%04d@users.mta.test" % i for i in range(1, 61)]
+    res = run(addrs, proxy="socks5://" + COUNTING_RELAY, per_host=per_host, rcpt_per_session=5,
+              host_pause=0, starttls="off")
+    assert all(r.verdict == "deliverable" for r in res.values())
+    opens = [int(m) for m in re.findall(r"^1087 127\.0\.0\.1:%d open=(\d+)$" % PORT,
+                                         socks_world.since("fault-connects.log", mark), re.M)]
+    assert len(opens) >= 12                    # 60 addresses, 5 a session
+    assert max(opens) <= per_host
+    if per_host > 1:
+        assert max(opens) > 1                  # the count does see sessions side by side
 
 
 def test_bad_proxy_option():
