@@ -88,6 +88,14 @@ class Address:
     def smtputf8(self) -> bool: ...  # the normalised address has non-ASCII
     @property
     def utf8_local(self) -> bool: ...
+    @property
+    def disposable(self) -> bool: ...  # see inspect(); these four are inspect(address)'s
+    @property
+    def role(self) -> bool: ...
+    @property
+    def free_provider(self) -> bool: ...
+    @property
+    def suggestion(self) -> Optional[str]: ...  # a candidate: no DNS was asked
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -164,6 +172,14 @@ class Result:
     @property
     def transcript(self) -> Optional[str]: ...
     @property
+    def disposable(self) -> bool: ...
+    @property
+    def role(self) -> bool: ...
+    @property
+    def free_provider(self) -> bool: ...
+    @property
+    def suggestion(self) -> Optional[str]: ...  # only when the domain has no mail route
+    @property
     def cached(self) -> bool: ...
     @property
     def age(self) -> float: ...
@@ -182,9 +198,28 @@ def verify(addresses: Iterable[str], *, mail_from: str, helo: str, port: int = 2
            tls_verify: bool = False, catch_all: bool = True, greylist_delay: float = 60.0,
            deadline: float = 300.0, timeout: float = 30.0, transcript: bool = False,
            connect_timeout: float = 10.0, max_rejections: int = 8,
-           host_pause: float = 0.1, proxy: Optional[str] = None,
+           host_pause: float = 0.1, disposable: str = "risky", proxy: Optional[str] = None,
            source_address: Union[str, Sequence[str], None] = None,
            cache: Union[str, "os.PathLike[str]", None] = None,
            cache_positive_ttl: float = 2678400.0, cache_negative_ttl: float = 259200.0,
            cache_unknown_ttl: float = 0.0, refresh: bool = False) -> VerifyIterator: ...
 # SMTPC-END: verify
+
+# --- inspect (inspect.c) ---
+# SMTPC-SECTION: inspect
+from typing import Dict
+
+class Inspection(Tuple[bool, bool, bool, Optional[str]]):
+    """What an address tells besides SMTP (a struct sequence: immutable, also a tuple)."""
+    @property
+    def disposable(self) -> bool: ...  # the domain, or one above it, is a throw-away service
+    @property
+    def role(self) -> bool: ...  # info@, postmaster@, sales@ ...
+    @property
+    def free_provider(self) -> bool: ...  # gmail.com, yahoo.co.jp, docomo.ne.jp ...
+    @property
+    def suggestion(self) -> Optional[str]: ...  # the address with its domain corrected
+
+def inspect(address: Union[str, bytes], *, mx: Optional[bool] = None) -> Inspection: ...
+def inspect_tables() -> Dict[str, int]: ...
+# SMTPC-END: inspect

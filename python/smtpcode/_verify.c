@@ -35,7 +35,8 @@ typedef struct qnode {
 typedef struct {
   PyObject_HEAD
   PyObject *address, *verdict, *reason, *reply, *mx, *mx_address, *catch_all, *tls, *greylisted,
-      *error, *detail, *duration, *transcript, *cached, *age;
+      *error, *detail, *duration, *transcript, *disposable, *role, *free_provider, *suggestion,
+      *cached, *age;
 } ResultObject;
 
 #define RESULT_FIELDS(XX)                                                                   \
@@ -51,7 +52,12 @@ typedef struct {
   XX(error, "local or network cause ('TIMEOUT', 'DNS', 'CLOSED' ...), or None")            \
   XX(detail, "short explanation when no reply says it, or None")                            \
   XX(duration, "seconds from queueing the address to its result")                          \
-  XX(transcript, "the session transcript (transcript=True), or None")                       \
+  XX(transcript, "the session transcript (transcript=True), or None")                      \
+  XX(disposable, "True when the domain (or one above it) is a throw-away mail service")     \
+  XX(role, "True when the local part names a role (info, postmaster, sales ...)")          \
+  XX(free_provider, "True when the domain is a free mailbox provider")                     \
+  XX(suggestion, "the address with its mistyped domain corrected (the domain has no mail "  \
+                 "route), or None")                                                      \
   XX(cached, "True when the result came from the cache (no traffic)")                       \
   XX(age, "seconds since a cached result was learnt (0.0 for a fresh one)")
 
@@ -106,10 +112,19 @@ static PyObject *result_new(const smtpc_result *src) {
   r->detail = str_or_none(src->detail, src->detail ? strlen(src->detail) : 0);
   r->duration = PyFloat_FromDouble(src->duration);
   r->transcript = str_or_none(src->transcript, src->transcript_len);
+  {
+    PyObject *v[4] = {NULL, NULL, NULL, NULL};
+    if (pysmtpc_inspection_values(&src->inspect, v) < 0) v[3] = NULL;
+    r->disposable = v[0];
+    r->role = v[1];
+    r->free_provider = v[2];
+    r->suggestion = v[3];
+  }
   r->cached = PyBool_FromLong(src->cached);
   r->age = PyFloat_FromDouble(src->age);
-  if (!r->cached || !r->age ||!r->address || !r->reply || !r->mx || !r->mx_address || !r->tls || !r->greylisted ||
-      !r->error || !r->detail || !r->duration || !r->transcript) {
+  if (!r->address || !r->reply || !r->mx || !r->mx_address || !r->tls || !r->greylisted ||
+      !r->error || !r->detail || !r->duration || !r->transcript ||
+      !r->suggestion || !r->cached || !r->age) {
     Py_DECREF(r);
     return NULL;
   }
@@ -441,26 +456,27 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"addresses", "mail_from", "helo", "port", "dns_servers", "concurrency",
                            "per_host", "rcpt_per_session", "starttls", "tls_verify", "catch_all",
                            "greylist_delay", "deadline", "timeout", "transcript",
-                           "connect_timeout", "max_rejections", "host_pause", "proxy",
-                           "source_address", "cache", "cache_positive_ttl", "cache_negative_ttl",
-                           "cache_unknown_ttl", "refresh", NULL};
+                           "connect_timeout", "max_rejections", "host_pause", "disposable",
+                           "proxy", "source_address", "cache", "cache_positive_ttl",
+                           "cache_negative_ttl", "cache_unknown_ttl", "refresh", NULL};
   PyObject *addresses, *dns = Py_None, *dnsb = NULL, *src = Py_None, *srcb = NULL;
   PyObject *cache = Py_None, *cacheb = NULL;
   int refresh = 0;
-  const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic";
+  const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic", *disposable = "risky";
   int tls_verify = 0, catch_all = 1, transcript = 0;
   smtpc_verify_opts o;
   VerifyObject *self;
   int err = 0;
   (void)mod;
   smtpc_verify_opts_init(&o);
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdidzOOdddp:verify", kwlist,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdidszOOdddp:verify", kwlist,
                                    &addresses, &mail_from, &helo, &o.port, &dns, &o.concurrency,
                                    &o.per_host, &o.rcpt_per_session, &starttls, &tls_verify,
                                    &catch_all, &o.greylist_delay, &o.deadline, &o.timeout,
                                    &transcript, &o.connect_timeout, &o.max_rejections,
-                                   &o.host_pause, &o.proxy, &src, &cache, &o.cache_positive_ttl,
-                                   &o.cache_negative_ttl, &o.cache_unknown_ttl, &refresh))
+                                   &o.host_pause, &disposable, &o.proxy, &src, &cache,
+                                   &o.cache_positive_ttl, &o.cache_negative_ttl,
+                                   &o.cache_unknown_ttl, &refresh))
     return NULL;
   if (PyUnicode_Check(addresses) || PyBytes_Check(addresses)) { /* a classic slip */
     PyErr_SetString(PyExc_TypeError, "verify() takes an iterable of addresses, not one string");
@@ -476,6 +492,10 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   if ((o.starttls = smtpc_starttls_from_name(starttls, strlen(starttls))) < 0) {
     PyErr_SetString(PyExc_ValueError,
                     "verify(): starttls must be 'opportunistic', 'required' or 'off'");
+    return NULL;
+  }
+  if ((o.disposable = smtpc_disposable_policy_from_name(disposable, strlen(disposable))) < 0) {
+    PyErr_SetString(PyExc_ValueError, "verify(): disposable must be 'risky' or 'undeliverable'");
     return NULL;
   }
   if (o.port < 1 || o.port > 65535 || o.concurrency < 1 || o.per_host < 1 ||
@@ -578,12 +598,14 @@ static PyMethodDef verify_functions[] = {
    "       per_host=2, rcpt_per_session=50, starttls='opportunistic', tls_verify=False,\n"
    "       catch_all=True, greylist_delay=60.0, deadline=300.0, timeout=30.0,\n"
    "       transcript=False, connect_timeout=10.0, max_rejections=8, host_pause=0.1,\n"
-   "       proxy=None, source_address=None, cache=None, cache_positive_ttl=2678400.0,\n"
-   "       cache_negative_ttl=259200.0, cache_unknown_ttl=0.0, refresh=False)\n"
+   "       disposable='risky', proxy=None, source_address=None, cache=None,\n"
+   "       cache_positive_ttl=2678400.0, cache_negative_ttl=259200.0, cache_unknown_ttl=0.0,\n"
+   "       refresh=False)\n"
    "--\n\n"
    "Check addresses by SMTP without sending mail. Returns an iterator of Result, one per\n"
    "input address, each yielded as soon as it is known. `addresses` may be any iterable of\n"
-   "str; it is read lazily, keeping a bounded window of pending work."},
+   "str; it is read lazily, keeping a bounded window of pending work. A disposable address\n"
+   "that would be deliverable is 'risky' (disposable='undeliverable': always undeliverable)."},
   {NULL, NULL, 0, NULL},
 };
 

@@ -32,6 +32,7 @@ FLAGS = {
     "source_address": "--source-address", "cache": "--cache",
     "cache_positive_ttl": "--cache-positive-ttl", "cache_negative_ttl": "--cache-negative-ttl",
     "cache_unknown_ttl": "--cache-unknown-ttl", "refresh": "--refresh",
+    "disposable": "--disposable",
 }
 
 
@@ -60,7 +61,7 @@ def test_every_api_option_is_a_flag():
 
 def test_help_is_grouped_and_shows_the_api_defaults():
     h = re.sub(r"\s+", " ", cli("verify", "--help").stdout)
-    for group in ("network", "politeness", "TLS and catch-all", "result cache",
+    for group in ("network", "politeness", "TLS, catch-all and disposable", "result cache",
                   "input and output"):
         assert group in h
     # the defaults documented for smtpcode.verify (README, design.md)

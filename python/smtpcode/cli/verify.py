@@ -90,13 +90,15 @@ def add_parser(sub):
          help="rejected RCPTs per session before a new one")
     _opt(p, "--greylist-delay", "greylist_delay", type=seconds, metavar="SECONDS",
          help="wait before retrying a greylisted address")
-    t = sp.add_argument_group("TLS and catch-all")
+    t = sp.add_argument_group("TLS, catch-all and disposable addresses")
     _opt(t, "--starttls", "starttls", choices=("opportunistic", "required", "off"),
          help="STARTTLS use")
     t.add_argument("--tls-verify", action="store_true",
                    help="check the server's certificate (default: not checked)")
     t.add_argument("--no-catch-all", dest="catch_all", action="store_false",
                    help="skip the per-domain catch-all test (one RCPT to a random address)")
+    _opt(t, "--disposable", "disposable", choices=("risky", "undeliverable"),
+         help="verdict for a disposable (throw-away) address that would be deliverable")
     c = sp.add_argument_group(
         "result cache (an SQLite file kept across runs, like Postfix's verify(8) database)")
     c.add_argument("--cache", metavar="PATH", default=os.environ.get("SMTPCODE_CACHE"),
@@ -144,8 +146,8 @@ def _show(v):
 
 API_OPTIONS = ("port", "concurrency", "per_host", "rcpt_per_session", "starttls",
                "greylist_delay", "deadline", "timeout", "connect_timeout", "host_pause",
-               "max_rejections", "proxy", "cache_positive_ttl", "cache_negative_ttl",
-               "cache_unknown_ttl")
+               "max_rejections", "disposable", "proxy", "cache_positive_ttl",
+               "cache_negative_ttl", "cache_unknown_ttl")
 
 
 def engine_options(a):
