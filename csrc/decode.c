@@ -127,6 +127,19 @@ static void cut_tail(smtpc_span *t, smtpc_span *tail) {
   }
 }
 
+/* "returned '550 5.1.1 not found'", "[550 5.1.1 User unknown]": the framing quoted the reply;
+ * its closing quote or bracket at the end of the line is not part of the reply text. */
+static void close_quote(const char *p, size_t k, smtpc_span *t) {
+  char open = 0, close;
+  while (k > 0 && p[k - 1] == ' ') k--;
+  if (k > 0) open = p[k - 1];
+  close = open == '\'' ? '\'' : open == '"' ? '"' : open == '[' ? ']' : open == '(' ? ')' : 0;
+  if (close && t->len && t->ptr[t->len - 1] == close) {
+    t->len--;
+    while (t->len && is_space(t->ptr[t->len - 1])) t->len--;
+  }
+}
+
 /* Skip an RFC 3464 diagnostic type such as "smtp;" or "X-Postfix;" at the start. */
 static size_t skip_diag_type(const char *p, size_t len) {
   size_t i = 0;
@@ -239,6 +252,7 @@ static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
       if (t.len) t.ptr++, t.len--; /* the separator: ' ', '-', ',' or a closing quote */
       while (t.len && is_space(*t.ptr)) t.ptr++, t.len--;
       cut_tail(&t, &out->frame_tail);
+      close_quote(p, k, &t);
       take_status(&t, code, out->status);
       rc = add_line(out, t, code, sep == '-');
     } else if (c && (first || (continuing && c == code) || (!continuing && c == code))) {
