@@ -117,7 +117,8 @@ static void cut_tail(smtpc_span *t, smtpc_span *tail) {
   size_t i, from;
   if (t->len < sizeof mark + 8 || memcmp(t->ptr + t->len - 9, " command)", 9) != 0) return;
   from = t->len > 48 ? t->len - 48 : 0;
-  for (i = t->len - 9; i-- > from;) {
+  /* the marker ends before " command)": it starts at most that far from the end */
+  for (i = t->len - 9 - (sizeof mark - 1) + 1; i-- > from;) {
     if (memcmp(t->ptr + i, mark, sizeof mark - 1) == 0) {
       tail->ptr = t->ptr + i;
       tail->len = t->len - i;

@@ -21,6 +21,8 @@ def main():
         write("reply", r["id"].decode(), b"\x03" + r["stream"])
     for r in vectors.load("decode.tsv"):
         write("decode", r["id"].decode(), b"\x01" + r["input"])
+    for r in vectors.load("framing.tsv"):
+        write("decode", "framing_" + r["id"].decode(), b"\x00" + r["input"])
     path = os.path.join(vectors.DIR, "addresses.tsv")
     if os.path.exists(path):
         for i, r in enumerate(vectors.load("addresses.tsv")):
