@@ -538,14 +538,16 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
     else if (sr) reason = sr->reason;
     else reason = code_lookup(code);
 
-    /* A mailbox-does-not-exist text that did not answer RCPT (nor MAIL): the address was
-     * accepted earlier, so what refused the message later was a filter (Sisimai's
-     * "filtered"), unless the status code itself says the mailbox is unknown. When the
-     * command is not known, the status decides: X.2/X.3/X.7 say the mailbox exists; and a
-     * bare reply code with no enhanced status at all is what filtering appliances send (MTAs
-     * that look recipients up at RCPT time answer with 5.1.1); a text with neither code nor
-     * status counts as a directory answer only in a directory's own words (strength 3).
-     * These follow Sisimai's labels, so results agree with it. */
+    /* The command-context rule, stated once for every "no such user" phrase: such a text
+     * answering RCPT, or with no command known at all (a bare reply as a person or a probe
+     * pastes it), means the mailbox does not exist. Answering a later command (DATA, given by
+     * the caller or named by the framing), the address had been accepted, so what refused
+     * the message was a filter speaking in those words ("filtered"), unless the status itself
+     * says the mailbox is unknown (X.1.1). With no command, an X.2/X.3/X.7 status says the
+     * mailbox exists, so the words come from a filter too.
+     * Where Sisimai disagrees: it calls a commandless user-unknown text "filtered" (it
+     * assumes DATA when the bounce lost the command); the corpus test counts those rows
+     * apart (tests/python/test_corpus.py, deliberate_disagreement). */
     if (reason == R(USERUNKNOWN) && !cmd_is(cmd, "RCPT") && !cmd_is(cmd, "MAIL") &&
         !(sr && sr->reason == R(USERUNKNOWN)) &&
         (has_cmd || status_says_filter(status)))
