@@ -238,8 +238,9 @@ static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
       code = c;
       take_status(&t, code, out->status);
       rc = add_line(out, t, code, 0);
-    } else if (!c && code == 0 && (k = framed_code(p, l, &sep)) < l) {
-      /* the reply starts inside framing: what came before is the frame */
+    } else if (code == 0 && !(c && first) && (k = c ? 0 : framed_code(p, l, &sep)) < l) {
+      /* the reply starts inside framing, or on a later line of a pasted bounce ("The
+       * following address failed:\n  a@b\n550 5.1.1 ..."): what came before is the frame */
       framed = 1;
       code = (p[k] - '0') * 100 + (p[k + 1] - '0') * 10 + (p[k + 2] - '0');
       continuing = (sep == '-');
