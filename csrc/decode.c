@@ -48,12 +48,21 @@ static int is_frame_left(char c) {
  * plain space precedes it and an enhanced status of its class follows ("because of 550 5.1.1");
  * it must stand alone (not inside an address, a number, "id=222-22" or a URL's "#554") and be
  * followed by a space, '-', ',' or '\'' and more text. Bare numbers in prose ("in 840 minutes") do not count. */
+/* The next '4' or '5' at or after i (memchr finds each quickly), or len. */
+static size_t next_45(const char *p, size_t len, size_t i, const char **n4, const char **n5) {
+  if (*n4 && *n4 < p + i) *n4 = i < len ? memchr(p + i, '4', len - i) : NULL;
+  if (*n5 && *n5 < p + i) *n5 = i < len ? memchr(p + i, '5', len - i) : NULL;
+  if (*n4 && (!*n5 || *n4 < *n5)) return (size_t)(*n4 - p);
+  return *n5 ? (size_t)(*n5 - p) : len;
+}
+
 static size_t framed_code(const char *p, size_t len, char *sep) {
+  const char *n4 = p, *n5 = p; /* "before p + 1": searched on first use */
   size_t i;
-  for (i = 1; i + 3 <= len; i++) {
+  for (i = 1; (i = next_45(p, len, i, &n4, &n5)) + 3 <= len; i++) {
     char b, a;
     size_t j;
-    if ((p[i] != '4' && p[i] != '5') || !is_digit(p[i + 1]) || !is_digit(p[i + 2])) continue;
+    if (!is_digit(p[i + 1]) || !is_digit(p[i + 2])) continue;
     b = p[i - 1];
     if (b != ' ' && !is_frame_left(b)) continue;
     /* "#550 5.1.1" starts a reply, "DOC-1369#554" in a URL does not */
@@ -223,7 +232,13 @@ static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
     char sep = 0;
     int c, rc;
     size_t k;
-    while (l < avail && p[l] != '\r' && p[l] != '\n') l++;
+    {
+      /* the line ends at the first CR or LF (memchr finds them quickly) */
+      const char *lf = memchr(p, '\n', avail), *cr;
+      l = lf ? (size_t)(lf - p) : avail;
+      cr = memchr(p, '\r', l);
+      if (cr) l = (size_t)(cr - p);
+    }
     if (l < avail) eol = (p[l] == '\r' && l + 1 < avail && p[l + 1] == '\n') ? 2 : 1;
     off += l + eol;
 
