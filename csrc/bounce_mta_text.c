@@ -1,0 +1,267 @@
+/* bounce_mta_text.c -- text helpers and the generic "recipient: words" reader shared by the MTA
+ * modules (see bounce_mta.h). */
+#include <string.h>
+
+#include "bounce_mta.h"
+
+static int is_ws(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+
+int smtpc__bmta_any(const char *s, size_t n, const char *const *marks) {
+  for (; *marks; marks++)
+    if (smtpc__bfind(s, n, *marks)) return 1;
+  return 0;
+}
+
+const char *smtpc__bmta_hdr(const smtpc__bmsg *m, const char *name, size_t *len) {
+  size_t n = 0;
+  const char *v = smtpc__bheader_get(m->headers, m->nheaders, name, &n);
+  if (!v) v = "", n = 0;
+  if (len) *len = n;
+  return v;
+}
+
+int smtpc__bmta_hdr_has(const smtpc__bmsg *m, const char *name, const char *const *marks) {
+  size_t n;
+  const char *v = smtpc__bmta_hdr(m, name, &n);
+  return smtpc__bmta_any(v, n, marks);
+}
+
+size_t smtpc__bmta_line_with(const char *text, size_t len, const char *const *marks) {
+  size_t pos = 0, at;
+  const char *line;
+  size_t n;
+  for (at = pos; smtpc__bline(text, len, &pos, &line, &n); at = pos)
+    if (smtpc__bmta_any(line, n, marks)) return at;
+  return len;
+}
+
+const char *smtpc__bmta_trim(const char *s, size_t *n) {
+  while (*n && is_ws((unsigned char)*s)) s++, (*n)--;
+  while (*n && is_ws((unsigned char)s[*n - 1])) (*n)--;
+  return s;
+}
+
+size_t smtpc__bmta_cut(const char *text, size_t len, const char *const *marks) {
+  size_t pos = 0, at;
+  const char *line;
+  size_t n;
+  for (at = pos; smtpc__bline(text, len, &pos, &line, &n); at = pos) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    for (const char *const *mk = marks; *mk; mk++)
+      if (smtpc__bstarts(t, n, *mk)) return at;
+  }
+  return len;
+}
+
+int smtpc__bmta_code_at(const char *s, size_t n) {
+  if (n < 3 || s[0] < '2' || s[0] > '5' || !is_digit((unsigned char)s[1]) ||
+      !is_digit((unsigned char)s[2]))
+    return 0;
+  if (n > 3 && s[3] != ' ' && s[3] != '-' && s[3] != '\t') return 0;
+  return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+}
+
+int smtpc__bmta_code_find(const char *s, size_t n) {
+  for (size_t i = 0; i + 3 <= n; i++) {
+    /* a code stands at the start, or after a colon and white space ("]: 550", "said: 550") */
+    if (i > 0) {
+      size_t k = i;
+      if (!is_ws((unsigned char)s[k - 1]) && s[k - 1] != ':') continue;
+      while (k > 0 && is_ws((unsigned char)s[k - 1])) k--;
+      if (k > 0 && s[k - 1] != ':') continue;
+    }
+    int code = smtpc__bmta_code_at(s + i, n - i);
+    if (code) return code;
+  }
+  return 0;
+}
+
+/* Phrases that name the command a reply answered, most specific first. Data, not code: adding
+ * an MTA's wording is adding a row. */
+static const struct {
+  const char *phrase, *command;
+} commands[] = {
+    {"RCPT TO response", "RCPT"},       {"after RCPT TO", "RCPT"},
+    {"in reply to RCPT TO", "RCPT"},    {"does not like recipient", "RCPT"},
+    {"did not like our RCPT TO", "RCPT"}, {"[RCPT_TO]", "RCPT"},
+    {"after MAIL FROM", "MAIL"},        {"in reply to MAIL FROM", "MAIL"},
+    {"sender was rejected", "MAIL"},    {"[MAIL_FROM]", "MAIL"},
+    {"after end of data", "DATA"},      {"in reply to end of DATA", "DATA"},
+    {"in reply to DATA", "DATA"},       {"after DATA", "DATA"},
+    {"did not like our final DATA", "DATA"}, {"did not like our DATA", "DATA"},
+    {"failed after I sent the message", "DATA"}, {"[DATA]", "DATA"},
+    {"after EHLO", "EHLO"},             {"after HELO", "HELO"},
+    {"in reply to EHLO", "EHLO"},       {"in reply to HELO", "HELO"},
+    {"my name was rejected", "EHLO"},   {"did not like our EHLO", "EHLO"},
+    {"did not like our HELO", "HELO"},  {"did not like our MAIL FROM", "MAIL"},
+    {"after STARTTLS", "STARTTLS"},     {"after AUTH", "AUTH"},
+};
+
+const char *smtpc__bmta_command(const char *s, size_t n) {
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (smtpc__bfind(s, n, commands[i].phrase)) return commands[i].command;
+  return NULL;
+}
+
+static int host_char(int c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' ||
+         c == '.' || c == '_';
+}
+
+/* "[192.0.2.1]", "[IPv6:2001:db8::1]", "[192.0.2.1:25]": an address literal. */
+static int ip_literal(const char *s, size_t n) {
+  size_t i = 1;
+  if (n < 2 || s[0] != '[') return 0;
+  if (smtpc__bstarts(s + 1, n - 1, "IPv6:")) i += 5;
+  if (i >= n || !(is_digit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+  for (; i < n && s[i] != ']'; i++)
+    if (!(is_digit((unsigned char)s[i]) || s[i] == '.' || s[i] == ':' ||
+          (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
+      return 0;
+  return i < n;
+}
+
+/* Phrases after which a remote host's name or address follows. */
+static const char *const host_after[] = {"remote host ", "Connected to ", "Giving up on ",
+                                         "by the server for the recipient domain ", NULL};
+
+int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_len) {
+  for (size_t i = 1; i < n; i++) {
+    if (s[i] != '[' || s[i - 1] != ' ' || !ip_literal(s + i, n - i)) continue;
+    size_t b = i - 1, a;
+    while (b > 0 && s[b - 1] == ' ') b--;
+    a = b;
+    while (a > 0 && host_char((unsigned char)s[a - 1])) a--;
+    if (b > a && s[b - 1] == '.') b--;  /* "mx.example.jp. [192.0.2.1]" */
+    if (b - a < 3 || !memchr(s + a, '.', b - a)) continue;
+    *host = s + a;
+    *host_len = b - a;
+    return 1;
+  }
+  for (const char *const *p = host_after; *p; p++) {
+    const char *f = smtpc__bfind(s, n, *p);
+    if (!f) continue;
+    size_t a = (size_t)(f - s) + strlen(*p), b = a;
+    while (b < n && host_char((unsigned char)s[b])) b++;
+    while (b > a && s[b - 1] == '.') b--;
+    if (b - a < 3 || !memchr(s + a, '.', b - a)) continue;
+    *host = s + a;
+    *host_len = b - a;
+    return 1;
+  }
+  return 0;
+}
+
+/* A status code right at s ("5.7.1 text"); its length or 0. */
+static size_t status_at(const char *s, size_t n) {
+  size_t i = 0, dots = 0;
+  if (n < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return 0;
+  i = 2;
+  for (; i < n && (is_digit((unsigned char)s[i]) || s[i] == '.'); i++)
+    if (s[i] == '.') dots++;
+  if (dots != 1 || s[i - 1] == '.' || (i < n && !is_ws((unsigned char)s[i]))) return 0;
+  return i;
+}
+
+int smtpc__bmta_diag_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t n, int *multi) {
+  s = smtpc__bmta_trim(s, &n);
+  if (n == 0) return 0;
+  int code = smtpc__bmta_code_at(s, n);
+  if (code) {
+    int more = n > 3 && s[3] == '-';
+    size_t skip = 4, st;
+    if (!r->reply_code) r->reply_code = code;
+    if (n > 4 && (st = status_at(s + 4, n - 4)) != 0) {
+      if (!r->field[SMTPC_BOUNCE_F_STATUS]) {
+        int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, s + 4, st);
+        if (rc) return rc;
+      }
+      if (*multi || more) skip += st;
+    }
+    if (*multi || more) {  /* inside a multi-line reply: keep only the words */
+      if (skip > n) skip = n;
+      s += skip, n -= skip;
+      s = smtpc__bmta_trim(s, &n);
+    }
+    *multi = more;
+  } else {
+    *multi = 0;
+  }
+  return n ? smtpc__bounce_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, n) : 0;
+}
+
+int smtpc__bmta_finish_rec(smtpc__bmsg *m, smtpc_bounce *r) {
+  const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+  int rc = 0;
+  if (!d) return 0;
+  size_t n = strlen(d);
+  if (!r->field[SMTPC_BOUNCE_F_COMMAND]) {
+    const char *c = smtpc__bmta_command(d, n);
+    if (c) rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, c, strlen(c));
+  }
+  if (!rc && !r->field[SMTPC_BOUNCE_F_RHOST]) {
+    const char *h;
+    size_t hl;
+    if (smtpc__bmta_host(d, n, &h, &hl)) rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RHOST, h, hl);
+  }
+  if (!rc && !r->reply_code) r->reply_code = smtpc__bmta_code_find(d, n);
+  return rc;
+}
+
+int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, const char **addr,
+                          size_t *alen, const char **rest, size_t *rlen) {
+  const char *a;
+  size_t al, i = 0;
+  s = smtpc__bmta_trim(s, &n);
+  if (n == 0) return 0;
+  int angle = s[0] == '<';
+  if (need_angle && !angle) return 0;
+  if (!smtpc__baddr(s, n, &a, &al) || a != s + angle) return 0;
+  i = (size_t)(a - s) + al;
+  if (angle) {
+    if (i >= n || s[i] != '>') return 0;
+    i++;
+  }
+  while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+  *rest = s + n, *rlen = 0;
+  if (i < n) {
+    if (s[i] != ':') return 0;
+    i++;
+    *rest = s + i;
+    *rlen = n - i;
+    *rest = smtpc__bmta_trim(*rest, rlen);
+  }
+  *addr = a;
+  *alen = al;
+  return 1;
+}
+
+int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__bmta_layout *l) {
+  size_t begin = smtpc__bmta_line_with(text, len, l->start);
+  if (begin >= len) return 0;
+  size_t end = begin + smtpc__bmta_cut(text + begin, len - begin, l->stop);
+  size_t pos = begin, first = m->nrecords;
+  const char *line;
+  size_t n;
+  int multi = 0, rc = 0, found = 0;
+  smtpc_bounce *r = NULL;
+  while (smtpc__bline(text, end, &pos, &line, &n)) {
+    const char *a, *rest;
+    size_t al, rl;
+    if (smtpc__bmta_rcpt_line(line, n, l->need_angle, &a, &al, &rest, &rl) ||
+        (l->rcpt_in_start && !found && smtpc__baddr(line, n, &a, &al) && ((rest = ""), (rl = 0), 1))) {
+      if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      multi = 0;
+      found++;
+      if (rl && (rc = smtpc__bmta_diag_line(m, r, rest, rl, &multi)) != 0) return rc;
+      continue;
+    }
+    if (r && (rc = smtpc__bmta_diag_line(m, r, line, n, &multi)) != 0) return rc;
+  }
+  if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  (void)first;
+  return found;
+}
