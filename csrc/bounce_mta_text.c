@@ -58,7 +58,7 @@ int smtpc__bmta_code_at(const char *s, size_t n) {
   if (n < 3 || s[0] < '2' || s[0] > '5' || !is_digit((unsigned char)s[1]) ||
       !is_digit((unsigned char)s[2]))
     return 0;
-  if (n > 3 && s[3] != ' ' && s[3] != '-' && s[3] != '\t') return 0;
+  if (n > 3 && s[3] != ' ' && s[3] != '-' && s[3] != '\t' && s[3] != ':') return 0;
   return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
 }
 
@@ -67,7 +67,7 @@ int smtpc__bmta_code_find(const char *s, size_t n) {
     /* a code stands at the start, or after a colon and white space ("]: 550", "said: 550") */
     if (i > 0) {
       size_t k = i;
-      if (!is_ws((unsigned char)s[k - 1]) && s[k - 1] != ':') continue;
+      if (!is_ws((unsigned char)s[k - 1])) continue;
       while (k > 0 && is_ws((unsigned char)s[k - 1])) k--;
       if (k > 0 && s[k - 1] != ':') continue;
     }
@@ -172,9 +172,10 @@ int smtpc__bmta_diag_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t
     int more = n > 3 && s[3] == '-';
     size_t skip = 4, st;
     if (!r->reply_code) r->reply_code = code;
-    if (n > 4 && (st = status_at(s + 4, n - 4)) != 0) {
+    while (skip < n && s[skip] == ' ') skip++;  /* "550: 5.2.2 ..." */
+    if (skip < n && (st = status_at(s + skip, n - skip)) != 0) {
       if (!r->field[SMTPC_BOUNCE_F_STATUS]) {
-        int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, s + 4, st);
+        int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, s + skip, st);
         if (rc) return rc;
       }
       if (*multi || more) skip += st;
