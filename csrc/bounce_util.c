@@ -76,3 +76,15 @@ int smtpc__bmta_none(smtpc__bmsg *m) {
   (void)m;
   return 0;
 }
+
+const char *smtpc__bmemmem(const char *hay, size_t n, const char *needle, size_t k) {
+  if (k == 0) return hay;
+  while (n >= k) {
+    const char *c = memchr(hay, needle[0], n - k + 1);
+    if (!c) return NULL;
+    if (!memcmp(c, needle, k)) return c;
+    n -= (size_t)(c - hay) + 1;
+    hay = c + 1;
+  }
+  return NULL;
+}
