@@ -194,8 +194,20 @@ static int ses_records(smtpc__bmsg *m, const char *js, size_t n, int *claimed) {
   return (int)found;
 }
 
+static int amend_nested(smtpc__bmsg *m, size_t from);
+
 int smtpc__bmta_amazonses(smtpc__bmsg *m) {
-  if (m->nrecords > 0) return 0;
+  if (m->nrecords > 0) {  /* SES's own DSN: read as RFC 3464; the quoted reply decides */
+    static smtpc__bmta_marks ses = {"amazonses.com", NULL};
+    size_t n;
+    const char *rep = smtpc__bounce_rec(m, 0)->field[SMTPC_BOUNCE_F_REPORTING_MTA];
+    if (!rep || !smtpc__bmta_any(rep, strlen(rep), ses)) {
+      const char *from = smtpc__bmta_hdr(m, "From", &n);
+      if (!smtpc__bmta_any(from, n, ses)) return 0;
+    }
+    int rc = amend_nested(m, 0);
+    return rc ? rc : 1;
+  }
   const char *b = m->body;
   size_t n = m->body_len;
   if (!smtpc__bmta_hdr(m, "x-amz-sns-message-id", NULL)[0] &&
@@ -233,4 +245,98 @@ int smtpc__bmta_amazonses(smtpc__bmsg *m) {
   }
   free(js);
   return rc == 0 && claimed ? 1 : rc;
+}
+
+/* DSN fields quoted in a text part ("Final-Recipient: rfc822; x@y" ...): one record per
+ * Final-Recipient, the fields after it until the next one. */
+static const struct {
+  const char *name;
+  int field;
+} dsn_fields[] = {
+    {"Action:", SMTPC_BOUNCE_F_ACTION},
+    {"Status:", SMTPC_BOUNCE_F_STATUS},
+    {"Remote-MTA:", SMTPC_BOUNCE_F_RHOST},
+    {"Diagnostic-Code:", SMTPC_BOUNCE_F_DIAGNOSTIC},
+    {"Last-Attempt-Date:", SMTPC_BOUNCE_F_LAST_ATTEMPT},
+};
+
+static const char *after_type(const char *v, size_t *n) {  /* "dns; x" -> "x" */
+  const char *semi = memchr(v, ';', *n);
+  if (semi && semi - v < 12) *n -= (size_t)(semi + 1 - v), v = semi + 1;
+  return smtpc__bmta_trim(v, n);
+}
+
+static int dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
+  size_t pos = 0, n, rl = 0;
+  const char *line, *reporting = NULL;
+  int rc, found = 0, field = -1;
+  smtpc_bounce *r = NULL;
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
+    if (n && (line[0] == ' ' || line[0] == '\t')) {  /* a folded field goes on */
+      if (r && field >= 0 && (rc = smtpc__bounce_append(m, r, field, line, n)) != 0) return rc;
+      continue;
+    }
+    field = -1;
+    if (smtpc__bstarts(line, n, "Reporting-MTA:")) {
+      rl = n - 14;
+      reporting = after_type(line + 14, &rl);
+    } else if (smtpc__bstarts(line, n, "Final-Recipient:")) {
+      size_t vl = n - 16;
+      const char *v = after_type(line + 16, &vl);
+      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      found++;
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, v, vl)) != 0) return rc;
+      if (reporting &&
+          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_REPORTING_MTA, reporting, rl)) != 0)
+        return rc;
+    } else if (r) {
+      for (size_t i = 0; i < sizeof dsn_fields / sizeof dsn_fields[0]; i++) {
+        size_t k = strlen(dsn_fields[i].name), vl = n - k;
+        if (!smtpc__bstarts(line, n, dsn_fields[i].name)) continue;
+        const char *v = smtpc__bmta_trim(line + k, &vl);
+        if (dsn_fields[i].field != SMTPC_BOUNCE_F_ACTION && dsn_fields[i].field != SMTPC_BOUNCE_F_STATUS)
+          v = after_type(v, &vl);
+        if ((rc = smtpc__bounce_set(m, r, dsn_fields[i].field, v, vl)) != 0) return rc;
+        field = dsn_fields[i].field;
+      }
+    }
+  }
+  return found;
+}
+
+/* "554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed
+ * out>": SES quotes the last reply it got inside its own; that reply is what failed. */
+static int nested_reply(smtpc__bmsg *m, smtpc_bounce *r) {
+  const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC], *lt;
+  if (!d || !(lt = strrchr(d, '<'))) return 0;
+  size_t n = strlen(lt + 1);
+  int code = smtpc__bmta_code_at(lt + 1, n);
+  if (!code || n < 10) return 0;
+  char st[SMTPC_STATUS_SIZE];
+  r->reply_code = code;
+  if (smtpc__status_find(lt + 4, n - 3, 0, st) > 0 && lt[4] == ' ' && lt[5] == st[0])
+    return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, st, strlen(st));
+  return 0;
+}
+
+static int amend_nested(smtpc__bmsg *m, size_t from) {
+  int rc;
+  for (size_t i = from; i < m->nrecords; i++)
+    if ((rc = nested_reply(m, smtpc__bounce_rec(m, i))) != 0) return rc;
+  return 0;
+}
+
+/* Amazon WorkMail: "An error occurred while trying to deliver the mail to the following
+ * recipients:" ... "Technical report:" and DSN fields in the text. */
+int smtpc__bmta_amazonworkmail(smtpc__bmsg *m) {
+  if (m->nrecords > 0) return 0;
+  static smtpc__bmta_marks mailer = {"Amazon WorkMail", NULL};
+  if (!smtpc__bmta_hdr_has(m, "X-Mailer", mailer) &&
+      !smtpc__bmta_hdr_has(m, "X-Original-Mailer", mailer))
+    return 0;
+  const char *t = smtpc__bfind(m->body, m->body_len, "Technical report:");
+  if (!t) return 0;
+  int n = dsn_text(m, t, m->body_len - (size_t)(t - m->body)), rc;
+  if (n > 0 && (rc = amend_nested(m, 0)) != 0) return rc;
+  return n;
 }
