@@ -69,4 +69,9 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
 int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, const char **addr,
                           size_t *alen, const char **rest, size_t *rlen);
 
+/* DSN fields written into a text part ("Final-Recipient: rfc822; x@y", "Action:", "Status:",
+ * "Remote-MTA:", "Diagnostic-Code:" with folded lines): one record per Final-Recipient.
+ * Returns how many, or a negative SMTPC_E* error. */
+int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len);
+
 #endif

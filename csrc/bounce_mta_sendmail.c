@@ -205,3 +205,86 @@ int smtpc__bmta_postfix(smtpc__bmsg *m) {
   if (n) return n;
   return postfix_transcript(m);
 }
+
+/* Where a DSN written as text ends: the returned message or its headers. */
+static smtpc__bmta_marks returned = {"Content-Type: message/rfc822", "Content-Type: text/rfc822-headers",
+                                     "----- Original message", "----- Unsent message follows", NULL};
+
+/* The words of a Sendmail transcript that explain a failure: its coded line ("554 5.3.0
+ * unknown mailer error 255") or else its plain sentences (not the "addr... Deferred" lines). */
+static int transcript_diag(smtpc__bmsg *m, smtpc_bounce *r, const char *text, size_t len) {
+  size_t begin = smtpc__bmta_line_with(text, len, sm_start), pos, n;
+  const char *line, *coded = NULL;
+  size_t codedl = 0;
+  int rc, plain = 0;
+  if (begin >= len) return 0;
+  pos = begin;
+  smtpc__bline(text, len, &pos, &line, &n);
+  size_t from = pos;
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (smtpc__bstarts(t, n, "--") || smtpc__bstarts(t, n, "Content-Type:")) break;
+    if (!coded && smtpc__bmta_code_at(t, n) >= 400) coded = t, codedl = n;
+  }
+  if (coded) {
+    const char *st = r->field[SMTPC_BOUNCE_F_STATUS];
+    char found[SMTPC_STATUS_SIZE];
+    r->reply_code = smtpc__bmta_code_at(coded, codedl);
+    /* "5.0.0" says only "failed"; "554 5.3.0 ..." says how */
+    if ((!st || strstr(st, ".0.0")) && smtpc__status_find(coded, codedl, coded[0], found) > 0 &&
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, found, strlen(found))) != 0)
+      return rc;
+    return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, coded, codedl);
+  }
+  for (pos = from; smtpc__bline(text, len, &pos, &line, &n);) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (smtpc__bstarts(t, n, "--") || smtpc__bstarts(t, n, "Content-Type:")) break;
+    if (n == 0 || smtpc__bfind(t, n, "... ")) continue;
+    rc = plain++ ? smtpc__bounce_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, n)
+                 : smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, n);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* A DSN whose MIME structure was lost (no or broken Content-Type at the top) reads as text. */
+static int text_dsn(smtpc__bmsg *m, int sendmail) {
+  const char *b = m->body;
+  size_t len = m->body_len, end = smtpc__bmta_line_with(b, len, returned);
+  int n = smtpc__bmta_dsn_text(m, b, end), rc;
+  for (int i = 0; i < n; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, (size_t)i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+    /* "X-Unix; 255" is an exit status, not a reply: the transcript says more */
+    if (sendmail && !(d && smtpc__bmta_code_find(d, strlen(d)) >= 400) &&
+        (rc = transcript_diag(m, r, b, end)) != 0)
+      return rc;
+    if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  }
+  return n;
+}
+
+int smtpc__bmta_sendmail_text(smtpc__bmsg *m) {
+  static smtpc__bmta_marks marks = {"----- Transcript of session follows -----",
+                                    "----- The following addresses had permanent fatal errors",
+                                    NULL};
+  if (!smtpc__bmta_any(m->body, m->body_len, marks)) return 0;
+  if (m->nrecords == 0) return text_dsn(m, 1);
+  /* Sendmail's own DSN was read; where its Diagnostic-Code is no SMTP reply ("X-Unix; 255"),
+   * the transcript in the text part says what failed */
+  int amended = 0, rc;
+  for (size_t i = 0; i < m->nrecords; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+    if (d && smtpc__bmta_code_find(d, strlen(d)) >= 400) continue;
+    const char *before = d;
+    if ((rc = transcript_diag(m, r, m->body, m->body_len)) != 0) return rc;
+    amended += r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] != before;
+  }
+  return amended;
+}
+
+int smtpc__bmta_textdsn(smtpc__bmsg *m) {
+  if (m->nrecords > 0 || !smtpc__bfind(m->body, m->body_len, "\nFinal-Recipient:")) return 0;
+  return text_dsn(m, 0);
+}

@@ -247,63 +247,6 @@ int smtpc__bmta_amazonses(smtpc__bmsg *m) {
   return rc == 0 && claimed ? 1 : rc;
 }
 
-/* DSN fields quoted in a text part ("Final-Recipient: rfc822; x@y" ...): one record per
- * Final-Recipient, the fields after it until the next one. */
-static const struct {
-  const char *name;
-  int field;
-} dsn_fields[] = {
-    {"Action:", SMTPC_BOUNCE_F_ACTION},
-    {"Status:", SMTPC_BOUNCE_F_STATUS},
-    {"Remote-MTA:", SMTPC_BOUNCE_F_RHOST},
-    {"Diagnostic-Code:", SMTPC_BOUNCE_F_DIAGNOSTIC},
-    {"Last-Attempt-Date:", SMTPC_BOUNCE_F_LAST_ATTEMPT},
-};
-
-static const char *after_type(const char *v, size_t *n) {  /* "dns; x" -> "x" */
-  const char *semi = memchr(v, ';', *n);
-  if (semi && semi - v < 12) *n -= (size_t)(semi + 1 - v), v = semi + 1;
-  return smtpc__bmta_trim(v, n);
-}
-
-static int dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
-  size_t pos = 0, n, rl = 0;
-  const char *line, *reporting = NULL;
-  int rc, found = 0, field = -1;
-  smtpc_bounce *r = NULL;
-  while (smtpc__bline(text, len, &pos, &line, &n)) {
-    if (n && (line[0] == ' ' || line[0] == '\t')) {  /* a folded field goes on */
-      if (r && field >= 0 && (rc = smtpc__bounce_append(m, r, field, line, n)) != 0) return rc;
-      continue;
-    }
-    field = -1;
-    if (smtpc__bstarts(line, n, "Reporting-MTA:")) {
-      rl = n - 14;
-      reporting = after_type(line + 14, &rl);
-    } else if (smtpc__bstarts(line, n, "Final-Recipient:")) {
-      size_t vl = n - 16;
-      const char *v = after_type(line + 16, &vl);
-      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
-      found++;
-      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, v, vl)) != 0) return rc;
-      if (reporting &&
-          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_REPORTING_MTA, reporting, rl)) != 0)
-        return rc;
-    } else if (r) {
-      for (size_t i = 0; i < sizeof dsn_fields / sizeof dsn_fields[0]; i++) {
-        size_t k = strlen(dsn_fields[i].name), vl = n - k;
-        if (!smtpc__bstarts(line, n, dsn_fields[i].name)) continue;
-        const char *v = smtpc__bmta_trim(line + k, &vl);
-        if (dsn_fields[i].field != SMTPC_BOUNCE_F_ACTION && dsn_fields[i].field != SMTPC_BOUNCE_F_STATUS)
-          v = after_type(v, &vl);
-        if ((rc = smtpc__bounce_set(m, r, dsn_fields[i].field, v, vl)) != 0) return rc;
-        field = dsn_fields[i].field;
-      }
-    }
-  }
-  return found;
-}
-
 /* "554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed
  * out>": SES quotes the last reply it got inside its own; that reply is what failed. */
 static int nested_reply(smtpc__bmsg *m, smtpc_bounce *r) {
@@ -336,7 +279,7 @@ int smtpc__bmta_amazonworkmail(smtpc__bmsg *m) {
     return 0;
   const char *t = smtpc__bfind(m->body, m->body_len, "Technical report:");
   if (!t) return 0;
-  int n = dsn_text(m, t, m->body_len - (size_t)(t - m->body)), rc;
+  int n = smtpc__bmta_dsn_text(m, t, m->body_len - (size_t)(t - m->body)), rc;
   if (n > 0 && (rc = amend_nested(m, 0)) != 0) return rc;
   return n;
 }
