@@ -11,6 +11,7 @@
 int pysmtpc_init_address(PyObject *module);
 int pysmtpc_init_dns(PyObject *module);
 int pysmtpc_init_verify(PyObject *module);
+int pysmtpc_init_bounce(PyObject *module);
 
 /* Build a smtpcode.Reply from a decoded reply (new reference, NULL with an exception set). */
 PyObject *pysmtpc_reply_new(const smtpc_decoded *d);

@@ -1,0 +1,105 @@
+"""Reading bounces from mailboxes: the I/O around the C parser (smtpcode.parse_bounce).
+
+``bounces(source)`` yields one Bounce per recipient, lazily, from
+  - an mbox file (mboxo or mboxrd: messages start at "From " lines),
+  - a Maildir folder (the messages in cur/ and new/) or any folder of message files,
+  - a single message file (.eml),
+  - an open binary file, or "-" for standard input;
+any file may be gzip-compressed. Memory stays bounded by the largest message: an mbox is read
+in chunks and split by the C splitter.
+"""
+import gzip
+import os
+import sys
+
+from ._smtpcode import BounceError, _Mbox, parse_bounce
+
+__all__ = ["bounces", "messages"]
+
+CHUNK = 1 << 20
+
+
+def _open_binary(f):
+    """A binary stream over f, unwrapping gzip when its magic number says so."""
+    head = f.peek(2)[:2] if hasattr(f, "peek") else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=f, mode="rb")
+    return f
+
+
+def _from_stream(f, label):
+    """(label, message bytes) for each message of an mbox or single-message stream."""
+    import io
+    if not hasattr(f, "peek"):
+        f = io.BufferedReader(f) if isinstance(f, io.RawIOBase) else f
+    if hasattr(f, "peek"):
+        f = _open_binary(f)
+    first = f.read(CHUNK)
+    if isinstance(first, str):
+        raise TypeError("bounces() needs a binary file (open(path, 'rb'))")
+    if first[:2] == b"\x1f\x8b":  # a gzip stream that could not be peeked at
+        import gzip as _gz
+        rest = first + f.read()
+        f = io.BytesIO(_gz.decompress(rest))
+        first = f.read(CHUNK)
+    if not first.startswith(b"From "):
+        # one message: read it whole (a message is bounded by the parser's own limit)
+        data = first + f.read()
+        yield label, data
+        return
+    mb = _Mbox()
+    n = 0
+    chunk = first
+    while True:
+        nxt = f.read(CHUNK)
+        for msg in mb.feed(chunk, not nxt):
+            n += 1
+            yield "%s#%d" % (label, n), msg
+        if not nxt:
+            break
+        chunk = nxt
+
+
+def _maildir_files(path):
+    subs = [os.path.join(path, d) for d in ("cur", "new") if os.path.isdir(os.path.join(path, d))]
+    if not subs:
+        subs = [path]
+    for d in subs:
+        for name in sorted(os.listdir(d)):
+            p = os.path.join(d, name)
+            if os.path.isfile(p) and not name.startswith("."):
+                yield p
+
+
+def messages(source):
+    """(label, message bytes) for every message in source (see the module's doc)."""
+    if source == "-":
+        yield from _from_stream(sys.stdin.buffer, "-")
+        return
+    if isinstance(source, (str, bytes, os.PathLike)):
+        path = os.fsdecode(source)
+        if os.path.isdir(path):
+            for p in _maildir_files(path):
+                with open(p, "rb") as f:
+                    yield from _from_stream(f, p)
+            return
+        with open(path, "rb") as f:
+            yield from _from_stream(f, path)
+        return
+    yield from _from_stream(source, getattr(source, "name", "<file>"))
+
+
+def bounces(source, on_error=None):
+    """Yield a Bounce for every recipient of every message in source, lazily.
+
+    A message beyond the parser's limits raises BounceError, unless on_error is given: then
+    on_error(label, error) is called and the next message is read."""
+    for label, msg in messages(source):
+        try:
+            records = parse_bounce(msg)
+        except BounceError as e:
+            if on_error is None:
+                raise
+            on_error(label, e)
+            continue
+        yield from records
