@@ -61,7 +61,8 @@ typedef struct smtpc__bmta_layout {
 } smtpc__bmta_layout;
 
 /* Records for every recipient of the layout in text[0..len); returns how many (0 = not this
- * layout), or a negative SMTPC_E* error. */
+ * layout), or a negative SMTPC_E* error. When records exist already (read from a DSN part),
+ * the text's words replace their diagnostics instead (recipients matched), nothing is added. */
 int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__bmta_layout *l);
 
 /* Is s[0..n) (trimmed) a recipient line: "<addr>", "addr", "<addr>:", "addr: text"? On yes,
@@ -73,5 +74,15 @@ int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, const char **
  * "Remote-MTA:", "Diagnostic-Code:" with folded lines): one record per Final-Recipient.
  * Returns how many, or a negative SMTPC_E* error. */
 int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len);
+
+/* Is the NUL-terminated x equal to a[0..al) (ASCII case-insensitive)? */
+int smtpc__bmta_eq(const char *x, const char *a, size_t al);
+/* The record whose recipient is a[0..al) (ASCII case-insensitive), among records from..;
+ * NULL when none. */
+smtpc_bounce *smtpc__bmta_find_from(smtpc__bmsg *m, size_t from, const char *a, size_t al);
+smtpc_bounce *smtpc__bmta_find(smtpc__bmsg *m, const char *a, size_t al);
+/* A status such as "5.0.0" (from a DSN) only says "failed": when the diagnostic carries a more
+ * specific one of the same class, the record takes it. */
+int smtpc__bmta_better_status(smtpc__bmsg *m, smtpc_bounce *r);
 
 #endif

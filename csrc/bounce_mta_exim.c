@@ -52,14 +52,6 @@ static int failed_rcpt(const smtpc__bmsg *m, size_t k, const char **a, size_t *a
   return first != NULL;
 }
 
-static int seen(smtpc__bmsg *m, size_t from, const char *a, size_t al) {
-  for (size_t i = from; i < m->nrecords; i++) {
-    const char *r = smtpc__bounce_rec(m, i)->field[SMTPC_BOUNCE_F_RECIPIENT];
-    if (r && strlen(r) == al && smtpc__bstarts(r, al, a) && smtpc__bstarts(a, al, r)) return 1;
-  }
-  return 0;
-}
-
 static int exim_read(smtpc__bmsg *m) {
   const char *text = m->body;
   size_t len = m->body_len;
@@ -94,7 +86,7 @@ static int exim_read(smtpc__bmsg *m) {
       int is_addr = smtpc__baddr(t, tn, &a, &al);
       if (!is_addr && !failed_rcpt(m, k, &a, &al)) a = t, al = tn;
       k++;
-      skipping = seen(m, first, a, al);  /* Mail.Ru repeats the list in English */
+      skipping = smtpc__bmta_find_from(m, first, a, al) != NULL;  /* Mail.Ru repeats the list in English */
       if (skipping) continue;
       if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
       found++;

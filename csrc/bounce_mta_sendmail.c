@@ -41,15 +41,6 @@ static int sm_rcpt_line(const char *s, size_t n, int *code, const char **a, size
   return 1;
 }
 
-static smtpc_bounce *find_rcpt(smtpc__bmsg *m, size_t from, const char *a, size_t al) {
-  for (size_t i = from; i < m->nrecords; i++) {
-    smtpc_bounce *r = smtpc__bounce_rec(m, i);
-    const char *x = r->field[SMTPC_BOUNCE_F_RECIPIENT];
-    if (x && strlen(x) == al && smtpc__bstarts(x, al, a)) return r;
-  }
-  return NULL;
-}
-
 int smtpc__bmta_sendmail(smtpc__bmsg *m) {
   if (m->nrecords > 0) return 0;
   const char *text = m->body;
@@ -90,7 +81,7 @@ int smtpc__bmta_sendmail(smtpc__bmsg *m) {
         lone = d + 4, lonel = n - (size_t)(d + 4 - t), lonecode = smtpc__bmta_code_at(t, n);
       continue;
     }
-    smtpc_bounce *r = find_rcpt(m, first, a, al);
+    smtpc_bounce *r = smtpc__bmta_find_from(m, first, a, al);
     if (r) continue;  /* "550 <x>... User unknown" repeats the "<<<" reply's recipient */
     if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
     found++;

@@ -13,7 +13,6 @@ typedef struct simple_format {
 } simple_format;
 
 static int simple(smtpc__bmsg *m, const simple_format *f) {
-  if (m->nrecords > 0) return 0;
   if (f->from && !smtpc__bmta_hdr_has(m, "From", f->from)) return 0;
   if (!smtpc__bmta_any(m->body, m->body_len, f->body)) return 0;
   return smtpc__bmta_read(m, m->body, m->body_len, &f->layout);

@@ -238,24 +238,67 @@ int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, const char **
   return 1;
 }
 
+int smtpc__bmta_better_status(smtpc__bmsg *m, smtpc_bounce *r) {
+  const char *st = r->field[SMTPC_BOUNCE_F_STATUS], *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+  char found[SMTPC_STATUS_SIZE];
+  if (!d || (st && !strstr(st, ".0.0"))) return 0;
+  if (smtpc__status_find(d, strlen(d), st ? st[0] : 0, found) <= 0 || (st && !strcmp(st, found)))
+    return 0;
+  return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, found, strlen(found));
+}
+
+int smtpc__bmta_eq(const char *x, const char *a, size_t al) {
+  if (!x || strlen(x) != al) return 0;
+  for (size_t i = 0; i < al; i++) {
+    int c = (unsigned char)x[i], d = (unsigned char)a[i];
+    if (c >= 'A' && c <= 'Z') c += 32;
+    if (d >= 'A' && d <= 'Z') d += 32;
+    if (c != d) return 0;
+  }
+  return 1;
+}
+
+smtpc_bounce *smtpc__bmta_find_from(smtpc__bmsg *m, size_t from, const char *a, size_t al) {
+  for (size_t i = from; i < m->nrecords; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    if (smtpc__bmta_eq(r->field[SMTPC_BOUNCE_F_RECIPIENT], a, al)) return r;
+  }
+  return NULL;
+}
+
+smtpc_bounce *smtpc__bmta_find(smtpc__bmsg *m, const char *a, size_t al) {
+  return smtpc__bmta_find_from(m, 0, a, al);
+}
+
 int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__bmta_layout *l) {
   size_t begin = smtpc__bmta_line_with(text, len, l->start);
   if (begin >= len) return 0;
   size_t end = begin + smtpc__bmta_cut(text + begin, len - begin, l->stop);
-  size_t pos = begin, first = m->nrecords;
+  size_t pos = begin;
   const char *line;
   size_t n;
-  int multi = 0, rc = 0, found = 0;
+  /* records already read from a DSN part: the text explains them (amend, add nothing) */
+  int multi = 0, rc = 0, found = 0, amend = m->nrecords > 0, seen_rcpt = 0;
   smtpc_bounce *r = NULL;
   while (smtpc__bline(text, end, &pos, &line, &n)) {
     const char *a, *rest;
     size_t al, rl;
     if (smtpc__bmta_rcpt_line(line, n, l->need_angle, &a, &al, &rest, &rl) ||
-        (l->rcpt_in_start && !found && smtpc__baddr(line, n, &a, &al) && ((rest = ""), (rl = 0), 1))) {
+        (l->rcpt_in_start && !seen_rcpt && smtpc__baddr(line, n, &a, &al) && ((rest = ""), (rl = 0), 1))) {
+      seen_rcpt++;
       if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
-      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
-      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      if (r && amend && (rc = smtpc__bmta_better_status(m, r)) != 0) return rc;
+      if (amend) {
+        if ((r = smtpc__bmta_find(m, a, al)) != NULL) {
+          r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = NULL;  /* the DSN's (if any) gave less */
+          r->reply_code = 0;
+        }
+      } else {
+        if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+        if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      }
       multi = 0;
+      if (!r) continue;
       found++;
       if (rl && (rc = smtpc__bmta_diag_line(m, r, rest, rl, &multi)) != 0) return rc;
       continue;
@@ -263,7 +306,7 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
     if (r && (rc = smtpc__bmta_diag_line(m, r, line, n, &multi)) != 0) return rc;
   }
   if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
-  (void)first;
+  if (r && amend && (rc = smtpc__bmta_better_status(m, r)) != 0) return rc;
   return found;
 }
 
