@@ -58,6 +58,8 @@ typedef struct smtpc__bmta_layout {
   const char *const *stop;    /* ... and ends at a line starting with one of these        */
   int rcpt_in_start;          /* the start line itself names the recipient               */
   int need_angle;             /* recipient lines are "<addr>" (bare addresses are text)   */
+  int preamble;               /* lines before the first recipient explain it too          */
+  int rcpt_space;             /* "addr words": the words after a space are the diagnostic */
 } smtpc__bmta_layout;
 
 /* Records for every recipient of the layout in text[0..len); returns how many (0 = not this
@@ -65,9 +67,11 @@ typedef struct smtpc__bmta_layout {
  * the text's words replace their diagnostics instead (recipients matched), nothing is added. */
 int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__bmta_layout *l);
 
-/* Is s[0..n) (trimmed) a recipient line: "<addr>", "addr", "<addr>:", "addr: text"? On yes,
- * addr and alen get the address, rest and rlen the text after the colon (may be empty). */
-int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, const char **addr,
+/* Is s[0..n) (trimmed) a recipient line: "<addr>", "addr", "<addr>:", "addr: text", "\"addr\":",
+ * "addr <addr>", also after "Recipient:", "* ", ">>> " or "Could not be delivered to:"? On yes,
+ * addr and alen get the address, rest and rlen the text after the colon (may be empty).
+ * With `space`, "addr text" is one too (the text after the space). */
+int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, int space, const char **addr,
                           size_t *alen, const char **rest, size_t *rlen);
 
 /* DSN fields written into a text part ("Final-Recipient: rfc822; x@y", "Action:", "Status:",

@@ -90,7 +90,7 @@ int smtpc__bmta_gmail(smtpc__bmsg *m) {
     const char *a, *rest;
     size_t al, rl;
     int indented = n > 0 && (line[0] == ' ' || line[0] == '\t');
-    if (indented && smtpc__bmta_rcpt_line(line, n, 0, &a, &al, &rest, &rl) && rl == 0) {
+    if (indented && smtpc__bmta_rcpt_line(line, n, 0, 0, &a, &al, &rest, &rl) && rl == 0) {
       if (r && (rc = gmail_finish(m, r)) != 0) return rc;
       if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;

@@ -116,10 +116,11 @@ int smtpc__bmta_sendmail(smtpc__bmsg *m) {
 
 /* Postfix without a DSN part: "<rcpt>: text" lines after the notice. */
 static const smtpc__bmta_layout postfix_layout = {
-    (const char *const[]){"This is the Postfix program", "This is the mail system at host", NULL},
-    (const char *const[]){"--- Delivery report unavailable", "-- Undelivered Message",
-                          "--- Below this line", NULL},
-    0, 1};
+    .start = (const char *const[]){"This is the Postfix program", "This is the mail system at host",
+                                   NULL},
+    .stop = (const char *const[]){"--- Delivery report unavailable", "-- Undelivered Message",
+                                  "--- Below this line", NULL},
+    .need_angle = 1};
 
 /* Postfix's postmaster copy: "Transcript of session follows." then " In:" / " Out:" lines. */
 static int postfix_transcript(smtpc__bmsg *m) {

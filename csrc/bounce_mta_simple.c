@@ -10,10 +10,13 @@ typedef struct simple_format {
   const char *const *from;     /* From: contains one of these (NULL: not checked)          */
   const char *const *body;     /* the body contains one of these (required)                */
   smtpc__bmta_layout layout;
+  const char *hdr;             /* and this header field ...                                */
+  const char *const *hdr_has;  /* ... contains one of these (NULL: not checked)            */
 } simple_format;
 
 static int simple(smtpc__bmsg *m, const simple_format *f) {
   if (f->from && !smtpc__bmta_hdr_has(m, "From", f->from)) return 0;
+  if (f->hdr && !smtpc__bmta_hdr_has(m, f->hdr, f->hdr_has)) return 0;
   if (!smtpc__bmta_any(m->body, m->body_len, f->body)) return 0;
   return smtpc__bmta_read(m, m->body, m->body_len, &f->layout);
 }
@@ -28,13 +31,13 @@ static int simple(smtpc__bmsg *m, const simple_format *f) {
  *   Remote host said: 550 5.1.1 <kijitora@example.jp>: Recipient address rejected
  *   --- Below this line is a copy of the message. */
 static const simple_format qmail = {
-    NULL,
-    MARKS("This is the qmail-send program", "qmail-send program at",
+    .from = NULL,
+    .body = MARKS("This is the qmail-send program", "qmail-send program at",
           "wasn't able to deliver your message to the following addresses"),
-    {MARKS("to the following addresses", "following recipients"),
-     MARKS("--- Below this line is a copy", "--- Enclosed is a copy", "--- Enclosed are the original",
+    .layout = {.start = MARKS("to the following addresses", "following recipients"),
+                .stop = MARKS("--- Below this line is a copy", "--- Enclosed is a copy", "--- Enclosed are the original",
            "--- Below the next line is a copy"),
-     0, 1}};
+                .need_angle = 1}};
 int smtpc__bmta_qmail(smtpc__bmsg *m) { return simple(m, &qmail); }
 
 /* Yahoo (a qmail descendant):
@@ -42,10 +45,11 @@ int smtpc__bmta_qmail(smtpc__bmsg *m) { return simple(m, &qmail); }
  *   <kijitora@example.org>:
  *   Remote host said: 550 5.1.1 <kijitora@example.org>... User Unknown [RCPT_TO] */
 static const simple_format yahoo = {
-    NULL,
-    MARKS("Sorry, we were unable to deliver your message to the following address"),
-    {MARKS("unable to deliver your message to the following address"),
-     MARKS("--- Below this line is a copy", "--- Original message follows"), 0, 1}};
+    .from = NULL,
+    .body = MARKS("Sorry, we were unable to deliver your message to the following address"),
+    .layout = {.start = MARKS("unable to deliver your message to the following address"),
+                .stop = MARKS("--- Below this line is a copy", "--- Original message follows"),
+                .need_angle = 1}};
 int smtpc__bmta_yahoo(smtpc__bmsg *m) { return simple(m, &yahoo); }
 
 /* DragonFly Mail Agent (dma):
@@ -54,10 +58,12 @@ int smtpc__bmta_yahoo(smtpc__bmsg *m) { return simple(m, &yahoo); }
  *   550 5.1.1 <kijitora@example.com>: Recipient address rejected: User unknown
  *   Original message follows. */
 static const simple_format dragonfly = {
-    NULL,
-    MARKS("DragonFly Mail Agent", "There was an error delivering your mail to"),
-    {MARKS("There was an error delivering your mail to"),
-     MARKS("Original message follows", "Message headers follow"), 1, 1}};
+    .from = NULL,
+    .body = MARKS("DragonFly Mail Agent", "There was an error delivering your mail to"),
+    .layout = {.start = MARKS("There was an error delivering your mail to"),
+                .stop = MARKS("Original message follows", "Message headers follow"),
+                .rcpt_in_start = 1,
+                .need_angle = 1}};
 int smtpc__bmta_dragonfly(smtpc__bmsg *m) { return simple(m, &dragonfly); }
 
 /* OpenSMTPD:
@@ -66,12 +72,12 @@ int smtpc__bmta_dragonfly(smtpc__bmsg *m) { return simple(m, &dragonfly); }
  *   kijitora@example.jp: 550 5.2.2 <kijitora@example.jp>... Mailbox Full
  *   Below is a copy of the original message: */
 static const simple_format opensmtpd = {
-    NULL,
-    MARKS("This is the MAILER-DAEMON, please DO NOT REPLY",
+    .from = NULL,
+    .body = MARKS("This is the MAILER-DAEMON, please DO NOT REPLY",
           "while attempting to deliver a message for the following list of recipients",
           "the following list of recipients:"),
-    {MARKS("following list of recipients"), MARKS("Below is a copy of the original message"),
-     0, 0}};
+    .layout = {.start = MARKS("following list of recipients"),
+                .stop = MARKS("Below is a copy of the original message")}};
 int smtpc__bmta_opensmtpd(smtpc__bmsg *m) { return simple(m, &opensmtpd); }
 
 /* The "X2" family (old webmail MTAs):
@@ -80,8 +86,109 @@ int smtpc__bmta_opensmtpd(smtpc__bmsg *m) { return simple(m, &opensmtpd); }
  *   <kijitora@example.com>:
  *   This user doesn't have a example.com account (kijitora@example.com) [0] */
 static const simple_format x2 = {
-    NULL,
-    MARKS("Unable to deliver message to the following address(es)"),
-    {MARKS("Unable to deliver message to the following address"),
-     MARKS("--- Original message follows", "--- Below this line"), 0, 1}};
+    .from = NULL,
+    .body = MARKS("Unable to deliver message to the following address(es)"),
+    .layout = {.start = MARKS("Unable to deliver message to the following address"),
+                .stop = MARKS("--- Original message follows", "--- Below this line"),
+                .need_angle = 1}};
 int smtpc__bmta_x2(smtpc__bmsg *m) { return simple(m, &x2); }
+
+/* GMX (an Exim relative without the indentation):
+ *   The following address
+ *   failed:
+ *   "kijitora@example.jp":
+ *   SMTP error from remote server after RCPT command:
+ *   host: mx.example.jp
+ *   5.1.1 <kijitora@example.jp>... User Unknown
+ *   --- The header of the original message is following. --- */
+static const simple_format gmx = {
+    .from = NULL,
+    .body = MARKS("--- The header of the original message is following"),
+    .layout = {.start = MARKS("could not be delivered to one or more of"),
+                .stop = MARKS("--- The header of the original message")}};
+int smtpc__bmta_gmx(smtpc__bmsg *m) { return simple(m, &gmx); }
+
+/* 1&1 (einsundeins): "The following address failed:" / bare address / "For the following
+ * reason:" / the reason. Its boundary is GMX's; its wording is its own. */
+static const simple_format einsundeins = {
+    .from = NULL,
+    .body = MARKS("For the following reason:"),
+    .layout = {.start = MARKS("The following address failed", "The following addresses failed"),
+                .stop = MARKS("--- The header of the original message")}};
+int smtpc__bmta_einsundeins(smtpc__bmsg *m) { return simple(m, &einsundeins); }
+
+/* MXLogic (McAfee) writes Exim's sentence with "<rcpt>: reply" lines. */
+static const simple_format mxlogic = {
+    .from = NULL,
+    .body = MARKS("The following address failed:", "The following addresses failed:"),
+    .layout = {.start = MARKS("The following address failed:", "The following addresses failed:"),
+                .stop = MARKS("Included is a copy of the message header", "------ This is a copy"),
+                .need_angle = 1}};
+int smtpc__bmta_mxlogic(smtpc__bmsg *m) { return simple(m, &mxlogic); }
+
+/* au (EZweb): the sentence may come before or after "<rcpt>"; both explain it.
+ *   Each of the following recipients was rejected by a remote mail server.
+ *       Recipient: <kijitora@ezweb.ne.jp>
+ *       >>> RCPT TO:<kijitora@ezweb.ne.jp>
+ *       <<< 550 <kijitora@ezweb.ne.jp>: User unknown */
+static const simple_format ezweb = {
+    .from = MARKS("ezweb.ne.jp"),
+    .body = MARKS("recipients was rejected by", "did not receive this message", "account is disabled",
+          "Recipient:", "was not delivered within"),
+    .layout = {.start = MARKS(""),
+                .stop = MARKS("---------------------------------------------------", "--- Original message"),
+                .need_angle = 1,
+                .preamble = 1}};
+int smtpc__bmta_ezweb(smtpc__bmsg *m) { return simple(m, &ezweb); }
+
+/* KDDI (au's older gateway):
+ *   Your mail sent on: Thu, 29 Apr 2013 00:00:00 +0900
+ *        Could not be delivered to: <kijitora@example.dion.ne.jp>
+ *        As their mailbox is full. */
+static const simple_format kddi = {
+    .from = NULL,
+    .body = MARKS("Could not be delivered to:"),
+    .layout = {.start = MARKS("Your mail sent on", "Could not be delivered to:"),
+                .stop = MARKS("--- Original message"),
+                .need_angle = 1}};
+int smtpc__bmta_kddi(smtpc__bmsg *m) { return simple(m, &kddi); }
+
+/* X3-style notices framed by "=====" rules:
+ *   Delivery to the following recipients failed permanently:
+ *      * kijitora@example.com
+ *   Technical details:
+ *   SMTP:RCPT host 192.0.2.8: 553 5.3.0 <kijitora@example.com>... No such user here */
+static const simple_format x3 = {
+    .from = NULL,
+    .body = MARKS("This is an automatically generated Delivery Status Notification"),
+    .layout = {.start = MARKS("Delivery to the following recipients"),
+                .stop = MARKS("--- Original message")}};
+int smtpc__bmta_x3(smtpc__bmsg *m) { return simple(m, &x3); }
+
+/* Active!hunter: Sendmail's headings, ">>> rcpt <rcpt>" lines, the transcript below them. */
+static const simple_format activehunter = {
+    .from = NULL,
+    .body = MARKS("----- The following addresses had permanent fatal errors -----"),
+    .layout = {.start = MARKS("The following addresses had permanent fatal errors"),
+                .stop = MARKS("--- Original message")},
+    .hdr = "Content-Type",
+    .hdr_has = MARKS("Active!Hunter")};
+int smtpc__bmta_activehunter(smtpc__bmsg *m) { return simple(m, &activehunter); }
+
+/* Zoho: "rcpt Invalid Address, ERROR_CODE :550, ERROR_CODE :5.1.1 <rcpt>... User Unknown" */
+static const simple_format zoho = {
+    .from = MARKS("zoho.com"),
+    .body = MARKS("could not be delivered to one or more of its"),
+    .layout = {.start = MARKS("could not be delivered to one or more of its"),
+                .stop = MARKS("Received:"),
+                .rcpt_space = 1}};
+int smtpc__bmta_zoho(smtpc__bmsg *m) {
+  size_t first = m->nrecords;
+  int n = simple(m, &zoho);
+  for (size_t i = first; n > 0 && i < m->nrecords; i++) {  /* "ERROR_CODE :550" */
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC], *e;
+    if (d && (e = strstr(d, "ERROR_CODE :")) != NULL) r->reply_code = smtpc__bmta_code_at(e + 12, 3);
+  }
+  return n;
+}

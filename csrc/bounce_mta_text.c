@@ -96,6 +96,9 @@ static const struct {
     {"my name was rejected", "EHLO"},   {"did not like our EHLO", "EHLO"},
     {"did not like our HELO", "HELO"},  {"did not like our MAIL FROM", "MAIL"},
     {"after STARTTLS", "STARTTLS"},     {"after AUTH", "AUTH"},
+    {">>> RCPT TO", "RCPT"},            {">>> MAIL FROM", "MAIL"},
+    {">>> DATA", "DATA"},               {"SMTP:RCPT", "RCPT"},
+    {"after RCPT", "RCPT"},             {"after MAIL", "MAIL"},
 };
 
 const char *smtpc__bmta_command(const char *s, size_t n) {
@@ -123,7 +126,7 @@ static int ip_literal(const char *s, size_t n) {
 }
 
 /* Phrases after which a remote host's name or address follows. */
-static const char *const host_after[] = {"remote host ", "Connected to ", "Giving up on ",
+static const char *const host_after[] = {"remote host ", "Connected to ", "Giving up on ", "host: ",
                                          "by the server for the recipient domain ", NULL};
 
 int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_len) {
@@ -164,9 +167,23 @@ static size_t status_at(const char *s, size_t n) {
   return i;
 }
 
+/* "=====" or "-----" alone, or "----- Transcript of session follows -----": layout, not words */
+static int rule_line(const char *s, size_t n) {
+  if (n >= 3 && (s[0] == '=' || s[0] == '-') && s[1] == s[0] && s[2] == s[0]) {
+    if (s[n - 1] == s[0]) return 1;
+    for (size_t i = 0; i < n; i++)
+      if (s[i] != s[0]) return 0;
+    return 1;
+  }
+  return 0;
+}
+
 int smtpc__bmta_diag_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t n, int *multi) {
   s = smtpc__bmta_trim(s, &n);
-  if (n == 0) return 0;
+  if (n == 0 || rule_line(s, n)) return 0;
+  if (smtpc__bstarts(s, n, "<<< ")) {  /* a transcript's reply line: the reply itself */
+    s += 4, n -= 4;
+  }
   int code = smtpc__bmta_code_at(s, n);
   if (code) {
     int more = n > 3 && s[3] == '-';
@@ -210,25 +227,38 @@ int smtpc__bmta_finish_rec(smtpc__bmsg *m, smtpc_bounce *r) {
   return rc;
 }
 
-int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, const char **addr,
+/* Words some MTAs put before a recipient on its line. */
+static const char *const rcpt_prefixes[] = {"Recipient:", "Could not be delivered to:", "* ",
+                                            ">>> ", NULL};
+
+int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, int space, const char **addr,
                           size_t *alen, const char **rest, size_t *rlen) {
   const char *a;
   size_t al, i = 0;
   s = smtpc__bmta_trim(s, &n);
+  for (const char *const *p = rcpt_prefixes; *p; p++)
+    if (smtpc__bstarts(s, n, *p)) {
+      size_t k = strlen(*p);
+      s += k, n -= k;
+      s = smtpc__bmta_trim(s, &n);
+      break;
+    }
   if (n == 0) return 0;
-  int angle = s[0] == '<';
-  if (need_angle && !angle) return 0;
-  if (!smtpc__baddr(s, n, &a, &al) || a != s + angle) return 0;
+  int open = s[0] == '<' || s[0] == '"';
+  if (need_angle && s[0] != '<') return 0;
+  if (!smtpc__baddr(s, n, &a, &al) || a != s + open) return 0;
   i = (size_t)(a - s) + al;
-  if (angle) {
-    if (i >= n || s[i] != '>') return 0;
+  if (open) {
+    if (i >= n || s[i] != (s[0] == '<' ? '>' : '"')) return 0;
     i++;
   }
+  size_t after = i;
   while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
   *rest = s + n, *rlen = 0;
+  if (i < n && s[i] == '<' && s[n - 1] == '>' && !memchr(s + i, ' ', n - i)) i = n; /* "x <x>" */
   if (i < n) {
-    if (s[i] != ':') return 0;
-    i++;
+    if (s[i] != ':' && !(space && i > after)) return 0;
+    if (s[i] == ':') i++;
     *rest = s + i;
     *rlen = n - i;
     *rest = smtpc__bmta_trim(*rest, rlen);
@@ -279,11 +309,12 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
   size_t n;
   /* records already read from a DSN part: the text explains them (amend, add nothing) */
   int multi = 0, rc = 0, found = 0, amend = m->nrecords > 0, seen_rcpt = 0;
+  size_t pre_from = begin, pre_to = begin;
   smtpc_bounce *r = NULL;
   while (smtpc__bline(text, end, &pos, &line, &n)) {
     const char *a, *rest;
     size_t al, rl;
-    if (smtpc__bmta_rcpt_line(line, n, l->need_angle, &a, &al, &rest, &rl) ||
+    if (smtpc__bmta_rcpt_line(line, n, l->need_angle, l->rcpt_space, &a, &al, &rest, &rl) ||
         (l->rcpt_in_start && !seen_rcpt && smtpc__baddr(line, n, &a, &al) && ((rest = ""), (rl = 0), 1))) {
       seen_rcpt++;
       if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
@@ -300,9 +331,17 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
       multi = 0;
       if (!r) continue;
       found++;
+      if (l->preamble && seen_rcpt == 1) {  /* the sentences above the first recipient */
+        size_t p2 = pre_from;
+        const char *l2;
+        size_t n2;
+        while (p2 < pre_to && smtpc__bline(text, pre_to, &p2, &l2, &n2))
+          if ((rc = smtpc__bmta_diag_line(m, r, l2, n2, &multi)) != 0) return rc;
+      }
       if (rl && (rc = smtpc__bmta_diag_line(m, r, rest, rl, &multi)) != 0) return rc;
       continue;
     }
+    if (!seen_rcpt) pre_to = pos;
     if (r && (rc = smtpc__bmta_diag_line(m, r, line, n, &multi)) != 0) return rc;
   }
   if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
