@@ -260,7 +260,7 @@ int smtpc__bounce_set(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s,
   char *d = squeeze(m->p, s ? s : "", s ? len : 0, &n);
   if (!d) return SMTPC_ENOMEM;
   if (field == SMTPC_BOUNCE_F_RECIPIENT) clean_recipient(d, &n);
-  r->field[field] = n ? d : NULL;
+  if (n) r->field[field] = d; /* an empty value never erases what the bounce said elsewhere */
   return 0;
 }
 
@@ -296,6 +296,42 @@ static const char *find_command(const char *t, size_t n) {
   return NULL;
 }
 
+/* The first reply code in a diagnostic: "said: 550 5.1.1 ...", "<<< 421 ...", "smtp; 554-...".
+ * A code stands alone: not part of a number, an address or a host name. */
+static int find_code(const char *t, size_t n) {
+  for (size_t i = 0; i + 3 <= n; i++) {
+    if ((t[i] != '4' && t[i] != '5' && t[i] != '2') || t[i + 1] < '0' || t[i + 1] > '5' ||
+        t[i + 2] < '0' || t[i + 2] > '9')
+      continue;
+    if (i > 0 && (!t[i - 1] || !strchr(" :;(<[\"'#=", t[i - 1]))) continue;
+    if (i + 3 < n && (!t[i + 3] || !strchr(" -;:,)", t[i + 3]))) continue;
+    if (i + 4 < n && (t[i + 3] == ':' || t[i + 3] == ',') && t[i + 4] >= '0' && t[i + 4] <= '9') continue;
+    return (t[i] - '0') * 100 + (t[i + 1] - '0') * 10 + (t[i + 2] - '0');
+  }
+  return 0;
+}
+
+/* Reply code and status, from what the bounce says in its fields and in the server's words.
+ * The remote server's own status (in the diagnostic) is more precise than the reporting MTA's
+ * summary in the Status field (5.0.0, or a 4.4.7 "expired" stamped over a 4.7.1 refusal), so it
+ * wins when the two agree on the class. */
+static void code_and_status(smtpc_bounce_parser *p, smtpc_bounce *r, const char *diag, size_t dlen) {
+  const char **f = r->field;
+  char st[SMTPC_STATUS_SIZE], dst[SMTPC_STATUS_SIZE];
+  const char *have = f[SMTPC_BOUNCE_F_STATUS];
+  if (have && !(smtpc_status_parse(have, strlen(have), st) > 0 || smtpc__status_find(have, strlen(have), 0, st)))
+    have = NULL;
+  else if (have)
+    have = st;
+  if (!r->reply_code && diag) r->reply_code = find_code(diag, dlen);
+  int dclass = r->reply_code ? '0' + r->reply_code / 100 : 0;
+  if (diag && smtpc__status_find(diag, dlen, (char)dclass, dst)) {
+    if (!have || (have[0] == dst[0] && strcmp(have, dst)))
+      have = dst;
+  }
+  f[SMTPC_BOUNCE_F_STATUS] = have ? smtpc__bstrdup(p, have, strlen(have)) : NULL;
+}
+
 static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, const char *mta) {
   const char **f = r->field;
   if (!f[SMTPC_BOUNCE_F_KIND]) f[SMTPC_BOUNCE_F_KIND] = "bounce";
@@ -318,6 +354,7 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   const char *diag = f[SMTPC_BOUNCE_F_DIAGNOSTIC];
   size_t dlen = diag ? strlen(diag) : 0;
   if (!f[SMTPC_BOUNCE_F_COMMAND] && diag) f[SMTPC_BOUNCE_F_COMMAND] = find_command(diag, dlen);
+  code_and_status(p, r, diag, dlen);
   if (!strcmp(f[SMTPC_BOUNCE_F_KIND], "feedback")) {
     r->cls = (smtpc_class){0};
     r->cls.reason = SMTPC_REASON_FEEDBACK;

@@ -83,7 +83,8 @@ smtpc_bounce *smtpc__bounce_add(smtpc__bmsg *m);
 /* Record i (0 <= i < m->nrecords); valid until the next add. */
 smtpc_bounce *smtpc__bounce_rec(smtpc__bmsg *m, size_t i);
 /* Set field `field` (SMTPC_BOUNCE_F_*) of r to a copy of s[0..len): white space runs (CR, LF,
- * tab, space) become one space, ends trimmed; an empty result leaves the field absent.
+ * tab, space) become one space, ends trimmed; an empty result changes nothing (a field
+ * already set by the RFC 3464 pass is kept).
  * For RECIPIENT, "<...>", "rfc822;" prefixes and quotes are stripped and the address lower-cased
  * in its domain. Returns 0 or SMTPC_ENOMEM. */
 int smtpc__bounce_set(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s, size_t len);
