@@ -161,7 +161,7 @@ int smtpc__bmta_kddi(smtpc__bmsg *m) { return simple(m, &kddi); }
 static const simple_format x3 = {
     .from = NULL,
     .body = MARKS("This is an automatically generated Delivery Status Notification"),
-    .layout = {.start = MARKS("Delivery to the following recipients"),
+    .layout = {.start = MARKS("to the following recipients failed"),
                 .stop = MARKS("--- Original message")}};
 int smtpc__bmta_x3(smtpc__bmsg *m) { return simple(m, &x3); }
 
@@ -192,3 +192,16 @@ int smtpc__bmta_zoho(smtpc__bmsg *m) {
   }
   return n;
 }
+
+/* Lotus Notes (Domino's SMTP MTA):
+ *   ------- Failure Reasons  --------
+ *   User  not listed in public Name & Address Book
+ *   kijitora@example.com
+ *   ------- Returned Message -------- */
+static const simple_format notes = {
+    .from = NULL,
+    .body = MARKS("------- Failure Reasons"),
+    .layout = {.start = MARKS("------- Failure Reasons"),
+               .stop = MARKS("------- Returned Message"),
+               .preamble = 1}};
+int smtpc__bmta_notes(smtpc__bmsg *m) { return simple(m, &notes); }

@@ -309,7 +309,7 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
   size_t n;
   /* records already read from a DSN part: the text explains them (amend, add nothing) */
   int multi = 0, rc = 0, found = 0, amend = m->nrecords > 0, seen_rcpt = 0;
-  size_t pre_from = begin, pre_to = begin;
+  size_t pre_from = begin, pre_to = begin, first = m->nrecords;
   smtpc_bounce *r = NULL;
   while (smtpc__bline(text, end, &pos, &line, &n)) {
     const char *a, *rest;
@@ -324,6 +324,9 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
           r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = NULL;  /* the DSN's (if any) gave less */
           r->reply_code = 0;
         }
+      } else if ((r = smtpc__bmta_find_from(m, first, a, al)) != NULL) {
+        multi = 0;  /* named again: its words go on (counted once) */
+        continue;
       } else {
         if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
         if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;

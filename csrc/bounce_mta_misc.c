@@ -1,0 +1,126 @@
+/* bounce_mta_misc.c -- formats with a shape of their own: IMail Server, m-FILTER and the
+ * Office 365 / Exchange Online text without a delivery-status part. */
+#include <string.h>
+
+#include "bounce_mta.h"
+
+/* IMail Server (X-Mailer: <SMTP32 v...>): the reason and the recipient on one line, then
+ * possibly the remote server's words:
+ *   Unknown user: kijitora@example.com
+ *   undeliverable to kijitora@example.jp
+ *   Body of message generated response:
+ *   550-REJECTED - Blacklisted URL in message. ...
+ *   Original message follows. */
+int smtpc__bmta_imailserver(smtpc__bmsg *m) {
+  static smtpc__bmta_marks mailer = {"<SMTP32 v", NULL};
+  static smtpc__bmta_marks stop = {"Original message follows", NULL};
+  static smtpc__bmta_marks headerish = {"To:", "CC:", "From:", "Date:", "Subject:", NULL};
+  if (m->nrecords > 0 || !smtpc__bmta_hdr_has(m, "X-Mailer", mailer)) return 0;
+  size_t end = smtpc__bmta_cut(m->body, m->body_len, stop), pos = 0, n, rl = 0;
+  const char *line, *rline = NULL;
+  int rc, multi = 0, words = 0;
+  smtpc_bounce *r = NULL;
+  while (smtpc__bline(m->body, end, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n), *a;
+    size_t al;
+    if (n == 0) continue;
+    int hdr = 0;
+    for (const char *const *h = headerish; *h; h++) hdr |= smtpc__bstarts(t, n, *h);
+    /* a line that ends in the recipient's address names it */
+    if (!r && !hdr && smtpc__baddr(t, n, &a, &al) && a + al == t + n) {
+      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      rline = t, rl = n;
+      continue;
+    }
+    if (r && (rc = smtpc__bmta_diag_line(m, r, t, n, &multi)) != 0) return rc;
+    words += r != NULL;
+  }
+  if (!r) return 0;
+  if (!words && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, rline, rl)) != 0) return rc;
+  if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  return 1;
+}
+
+/* m-FILTER: addresses alone on their lines, then "-------server message" and
+ * "-------SMTP command" sections; "-------original message" ends it. */
+int smtpc__bmta_mfilter(smtpc__bmsg *m) {
+  static smtpc__bmta_marks mailer = {"m-FILTER", NULL};
+  static smtpc__bmta_marks stop = {"-------original message", "-------original mail info", NULL};
+  if (m->nrecords > 0 || !smtpc__bmta_hdr_has(m, "X-Mailer", mailer)) return 0;
+  size_t end = smtpc__bmta_cut(m->body, m->body_len, stop), pos = 0, n, first = m->nrecords;
+  const char *line, *cmd = NULL;
+  size_t cmdl = 0;
+  int rc, multi = 0, section = 0; /* 1 = server message, 2 = SMTP command */
+  while (smtpc__bline(m->body, end, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n), *a, *rest;
+    size_t al, rlen;
+    if (n == 0) continue;
+    if (smtpc__bstarts(t, n, "-------server message")) {
+      section = 1;
+      continue;
+    }
+    if (smtpc__bstarts(t, n, "-------SMTP command")) {
+      section = 2;
+      continue;
+    }
+    if (section == 2 && !cmd) {
+      cmd = t, cmdl = n;
+    } else if (section == 1) {
+      for (size_t i = first; i < m->nrecords; i++) /* the server's words concern them all */
+        if ((rc = smtpc__bmta_diag_line(m, smtpc__bounce_rec(m, i), t, n, &multi)) != 0) return rc;
+    } else if (section == 0 && smtpc__bmta_rcpt_line(t, n, 0, 0, &a, &al, &rest, &rlen) && !rlen) {
+      smtpc_bounce *r = smtpc__bounce_add(m);
+      if (!r) return SMTPC_ENOMEM;
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+    }
+  }
+  for (size_t i = first; i < m->nrecords; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    if (cmd && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmd, cmdl)) != 0) return rc;
+    if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  }
+  return (int)(m->nrecords - first);
+}
+
+/* Office 365 / Exchange Online without a delivery-status part:
+ *   Diagnostic information for administrators:
+ *   Generating server: FFFFFFFFFFFF.e0.prod.outlook.com
+ *   kijitora@example.com
+ *   Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found'
+ *   Original message headers: */
+int smtpc__bmta_office365(smtpc__bmsg *m) {
+  static smtpc__bmta_marks start = {"Diagnostic information for administrators:", NULL};
+  static smtpc__bmta_marks stop = {"Original message headers:", NULL};
+  if (m->nrecords > 0) return 0;
+  size_t begin = smtpc__bmta_line_with(m->body, m->body_len, start);
+  if (begin >= m->body_len) return 0;
+  const char *text = m->body + begin, *line;
+  size_t len = smtpc__bmta_cut(text, m->body_len - begin, stop), pos = 0, n;
+  int rc, multi = 0, found = 0;
+  smtpc_bounce *r = NULL;
+  smtpc__bline(text, len, &pos, &line, &n);
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n), *a, *rest;
+    size_t al, rl;
+    if (n == 0 || smtpc__bstarts(t, n, "Generating server:") ||
+        smtpc__bstarts(t, n, "Receiving server:"))
+      continue;
+    if (smtpc__bmta_rcpt_line(t, n, 0, 0, &a, &al, &rest, &rl) && !rl) {
+      if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      found++;
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      continue;
+    }
+    if (!r) continue;
+    /* "Remote Server returned '550 5.1.10 ...'" and "#550 5.1.1 RESOLVER... ##": the reply */
+    const char *q = smtpc__bfind(t, n, "returned '");
+    if (q) n -= (size_t)(q + 10 - t), t = q + 10;
+    while (n && (t[0] == '#')) t++, n--;
+    while (n && (t[n - 1] == '\'' || t[n - 1] == '#' || t[n - 1] == ' ')) n--;
+    if ((rc = smtpc__bmta_diag_line(m, r, t, n, &multi)) != 0) return rc;
+  }
+  if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  return found;
+}
