@@ -12,9 +12,11 @@ typedef struct simple_format {
   smtpc__bmta_layout layout;
   const char *hdr;             /* and this header field ...                                */
   const char *const *hdr_has;  /* ... contains one of these (NULL: not checked)            */
+  int fresh_only;              /* a DSN part, when there is one, says more: leave it be    */
 } simple_format;
 
 static int simple(smtpc__bmsg *m, const simple_format *f) {
+  if (f->fresh_only && m->nrecords > 0) return 0;
   if (f->from && !smtpc__bmta_hdr_has(m, "From", f->from)) return 0;
   if (f->hdr && !smtpc__bmta_hdr_has(m, f->hdr, f->hdr_has)) return 0;
   if (!smtpc__bmta_any(m->body, m->body_len, f->body)) return 0;
@@ -205,3 +207,60 @@ static const simple_format notes = {
                .stop = MARKS("------- Returned Message"),
                .preamble = 1}};
 int smtpc__bmta_notes(smtpc__bmsg *m) { return simple(m, &notes); }
+
+/* Sendmail-like headings without Sendmail's DSN part (BIGLOBE, X1 and others):
+ *   ----- The following addresses had delivery problems -----
+ *   kijitora@example.org [User unknown]
+ *   ----- Non-delivered information -----
+ *   The number of messages in recipient's mailbox exceeded the local limit. */
+static const simple_format headings = {
+    .from = NULL,
+    .body = MARKS("The following addresses had delivery problems",
+                  "The following addresses had delivery errors"),
+    .layout = {.start = MARKS("The following addresses had delivery"),
+               .stop = MARKS("--- Original message", "----- Unsent message"),
+               .rcpt_space = 1},
+    .fresh_only = 1};
+int smtpc__bmta_headings(smtpc__bmsg *m) { return simple(m, &headings); }
+
+/* Lotus Domino:
+ *   Your message
+ *     Subject: Test Bounce
+ *   was not delivered to:
+ *     kijitora@example.jp
+ *   because:
+ *     User some.name (kijitora@example.jp) not listed in Domino Directory */
+static const simple_format domino = {
+    .from = NULL,
+    .body = MARKS("was not delivered to:"),
+    .layout = {.start = MARKS("was not delivered to:"), .stop = MARKS("--- Original message")},
+    .fresh_only = 1};
+int smtpc__bmta_domino(smtpc__bmsg *m) { return simple(m, &domino); }
+
+/* MailFoundry:
+ *   Unable to deliver message to: <kijitora@example.org>
+ *   Delivery failed for the following reason:
+ *   Server mx22.example.org[192.0.2.222] failed with: 550 <kijitora@example.org> No such user */
+static const simple_format mailfoundry = {
+    .from = NULL,
+    .body = MARKS("Delivery failed for the following reason:"),
+    .layout = {.start = MARKS("Unable to deliver message to:"),
+               .stop = MARKS("--- Original message")},
+    .fresh_only = 1};
+int smtpc__bmta_mailfoundry(smtpc__bmsg *m) { return simple(m, &mailfoundry); }
+
+/* An old MTA's framed log (Exim 3 era):
+ *   |------------------------- Message log follows: -------------------------|
+ *    no valid recipients were found for this message
+ *   |------------------------- Failed addresses follow: ---------------------|
+ *    kijitora@example.com ... unknown host
+ *   |------------------------- Message text follows: ------------------------| */
+static const simple_format framedlog = {
+    .from = NULL,
+    .body = MARKS("------- Failed addresses follow:"),
+    .layout = {.start = MARKS("------- Message log follows:", "------- Failed addresses follow:"),
+               .stop = MARKS("|------------------------- Message text follows"),
+               .preamble = 1,
+               .rcpt_space = 1},
+    .fresh_only = 1};
+int smtpc__bmta_framedlog(smtpc__bmsg *m) { return simple(m, &framedlog); }

@@ -169,6 +169,7 @@ static size_t status_at(const char *s, size_t n) {
 
 /* "=====" or "-----" alone, or "----- Transcript of session follows -----": layout, not words */
 static int rule_line(const char *s, size_t n) {
+  if (n >= 4 && s[0] == '|' && s[1] == '-' && s[n - 1] == '|') return 1; /* "|--- Log: ---|" */
   if (n >= 3 && (s[0] == '=' || s[0] == '-') && s[1] == s[0] && s[2] == s[0]) {
     if (s[n - 1] == s[0]) return 1;
     for (size_t i = 0; i < n; i++)
@@ -229,7 +230,7 @@ int smtpc__bmta_finish_rec(smtpc__bmsg *m, smtpc_bounce *r) {
 
 /* Words some MTAs put before a recipient on its line. */
 static const char *const rcpt_prefixes[] = {"Recipient:", "Could not be delivered to:", "* ",
-                                            ">>> ", NULL};
+                                            ">>> ", "Unable to deliver message to:", NULL};
 
 int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, int space, const char **addr,
                           size_t *alen, const char **rest, size_t *rlen) {
