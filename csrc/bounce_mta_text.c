@@ -304,13 +304,14 @@ smtpc_bounce *smtpc__bmta_find(smtpc__bmsg *m, const char *a, size_t al) {
 /* One line of words for r; when r came from a DSN part, its first line replaces what the DSN
  * said (*fresh), the next ones add to it. */
 static int read_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t n, int *multi,
-                     int *fresh) {
+                     int *fresh, int *changed) {
   size_t tn = n;
   smtpc__bmta_trim(s, &tn);
   if (*fresh && tn) {
     r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = NULL;
     r->reply_code = 0;
     *fresh = 0;
+    (*changed)++;
   }
   return smtpc__bmta_diag_line(m, r, s, n, multi);
 }
@@ -323,7 +324,7 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
   const char *line;
   size_t n;
   /* records already read from a DSN part: the text explains them (amend, add nothing) */
-  int multi = 0, rc = 0, found = 0, amend = m->nrecords > 0, seen_rcpt = 0, fresh = 0;
+  int multi = 0, rc = 0, found = 0, amend = m->nrecords > 0, seen_rcpt = 0, fresh = 0, changed = 0;
   size_t pre_from = begin, pre_to = begin, first = m->nrecords;
   smtpc_bounce *r = NULL;
   while (smtpc__bline(text, end, &pos, &line, &n)) {
@@ -353,17 +354,17 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
         const char *l2;
         size_t n2;
         while (p2 < pre_to && smtpc__bline(text, pre_to, &p2, &l2, &n2))
-          if ((rc = read_line(m, r, l2, n2, &multi, &fresh)) != 0) return rc;
+          if ((rc = read_line(m, r, l2, n2, &multi, &fresh, &changed)) != 0) return rc;
       }
-      if (rl && (rc = read_line(m, r, rest, rl, &multi, &fresh)) != 0) return rc;
+      if (rl && (rc = read_line(m, r, rest, rl, &multi, &fresh, &changed)) != 0) return rc;
       continue;
     }
     if (!seen_rcpt) pre_to = pos;
-    if (r && (rc = read_line(m, r, line, n, &multi, &fresh)) != 0) return rc;
+    if (r && (rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0) return rc;
   }
   if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
   if (r && amend && (rc = smtpc__bmta_better_status(m, r)) != 0) return rc;
-  return found;
+  return amend ? changed : found;  /* a DSN the text adds nothing to stays the DSN's */
 }
 
 /* DSN fields quoted in a text part ("Final-Recipient: rfc822; x@y" ...): one record per
