@@ -196,16 +196,29 @@ int smtpc__bmta_diag_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t
         int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, s + skip, st);
         if (rc) return rc;
       }
-      if (*multi || more) skip += st;
+      if (*multi) skip += st;
     }
-    if (*multi || more) {  /* inside a multi-line reply: keep only the words */
+    if (*multi) {  /* a continuation line: keep only its words */
       if (skip > n) skip = n;
       s += skip, n -= skip;
       s = smtpc__bmta_trim(s, &n);
+    } else if (more) {  /* the first line of "550-5.1.1 ..." reads as "550 5.1.1 ..." */
+      int rc = smtpc__bounce_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, 3);
+      if (rc) return rc;
+      s += 4, n -= 4;
     }
     *multi = more;
   } else {
+    /* "Remote host said: 550-5.7.1 ...": a multi-line reply starts inside the line */
+    size_t i;
     *multi = 0;
+    for (i = 0; i + 5 < n; i++)
+      if (s[i] == ':' && s[i + 1] == ' ' && smtpc__bmta_code_at(s + i + 2, n - i - 2) &&
+          s[i + 5] == '-') {
+        *multi = 1;
+        if (!r->reply_code) r->reply_code = smtpc__bmta_code_at(s + i + 2, n - i - 2);
+        break;
+      }
   }
   return n ? smtpc__bounce_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, n) : 0;
 }
@@ -340,7 +353,8 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
         r = smtpc__bmta_find(m, a, al);
         fresh = r != NULL;
       } else if ((r = smtpc__bmta_find_from(m, first, a, al)) != NULL) {
-        multi = 0;  /* named again: its words go on (counted once) */
+        /* named again ("<x>: Recipient address rejected" folded into x's words): words */
+        if ((rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0) return rc;
         continue;
       } else {
         if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
