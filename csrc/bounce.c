@@ -394,7 +394,8 @@ static void view(smtpc_bounce_parser *p, smtpc__bmsg *m) {
   m->parts = p->part;
   m->nparts = p->npart;
   m->body = "";
-  for (size_t i = 0; i < p->npart; i++) p->part[i].headers = p->hdr + p->part_hfirst[i];
+  for (size_t i = 0; i < p->npart; i++) /* NULL + 0 is undefined in C: no fields, no pointer */
+    p->part[i].headers = p->hdr ? p->hdr + p->part_hfirst[i] : NULL;
   for (size_t i = 0; i < p->npart; i++) {
     const smtpc__bpart *pt = &p->part[i];
     if (!pt->in_rfc822 && !strcmp(pt->type, "text/plain")) {
@@ -403,7 +404,7 @@ static void view(smtpc_bounce_parser *p, smtpc__bmsg *m) {
       break;
     }
   }
-  if (p->have_orig) {
+  if (p->have_orig && p->hdr) {
     m->orig_headers = p->hdr + p->orig_first;
     m->norig_headers = p->orig_n;
   }

@@ -331,8 +331,8 @@ int smtpc__binline_orig(smtpc_bounce_parser *p, const char *body, size_t len) {
         p->nhdr = of;
         return 0;
       }
-      const smtpc__bheader *h = p->hdr + of;
       size_t hn = p->nhdr - of;
+      const smtpc__bheader *h = hn ? p->hdr + of : NULL;
       if (hn >= 2 && (smtpc__bheader_get(h, hn, "Subject", NULL) ||
                       smtpc__bheader_get(h, hn, "Message-Id", NULL) ||
                       smtpc__bheader_get(h, hn, "From", NULL))) {

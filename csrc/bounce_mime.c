@@ -517,8 +517,9 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
   int rc = smtpc__bheaders(p, buf, end, &pos, base);
   if (rc < 0) return rc;
   size_t hn = p->nhdr - hfirst, vl = 0, ctel = 0;
-  const char *v = smtpc__bheader_get(p->hdr + hfirst, hn, "Content-Type", &vl);
-  const char *cte = smtpc__bheader_get(p->hdr + hfirst, hn, "Content-Transfer-Encoding", &ctel);
+  const smtpc__bheader *h = hn ? p->hdr + hfirst : NULL;
+  const char *v = smtpc__bheader_get(h, hn, "Content-Type", &vl);
+  const char *cte = smtpc__bheader_get(h, hn, "Content-Transfer-Encoding", &ctel);
   ctype ct;
   parse_ctype(v, vl, deflt, &ct);
   if (!strncmp(ct.type, "multipart/", 10) && ct.boundary[0]) {
