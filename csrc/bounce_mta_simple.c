@@ -141,7 +141,33 @@ static const simple_format ezweb = {
                 .stop = MARKS("---------------------------------------------------", "--- Original message"),
                 .need_angle = 1,
                 .preamble = 1}};
-int smtpc__bmta_ezweb(smtpc__bmsg *m) { return simple(m, &ezweb); }
+/* au's sentences decide what happened when the remote server's reply does not (or says less:
+ * a disabled account answers "550 user unknown"). */
+static const struct {
+  const char *sentence;
+  int reason, even_with_reply;
+} ezweb_reasons[] = {
+    {"account is disabled", SMTPC_REASON_SUSPEND, 1},
+    {"was not delivered within", SMTPC_REASON_EXPIRED, 0},
+    {"recipients was rejected by a remote mail server", SMTPC_REASON_FILTERED, 0},
+};
+
+int smtpc__bmta_ezweb(smtpc__bmsg *m) {
+  int n = simple(m, &ezweb);
+  for (size_t i = 0; n > 0 && i < m->nrecords; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+    if (!d) continue;
+    size_t dl = strlen(d);
+    for (size_t k = 0; k < sizeof ezweb_reasons / sizeof ezweb_reasons[0]; k++)
+      if (smtpc__bfind(d, dl, ezweb_reasons[k].sentence) &&
+          (ezweb_reasons[k].even_with_reply || !r->reply_code)) {
+        r->cls.reason = ezweb_reasons[k].reason;
+        break;
+      }
+  }
+  return n;
+}
 
 /* KDDI (au's older gateway):
  *   Your mail sent on: Thu, 29 Apr 2013 00:00:00 +0900
