@@ -290,3 +290,31 @@ static const simple_format framedlog = {
                .rcpt_space = 1},
     .fresh_only = 1};
 int smtpc__bmta_framedlog(smtpc__bmsg *m) { return simple(m, &framedlog); }
+
+/* Trend Micro InterScan:
+ *   Message from InterScan Messaging Security Suite
+ *   Unable to deliver message to <kijitora@example.jp> (and other recipients in the same domain). */
+static const simple_format interscan = {
+    .from = NULL,
+    .body = MARKS("Message from InterScan Messaging Security Suite"),
+    .layout = {.start = MARKS("Unable to deliver message to <"),
+               .stop = MARKS("*****"),
+               .rcpt_in_start = 1,
+               .start_is_words = 1},
+    .fresh_only = 1};
+int smtpc__bmta_interscanmss(smtpc__bmsg *m) { return simple(m, &interscan); }
+
+/* MailMarshal: the reason first, the recipients after it.
+ *   Could not be delivered because of
+ *   550 5.1.1 User unknown
+ *   The following recipients were affected:
+ *       kijitora@example.com
+ *   Additional Information */
+static const simple_format mailmarshal = {
+    .from = NULL,
+    .body = MARKS("The following recipients were affected:"),
+    .layout = {.start = MARKS("Could not be delivered because of"),
+               .stop = MARKS("Additional Information"),
+               .preamble = 1},
+    .fresh_only = 1};
+int smtpc__bmta_mailmarshal(smtpc__bmsg *m) { return simple(m, &mailmarshal); }

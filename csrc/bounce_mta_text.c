@@ -371,6 +371,9 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
           if ((rc = read_line(m, r, l2, n2, &multi, &fresh, &changed)) != 0) return rc;
       }
       if (rl && (rc = read_line(m, r, rest, rl, &multi, &fresh, &changed)) != 0) return rc;
+      if (l->start_is_words && seen_rcpt == 1 && !rl &&
+          (rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0)
+        return rc;
       continue;
     }
     if (!seen_rcpt) pre_to = pos;
