@@ -41,7 +41,8 @@ static const struct {
 
 /* Gmail's own sentences when there was no SMTP reply at all. */
 static smtpc__bmta_marks gmail_expired = {
-    "DNS Error: Could not contact DNS servers", "Delivery to the following recipient has been delayed",
+    "DNS Error: Could not contact DNS servers",
+    "Delivery to the following recipient has been delayed",
     "The recipient server did not accept our requests to connect", NULL};
 static smtpc__bmta_marks gmail_hostunknown = {
     "DNS Error: Domain name not found", "DNS Error: DNS server returned answer with no data", NULL};

@@ -37,7 +37,8 @@ int smtpc__bmta_imailserver(smtpc__bmsg *m) {
     words += r != NULL;
   }
   if (!r) return 0;
-  if (!words && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, rline, rl)) != 0) return rc;
+  if (!words && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, rline, rl)) != 0)
+    return rc;
   if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
   return 1;
 }

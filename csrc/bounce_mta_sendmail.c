@@ -19,7 +19,8 @@
 #include "bounce_mta.h"
 
 static smtpc__bmta_marks sm_start = {"----- Transcript of session follows -----", NULL};
-static smtpc__bmta_marks sm_stop = {"----- Unsent message follows", "----- Original message follows",
+static smtpc__bmta_marks sm_stop = {"----- Unsent message follows",
+                                    "----- Original message follows",
                                     "----- Message header follows", "----- Returned message",
                                     "----- Original message",       "--- Below this line", NULL};
 
@@ -125,10 +126,12 @@ static const smtpc__bmta_layout postfix_layout = {
 /* Postfix's postmaster copy: "Transcript of session follows." then " In:" / " Out:" lines. */
 static int postfix_transcript(smtpc__bmsg *m) {
   size_t begin = smtpc__bmta_line_with(m->body, m->body_len,
-                                       (const char *const[]){"Transcript of session follows", NULL});
+                                       (const char *const[]){"Transcript of session follows",
+                                                             NULL});
   if (begin >= m->body_len) return 0;
   const char *text = m->body + begin, *line, *last_in = NULL, *host = NULL, *a;
-  size_t len = m->body_len - begin, pos = 0, n, last_inl = 0, hostl = 0, al, out_from = 0, out_to = 0;
+  size_t len = m->body_len - begin, pos = 0, n, last_inl = 0, hostl = 0, al;
+  size_t out_from = 0, out_to = 0;
   int rc, found = 0;
   smtpc__bline(text, len, &pos, &line, &n);  /* the marker */
   /* pass 1: the remote host, and the command whose reply failed (else the last one) */
@@ -199,8 +202,9 @@ int smtpc__bmta_postfix(smtpc__bmsg *m) {
 }
 
 /* Where a DSN written as text ends: the returned message or its headers. */
-static smtpc__bmta_marks returned = {"Content-Type: message/rfc822", "Content-Type: text/rfc822-headers",
-                                     "----- Original message", "----- Unsent message follows", NULL};
+static smtpc__bmta_marks returned = {"Content-Type: message/rfc822",
+                                     "Content-Type: text/rfc822-headers", "----- Original message",
+                                     "----- Unsent message follows", NULL};
 
 /* The words of a Sendmail transcript that explain a failure: its coded line ("554 5.3.0
  * unknown mailer error 255") or else its plain sentences (not the "addr... Deferred" lines). */

@@ -35,11 +35,11 @@ static int simple(smtpc__bmsg *m, const simple_format *f) {
 static const simple_format qmail = {
     .from = NULL,
     .body = MARKS("This is the qmail-send program", "qmail-send program at",
-          "wasn't able to deliver your message to the following addresses"),
+                  "wasn't able to deliver your message to the following addresses"),
     .layout = {.start = MARKS("to the following addresses", "following recipients"),
-                .stop = MARKS("--- Below this line is a copy", "--- Enclosed is a copy", "--- Enclosed are the original",
-           "--- Below the next line is a copy"),
-                .need_angle = 1}};
+               .stop = MARKS("--- Below this line is a copy", "--- Enclosed is a copy",
+                             "--- Enclosed are the original", "--- Below the next line is a copy"),
+               .need_angle = 1}};
 int smtpc__bmta_qmail(smtpc__bmsg *m) { return simple(m, &qmail); }
 
 /* Yahoo (a qmail descendant):
@@ -50,8 +50,8 @@ static const simple_format yahoo = {
     .from = NULL,
     .body = MARKS("Sorry, we were unable to deliver your message to the following address"),
     .layout = {.start = MARKS("unable to deliver your message to the following address"),
-                .stop = MARKS("--- Below this line is a copy", "--- Original message follows"),
-                .need_angle = 1}};
+               .stop = MARKS("--- Below this line is a copy", "--- Original message follows"),
+               .need_angle = 1}};
 int smtpc__bmta_yahoo(smtpc__bmsg *m) { return simple(m, &yahoo); }
 
 /* DragonFly Mail Agent (dma):
@@ -63,9 +63,9 @@ static const simple_format dragonfly = {
     .from = NULL,
     .body = MARKS("DragonFly Mail Agent", "There was an error delivering your mail to"),
     .layout = {.start = MARKS("There was an error delivering your mail to"),
-                .stop = MARKS("Original message follows", "Message headers follow"),
-                .rcpt_in_start = 1,
-                .need_angle = 1}};
+               .stop = MARKS("Original message follows", "Message headers follow"),
+               .rcpt_in_start = 1,
+               .need_angle = 1}};
 int smtpc__bmta_dragonfly(smtpc__bmsg *m) { return simple(m, &dragonfly); }
 
 /* OpenSMTPD:
@@ -79,7 +79,7 @@ static const simple_format opensmtpd = {
           "while attempting to deliver a message for the following list of recipients",
           "the following list of recipients:"),
     .layout = {.start = MARKS("following list of recipients"),
-                .stop = MARKS("Below is a copy of the original message")}};
+               .stop = MARKS("Below is a copy of the original message")}};
 int smtpc__bmta_opensmtpd(smtpc__bmsg *m) { return simple(m, &opensmtpd); }
 
 /* The "X2" family (old webmail MTAs):
@@ -91,8 +91,8 @@ static const simple_format x2 = {
     .from = NULL,
     .body = MARKS("Unable to deliver message to the following address(es)"),
     .layout = {.start = MARKS("Unable to deliver message to the following address"),
-                .stop = MARKS("--- Original message follows", "--- Below this line"),
-                .need_angle = 1}};
+               .stop = MARKS("--- Original message follows", "--- Below this line"),
+               .need_angle = 1}};
 int smtpc__bmta_x2(smtpc__bmsg *m) { return simple(m, &x2); }
 
 /* GMX (an Exim relative without the indentation):
@@ -107,7 +107,7 @@ static const simple_format gmx = {
     .from = NULL,
     .body = MARKS("--- The header of the original message is following"),
     .layout = {.start = MARKS("could not be delivered to one or more of"),
-                .stop = MARKS("--- The header of the original message")}};
+               .stop = MARKS("--- The header of the original message")}};
 int smtpc__bmta_gmx(smtpc__bmsg *m) { return simple(m, &gmx); }
 
 /* 1&1 (einsundeins): "The following address failed:" / bare address / "For the following
@@ -116,7 +116,7 @@ static const simple_format einsundeins = {
     .from = NULL,
     .body = MARKS("For the following reason:"),
     .layout = {.start = MARKS("The following address failed", "The following addresses failed"),
-                .stop = MARKS("--- The header of the original message")}};
+               .stop = MARKS("--- The header of the original message")}};
 int smtpc__bmta_einsundeins(smtpc__bmsg *m) { return simple(m, &einsundeins); }
 
 /* MXLogic (McAfee) writes Exim's sentence with "<rcpt>: reply" lines. */
@@ -124,8 +124,8 @@ static const simple_format mxlogic = {
     .from = NULL,
     .body = MARKS("The following address failed:", "The following addresses failed:"),
     .layout = {.start = MARKS("The following address failed:", "The following addresses failed:"),
-                .stop = MARKS("Included is a copy of the message header", "------ This is a copy"),
-                .need_angle = 1}};
+               .stop = MARKS("Included is a copy of the message header", "------ This is a copy"),
+               .need_angle = 1}};
 int smtpc__bmta_mxlogic(smtpc__bmsg *m) { return simple(m, &mxlogic); }
 
 /* au (EZweb): the sentence may come before or after "<rcpt>"; both explain it.
@@ -135,12 +135,13 @@ int smtpc__bmta_mxlogic(smtpc__bmsg *m) { return simple(m, &mxlogic); }
  *       <<< 550 <kijitora@ezweb.ne.jp>: User unknown */
 static const simple_format ezweb = {
     .from = MARKS("ezweb.ne.jp"),
-    .body = MARKS("recipients was rejected by", "did not receive this message", "account is disabled",
-          "Recipient:", "was not delivered within"),
+    .body = MARKS("recipients was rejected by", "did not receive this message",
+                  "account is disabled", "Recipient:", "was not delivered within"),
     .layout = {.start = MARKS(""),
-                .stop = MARKS("---------------------------------------------------", "--- Original message"),
-                .need_angle = 1,
-                .preamble = 1}};
+               .stop = MARKS("---------------------------------------------------",
+                             "--- Original message"),
+               .need_angle = 1,
+               .preamble = 1}};
 /* au's sentences decide what happened when the remote server's reply does not (or says less:
  * a disabled account answers "550 user unknown"). */
 static const struct {
@@ -177,8 +178,8 @@ static const simple_format kddi = {
     .from = NULL,
     .body = MARKS("Could not be delivered to:"),
     .layout = {.start = MARKS("Your mail sent on", "Could not be delivered to:"),
-                .stop = MARKS("--- Original message"),
-                .need_angle = 1}};
+               .stop = MARKS("--- Original message"),
+               .need_angle = 1}};
 int smtpc__bmta_kddi(smtpc__bmsg *m) { return simple(m, &kddi); }
 
 /* X3-style notices framed by "=====" rules:
@@ -190,7 +191,7 @@ static const simple_format x3 = {
     .from = NULL,
     .body = MARKS("This is an automatically generated Delivery Status Notification"),
     .layout = {.start = MARKS("to the following recipients failed"),
-                .stop = MARKS("--- Original message")}};
+               .stop = MARKS("--- Original message")}};
 int smtpc__bmta_x3(smtpc__bmsg *m) { return simple(m, &x3); }
 
 /* Active!hunter: Sendmail's headings, ">>> rcpt <rcpt>" lines, the transcript below them. */
@@ -198,7 +199,7 @@ static const simple_format activehunter = {
     .from = NULL,
     .body = MARKS("----- The following addresses had permanent fatal errors -----"),
     .layout = {.start = MARKS("The following addresses had permanent fatal errors"),
-                .stop = MARKS("--- Original message")},
+               .stop = MARKS("--- Original message")},
     .hdr = "Content-Type",
     .hdr_has = MARKS("Active!Hunter")};
 int smtpc__bmta_activehunter(smtpc__bmsg *m) { return simple(m, &activehunter); }
@@ -208,15 +209,16 @@ static const simple_format zoho = {
     .from = MARKS("zoho.com"),
     .body = MARKS("could not be delivered to one or more of its"),
     .layout = {.start = MARKS("could not be delivered to one or more of its"),
-                .stop = MARKS("Received:"),
-                .rcpt_space = 1}};
+               .stop = MARKS("Received:"),
+               .rcpt_space = 1}};
 int smtpc__bmta_zoho(smtpc__bmsg *m) {
   size_t first = m->nrecords;
   int n = simple(m, &zoho);
   for (size_t i = first; n > 0 && i < m->nrecords; i++) {  /* "ERROR_CODE :550" */
     smtpc_bounce *r = smtpc__bounce_rec(m, i);
     const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC], *e;
-    if (d && (e = strstr(d, "ERROR_CODE :")) != NULL) r->reply_code = smtpc__bmta_code_at(e + 12, 3);
+    if (d && (e = strstr(d, "ERROR_CODE :")) != NULL)
+      r->reply_code = smtpc__bmta_code_at(e + 12, 3);
   }
   return n;
 }
@@ -293,7 +295,8 @@ int smtpc__bmta_framedlog(smtpc__bmsg *m) { return simple(m, &framedlog); }
 
 /* Trend Micro InterScan:
  *   Message from InterScan Messaging Security Suite
- *   Unable to deliver message to <kijitora@example.jp> (and other recipients in the same domain). */
+ *   Unable to deliver message to <kijitora@example.jp> (and other recipients in the same
+ *   domain). */
 static const simple_format interscan = {
     .from = NULL,
     .body = MARKS("Message from InterScan Messaging Security Suite"),

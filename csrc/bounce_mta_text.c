@@ -344,7 +344,8 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
     const char *a, *rest;
     size_t al, rl;
     if (smtpc__bmta_rcpt_line(line, n, l->need_angle, l->rcpt_space, &a, &al, &rest, &rl) ||
-        (l->rcpt_in_start && !seen_rcpt && smtpc__baddr(line, n, &a, &al) && ((rest = ""), (rl = 0), 1))) {
+        (l->rcpt_in_start && !seen_rcpt && smtpc__baddr(line, n, &a, &al) &&
+         ((rest = ""), (rl = 0), 1))) {
       seen_rcpt++;
       if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
       if (r && amend && (rc = smtpc__bmta_better_status(m, r)) != 0) return rc;
@@ -434,7 +435,8 @@ int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
         if (dsn_fields[i].field == SMTPC_BOUNCE_F_DIAGNOSTIC && semi && semi - v < 12 &&
             (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE, v, (size_t)(semi - v))))
           return rc;
-        if (dsn_fields[i].field != SMTPC_BOUNCE_F_ACTION && dsn_fields[i].field != SMTPC_BOUNCE_F_STATUS)
+        if (dsn_fields[i].field != SMTPC_BOUNCE_F_ACTION &&
+            dsn_fields[i].field != SMTPC_BOUNCE_F_STATUS)
           v = after_type(v, &vl);
         if ((rc = smtpc__bounce_set(m, r, dsn_fields[i].field, v, vl)) != 0) return rc;
         field = dsn_fields[i].field;

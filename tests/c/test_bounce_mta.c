@@ -37,7 +37,8 @@ static int field_index(const char *name) {
 static const char *value_of(const smtpc_bounce *r, const char *field, char *tmp) {
   int f = field_index(field);
   if (f >= 0) return r->field[f] ? r->field[f] : "-";
-  if (!strcmp(field, "reply_code")) return r->reply_code ? (sprintf(tmp, "%d", r->reply_code), tmp) : "-";
+  if (!strcmp(field, "reply_code"))
+    return r->reply_code ? (sprintf(tmp, "%d", r->reply_code), tmp) : "-";
   if (!strcmp(field, "reason")) return smtpc_reason_name(r->cls.reason);
   if (!strcmp(field, "hard_bounce")) return r->cls.hard_bounce ? "1" : "0";
   fail_msg("unknown field %s in bounces_mta.tsv", field);
@@ -74,7 +75,8 @@ static void check_vectors(size_t chunk) {
     if (rec > nrec) fail_msg("%s: no record %d", file, rec);
     char tmp[32];
     const char *got = value_of(smtpc_bounce_record(p, (size_t)rec - 1), field, tmp);
-    if (strcmp(got, want)) fail_msg("%s #%d %s: got \"%s\", want \"%s\"", file, rec, field, got, want);
+    if (strcmp(got, want))
+      fail_msg("%s #%d %s: got \"%s\", want \"%s\"", file, rec, field, got, want);
   }
   vec_free(t);
   smtpc_bounce_free(p);
