@@ -76,8 +76,8 @@ int smtpc__bmta_dragonfly(smtpc__bmsg *m) { return simple(m, &dragonfly); }
 static const simple_format opensmtpd = {
     .from = NULL,
     .body = MARKS("This is the MAILER-DAEMON, please DO NOT REPLY",
-          "while attempting to deliver a message for the following list of recipients",
-          "the following list of recipients:"),
+                  "while attempting to deliver a message for the following list of recipients",
+                  "the following list of recipients:"),
     .layout = {.start = MARKS("following list of recipients"),
                .stop = MARKS("Below is a copy of the original message")}};
 int smtpc__bmta_opensmtpd(smtpc__bmsg *m) { return simple(m, &opensmtpd); }
