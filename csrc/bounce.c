@@ -85,8 +85,11 @@ int smtpc__bfail(smtpc_bounce_parser *p, int err, size_t offset) {
 int smtpc__bnext_line(const char *msg, size_t end, size_t *pos, size_t *line, size_t *line_len) {
   size_t i = *pos;
   if (i >= end) return 0;
-  size_t j = i;
-  while (j < end && msg[j] != '\n' && msg[j] != '\r') j++;
+  /* the line ends at the first LF or CR: memchr for each (fast), CR being rare or just before LF */
+  const char *nl = memchr(msg + i, '\n', end - i);
+  size_t j = nl ? (size_t)(nl - msg) : end;
+  const char *cr = memchr(msg + i, '\r', j - i);
+  if (cr) j = (size_t)(cr - msg);
   *line = i;
   *line_len = j - i;
   if (j < end && msg[j] == '\r') j++;

@@ -52,17 +52,19 @@ static iconv_t get_iconv(smtpc_bounce_parser *p, const char *cs) {
  * that is nearly every bounce, so the common case is one copying pass. */
 char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
                    size_t *out_len) {
-  int plain = 1;
-  for (size_t i = 0; i < n && plain; i++)
-    if ((unsigned char)s[i] >= 0x80 || s[i] == 0x1b) plain = 0;
   char cs[32];
   size_t k = 0;
   for (; charset && charset[k] && k < sizeof cs - 1; k++) cs[k] = (char)lower((unsigned char)charset[k]);
   cs[k] = '\0';
   /* undeclared ISO-2022-JP (older Japanese MTAs write it with no MIME header at all) */
-  if (!cs[0] && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
-  int convert = !plain && cs[0] && strcmp(cs, "utf-8") && strcmp(cs, "us-ascii") &&
-                strcmp(cs, "utf8");
+  if (!cs[0] && memchr(s, 0x1b, n) && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
+  int convert = cs[0] && strcmp(cs, "utf-8") && strcmp(cs, "us-ascii") && strcmp(cs, "utf8");
+  if (convert) { /* a declared charset over plain ASCII needs no converter either */
+    int plain = 1;
+    for (size_t i = 0; i < n && plain; i++)
+      if ((unsigned char)s[i] >= 0x80 || s[i] == 0x1b) plain = 0;
+    convert = !plain;
+  }
   if (!strcmp(cs, "utf-7")) convert = 1; /* all 7-bit, yet encoded */
   const char *src = s;
   size_t srclen = n;
@@ -93,13 +95,16 @@ char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, s
   }
   char *d = smtpc__balloc(p, srclen + 1);
   if (!d) return NULL;
-  size_t j = 0;
-  for (size_t i = 0; i < srclen; i++) {
-    if (src[i] == '\r') {
+  size_t j = 0, i = 0;
+  while (i < srclen) { /* copy runs between CRs; CRLF and CR become LF */
+    const char *cr = memchr(src + i, '\r', srclen - i);
+    size_t e = cr ? (size_t)(cr - src) : srclen;
+    memcpy(d + j, src + i, e - i);
+    j += e - i;
+    i = e;
+    if (cr) {
       d[j++] = '\n';
-      if (i + 1 < srclen && src[i + 1] == '\n') i++;
-    } else {
-      d[j++] = src[i];
+      i += (i + 1 < srclen && src[i + 1] == '\n') ? 2 : 1;
     }
   }
   d[j] = '\0';
@@ -570,14 +575,19 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
 int smtpc__bmime(smtpc_bounce_parser *p) {
   const char *msg = p->msg;
   size_t n = p->len;
-  /* the line bound first, over the raw octets: one pass, before any work */
-  size_t line_start = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (msg[i] == '\n' || msg[i] == '\r') {
-      line_start = i + 1;
-    } else if (i - line_start >= p->lim.max_line) {
-      return smtpc__bfail(p, SMTPC_EMSGLINE, line_start);
+  /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
+   * only a long stretch is looked at for CRs (a CR-only message is one long stretch) */
+  for (size_t at = 0; at < n;) {
+    const char *nl = memchr(msg + at, '\n', n - at);
+    size_t e = nl ? (size_t)(nl - msg) : n;
+    if (e - at > p->lim.max_line) {
+      size_t ls = at;
+      for (size_t i = at; i < e; i++) {
+        if (msg[i] == '\r') ls = i + 1;
+        else if (i - ls >= p->lim.max_line) return smtpc__bfail(p, SMTPC_EMSGLINE, ls);
+      }
     }
+    at = e + 1;
   }
   size_t pos = 0;
   int rc = smtpc__bheaders(p, msg, n, &pos, 0);

@@ -3,18 +3,63 @@
 
 #include "bounce_internal.h"
 
-static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static const unsigned char lower_tab[256] = {
+#define L4(i) L1(i), L1(i + 1), L1(i + 2), L1(i + 3)
+#define L1(i) (unsigned char)((i) >= 'A' && (i) <= 'Z' ? (i) + 32 : (i))
+#define L16(i) L4(i), L4(i + 4), L4(i + 8), L4(i + 12)
+    L16(0),   L16(16),  L16(32),  L16(48),  L16(64),  L16(80),  L16(96),  L16(112),
+    L16(128), L16(144), L16(160), L16(176), L16(192), L16(208), L16(224), L16(240),
+#undef L16
+#undef L1
+#undef L4
+};
+
+/* How common an octet is in mail text (lower = rarer: letters by English frequency, space the
+ * most common): the search anchors on the rarest octet of the needle, so memchr skips most of
+ * the haystack. */
+static const unsigned char commonness[256] = {
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    40, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 2, 2, 2, 2, 2, 2,
+    2, 28, 11, 19, 20, 30, 16, 14, 22, 26, 7, 9, 21, 17, 25, 27, 15, 6, 23, 24, 29, 18, 10, 13, 8, 12, 5, 2, 2, 2, 2, 2,
+    2, 28, 11, 19, 20, 30, 16, 14, 22, 26, 7, 9, 21, 17, 25, 27, 15, 6, 23, 24, 29, 18, 10, 13, 8, 12, 5, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
 
 const char *smtpc__bfind(const char *hay, size_t n, const char *needle) {
   size_t k = strlen(needle);
   if (k == 0) return hay;
   if (k > n) return NULL;
-  int first = lower((unsigned char)needle[0]);
-  for (size_t i = 0; i + k <= n; i++) {
-    if (lower((unsigned char)hay[i]) != first) continue;
-    size_t j = 1;
-    while (j < k && lower((unsigned char)hay[i + j]) == lower((unsigned char)needle[j])) j++;
-    if (j == k) return hay + i;
+  const unsigned char *h = (const unsigned char *)hay, *nd = (const unsigned char *)needle;
+  if (n < 96) { /* a short line: a plain scan costs less than choosing an anchor */
+    unsigned char f = lower_tab[nd[0]];
+    for (size_t i = 0; i + k <= n; i++) {
+      if (lower_tab[h[i]] != f) continue;
+      size_t t = 1;
+      while (t < k && lower_tab[h[i + t]] == lower_tab[nd[t]]) t++;
+      if (t == k) return hay + i;
+    }
+    return NULL;
+  }
+  size_t j = 0;
+  for (size_t i = 1; i < k; i++)
+    if (commonness[nd[i]] < commonness[nd[j]]) j = i;
+  unsigned char lo = lower_tab[nd[j]], up = (lo >= 'a' && lo <= 'z') ? (unsigned char)(lo - 32) : lo;
+  /* anchor positions: [j, n - k + j] */
+  const unsigned char *start = h + j, *last = h + (n - k + j);
+  size_t span = (size_t)(last - start) + 1;
+  const unsigned char *pl = memchr(start, lo, span);
+  const unsigned char *pu = up != lo ? memchr(start, up, span) : NULL;
+  while (pl || pu) {
+    const unsigned char *c = (!pu || (pl && pl < pu)) ? pl : pu;
+    const unsigned char *s = c - j;
+    size_t t = 0;
+    while (t < k && lower_tab[s[t]] == lower_tab[nd[t]]) t++;
+    if (t == k) return (const char *)s;
+    if (c == pl) pl = c < last ? memchr(c + 1, lo, (size_t)(last - c)) : NULL;
+    else pu = c < last ? memchr(c + 1, up, (size_t)(last - c)) : NULL;
   }
   return NULL;
 }
@@ -23,7 +68,7 @@ int smtpc__bstarts(const char *s, size_t n, const char *prefix) {
   size_t k = strlen(prefix);
   if (k > n) return 0;
   for (size_t i = 0; i < k; i++)
-    if (lower((unsigned char)s[i]) != lower((unsigned char)prefix[i])) return 0;
+    if (lower_tab[(unsigned char)s[i]] != lower_tab[(unsigned char)prefix[i]]) return 0;
   return 1;
 }
 
