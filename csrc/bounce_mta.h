@@ -9,6 +9,16 @@
 
 #include "bounce_internal.h"
 
+/* A diagnostic longer than this is not an SMTP reply any more (real ones are a few hundred
+ * octets): further lines are dropped, which also keeps appending linear on hostile input. */
+#define SMTPC__BMTA_DIAG_MAX 4096
+/* Records compared when looking a recipient up: lists longer than this are not deduplicated or
+ * matched beyond it (bounded work for a message naming thousands of recipients). */
+#define SMTPC__BMTA_FIND_MAX 1024
+
+/* smtpc__bounce_append, up to SMTPC__BMTA_DIAG_MAX octets per field. */
+int smtpc__bmta_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s, size_t n);
+
 /* NULL-terminated lists of markers. */
 typedef const char *const smtpc__bmta_marks[];
 

@@ -39,6 +39,7 @@ static size_t indent(const char *s, size_t n) {
 /* The k-th address (0-based) of X-Failed-Recipients, or its first one. */
 static int failed_rcpt(const smtpc__bmsg *m, size_t k, const char **a, size_t *al) {
   size_t n;
+  if (k > 64) k = 0; /* bounded work: lists that long name their recipients anyway */
   const char *v = smtpc__bmta_hdr(m, "X-Failed-Recipients", &n);
   const char *first = NULL;
   size_t firstl = 0;

@@ -89,7 +89,7 @@ int smtpc__bmta_sendmail(smtpc__bmsg *m) {
     if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0 ||
         (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, words, wl)) != 0)
       return rc;
-    if (reply && (rc = smtpc__bounce_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, reply, replyl)) != 0)
+    if (reply && (rc = smtpc__bmta_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, reply, replyl)) != 0)
       return rc;
     if (cmd && cmdl && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmd, cmdl)) != 0)
       return rc;
@@ -236,7 +236,7 @@ static int transcript_diag(smtpc__bmsg *m, smtpc_bounce *r, const char *text, si
     const char *t = smtpc__bmta_trim(line, &n);
     if (smtpc__bstarts(t, n, "--") || smtpc__bstarts(t, n, "Content-Type:")) break;
     if (n == 0 || smtpc__bfind(t, n, "... ")) continue;
-    rc = plain++ ? smtpc__bounce_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, n)
+    rc = plain++ ? smtpc__bmta_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, n)
                  : smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, n);
     if (rc) return rc;
   }

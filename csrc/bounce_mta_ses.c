@@ -145,6 +145,10 @@ static int ses_records(smtpc__bmsg *m, const char *js, size_t n, int *claimed) {
     for (size_t i = 0; i < sizeof ses_subtypes / sizeof ses_subtypes[0]; i++)
       if (vl == strlen(ses_subtypes[i].subtype) && smtpc__bstarts(v, vl, ses_subtypes[i].subtype))
         reason = ses_subtypes[i].reason;
+  const char *fbt = NULL, *rep = NULL; /* message-wide values, looked up once */
+  size_t fbtl = 0, repl = 0;
+  if (!json_str(js, n, "complaintFeedbackType", &fbt, &fbtl)) fbt = NULL;
+  if (!json_str(js, n, "reportingMTA", &rep, &repl)) rep = NULL;
   for (const char *o = list + 1; o < js + lend; ) {
     o = memchr(o, '{', (size_t)(js + lend - o));
     if (!o) break;
@@ -156,9 +160,7 @@ static int ses_records(smtpc__bmsg *m, const char *js, size_t n, int *claimed) {
       if ((rc = set_json(m, r, SMTPC_BOUNCE_F_RECIPIENT, v, vl)) != 0) return rc;
       if (complaint) {
         if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_KIND, "feedback", 8)) != 0) return rc;
-        if (json_str(js, n, "complaintFeedbackType", &v, &vl) &&
-            (rc = set_json(m, r, SMTPC_BOUNCE_F_FEEDBACK_TYPE, v, vl)) != 0)
-          return rc;
+        if (fbt && (rc = set_json(m, r, SMTPC_BOUNCE_F_FEEDBACK_TYPE, fbt, fbtl)) != 0) return rc;
         r->cls.reason = SMTPC_REASON_FEEDBACK;
       } else {
         static const struct { const char *key; int field; } f[] = {
@@ -167,7 +169,8 @@ static int ses_records(smtpc__bmsg *m, const char *js, size_t n, int *claimed) {
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
           if (json_str(o, ol, f[i].key, &v, &vl) && (rc = set_json(m, r, f[i].field, v, vl)) != 0)
             return rc;
-        if (json_str(js, n, "reportingMTA", &v, &vl)) {
+        if (rep) {
+          v = rep, vl = repl;
           if (smtpc__bstarts(v, vl, "dsn;")) v += 4, vl -= 4;
           if ((rc = set_json(m, r, SMTPC_BOUNCE_F_REPORTING_MTA, v, vl)) != 0) return rc;
         }

@@ -7,6 +7,12 @@
 static int is_ws(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
 
+int smtpc__bmta_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s, size_t n) {
+  const char *old = r->field[field];
+  if (old && strlen(old) >= SMTPC__BMTA_DIAG_MAX) return 0;
+  return smtpc__bounce_append(m, r, field, s, n);
+}
+
 int smtpc__bmta_any(const char *s, size_t n, const char *const *marks) {
   for (; *marks; marks++)
     if (smtpc__bfind(s, n, *marks)) return 1;
@@ -203,7 +209,7 @@ int smtpc__bmta_diag_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t
       s += skip, n -= skip;
       s = smtpc__bmta_trim(s, &n);
     } else if (more) {  /* the first line of "550-5.1.1 ..." reads as "550 5.1.1 ..." */
-      int rc = smtpc__bounce_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, 3);
+      int rc = smtpc__bmta_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, 3);
       if (rc) return rc;
       s += 4, n -= 4;
     }
@@ -220,7 +226,7 @@ int smtpc__bmta_diag_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t
         break;
       }
   }
-  return n ? smtpc__bounce_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, n) : 0;
+  return n ? smtpc__bmta_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, n) : 0;
 }
 
 int smtpc__bmta_finish_rec(smtpc__bmsg *m, smtpc_bounce *r) {
@@ -303,7 +309,7 @@ int smtpc__bmta_eq(const char *x, const char *a, size_t al) {
 }
 
 smtpc_bounce *smtpc__bmta_find_from(smtpc__bmsg *m, size_t from, const char *a, size_t al) {
-  for (size_t i = from; i < m->nrecords; i++) {
+  for (size_t i = from; i < m->nrecords && i < from + SMTPC__BMTA_FIND_MAX; i++) {
     smtpc_bounce *r = smtpc__bounce_rec(m, i);
     if (smtpc__bmta_eq(r->field[SMTPC_BOUNCE_F_RECIPIENT], a, al)) return r;
   }
@@ -411,7 +417,7 @@ int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
   smtpc_bounce *r = NULL;
   while (smtpc__bline(text, len, &pos, &line, &n)) {
     if (n && (line[0] == ' ' || line[0] == '\t')) {  /* a folded field goes on */
-      if (r && field >= 0 && (rc = smtpc__bounce_append(m, r, field, line, n)) != 0) return rc;
+      if (r && field >= 0 && (rc = smtpc__bmta_append(m, r, field, line, n)) != 0) return rc;
       continue;
     }
     field = -1;

@@ -185,6 +185,66 @@ static void markers_without_lists(void **state) {
   smtpc_bounce_free(p);
 }
 
+/* Growing buffer for the big messages below. */
+typedef struct sbuf {
+  char *p;
+  size_t n, cap;
+} sbuf;
+
+static void put(sbuf *b, const char *fmt, ...) {
+  va_list ap;
+  char tmp[512];
+  va_start(ap, fmt);
+  int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  assert_true(k > 0 && (size_t)k < sizeof tmp);
+  if (b->n + (size_t)k + 1 > b->cap) {
+    b->cap = (b->n + (size_t)k + 1) * 2;
+    b->p = realloc(b->p, b->cap);
+    assert_non_null(b->p);
+  }
+  memcpy(b->p + b->n, tmp, (size_t)k + 1);
+  b->n += (size_t)k;
+}
+
+/* Thousands of recipients, and one recipient with an endless explanation: every recipient is
+ * kept, the explanation is cut (a diagnostic is a reply, not a book), and the work stays
+ * bounded (no timing here: ctest's timeout is the guard against quadratic behaviour). */
+static void big_lists(void **state) {
+  (void)state;
+  smtpc_bounce_parser *p = smtpc_bounce_new(NULL);
+  sbuf b = {0};
+  put(&b, "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\n"
+          "Subject: Mail delivery failed: returning message to sender\n\n"
+          "This message was created automatically by mail delivery software.\n"
+          "A message that you sent could not be delivered to one or more of its\n"
+          "recipients. This is a permanent error. The following address(es) failed:\n\n");
+  for (int i = 0; i < 3000; i++)
+    put(&b, "  user%d@example.com\n    SMTP error from remote mail server after RCPT TO:"
+            "<user%d@example.com>:\n    550 5.1.1 No such user\n", i, i);
+  int n = smtpc_bounce_parse(p, b.p, b.n);
+  assert_int_equal(n, 3000);
+  assert_string_equal(smtpc_bounce_record(p, 2999)->field[SMTPC_BOUNCE_F_RECIPIENT],
+                      "user2999@example.com");
+  assert_int_equal(smtpc_bounce_record(p, 2999)->reply_code, 550);
+
+  b.n = 0;
+  put(&b, "From: MAILER-DAEMON@mail.example.net\nSubject: failure notice\n\n"
+          "Hi. This is the qmail-send program at mail.example.net.\n"
+          "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n"
+          "<someone@example.com>:\nRemote host said: 550-5.7.1 first line\n");
+  for (int i = 0; i < 100000; i++) put(&b, "550-5.7.1 and more words, line %d\n", i);
+  put(&b, "550 5.7.1 last line\n\n--- Below this line is a copy of the message.\n");
+  n = smtpc_bounce_parse(p, b.p, b.n);
+  assert_int_equal(n, 1);
+  const smtpc_bounce *r = smtpc_bounce_record(p, 0);
+  assert_int_equal(r->reply_code, 550);
+  assert_non_null(r->field[SMTPC_BOUNCE_F_DIAGNOSTIC]);
+  assert_true(strlen(r->field[SMTPC_BOUNCE_F_DIAGNOSTIC]) < 4096 + 512);
+  free(b.p);
+  smtpc_bounce_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(vectors_whole),
@@ -192,6 +252,7 @@ int main(void) {
       cmocka_unit_test(every_prefix),
       cmocka_unit_test(cr_line_ends),
       cmocka_unit_test(markers_without_lists),
+      cmocka_unit_test(big_lists),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
