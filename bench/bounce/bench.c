@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 /* CPU time of this process: the machine may be shared, and the figure is "on one core". */
@@ -38,6 +37,18 @@ static char *slurp(const char *path, size_t *len) {
   fclose(f);
   *len = (size_t)n;
   return b;
+}
+
+/* VmHWM: the peak of this process's own memory (ru_maxrss would carry over the memory of the
+ * process that started it: Linux keeps it across fork and exec). */
+static long peak_rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmHWM:", 6)) kib = atol(line + 6);
+  if (f) fclose(f);
+  return kib;
 }
 
 static int mbox_mode(const char *path) {
@@ -65,10 +76,8 @@ static int mbox_mode(const char *path) {
     if (n == 0) break;
   }
   double took = now() - t0;
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
   printf("mbox: %lu messages, %lu records, %lu errors in %.2f s (%.0f msg/s); peak RSS %.1f MiB\n",
-         msgs, recs, errors, took, msgs / took, ru.ru_maxrss / 1024.0);
+         msgs, recs, errors, took, msgs / took, peak_rss_kib() / 1024.0);
   smtpc_bounce_free(p);
   smtpc_mbox_free(mb);
   fclose(f);

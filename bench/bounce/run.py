@@ -19,7 +19,6 @@ import argparse
 import email
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -125,10 +124,11 @@ def main():
     print("mbox: %s, %.1f MB" % (path, size / 1e6))
     sys.stdout.flush()
     subprocess.run([exe, "--mbox", path], check=True)
-    code = ("import smtpcode,resource,time\nt=time.perf_counter();n=sum(1 for _ in "
-            "smtpcode.bounces(%r, on_error=lambda *a: None))\nprint('Python bounces(): %%d records "
-            "in %%.2f s; peak RSS %%.1f MiB' %% (n, time.perf_counter()-t, "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024))" % path)
+    code = ("import smtpcode,time\nt=time.perf_counter();n=sum(1 for _ in "
+            "smtpcode.bounces(%r, on_error=lambda *a: None))\nhwm=[l.split()[1] for l in "
+            "open('/proc/self/status') if l.startswith('VmHWM:')][0]\nprint('Python bounces(): "
+            "%%d records in %%.2f s; peak RSS %%.1f MiB' %% (n, time.perf_counter()-t, "
+            "int(hwm)/1024))" % path)
     subprocess.run([sys.executable, "-c", code], check=True)
     os.remove(path)
 
