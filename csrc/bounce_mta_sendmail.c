@@ -212,7 +212,7 @@ static int transcript_diag(smtpc__bmsg *m, smtpc_bounce *r, const char *text, si
   size_t begin = smtpc__bmta_line_with(text, len, sm_start), pos, n;
   const char *line, *coded = NULL;
   size_t codedl = 0;
-  int rc, plain = 0;
+  int rc, plain = 0, multi = 0;
   if (begin >= len) return 0;
   pos = begin;
   smtpc__bline(text, len, &pos, &line, &n);
@@ -235,10 +235,9 @@ static int transcript_diag(smtpc__bmsg *m, smtpc_bounce *r, const char *text, si
   for (pos = from; smtpc__bline(text, len, &pos, &line, &n);) {
     const char *t = smtpc__bmta_trim(line, &n);
     if (smtpc__bstarts(t, n, "--") || smtpc__bstarts(t, n, "Content-Type:")) break;
-    if (n == 0 || smtpc__bfind(t, n, "... ")) continue;
-    rc = plain++ ? smtpc__bmta_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, n)
-                 : smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, n);
-    if (rc) return rc;
+    if (n == 0 || smtpc__bfind(t, n, "... ")) continue;  /* "x... Deferred", "... while" */
+    if (!plain++) r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = NULL, r->reply_code = 0;
+    if ((rc = smtpc__bmta_diag_line(m, r, t, n, &multi)) != 0) return rc;
   }
   return 0;
 }

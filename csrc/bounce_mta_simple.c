@@ -77,9 +77,10 @@ static const simple_format opensmtpd = {
     .from = NULL,
     .body = MARKS("This is the MAILER-DAEMON, please DO NOT REPLY",
                   "while attempting to deliver a message for the following list of recipients",
-                  "the following list of recipients:"),
-    .layout = {.start = MARKS("following list of recipients"),
-               .stop = MARKS("Below is a copy of the original message")}};
+                  "the following list of recipients:", "list of recipients:"),
+    .layout = {.start = MARKS("following list of recipients", "list of recipients:"),
+               .stop = MARKS("Below is a copy of the original message",
+                             "Please note that this is only a temporary failure")}};
 int smtpc__bmta_opensmtpd(smtpc__bmsg *m) { return simple(m, &opensmtpd); }
 
 /* The "X2" family (old webmail MTAs):
