@@ -293,6 +293,9 @@ static const char *find_command(const char *t, size_t n) {
       {">>> data", "DATA"},            {">>> ehlo", "EHLO"},
       {">>> helo", "HELO"},            {"after rcpt to", "RCPT"},
       {"after end of data", "DATA"},   {"after mail from", "MAIL"},
+      {"after data", "DATA"},          {"after ehlo", "EHLO"},
+      {"after helo", "HELO"},          {"after initial connection", "CONN"},
+      {"after pipelined rcpt to", "RCPT"}, {"after pipelined mail from", "MAIL"},
   };
   for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
     if (smtpc__bfind(t, n, k[i].phrase)) return k[i].cmd;
@@ -300,24 +303,29 @@ static const char *find_command(const char *t, size_t n) {
 }
 
 /* The first reply code in a diagnostic: "said: 550 5.1.1 ...", "<<< 421 ...", "smtp; 554-...".
- * A code stands alone: not part of a number, an address or a host name. */
-static int find_code(const char *t, size_t n) {
+ * A code stands alone: not part of a number, an address or a host name. Returns its offset
+ * (or -1) and the code in *code; want (0 = any) asks for one code in particular. */
+static long find_code(const char *t, size_t n, int want, int *code, int with2) {
   for (size_t i = 0; i + 3 <= n; i++) {
-    if ((t[i] != '4' && t[i] != '5' && t[i] != '2') || t[i + 1] < '0' || t[i + 1] > '5' ||
+    if ((t[i] != '4' && t[i] != '5' && (t[i] != '2' || !with2)) || t[i + 1] < '0' || t[i + 1] > '5' ||
         t[i + 2] < '0' || t[i + 2] > '9')
       continue;
     if (i > 0 && (!t[i - 1] || !strchr(" :;(<[\"'#=", t[i - 1]))) continue;
     if (i + 3 < n && (!t[i + 3] || !strchr(" -;:,)", t[i + 3]))) continue;
     if (i + 4 < n && (t[i + 3] == ':' || t[i + 3] == ',') && t[i + 4] >= '0' && t[i + 4] <= '9') continue;
-    return (t[i] - '0') * 100 + (t[i + 1] - '0') * 10 + (t[i + 2] - '0');
+    int c = (t[i] - '0') * 100 + (t[i + 1] - '0') * 10 + (t[i + 2] - '0');
+    if (want && c != want) continue;
+    *code = c;
+    return (long)i;
   }
-  return 0;
+  return -1;
 }
 
 /* Reply code and status, from what the bounce says in its fields and in the server's words.
- * The remote server's own status (in the diagnostic) is more precise than the reporting MTA's
- * summary in the Status field (5.0.0, or a 4.4.7 "expired" stamped over a 4.7.1 refusal), so it
- * wins when the two agree on the class. */
+ * The remote server's own status (in the diagnostic, after its reply code) is more precise than
+ * the reporting MTA's summary in the Status field (5.0.0, or a 4.4.7 "expired" stamped over a
+ * 4.7.1 refusal), so it wins when it agrees with the reply code's class (or with the Status
+ * field's class when there is no code). */
 static void code_and_status(smtpc_bounce_parser *p, smtpc_bounce *r, const char *diag, size_t dlen) {
   const char **f = r->field;
   char st[SMTPC_STATUS_SIZE], dst[SMTPC_STATUS_SIZE];
@@ -326,13 +334,30 @@ static void code_and_status(smtpc_bounce_parser *p, smtpc_bounce *r, const char 
     have = NULL;
   else if (have)
     have = st;
-  if (!r->reply_code && diag) r->reply_code = find_code(diag, dlen);
-  int dclass = r->reply_code ? '0' + r->reply_code / 100 : 0;
-  if (diag && smtpc__status_find(diag, dlen, (char)dclass, dst)) {
-    if (!have || (have[0] == dst[0] && strcmp(have, dst)))
-      have = dst;
+  long at = -1;
+  int code = 0;
+  /* a failure's code first: "220-mx ... 421 4.2.1 Service refused" is a refusal, not a greeting */
+  if (diag && (at = find_code(diag, dlen, r->reply_code, &code, 0)) < 0)
+    at = find_code(diag, dlen, r->reply_code, &code, 1);
+  if (!r->reply_code) r->reply_code = code;
+  char cls = r->reply_code ? (char)('0' + r->reply_code / 100) : (have ? have[0] : 0);
+  if (diag && ((at >= 0 && smtpc__status_find(diag + at, dlen - (size_t)at, cls, dst)) ||
+               smtpc__status_find(diag, dlen, cls, dst))) {
+    if (!have || strcmp(have, dst)) have = dst;
   }
   f[SMTPC_BOUNCE_F_STATUS] = have ? smtpc__bstrdup(p, have, strlen(have)) : NULL;
+}
+
+/* The paragraph of the bounce's own text that names the recipient (at most 2000 octets). */
+static const char *paragraph(smtpc__bmsg *m, const char *rcpt, size_t *len) {
+  const char *at = smtpc__bfind(m->body, m->body_len, rcpt);
+  if (!at) return NULL;
+  size_t start = (size_t)(at - m->body), end = start;
+  while (start && !(m->body[start - 1] == '\n' && start >= 2 && m->body[start - 2] == '\n')) start--;
+  while (end < m->body_len && !(m->body[end] == '\n' && end + 1 < m->body_len && m->body[end + 1] == '\n')) end++;
+  if (end - start > 2000) end = start + 2000;
+  *len = end - start;
+  return m->body + start;
 }
 
 static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, const char *mta) {
@@ -357,6 +382,13 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   const char *diag = f[SMTPC_BOUNCE_F_DIAGNOSTIC];
   size_t dlen = diag ? strlen(diag) : 0;
   if (!f[SMTPC_BOUNCE_F_COMMAND] && diag) f[SMTPC_BOUNCE_F_COMMAND] = find_command(diag, dlen);
+  if (!f[SMTPC_BOUNCE_F_COMMAND] && f[SMTPC_BOUNCE_F_RECIPIENT] && m->body_len) {
+    /* the bounce's own text often says more than the DSN part: Postfix writes "<rcpt>: host
+     * mx[ip] said: 550 ... (in reply to RCPT TO command)" in the paragraph naming the recipient */
+    size_t n;
+    const char *para = paragraph(m, f[SMTPC_BOUNCE_F_RECIPIENT], &n);
+    if (para) f[SMTPC_BOUNCE_F_COMMAND] = find_command(para, n);
+  }
   code_and_status(p, r, diag, dlen);
   if (!strcmp(f[SMTPC_BOUNCE_F_KIND], "feedback")) {
     r->cls = (smtpc_class){0};

@@ -189,14 +189,46 @@ static int diag_from_body(smtpc__bmsg *m, smtpc_bounce *r) {
   return 0;
 }
 
+/* Where RFC 3464 fields start in a text part, when an MTA wrote them into the text instead of a
+ * message/delivery-status part (or its multipart lost the boundary): the paragraph holding a
+ * "Final-Recipient:" line that an "Action:" or "Status:" line follows. */
+static const char *inline_dsn(const smtpc__bpart *pt, size_t *len) {
+  const char *t = pt->text, *fr;
+  size_t n = pt->len;
+  while ((fr = smtpc__bfind(t, n, "final-recipient:")) != NULL) {
+    size_t at = (size_t)(fr - pt->text);
+    if ((at == 0 || pt->text[at - 1] == '\n') &&
+        (smtpc__bfind(fr, pt->len - at, "\naction:") || smtpc__bfind(fr, pt->len - at, "\nstatus:"))) {
+      /* back to the start of the paragraph: per-message fields (Reporting-MTA) come first */
+      size_t start = at;
+      while (start >= 2 && !(pt->text[start - 1] == '\n' && pt->text[start - 2] == '\n')) start--;
+      if (start < 2) start = 0;
+      *len = pt->len - start;
+      return pt->text + start;
+    }
+    n -= (size_t)(fr - t) + 1;
+    t = fr + 1;
+  }
+  return NULL;
+}
+
 int smtpc__bdsn(smtpc__bmsg *m) {
+  int have_part = 0;
+  for (size_t i = 0; i < m->nparts; i++)
+    if (!m->parts[i].in_rfc822 && (!strcmp(m->parts[i].type, "message/delivery-status") ||
+                                   !strcmp(m->parts[i].type, "message/global-delivery-status")))
+      have_part = 1;
   for (size_t i = 0; i < m->nparts; i++) {
     const smtpc__bpart *pt = &m->parts[i];
-    if (pt->in_rfc822 || (strcmp(pt->type, "message/delivery-status") &&
-                          strcmp(pt->type, "message/global-delivery-status")))
-      continue;
+    const char *text = pt->text;
+    size_t len = pt->len;
+    if (pt->in_rfc822) continue;
+    if (strcmp(pt->type, "message/delivery-status") &&
+        strcmp(pt->type, "message/global-delivery-status")) {
+      if (have_part || strcmp(pt->type, "text/plain") || !(text = inline_dsn(pt, &len))) continue;
+    }
     dsn_state st = {m->nrecords, -1, 0, 0, NULL, NULL, 0, 0};
-    int rc = fields(m, pt->text, pt->len, dsn_field, &st);
+    int rc = fields(m, text, len, dsn_field, &st);
     if (rc < 0) return rc;
     for (size_t k = st.first; k < m->nrecords; k++) {
       smtpc_bounce *r = smtpc__bounce_rec(m, k);
