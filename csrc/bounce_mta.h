@@ -100,4 +100,9 @@ smtpc_bounce *smtpc__bmta_find(smtpc__bmsg *m, const char *a, size_t al);
  * specific one of the same class, the record takes it. */
 int smtpc__bmta_better_status(smtpc__bmsg *m, smtpc_bounce *r);
 
+/* The formats (bounce_mta_formats.def rows), each: > 0 claimed, 0 not its format, < 0 error. */
+#define SMTPC__FMT(id, name, fn, ...) int fn(smtpc__bmsg *m);
+#include "bounce_mta_formats.def"
+#undef SMTPC__FMT
+
 #endif

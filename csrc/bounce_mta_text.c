@@ -1,5 +1,6 @@
 /* bounce_mta_text.c -- text helpers and the generic "recipient: words" reader shared by the MTA
  * modules (see bounce_mta.h). */
+#include <stdint.h>
 #include <string.h>
 
 #include "bounce_mta.h"
@@ -13,10 +14,35 @@ int smtpc__bmta_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s
   return smtpc__bounce_append(m, r, field, s, n);
 }
 
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* Offset of the first place in s[0..n) where any marker starts (ASCII case-insensitive), or
+ * n. One pass whatever the number of markers: a position is compared only with the markers
+ * that begin with its letter, so a format that does not match costs one scan of the text. */
+static size_t first_of(const char *s, size_t n, const char *const *marks) {
+  uint8_t starts[256] = {0};
+  size_t k = 0;
+  for (const char *const *mk = marks; *mk; mk++, k++) {
+    if (!**mk) return 0; /* "" matches at once */
+    int c = (unsigned char)**mk;
+    starts[lower(c)] = starts[c >= 'a' && c <= 'z' ? c - 32 : c] = 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!starts[(unsigned char)s[i]]) continue;
+    for (const char *const *mk = marks; *mk; mk++) {
+      const char *x = *mk;
+      size_t j = 0;
+      while (x[j] && i + j < n && lower((unsigned char)s[i + j]) == lower((unsigned char)x[j]))
+        j++;
+      if (!x[j]) return i;
+    }
+  }
+  (void)k;
+  return n;
+}
+
 int smtpc__bmta_any(const char *s, size_t n, const char *const *marks) {
-  for (; *marks; marks++)
-    if (smtpc__bfind(s, n, *marks)) return 1;
-  return 0;
+  return *marks && first_of(s, n, marks) < n + (**marks == 0);
 }
 
 const char *smtpc__bmta_hdr(const smtpc__bmsg *m, const char *name, size_t *len) {
@@ -34,12 +60,12 @@ int smtpc__bmta_hdr_has(const smtpc__bmsg *m, const char *name, const char *cons
 }
 
 size_t smtpc__bmta_line_with(const char *text, size_t len, const char *const *marks) {
-  size_t pos = 0, at;
-  const char *line;
-  size_t n;
-  for (at = pos; smtpc__bline(text, len, &pos, &line, &n); at = pos)
-    if (smtpc__bmta_any(line, n, marks)) return at;
-  return len;
+  if (!*marks) return len;
+  size_t at = first_of(text, len, marks);
+  if (at >= len) return **marks ? len : 0;
+  /* a marker spans no line end unless it contains one: back to the start of its line */
+  while (at > 0 && text[at - 1] != '\n') at--;
+  return at;
 }
 
 const char *smtpc__bmta_trim(const char *s, size_t *n) {
