@@ -15,6 +15,8 @@ import vectors
 
 BOUNCE_DIR = os.path.join(vectors.DIR, "bounce")
 ROWS = vectors.load("bounces.tsv")
+if os.path.exists(os.path.join(vectors.DIR, "bounces_mta.tsv")):  # the MTA modules' vectors
+    ROWS += vectors.load("bounces_mta.tsv")
 BY_FILE = collections.OrderedDict()
 for _r in ROWS:
     BY_FILE.setdefault(_r["file"].decode(), []).append(_r)
