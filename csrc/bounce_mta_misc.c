@@ -125,3 +125,63 @@ int smtpc__bmta_office365(smtpc__bmsg *m) {
   if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
   return found;
 }
+
+/* The address on the first line starting with `label` after the line containing `section`. */
+static int labelled(const char *text, size_t len, const char *section, const char *label,
+                    const char **a, size_t *al) {
+  size_t pos = smtpc__bmta_line_with(text, len, (const char *const[]){section, NULL}), n;
+  const char *line;
+  while (pos < len && smtpc__bline(text, len, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (smtpc__bstarts(t, n, label)) return smtpc__baddr(t, n, a, al);
+  }
+  return 0;
+}
+
+/* One recipient named by a label, the words after a heading: a notice for a single message. */
+static int summary(smtpc__bmsg *m, const char *section, const char *label, const char *heading,
+                   int same_line) {
+  const char *a, *line;
+  size_t al, n;
+  int rc, multi = 0;
+  if (m->nrecords > 0 || !labelled(m->body, m->body_len, section, label, &a, &al)) return 0;
+  size_t pos = smtpc__bmta_line_with(m->body, m->body_len, (const char *const[]){heading, NULL});
+  if (pos >= m->body_len) return 0;
+  smtpc_bounce *r = smtpc__bounce_add(m);
+  if (!r) return SMTPC_ENOMEM;
+  if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+  smtpc__bline(m->body, m->body_len, &pos, &line, &n);
+  if (same_line) { /* "Error: No valid recipients for this MM" */
+    const char *t = smtpc__bmta_trim(line, &n);
+    size_t k = strlen(heading);
+    if ((rc = smtpc__bmta_diag_line(m, r, t + k, n - k, &multi)) != 0) return rc;
+  } else { /* "Error message below:" and the lines up to a blank one */
+    while (smtpc__bline(m->body, m->body_len, &pos, &line, &n)) {
+      size_t tn = n;
+      smtpc__bmta_trim(line, &tn);
+      if (!tn) break;
+      if ((rc = smtpc__bmta_diag_line(m, r, line, n, &multi)) != 0) return rc;
+    }
+  }
+  if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  return 1;
+}
+
+/* Apache James:
+ *   Error message below:
+ *   550 - Requested action not taken: no such user here
+ *   Message details:
+ *     RCPT TO: kijitora@example.com */
+int smtpc__bmta_apachejames(smtpc__bmsg *m) {
+  return summary(m, "Message details:", "RCPT TO:", "Error message below:", 0);
+}
+
+/* Verizon's MMS gateway:
+ *   Message could not be delivered to mobile.
+ *   Error: No valid recipients for this MM
+ *   Original Message:
+ *   To: 0000000000@vzwpix.com */
+int smtpc__bmta_verizon(smtpc__bmsg *m) {
+  if (!smtpc__bfind(m->body, m->body_len, "Message could not be delivered to mobile")) return 0;
+  return summary(m, "Original Message:", "To:", "Error:", 1);
+}
