@@ -185,3 +185,40 @@ int smtpc__bmta_verizon(smtpc__bmsg *m) {
   if (!smtpc__bfind(m->body, m->body_len, "Message could not be delivered to mobile")) return 0;
   return summary(m, "Original Message:", "To:", "Error:", 1);
 }
+
+/* The "X6" notice: recipients and reason on one line.
+ *   The following recipients returned permanent errors: kijitora@example.org. Reason: SMTP
+ *   Server <192.0.2.1> refused to accept your message (DATA), with the following error
+ *   message: [554 5.4.6 Hop count exceeded - possible mail loop] */
+int smtpc__bmta_x6(smtpc__bmsg *m) {
+  static smtpc__bmta_marks start = {"The following recipients returned permanent errors:", NULL};
+  if (m->nrecords > 0) return 0;
+  size_t at = smtpc__bmta_line_with(m->body, m->body_len, start), pos = at, n;
+  const char *line, *a;
+  size_t al;
+  int rc, found = 0;
+  if (at >= m->body_len || !smtpc__bline(m->body, m->body_len, &pos, &line, &n)) return 0;
+  const char *list = smtpc__bfind(line, n, "errors:"), *reason = smtpc__bfind(line, n, "Reason:");
+  if (!list || (reason && reason < list)) return 0;
+  list += 7;
+  size_t ll = reason ? (size_t)(reason - list) : n - (size_t)(list - line);
+  while (smtpc__baddr(list, ll, &a, &al)) {
+    smtpc_bounce *r = smtpc__bounce_add(m);
+    if (!r) return SMTPC_ENOMEM;
+    found++;
+    if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0 ||
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, line, n)) != 0)
+      return rc;
+    const char *b = reason ? smtpc__bfind(reason, n - (size_t)(reason - line), "[") : NULL;
+    if (b) r->reply_code = smtpc__bmta_code_at(b + 1, n - (size_t)(b + 1 - line));
+    static const char *const cmds[] = {"(RCPT)", "(MAIL)", "(DATA)", "(EHLO)", "(HELO)"};
+    for (size_t c = 0; reason && c < sizeof cmds / sizeof cmds[0]; c++)
+      if (smtpc__bfind(reason, n - (size_t)(reason - line), cmds[c]) &&
+          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmds[c] + 1, 4)) != 0)
+        return rc;
+    if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+    size_t used = (size_t)(a - list) + al;
+    list += used, ll -= used;
+  }
+  return found;
+}
