@@ -79,8 +79,9 @@ static int exim_read(smtpc__bmsg *m) {
   size_t n;
   int multi = 0, rc = 0, found = 0, skipping = 0, local = 0;
   smtpc_bounce *r = NULL;
-  smtpc__bline(text, end, &pos, &line, &n); /* the start line itself */
-  if (!smtpc__bfind(line, n, "incorrectly constructed") && !smtpc__bmta_any(line, n, exim_start))
+  /* the start line itself (none when a boundary cuts the text right there) */
+  if (!smtpc__bline(text, end, &pos, &line, &n) ||
+      (!smtpc__bfind(line, n, "incorrectly constructed") && !smtpc__bmta_any(line, n, exim_start)))
     return 0;
   while (smtpc__bline(text, end, &pos, &line, &n)) {
     size_t in = indent(line, n), tn = n;
