@@ -83,6 +83,10 @@ static int unquote(smtpc_mbox *mb, size_t a, size_t b, const char **msg, size_t 
 
 int smtpc_mbox_next(smtpc_mbox *mb, const char **msg, size_t *len) {
   if (!mb || mb->done) return 0;
+  if (!mb->buf) { /* nothing fed yet (or only empty chunks) */
+    mb->done = mb->eof;
+    return 0;
+  }
   size_t body = mb->start;
   if (is_from(mb->buf + body, mb->len - body)) {
     const char *nl = memchr(mb->buf + body, '\n', mb->len - body);

@@ -9,6 +9,7 @@ any file may be gzip-compressed. Memory stays bounded by the largest message: an
 in chunks and split by the C splitter.
 """
 import gzip
+import io
 import os
 import sys
 
@@ -19,33 +20,40 @@ __all__ = ["bounces", "messages"]
 CHUNK = 1 << 20
 
 
-def _open_binary(f):
-    """A binary stream over f, unwrapping gzip when its magic number says so."""
-    head = f.peek(2)[:2] if hasattr(f, "peek") else b""
-    if head == b"\x1f\x8b":
+def _binary(f):
+    """A buffered binary stream over f, unwrapped from gzip when its magic number says so."""
+    if not hasattr(f, "peek"):
+        # BytesIO and the like: wrap them so that the first octets can be looked at
+        f = io.BufferedReader(f) if isinstance(f, io.RawIOBase) else io.BufferedReader(_Raw(f))
+    if f.peek(2)[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=f, mode="rb")
     return f
 
 
+class _Raw(io.RawIOBase):
+    """A file object with read() only, seen as a raw stream (for io.BufferedReader)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        data = self.f.read(len(b))
+        if isinstance(data, str):
+            raise TypeError("bounces() needs a binary file (open(path, 'rb'))")
+        b[:len(data)] = data
+        return len(data)
+
+
 def _from_stream(f, label):
     """(label, message bytes) for each message of an mbox or single-message stream."""
-    import io
-    if not hasattr(f, "peek"):
-        f = io.BufferedReader(f) if isinstance(f, io.RawIOBase) else f
-    if hasattr(f, "peek"):
-        f = _open_binary(f)
+    f = _binary(f)
     first = f.read(CHUNK)
-    if isinstance(first, str):
-        raise TypeError("bounces() needs a binary file (open(path, 'rb'))")
-    if first[:2] == b"\x1f\x8b":  # a gzip stream that could not be peeked at
-        import gzip as _gz
-        rest = first + f.read()
-        f = io.BytesIO(_gz.decompress(rest))
-        first = f.read(CHUNK)
     if not first.startswith(b"From "):
-        # one message: read it whole (a message is bounded by the parser's own limit)
-        data = first + f.read()
-        yield label, data
+        # one message: read whole (a message is bounded by the parser's own size limit)
+        yield label, first + f.read()
         return
     mb = _Mbox()
     n = 0

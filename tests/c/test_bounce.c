@@ -249,6 +249,11 @@ static void mbox_single_message(void **state) {
   assert_int_equal(ml, 25);
   assert_int_equal(smtpc_mbox_next(mb, &m, &ml), 0);
   smtpc_mbox_free(mb);
+  /* an empty mailbox is no message (found by fuzz_bounce: nothing fed, then eof) */
+  mb = smtpc_mbox_new();
+  assert_int_equal(smtpc_mbox_feed(mb, "", 0, 1), 0);
+  assert_int_equal(smtpc_mbox_next(mb, &m, &ml), 0);
+  smtpc_mbox_free(mb);
 }
 
 int main(void) {

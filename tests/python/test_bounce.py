@@ -106,6 +106,14 @@ def test_bounces_mbox_plain_and_gzip(tmp_path):
         assert recipients(smtpcode.bounces(f)) == EXPECTED_ALL   # an open file
 
 
+def test_bounces_from_file_objects():
+    data = mbox_of(NAMES)
+    assert recipients(smtpcode.bounces(io.BytesIO(data))) == EXPECTED_ALL
+    assert recipients(smtpcode.bounces(io.BytesIO(gzip.compress(data)))) == EXPECTED_ALL
+    with pytest.raises(TypeError):
+        list(smtpcode.bounces(io.StringIO("From a\nSubject: x\n\n")))
+
+
 def test_bounces_is_lazy(tmp_path):
     p = tmp_path / "box.mbox"
     p.write_bytes(mbox_of(NAMES))
