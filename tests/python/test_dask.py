@@ -1,0 +1,257 @@
+"""smtpcode.dask on a distributed.LocalCluster of 3 worker processes, against real servers:
+the smtp-sink world of tests/load (22 smtp-sink servers, 1,000 domains on a private dnsmasq) and
+the Postfix world (tests/fixtures/mta), whose log shows how many sessions each listener had at
+once. Skipped, with the reason, only when Dask is not installed (PyPI unreachable at install)."""
+import collections
+import importlib.machinery
+import importlib.util
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+distributed = pytest.importorskip(
+    "distributed", reason="dask[distributed] is not installed (tests/install-deps could not "
+                          "reach PyPI): the Dask scale-out tests cannot run")
+pd = pytest.importorskip("pandas")
+dd = pytest.importorskip("dask.dataframe")
+
+import smtpcode                 # noqa: E402
+import smtpcode.dask as sdask   # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PY = sys.executable
+SENDER = dict(mail_from="probe@probe.test", helo="probe.test")
+
+# tests/load/run is a script (no .py); its world of smtp-sink servers is reused as it is
+_loader = importlib.machinery.SourceFileLoader("load_run", str(ROOT / "tests" / "load" / "run"))
+load = importlib.util.module_from_spec(importlib.util.spec_from_loader("load_run", _loader))
+_loader.exec_module(load)
+
+
+@pytest.fixture(scope="module")
+def sink_world():
+    """22 smtp-sink servers on 127.0.3.x:2525 and dnsmasq on 127.0.0.1:5455 for d0..d999.load.test."""
+    load.STATE.mkdir(parents=True, exist_ok=True)
+    procs = []
+    try:
+        load.start_world(1000, procs)
+        yield {"dns_servers": "127.0.0.1:%d" % load.DNS_PORT, "port": load.SMTP_PORT}
+    finally:
+        load.stop_world(procs)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # 3 worker processes, one thread each: a slot is one task on one process
+    with distributed.LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as c, \
+            distributed.Client(c) as client:
+        yield client
+
+
+def addresses(n, domains):
+    return ["u%d@d%d.load.test" % (i, i % domains) for i in range(n)]
+
+
+def test_100k_addresses_one_result_per_row(sink_world, cluster):
+    n = 100_000
+    src = pd.DataFrame({"email": addresses(n, 1000), "row": range(n)})
+    src.loc[src.index % 50 == 49, "email"] = src["email"].str.upper()  # given back as given
+    ddf = dd.from_pandas(src, npartitions=6)
+    out = sdask.verify(ddf, column="email", dns_servers=sink_world["dns_servers"],
+                       port=sink_world["port"], timeout=30, deadline=600, **SENDER)
+    assert out.npartitions == 6          # lazy: nothing has been probed yet
+    got = out.compute()
+    assert len(got) == n
+    assert sorted(got["row"]) == list(range(n))           # each input row exactly once
+    back = got.set_index("row").sort_index()
+    assert (back["email"] == src.set_index("row")["email"]).all()   # carried through as given
+    assert back.index.equals(src.set_index("row").index)
+    want = [load.expected(a) for a in back["email"]]
+    have = list(zip(back["verdict"], back["reason"], back["code"]))
+    wrong = [(a, h, w) for a, h, w in zip(back["email"], have, want) if h != w]
+    assert not wrong, wrong[:5]
+    assert set(got["worker"]) <= {"0", "1", "2"}
+
+
+def test_one_mx_group_is_one_lane(sink_world, cluster):
+    # every domain of one sink address lands in one output partition, whatever its name
+    out = sdask.verify(addresses(3000, 1000), column="email", npartitions=4, lanes=5,
+                       dns_servers=sink_world["dns_servers"], port=sink_world["port"],
+                       **SENDER)
+    parts = cluster.gather(cluster.compute(out.to_delayed()))
+    seen = collections.defaultdict(set)
+    total = 0
+    for k, p in enumerate(parts):
+        total += len(p)
+        for mx_address in set(p["mx_address"]):
+            seen[mx_address].add(k)
+    assert total == 3000
+    assert len(seen) == 22
+    assert all(len(v) == 1 for v in seen.values()), dict(seen)
+
+
+# --- politeness across the cluster, counted in Postfix's own log ----------------------------
+
+POLITE_DNS_PORT = 5461
+# mailbox domains of the Postfix world, given MX names of their own that share two addresses
+POLITE_DOMAINS = {"users.mta.test": "127.0.0.1", "backup.mta.test": "127.0.0.1",
+                  "failover.mta.test": "127.0.0.1", "catchall.mta.test": "127.0.0.1",
+                  "implicit.mta.test": "127.0.0.5", "notls.mta.test": "127.0.0.5"}
+LISTENER = {"127.0.0.1": "mta-mx1", "127.0.0.5": "mta-notls"}
+
+
+@pytest.fixture(scope="module")
+def polite_dns(tmp_path_factory):
+    d = tmp_path_factory.mktemp("polite-dns")
+    conf = d / "dnsmasq.conf"
+    lines = ["port=%d" % POLITE_DNS_PORT, "listen-address=127.0.0.1", "bind-interfaces",
+             "no-resolv", "no-hosts", "user=root", "local=/test/"]
+    for k, (dom, ip) in enumerate(sorted(POLITE_DOMAINS.items())):
+        lines += ["host-record=mx%d.polite.test,%s" % (k, ip),
+                  "mx-host=%s,mx%d.polite.test,10" % (dom, k)]
+    conf.write_text("\n".join(lines) + "\n")
+    p = subprocess.Popen(["dnsmasq", "-k", "-C", str(conf), "--pid-file="],
+                         stderr=open(d / "err", "wb"))
+    time.sleep(0.3)
+    assert p.poll() is None, (d / "err").read_text()
+    yield "127.0.0.1:%d" % POLITE_DNS_PORT
+    p.terminate()
+    p.wait(10)
+
+
+_CONNECT = re.compile(r" (mta-[a-z0-9]+)/smtpd\[(\d+)\]: connect from ")
+_DISCONNECT = re.compile(r" (mta-[a-z0-9]+)/smtpd\[(\d+)\]: disconnect from ")
+
+
+def peak_sessions(mta_log, mark, settle=15.0):
+    """{listener: most sessions open at once} from the connect/disconnect lines since mark, in
+    the log's order, once every connect has its disconnect (smtpd logs asynchronously)."""
+    end = time.monotonic() + settle
+    while True:
+        open_, peak, unclosed = collections.defaultdict(set), collections.Counter(), 0
+        for line in mta_log.lines_since(mark):
+            m = _CONNECT.search(line)
+            if m:
+                open_[m.group(1)].add(m.group(2))
+                peak[m.group(1)] = max(peak[m.group(1)], len(open_[m.group(1)]))
+                continue
+            m = _DISCONNECT.search(line)
+            if m:
+                open_[m.group(1)].discard(m.group(2))
+        unclosed = sum(len(v) for v in open_.values())
+        if not unclosed or time.monotonic() > end:
+            return dict(peak), unclosed
+        time.sleep(0.2)
+
+
+def polite_addresses():
+    return ["bulk%04d@%s" % (i, d) for i in range(1, 401) for d in sorted(POLITE_DOMAINS)]
+
+
+POLITE_OPTS = dict(starttls="off", per_host=2, rcpt_per_session=25, **SENDER)
+
+
+def test_per_host_holds_across_workers_in_postfix_log(mail_world, mta_log, polite_dns, cluster):
+    addrs = polite_addresses()
+    mark = mta_log.mark()
+    out = sdask.verify(addrs, column="email", npartitions=6, lanes=6,
+                       dns_servers=polite_dns, port=mail_world["port"], **POLITE_OPTS)
+    got = out.compute()
+    assert sorted(got["email"]) == sorted(addrs)
+    assert (got["verdict"].isin(["deliverable", "risky"])).all(), got["verdict"].value_counts()
+    assert got["worker"].nunique() >= 2      # the work was spread over the cluster
+    peak, unclosed = peak_sessions(mta_log, mark)
+    assert unclosed == 0
+    assert set(peak) == {"mta-mx1", "mta-notls"}
+    assert all(v <= POLITE_OPTS["per_host"] for v in peak.values()), peak
+
+
+def test_the_session_count_sees_uncoordinated_workers(mail_world, mta_log, polite_dns):
+    # The control for the test above: the same addresses split by domain over 3 verify() runs
+    # at once (what a cluster without MX groups would do) exceed per_host on a listener, and
+    # the count from the log must see it.
+    addrs = polite_addresses()
+    by_domain = collections.defaultdict(list)
+    for a in addrs:
+        by_domain[a.split("@")[1]].append(a)
+    chunks = [[], [], []]
+    for k, dom in enumerate(sorted(by_domain)):
+        chunks[k % 3] += by_domain[dom]
+    mark = mta_log.mark()
+    res = []
+
+    def run(chunk):
+        res.extend(smtpcode.verify(chunk, dns_servers=polite_dns, port=mail_world["port"],
+                                   **POLITE_OPTS))
+    ts = [threading.Thread(target=run, args=(c,)) for c in chunks]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(res) == len(addrs)
+    peak, _ = peak_sessions(mta_log, mark)
+    assert max(peak.values()) > POLITE_OPTS["per_host"], peak
+
+
+# --- egress per worker ----------------------------------------------------------------------
+
+def test_egress_options_per_worker(sink_world, cluster):
+    names = {str(w["name"]) for w in cluster.scheduler_info()["workers"].values()}
+    egress = {int(n): {"helo": "w%s.probe.test" % n} for n in names}
+    out = sdask.verify(addresses(300, 30), column="email", npartitions=3, egress=egress,
+                       transcript=True, mail_from="probe@probe.test",
+                       dns_servers=sink_world["dns_servers"], port=sink_world["port"])
+    got = out.compute()
+    assert len(got) == 300
+    for worker, transcript in zip(got["worker"], got["transcript"]):
+        assert "EHLO w%s.probe.test" % worker in transcript, (worker, transcript[:300])
+
+
+def test_egress_without_an_entry_for_a_worker_is_an_error(sink_world, cluster):
+    out = sdask.verify(addresses(30, 30), column="email", npartitions=1,
+                       egress={"no-such-worker": {"helo": "x.probe.test"}},
+                       mail_from="probe@probe.test",
+                       dns_servers=sink_world["dns_servers"], port=sink_world["port"])
+    with pytest.raises(ValueError, match="no egress entry"):
+        out.compute()
+
+
+# --- a worker killed mid-slot ---------------------------------------------------------------
+
+def test_worker_killed_mid_slot_still_one_result_per_row(sink_world, cluster):
+    n = 30_000
+    src = pd.DataFrame({"email": addresses(n, 1000), "row": range(n)})
+    # slow enough that slots run for seconds: few sessions, small transactions
+    out = sdask.verify(dd.from_pandas(src, npartitions=3), column="email", lanes=3, rounds=2,
+                       concurrency=4, per_host=1, rcpt_per_session=10,
+                       dns_servers=sink_world["dns_servers"], port=sink_world["port"],
+                       deadline=600, **SENDER)
+    pids = cluster.run(os.getpid)
+    fut = cluster.compute(out)
+    killed = None
+    end = time.monotonic() + 120
+    while killed is None and time.monotonic() < end and not fut.done():
+        for addr, keys in cluster.processing().items():
+            slots = [k for k in keys if "_run_slot" in str(k)]
+            if slots:
+                time.sleep(1.0)          # let it get well into the slot
+                if any(k in cluster.processing().get(addr, ()) for k in slots):
+                    os.kill(pids[addr], signal.SIGKILL)
+                    killed = (addr, slots)
+                break
+        time.sleep(0.1)
+    assert killed is not None, "no slot was seen running to kill its worker"
+    got = fut.result(timeout=300)
+    assert len(got) == n
+    assert sorted(got["row"]) == list(range(n))
+    assert got["code"].notna().all()       # every row answered by a server, none lost
+    # the nanny brought the worker back: the cluster is whole again for the tests after
+    cluster.wait_for_workers(3, timeout=60)
