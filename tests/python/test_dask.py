@@ -4,6 +4,7 @@ the Postfix world (tests/fixtures/mta), whose log shows how many sessions each l
 once. Skipped, with the reason, only when Dask is not installed (PyPI unreachable at install)."""
 import collections
 import importlib.machinery
+import json
 import importlib.util
 import os
 import pathlib
@@ -23,6 +24,7 @@ pd = pytest.importorskip("pandas")
 dd = pytest.importorskip("dask.dataframe")
 
 import smtpcode                 # noqa: E402
+import smtpcode.cli.formats     # noqa: E402
 import smtpcode.dask as sdask   # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -255,3 +257,74 @@ def test_worker_killed_mid_slot_still_one_result_per_row(sink_world, cluster):
     assert got["code"].notna().all()       # every row answered by a server, none lost
     # the nanny brought the worker back: the cluster is whole again for the tests after
     cluster.wait_for_workers(3, timeout=60)
+
+
+# --- the command ----------------------------------------------------------------------------
+
+CLI_BASE = ["--from", "probe@probe.test", "--helo", "probe.test", "--timeout", "10",
+            "--deadline", "120", "--no-progress", "-q"]
+
+
+def cli(*args, stdin=None, timeout=180):
+    return subprocess.run([PY, "-m", "smtpcode", "verify", *args, *CLI_BASE], input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_local_cluster_csv_to_parquet(sink_world, tmp_path):
+    n = 2000
+    src = tmp_path / "big.csv"
+    with open(src, "w") as f:
+        f.write("id,email,text\n")        # `text` collides with a result field: input_text
+        for i, a in enumerate(addresses(n, 1000)):
+            f.write("%d,%s,note %d\n" % (i, a, i))
+    out = tmp_path / "out.parquet"
+    r = cli("--workers", "2", "--column", "email", str(src), "-o", str(out),
+            "--port", str(sink_world["port"]), "--dns", sink_world["dns_servers"],
+            "--partition-size", "20000")
+    assert r.returncode == 0, r.stderr
+    got = pd.read_parquet(out)
+    assert len(got) == n
+    assert sorted(got["id"].astype(int)) == list(range(n))
+    assert (got["input_text"] == "note " + got["id"]).all()
+    for a, v, reason, code in zip(got["email"], got["verdict"], got["reason"], got["code"]):
+        assert (v, reason, code) == load.expected(a), a
+
+
+def test_cli_scheduler_jsonl_matches_the_single_process_command(mail_world, cluster):
+    from test_cli_verify import CASES
+    text = "".join(a + "\n" for a, _, _ in CASES)
+    opts = ["--port", "2525", "--dns", "127.0.0.1:5353", "--format", "jsonl"]
+    one = cli(*opts, stdin=text)
+    many = cli("--scheduler", cluster.scheduler.address, *opts, stdin=text)
+    assert one.returncode == 0 and many.returncode == 0, (one.stderr, many.stderr)
+    one = {j["address"]: j for j in map(json.loads, one.stdout.splitlines())}
+    many = [json.loads(line) for line in many.stdout.splitlines()]
+    assert sorted(j["address"] for j in many) == sorted(a for a, _, _ in CASES)
+    for j in many:
+        assert list(j) == list(one[j["address"]])         # the same record shape
+        want = next((v, r) for a, v, r in CASES if a == j["address"])
+        assert (j["verdict"], j["reason"]) == want, j
+
+
+def test_cli_parquet_without_a_cluster(sink_world, tmp_path):
+    src = tmp_path / "list.txt"
+    src.write_text("".join(a + "\n" for a in addresses(500, 1000)) + "# a comment\nbad\n")
+    out = tmp_path / "out.parquet"
+    r = cli(str(src), "-o", str(out), "--port", str(sink_world["port"]),
+            "--dns", sink_world["dns_servers"])
+    assert r.returncode == 0, r.stderr
+    got = pd.read_parquet(out)
+    assert len(got) == 501
+    assert list(got.columns) == list(smtpcode.cli.formats.FIELDS)
+    bad = got[got["address"] == "bad"].iloc[0]
+    assert (bad["verdict"], bad["reason"]) == ("undeliverable", "syntaxerror")
+    assert pd.isna(bad["code"])
+
+
+def test_cli_cluster_usage_errors(tmp_path):
+    r = cli("--workers", "0", "-")
+    assert r.returncode == 2 and "positive integer" in r.stderr
+    r = cli("--format", "parquet", "-", stdin="a@b.test\n")
+    assert r.returncode == 2 and "-o FILE" in r.stderr
+    r = cli("--scheduler", "tcp://127.0.0.1:1", "-", stdin="a@b.test\n", timeout=60)
+    assert r.returncode == 1 and "scheduler" in r.stderr
