@@ -8,14 +8,16 @@
 Why it is shaped this way. smtpcode.verify() keeps its politeness (sessions per MX address,
 pauses, rejection budget) inside one call. Spread one MX's addresses over several workers and
 each worker keeps the limits on its own, so the MX sees N times as much. Instead, every row
-is given to a *lane* by a stable hash of its group (the primary MX address of its domain), so
-all rows of one MX meet in one task, which runs one verify() over them: the limits then hold
-cluster-wide with no coordination between workers.
+is given to a *lane* by its group (the primary MX address of its domain), so all rows of one
+MX meet in one task, which runs one verify() over them: the limits then hold cluster-wide with
+no coordination between workers. Groups are dealt to lanes by a deterministic rule over the
+whole input's row counts per group (biggest first, to the least loaded lane), which every task
+computes alike from the same resolved counts.
 
 The graph, built by hand from delayed calls so that its shape is exactly this:
-  1. per input partition: the distinct domains, split into buckets by domain;
+  1. per input partition: its domains with row counts, split into buckets by a domain hash;
   2. per bucket: resolve those domains (threads; resolve() releases the GIL) -> group keys;
-  3. per input partition: each row's slot = (lane from the group key, round), split by slot;
+  3. per input partition: each row's slot = (lane of its group, round), split by slot;
   4. per slot: the rows of every input partition for it, through one smtpcode.verify().
 A lane is cut into `rounds` slots that run one after another (slot k waits for slot k-1 of
 its lane): a group too big for one task is split in time, never across workers at once.
@@ -26,11 +28,12 @@ Dask is imported here only: `import smtpcode` never needs it.
 """
 import collections
 import concurrent.futures
+import heapq
 import zlib
 
 import smtpcode
 
-__all__ = ["verify", "group_key", "RESULT_COLUMNS"]
+__all__ = ["verify", "group_key", "assign_lanes", "RESULT_COLUMNS"]
 
 # Result columns added to every input row, with their pandas dtypes (nullable where the
 # engine may say "none": no reply, catch-all undecided, ...).
@@ -93,19 +96,24 @@ def _addresses(frame, column):
 
 
 def _domain_buckets(part, column, nbuckets):
-    """Step 1: the partition's distinct valid domains, as nbuckets lists split by domain."""
+    """Step 1: the partition's valid domains with their row counts, as nbuckets Counters split
+    by domain."""
     frame = _as_frame(part, column)
-    out = [set() for _ in range(nbuckets)]
-    for d in set(_domain_of(a) for a in _addresses(frame, column)):
+    out = [collections.Counter() for _ in range(nbuckets)]
+    for d, n in collections.Counter(_domain_of(a) for a in _addresses(frame, column)).items():
         if d is not None:
-            out[_stable_hash(d) % nbuckets].add(d)
+            out[_stable_hash(d) % nbuckets][d] = n
     return out
 
 
 def _resolve_bucket(resolve_options, *buckets_lists_and_index):
-    """Step 2: resolve the domains of bucket j gathered from every input partition."""
+    """Step 2: resolve the domains of bucket j gathered from every input partition;
+    {domain: (group key, rows)}."""
     *parts, j = buckets_lists_and_index
-    domains = sorted(set().union(*(p[j] for p in parts)))
+    rows = collections.Counter()
+    for p in parts:
+        rows.update(p[j])
+    domains = sorted(rows)
 
     def key(d):
         try:
@@ -115,22 +123,41 @@ def _resolve_bucket(resolve_options, *buckets_lists_and_index):
     if not domains:
         return {}
     with concurrent.futures.ThreadPoolExecutor(min(32, len(domains))) as ex:
-        return dict(ex.map(key, domains))
+        return {d: (k, rows[d]) for d, k in ex.map(key, domains)}
+
+
+def assign_lanes(loads, lanes):
+    """{group key: lane} for {group key: rows}: the biggest groups first, each to the least
+    loaded lane (ties: the lower lane). Deterministic, so every task that computes it from the
+    same loads agrees, with no coordination; a group is in exactly one lane."""
+    heap = [(0, i) for i in range(lanes)]     # (rows so far, lane): a valid heap already
+    out = {}
+    for k in sorted(loads, key=lambda k: (-loads[k], _stable_hash(k), k)):
+        rows, lane = heapq.heappop(heap)
+        out[k] = lane
+        heapq.heappush(heap, (rows + loads[k], lane))
+    return out
 
 
 def _split_slots(part, column, lanes, rounds, *key_maps):
     """Step 3: the partition's rows split into lanes*rounds frames (slot = lane*rounds + round).
-    Invalid addresses have no group: they are spread by their own text (no traffic anyway).
-    The round of a row is a hash of its address, so duplicates of an address meet in one slot."""
+    Groups go to lanes by their whole-input row counts (assign_lanes). Invalid addresses have
+    no group: they are spread by a hash of their text (no traffic anyway). The round of a row
+    is a hash of its address, so duplicates of an address meet in one slot."""
     frame = _as_frame(part, column)
-    keys = {}
+    keys, loads = {}, collections.Counter()
     for m in key_maps:
-        keys.update(m)
+        for d, (k, n) in m.items():
+            keys[d] = k
+            loads[k] += n
+    lane_of = assign_lanes(loads, lanes)
     slots = []
     for a in _addresses(frame, column):
         d = _domain_of(a)
-        k = keys.get(d, "domain:%s" % d) if d is not None else "invalid:" + a
-        slots.append((_stable_hash(k) % lanes) * rounds + _stable_hash(a) % rounds)
+        lane = lane_of.get(keys.get(d)) if d is not None else None
+        if lane is None:
+            lane = _stable_hash("invalid:" + a) % lanes
+        slots.append(lane * rounds + _stable_hash(a) % rounds)
     out = [[] for _ in range(lanes * rounds)]
     for i, s in enumerate(slots):
         out[s].append(i)

@@ -108,7 +108,8 @@ def _client(a):
     import distributed
     if a.scheduler:
         try:
-            return distributed.Client(a.scheduler, timeout="10s"), None
+            # how long to try: dask's distributed.comm.timeouts.connect (default 30 s)
+            return distributed.Client(a.scheduler), None
         except (OSError, TimeoutError) as e:
             raise Failure("cannot reach the scheduler %s: %s" % (a.scheduler, e))
     cluster = distributed.LocalCluster(n_workers=a.workers, threads_per_worker=1,
