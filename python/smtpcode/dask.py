@@ -96,14 +96,15 @@ def _addresses(frame, column):
 
 
 def _domain_buckets(part, column, nbuckets):
-    """Step 1: the partition's valid domains with their row counts, as nbuckets Counters split
-    by domain."""
+    """Step 1: (the partition's valid domains with their row counts, as nbuckets Counters split
+    by domain; each row's domain or None, kept for step 3 so that it parses no address again)."""
     frame = _as_frame(part, column)
+    domains = [_domain_of(a) for a in _addresses(frame, column)]
     out = [collections.Counter() for _ in range(nbuckets)]
-    for d, n in collections.Counter(_domain_of(a) for a in _addresses(frame, column)).items():
+    for d, n in collections.Counter(domains).items():
         if d is not None:
             out[_stable_hash(d) % nbuckets][d] = n
-    return out
+    return out, domains
 
 
 def _resolve_bucket(resolve_options, *buckets_lists_and_index):
@@ -139,7 +140,7 @@ def assign_lanes(loads, lanes):
     return out
 
 
-def _split_slots(part, column, lanes, rounds, *key_maps):
+def _split_slots(part, column, lanes, rounds, domains, *key_maps):
     """Step 3: the partition's rows split into lanes*rounds frames (slot = lane*rounds + round).
     Groups go to lanes by their whole-input row counts (assign_lanes). Invalid addresses have
     no group: they are spread by a hash of their text (no traffic anyway). The round of a row
@@ -152,8 +153,7 @@ def _split_slots(part, column, lanes, rounds, *key_maps):
             loads[k] += n
     lane_of = assign_lanes(loads, lanes)
     slots = []
-    for a in _addresses(frame, column):
-        d = _domain_of(a)
+    for a, d in zip(_addresses(frame, column), domains):
         lane = lane_of.get(keys.get(d)) if d is not None else None
         if lane is None:
             lane = _stable_hash("invalid:" + a) % lanes
@@ -347,11 +347,11 @@ def verify(collection, column="email", *, lanes=None, rounds=1, egress=None,
     if options.get("dns_servers") is not None:
         resolve_options["dns_servers"] = options["dns_servers"]
     nbuckets = max(1, min(len(parts), 64))
-    buckets = [delayed(_domain_buckets, pure=True)(p, column, nbuckets) for p in parts]
-    keymaps = [delayed(_resolve_bucket, pure=True)(resolve_options, *buckets, j)
+    step1 = [delayed(_domain_buckets, pure=True, nout=2)(p, column, nbuckets) for p in parts]
+    keymaps = [delayed(_resolve_bucket, pure=True)(resolve_options, *[b for b, _ in step1], j)
                for j in range(nbuckets)]
     splits = [delayed(_split_slots, pure=True, nout=lanes * rounds)(
-        p, column, lanes, rounds, *keymaps) for p in parts]
+        p, column, lanes, rounds, doms, *keymaps) for p, (_, doms) in zip(parts, step1)]
     results = []
     for lane in range(lanes):
         after = None
