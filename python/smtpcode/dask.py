@@ -237,7 +237,7 @@ def _run_slot(column, options, egress, meta, rename, after, *frames):
     out = rows.rename(columns=rename)
     for c, dtype in RESULT_COLUMNS + ((TRANSCRIPT,) if want_transcript else ()):
         out[c] = pd.Series(cols[c], index=out.index, dtype=dtype)
-    return out.astype(meta.dtypes.to_dict(), copy=False)[list(meta.columns)]
+    return out.astype(meta.dtypes.to_dict())[list(meta.columns)]
 
 
 def _done(frame):

@@ -100,6 +100,35 @@ def test_one_mx_group_is_one_lane(sink_world, cluster):
     assert all(len(v) == 1 for v in seen.values()), dict(seen)
 
 
+def test_every_kind_of_input_gives_one_row_per_row_without_traffic():
+    # invalid addresses only: the engine answers syntaxerror without any network, so the
+    # synchronous scheduler will do for the shapes
+    import dask.bag as db
+    bad = ["x", "y@@z", "", "a b@c.test", "x"]
+    cases = {
+        "list": (bad + [None], "email"),
+        "bag of strings": (db.from_sequence(bad, npartitions=2), "email"),
+        "bag of dicts": (db.from_sequence([{"e": a, "n": i} for i, a in enumerate(bad)],
+                                          npartitions=3), "e"),
+        "pandas": (pd.DataFrame({"email": bad, "reason": range(len(bad))}), "email"),
+        "dask series": (dd.from_pandas(pd.Series(bad), npartitions=2), "email"),
+    }
+    for what, (coll, column) in cases.items():
+        got = sdask.verify(coll, column=column, npartitions=2, **SENDER).compute(scheduler="sync")
+        n = len(bad) + (what == "list")
+        assert len(got) == n, what
+        assert set(zip(got["verdict"], got["reason"])) == {("undeliverable", "syntaxerror")}, what
+        assert got["code"].isna().all() and got["mx"].isna().all(), what
+    # an input column named like a result column is kept, renamed
+    got = sdask.verify(cases["pandas"][0], column="email", **SENDER).compute(scheduler="sync")
+    assert sorted(got["input_reason"]) == list(range(len(bad)))
+    assert len(sdask.verify([], **SENDER).compute(scheduler="sync")) == 0
+    with pytest.raises(ValueError, match="helo is required"):
+        sdask.verify(["x"], mail_from="probe@probe.test")
+    with pytest.raises(ValueError, match="no column"):
+        sdask.verify(pd.DataFrame({"a": ["x"]}), column="email", **SENDER)
+
+
 def test_lanes_are_dealt_by_rows_and_agree_everywhere():
     import random
     rnd = random.Random(14)

@@ -101,7 +101,9 @@ def _collection(a, column):
                           % (a.input, a.column, ", ".join(ddf.columns) or "none"))
         return ddf
     lines = db.read_text(path, blocksize=a.partition_size, encoding="utf-8")
-    return lines.map(str.strip).filter(lambda s: s and not s.startswith("#"))
+    # as a one-column DataFrame with its shape given, so that nothing is read before the run
+    return lines.map(str.strip).filter(lambda s: s and not s.startswith("#")).map(
+        lambda s: (s,)).to_dataframe(meta=pd.DataFrame({column: pd.Series([], dtype=object)}))
 
 
 def _client(a):
