@@ -284,6 +284,33 @@ def test_egress_without_an_entry_for_a_worker_is_an_error(sink_world, cluster):
         out.compute()
 
 
+def _engine_has(option):
+    try:
+        smtpcode.verify([], **{option: None}, **SENDER).close()
+    except TypeError as e:
+        return "invalid keyword" not in str(e)
+    return True
+
+
+def test_egress_source_address_per_worker_in_postfix_log(mail_world, mta_log, polite_dns,
+                                                          cluster):
+    if not _engine_has("source_address"):
+        pytest.skip("this engine has no source_address option yet (issue 12)")
+    names = sorted(str(w["name"]) for w in cluster.scheduler_info()["workers"].values())
+    egress = {int(n): {"source_address": "127.0.0.%d" % (21 + int(n))} for n in names}
+    addrs = ["bulk%04d@%s" % (i, d) for i in range(1, 21) for d in sorted(POLITE_DOMAINS)]
+    mark = mta_log.mark()
+    got = sdask.verify(addrs, column="email", npartitions=2, lanes=2, egress=egress,
+                       dns_servers=polite_dns, port=mail_world["port"],
+                       **POLITE_OPTS).compute()
+    assert len(got) == len(addrs) and got["code"].notna().all()
+    peak_sessions(mta_log, mark)             # waits until every session is logged
+    clients = set(re.findall(r"smtpd\[\d+\]: connect from \S*\[([0-9.]+)\]",
+                             "\n".join(mta_log.lines_since(mark))))
+    # each worker connected from its own address, and only from it
+    assert clients == {egress[int(w)]["source_address"] for w in set(got["worker"])}, clients
+
+
 # --- a worker killed mid-slot ---------------------------------------------------------------
 
 def test_worker_killed_mid_slot_still_one_result_per_row(sink_world, cluster):
