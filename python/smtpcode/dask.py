@@ -192,7 +192,8 @@ def _egress_options(egress, name, address):
 
 
 def _run_slot(column, options, egress, meta, rename, after, *frames):
-    """Step 4: one verify() over the slot's rows; one output row per input row."""
+    """Step 4: one verify() over the slot's rows; one output row per input row. `after` is the
+    previous slot of the lane's completion marker: only waited for, never used."""
     import pandas as pd
     frames = [f for f in frames if len(f)]
     if not frames:
@@ -236,7 +237,8 @@ def _run_slot(column, options, egress, meta, rename, after, *frames):
             cols[c].append(vals[c])
     out = rows.rename(columns=rename)
     for c, dtype in RESULT_COLUMNS + ((TRANSCRIPT,) if want_transcript else ()):
-        out[c] = pd.Series(cols[c], index=out.index, dtype=dtype)
+        # by position (.array), not by label: rows from several partitions may share labels
+        out[c] = pd.Series(cols[c], dtype=dtype).array
     return out.astype(meta.dtypes.to_dict())[list(meta.columns)]
 
 
