@@ -39,7 +39,7 @@ _loader.exec_module(load)
 
 @pytest.fixture(scope="module")
 def sink_world():
-    """22 smtp-sink servers on 127.0.3.x:2525 and dnsmasq on 127.0.0.1:5455 for d0..d999.load.test."""
+    """22 smtp-sink servers on 127.0.3.x:2525, dnsmasq on 127.0.0.1:5455 for d0..d999.load.test."""
     load.STATE.mkdir(parents=True, exist_ok=True)
     procs = []
     try:
@@ -405,6 +405,19 @@ def test_cli_parquet_without_a_cluster(sink_world, tmp_path):
     bad = got[got["address"] == "bad"].iloc[0]
     assert (bad["verdict"], bad["reason"]) == ("undeliverable", "syntaxerror")
     assert pd.isna(bad["code"])
+
+
+def test_cli_csv_column_named_like_a_result_field(cluster):
+    # --column text: the input column is renamed in the frame, the records still name the
+    # address; invalid addresses only, so no traffic
+    csv_in = "id,text\n1,not-an-address\n2,also bad\n"
+    r = cli("--scheduler", cluster.scheduler.address, "--column", "text", "--format", "jsonl",
+            "--dns", "127.0.0.1:9", stdin=csv_in)
+    assert r.returncode == 0, r.stderr
+    recs = sorted((json.loads(line) for line in r.stdout.splitlines()), key=lambda j: j["id"])
+    assert [(j["id"], j["address"], j["reason"]) for j in recs] == [
+        ("1", "not-an-address", "syntaxerror"), ("2", "also bad", "syntaxerror")]
+    assert recs[0]["text"] is None          # the result's text: no reply
 
 
 def test_cli_cluster_usage_errors(tmp_path):

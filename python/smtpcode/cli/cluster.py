@@ -130,10 +130,19 @@ def _plain(v):
     return v.item() if hasattr(v, "item") else v
 
 
+def address_column(column):
+    """The address column's name in smtpcode.dask's result (renamed when it is also the name
+    of a result column, as --column text would be)."""
+    from .. import dask as sdask
+    names = {c for c, _ in sdask.RESULT_COLUMNS} | {"transcript"}
+    return "input_" + column if column in names else column
+
+
 def records(frame, column, transcript):
     """The CLI's flat records (formats.FIELDS order, carried columns first) of a result frame."""
     from .. import dask as sdask
     result_cols = {c for c, _ in sdask.RESULT_COLUMNS} | {"transcript"}
+    column = address_column(column)
     carried = [c for c in frame.columns if c not in result_cols and c != column]
     for row in frame.itertuples(index=False, name=None):
         cell = dict(zip(frame.columns, row))
@@ -178,8 +187,8 @@ def run(a, options, fmt):
         stream = sys.stdout if a.output is None else open(a.output, "w", encoding="utf-8",
                                                            newline="")
         try:
-            columns = [c for c in out.columns if c not in {x for x, _ in sdask.RESULT_COLUMNS}
-                       and c not in ("transcript", column)] + list(formats.FIELDS)
+            skip = {x for x, _ in sdask.RESULT_COLUMNS} | {"transcript", address_column(column)}
+            columns = [c for c in out.columns if c not in skip] + list(formats.FIELDS)
             if options.get("transcript"):
                 columns.append(formats.TRANSCRIPT)
             w = formats.writer(fmt, stream, columns)
