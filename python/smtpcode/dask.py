@@ -250,6 +250,16 @@ def _done(frame):
 
 # --- building the graph ---------------------------------------------------------------------
 
+def _cluster_threads():
+    """The worker threads of the cluster this process is a client of (0 when none): with
+    fewer lanes than that, some threads would have nothing to do."""
+    try:
+        from distributed import default_client
+        return sum(default_client().nthreads().values())
+    except (ImportError, ValueError):
+        return 0
+
+
 def _input_partitions(collection, column, npartitions):
     """(list of delayed or plain partitions, pandas meta of the input)."""
     import pandas as pd
@@ -319,7 +329,7 @@ def verify(collection, column="email", *, lanes=None, rounds=1, egress=None,
     column: the address column (default "email"); every input column is carried through
       (one that collides with a result column is renamed input_<name>), the index too.
     lanes: how many groups of MX work in parallel at most (default: the input's partition
-      count); rounds: how many slots, run one after another, each lane is cut into (default 1:
+      count, or the current cluster's worker threads if more); rounds: how many slots, run one after another, each lane is cut into (default 1:
       raise it when a lane holds more rows than one task should).
     egress: {worker name | worker address | worker host | "*": {verify options}} applied on
       the worker that runs a slot, e.g. {"10.0.0.5": {"source_address": "198.51.100.5",
@@ -341,7 +351,7 @@ def verify(collection, column="email", *, lanes=None, rounds=1, egress=None,
         egress = {k: dict(v) for k, v in dict(egress).items()}
 
     parts, input_meta = _input_partitions(collection, column, npartitions)
-    lanes = lanes or max(1, len(parts))
+    lanes = lanes or max(1, len(parts), _cluster_threads())
     meta, rename = _result_meta(input_meta, bool(options.get("transcript")))
     delayed = dask.delayed
 

@@ -26,7 +26,8 @@ def add_arguments(sp):
     g.add_argument("--workers", type=_count, metavar="N",
                    help="start a local Dask cluster of N worker processes for this run")
     g.add_argument("--lanes", type=_count, metavar="N",
-                   help="MX groups worked on in parallel at most (default: input partitions)")
+                   help="MX groups worked on in parallel at most (default: input partitions "
+                        "or the cluster's worker threads, the more)")
     g.add_argument("--rounds", type=_count, metavar="N", default=1,
                    help="cut each lane into N tasks run one after another (default 1)")
     g.add_argument("--egress", metavar="FILE",
