@@ -356,7 +356,8 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
   if (o.port < 1 || o.port > 65535 || o.concurrency < 1 || o.per_host < 1 ||
       o.rcpt_per_session < 1 || o.rcpt_per_session > 100000 || o.max_rejections < 1 ||
       o.starttls < 0 || o.starttls > 2 || !(o.deadline > 0) || !(o.timeout > 0) ||
-      !(o.connect_timeout > 0) || o.host_pause < 0 || o.greylist_delay != o.greylist_delay)
+      !(o.connect_timeout > 0) || o.host_pause < 0 || o.greylist_delay != o.greylist_delay ||
+      o.disposable < SMTPC_DISPOSABLE_RISKY || o.disposable > SMTPC_DISPOSABLE_UNDELIVERABLE)
     return NULL;
   if (o.bind_address) {
     smtpc_sockaddr b;

@@ -41,9 +41,19 @@ void smtpc__item_detach(item *it) {
   if (it->state == IT_QUEUED && it->dom && it->dom->grp) it->dom->grp->nqueued--;
 }
 
+/* What the probe learnt of the domain's route, as inspect.c's typo check wants it. */
+static int route_fact(const domain *d) {
+  if (d == NULL) return SMTPC_ROUTE_UNKNOWN;
+  if (d->grp) return SMTPC_ROUTE_OK;
+  if (d->null_mx || d->dns_error == SMTPC_DNS_NXDOMAIN || d->dns_error == SMTPC_DNS_NOADDRESS)
+    return SMTPC_ROUTE_NONE;
+  return SMTPC_ROUTE_UNKNOWN;
+}
+
 /* Report one input: the one and only result for it. */
 void smtpc__report(smtpc_verifier *v, item *it, int verdict, int reason) {
   smtpc_result r;
+  int fact;
   if (it->reported || it->probe) return;
   memset(&r, 0, sizeof r);
   r.tag = it->tag;
@@ -64,6 +74,12 @@ void smtpc__report(smtpc_verifier *v, item *it, int verdict, int reason) {
   r.duration = (double)(uv_hrtime() - it->added_hr) / 1e9;
   r.transcript = it->transcript;
   r.transcript_len = it->transcript_len;
+  /* disposable, role, free provider, suggestion; the disposable policy may change the verdict.
+   * A result suggests only what DNS backs: a domain that failed to resolve may exist. */
+  fact = route_fact(it->dom);
+  if (smtpc_inspect(it->input, it->input_len, fact, &r.inspect) == 0)
+    r.verdict = smtpc_verdict_with_inspection(verdict, &r.inspect, v->o.disposable);
+  if (fact != SMTPC_ROUTE_NONE) r.inspect.suggestion[0] = '\0';
   it->reported = 1;
   smtpc__item_detach(it);
   l_del(&it->all);

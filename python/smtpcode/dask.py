@@ -41,7 +41,8 @@ RESULT_COLUMNS = (
     ("verdict", "object"), ("reason", "object"), ("code", "Int64"), ("status", "object"),
     ("text", "object"), ("mx", "object"), ("mx_address", "object"), ("catch_all", "boolean"),
     ("tls", "bool"), ("greylisted", "bool"), ("error", "object"), ("detail", "object"),
-    ("duration", "float64"), ("worker", "object"),
+    ("duration", "float64"), ("disposable", "bool"), ("role", "bool"),
+    ("free_provider", "bool"), ("suggestion", "object"), ("worker", "object"),
 )
 TRANSCRIPT = ("transcript", "object")
 
@@ -230,6 +231,9 @@ def _run_slot(column, options, egress, meta, rename, after, *frames):
             # still gets exactly one, marked as such
             error=r.error if r else "no-result", detail=r.detail if r else None,
             duration=float(r.duration) if r and r.duration is not None else 0.0,
+            disposable=bool(r.disposable) if r else False, role=bool(r.role) if r else False,
+            free_provider=bool(r.free_provider) if r else False,
+            suggestion=r.suggestion if r else None,
             worker=None if name is None else str(name))
         if want_transcript:
             vals["transcript"] = r.transcript if r else None

@@ -240,7 +240,7 @@ class ParquetWriter:
             for c in self.columns:
                 if c == "code":
                     t = pa.int64()
-                elif c in ("catch_all", "tls"):
+                elif c in ("catch_all", "tls", "disposable", "role", "free_provider"):
                     t = pa.bool_()
                 elif c == "duration":
                     t = pa.float64()
