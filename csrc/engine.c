@@ -46,6 +46,8 @@ void smtpc_verify_opts_init(smtpc_verify_opts *o) {
   o->timeout = 30.0;
   o->connect_timeout = 10.0;
   o->host_pause = 0.1;
+  o->cache_positive_ttl = 31 * 86400.0; /* Postfix's address_verify_positive_expire_time */
+  o->cache_negative_ttl = 3 * 86400.0;  /* and address_verify_negative_expire_time       */
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -205,6 +207,11 @@ int smtpc_verifier_add(smtpc_verifier *v, const char *address, size_t len, uint6
   it->rcpt_len = strlen(a.ascii_address);
   it->rcpt = dupstr(a.ascii_address);
   it->utf8 = a.utf8_local ? 1 : 0;
+  if (it->rcpt && v->cache && !v->o.cache_refresh &&
+      (it->cached = smtpc__rcache_get(v->cache, it->rcpt)) != NULL) { /* seam: cache */
+    smtpc__push_immediate(v, it, it->cached->verdict, it->cached->reason);
+    return 0;
+  }
   d = it->rcpt ? smtpc__domain_for(v, a.ascii_domain, a.literal) : NULL;
   if (d == NULL) {
     l_del(&it->all);
@@ -290,6 +297,9 @@ static void free_all(smtpc_verifier *v) {
   free(v->groups_t.slots);
   free(v->hosts.slots);
   smtpc__tls_ctx_free(v->tls_ctx);
+  smtpc__rcache_close(v->cache);
+  free(v->proxy_url);
+  free(v->cache_path);
   free(v->mail_from);
   free(v->helo);
   free(v->bind);
@@ -325,6 +335,51 @@ void smtpc_verifier_close(smtpc_verifier *v, smtpc_verifier_close_cb close_cb) {
   smtpc_resolver_close(v->resolver, on_resolver_closed, v);
 }
 
+/* seam: source -- "192.0.2.10" or "192.0.2.10,192.0.2.11,2001:db8::1" (at most 16). Fills
+ * out (when not NULL) and returns the count, or -1 when an entry is not an IP address. */
+static int parse_sources(const char *list, smtpc_sockaddr *out, size_t *n) {
+  size_t count = 0;
+  const char *p = list;
+  while (*p) {
+    const char *e = strchr(p, ',');
+    char one[64];
+    smtpc_sockaddr sa;
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    while (len && *p == ' ') p++, len--;
+    while (len && p[len - 1] == ' ') len--;
+    if (len == 0 || len >= sizeof one || count == 16) return -1;
+    memcpy(one, p, len);
+    one[len] = '\0';
+    memset(&sa, 0, sizeof sa);
+    if (uv_ip4_addr(one, 0, &sa.in) != 0 && uv_ip6_addr(one, 0, &sa.in6) != 0) return -1;
+    if (out) out[count] = sa;
+    count++;
+    p = e ? e + 1 : p + len;
+  }
+  if (count == 0) return -1;
+  if (n) *n = count;
+  return (int)count;
+}
+
+/* seam: socks -- the proxy's own address: a literal, or its name looked up once, now (it is
+ * the user's configuration, not an MX: the system resolver is the right one). */
+static int proxy_address(uv_loop_t *loop, const smtpc_proxy *p, smtpc_sockaddr *out) {
+  uv_getaddrinfo_t req;
+  struct addrinfo hints;
+  memset(out, 0, sizeof *out);
+  if (uv_ip4_addr(p->host, p->port, &out->in) == 0 || uv_ip6_addr(p->host, p->port, &out->in6) == 0)
+    return 0;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  if (uv_getaddrinfo(loop, &req, NULL, p->host, NULL, &hints) != 0 || req.addrinfo == NULL)
+    return SMTPC_EINVAL;
+  memcpy(out, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen < sizeof *out ? req.addrinfo->ai_addrlen : sizeof *out);
+  uv_freeaddrinfo(req.addrinfo);
+  if (out->sa.sa_family == AF_INET6) out->in6.sin6_port = htons((uint16_t)p->port);
+  else out->in.sin_port = htons((uint16_t)p->port);
+  return 0;
+}
+
 static int has_8bit(const char *s) {
   for (; s && *s; s++)
     if ((unsigned char)*s >= 0x80) return 1;
@@ -338,6 +393,7 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
   smtpc_resolver_opts ro;
   smtpc_dialog_opts dc;
   smtpc_dialog *probe;
+  smtpc_proxy proxy;
   int e = SMTPC_EINVAL;
   if (err == NULL) err = &e;
   *err = SMTPC_EINVAL;
@@ -359,11 +415,11 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
       !(o.connect_timeout > 0) || o.host_pause < 0 || o.greylist_delay != o.greylist_delay ||
       o.disposable < SMTPC_DISPOSABLE_RISKY || o.disposable > SMTPC_DISPOSABLE_UNDELIVERABLE)
     return NULL;
-  if (o.bind_address) {
-    smtpc_sockaddr b;
-    if (uv_ip4_addr(o.bind_address, 0, &b.in) != 0 && uv_ip6_addr(o.bind_address, 0, &b.in6) != 0)
-      return NULL;
-  }
+  if (o.bind_address && parse_sources(o.bind_address, NULL, NULL) < 0) return NULL;
+  if (o.proxy && smtpc_proxy_parse(o.proxy, strlen(o.proxy), &proxy) != 0) return NULL;
+  if (o.cache && !*o.cache) return NULL;
+  if (!(o.cache_positive_ttl >= 0) || !(o.cache_negative_ttl >= 0) || !(o.cache_unknown_ttl >= 0))
+    return NULL;
   /* the dialog is the judge of what may go on the wire */
   memset(&dc, 0, sizeof dc);
   dc.helo = o.helo;
@@ -384,22 +440,40 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
   v->bind = dupstr(o.bind_address);
   v->dns = dupstr(o.dns_servers);
   v->ca = dupstr(o.tls_ca_file);
+  v->proxy_url = dupstr(o.proxy);
+  v->cache_path = dupstr(o.cache);
+  v->o.proxy = v->proxy_url;
+  v->o.cache = v->cache_path;
   v->o.mail_from = v->mail_from;
   v->o.helo = v->helo;
   v->o.bind_address = v->bind;
   v->o.dns_servers = v->dns;
   v->o.tls_ca_file = v->ca;
   v->mail_from_utf8 = has_8bit(v->mail_from);
-  if (v->bind && uv_ip4_addr(v->bind, 0, &v->bind_sa.in) != 0)
-    (void)uv_ip6_addr(v->bind, 0, &v->bind_sa.in6);
+  if (v->bind) (void)parse_sources(v->bind, v->srcs, &v->nsrcs); /* seam: source */
   l_init(&v->immediate);
   l_init(&v->delayed);
   l_init(&v->all);
   l_init(&v->groups);
   l_init(&v->sessions);
   if (v->mail_from == NULL || v->helo == NULL || (o.bind_address && !v->bind) ||
-      (o.dns_servers && !v->dns) || (o.tls_ca_file && !v->ca))
+      (o.dns_servers && !v->dns) || (o.tls_ca_file && !v->ca) || (o.proxy && !v->proxy_url) ||
+      (o.cache && !v->cache_path))
     goto fail;
+  if (o.proxy) { /* seam: socks */
+    v->proxy = proxy;
+    v->use_proxy = 1;
+    if ((*err = proxy_address(loop, &v->proxy, &v->proxy_sa)) != 0) goto fail;
+  }
+  if (o.cache) { /* seam: cache */
+    smtpc__rcache_ttl ttl;
+    char msg[256];
+    ttl.positive = o.cache_positive_ttl;
+    ttl.negative = o.cache_negative_ttl;
+    ttl.unknown = o.cache_unknown_ttl;
+    if ((v->cache = smtpc__rcache_open(v->cache_path, &ttl, err, msg, sizeof msg)) == NULL)
+      goto fail;
+  }
   if (o.starttls != SMTPC_STARTTLS_OFF &&
       (v->tls_ctx = smtpc__tls_ctx_new(o.tls_verify, v->ca, err)) == NULL)
     goto fail;

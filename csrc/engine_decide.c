@@ -33,6 +33,7 @@ void smtpc__item_free(item *it) {
   free(it->rcpt);
   free(it->reply);
   free(it->transcript);
+  free(it->cached);
   free(it);
 }
 
@@ -74,6 +75,9 @@ void smtpc__report(smtpc_verifier *v, item *it, int verdict, int reason) {
   r.duration = (double)(uv_hrtime() - it->added_hr) / 1e9;
   r.transcript = it->transcript;
   r.transcript_len = it->transcript_len;
+  /* seam: cache -- a stored answer goes out as stored; a new one is stored */
+  if (it->cached) smtpc__rcached_result(it->cached, &r);
+  else if (v->cache && it->rcpt) (void)smtpc__rcache_put(v->cache, it->rcpt, &r);
   /* disposable, role, free provider, suggestion; the disposable policy may change the verdict.
    * A result suggests only what DNS backs: a domain that failed to resolve may exist. */
   fact = route_fact(it->dom);
@@ -295,6 +299,7 @@ static void on_probe(smtpc_verifier *v, item *it, const smtpc_dialog_event *ev) 
   }
   if (code >= 200 && code < 300) d->catch_all = 1;
   else if (code >= 500 && code < 600) d->catch_all = 0;
+  if (v->cache) smtpc__rcache_put_catch_all(v->cache, d->name, d->catch_all); /* seam: cache */
   /* a deferred probe (greylisting) goes again with the next session, a few times at most */
   d->probe_state = d->catch_all != -1 || ++d->probe_tries >= PROBE_TRIES ? PROBE_DONE : PROBE_NONE;
   smtpc__flush_held(v, d);

@@ -23,6 +23,7 @@
 
 #include <uv.h>
 
+#include "cache.h"
 #include "tls.h"
 
 #define MAX_ATTEMPTS 4      /* sessions an address may lose before it is reported        */
@@ -100,6 +101,7 @@ typedef struct item {
   const char *mx, *mx_addr;
   char *transcript;
   size_t transcript_len;
+  smtpc__cached *cached;  /* seam: cache -- answered from the cache, reported as stored  */
 } item;
 
 typedef struct host {
@@ -109,6 +111,7 @@ typedef struct host {
   int active;
   int strikes;
   int no_tls;
+  int src;                /* seam: source -- 1 + its index in v->srcs once chosen, 0 before */
   uint64_t next_ms;       /* no new session before (pause, backoff)                     */
   uint64_t down_until;    /* refused a connection or greeted with 4xx: skip until       */
   /* why it is down, for the addresses that never reached it */
@@ -158,6 +161,7 @@ typedef struct session {
   const char *mx;
   smtpc_dialog *d;
   smtpc__tls *tls;
+  smtpc_socks *socks;     /* seam: socks -- the proxy handshake, until the tunnel is open */
   int tls_state;          /* 0 clear, 1 handshaking, 2 up                               */
   int connected, closing, nclosing;
   unsigned long progress, armed_at; /* replies read + writes made; value when last armed */
@@ -174,8 +178,13 @@ typedef struct table {
 struct smtpc_verifier {
   uv_loop_t *loop;
   smtpc_verify_opts o;
-  char *mail_from, *helo, *bind, *dns, *ca;
-  smtpc_sockaddr bind_sa;   /* parsed bind_address (port 0)                             */
+  char *mail_from, *helo, *bind, *dns, *ca, *proxy_url, *cache_path;
+  smtpc_sockaddr srcs[16];  /* seam: source -- parsed bind_address list (port 0)         */
+  size_t nsrcs, next_src;
+  smtpc_proxy proxy;        /* seam: socks -- parsed opts.proxy; proxy_sa is its address  */
+  smtpc_sockaddr proxy_sa;
+  int use_proxy;
+  smtpc__rcache *cache;      /* seam: cache -- opts.cache opened, or NULL                    */
   int mail_from_utf8;
   smtpc_result_cb cb;
   void *data;

@@ -242,6 +242,10 @@ domain *smtpc__domain_for(smtpc_verifier *v, const char *name, int literal) {
   l_init(&d->waiting);
   l_init(&d->held);
   d->catch_all = -1;
+  /* seam: cache -- a remembered catch-all answer saves the domain's probe */
+  if (v->cache && v->o.catch_all && !v->o.cache_refresh &&
+      (d->catch_all = smtpc__rcache_catch_all(v->cache, name)) != -1)
+    d->probe_state = PROBE_DONE;
   if (literal) {
     smtpc_route *r = make_literal_route(name);
     d->state = D_FAILED;

@@ -137,11 +137,46 @@ static void feed_tls(session *s, const char *p, size_t n) {
   tls_flush(s);
 }
 
+static void connect_failed(session *s, int err, const char *detail);
+
+/* seam: socks -- proxy bytes go to the handshake until the tunnel is open; what follows
+ * (a banner in the same packet) is the dialog's. Returns how many octets were the proxy's, or
+ * -1 when the session is over. */
+static ssize_t socks_read(session *s, ssize_t nread, const uv_buf_t *buf) {
+  size_t used = 0, n;
+  const char *out;
+  int rc = nread < 0 ? smtpc_socks_eof(s->socks)
+                     : smtpc_socks_feed(s->socks, buf->base, (size_t)nread, &used);
+  if (rc < 0) {
+    connect_failed(s, rc, smtpc_socks_detail(s->socks));
+    return -1;
+  }
+  out = smtpc_socks_output(s->socks, &n);
+  if (n) sess_send(s, out, n);
+  smtpc_socks_consume(s->socks);
+  if (rc == 1) { /* the tunnel is open: from here on it is an SMTP connection */
+    smtpc_socks_free(s->socks);
+    s->socks = NULL;
+    s->connected = 1;
+    arm(s, s->v->o.timeout); /* the banner */
+  }
+  return (ssize_t)used;
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   session *s = st->data;
+  uv_buf_t rest = *buf;
   if (s->closing) return;
+  if (s->socks) {
+    ssize_t used = socks_read(s, nread, buf);
+    if (used < 0 || s->socks || nread <= used) return;
+    rest.base += used;
+    nread -= used;
+  }
+  buf = &rest;
   if (nread < 0) {
-    smtpc_dialog_eof(s->d, SMTPC_ECLOSED);
+    /* through a proxy, the proxy is the one we see hang up */
+    smtpc_dialog_eof(s->d, s->v->use_proxy ? SMTPC_EPROXYCLOSED : SMTPC_ECLOSED);
   } else if (nread > 0) {
     if (s->tls_state == 0) smtpc_dialog_feed(s->d, buf->base, (size_t)nread);
     else feed_tls(s, buf->base, (size_t)nread);
@@ -186,14 +221,22 @@ static void on_connect(uv_connect_t *req, int status) {
   session *s = req->data;
   if (s->closing) return;
   if (status < 0) {
-    connect_failed(s, SMTPC_ECLOSED, uv_strerror(status));
+    connect_failed(s, s->socks ? SMTPC_EPROXYCONNECT : SMTPC_ECLOSED, uv_strerror(status));
     return;
   }
-  s->connected = 1;
   if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) != 0) {
     connect_failed(s, SMTPC_ECLOSED, "read failed");
     return;
   }
+  if (s->socks) { /* seam: socks -- the greeting; connected once the tunnel is open */
+    size_t n;
+    const char *out = smtpc_socks_output(s->socks, &n);
+    sess_send(s, out, n);
+    smtpc_socks_consume(s->socks);
+    arm(s, s->v->o.timeout);
+    return;
+  }
+  s->connected = 1;
   arm(s, s->v->o.timeout); /* the banner */
 }
 
@@ -201,7 +244,8 @@ static void on_sess_timer(uv_timer_t *t) {
   session *s = t->data;
   if (s->closing) return;
   if (!s->connected) {
-    connect_failed(s, SMTPC_ETIMEOUT, "connect timed out");
+    connect_failed(s, SMTPC_ETIMEOUT,
+                   s->socks ? "no SOCKS5 answer from the proxy in time" : "connect timed out");
     return;
   }
   if (s->tls_state == 1) smtpc_dialog_tls_done(s->d, 0);
@@ -231,6 +275,7 @@ static void sess_free(session *s) {
   free(s->items);
   smtpc_dialog_free(s->d);
   smtpc__tls_free(s->tls);
+  smtpc_socks_free(s->socks);
   s->h->active--;
   v->active--;
   l_del(&s->node);
@@ -375,8 +420,28 @@ int smtpc__start_session(smtpc_verifier *v, group *g, host *h, const char *mx) {
   if (sa.sa.sa_family == AF_INET6) sa.in6.sin6_port = htons((uint16_t)v->o.port);
   else sa.in.sin_port = htons((uint16_t)v->o.port);
   err = 0;
-  if (v->bind && v->bind_sa.sa.sa_family == sa.sa.sa_family)
-    err = uv_tcp_bind(&s->tcp, &v->bind_sa.sa, 0);
+  if (v->use_proxy) { /* seam: socks -- connect to the proxy; it connects to the MX */
+    s->socks = smtpc_socks_new(&v->proxy, v->proxy.remote_dns ? mx : h->text, v->o.port, &err);
+    if (s->socks == NULL) {
+      connect_failed(s, SMTPC_EPROXY, "cannot start the SOCKS5 handshake (MX name too long?)");
+      return 0;
+    }
+    sa = v->proxy_sa;
+  }
+  if (v->nsrcs) { /* seam: source -- one source per MX address for the run, round-robin */
+    if (h->src == 0) {
+      size_t k;
+      for (k = 0; k < v->nsrcs && !h->src; k++) {
+        size_t i = (v->next_src + k) % v->nsrcs;
+        if (v->srcs[i].sa.sa_family == sa.sa.sa_family) {
+          h->src = (int)i + 1;
+          v->next_src = i + 1;
+        }
+      }
+      if (!h->src) h->src = -1; /* none of its family: the system chooses */
+    }
+    if (h->src > 0) err = uv_tcp_bind(&s->tcp, &v->srcs[h->src - 1].sa, 0);
+  }
   if (err == 0) err = uv_tcp_connect(&s->creq, &s->tcp, &sa.sa, on_connect);
   if (err != 0) {
     connect_failed(s, SMTPC_ECLOSED, uv_strerror(err));

@@ -59,7 +59,20 @@ SMTPC_API const char *smtpc_version(void);
   XX(CANCELED,     "operation canceled")                                             \
   XX(TLS,          "TLS failure")                                                    \
   XX(PROTO,        "SMTP protocol violation by the peer")                            \
-  XX(CLOSED,       "connection closed")
+  XX(CLOSED,       "connection closed")                                              \
+  XX(PROXY,        "SOCKS5 proxy failure (general failure or a malformed reply)")   \
+  XX(PROXYAUTH,    "SOCKS5 proxy authentication failed")                             \
+  XX(PROXYDENIED,  "the SOCKS5 proxy's rules do not allow the connection")           \
+  XX(PROXYUNREACH, "the SOCKS5 proxy cannot reach the host (network/host unreachable)")\
+  XX(PROXYREFUSED, "the host refused the SOCKS5 proxy's connection")                 \
+  XX(PROXYTTL,     "SOCKS5 proxy: TTL expired")                                      \
+  XX(PROXYCLOSED,  "the connection through the SOCKS5 proxy was closed")             \
+  XX(PROXYCONNECT, "cannot connect to the SOCKS5 proxy")                             \
+  XX(CACHE,        "the result cache file is unusable (not an SQLite database, or unreadable)") \
+  XX(MSGLINE,      "message line is longer than the line limit")                     \
+  XX(TOOMANYHEADERS, "message or part has more header fields than the limit")        \
+  XX(TOOMANYPARTS, "message has more MIME parts than the limit")                     \
+  XX(TOODEEP,      "MIME parts are nested deeper than the limit")
 
 enum smtpc__errno_index {
   SMTPC__EIDX_NONE = 0,
@@ -618,6 +631,16 @@ typedef struct smtpc_verify_opts {
   double connect_timeout;   /* seconds for the TCP connect (10)                             */
   double host_pause;        /* seconds between new sessions to one MX IP address (0.1)     */
   int disposable;           /* smtpc_disposable_policy for disposable addresses (risky)     */
+  /* bind_address may list several sources, comma-separated: each MX address gets one of
+     them, round-robin, and keeps it for the run (greylisting triplets stay stable)         */
+  const char *proxy;        /* "socks5://[user:pass@]host[:port]" or "socks5h://..." (the
+                               proxy resolves MX names); NULL = connect directly           */
+  const char *cache;        /* SQLite file of results kept across runs; NULL = none         */
+  double cache_positive_ttl;/* seconds a deliverable (or catch-all) result is reused (31 d) */
+  double cache_negative_ttl;/* seconds an undeliverable result is reused (3 d)             */
+  double cache_unknown_ttl; /* seconds unknown/risky/temporary results are reused (0: never
+                               stored)                                                      */
+  int cache_refresh;        /* 1 = probe everything again (results are still stored)       */
 } smtpc_verify_opts;
 
 /* Fill *o with the defaults shown above. Call it first, then override fields. */
@@ -646,6 +669,8 @@ typedef struct smtpc_result {
                                DNS said the domain has no mail route or does not exist);
                                zeroed for invalid addresses; verdict has the disposable
                                policy applied                                              */
+  int cached;               /* 1 when the result came from the cache (no traffic)           */
+  double age;               /* seconds since a cached result was learnt (0 when fresh)       */
 } smtpc_result;
 
 /* A copy of r that outlives the result callback (bindings queue these and convert them
@@ -815,6 +840,144 @@ SMTPC_API int smtpc_dialog_tls(const smtpc_dialog *d);
 SMTPC_API const char *smtpc_dialog_transcript(const smtpc_dialog *d, size_t *len);
 SMTPC_API size_t smtpc_dialog_memory(const smtpc_dialog *d);
 /* SMTPC-END: probe */
+
+/* ------------------------------------------------------------------------------------------ */
+/* SOCKS5 (socks.c) -- section owned by the proxy module.                                     */
+/* SMTPC-SECTION: socks */
+/* A SOCKS5 client handshake (RFC 1928, CONNECT only; username/password per RFC 1929) as a
+ * machine without I/O, like the dialog: proxy bytes in, bytes to send out. A driver connects
+ * to the proxy, runs the machine until it reports the tunnel open, then starts the dialog on
+ * the same connection with the bytes the machine did not use. */
+
+typedef struct smtpc_proxy {
+  int remote_dns;   /* socks5h: the proxy resolves host names (we send the MX name)         */
+  int auth;         /* user and pass are set                                                */
+  char user[256];   /* percent-decoded, 1..255 octets                                       */
+  char pass[256];
+  char host[256];   /* the proxy: a name, an IPv4 address or an IPv6 address (no brackets)  */
+  int port;         /* 1080 when the URL has none                                           */
+} smtpc_proxy;
+
+/* Parse "socks5://[user:pass@]host[:port]" or "socks5h://...". Returns 0 or SMTPC_EINVAL. */
+SMTPC_API int smtpc_proxy_parse(const char *url, size_t len, smtpc_proxy *out);
+
+typedef struct smtpc_socks smtpc_socks;
+
+/* A handshake asking proxy to CONNECT to target (an IPv4/IPv6 address text, or a host name
+ * of at most 255 octets sent for the proxy to resolve) at port. The greeting is ready in the
+ * output at once. NULL with *err = SMTPC_EINVAL or SMTPC_ENOMEM. */
+SMTPC_API smtpc_socks *smtpc_socks_new(const smtpc_proxy *proxy, const char *target, int port,
+                                       int *err);
+SMTPC_API void smtpc_socks_free(smtpc_socks *s);
+/* Proxy bytes. *used gets how many were the handshake's; the rest (a banner sent at once)
+ * belongs to the tunnel. Returns 1 when the tunnel is open, 0 when more bytes are needed, or
+ * the sticky error: SMTPC_EPROXYAUTH (method or credentials refused), SMTPC_EPROXYDENIED,
+ * SMTPC_EPROXYUNREACH, SMTPC_EPROXYREFUSED, SMTPC_EPROXYTTL (reply codes 2-6), SMTPC_EPROXY
+ * (general failure, unsupported, malformed). */
+SMTPC_API int smtpc_socks_feed(smtpc_socks *s, const char *buf, size_t len, size_t *used);
+/* The proxy closed the connection: SMTPC_EPROXYCLOSED unless the tunnel was open (0) or the
+ * handshake had already failed (that error). */
+SMTPC_API int smtpc_socks_eof(smtpc_socks *s);
+/* Bytes to send; take them all, then consume. */
+SMTPC_API const char *smtpc_socks_output(const smtpc_socks *s, size_t *len);
+SMTPC_API void smtpc_socks_consume(smtpc_socks *s);
+/* 1 open, 0 in progress, < 0 the error; and a static sentence about a failure (or NULL). */
+SMTPC_API int smtpc_socks_state(const smtpc_socks *s);
+SMTPC_API const char *smtpc_socks_detail(const smtpc_socks *s);
+/* SMTPC-END: socks */
+/* Bounce messages (bounce*.c) -- section owned by the bounce parser.                         */
+/* SMTPC-SECTION: bounce */
+/*
+ * Bytes of one mail message in (LF, CRLF or CR line ends), one record per recipient out:
+ * RFC 3464/6522 delivery-status notifications, the common non-standard bounce bodies (Postfix,
+ * Exim, Sendmail, qmail, Exchange, Gmail, Amazon SES ...), RFC 5965 ARF reports (kind
+ * "feedback") and RFC 3834 auto-replies (kind "autoreply"). A message that is none of these
+ * gives no records. Pure: no I/O; reading mbox/Maildir files is the caller's (bindings') job.
+ * Memory is bounded: a message is held up to max_message octets; beyond that its tail is
+ * dropped with a note (the bounce's own text comes first; the tail is the returned message).
+ */
+/* Record fields, in the order bindings show them: (ID, "name"). All are UTF-8 text. */
+#define SMTPC_BOUNCE_FIELD_MAP(XX)                 \
+  XX(KIND, "kind")                 /* "bounce", "feedback", "autoreply" */ \
+  XX(RECIPIENT, "recipient")                       \
+  XX(ACTION, "action")             /* failed delayed delivered relayed expanded */ \
+  XX(STATUS, "status")             /* "5.1.1" */   \
+  XX(DIAGNOSTIC, "diagnostic")     /* the remote server's text, unfolded */ \
+  XX(DIAGNOSTIC_TYPE, "diagnostic_type") /* "SMTP", "X-Postfix" ... */ \
+  XX(COMMAND, "command")           /* "RCPT", "DATA", "MAIL" ... */ \
+  XX(RHOST, "rhost")               /* remote MTA */ \
+  XX(REPORTING_MTA, "reporting_mta")               \
+  XX(ARRIVAL_DATE, "arrival_date")                 \
+  XX(LAST_ATTEMPT, "last_attempt")                 \
+  XX(ORIGINAL_MESSAGE_ID, "original_message_id")   \
+  XX(ORIGINAL_SUBJECT, "original_subject")         \
+  XX(ORIGINAL_FROM, "original_from")               \
+  XX(ORIGINAL_TO, "original_to")                   \
+  XX(FEEDBACK_TYPE, "feedback_type") /* ARF: "abuse", "fraud" ... */ \
+  XX(MTA, "mta")                   /* format recognised: "rfc3464", "postfix" ... */ \
+  XX(NOTE, "note")                 /* what was skipped: "part 3: bad base64 at offset 812" */
+
+enum smtpc_bounce_field {
+#define SMTPC__XX(id, name) SMTPC_BOUNCE_F_##id,
+  SMTPC_BOUNCE_FIELD_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_BOUNCE_NFIELDS
+};
+
+/* "recipient" for SMTPC_BOUNCE_F_RECIPIENT; NULL out of range. */
+SMTPC_API const char *smtpc_bounce_field_name(int field);
+
+typedef struct smtpc_bounce {
+  const char *field[SMTPC_BOUNCE_NFIELDS]; /* NUL-terminated, NULL when absent; owned by the
+                                              parser, valid until its next reset/free       */
+  int reply_code;                          /* 0 when none                                   */
+  smtpc_class cls;                         /* the diagnostic classified (command, rhost as
+                                              context); reason "feedback"/"vacation" for
+                                              those kinds                                   */
+} smtpc_bounce;
+
+#define SMTPC_BOUNCE_MAX_MESSAGE_DEFAULT (8u << 20) /* octets of one message held           */
+#define SMTPC_BOUNCE_MAX_LINE_DEFAULT    65536      /* octets a line                        */
+#define SMTPC_BOUNCE_MAX_HEADERS_DEFAULT 1000       /* header fields per message or part    */
+#define SMTPC_BOUNCE_MAX_PARTS_DEFAULT   256        /* MIME parts per message               */
+#define SMTPC_BOUNCE_MAX_DEPTH_DEFAULT   16         /* nesting of multiparts/messages       */
+#define SMTPC_BOUNCE_MAX_RECORDS_DEFAULT 10000      /* records per message                  */
+
+typedef struct smtpc_bounce_limits {  /* 0 = default for every field */
+  size_t max_message, max_line, max_headers, max_parts, max_depth, max_records;
+} smtpc_bounce_limits;
+
+typedef struct smtpc_bounce_parser smtpc_bounce_parser;
+
+/* NULL limits = defaults. NULL when out of memory. One parser is reused for many messages. */
+SMTPC_API smtpc_bounce_parser *smtpc_bounce_new(const smtpc_bounce_limits *limits);
+SMTPC_API void smtpc_bounce_free(smtpc_bounce_parser *p);
+/* Start a new message (records and notes of the last one are dropped; memory is kept). */
+SMTPC_API void smtpc_bounce_reset(smtpc_bounce_parser *p);
+/* Append bytes of the current message. Returns 0, SMTPC_ENOMEM, or the sticky limit error. */
+SMTPC_API int smtpc_bounce_feed(smtpc_bounce_parser *p, const char *buf, size_t len);
+/* The message is complete: parse it. Returns the number of records (>= 0) or a negative
+ * SMTPC_E* error (limits: SMTPC_EMSGLINE, SMTPC_ETOOMANYHEADERS, SMTPC_ETOOMANYPARTS,
+ * SMTPC_ETOODEEP; smtpc_bounce_error gives the offset in the message). */
+SMTPC_API int smtpc_bounce_finish(smtpc_bounce_parser *p);
+/* reset + feed + finish. */
+SMTPC_API int smtpc_bounce_parse(smtpc_bounce_parser *p, const char *msg, size_t len);
+/* Record i of the last finished message; NULL out of range. */
+SMTPC_API const smtpc_bounce *smtpc_bounce_record(const smtpc_bounce_parser *p, size_t i);
+SMTPC_API size_t smtpc_bounce_count(const smtpc_bounce_parser *p);
+/* The error of the last feed/finish (0 when none) and the message offset where it was found. */
+SMTPC_API int smtpc_bounce_error(const smtpc_bounce_parser *p, uint64_t *offset);
+
+/* mbox splitting (pure): feed the bytes of an mbox (mboxo or mboxrd) in any chunks; each call
+ * returns the next complete message, ">From " quoting undone for mboxrd. */
+typedef struct smtpc_mbox smtpc_mbox;
+SMTPC_API smtpc_mbox *smtpc_mbox_new(void);
+SMTPC_API void smtpc_mbox_free(smtpc_mbox *mb);
+/* Append bytes; eof = 1 after the last chunk. Returns 0 or SMTPC_ENOMEM. */
+SMTPC_API int smtpc_mbox_feed(smtpc_mbox *mb, const char *buf, size_t len, int eof);
+/* 1 = *msg and *len hold the next message (valid until the next feed/next), 0 = need more. */
+SMTPC_API int smtpc_mbox_next(smtpc_mbox *mb, const char **msg, size_t *len);
+/* SMTPC-END: bounce */
 
 #ifdef __cplusplus
 }

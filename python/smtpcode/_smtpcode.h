@@ -11,6 +11,7 @@
 int pysmtpc_init_address(PyObject *module);
 int pysmtpc_init_dns(PyObject *module);
 int pysmtpc_init_verify(PyObject *module);
+int pysmtpc_init_bounce(PyObject *module);
 int pysmtpc_init_inspect(PyObject *module);
 
 /* smtpcode.parse_address(arg) (new reference; NULL with AddressError set). */

@@ -140,6 +140,7 @@ def resolve(domain: str, *, dns_servers: Union[str, Iterable[str], None] = None,
 
 # --- verify (engine.c) ---
 # SMTPC-SECTION: verify
+import os
 from typing import Iterable, Sequence
 
 class Result:
@@ -178,6 +179,10 @@ class Result:
     def free_provider(self) -> bool: ...
     @property
     def suggestion(self) -> Optional[str]: ...  # only when the domain has no mail route
+    @property
+    def cached(self) -> bool: ...
+    @property
+    def age(self) -> float: ...
     def to_dict(self) -> dict: ...
 
 class VerifyIterator(Iterator[Result]):
@@ -193,9 +198,53 @@ def verify(addresses: Iterable[str], *, mail_from: str, helo: str, port: int = 2
            tls_verify: bool = False, catch_all: bool = True, greylist_delay: float = 60.0,
            deadline: float = 300.0, timeout: float = 30.0, transcript: bool = False,
            connect_timeout: float = 10.0, max_rejections: int = 8,
-           host_pause: float = 0.1, disposable: str = "risky") -> VerifyIterator: ...
+           host_pause: float = 0.1, disposable: str = "risky", proxy: Optional[str] = None,
+           source_address: Union[str, Sequence[str], None] = None,
+           cache: Union[str, "os.PathLike[str]", None] = None,
+           cache_positive_ttl: float = 2678400.0, cache_negative_ttl: float = 259200.0,
+           cache_unknown_ttl: float = 0.0, refresh: bool = False) -> VerifyIterator: ...
 # SMTPC-END: verify
 
+# --- bounces (_bounce.c; readers in _bounces.py) ---
+# SMTPC-SECTION: bounce
+class BounceError(ValueError):
+    offset: int   # octet of the message where the limit was exceeded
+    code: str     # "MSGLINE", "TOOMANYHEADERS", "TOOMANYPARTS", "TOODEEP"
+
+class Bounce(Tuple[object, ...]):
+    """One recipient of a bounce (kind "bounce"), an ARF report ("feedback") or an
+    auto-reply ("autoreply"). A named tuple: fields by name, immutable."""
+    kind: str
+    recipient: Optional[str]
+    action: Optional[str]
+    status: Optional[str]
+    diagnostic: Optional[str]
+    diagnostic_type: Optional[str]
+    command: Optional[str]
+    rhost: Optional[str]
+    reporting_mta: Optional[str]
+    arrival_date: Optional[str]
+    last_attempt: Optional[str]
+    original_message_id: Optional[str]
+    original_subject: Optional[str]
+    original_from: Optional[str]
+    original_to: Optional[str]
+    feedback_type: Optional[str]
+    mta: Optional[str]
+    note: Optional[str]
+    reply_code: Optional[int]
+    reason: str
+    hard_bounce: bool
+    retry: bool
+    temporary: bool
+    provider: Optional[str]
+
+def parse_bounce(message: bytes) -> list[Bounce]: ...
+
+class _Mbox:
+    def __init__(self) -> None: ...
+    def feed(self, data: bytes, eof: bool = False) -> list[bytes]: ...
+# SMTPC-END: bounce
 # --- inspect (inspect.c) ---
 # SMTPC-SECTION: inspect
 from typing import Dict

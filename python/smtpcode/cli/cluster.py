@@ -163,8 +163,13 @@ def run(a, options, fmt):
     _imports()
     import distributed
     from .. import dask as sdask
-    if a.ordered:
-        raise Failure("--ordered is not available with --scheduler/--workers")
+    for flag, on in (("--ordered", a.ordered), ("--dedupe", getattr(a, "dedupe", False)),
+                     ("--cache", getattr(a, "cache", None))):
+        # --cache: each worker would keep a file of its own; $SMTPCODE_CACHE counts as --cache
+        if on:
+            raise Failure("%s is not available with --scheduler/--workers (--no-cache turns "
+                          "$SMTPCODE_CACHE off)" % flag if flag == "--cache" else
+                          "%s is not available with --scheduler/--workers" % flag)
     column = a.column or "address"
     egress = _egress(a.egress)
     client, cluster = _client(a)
@@ -240,9 +245,9 @@ class ParquetWriter:
             for c in self.columns:
                 if c == "code":
                     t = pa.int64()
-                elif c in ("catch_all", "tls", "disposable", "role", "free_provider"):
+                elif c in ("catch_all", "tls", "disposable", "role", "free_provider", "cached"):
                     t = pa.bool_()
-                elif c == "duration":
+                elif c in ("duration", "age"):
                     t = pa.float64()
                 else:
                     t = pa.string()
