@@ -425,6 +425,9 @@ def test_cli_csv_column_named_like_a_result_field(cluster):
 def test_cli_cluster_usage_errors(tmp_path):
     r = cli("--workers", "0", "-")
     assert r.returncode == 2 and "positive integer" in r.stderr
+    for flag in (["--cache", str(tmp_path / "c.db")], ["--dedupe"], ["--ordered"]):
+        r = cli("--workers", "1", *flag, "-", stdin="a@b.test\n")
+        assert r.returncode == 1 and "not available with --scheduler/--workers" in r.stderr
     r = cli("--format", "parquet", "-", stdin="a@b.test\n")
     assert r.returncode == 2 and "-o FILE" in r.stderr
     r = cli("--scheduler", "tcp://127.0.0.1:1", "-", stdin="a@b.test\n", timeout=60)
