@@ -90,9 +90,11 @@ def measured():
             checks = {
                 "status": w["status"] == (g.status or ""),
                 "code": w["reply_code"] == (str(g.reply_code) if g.reply_code else ""),
-                "reason": w["reason"] == g.reason or apart,
-                "hard": (w["hardbounce"] == "1") == g.hard_bounce or apart,
             }
+            if not apart:  # left out of the reason and hard-bounce measure, not counted as agreeing
+                m["judged"] += 1
+                checks["reason"] = w["reason"] == g.reason
+                checks["hard"] = (w["hardbounce"] == "1") == g.hard_bounce
             for k, ok in checks.items():
                 m[k] += ok
                 if not ok:
@@ -113,8 +115,8 @@ def test_corpus_present_and_sized(measured):
     ("count_ok", "messages", 0.97),
     ("status", "recipients", 0.97),
     ("code", "recipients", 0.95),
-    ("reason", "recipients", 0.95),
-    ("hard", "recipients", 0.99),
+    ("reason", "judged", 0.95),
+    ("hard", "judged", 0.99),
 ])
 def test_corpus_agreement(measured, key, of, goal):
     m, wrong_count, misses = measured
@@ -122,8 +124,10 @@ def test_corpus_agreement(measured, key, of, goal):
     detail = wrong_count if key == "count_ok" else misses[key]
     print("%s: %.1f%% (%d/%d)" % (key, 100 * share, m[key], m[of]))
     if key in ("reason", "hard"):
-        print("  raw %s agreement with Sisimai %d/%d; deliberate disagreements counted apart: %d"
-              % (key, m["raw_" + key], m[of], m["deliberate"]))
+        print("  raw %s agreement with Sisimai %d/%d; deliberate disagreements left out: %d"
+              % (key, m["raw_" + key], m["recipients"], m["deliberate"]))
+        # 16 when written; more would mean the rule catches texts it should not
+        assert m["deliberate"] <= 20, "%d deliberate disagreements > 20" % m["deliberate"]
     assert share >= goal, "%s %.1f%% < %.0f%%: %s" % (key, 100 * share, 100 * goal, detail[:40])
 
 
