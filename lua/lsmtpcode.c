@@ -62,6 +62,7 @@ static void push_fields(lua_State *L, int code, const char *status, const char *
   if (c->retry_after > 0) set_int(L, "retry_after", c->retry_after);
   set_bool(L, "greylisted", c->greylisted);
   set_str(L, "provider", c->provider);
+  set_str(L, "command", c->command);
 }
 
 void lsmtpc_push_decoded(lua_State *L, const smtpc_decoded *d) {
@@ -305,6 +306,7 @@ int luaopen_smtpcode(lua_State *L) {
   lsmtpc_open_address(L);
   lsmtpc_open_dns(L);
   lsmtpc_open_verify(L);
+  lsmtpc_open_bounce(L);
   lsmtpc_open_inspect(L);
   return 1;
 }

@@ -24,6 +24,7 @@ int lsmtpc_fail(lua_State *L, const char *msg);
 void lsmtpc_open_address(lua_State *L);
 void lsmtpc_open_dns(lua_State *L);
 void lsmtpc_open_verify(lua_State *L);
+void lsmtpc_open_bounce(lua_State *L);
 void lsmtpc_open_inspect(lua_State *L);
 
 /* Set disposable, role, free_provider and suggestion (nil when none) on the table on top. */
