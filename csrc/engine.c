@@ -1,14 +1,70 @@
 /*
- * engine.c -- the libuv driver of the probe: resolve, group by MX, schedule sessions politely,
- * run one dialog (dialog.c) per connection, retry, and report exactly one result per address.
- * The shapes it works with are in engine_internal.h; this file holds the names and options,
- * the scheduling and the public API.
- * One timer ("tick") does all the scheduling, so nothing is reported re-entrantly from
- * smtpc_verifier_add. Memory is freed only from close callbacks.
+ * engine.c -- the libuv driver of the probe: it performs the planner's actions (plan.c) with
+ * libuv handles, c-ares (dns.c) and OpenSSL memory BIOs (tls.c), and feeds back what happened.
+ * It decides nothing about the batch: grouping, politeness, retries and results are the
+ * planner's, so every driver behaves the same. Calls go one way: engine -> planner -> dialog.
+ *
+ * One timer serves the planner's WAKE; each session is one uv_tcp_t. Actions are performed
+ * from the loop only (a 0 ms WAKE after smtpc_verifier_add), so nothing is reported
+ * re-entrantly from smtpc_verifier_add. Memory is freed only from close callbacks.
  */
-#include "engine_internal.h"
+#include "smtpcode.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "tls.h"
+
+#define READ_BUF 65536
+
+typedef struct xsess { /* one connection the planner asked for */
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  struct smtpc_verifier *v;
+  unsigned sid;
+  smtpc__tls *tls;
+  int tls_state; /* 0 clear, 1 handshaking, 2 up */
+  int closing, eof;
+} xsess;
+
+struct smtpc_verifier {
+  uv_loop_t *loop;
+  smtpc_plan *plan;
+  smtpc_verify_opts o;
+  char *bind, *dns, *ca;
+  smtpc_sockaddr bind_sa;
+  smtpc_result_cb cb;
+  void *data;
+  smtpc_resolver *resolver;
+  smtpc__tls_ctx *tls_ctx;
+  uv_timer_t tick;
+  uint64_t wake_at; /* the planner's last WAKE (0 = none outstanding) */
+  xsess **sess;     /* indexed by sid */
+  size_t nsess;     /* connections not yet closed */
+  int ended, canceled, closing, resolver_open, tick_open, draining;
+  size_t resolving; /* resolver callbacks outstanding */
+  smtpc_verifier_close_cb close_cb;
+  char readbuf[READ_BUF];
+  char plainbuf[16384];
+};
+
+typedef struct resolve_req {
+  smtpc_verifier *v;
+  uint64_t token;
+} resolve_req;
+
+/* The planner's clock, in microseconds: uv_hrtime rather than the loop's cached millisecond
+ * clock, so that durations of fast local answers are not 0. */
+static uint64_t now_us(smtpc_verifier *v) {
+  (void)v;
+  return uv_hrtime() / 1000;
+}
+
+static void drain(smtpc_verifier *v);
 static void on_tick(uv_timer_t *t);
+static void maybe_finish_close(smtpc_verifier *v);
 
 /* ---------------------------------------------------------------------------------------- */
 /* names and options */
@@ -49,256 +105,321 @@ void smtpc_verify_opts_init(smtpc_verify_opts *o) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* scheduling */
+/* sessions: bytes in and out, TLS over memory BIOs */
 
-static void wake_at(uint64_t *next, uint64_t t) {
-  if (*next == 0 || t < *next) *next = t;
+typedef struct wreq {
+  uv_write_t req;
+  char data[1];
+} wreq;
+
+static void on_written(uv_write_t *req, int status) {
+  (void)status; /* a failed write shows up as a read error or EOF */
+  free((char *)req - offsetof(wreq, req));
 }
 
-/* Start what can start for g now; note when it can next start something in *next. */
-static void schedule_group(smtpc_verifier *v, group *g, uint64_t now, uint64_t *next) {
-  while (g->nqueued > 0 && v->active < (size_t)v->o.concurrency) {
-    size_t m, a;
-    host *pick = NULL;
-    const char *mx = NULL;
-    int any_up = 0;
-    for (m = 0; m < g->route->nmx && !any_up; m++) {
-      const smtpc_mx *x = &g->route->mx[m];
-      for (a = 0; a < x->naddrs; a++) {
-        host *h = smtpc__host_for(v, &x->addrs[a]);
-        if (h == NULL || h->down_until > now) continue;
-        any_up = 1;
-        if (h->active >= v->o.per_host) continue;
-        if (h->next_ms > now) {
-          wake_at(next, h->next_ms);
-          continue;
-        }
-        if (pick == NULL || h->active < pick->active) {
-          pick = h;
-          mx = x->host;
-        }
-      }
-    }
-    if (!any_up) { /* every MX refused us: the addresses get what we last learnt */
-      while (!l_empty(&g->queue)) {
-        item *it = CONTAINER(g->queue.next, item, q);
-        if (it->probe) { /* nobody to ask: the held addresses go as they are */
-          smtpc__item_detach(it);
-          it->dom->probe_state = PROBE_DONE;
-          smtpc__flush_held(v, it->dom);
-          smtpc__item_free(it);
-          continue;
-        }
-        smtpc__adopt_host_failure(v, it, g->route);
-        if (it->reason == SMTPC_REASON_UNDEFINED) it->reason = SMTPC_REASON_NETWORKERROR;
-        smtpc__report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
-      }
+/* The connection is gone or going: tell the planner once. */
+static void sess_eof(xsess *x, int err, const char *detail) {
+  if (x->eof || x->closing) return;
+  x->eof = 1;
+  (void)smtpc_plan_eof(x->v->plan, now_us(x->v), x->sid, err, detail);
+}
+
+static void raw_send(xsess *x, const char *p, size_t n) {
+  wreq *w;
+  uv_buf_t b;
+  if (n == 0 || x->closing || x->eof) return;
+  w = malloc(offsetof(wreq, data) + n);
+  if (w == NULL) {
+    sess_eof(x, SMTPC_ENOMEM, "out of memory");
+    return;
+  }
+  memcpy(w->data, p, n);
+  b = uv_buf_init(w->data, (unsigned)n);
+  if (uv_write(&w->req, (uv_stream_t *)&x->tcp, &b, 1, on_written) != 0) {
+    free(w);
+    sess_eof(x, SMTPC_ECLOSED, "write failed");
+  }
+}
+
+static void tls_flush(xsess *x) {
+  while (x->tls && smtpc__tls_pending(x->tls) > 0) {
+    size_t n = smtpc__tls_take(x->tls, x->v->plainbuf, sizeof x->v->plainbuf);
+    if (n == 0) break;
+    raw_send(x, x->v->plainbuf, n);
+  }
+}
+
+static void sess_write(xsess *x, const char *p, size_t n) {
+  if (x->tls_state == 2) {
+    if (smtpc__tls_write(x->tls, p, n) != 0) {
+      sess_eof(x, SMTPC_ETLS, "TLS write failed");
       return;
     }
-    if (pick == NULL) return; /* a session end or the pause will wake us */
-    if (smtpc__start_session(v, g, pick, mx) != 0) return;
+    tls_flush(x);
+  } else {
+    raw_send(x, p, n);
   }
 }
 
-static void expire(smtpc_verifier *v, uint64_t now, uint64_t *next) {
-  while (!l_empty(&v->all)) {
-    item *it = CONTAINER(v->all.next, item, all);
-    if (it->deadline_ms > now) {
-      wake_at(next, it->deadline_ms);
+static void start_tls(xsess *x, const char *sni) {
+  smtpc_verifier *v = x->v;
+  x->tls = v->tls_ctx ? smtpc__tls_new(v->tls_ctx, sni) : NULL;
+  if (x->tls == NULL || smtpc__tls_handshake(x->tls) < 0) {
+    (void)smtpc_plan_tls(v->plan, now_us(v), x->sid, 0);
+    return;
+  }
+  x->tls_state = 1;
+  tls_flush(x);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  xsess *x = h->data;
+  (void)hint;
+  *buf = uv_buf_init(x->v->readbuf, sizeof x->v->readbuf);
+}
+
+static void feed_tls(xsess *x, const char *p, size_t n) {
+  smtpc_verifier *v = x->v;
+  if (smtpc__tls_feed(x->tls, p, n) != 0) {
+    sess_eof(x, SMTPC_ENOMEM, "out of memory");
+    return;
+  }
+  if (x->tls_state == 1) {
+    int rc = smtpc__tls_handshake(x->tls);
+    tls_flush(x);
+    if (rc < 0) {
+      x->tls_state = 3;
+      (void)smtpc_plan_tls(v->plan, now_us(v), x->sid, 0);
       return;
     }
-    if (it->err == 0 && it->reply == NULL) it->err = SMTPC_ETIMEOUT;
-    it->detail = "deadline reached";
-    smtpc__report(v, it, SMTPC_VERDICT_UNKNOWN, SMTPC_REASON_EXPIRED);
+    if (rc == 0) return;
+    x->tls_state = 2;
+    (void)smtpc_plan_tls(v->plan, now_us(v), x->sid, 1);
   }
+  while (!x->closing && !x->eof) {
+    long got = smtpc__tls_read(x->tls, v->plainbuf, sizeof v->plainbuf);
+    if (got == 0) break;
+    if (got < 0) {
+      sess_eof(x, got == SMTPC_ECLOSED ? SMTPC_ECLOSED : SMTPC_ETLS, NULL);
+      break;
+    }
+    (void)smtpc_plan_read(v->plan, now_us(v), x->sid, v->plainbuf, (size_t)got);
+    drain(v); /* the dialog's answer goes out before more is decrypted */
+  }
+  tls_flush(x);
 }
 
-static void schedule(smtpc_verifier *v) {
-  uint64_t now = uv_now(v->loop), next = 0;
-  link *p, *n;
-  size_t rounds = 0;
-  while (!l_empty(&v->immediate) && !v->canceled) {
-    item *it = CONTAINER(v->immediate.next, item, q);
-    smtpc__report(v, it, it->verdict, it->reason);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  xsess *x = st->data;
+  smtpc_verifier *v = x->v;
+  if (x->closing || x->eof) return;
+  if (nread < 0) sess_eof(x, SMTPC_ECLOSED, NULL);
+  else if (nread > 0 && x->tls_state == 0)
+    (void)smtpc_plan_read(v->plan, now_us(v), x->sid, buf->base, (size_t)nread);
+  else if (nread > 0 && (x->tls_state == 1 || x->tls_state == 2))
+    feed_tls(x, buf->base, (size_t)nread);
+  drain(v);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  xsess *x = req->data;
+  smtpc_verifier *v = x->v;
+  if (x->closing || x->eof) return;
+  if (status < 0) {
+    sess_eof(x, SMTPC_ECLOSED, uv_strerror(status));
+  } else if (uv_read_start((uv_stream_t *)&x->tcp, on_alloc, on_read) != 0) {
+    sess_eof(x, SMTPC_ECLOSED, "read failed");
+  } else {
+    (void)smtpc_plan_connected(v->plan, now_us(v), x->sid);
   }
-  if (!v->canceled) expire(v, now, &next);
-  for (p = v->delayed.next; p != &v->delayed && !v->canceled; p = n) {
-    item *it = CONTAINER(p, item, q);
-    n = p->next;
-    if (it->ready_ms <= now) smtpc__enqueue(v, it, 0);
-    else wake_at(&next, it->ready_ms);
+  drain(v);
+}
+
+static void on_sess_closed(uv_handle_t *h) {
+  xsess *x = h->data;
+  smtpc_verifier *v = x->v;
+  v->sess[x->sid] = NULL;
+  v->nsess--;
+  smtpc__tls_free(x->tls);
+  (void)smtpc_plan_released(v->plan, now_us(v), x->sid);
+  free(x);
+  drain(v);
+  maybe_finish_close(v);
+}
+
+static void sess_connect(smtpc_verifier *v, unsigned sid, const smtpc_sockaddr *sa) {
+  xsess *x = calloc(1, sizeof *x);
+  int err;
+  if (x == NULL) {
+    (void)smtpc_plan_eof(v->plan, now_us(v), sid, SMTPC_ENOMEM, "out of memory");
+    return;
   }
-  for (p = v->groups.next; p != &v->groups && !v->canceled; p = n) {
-    n = p->next;
-    if (v->active >= (size_t)v->o.concurrency) break;
-    schedule_group(v, CONTAINER(p, group, node), now, &next);
-    rounds++;
+  x->v = v;
+  x->sid = sid;
+  v->sess[sid] = x;
+  v->nsess++;
+  uv_tcp_init(v->loop, &x->tcp);
+  x->tcp.data = x->creq.data = x;
+  err = 0;
+  if (v->bind && v->bind_sa.sa.sa_family == sa->sa.sa_family)
+    err = uv_tcp_bind(&x->tcp, &v->bind_sa.sa, 0);
+  if (err == 0) err = uv_tcp_connect(&x->creq, &x->tcp, &sa->sa, on_connect);
+  if (err != 0) sess_eof(x, SMTPC_ECLOSED, uv_strerror(err));
+}
+
+static void sess_close(smtpc_verifier *v, unsigned sid) {
+  xsess *x = sid < (unsigned)v->o.concurrency ? v->sess[sid] : NULL;
+  if (x == NULL) { /* never connected (out of memory): nothing to wait for */
+    (void)smtpc_plan_released(v->plan, now_us(v), sid);
+    return;
   }
-  if (v->canceled) return;
-  if (rounds > 1) { /* round robin: the next pass starts with another group */
-    link *first = v->groups.next;
-    l_del(first);
-    l_push(&v->groups, first);
+  if (x->closing) return;
+  x->closing = 1;
+  uv_close((uv_handle_t *)&x->tcp, on_sess_closed);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* performing the planner's actions */
+
+/* The one timer: at the planner's last WAKE time, or at once after a kick. */
+static void arm(smtpc_verifier *v) {
+  uint64_t now = now_us(v), at = v->wake_at;
+  if (!v->tick_open || v->closing) return;
+  if (at == 0) {
+    uv_timer_stop(&v->tick);
+    return;
   }
-  if (next && !(v->tick_armed && v->tick_at <= next)) {
-    v->tick_armed = 1;
-    v->tick_at = next;
-    uv_timer_start(&v->tick, on_tick, next > now ? next - now : 0, 0);
-  }
+  /* round up: waking a little late is fine; early (libuv counts from its cached time) only
+   * costs a pass that finds nothing to do, then the timer is armed again */
+  uv_timer_start(&v->tick, on_tick, at > now ? (at - now + 999) / 1000 : 0, 0);
 }
 
 static void on_tick(uv_timer_t *t) {
   smtpc_verifier *v = t->data;
-  v->tick_armed = 0;
-  schedule(v);
+  /* a tick makes the planner hand out its WAKE again (early timers are fine) */
+  v->wake_at = 0;
+  smtpc_plan_tick(v->plan, now_us(v));
+  drain(v);
 }
 
-void smtpc__kick(smtpc_verifier *v) {
-  if (!v->tick_open || v->canceled) return;
-  if (v->tick_armed && v->tick_at <= uv_now(v->loop)) return;
-  v->tick_armed = 1;
-  v->tick_at = uv_now(v->loop);
+/* Come back from the loop soon (not from inside the caller's call). */
+static void kick(smtpc_verifier *v) {
+  if (!v->tick_open || v->closing || v->draining) return;
   uv_timer_start(&v->tick, on_tick, 0, 0);
+}
+
+static void on_route(int status, const smtpc_route *route, void *data) {
+  resolve_req *rq = data;
+  smtpc_verifier *v = rq->v;
+  uint64_t token = rq->token;
+  free(rq);
+  v->resolving--;
+  (void)smtpc_plan_resolved(v->plan, now_us(v), token, status, status == 0 ? route : NULL);
+  drain(v);
+}
+
+static void resolve(smtpc_verifier *v, const char *name, uint64_t token) {
+  resolve_req *rq = malloc(sizeof *rq);
+  int rc = rq ? 0 : SMTPC_ENOMEM;
+  if (rq) {
+    rq->v = v;
+    rq->token = token;
+    rc = v->closing ? SMTPC_ECANCELED : smtpc_resolve_mx(v->resolver, name, on_route, rq);
+  }
+  if (rc != 0) {
+    free(rq);
+    (void)smtpc_plan_resolved(v->plan, now_us(v), token, rc == SMTPC_EINVAL ? SMTPC_EDNS : rc,
+                              NULL);
+    return;
+  }
+  v->resolving++;
+}
+
+static void perform(smtpc_verifier *v, const smtpc_plan_action *a) {
+  xsess *x = a->sid < (unsigned)v->o.concurrency ? v->sess[a->sid] : NULL;
+  switch (a->type) {
+  case SMTPC_PLAN_RESOLVE:
+    resolve(v, a->name, a->token);
+    break;
+  case SMTPC_PLAN_CONNECT:
+    sess_connect(v, a->sid, a->addr);
+    break;
+  case SMTPC_PLAN_WRITE:
+    if (x) sess_write(x, a->data, a->len);
+    break;
+  case SMTPC_PLAN_START_TLS:
+    if (x) start_tls(x, a->name);
+    break;
+  case SMTPC_PLAN_CLOSE:
+    sess_close(v, a->sid);
+    break;
+  case SMTPC_PLAN_WAKE:
+    v->wake_at = a->time;
+    break;
+  case SMTPC_PLAN_RESULT:
+    v->cb(v, a->result, v->data);
+    break;
+  }
+}
+
+/* Perform every action the planner has now. Events given meanwhile (a connect that fails at
+ * once, a callback that adds addresses) only queue more for this same loop. */
+static void drain(smtpc_verifier *v) {
+  smtpc_plan_action a;
+  if (v->draining || v->plan == NULL) return;
+  v->draining = 1;
+  while (smtpc_plan_next(v->plan, now_us(v), &a)) perform(v, &a);
+  v->draining = 0;
+  arm(v);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* public API */
 
 int smtpc_verifier_add(smtpc_verifier *v, const char *address, size_t len, uint64_t tag) {
-  smtpc_address a;
-  item *it;
-  domain *d;
-  int kind = 0, rc;
-  if (v == NULL || v->ended || v->canceled || v->closing || (address == NULL && len > 0))
-    return SMTPC_EINVAL;
-  it = calloc(1, sizeof *it);
-  if (it == NULL || (it->input = malloc(len + 1)) == NULL) {
-    free(it);
-    return SMTPC_ENOMEM;
-  }
-  if (len) memcpy(it->input, address, len);
-  it->input[len] = '\0';
-  it->input_len = len;
-  it->tag = tag;
-  it->added_hr = uv_hrtime();
+  int rc;
+  if (v == NULL || v->ended || v->canceled || v->closing) return SMTPC_EINVAL;
   /* bindings add between uv_run calls, maybe long after the loop last looked at the clock */
   uv_update_time(v->loop);
-  it->deadline_ms = uv_now(v->loop) + secs_ms(v->o.deadline);
-  it->reason = SMTPC_REASON_UNDEFINED;
-  it->cls.reason = SMTPC_REASON_UNDEFINED;
-  l_init(&it->q);
-  l_push(&v->all, &it->all);
-  v->pending++;
-
-  rc = len ? smtpc_parse_address(address, len, &a, &kind) : SMTPC_EBADADDRESS;
-  if (rc == SMTPC_ENOMEM) {
-    l_del(&it->all);
-    v->pending--;
-    smtpc__item_free(it);
-    return SMTPC_ENOMEM;
-  }
-  if (rc != 0) {
-    it->detail = len ? smtpc_address_kind_message(kind) : "the address is empty";
-    smtpc__push_immediate(v, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_SYNTAXERROR);
-    return 0;
-  }
-  it->rcpt_len = strlen(a.ascii_address);
-  it->rcpt = dupstr(a.ascii_address);
-  it->utf8 = a.utf8_local ? 1 : 0;
-  d = it->rcpt ? smtpc__domain_for(v, a.ascii_domain, a.literal) : NULL;
-  if (d == NULL) {
-    l_del(&it->all);
-    v->pending--;
-    smtpc__item_free(it);
-    return SMTPC_ENOMEM;
-  }
-  it->dom = d;
-  if (d->state == D_READY) {
-    smtpc__enqueue(v, it, 0);
-  } else if (d->state == D_RESOLVING) {
-    it->state = IT_RESOLVING;
-    l_push(&d->waiting, &it->q);
-  } else {
-    smtpc__dns_fail(v, d, it);
-  }
-  return 0;
+  rc = smtpc_plan_add(v->plan, now_us(v), address, len, tag);
+  if (rc == 0) kick(v);
+  return rc;
 }
 
 void smtpc_verifier_end(smtpc_verifier *v) {
   v->ended = 1;
-  smtpc__kick(v);
+  smtpc_plan_end(v->plan);
+  kick(v);
 }
 
-size_t smtpc_verifier_pending(const smtpc_verifier *v) { return v->pending; }
-int smtpc_verifier_done(const smtpc_verifier *v) { return v->ended && v->pending == 0; }
+size_t smtpc_verifier_pending(const smtpc_verifier *v) {
+  smtpc_plan_stats st;
+  smtpc_plan_stats_get(v->plan, &st);
+  return st.pending;
+}
+
+int smtpc_verifier_done(const smtpc_verifier *v) { return v->ended && smtpc_plan_done(v->plan); }
 void *smtpc_verifier_data(const smtpc_verifier *v) { return v->data; }
 
 void smtpc_verifier_cancel(smtpc_verifier *v) {
-  link *p;
   if (v->canceled) return;
   v->ended = 1;
   v->canceled = 1;
-  if (v->tick_open) uv_timer_stop(&v->tick);
-  v->tick_armed = 0;
-  for (p = v->sessions.next; p != &v->sessions; p = p->next)
-    smtpc__sess_close(CONTAINER(p, session, node));
-  while (!l_empty(&v->all)) {
-    item *it = CONTAINER(v->all.next, item, all);
-    it->err = SMTPC_ECANCELED;
-    it->detail = "canceled";
-    smtpc__report(v, it, SMTPC_VERDICT_UNKNOWN, SMTPC_REASON_EXPIRED);
-  }
+  smtpc_plan_cancel(v->plan, now_us(v));
+  drain(v); /* every result from this call (or the drain that is running it) */
 }
 
 static void free_all(smtpc_verifier *v) {
-  size_t i;
-  for (i = 0; i < v->domains.cap; i++) {
-    domain *d = v->domains.slots[i];
-    while (d) {
-      domain *n = d->hnext;
-      free(d->name);
-      free(d->probe_rcpt);
-      free(d);
-      d = n;
-    }
-  }
-  for (i = 0; i < v->groups_t.cap; i++) {
-    group *g = v->groups_t.slots[i];
-    while (g) {
-      group *n = g->hnext;
-      while (!l_empty(&g->queue)) { /* only probes can be left (see smtpc__probe_lost) */
-        item *it = CONTAINER(g->queue.next, item, q);
-        l_del(&it->q);
-        smtpc__item_free(it);
-      }
-      smtpc__route_free(g->route, g->own_route);
-      free(g->key);
-      free(g);
-      g = n;
-    }
-  }
-  for (i = 0; i < v->hosts.cap; i++) {
-    host *h = v->hosts.slots[i];
-    while (h) {
-      host *n = h->hnext;
-      free(h->fail_reply);
-      free(h);
-      h = n;
-    }
-  }
-  free(v->domains.slots);
-  free(v->groups_t.slots);
-  free(v->hosts.slots);
+  smtpc_plan_free(v->plan);
   smtpc__tls_ctx_free(v->tls_ctx);
-  free(v->mail_from);
-  free(v->helo);
+  free(v->sess);
   free(v->bind);
   free(v->dns);
   free(v->ca);
 }
 
-void smtpc__maybe_finish_close(smtpc_verifier *v) {
-  if (!v->closing || v->tick_open || v->resolver_open || !l_empty(&v->sessions)) return;
+static void maybe_finish_close(smtpc_verifier *v) {
+  if (!v->closing || v->tick_open || v->resolver_open || v->nsess || v->draining) return;
   free_all(v);
   if (v->close_cb) v->close_cb(v);
   free(v);
@@ -307,13 +428,13 @@ void smtpc__maybe_finish_close(smtpc_verifier *v) {
 static void on_tick_closed(uv_handle_t *h) {
   smtpc_verifier *v = h->data;
   v->tick_open = 0;
-  smtpc__maybe_finish_close(v);
+  maybe_finish_close(v);
 }
 
 static void on_resolver_closed(void *data) {
   smtpc_verifier *v = data;
   v->resolver_open = 0;
-  smtpc__maybe_finish_close(v);
+  maybe_finish_close(v);
 }
 
 void smtpc_verifier_close(smtpc_verifier *v, smtpc_verifier_close_cb close_cb) {
@@ -321,86 +442,62 @@ void smtpc_verifier_close(smtpc_verifier *v, smtpc_verifier_close_cb close_cb) {
   v->close_cb = close_cb;
   smtpc_verifier_cancel(v);
   v->closing = 1;
+  uv_timer_stop(&v->tick);
   uv_close((uv_handle_t *)&v->tick, on_tick_closed);
+  /* pending resolutions come back canceled, from inside this call */
   smtpc_resolver_close(v->resolver, on_resolver_closed, v);
-}
-
-static int has_8bit(const char *s) {
-  for (; s && *s; s++)
-    if ((unsigned char)*s >= 0x80) return 1;
-  return 0;
+  drain(v);
 }
 
 smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opts,
                                    smtpc_result_cb cb, void *data, int *err) {
   smtpc_verifier *v;
-  smtpc_verify_opts o;
+  smtpc_plan_opts po;
   smtpc_resolver_opts ro;
-  smtpc_dialog_opts dc;
-  smtpc_dialog *probe;
   int e = SMTPC_EINVAL;
   if (err == NULL) err = &e;
   *err = SMTPC_EINVAL;
   if (loop == NULL || cb == NULL) return NULL;
-  if (opts) o = *opts;
-  else smtpc_verify_opts_init(&o);
-  /* zeros mean "the default", so a memset struct works too */
-  if (o.port == 0) o.port = 25;
-  if (o.concurrency == 0) o.concurrency = 100;
-  if (o.per_host == 0) o.per_host = 2;
-  if (o.rcpt_per_session == 0) o.rcpt_per_session = 50;
-  if (o.max_rejections == 0) o.max_rejections = 8;
-  if (o.deadline == 0) o.deadline = 300;
-  if (o.timeout == 0) o.timeout = 30;
-  if (o.connect_timeout == 0) o.connect_timeout = 10;
-  if (o.port < 1 || o.port > 65535 || o.concurrency < 1 || o.per_host < 1 ||
-      o.rcpt_per_session < 1 || o.rcpt_per_session > 100000 || o.max_rejections < 1 ||
-      o.starttls < 0 || o.starttls > 2 || !(o.deadline > 0) || !(o.timeout > 0) ||
-      !(o.connect_timeout > 0) || o.host_pause < 0 || o.greylist_delay != o.greylist_delay)
-    return NULL;
-  if (o.bind_address) {
+  memset(&po, 0, sizeof po);
+  if (opts) po.verify = *opts;
+  else smtpc_verify_opts_init(&po.verify);
+  if (po.verify.bind_address) {
     smtpc_sockaddr b;
-    if (uv_ip4_addr(o.bind_address, 0, &b.in) != 0 && uv_ip6_addr(o.bind_address, 0, &b.in6) != 0)
+    if (uv_ip4_addr(po.verify.bind_address, 0, &b.in) != 0 &&
+        uv_ip6_addr(po.verify.bind_address, 0, &b.in6) != 0)
       return NULL;
   }
-  /* the dialog is the judge of what may go on the wire */
-  memset(&dc, 0, sizeof dc);
-  dc.helo = o.helo;
-  dc.mail_from = o.mail_from;
-  probe = smtpc_dialog_new(&dc, smtpc__on_event, (void *)&dc, err);
-  if (probe == NULL) return NULL;
-  smtpc_dialog_free(probe);
+  if (uv_random(NULL, NULL, &po.seed, sizeof po.seed, 0, NULL) != 0) po.seed = uv_hrtime();
 
   *err = SMTPC_ENOMEM;
   v = calloc(1, sizeof *v);
   if (v == NULL) return NULL;
+  v->plan = smtpc_plan_new(&po, err); /* checks the options */
+  if (v->plan == NULL) {
+    free(v);
+    return NULL;
+  }
+  *err = SMTPC_ENOMEM;
   v->loop = loop;
-  v->o = o;
+  v->o = po.verify;
+  if (v->o.concurrency == 0) v->o.concurrency = 100;
   v->cb = cb;
   v->data = data;
-  v->mail_from = dupstr(o.mail_from ? o.mail_from : "");
-  v->helo = dupstr(o.helo ? o.helo : "localhost");
-  v->bind = dupstr(o.bind_address);
-  v->dns = dupstr(o.dns_servers);
-  v->ca = dupstr(o.tls_ca_file);
-  v->o.mail_from = v->mail_from;
-  v->o.helo = v->helo;
+  v->bind = po.verify.bind_address ? strdup(po.verify.bind_address) : NULL;
+  v->dns = po.verify.dns_servers ? strdup(po.verify.dns_servers) : NULL;
+  v->ca = po.verify.tls_ca_file ? strdup(po.verify.tls_ca_file) : NULL;
   v->o.bind_address = v->bind;
   v->o.dns_servers = v->dns;
   v->o.tls_ca_file = v->ca;
-  v->mail_from_utf8 = has_8bit(v->mail_from);
+  v->o.mail_from = v->o.helo = NULL; /* the planner keeps its own copies */
+  v->sess = calloc((size_t)v->o.concurrency, sizeof *v->sess);
+  if (v->sess == NULL || (po.verify.bind_address && !v->bind) ||
+      (po.verify.dns_servers && !v->dns) || (po.verify.tls_ca_file && !v->ca))
+    goto fail;
   if (v->bind && uv_ip4_addr(v->bind, 0, &v->bind_sa.in) != 0)
     (void)uv_ip6_addr(v->bind, 0, &v->bind_sa.in6);
-  l_init(&v->immediate);
-  l_init(&v->delayed);
-  l_init(&v->all);
-  l_init(&v->groups);
-  l_init(&v->sessions);
-  if (v->mail_from == NULL || v->helo == NULL || (o.bind_address && !v->bind) ||
-      (o.dns_servers && !v->dns) || (o.tls_ca_file && !v->ca))
-    goto fail;
-  if (o.starttls != SMTPC_STARTTLS_OFF &&
-      (v->tls_ctx = smtpc__tls_ctx_new(o.tls_verify, v->ca, err)) == NULL)
+  if (v->o.starttls != SMTPC_STARTTLS_OFF &&
+      (v->tls_ctx = smtpc__tls_ctx_new(v->o.tls_verify, v->ca, err)) == NULL)
     goto fail;
   memset(&ro, 0, sizeof ro);
   ro.servers = v->dns;

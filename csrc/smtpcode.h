@@ -750,6 +750,126 @@ SMTPC_API const char *smtpc_dialog_transcript(const smtpc_dialog *d, size_t *len
 SMTPC_API size_t smtpc_dialog_memory(const smtpc_dialog *d);
 /* SMTPC-END: probe */
 
+/* ------------------------------------------------------------------------------------------ */
+/* The planner (plan*.c) -- section owned by the planner.                                      */
+/* SMTPC-SECTION: plan */
+/* The whole batch as a machine without I/O, clock or event loop: grouping by MX, sessions per
+ * host, pauses, the rejection budget and adaptive window, catch-all once per domain, greylist
+ * retries, backoff on 421, failover, the deadline, one result per address. A driver (the libuv
+ * engine, smtpcode.aio in Python, a cosocket driver in Lua) feeds it events and performs the
+ * actions it hands out; it decides nothing itself. Calls go one way: driver -> planner ->
+ * dialog.
+ *
+ * Time is a number the driver passes in (microseconds on any monotonic clock it likes); the
+ * planner never reads a clock. Memory for the planner's own records comes from opts.alloc.
+ * Nothing it hands out needs freeing: pointers in an action stay valid until the next
+ * smtpc_plan_next (or smtpc_plan_free).
+ *
+ * The driver loop: after every event,
+ *     while (smtpc_plan_next(p, now, &a)) perform(&a);
+ * and when the last WAKE's time is reached (a WAKE for `now` means: on the next loop turn,
+ * after the I/O at hand), smtpc_plan_tick(p, now) and the same loop.
+ * Events may be given from inside perform() (a connect that fails at once, a result callback
+ * that adds addresses): they only queue more actions for the same loop. */
+
+typedef struct smtpc_plan smtpc_plan;
+
+typedef struct smtpc_plan_opts {
+  smtpc_verify_opts verify; /* the verifier's options; the planner reads the limits, timings,
+                               port, sender, HELO, starttls, catch_all and transcript. DNS
+                               servers, bind address and TLS files are the driver's business */
+  uint64_t seed;            /* catch-all probe local parts: a random value from the driver,
+                               a fixed one in simulations (same seed, same run)              */
+  /* realloc-like allocator for the planner's records (NULL = realloc/free): size 0 frees.
+   * The dialog and the address parser allocate with malloc. */
+  void *(*alloc)(void *ud, void *ptr, size_t size);
+  void *alloc_ud;
+} smtpc_plan_opts;
+
+#define SMTPC_PLAN_ACTION_MAP(XX)                                                             \
+  XX(RESOLVE, "resolve")     /* look up name's mail route; answer with smtpc_plan_resolved(token) */ \
+  XX(CONNECT, "connect")     /* open TCP session sid to *addr (port set); name = MX host   */ \
+  XX(WRITE, "write")         /* send data[len] on sid (plain text: encrypt when TLS is up)  */ \
+  XX(START_TLS, "start_tls") /* TLS client handshake on sid, SNI name; then smtpc_plan_tls  */ \
+  XX(CLOSE, "close")         /* close sid; call smtpc_plan_released(sid) once it is gone    */ \
+  XX(WAKE, "wake")           /* call smtpc_plan_tick at time (or later); replaces the last
+                                WAKE; time 0 = no wake needed                              */ \
+  XX(RESULT, "result")       /* *result is the one result for one address                  */
+
+enum smtpc_plan_action_type {
+  SMTPC_PLAN_NONE = 0,
+#define SMTPC__XX(id, name) SMTPC_PLAN_##id,
+  SMTPC_PLAN_ACTION_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_PLAN_ACTION_COUNT
+};
+
+typedef struct smtpc_plan_action {
+  int type;                    /* enum smtpc_plan_action_type                                */
+  unsigned sid;                /* session slot: CONNECT, WRITE, START_TLS, CLOSE (< concurrency) */
+  uint64_t token;              /* RESOLVE                                                    */
+  uint64_t time;               /* WAKE: absolute, in the driver's clock                      */
+  const char *name;            /* RESOLVE: the domain (A-labels); CONNECT, START_TLS: MX host */
+  const smtpc_sockaddr *addr;  /* CONNECT                                                    */
+  const char *data;            /* WRITE                                                      */
+  size_t len;
+  const smtpc_result *result;  /* RESULT                                                     */
+} smtpc_plan_action;
+
+/* "resolve", "connect" ...; NULL out of range. */
+SMTPC_API const char *smtpc_plan_action_name(int type);
+
+/* NULL with *err = SMTPC_EINVAL (bad options, the same checks as smtpc_verifier_new) or
+ * SMTPC_ENOMEM. */
+SMTPC_API smtpc_plan *smtpc_plan_new(const smtpc_plan_opts *opts, int *err);
+SMTPC_API void smtpc_plan_free(smtpc_plan *p);
+
+/* Events. now never goes backwards (a smaller value is taken as the last one seen). Events
+ * for a sid or token the planner does not know (or no longer expects) are ignored and return
+ * SMTPC_EINVAL: a driver bug or a fuzzer cannot corrupt the state. */
+SMTPC_API int smtpc_plan_add(smtpc_plan *p, uint64_t now, const char *address, size_t len,
+                             uint64_t tag);
+SMTPC_API void smtpc_plan_end(smtpc_plan *p);
+/* Every pending address is reported (unknown, expired, ECANCELED); sessions get CLOSE. */
+SMTPC_API void smtpc_plan_cancel(smtpc_plan *p, uint64_t now);
+/* status 0 and the route (copied), or status < 0 (SMTPC_ECANCELED, SMTPC_ENOMEM, SMTPC_EDNS)
+ * with route NULL: the domain's addresses are reported as a DNS failure. */
+SMTPC_API int smtpc_plan_resolved(smtpc_plan *p, uint64_t now, uint64_t token, int status,
+                                  const smtpc_route *route);
+SMTPC_API int smtpc_plan_connected(smtpc_plan *p, uint64_t now, unsigned sid);
+/* Plain text from the server (after TLS decryption). */
+SMTPC_API int smtpc_plan_read(smtpc_plan *p, uint64_t now, unsigned sid, const char *buf,
+                              size_t len);
+/* The handshake asked for by START_TLS succeeded (ok = 1) or failed. */
+SMTPC_API int smtpc_plan_tls(smtpc_plan *p, uint64_t now, unsigned sid, int ok);
+/* The connection failed to open, broke, or the peer closed it (err SMTPC_ECLOSED,
+ * SMTPC_ETLS ...; detail: static text or NULL, e.g. "connection refused"). */
+SMTPC_API int smtpc_plan_eof(smtpc_plan *p, uint64_t now, unsigned sid, int err,
+                             const char *detail);
+/* The driver has let go of sid (after CLOSE, or on its own after eof): the slot and the
+ * host's session count are free again. */
+SMTPC_API int smtpc_plan_released(smtpc_plan *p, uint64_t now, unsigned sid);
+
+/* The next action, 1; or 0 when there is nothing to do before the last WAKE. */
+SMTPC_API int smtpc_plan_next(smtpc_plan *p, uint64_t now, smtpc_plan_action *out);
+/* The scheduling pass (sessions to start, timers and deadlines due, delayed retries): call
+ * it when the WAKE's time comes. Calling it early or twice does no harm: the WAKE is handed
+ * out again by the next smtpc_plan_next. */
+SMTPC_API void smtpc_plan_tick(smtpc_plan *p, uint64_t now);
+
+typedef struct smtpc_plan_stats {
+  size_t pending;            /* added, not yet reported                                     */
+  size_t sessions;           /* slots in use (open or closing)                               */
+  uint64_t sessions_opened;  /* CONNECT actions so far                                       */
+  uint64_t results;          /* RESULT actions so far                                        */
+  size_t memory;             /* octets held through opts.alloc now, and at most so far        */
+  size_t memory_peak;
+} smtpc_plan_stats;
+SMTPC_API void smtpc_plan_stats_get(const smtpc_plan *p, smtpc_plan_stats *out);
+/* 1 once smtpc_plan_end was given and every address is reported. */
+SMTPC_API int smtpc_plan_done(const smtpc_plan *p);
+/* SMTPC-END: plan */
+
 #ifdef __cplusplus
 }
 #endif

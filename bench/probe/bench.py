@@ -61,6 +61,29 @@ def child_engine(a):
     return {"elapsed": time.monotonic() - t0, "results": n, "verdicts": verdicts}
 
 
+def child_aio(a):
+    """The same run through smtpcode.aio (the planner driven by asyncio)."""
+    import asyncio
+    import smtpcode.aio
+
+    async def run():
+        verdicts = {}
+        n = 0
+        async for r in smtpcode.aio.verify(
+                addresses(a.count, a.domains, a.kind), mail_from="bench@probe.test",
+                helo="bench.test", port=2525, dns_servers=DNS, concurrency=a.concurrency,
+                per_host=a.per_host, rcpt_per_session=a.rcpt, starttls="off", catch_all=False,
+                timeout=30.0, deadline=a.deadline, host_pause=a.host_pause,
+                max_rejections=a.max_rejections):
+            n += 1
+            verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
+        return n, verdicts
+
+    t0 = time.monotonic()
+    n, verdicts = asyncio.run(run())
+    return {"elapsed": time.monotonic() - t0, "results": n, "verdicts": verdicts}
+
+
 def child_smtplib(a):
     import smtplib
     from concurrent.futures import ThreadPoolExecutor
@@ -178,13 +201,14 @@ def main():
                         "the server accepts)")
     p.add_argument("--delay", type=float, default=0.05)
     p.add_argument("--deadline", type=float, default=600.0)
-    p.add_argument("--child", choices=["engine", "smtplib"])
+    p.add_argument("--child", choices=["engine", "aio", "smtplib"])
     p.add_argument("--kind", choices=["sink", "slow"], default="sink")
     p.add_argument("--server", choices=["fast", "faultsmtp"], default="fast",
                    help="the delaying server: latency_server.py (fast) or the fault fixture's")
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child_engine(a) if a.child == "engine" else child_smtplib(a)))
+        child = {"engine": child_engine, "aio": child_aio, "smtplib": child_smtplib}[a.child]
+        print(json.dumps(child(a)))
         return
     per_host = a.per_host or a.concurrency
     ms = a.delay * 1000
@@ -219,6 +243,11 @@ def main():
         b_lat = measure(a, "smtplib", "slow", a.count, a.concurrency, per_host, a.rcpt, slow=slow)
         show("smtplib %.0f ms latency per reply" % ms, b_lat)
         print("  -> %.0f ms latency: engine/baseline %.1fx" % (ms, e_lat["rate"] / b_lat["rate"]))
+        slow.start({"latency": a.delay})
+        a_lat = measure(a, "aio", "slow", a.count, a.concurrency, per_host, a.rcpt, slow=slow)
+        show("aio     %.0f ms latency per reply" % ms, a_lat)
+        print("  -> %.0f ms latency: asyncio driver/baseline %.1fx, asyncio/libuv %.2f"
+              % (ms, a_lat["rate"] / b_lat["rate"], a_lat["rate"] / e_lat["rate"]))
 
         # The same with a larger rejection budget: the engine keeps at most max_rejections
         # rejections per session (twice that in the worst case of its widened pipelining

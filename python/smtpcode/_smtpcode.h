@@ -11,6 +11,9 @@
 int pysmtpc_init_address(PyObject *module);
 int pysmtpc_init_dns(PyObject *module);
 int pysmtpc_init_verify(PyObject *module);
+int pysmtpc_init_plan(PyObject *module);
+/* A smtpcode.Result from a result (new reference, NULL with an exception set). */
+PyObject *pysmtpc_result_new(const smtpc_result *r);
 
 /* Build a smtpcode.Reply from a decoded reply (new reference, NULL with an exception set). */
 PyObject *pysmtpc_reply_new(const smtpc_decoded *d);

@@ -561,3 +561,5 @@ int pysmtpc_init_verify(PyObject *module) {
   }
   return PyModule_AddFunctions(module, verify_functions);
 }
+
+PyObject *pysmtpc_result_new(const smtpc_result *r) { return result_new(r); }

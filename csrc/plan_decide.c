@@ -1,39 +1,46 @@
 /*
- * engine_decide.c -- the probe's items and results, and what to do with an item after each
+ * plan_decide.c -- the probe's items and results, and what to do with an item after each
  * event of its dialog: report it, hold it for the catch-all answer, retry it, back off or skip
- * its host. The catch-all probes of a domain live here too.
+ * its host. The catch-all probes of a domain live here too. Calls only plan_store.c.
  */
-#include "engine_internal.h"
+#include "plan_internal.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* items and results */
 
-static saved *save_reply(const smtpc_reply *r) {
+static saved *save_reply(smtpc_plan *p, const smtpc_reply *r) {
   size_t i, text = 0, n = r->nlines ? r->nlines : 1;
   saved *s;
-  char *p;
+  char *o;
   for (i = 0; i < r->nlines; i++) text += r->lines[i].len + 1;
-  s = malloc(sizeof *s + n * sizeof(smtpc_span) + text);
+  s = smtpc__pmalloc(p, sizeof *s + n * sizeof(smtpc_span) + text);
   if (s == NULL) return NULL;
   s->r = *r;
-  p = (char *)(s->lines + n);
+  o = (char *)(s->lines + n);
   for (i = 0; i < r->nlines; i++) {
-    memcpy(p, r->lines[i].ptr, r->lines[i].len);
-    s->lines[i].ptr = p;
+    memcpy(o, r->lines[i].ptr, r->lines[i].len);
+    s->lines[i].ptr = o;
     s->lines[i].len = r->lines[i].len;
-    p += r->lines[i].len;
-    *p++ = '\0';
+    o += r->lines[i].len;
+    *o++ = '\0';
   }
   s->r.lines = s->lines;
   return s;
 }
 
-void smtpc__item_free(item *it) {
-  free(it->input);
-  free(it->rcpt);
-  free(it->reply);
-  free(it->transcript);
-  free(it);
+void smtpc__item_free(smtpc_plan *p, item *it) {
+  smtpc__pfree(p, it->input);
+  smtpc__pfree(p, it->rcpt);
+  smtpc__pfree(p, it->reply);
+  smtpc__pfree(p, it->transcript);
+  smtpc__pfree(p, it);
+}
+
+/* An item is freed once no session holds it, no queued RESULT points at it, and it is either
+ * reported or a probe that is no longer anywhere. */
+void smtpc__item_release(smtpc_plan *p, item *it) {
+  if (it->in_dialog || it->in_queue || !(it->reported || it->probe)) return;
+  smtpc__item_free(p, it);
 }
 
 void smtpc__item_detach(item *it) {
@@ -41,36 +48,23 @@ void smtpc__item_detach(item *it) {
   if (it->state == IT_QUEUED && it->dom && it->dom->grp) it->dom->grp->nqueued--;
 }
 
-/* Report one input: the one and only result for it. */
-void smtpc__report(smtpc_verifier *v, item *it, int verdict, int reason) {
-  smtpc_result r;
+/* Report one input: the one and only result for it. The RESULT action is built from the
+ * item when it is handed out (plan.c); the item lives until then. */
+void smtpc__report(smtpc_plan *p, item *it, int verdict, int reason) {
   if (it->reported || it->probe) return;
-  memset(&r, 0, sizeof r);
-  r.tag = it->tag;
-  r.address = it->input;
-  r.address_len = it->input_len;
-  r.verdict = verdict;
-  r.reason = reason;
-  if (it->reply) r.reply = it->reply->r;
-  r.cls = it->cls;
-  r.mx = it->mx;
-  r.mx_addr = it->mx_addr;
-  r.catch_all = it->dom ? it->dom->catch_all : -1;
-  if (!v->o.catch_all) r.catch_all = -1;
-  r.tls = it->tls;
-  r.greylisted = it->greylisted;
-  r.error = it->err;
-  r.detail = it->detail;
-  r.duration = (double)(uv_hrtime() - it->added_hr) / 1e9;
-  r.transcript = it->transcript;
-  r.transcript_len = it->transcript_len;
+  it->verdict = verdict;
+  it->reason = reason;
+  it->catch_all = it->dom && p->o.catch_all ? it->dom->catch_all : -1;
   it->reported = 1;
   smtpc__item_detach(it);
   l_del(&it->all);
   it->state = IT_DONE;
-  v->pending--;
-  v->cb(v, &r, v->data);
-  if (!it->in_dialog) smtpc__item_free(it); /* the result pointed into it until now */
+  /* pending counts until the RESULT is handed out: "added but not yet reported" */
+  if (smtpc__push_action(p, SMTPC_PLAN_RESULT, 0, it) != 0) {
+    /* no room to queue it: the result is lost, not the memory (ENOMEM is the only way) */
+    p->pending--;
+    smtpc__item_release(p, it);
+  }
 }
 
 int smtpc_verdict_of(int code, int reason, int catch_all) {
@@ -96,16 +90,16 @@ static int verdict_of(const item *it) {
 }
 
 /* Remember what a session said about an item. */
-void smtpc__learn(smtpc_verifier *v, item *it, session *s, int stage, const smtpc_reply *rep,
+void smtpc__learn(smtpc_plan *p, item *it, session *s, int stage, const smtpc_reply *rep,
                   int err, int reason, const char *detail) {
   smtpc_context ctx;
-  free(it->reply);
+  smtpc__pfree(p, it->reply);
   it->reply = NULL;
   memset(&it->cls, 0, sizeof it->cls);
   it->cls.reason = SMTPC_REASON_UNDEFINED;
   it->reason = SMTPC_REASON_UNDEFINED;
   if (rep) {
-    it->reply = save_reply(rep);
+    it->reply = save_reply(p, rep);
     ctx.command = smtpc_cmd_name(stage);
     ctx.host = s && s->mx ? s->mx : (it->dom ? it->dom->name : NULL);
     smtpc_classify_lines(rep->code, rep->status, rep->lines, rep->nlines, &ctx, &it->cls);
@@ -120,13 +114,13 @@ void smtpc__learn(smtpc_verifier *v, item *it, session *s, int stage, const smtp
     it->mx = s->mx;
     it->mx_addr = s->h->text;
     it->tls = smtpc_dialog_tls(s->d);
-    if (v->o.transcript) {
+    if (p->o.transcript) {
       size_t n;
       const char *t = smtpc_dialog_transcript(s->d, &n);
-      free(it->transcript);
+      smtpc__pfree(p, it->transcript);
       it->transcript = NULL;
       it->transcript_len = 0;
-      if (t && (it->transcript = malloc(n + 1)) != NULL) {
+      if (t && (it->transcript = smtpc__pmalloc(p, n + 1)) != NULL) {
         memcpy(it->transcript, t, n);
         it->transcript[n] = '\0';
         it->transcript_len = n;
@@ -135,61 +129,61 @@ void smtpc__learn(smtpc_verifier *v, item *it, session *s, int stage, const smtp
   }
 }
 
-void smtpc__enqueue(smtpc_verifier *v, item *it, int front) {
+void smtpc__enqueue(smtpc_plan *p, item *it, int front) {
   group *g = it->dom->grp;
   smtpc__item_detach(it);
   it->state = IT_QUEUED;
   if (front) l_push_front(&g->queue, &it->q);
   else l_push(&g->queue, &it->q);
   g->nqueued++;
-  smtpc__kick(v);
+  p->dirty = 1;
 }
 
-static void delay_item(smtpc_verifier *v, item *it, uint64_t ms) {
+static void delay_item(smtpc_plan *p, item *it, uint64_t us) {
   smtpc__item_detach(it);
   it->state = IT_DELAYED;
-  it->ready_ms = uv_now(v->loop) + ms;
-  l_push(&v->delayed, &it->q);
-  smtpc__kick(v);
+  it->ready_at = p->now + us;
+  l_push(&p->delayed, &it->q);
+  p->dirty = 1;
 }
 
 /* A session lost this item: try again, or report the last thing learnt. */
-void smtpc__retry_or_report(smtpc_verifier *v, item *it, uint64_t after_ms) {
+void smtpc__retry_or_report(smtpc_plan *p, item *it, uint64_t after_us) {
   if (it->probe) return;
-  if (++it->attempts >= MAX_ATTEMPTS || uv_now(v->loop) + after_ms >= it->deadline_ms) {
-    smtpc__report(v, it, verdict_of(it), it->reason);
+  if (++it->attempts >= MAX_ATTEMPTS || p->now + after_us >= it->deadline) {
+    smtpc__report(p, it, verdict_of(it), it->reason);
     return;
   }
-  if (after_ms) delay_item(v, it, after_ms);
-  else smtpc__enqueue(v, it, 0);
+  if (after_us) delay_item(p, it, after_us);
+  else smtpc__enqueue(p, it, 0);
 }
 
-void smtpc__flush_held(smtpc_verifier *v, domain *d) {
+void smtpc__flush_held(smtpc_plan *p, domain *d) {
   while (!l_empty(&d->held)) {
     item *it = CONTAINER(d->held.next, item, q);
-    int ca = v->o.catch_all ? d->catch_all : -1;
-    smtpc__report(v, it, ca == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE, it->reason);
+    int ca = p->o.catch_all ? d->catch_all : -1;
+    smtpc__report(p, it, ca == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE, it->reason);
   }
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* deciding after a dialog event */
 
-static void backoff_host(session *s, const item *it) {
-  uint64_t ms = it->cls.retry_after > 0 ? (uint64_t)it->cls.retry_after * 1000
-                                        : (uint64_t)2000 << (s->h->strikes < 5 ? s->h->strikes : 5);
+static void backoff_host(smtpc_plan *p, session *s, const item *it) {
+  uint64_t us = it->cls.retry_after > 0 ? (uint64_t)it->cls.retry_after * 1000000
+                                        : (uint64_t)2000000 << (s->h->strikes < 5 ? s->h->strikes : 5);
   /* every address of the session hears the same 421: count it as one strike */
   if (s->backed_off) return;
   s->backed_off = 1;
   s->h->strikes++;
-  if (s->h->next_ms < uv_now(s->v->loop) + ms) s->h->next_ms = uv_now(s->v->loop) + ms;
+  if (s->h->next_at < p->now + us) s->h->next_at = p->now + us;
 }
 
-void smtpc__host_down(session *s, const item *it) {
+void smtpc__host_down(smtpc_plan *p, session *s, const item *it) {
   host *h = s->h;
-  h->down_until = uv_now(s->v->loop) + HOST_DOWN_MS;
-  free(h->fail_reply);
-  h->fail_reply = it->reply ? save_reply(&it->reply->r) : NULL;
+  h->down_until = p->now + HOST_DOWN_US;
+  smtpc__pfree(p, h->fail_reply);
+  h->fail_reply = it->reply ? save_reply(p, &it->reply->r) : NULL;
   h->fail_cls = it->cls;
   h->fail_err = it->err;
   h->fail_reason = it->reason;
@@ -197,14 +191,15 @@ void smtpc__host_down(session *s, const item *it) {
 }
 
 /* An address that never reached its MX because every host is down takes their excuse. */
-void smtpc__adopt_host_failure(smtpc_verifier *v, item *it, const smtpc_route *route) {
-  size_t m, a;
+void smtpc__adopt_host_failure(smtpc_plan *p, item *it, const group *g) {
+  const smtpc_route *route = g->route;
+  size_t m, a, k = 0;
   if (it->reply || it->err) return;
   for (m = 0; m < route->nmx; m++)
     for (a = 0; a < route->mx[m].naddrs; a++) {
-      host *h = smtpc__host_for(v, &route->mx[m].addrs[a]);
+      host *h = g->hosts[k++];
       if (h == NULL || (h->fail_reply == NULL && h->fail_err == 0)) continue;
-      it->reply = h->fail_reply ? save_reply(&h->fail_reply->r) : NULL;
+      it->reply = h->fail_reply ? save_reply(p, &h->fail_reply->r) : NULL;
       it->cls = h->fail_cls;
       it->err = h->fail_err;
       it->reason = h->fail_reason;
@@ -217,24 +212,27 @@ void smtpc__adopt_host_failure(smtpc_verifier *v, item *it, const smtpc_route *r
 
 /* A domain's probe: one RCPT to a random local part (the same one for the whole run: a
  * greylisting server must see it again on the retry). The item is never reported. */
-item *smtpc__probe_new(domain *d) {
+item *smtpc__probe_new(smtpc_plan *p, domain *d) {
   unsigned char rnd[10];
   size_t k, dl;
   item *pr;
   if (d->probe_rcpt == NULL) {
+    uint64_t z = p->rng += 0x9E3779B97F4A7C15ULL, w; /* splitmix64: 50 bits for 10 letters */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    w = z ^ (z >> 31);
+    for (k = 0; k < sizeof rnd; k++) rnd[k] = (unsigned char)(w >> (5 * k));
     dl = strlen(d->name);
-    if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0 ||
-        (d->probe_rcpt = malloc(7 + sizeof rnd + dl + 1)) == NULL)
-      return NULL;
+    if ((d->probe_rcpt = smtpc__pmalloc(p, 7 + sizeof rnd + dl + 1)) == NULL) return NULL;
     memcpy(d->probe_rcpt, "smtpc-", 6);
     for (k = 0; k < sizeof rnd; k++)
       d->probe_rcpt[6 + k] = "abcdefghijklmnopqrstuvwxyz234567"[rnd[k] & 31];
     d->probe_rcpt[6 + sizeof rnd] = '@';
     memcpy(d->probe_rcpt + 7 + sizeof rnd, d->name, dl + 1);
   }
-  pr = calloc(1, sizeof *pr);
-  if (pr == NULL || (pr->rcpt = dupstr(d->probe_rcpt)) == NULL) {
-    free(pr);
+  pr = smtpc__pcalloc(p, sizeof *pr);
+  if (pr == NULL || (pr->rcpt = smtpc__pstrdup(p, d->probe_rcpt)) == NULL) {
+    smtpc__pfree(p, pr);
     return NULL;
   }
   pr->rcpt_len = strlen(pr->rcpt);
@@ -251,112 +249,112 @@ item *smtpc__probe_new(domain *d) {
  * it; reporting them now would lose the catch-all answer, so the probe goes again at the head
  * of the group's queue, where the next session sends it first. Only losses that are the
  * session's fault count against PROBE_TRIES (count = 1); an unsent probe does not. */
-void smtpc__probe_lost(smtpc_verifier *v, domain *d, int count) {
+void smtpc__probe_lost(smtpc_plan *p, domain *d, int count) {
   item *pr;
   if (d->probe_state != PROBE_INFLIGHT) return;
   if (count && ++d->probe_tries >= PROBE_TRIES) {
     d->probe_state = PROBE_DONE;
-    smtpc__flush_held(v, d);
+    smtpc__flush_held(p, d);
     return;
   }
   d->probe_state = PROBE_NONE; /* the next session with an address of the domain adds one */
-  if (l_empty(&d->held) || v->canceled) return;
-  if ((pr = smtpc__probe_new(d)) == NULL) {
-    smtpc__flush_held(v, d);
+  if (l_empty(&d->held) || p->canceled) return;
+  if ((pr = smtpc__probe_new(p, d)) == NULL) {
+    smtpc__flush_held(p, d);
     return;
   }
   d->probe_state = PROBE_QUEUED;
-  smtpc__enqueue(v, pr, 1);
+  smtpc__enqueue(p, pr, 1);
 }
 
 /* The probe's RCPT was answered. */
-static void on_probe(smtpc_verifier *v, item *it, const smtpc_dialog_event *ev) {
+static void on_probe(smtpc_plan *p, item *it, const smtpc_dialog_event *ev) {
   domain *d = it->dom;
   int code = ev->reply ? ev->reply->code : 0;
   if (ev->outcome != SMTPC_RCPT_REPLY) {
-    smtpc__probe_lost(v, d, 1);
+    smtpc__probe_lost(p, d, 1);
     return;
   }
   if (code >= 200 && code < 300) d->catch_all = 1;
   else if (code >= 500 && code < 600) d->catch_all = 0;
   /* a deferred probe (greylisting) goes again with the next session, a few times at most */
   d->probe_state = d->catch_all != -1 || ++d->probe_tries >= PROBE_TRIES ? PROBE_DONE : PROBE_NONE;
-  smtpc__flush_held(v, d);
+  smtpc__flush_held(p, d);
 }
 
-static void on_rcpt_reply(smtpc_verifier *v, session *s, item *it) {
+static void on_rcpt_reply(smtpc_plan *p, session *s, item *it) {
   int code = it->reply ? it->reply->r.code : 0;
   domain *d = it->dom;
   if (code >= 200 && code < 300) {
-    int ca = v->o.catch_all ? d->catch_all : -1;
-    if (ca == -1 && v->o.catch_all &&
+    int ca = p->o.catch_all ? d->catch_all : -1;
+    if (ca == -1 && p->o.catch_all &&
         (d->probe_state == PROBE_INFLIGHT || d->probe_state == PROBE_QUEUED)) {
       smtpc__item_detach(it);
       it->state = IT_HELD;
       l_push(&d->held, &it->q);
       return;
     }
-    smtpc__report(v, it, ca == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE, it->reason);
+    smtpc__report(p, it, ca == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE, it->reason);
   } else if (code >= 400 && code < 500) {
-    uint64_t delay = secs_ms(v->o.greylist_delay);
+    uint64_t delay = secs_us(p->o.greylist_delay);
     if (it->reason == SMTPC_REASON_MAILBOXFULL) {
-      smtpc__report(v, it, SMTPC_VERDICT_RISKY, it->reason);
+      smtpc__report(p, it, SMTPC_VERDICT_RISKY, it->reason);
     } else if (it->reason == SMTPC_REASON_RATELIMITED) {
-      backoff_host(s, it);
-      smtpc__retry_or_report(v, it, 0);
-    } else if (v->o.greylist_delay >= 0 && it->temp_retries < MAX_TEMP_RETRIES &&
-               uv_now(v->loop) + delay < it->deadline_ms) {
+      backoff_host(p, s, it);
+      smtpc__retry_or_report(p, it, 0);
+    } else if (p->o.greylist_delay >= 0 && it->temp_retries < MAX_TEMP_RETRIES &&
+               p->now + delay < it->deadline) {
       it->temp_retries++;
-      delay_item(v, it, delay);
+      delay_item(p, it, delay);
     } else {
-      smtpc__report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+      smtpc__report(p, it, SMTPC_VERDICT_UNKNOWN, it->reason);
     }
   } else if (code >= 500 && code < 600) {
-    smtpc__report(v, it, verdict_of(it), it->reason);
+    smtpc__report(p, it, verdict_of(it), it->reason);
   } else {
     it->err = SMTPC_EPROTO;
-    smtpc__report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+    smtpc__report(p, it, SMTPC_VERDICT_UNKNOWN, it->reason);
   }
 }
 
-static void on_session_fail(smtpc_verifier *v, session *s, item *it,
+static void on_session_fail(smtpc_plan *p, session *s, item *it,
                             const smtpc_dialog_event *ev) {
   int code = ev->reply ? ev->reply->code : 0;
-  if (ev->stage == SMTPC_CMD_TLS && v->o.starttls == SMTPC_STARTTLS_OPPORTUNISTIC &&
+  if (ev->stage == SMTPC_CMD_TLS && p->o.starttls == SMTPC_STARTTLS_OPPORTUNISTIC &&
       (ev->reason == SMTPC_REASON_FAILEDSTARTTLS || ev->err == SMTPC_ECLOSED || ev->err == SMTPC_ETIMEOUT)) {
     /* the handshake broke the connection (an alert, a hang-up or silence): next time, in clear */
     s->h->no_tls = 1;
-    smtpc__retry_or_report(v, it, 0);
+    smtpc__retry_or_report(p, it, 0);
   } else if (ev->reason != SMTPC_REASON_UNDEFINED) {
-    smtpc__report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+    smtpc__report(p, it, SMTPC_VERDICT_UNKNOWN, it->reason);
   } else if (code >= 400 && code < 500 && ev->stage == SMTPC_CMD_BANNER) {
-    smtpc__host_down(s, it); /* a 4xx greeting: try the next MX */
-    smtpc__retry_or_report(v, it, 0);
+    smtpc__host_down(p, s, it); /* a 4xx greeting: try the next MX */
+    smtpc__retry_or_report(p, it, 0);
   } else if (code >= 400 && code < 500) { /* 421 "too many errors", rate limits ... */
-    backoff_host(s, it);
-    smtpc__retry_or_report(v, it, 0);
+    backoff_host(p, s, it);
+    smtpc__retry_or_report(p, it, 0);
   } else if (code >= 500 && code < 600) {
-    smtpc__report(v, it, SMTPC_VERDICT_UNKNOWN, it->reason);
+    smtpc__report(p, it, SMTPC_VERDICT_UNKNOWN, it->reason);
   } else {
-    if (ev->stage == SMTPC_CMD_BANNER) smtpc__host_down(s, it);
-    smtpc__retry_or_report(v, it, 0);
+    if (ev->stage == SMTPC_CMD_BANNER) smtpc__host_down(p, s, it);
+    smtpc__retry_or_report(p, it, 0);
   }
 }
 
 void smtpc__on_event(void *ud, const smtpc_dialog_event *ev) {
   session *s = ud;
-  smtpc_verifier *v = s->v;
+  smtpc_plan *p = s->p;
   item *it = s->items[ev->index];
   it->in_dialog = 0;
   if (!it->probe) s->items[ev->index] = NULL; /* from here the item lives on its own */
   if (it->reported) { /* expired or canceled while its RCPT was out */
-    smtpc__item_free(it);
+    smtpc__item_release(p, it);
     return;
   }
   if (ev->outcome == SMTPC_RCPT_UNTRIED) {
-    if (it->probe) smtpc__probe_lost(v, it->dom, 0);
+    if (it->probe) smtpc__probe_lost(p, it->dom, 0);
     else {
-      smtpc__enqueue(v, it, 1);
+      smtpc__enqueue(p, it, 1);
     }
     return;
   }
@@ -367,11 +365,26 @@ void smtpc__on_event(void *ud, const smtpc_dialog_event *ev) {
     if (!it->probe && rejected) it->dom->rcpt_rejected++;
     else if (!it->probe) it->dom->rcpt_ok++;
   }
-  smtpc__learn(v, it, s, ev->stage, ev->reply, ev->err, ev->reason, ev->detail);
+  smtpc__learn(p, it, s, ev->stage, ev->reply, ev->err, ev->reason, ev->detail);
   if (it->probe) {
-    on_probe(v, it, ev);
+    on_probe(p, it, ev);
     return;
   }
-  if (ev->outcome == SMTPC_RCPT_REPLY) on_rcpt_reply(v, s, it);
-  else on_session_fail(v, s, it, ev);
+  if (ev->outcome == SMTPC_RCPT_REPLY) on_rcpt_reply(p, s, it);
+  else on_session_fail(p, s, it, ev);
+}
+
+/* The domain has no usable route: the contract's DNS verdicts. */
+void smtpc__dns_fail(smtpc_plan *p, domain *d, item *it) {
+  if (d->null_mx) {
+    it->detail = "the domain takes no mail (null MX, RFC 7505)";
+    smtpc__report(p, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_NOTACCEPT);
+  } else if (d->dns_error == SMTPC_DNS_NXDOMAIN || d->dns_error == SMTPC_DNS_NOADDRESS) {
+    it->detail = smtpc_dns_error_message(d->dns_error);
+    smtpc__report(p, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_HOSTUNKNOWN);
+  } else {
+    it->err = d->failed_status == SMTPC_ECANCELED ? SMTPC_ECANCELED : SMTPC_EDNS;
+    it->detail = d->dns_error ? smtpc_dns_error_message(d->dns_error) : "DNS lookup failed";
+    smtpc__report(p, it, SMTPC_VERDICT_UNKNOWN, SMTPC_REASON_NETWORKERROR);
+  }
 }

@@ -1,0 +1,271 @@
+/*
+ * plan_internal.h -- shared by the planner's files; not installed. The public part is the
+ * "plan" section of smtpcode.h.
+ *
+ * The planner is the probe's brain with no I/O: events in (an address, a route, bytes, a
+ * session's end, the time), actions out (resolve, connect, write, start TLS, close, wake,
+ * result). Calls go one way, top to bottom, never back up:
+ *   plan.c          the public API: options, events, the action queue's front, scheduling
+ *   plan_session.c  sessions: which queued items one takes, its dialog, its timer, its end
+ *   plan_decide.c   items and results; what an item's dialog event means (report, hold for
+ *                   the catch-all answer, retry, greylist delay, back off or skip its host)
+ *   plan_store.c    memory (opts.alloc), the string-keyed table, hosts, domains, groups,
+ *                   the action queue's back
+ *
+ * Shapes:
+ *   item     one input address (or a catch-all probe) and the last thing learnt about it;
+ *   domain   a recipient domain: its route, and its catch-all state for the run;
+ *   group    the addresses whose domains share an MX set: they share sessions;
+ *   host     one MX IP address: its session count, pause, backoff, "down" mark;
+ *   session  one connection slot (sid) and its dialog.
+ *
+ * Time is in the driver's microseconds (now), passed with every event.
+ */
+#ifndef SMTPC_PLAN_INTERNAL_H
+#define SMTPC_PLAN_INTERNAL_H
+
+#include "smtpcode.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_ATTEMPTS 4         /* sessions an address may lose before it is reported      */
+#define MAX_TEMP_RETRIES 2     /* retries of a 4xx (greylisting) RCPT reply                 */
+#define PROBE_TRIES 3          /* catch-all probes a domain may lose or have deferred        */
+#define HOST_DOWN_US 60000000u /* a host that refused us is skipped this long (60 s)         */
+
+/* ---------------------------------------------------------------------------------------- */
+/* intrusive lists */
+
+typedef struct link {
+  struct link *prev, *next;
+} link;
+
+#define CONTAINER(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+
+static inline void l_init(link *h) { h->prev = h->next = h; }
+static inline int l_empty(const link *h) { return h->next == h; }
+static inline void l_del(link *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->prev = n->next = n;
+}
+static inline void l_push(link *h, link *n) {
+  n->prev = h->prev;
+  n->next = h;
+  h->prev->next = n;
+  h->prev = n;
+}
+static inline void l_push_front(link *h, link *n) {
+  n->next = h->next;
+  n->prev = h;
+  h->next->prev = n;
+  h->next = n;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* types */
+
+typedef struct saved { /* a reply kept past its read buffer */
+  smtpc_reply r;
+  smtpc_span lines[1];
+} saved;
+
+enum { IT_NEW, IT_RESOLVING, IT_QUEUED, IT_DELAYED, IT_SESSION, IT_HELD, IT_DONE };
+/* A domain's catch-all probe: none sent yet, waiting at the head of its group's queue (accepted
+ * addresses of the domain are held for it), sent, or answered (or given up on). */
+enum { PROBE_NONE, PROBE_QUEUED, PROBE_INFLIGHT, PROBE_DONE };
+enum { D_RESOLVING, D_READY, D_FAILED };
+/* A session slot: free, connecting, connected, closed by us (CLOSE sent, awaiting release). */
+enum { S_FREE, S_CONNECTING, S_OPEN, S_CLOSING };
+
+struct group;
+struct domain;
+
+typedef struct item {
+  link q;                 /* the list of its state                                    */
+  link all;               /* every unreported input, in add order (deadline FIFO)     */
+  struct domain *dom;
+  uint64_t tag;
+  char *input;
+  size_t input_len;
+  char *rcpt;             /* what RCPT TO carries: local part @ A-label domain          */
+  size_t rcpt_len;
+  unsigned utf8 : 1, probe : 1, reported : 1, in_dialog : 1, in_queue : 1;
+  int state;
+  int attempts, temp_retries;
+  uint64_t deadline, ready_at, added;
+  /* the last thing learnt */
+  int reason, err, tls, greylisted;
+  saved *reply;
+  smtpc_class cls;
+  const char *detail;
+  const char *mx, *mx_addr;
+  char *transcript;
+  size_t transcript_len;
+  int verdict;            /* as reported                                                */
+  int catch_all;          /* the domain's, when it was reported                          */
+} item;
+
+typedef struct host {
+  struct host *hnext;
+  smtpc_sockaddr sa;      /* port set                                                   */
+  char text[64];
+  int active;
+  int strikes;
+  int no_tls;
+  uint64_t next_at;       /* no new session before (pause, backoff)                     */
+  uint64_t down_until;    /* refused a connection or greeted with 4xx: skip until       */
+  /* why it is down, for the addresses that never reached it */
+  int fail_err, fail_reason;
+  const char *fail_detail;
+  saved *fail_reply;
+  smtpc_class fail_cls;
+} host;
+
+typedef struct group {
+  struct group *hnext;
+  link node;              /* p->groups: every group, round robin                      */
+  char *key;
+  smtpc_route *route;
+  host **hosts;           /* one per (mx, addr) of route, in route order                 */
+  link queue;
+  size_t nqueued;
+  double reject_rate;     /* moving average of its RCPT replies >= 400 (see reject_odds) */
+  unsigned long replies;  /* RCPT replies seen                                           */
+} group;
+
+typedef struct domain {
+  struct domain *hnext;
+  char *name;
+  uint64_t token;         /* RESOLVE token: index in p->dom_by_token + 1                 */
+  int state;
+  int dns_error, null_mx, failed_status;
+  group *grp;
+  link waiting;           /* items waiting for the route                               */
+  link held;              /* accepted items waiting for the catch-all answer           */
+  int catch_all;
+  int probe_state;
+  int probe_tries;
+  char *probe_rcpt;       /* one random address per domain for the run: a greylisting
+                             server must see the same one again on the retry            */
+  void *batch_mark;
+  unsigned long rcpt_ok, rcpt_rejected; /* RCPT replies to its addresses (see reject_odds) */
+} domain;
+
+typedef struct session {
+  link node;              /* p->sessions while the slot is used                         */
+  struct smtpc_plan *p;
+  unsigned sid;
+  int state;              /* S_*                                                        */
+  group *grp;
+  host *h;
+  const char *mx;
+  smtpc_dialog *d;
+  int tls_state;          /* 0 clear, 1 handshaking, 2 up                               */
+  uint64_t timer_at;      /* connect or reply timeout; 0 = none                         */
+  unsigned long progress, armed_at; /* replies read + writes made; value when last armed */
+  int backed_off;         /* one 421 or rate limit backs the host off once, not per address */
+  int wpending;           /* a WRITE for it is queued                                     */
+  int close_out;          /* its CLOSE was handed out: the driver may release it now      */
+  item **items;
+  size_t nitems;
+} session;
+
+typedef struct table {
+  void **slots;
+  size_t cap, n;
+} table;
+
+typedef struct qent { /* one queued action; its payload is taken when it is handed out */
+  int type;
+  unsigned sid;
+  uint64_t token;
+  item *it;               /* RESULT                                                     */
+} qent;
+
+struct smtpc_plan {
+  smtpc_verify_opts o;
+  char *mail_from, *helo;
+  int mail_from_utf8;
+  void *(*alloc)(void *ud, void *ptr, size_t size);
+  void *alloc_ud;
+  size_t mem, mem_peak;
+  uint64_t rng;           /* splitmix64 state for probe local parts                     */
+  uint64_t now;
+  link delayed, all, groups, sessions;
+  table domains, groups_t, hosts;
+  domain **dom_by_token;
+  size_t ndom, cap_dom;
+  session *slots;         /* o.concurrency slots, indexed by sid                         */
+  unsigned *free_sids;    /* a stack of the free slots                                   */
+  size_t nfree;
+  size_t pending, active;
+  int ended, canceled, dirty;
+  uint64_t sched_next;    /* what the last schedule pass wants to wake for               */
+  uint64_t want_wake;     /* timers armed since: the wake may have to come sooner        */
+  uint64_t announced;     /* the last WAKE handed out (0 = none outstanding)             */
+  qent *q;                /* ring of queued actions                                     */
+  size_t qhead, qlen, qcap;
+  item *handed;           /* the RESULT handed out last: freed on the next call           */
+  char *wbuf;             /* the WRITE handed out last                                    */
+  size_t wcap;
+  smtpc_result res;
+  uint64_t opened, results;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* small helpers */
+
+static inline uint64_t secs_us(double s) {
+  return s <= 0 ? 0 : (uint64_t)(s * 1000000.0 + 0.5);
+}
+
+static inline void wake_at(uint64_t *next, uint64_t t) {
+  if (*next == 0 || t < *next) *next = t;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* plan_store.c */
+
+void *smtpc__pmalloc(smtpc_plan *p, size_t n);
+void *smtpc__pcalloc(smtpc_plan *p, size_t n);
+void smtpc__pfree(smtpc_plan *p, void *ptr);
+char *smtpc__pstrdup(smtpc_plan *p, const char *s);
+int smtpc__push_action(smtpc_plan *p, int type, unsigned sid, item *it);
+host *smtpc__host_for(smtpc_plan *p, const smtpc_sockaddr *sa);
+domain *smtpc__domain_for(smtpc_plan *p, const char *name, int literal);
+int smtpc__domain_route(smtpc_plan *p, domain *d, const smtpc_route *route);
+void smtpc__store_free(smtpc_plan *p);
+
+/* ---------------------------------------------------------------------------------------- */
+/* plan_decide.c */
+
+void smtpc__item_free(smtpc_plan *p, item *it);
+void smtpc__item_release(smtpc_plan *p, item *it); /* free it if nothing refers to it */
+void smtpc__item_detach(item *it);
+void smtpc__report(smtpc_plan *p, item *it, int verdict, int reason);
+void smtpc__learn(smtpc_plan *p, item *it, session *s, int stage, const smtpc_reply *rep,
+                  int err, int reason, const char *detail);
+void smtpc__enqueue(smtpc_plan *p, item *it, int front);
+void smtpc__retry_or_report(smtpc_plan *p, item *it, uint64_t after);
+void smtpc__flush_held(smtpc_plan *p, domain *d);
+void smtpc__host_down(smtpc_plan *p, session *s, const item *it);
+void smtpc__adopt_host_failure(smtpc_plan *p, item *it, const group *g);
+void smtpc__dns_fail(smtpc_plan *p, domain *d, item *it);
+item *smtpc__probe_new(smtpc_plan *p, domain *d);
+void smtpc__probe_lost(smtpc_plan *p, domain *d, int count);
+void smtpc__on_event(void *ud, const smtpc_dialog_event *ev); /* the dialog's callback */
+
+/* ---------------------------------------------------------------------------------------- */
+/* plan_session.c */
+
+int smtpc__start_session(smtpc_plan *p, group *g, host *h, const char *mx);
+void smtpc__sess_step(session *s);      /* after every input to the dialog              */
+void smtpc__sess_close(session *s);     /* CLOSE it (once)                              */
+void smtpc__sess_connect_failed(session *s, int err, const char *detail);
+void smtpc__sess_release(session *s);   /* the driver let go: free the slot             */
+void smtpc__sess_timeout(session *s);
+
+#endif

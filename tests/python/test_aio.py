@@ -1,0 +1,178 @@
+"""smtpcode.aio: the asyncio driver of the planner.
+
+The behaviour tests of test_verify.py (the libuv driver's) run here once more, unchanged,
+through smtpcode.aio.verify: their `run` helper is swapped for one that drives asyncio. Then
+what only an asyncio driver owes: the loop never stalls while it works, and cancelling the
+task closes every session.
+"""
+import asyncio
+import socket
+import time
+
+import pytest
+
+import smtpcode
+import smtpcode.aio
+import test_verify as tv
+from fixture_mta import PORT
+
+
+def aio_run(addresses, **kw):
+    addresses = list(addresses)
+
+    async def collect():
+        return [r async for r in smtpcode.aio.verify(addresses, **tv.opts(**kw))]
+
+    results = asyncio.run(collect())
+    got = sorted(r.address for r in results)
+    assert got == sorted(addresses), "not exactly one result per input address"
+    return results
+
+
+# The libuv driver's behaviour tests that go through test_verify.run (all but those that test
+# the blocking iterator itself: laziness, break-and-again, Ctrl-C, the GIL).
+SHARED = [
+    tv.test_postfix_world_verdicts,
+    tv.test_result_fields,
+    tv.test_catch_all_off_reports_accepted_as_deliverable,
+    tv.test_starttls_required_without_starttls,
+    tv.test_starttls_off,
+    tv.test_tls_verify_rejects_self_signed,
+    tv.test_transcript,
+    tv.test_deferring_only_mx_is_unknown,
+    tv.test_duplicates_each_get_a_result,
+    tv.test_greylisting_is_retried,
+    tv.test_greylisting_past_the_deadline_says_greylisted,
+    tv.test_batching_connections_and_no_data,
+    tv.test_postfix_error_limits_do_not_lose_addresses,
+    tv.test_catch_all_found_beside_many_unknown_users,
+    tv.test_hostile_addresses_never_reach_the_wire,
+    tv.test_no_data_and_no_injection_on_the_wire,
+]
+
+
+@pytest.mark.parametrize("case", SHARED, ids=[c.__name__[5:] for c in SHARED])
+def test_shared_behaviour_through_asyncio(case, request, monkeypatch):
+    monkeypatch.setattr(tv, "run", aio_run)
+    names = case.__code__.co_varnames[:case.__code__.co_argcount]
+    case(*[request.getfixturevalue(n) for n in names])
+
+
+@pytest.mark.parametrize("stage,fault,reason,code", [
+    ("banner", "421", "notaccept", 421),
+    ("banner", "reset", "networkerror", None),
+    ("ehlo", "garbage", "networkerror", None),
+    ("mail", "silent", "networkerror", None),
+    ("rcpt", "reset", "networkerror", None),
+    ("rcpt", "endless", "networkerror", None),
+    ("starttls", "tlsgarbage", "failedstarttls", None),
+    ("starttls", "tlsalert", "failedstarttls", None),
+])
+def test_faults_through_asyncio(fault_server, stage, fault, reason, code, monkeypatch):
+    monkeypatch.setattr(tv, "run", aio_run)
+    tv.test_faults_give_unknown_for_every_address(fault_server, stage, fault, reason, code)
+
+
+def test_verify_one(mail_world):
+    r = asyncio.run(smtpcode.aio.verify_one("alice@users.mta.test", **tv.opts()))
+    assert (r.address, r.verdict, r.reason) == ("alice@users.mta.test", "deliverable", "delivered")
+    r = asyncio.run(smtpcode.aio.verify_one("not an address", **tv.opts()))
+    assert (r.verdict, r.reason) == ("undeliverable", "syntaxerror")
+
+
+def test_both_drivers_agree(mail_world):
+    addrs = [a for a, _, _ in tv.POSTFIX_CASES] + ["x y@users.mta.test", "a@nxdomain.mta.test"]
+    # (catch_all of a rejected address depends on whether the probe's reply came first)
+    uv = {r.address: (r.verdict, r.reason, r.mx, r.error) for r in tv.run(addrs)}
+    aio = {r.address: (r.verdict, r.reason, r.mx, r.error) for r in aio_run(addrs)}
+    assert uv == aio
+
+
+def test_option_errors_are_the_same():
+    async def first(**kw):
+        async for r in smtpcode.aio.verify(["a@b.test"], **kw):
+            return r
+    with pytest.raises(TypeError):
+        asyncio.run(first(mail_from="a@b.test"))                      # helo missing
+    with pytest.raises(TypeError):
+        asyncio.run(first(mail_from="a@b.test", helo="h", colour=1))  # no such option
+    with pytest.raises(ValueError):
+        asyncio.run(first(mail_from="a@b.test", helo="h", concurrency=0))
+    with pytest.raises(ValueError):
+        asyncio.run(first(mail_from="bad\r\nsender", helo="h"))
+    with pytest.raises(TypeError):
+        asyncio.run(smtpcode.aio.verify("a@b.test", mail_from="a@b.test", helo="h").__anext__())
+
+
+def test_loop_is_never_blocked(mail_world):
+    """While 2,000 addresses are verified, a ticker on the same loop is never late by 20 ms."""
+    addrs = ["bulk%04d@users.mta.test" % (i % 400 + 1) for i in range(1600)] + \
+            ["nobody%d@users.mta.test" % i for i in range(200)] + \
+            ["user%d@catchall.mta.test" % i for i in range(200)]
+
+    async def main():
+        lags = []
+        stop = asyncio.Event()
+
+        async def ticker():
+            while not stop.is_set():
+                t = time.monotonic()
+                await asyncio.sleep(0.005)
+                lags.append(time.monotonic() - t - 0.005)
+
+        tick = asyncio.create_task(ticker())
+        n = 0
+        async for _ in smtpcode.aio.verify(addrs, **tv.opts(starttls="off", concurrency=20,
+                                                             rcpt_per_session=50)):
+            n += 1
+        stop.set()
+        await tick
+        return n, lags
+
+    n, lags = asyncio.run(main())
+    assert n == len(addrs)
+    assert len(lags) > 20, "the ticker hardly ran"
+    assert max(lags) < 0.020, "the loop stalled for %.1f ms" % (max(lags) * 1000)
+
+
+def established_to(ip, port):
+    """Our established TCP connections to ip:port, as the kernel lists them."""
+    want = "%08X:%04X" % (int.from_bytes(socket.inet_aton(ip), "little"), port)
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[2] == want and cols[3] == "01":
+                n += 1
+    return n
+
+
+def test_cancel_closes_every_session(fault_server):
+    """Cancelling the task mid-dialog closes every connection (the server sees them end)."""
+    srv = fault_server(0, {"stage": "rcpt", "fault": "silent"})  # RCPTs never answered
+    addrs = ["c%d@f0.fault.mta.test" % i for i in range(40)]
+
+    async def consume():
+        async for _ in smtpcode.aio.verify(addrs, **tv.opts(starttls="off", concurrency=4,
+                                                             per_host=4, rcpt_per_session=10,
+                                                             timeout=30.0)):
+            pass
+
+    async def main():
+        task = asyncio.create_task(consume())
+        deadline = time.monotonic() + 10
+        while established_to("127.0.0.20", PORT) < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # the RCPTs are out, never to be answered
+        opened = established_to("127.0.0.20", PORT)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 5
+        while established_to("127.0.0.20", PORT) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return opened, established_to("127.0.0.20", PORT)
+
+    opened, left = asyncio.run(main())
+    assert opened == 4, "the sessions never opened"
+    assert left == 0, "%d sessions left open after cancellation" % left
