@@ -1,14 +1,18 @@
 /*
- * catalog.c -- what a reply code, an enhanced status code or a reason name means, in English
- * and in Japanese.
+ * catalog.c -- what a reply code, an enhanced status code or a reason name means, why it
+ * happens and what to do about it, in English and in Japanese.
  *
  * The text is data, in catalog/ *.def X-macro tables:
  *   codes.def    reply codes (RFC 5321 and extensions, codes seen in the wild, client-side numbers)
  *   digits.def   what each digit position of a reply code means (used for codes not listed)
- *   status.def   the IANA enhanced status code registry: class, subject and detail rows
+ *   status.def   the IANA enhanced status code registry: class, subject and detail rows, the
+ *                class sentences a detail takes, and class-specific causes and fixes
  *   reasons.def  every reason name of SMTPC_REASON_MAP
+ * Every entry has four parts: a title, a description (what the reply means), causes (why it
+ * happens) and fixes (what the sender does about it), the layout of the Japanese guide this
+ * catalog grew from (原因 / 対処法).
  * This file only finds rows and, where the key needs it, composes an entry from the meaning of
- * the key's parts (the digits of a code, the class and subject of a status) into out->buf.
+ * the key's parts (the digits of a code, the class and detail of a status) into out->buf.
  * Composition never truncates: a field that would not fit falls back to a shorter form made of
  * whole static strings, so the output is always valid UTF-8 and never overflows.
  */
@@ -21,15 +25,19 @@ enum { LANG_EN = 0, LANG_JA = 1, LANG_COUNT };
 typedef struct smtpc__text {
   const char *title;
   const char *desc;
-  const char *action; /* NULL for rows that have none (digit 2, status subject) */
+  const char *causes; /* NULL for rows that have none (digit 2, status subject) */
+  const char *fixes;
 } smtpc__text;
+
+/* Which class sentences (SMTPC_STATUS_NOTE) are true for a detail, used in status.def. */
+enum { FIT_NONE = 0, FIT_2 = 1 << 2, FIT_4 = 1 << 4, FIT_5 = 1 << 5 };
 
 /* ---- tables -------------------------------------------------------------------------------- */
 
 /* Reply codes, with a direct index by number. An enum constant per code makes a duplicate row
  * in codes.def a compile error instead of a silently shadowed entry. */
 enum {
-#define SMTPC_CODE(c, et, ed, ea, jt, jd, ja) CODE_IDX_##c,
+#define SMTPC_CODE(c, et, ed, ec, ef, jt, jd, jc, jf) CODE_IDX_##c,
 #include "catalog/codes.def"
 #undef SMTPC_CODE
   CODE_COUNT
@@ -39,51 +47,65 @@ static const struct {
   char key[4];
   smtpc__text t[LANG_COUNT];
 } codes[CODE_COUNT] = {
-#define SMTPC_CODE(c, et, ed, ea, jt, jd, ja) {#c, {{et, ed, ea}, {jt, jd, ja}}},
+#define SMTPC_CODE(c, et, ed, ec, ef, jt, jd, jc, jf) {#c, {{et, ed, ec, ef}, {jt, jd, jc, jf}}},
 #include "catalog/codes.def"
 #undef SMTPC_CODE
 };
 
 /* 0 = not listed, else index + 1. */
 static const unsigned short code_index[600] = {
-#define SMTPC_CODE(c, et, ed, ea, jt, jd, ja) [c] = CODE_IDX_##c + 1,
+#define SMTPC_CODE(c, et, ed, ec, ef, jt, jd, jc, jf) [c] = CODE_IDX_##c + 1,
 #include "catalog/codes.def"
 #undef SMTPC_CODE
 };
 
 static const smtpc__text digit1[6][LANG_COUNT] = {
-#define SMTPC_DIGIT1(d, et, ed, ea, jt, jd, ja) [d] = {{et, ed, ea}, {jt, jd, ja}},
-#define SMTPC_DIGIT2(d, et, ed, jt, jd)
+#define SMTPC_DIGIT1(d, et, ed, ec, ef, jt, jd, jc, jf) [d] = {{et, ed, ec, ef}, {jt, jd, jc, jf}},
 #include "catalog/digits.def"
 #undef SMTPC_DIGIT1
-#undef SMTPC_DIGIT2
 };
 
 static const smtpc__text digit2[10][LANG_COUNT] = {
-#define SMTPC_DIGIT1(d, et, ed, ea, jt, jd, ja)
-#define SMTPC_DIGIT2(d, et, ed, jt, jd) [d] = {{et, ed, NULL}, {jt, jd, NULL}},
+#define SMTPC_DIGIT2(d, et, ed, jt, jd) [d] = {{et, ed, NULL, NULL}, {jt, jd, NULL, NULL}},
 #include "catalog/digits.def"
-#undef SMTPC_DIGIT1
 #undef SMTPC_DIGIT2
 };
 
+/* The sense RFC 5321 gives a third digit after a second one ([second][third]); NULL where it
+ * gives none. */
+static const char *const digit3[10][10][LANG_COUNT] = {
+#define SMTPC_DIGIT3(s, t, en, ja) [s][t] = {en, ja},
+#include "catalog/digits.def"
+#undef SMTPC_DIGIT3
+};
+
 static const smtpc__text status_class[6][LANG_COUNT] = {
-#define SMTPC_STATUS_CLASS(c, et, ed, ea, jt, jd, ja) [c] = {{et, ed, ea}, {jt, jd, ja}},
+#define SMTPC_STATUS_CLASS(c, et, ed, ec, ef, jt, jd, jc, jf) [c] = {{et, ed, ec, ef}, {jt, jd, jc, jf}},
 #include "catalog/status.def"
 #undef SMTPC_STATUS_CLASS
+};
+
+/* The class's sentences a detail takes: [class][1] where the detail fits them (FIT_n), [class][0]
+ * where it does not (class 2 with a detail that names a failure). */
+static const struct {
+  const char *desc, *fixes;
+} status_note[6][2][LANG_COUNT] = {
+#define SMTPC_STATUS_NOTE(c, fit, ed, ef, jd, jf) [c][fit] = {{ed, ef}, {jd, jf}},
+#include "catalog/status.def"
+#undef SMTPC_STATUS_NOTE
 };
 
 /* Subjects are indexed directly: the registry has 0..7, and any subject past the table is
  * simply "not registered". */
 static const smtpc__text status_subject[10][LANG_COUNT] = {
-#define SMTPC_STATUS_SUBJECT(s, et, ed, jt, jd) [s] = {{et, ed, NULL}, {jt, jd, NULL}},
+#define SMTPC_STATUS_SUBJECT(s, et, ed, jt, jd) [s] = {{et, ed, NULL, NULL}, {jt, jd, NULL, NULL}},
 #include "catalog/status.def"
 #undef SMTPC_STATUS_SUBJECT
 };
 
 /* A duplicate (subject, detail) row in status.def is a compile error, as for codes. */
 enum {
-#define SMTPC_STATUS(s, d, et, ed, ea, jt, jd, ja) STATUS_ROW_##s##_##d,
+#define SMTPC_STATUS(s, d, fit, et, ed, ec, ef, jt, jd, jc, jf) STATUS_ROW_##s##_##d,
 #include "catalog/status.def"
 #undef SMTPC_STATUS
   STATUS_COUNT
@@ -91,12 +113,32 @@ enum {
 
 /* About 80 rows: a linear scan costs less than keeping a second index in step. */
 static const struct {
-  unsigned short subject, detail;
+  unsigned short subject, detail, fit;
   smtpc__text t[LANG_COUNT];
 } statuses[STATUS_COUNT] = {
-#define SMTPC_STATUS(s, d, et, ed, ea, jt, jd, ja) {s, d, {{et, ed, ea}, {jt, jd, ja}}},
+#define SMTPC_STATUS(s, d, fit, et, ed, ec, ef, jt, jd, jc, jf) \
+  {s, d, fit, {{et, ed, ec, ef}, {jt, jd, jc, jf}}},
 #include "catalog/status.def"
 #undef SMTPC_STATUS
+};
+
+/* What one class of a detail means where the generic detail text would blur it (4.1.1 is a
+ * lookup that failed for now, 5.1.1 a mailbox that does not exist). A duplicate row is a
+ * compile error. */
+enum {
+#define SMTPC_STATUS_AS(c, s, d, ec, ef, jc, jf) STATUS_AS_##c##_##s##_##d,
+#include "catalog/status.def"
+#undef SMTPC_STATUS_AS
+  STATUS_AS_COUNT
+};
+
+static const struct {
+  unsigned short cls, subject, detail;
+  const char *causes[LANG_COUNT], *fixes[LANG_COUNT];
+} status_as[STATUS_AS_COUNT] = {
+#define SMTPC_STATUS_AS(c, s, d, ec, ef, jc, jf) {c, s, d, {ec, jc}, {ef, jf}},
+#include "catalog/status.def"
+#undef SMTPC_STATUS_AS
 };
 
 static const char *const reason_names[SMTPC_REASON_COUNT] = {
@@ -106,8 +148,8 @@ static const char *const reason_names[SMTPC_REASON_COUNT] = {
 };
 
 static const smtpc__text reasons[SMTPC_REASON_COUNT][LANG_COUNT] = {
-#define SMTPC_REASON_TEXT(id, et, ed, ea, jt, jd, ja) \
-  [SMTPC_REASON_##id] = {{et, ed, ea}, {jt, jd, ja}},
+#define SMTPC_REASON_TEXT(id, et, ed, ec, ef, jt, jd, jc, jf) \
+  [SMTPC_REASON_##id] = {{et, ed, ec, ef}, {jt, jd, jc, jf}},
 #include "catalog/reasons.def"
 #undef SMTPC_REASON_TEXT
 };
@@ -119,9 +161,11 @@ static const struct {
   const char *nonstd;       /* title qualifier for a second digit 6-9 */
   const char *code_pre, *code_post;
   const char *digit2_other; /* second digit 6-9: no standard meaning */
+  const char *digit3_none;  /* third digit with no meaning after its second digit */
   const char *status_pre, *status_post;
   const char *follow_class_subject, *follow_class, *follow_subject, *follow_none;
   const char *no_class_title;
+  const char *no_class_causes;
   const char *no_class_action;
 } phrase[LANG_COUNT] = {
   {" ", " (", ")", ", non-standard code",
@@ -129,12 +173,15 @@ static const struct {
    "The second digit has no meaning defined by the SMTP standards (they define 0 to 5): the "
    "server uses a private or mistaken code. It is read here as the catch-all mail system "
    "category, but the reply text says more than the number.",
+   "The third digit only tells apart replies of the same category; RFC 5321 gives this one no "
+   "meaning of its own, so the reply text says what the server meant.",
    "Enhanced status code ", " is not in the IANA registry (or not yet in this catalog).",
    "What follows is what its class and subject mean.",
    "Its subject is not registered either; what follows is what its class means.",
    "What follows is what its subject means.",
    "Its subject is not registered either, so only the reply text can tell what it means.",
    "Unregistered enhanced status code",
+   "The code alone does not tell; the reply text that came with it does.",
    "Without its class digit a status code does not say whether the failure is permanent: look "
    "at the reply code or class that came with it (4 means retry later, 5 means do not retry "
    "unchanged)."},
@@ -143,12 +190,15 @@ static const struct {
    "2 桁目の数字は SMTP の規格では意味が定められていません（定められているのは 0〜5 です）。"
    "サーバー独自のコードか誤ったコードです。ここでは最も広い「メールシステム」の分類として扱いますが、"
    "番号よりも応答文の内容を確認してください。",
+   "3 桁目は同じ分類の応答を区別するための数字で、この組み合わせには RFC 5321 で決まった意味が"
+   "ありません。サーバーが何を伝えたかったかは応答文で確認してください。",
    "拡張ステータスコード ", " は IANA の登録簿（またはこのカタログ）に載っていません。",
    "以下はクラスとサブジェクトが一般に表す意味です。",
    "サブジェクトも登録されていないため、以下はクラスが表す意味のみです。",
    "以下はサブジェクトが一般に表す意味です。",
    "サブジェクトも登録されていないため、意味は応答文から判断するしかありません。",
    "未登録の拡張ステータスコード",
+   "コードだけでは判断できません。一緒に返された応答文を確認してください。",
    "クラス（先頭の数字）がないため、恒久的なエラーか一時的なエラーかはこのコードだけでは"
    "判断できません。一緒に返された応答コードやクラスを確認してください（4 なら時間をおいて再送、"
    "5 ならそのまま再送しても失敗します）。"},
@@ -245,13 +295,16 @@ static int find_reason(const char *k, size_t len) {
 static void set(smtpc_explanation *out, const smtpc__text *t) {
   out->title = t->title;
   out->description = t->desc;
-  out->action = t->action;
+  out->causes = t->causes;
+  out->fixes = t->fixes;
+  out->action = t->fixes;
 }
 
-/* ---- the three kinds of key ------------------------------------------------------------------ */
+/* ---- the kinds of key ------------------------------------------------------------------------ */
 
 static int explain_code(int code, int lang, smtpc_explanation *out) {
   const smtpc__text *d1, *d2;
+  const char *d3;
   smtpc__sb b;
   int nonstd;
   char *key = out->buf;
@@ -267,11 +320,14 @@ static int explain_code(int code, int lang, smtpc_explanation *out) {
   }
   /* Not listed: say what the digits mean. digits.def covers every first digit 1-5 and the
    * second digits 0-5; 6-9 have no standard meaning, and are read as the catch-all x5z
-   * (mail system) with a note saying so. */
+   * (mail system) with a note saying so. The third digit has a sense only where RFC 5321
+   * gives the pair one (x52 storage, x03 bad sequence ...). */
   d1 = &digit1[code / 100][lang];
   d2 = &digit2[code / 10 % 10][lang];
+  d3 = digit3[code / 10 % 10][code % 10][lang];
   nonstd = d2->title == NULL;
   if (nonstd) d2 = &digit2[5][lang];
+  if (d3 == NULL) d3 = phrase[lang].digit3_none;
   b.buf = out->buf + 4;
   b.cap = sizeof out->buf - 4;
   b.len = 0;
@@ -280,15 +336,43 @@ static int explain_code(int code, int lang, smtpc_explanation *out) {
                        d1->title);
   out->description =
       join_or(SB_JOIN(&b, phrase[lang].code_pre, key, phrase[lang].code_post, phrase[lang].sep,
-                      d1->desc, phrase[lang].sep, nonstd ? phrase[lang].digit2_other : d2->desc),
+                      d1->desc, phrase[lang].sep, nonstd ? phrase[lang].digit2_other : d2->desc,
+                      phrase[lang].sep, d3),
               d1->desc);
-  out->action = d1->action;
+  out->causes = d1->causes;
+  out->fixes = out->action = d1->fixes;
   return 0;
+}
+
+/* "5.1.1": the detail, with the class's sentences only where they are true of the detail
+ * (FIT_n in status.def) and the class's own causes and fixes where status.def has them. */
+static void explain_detail(int cls, const smtpc__text *row, unsigned fit, int subject, int detail,
+                           int lang, smtpc__sb *b, smtpc_explanation *out) {
+  const char *sep = phrase[lang].sep, *causes = row->causes, *fixes = row->fixes;
+  int fits = (fit & (1u << cls)) != 0;
+  const char *note_desc = status_note[cls][fits][lang].desc;
+  const char *note_fixes = status_note[cls][fits][lang].fixes;
+  size_t i;
+  for (i = 0; i < sizeof status_as / sizeof status_as[0]; i++) {
+    if (status_as[i].cls == cls && status_as[i].subject == subject &&
+        status_as[i].detail == detail) {
+      causes = status_as[i].causes[lang];
+      fixes = status_as[i].fixes[lang];
+      break;
+    }
+  }
+  out->title = row->title;
+  out->description =
+      note_desc != NULL ? join_or(SB_JOIN(b, row->desc, sep, note_desc), row->desc) : row->desc;
+  out->causes = causes;
+  out->fixes = note_fixes != NULL ? join_or(SB_JOIN(b, fixes, sep, note_fixes), fixes) : fixes;
+  out->action = out->fixes;
 }
 
 static int explain_status(int cls, int subject, int detail, int lang, smtpc_explanation *out) {
   const smtpc__text *row = NULL, *subj = NULL, *klass = NULL;
   const char *sep = phrase[lang].sep;
+  unsigned fit = 0;
   smtpc__sb b;
   size_t i;
   int n;
@@ -313,6 +397,7 @@ static int explain_status(int cls, int subject, int detail, int lang, smtpc_expl
   for (i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
     if (statuses[i].subject == subject && statuses[i].detail == detail) {
       row = &statuses[i].t[lang];
+      fit = statuses[i].fit;
       break;
     }
   }
@@ -323,10 +408,8 @@ static int explain_status(int cls, int subject, int detail, int lang, smtpc_expl
 
   if (row != NULL && klass == NULL) { /* "X.1.1": the detail as the registry states it */
     set(out, row);
-  } else if (row != NULL) { /* "5.1.1": the detail, told as permanent/transient/success */
-    out->title = row->title;
-    out->description = join_or(SB_JOIN(&b, row->desc, sep, klass->desc), row->desc);
-    out->action = join_or(SB_JOIN(&b, row->action, sep, klass->action), row->action);
+  } else if (row != NULL) {
+    explain_detail(cls, row, fit, subject, detail, lang, &b, out);
   } else if (klass != NULL) { /* unregistered "5.9.9": class, and subject when known */
     if (subj != NULL) {
       out->title = join_or(
@@ -343,7 +426,8 @@ static int explain_status(int cls, int subject, int detail, int lang, smtpc_expl
                           phrase[lang].follow_class, sep, klass->desc),
                   klass->desc);
     }
-    out->action = klass->action;
+    out->causes = klass->causes;
+    out->fixes = out->action = klass->fixes;
   } else { /* unregistered "X.9.9": subject when known */
     out->title = subj != NULL ? subj->title : phrase[lang].no_class_title;
     out->description =
@@ -354,9 +438,34 @@ static int explain_status(int cls, int subject, int detail, int lang, smtpc_expl
             : join_or(SB_JOIN(&b, phrase[lang].status_pre, out->key, phrase[lang].status_post,
                               sep, phrase[lang].follow_none),
                       phrase[lang].follow_none);
-    out->action = phrase[lang].no_class_action;
+    out->causes = phrase[lang].no_class_causes;
+    out->fixes = out->action = phrase[lang].no_class_action;
   }
   return 0;
+}
+
+/* "5xx", "5" (a reply code class) or "5.x.x" (a status class). Returns 0, or -1 when the key
+ * is not a class key. */
+static int explain_class(const char *k, size_t len, int lang, smtpc_explanation *out) {
+  int c;
+  if (len < 1 || k[0] < '1' || k[0] > '5') return -1;
+  c = k[0] - '0';
+  if (len == 1 || (len == 3 && (k[1] == 'x' || k[1] == 'X') && (k[2] == 'x' || k[2] == 'X'))) {
+    set(out, &digit1[c][lang]);
+    memcpy(out->buf, k, 1);
+    memcpy(out->buf + 1, "xx", 3);
+    out->key = out->buf;
+    return 0;
+  }
+  if (len == 5 && k[1] == '.' && k[3] == '.' && (k[2] == 'x' || k[2] == 'X') &&
+      (k[4] == 'x' || k[4] == 'X') && status_class[c][lang].title != NULL) {
+    set(out, &status_class[c][lang]);
+    memcpy(out->buf, k, 1);
+    memcpy(out->buf + 1, ".x.x", 5);
+    out->key = out->buf;
+    return 0;
+  }
+  return -1;
 }
 
 /* ---- public ---------------------------------------------------------------------------------- */
@@ -365,6 +474,10 @@ int smtpc_explain_code(int code, const char *lang, smtpc_explanation *out) {
   int l = parse_lang(lang);
   if (out == NULL) return SMTPC_EINVAL;
   if (l < 0) return SMTPC_EBADLANG;
+  if (code >= 1 && code <= 5) { /* the class, as the key "5" */
+    char k = (char)('0' + code);
+    return explain_class(&k, 1, l, out);
+  }
   if (code < 100 || code > 599) return SMTPC_EBADKEY;
   return explain_code(code, l, out);
 }
@@ -381,6 +494,7 @@ int smtpc_explain(const char *key, size_t keylen, const char *lang, smtpc_explan
   }
   if (parse_status(key, keylen, &cls, &subject, &detail) == 0)
     return explain_status(cls, subject, detail, l, out);
+  if (explain_class(key, keylen, l, out) == 0) return 0;
 
   r = find_reason(key, keylen);
   if (r < 0 || reasons[r][l].title == NULL) return SMTPC_EBADKEY;

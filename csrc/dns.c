@@ -699,7 +699,7 @@ int smtpc_resolve_mx(smtpc_resolver *r, const char *domain, smtpc_resolve_cb cb,
 
   if (r == NULL || cb == NULL || domain == NULL) return SMTPC_EINVAL;
   if (r->closing) return SMTPC_ECANCELED;
-  if (smtpc__dns_name_norm(domain, strlen(domain), name) != 0) return SMTPC_EINVAL;
+  if (smtpc__dns_name_user(domain, strlen(domain), name) != 0) return SMTPC_EINVAL;
   if ((w = calloc(1, sizeof(*w))) == NULL) return SMTPC_ENOMEM;
   w->cb = cb;
   w->data = data;

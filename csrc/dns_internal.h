@@ -23,6 +23,8 @@
  * Writes it lower-cased without the trailing dot into out (NUL-terminated).
  * Returns 0, or SMTPC_EINVAL. */
 int smtpc__dns_name_norm(const char *in, size_t len, char out[256]);
+/* The same for a domain from a caller, which may hold U-labels (converted to A-labels). */
+int smtpc__dns_name_user(const char *in, size_t len, char out[256]);
 
 /* Called for every record of the asked type owned by the asked name (after CNAMEs). */
 typedef void (*smtpc__dns_rr_fn)(void *ctx, const unsigned char *msg, int len,

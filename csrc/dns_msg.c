@@ -58,6 +58,25 @@ int smtpc__dns_name_norm(const char *in, size_t len, char out[256]) {
   return 0;
 }
 
+/* A domain as a caller gives it: an ASCII host name, or one with U-labels ("bücher.example"),
+ * looked up by its A-labels as verify does. The IDNA2008 rules live in the address parser
+ * (libidn2), so a non-ASCII domain goes through it as the domain of a mailbox. */
+int smtpc__dns_name_user(const char *in, size_t len, char out[256]) {
+  char mailbox[11 + 256];
+  smtpc_address a;
+  size_t i;
+  int nonascii = 0;
+  if (in == NULL) return SMTPC_EINVAL;
+  for (i = 0; i < len; i++) nonascii |= (unsigned char)in[i] >= 0x80;
+  if (!nonascii) return smtpc__dns_name_norm(in, len, out);
+  if (len > 0 && in[len - 1] == '.') len--;
+  if (len == 0 || len > 255) return SMTPC_EINVAL;
+  memcpy(mailbox, "postmaster@", 11);
+  memcpy(mailbox + 11, in, len);
+  if (smtpc_parse_address(mailbox, 11 + len, &a, NULL) != 0 || a.literal) return SMTPC_EINVAL;
+  return smtpc__dns_name_norm(a.ascii_domain, strlen(a.ascii_domain), out);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Messages. Every read is bounds-checked against len; names are expanded by c-ares, which
  * follows compression pointers safely. */

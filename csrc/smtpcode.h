@@ -250,19 +250,26 @@ SMTPC_API const char *smtpc_kind(int code, const char *status);
 /* Catalog (catalog.c, data in catalog/ *.def).                                               */
 
 typedef struct smtpc_explanation {
-  const char *key;          /* the normalised key: "550", "5.1.1", "X.1.1" or "userunknown" */
+  const char *key;          /* the normalised key: "550", "5.1.1", "X.1.1", "5xx", "5.x.x" or
+                               "userunknown"                                                */
   const char *title;
-  const char *description;  /* what the server meant and the likely causes                */
-  const char *action;       /* what the sender should do                                  */
-  char buf[2048];           /* storage for entries composed from the digits' meanings     */
+  const char *description;  /* what the reply means                                         */
+  const char *causes;       /* why it happens: the usual causes (ja: 原因)                  */
+  const char *fixes;        /* what the sender should do about it (ja: 対処法)              */
+  const char *action;       /* the same string as fixes, kept for callers written before it */
+  char buf[4096];           /* storage for entries composed from the digits' meanings     */
 } smtpc_explanation;
 
-/* key: "550", "5.1.1", "X.1.1" (or "x.1.1") or a reason name (any letter case); lang: "en"
- * (NULL) or "ja".
+/* key: "550", "5.1.1", "X.1.1" (or "x.1.1"), a class ("5xx" or "5": the reply code class;
+ * "5.x.x": the status class) or a reason name (any letter case); lang: "en" (NULL) or "ja".
+ * An enhanced status code with its class is explained as that class: the class's sentences
+ * are added only where they hold for the detail, and a detail can have causes and fixes of
+ * its own per class (4.1.1 is not 5.1.1).
  * Returns 0, SMTPC_EBADKEY for a malformed key, SMTPC_EBADLANG. Strings live in *out or in
- * static storage: valid as long as *out. */
+ * static storage: valid as long as *out. Every field is a non-empty string. */
 SMTPC_API int smtpc_explain(const char *key, size_t keylen, const char *lang,
                             smtpc_explanation *out);
+/* The same for a code given as a number: 100-599, or 1-5 for the class ("5xx"). */
 SMTPC_API int smtpc_explain_code(int code, const char *lang, smtpc_explanation *out);
 
 /* ------------------------------------------------------------------------------------------ */

@@ -113,7 +113,8 @@ static int l_classify(lua_State *L) {
   return 1;
 }
 
-/* smtpcode.explain(key [, lang]) -> {key=, title=, description=, action=} | nil, err */
+/* smtpcode.explain(key [, lang]) -> {key=, title=, description=, causes=, fixes=, action=}
+ * | nil, err (action is the same text as fixes) */
 static int l_explain(lua_State *L) {
   smtpc_explanation e;
   const char *lang = luaL_optstring(L, 2, "en");
@@ -129,10 +130,12 @@ static int l_explain(lua_State *L) {
     rc = smtpc_explain(key, klen, lang, &e);
   }
   if (rc < 0) return lsmtpc_fail(L, smtpc_strerror(rc));
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 6);
   set_str(L, "key", e.key);
   set_str(L, "title", e.title);
   set_str(L, "description", e.description);
+  set_str(L, "causes", e.causes);
+  set_str(L, "fixes", e.fixes);
   set_str(L, "action", e.action);
   return 1;
 }

@@ -254,10 +254,12 @@ static PyObject *py_classify(PyObject *self, PyObject *args, PyObject *kw) {
 static PyTypeObject *ExplanationType;
 
 static PyStructSequence_Field explanation_fields[] = {
-  {"key", "the normalised key: '550', '5.1.1', 'X.1.1' or a reason name"},
+  {"key", "the normalised key: '550', '5.1.1', 'X.1.1', '5xx', '5.x.x' or a reason name"},
   {"title", "a short title"},
-  {"description", "what the server meant and the likely causes"},
-  {"action", "what the sender should do"},
+  {"description", "what the reply means"},
+  {"action", "what the sender should do (the same text as fixes)"},
+  {"causes", "why it happens: the usual causes"},
+  {"fixes", "what the sender should do about it"},
   {NULL, NULL},
 };
 
@@ -293,8 +295,13 @@ static PyObject *py_explain(PyObject *self, PyObject *args, PyObject *kw) {
   PyStructSequence_SET_ITEM(res, 1, PyUnicode_FromString(e.title));
   PyStructSequence_SET_ITEM(res, 2, PyUnicode_FromString(e.description));
   PyStructSequence_SET_ITEM(res, 3, PyUnicode_FromString(e.action));
+  /* causes and fixes are named fields past the 4-tuple, so code that unpacks the tuple keeps
+   * working */
+  PyStructSequence_SET_ITEM(res, 4, PyUnicode_FromString(e.causes));
+  PyStructSequence_SET_ITEM(res, 5, PyUnicode_FromString(e.fixes));
   if (!PyStructSequence_GET_ITEM(res, 0) || !PyStructSequence_GET_ITEM(res, 1) ||
-      !PyStructSequence_GET_ITEM(res, 2) || !PyStructSequence_GET_ITEM(res, 3)) {
+      !PyStructSequence_GET_ITEM(res, 2) || !PyStructSequence_GET_ITEM(res, 3) ||
+      !PyStructSequence_GET_ITEM(res, 4) || !PyStructSequence_GET_ITEM(res, 5)) {
     Py_DECREF(res);
     return NULL;
   }

@@ -342,11 +342,27 @@ static void negative_ttl_from_soa(void **state) {
   smtpc_route_free(r);
 }
 
+/* A U-label domain is looked up by its A-label (IDNA2008, as verify does): the fixture serves
+ * xn--bcher-kva.test (tests/fixtures/dns/conf.d/idn.conf). */
+static void u_label_domain(void **state) {
+  (void)state;
+  smtpc_route *r = resolve("b\xc3\xbc\x63her.test");
+  assert_int_equal(r->error, SMTPC_DNS_OK);
+  assert_string_equal(r->domain, "xn--bcher-kva.test");
+  assert_int_equal(r->nmx, 1);
+  assert_string_equal(r->mx[0].host, "mx.xn--bcher-kva.test");
+  smtpc_route_free(r);
+  r = resolve("caf\xc3\xa9.test"); /* well-formed, not served: a DNS answer, not bad input */
+  assert_int_equal(r->error, SMTPC_DNS_NXDOMAIN);
+  assert_string_equal(r->domain, "xn--caf-dma.test");
+  smtpc_route_free(r);
+}
+
 static void bad_input(void **state) {
   (void)state;
   static const char *bad[] = {"", ".", "..", "a..b", "-", "bad domain.test", "a\r\nb.test",
-                              "x\n", "a@b.test", "[127.0.0.1]", "-a.test", "a-.test", "a.test-", "caf\xc3\xa9.test", "a.test..",
-                              "\x01.test"};
+                              "x\n", "a@b.test", "[127.0.0.1]", "-a.test", "a-.test", "a.test-", "\xe2\x98\x83.test", "a.test..",
+                              "\x01.test", "caf\xc3.test", "\xff.test", "b\xc3\xbc\x63her.test.."};
   smtpc_resolver_opts o;
   smtpc_route *r = (smtpc_route *)&o;
   char label[80], longname[300];
@@ -812,6 +828,7 @@ int main(void) {
     cmocka_unit_test(hostile_targets),
     cmocka_unit_test(truncated_answer_retried_over_tcp),
     cmocka_unit_test(negative_ttl_from_soa),
+    cmocka_unit_test(u_label_domain),
     cmocka_unit_test(bad_input),
     cmocka_unit_test(async_join_and_cache),
     cmocka_unit_test(hosts_shared_between_domains),

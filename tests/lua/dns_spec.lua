@@ -61,6 +61,20 @@ describe("smtpcode.resolve", function()
     assert.is_true(r.ttl >= 290 and r.ttl <= 300)
   end)
 
+  it("resolves a U-label domain by its A-label", function()
+    -- bücher.test in UTF-8; the fixture serves xn--bcher-kva.test (tests/fixtures/dns/conf.d)
+    local r = assert(resolve("b\195\188cher.test"))
+    assert.is_nil(r.error)
+    assert.equal("xn--bcher-kva.test", r.domain)
+    assert.same({ { preference = 10, host = "mx.xn--bcher-kva.test", addresses = { "127.0.0.54" } } },
+      r.mx)
+    -- IDNA2008 maps upper case; a name that is not a domain stays an error
+    assert.equal("xn--bcher-kva.test", assert(resolve("B\195\156CHER.test.")).domain)
+    -- a U-label domain that does not exist is a DNS answer, not bad input
+    local nx = assert(resolve("caf\195\169.test"))
+    assert.equal("nxdomain", nx.error)
+  end)
+
   it("ignores case and the root dot", function()
     local r = assert(resolve("TWO.test."))
     assert.equal("two.test", r.domain)
@@ -154,7 +168,7 @@ describe("smtpcode.resolve", function()
 
   it("returns nil, message for bad input", function()
     local bad = { "", ".", "a..b", "bad name.test", "a\r\nb.test", "a\0b.test", "-x.test",
-      string.rep("a", 64) .. ".test", "caf\195\169.test", "[127.0.0.1]" }
+      string.rep("a", 64) .. ".test", "\226\152\131.test", "[127.0.0.1]", "\255.test" }
     for _, d in ipairs(bad) do
       local r, err = resolve(d)
       assert.is_nil(r, d)

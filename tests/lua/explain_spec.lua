@@ -9,16 +9,31 @@ local function call(key, lang)
   return smtpcode.explain(key, lang)
 end
 
-local function check_entry(e, norm_key, word)
+local function given(v) return v ~= nil and v ~= "" and v ~= "-" end
+
+local function check_entry(e, norm_key, word, row)
   assert.is_table(e)
   assert.are.equal(norm_key, e.key)
-  for _, f in ipairs { "title", "description", "action" } do
+  for _, f in ipairs { "title", "description", "causes", "fixes", "action" } do
     assert.is_string(e[f])
     assert.is_true(#e[f] > 0, f .. " is empty")
   end
+  assert.are.equal(e.fixes, e.action)
   if word ~= "-" then
     assert.is_truthy(e.title:lower():find(word:lower(), 1, true),
                      ("title %q lacks %q"):format(e.title, word))
+  end
+  row = row or {}
+  if given(row.causes) then
+    assert.is_truthy(e.causes:find(row.causes, 1, true), ("causes lack %q"):format(row.causes))
+  end
+  if given(row.fixes) then
+    assert.is_truthy(e.fixes:find(row.fixes, 1, true), ("fixes lack %q"):format(row.fixes))
+  end
+  if given(row.absent) then
+    for _, f in ipairs { "description", "causes", "fixes" } do
+      assert.is_falsy(e[f]:find(row.absent, 1, true), ("%s has %q"):format(f, row.absent))
+    end
   end
 end
 
@@ -38,7 +53,7 @@ describe("smtpcode.explain vectors", function()
     it(("row %d: %q %s -> %s"):format(i, row.key, row.lang, row.outcome), function()
       local e, err = call(row.key, row.lang)
       if row.outcome == "ok" then
-        check_entry(e, row.norm_key, row.title)
+        check_entry(e, row.norm_key, row.title, row)
       else
         check_error(e, err, row.outcome)
       end
@@ -67,12 +82,15 @@ describe("smtpcode.explain", function()
     assert.is_truthy(ja.description:find("です", 1, true) or ja.description:find("ます", 1, true))
   end)
 
-  it("explains every code 100-599 and refuses the rest", function()
+  it("explains every code 100-599 and the classes 1-5, and refuses the rest", function()
     for code = 0, 999 do
       local e, err = smtpcode.explain(code, "ja")
       if code >= 100 and code <= 599 then
         assert.is_table(e, err)
         assert.are.equal(("%03d"):format(code), e.key)
+      elseif code >= 1 and code <= 5 then -- a lone first digit is the class, as the key "5"
+        assert.is_table(e, err)
+        assert.are.equal(code .. "xx", e.key)
       else
         assert.is_nil(e)
         assert.is_string(err)

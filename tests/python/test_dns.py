@@ -33,6 +33,19 @@ def test_two_mx_sorted_by_preference(resolve):
     assert 290 <= r.ttl <= 300
 
 
+def test_u_label_domain_resolves_by_its_a_label(resolve):
+    # the fixture serves xn--bcher-kva.test (tests/fixtures/dns/conf.d/idn.conf)
+    r = resolve("b\u00fccher.test")
+    assert r.error is None
+    assert r.domain == "xn--bcher-kva.test"
+    assert [(m.preference, m.host, m.addresses) for m in r.mx] == [
+        (10, "mx.xn--bcher-kva.test", ["127.0.0.54"])]
+    # IDNA2008 maps case; the root dot is allowed as for ASCII names
+    assert resolve("B\u00dcCHER.test.").domain == "xn--bcher-kva.test"
+    # a U-label domain that does not exist is a DNS answer, not bad input
+    assert resolve("caf\u00e9.test").error == "nxdomain"
+
+
 def test_case_and_root_dot_are_ignored(resolve):
     r = resolve("Two.TEST.")
     assert r.domain == "two.test"
@@ -165,7 +178,7 @@ def test_threads_resolve_at_once(resolve):
 
 
 @pytest.mark.parametrize("domain", [
-    "", ".", "a..b", "bad name.test", "a\r\nb.test", "-a.test", "caf\u00e9.test",
+    "", ".", "a..b", "bad name.test", "a\r\nb.test", "-a.test", "\u2603.test", "a\u200db.test",
     "a" * 64 + ".test", ("a." * 127) + "a", "[127.0.0.1]", "x@y.test", "a\x00b.test",
 ])
 def test_invalid_domains_raise(dns_server, domain):

@@ -14,12 +14,20 @@ def call(key, lang):
     return smtpcode.explain(key) if lang == "-" else smtpcode.explain(key, lang)
 
 
-def check_entry(e, norm_key, word):
+def check_entry(e, norm_key, word, causes="-", fixes="-", absent="-"):
     assert e.key == norm_key
-    for f in (e.title, e.description, e.action):
+    for f in (e.title, e.description, e.causes, e.fixes, e.action):
         assert isinstance(f, str) and f
+    assert e.action == e.fixes
     if word != "-":
         assert word.lower() in e.title.lower(), (e.title, word)
+    if causes not in ("", "-"):
+        assert causes in e.causes, (e.causes, causes)
+    if fixes not in ("", "-"):
+        assert fixes in e.fixes, (e.fixes, fixes)
+    if absent not in ("", "-"):
+        for f in (e.description, e.causes, e.fixes):
+            assert absent not in f, (f, absent)
 
 
 def check_error(key, lang, outcome):
@@ -34,7 +42,8 @@ def test_vector(row):
     key, lang, outcome = text(row["key"]), text(row["lang"]), text(row["outcome"])
     if outcome == "ok":
         e = call(key, lang)
-        check_entry(e, text(row["norm_key"]), text(row["title"]))
+        check_entry(e, text(row["norm_key"]), text(row["title"]), text(row.get("causes", "")),
+                    text(row.get("fixes", "")), text(row.get("absent", "")))
     else:
         check_error(key, lang, outcome)
     # The same key given as an int gives the same outcome.
@@ -60,12 +69,14 @@ def test_default_is_english():
     assert "です" in ja.description or "ます" in ja.description
 
 
-def test_every_code_100_to_599():
+def test_every_code_100_to_599_and_the_classes():
     for code in range(0, 1000):
         if 100 <= code <= 599:
             e = smtpcode.explain(code, "ja")
             assert e.key == f"{code:03d}"
-            assert e.title and e.description and e.action
+            assert e.title and e.description and e.causes and e.fixes
+        elif 1 <= code <= 5:  # a lone first digit is the class, as the key "5"
+            assert smtpcode.explain(code).key == f"{code}xx"
         else:
             with pytest.raises(ValueError):
                 smtpcode.explain(code)

@@ -4,13 +4,13 @@ import json
 import re
 import shutil
 import sys
-import textwrap
 
 import smtpcode
 
 from . import logparse
 from .formats import printable
 from .main import EXIT_FAILURE, EXIT_OK, Failure
+from .wrap import fill, fill_items, width as text_width
 
 _CONTINUATION = re.compile(r"^\d{3}-")
 
@@ -35,8 +35,10 @@ def add_decode_parser(sub):
 def add_explain_parser(sub):
     sp = sub.add_parser(
         "explain", help="explain a reply code, enhanced status code or reason",
-        description="Look up the catalog: a reply code (550), an enhanced status code (5.1.1) "
-                    "or a reason name (userunknown, see `smtpcode explain reasons`).")
+        description="Look up the catalog: a reply code (550), an enhanced status code (5.1.1), "
+                    "a class (5xx, 5 or 5.x.x) or a reason name (userunknown, see `smtpcode "
+                    "explain reasons`). A reply pasted from a log as one argument ('554 5.7.1 "
+                    "...') explains its code and its status.")
     sp.add_argument("keys", nargs="+", metavar="CODE")
     sp.add_argument("--lang", choices=("en", "ja"), default="en")
     sp.add_argument("--format", choices=("text", "json"), default="text")
@@ -77,45 +79,67 @@ def _width():
     return max(40, min(100, shutil.get_terminal_size((100, 24)).columns))
 
 
+# Every word decode and explain print, in both languages: labels, the verdict line, headings.
+_WORDS = {
+    "en": {"reply": "reply:", "reason": "reason:", "status": "status:", "provider": "provider:",
+           "log": "log:", "meaning": "meaning:", "causes": "causes:", "fixes": "fixes:",
+           "no_code": "(no code)", "success": "success", "intermediate": "intermediate",
+           "transient": "transient", "permanent": "permanent", "unknown": "unknown",
+           "hard_bounce": "hard bounce", "greylisted": "greylisted", "retry": "retry later",
+           "retry_after": "retry later (after %d s)", "no_retry": "do not retry as is",
+           "sep": ", ", "dash": " - ", "Causes": "Causes", "Fixes": "Fixes"},
+    "ja": {"reply": "応答:", "reason": "理由:", "status": "ステータス:", "provider": "事業者:",
+           "log": "ログ:", "meaning": "意味:", "causes": "原因:", "fixes": "対処法:",
+           "no_code": "（コードなし）", "success": "成功", "intermediate": "中間応答",
+           "transient": "一時的なエラー", "permanent": "恒久的なエラー", "unknown": "不明",
+           "hard_bounce": "ハードバウンス", "greylisted": "グレーリスティング",
+           "retry": "時間をおいて再送", "retry_after": "時間をおいて再送（%d 秒後以降）",
+           "no_retry": "そのまま再送しない", "sep": "、", "dash": "：",
+           "Causes": "原因", "Fixes": "対処法"},
+}
+_LABEL = 12  # display columns of the label column
+
+
 def _para(label, text, width):
-    return textwrap.fill(text, width=width, initial_indent="%-10s" % label,
-                         subsequent_indent=" " * 10, break_long_words=False,
-                         break_on_hyphens=False)
+    pad = label + " " * max(1, _LABEL - text_width(label))
+    return fill(text, width, pad, " " * text_width(pad))
 
 
 def _describe(rep, entry, lang):
     width = _width()
-    head = " ".join(str(x) for x in (rep.code, rep.status) if x is not None) or "(no code)"
-    facts = [rep.kind]
+    w = _WORDS[lang]
+    head = " ".join(str(x) for x in (rep.code, rep.status) if x is not None) or w["no_code"]
+    facts = [w.get(rep.kind, rep.kind)]
     if rep.hard_bounce:
-        facts.append("hard bounce")
+        facts.append(w["hard_bounce"])
     if rep.greylisted:
-        facts.append("greylisted")
+        facts.append(w["greylisted"])
     if rep.retry:
-        facts.append("retry later" + (" (after %d s)" % rep.retry_after if rep.retry_after else ""))
+        facts.append(w["retry_after"] % rep.retry_after if rep.retry_after else w["retry"])
     elif rep.kind != "success":
-        facts.append("do not retry as is")
-    out = ["%s  %s" % (head, ", ".join(facts))]
+        facts.append(w["no_retry"])
+    out = [fill_items(facts, w["sep"], width, head + "  ", " " * (text_width(head) + 2))]
     if rep.text:
-        out.append(_para("reply:", printable(rep.text).replace("\n", " / "), width))
+        out.append(_para(w["reply"], printable(rep.text).replace("\n", " / "), width))
     why = _explain(rep.reason, lang)
-    out.append(_para("reason:", rep.reason + (" - " + why.title if why else ""), width))
+    out.append(_para(w["reason"], rep.reason + (w["dash"] + why.title if why else ""), width))
     if rep.status:
         st = _explain(rep.status, lang)
         if st:
-            out.append(_para("status:", "%s - %s" % (rep.status, st.title), width))
+            out.append(_para(w["status"], rep.status + w["dash"] + st.title, width))
     if rep.provider:
-        out.append(_para("provider:", rep.provider, width))
+        out.append(_para(w["provider"], rep.provider, width))
     if entry is not None:
         ctx = entry.context()
         if entry.host:
             ctx["host"] = entry.host + (" [%s]" % entry.ip if entry.ip else "")
             ctx.pop("ip", None)
-        out.append(_para("log:", printable("  ".join("%s %s" % kv for kv in ctx.items()), ""),
+        out.append(_para(w["log"], printable("  ".join("%s %s" % kv for kv in ctx.items()), ""),
                          width))
     if why:
-        out.append(_para("meaning:", why.description, width))
-        out.append(_para("action:", why.action, width))
+        out.append(_para(w["meaning"], why.description, width))
+        out.append(_para(w["causes"], why.causes, width))
+        out.append(_para(w["fixes"], why.fixes, width))
     return "\n".join(out) + "\n"
 
 
@@ -163,6 +187,35 @@ def run_decode(a):
 
 # -- explain ---------------------------------------------------------------------------------
 
+def _is_key(word):
+    try:
+        smtpcode.explain(word)
+    except (smtpcode.ReplyError, ValueError):
+        return False
+    return True
+
+
+def _keys(args):
+    """The catalog keys of the arguments. An argument that is not keys alone is a reply pasted
+    from a log: '554 5.7.1' gives both keys, '550 5.1.1 <a@b>: User unknown' and '550-5.1.1'
+    their code and status (as decode reads them); an unknown word stays as it is, to fail."""
+    for arg in args:
+        words = arg.split()
+        if not words or all(_is_key(x) for x in words):
+            for x in words or [arg]:
+                yield x
+            continue
+        # not keys alone: read it as a reply ("550-5.1.1", "554 5.7.1 Rejected")
+        try:
+            rep = smtpcode.decode(arg)
+        except smtpcode.ReplyError:
+            yield arg
+            continue
+        found = [str(x) for x in (rep.code, rep.status) if x is not None]
+        for x in found or [arg]:
+            yield x
+
+
 def run_explain(a):
     if a.keys == ["reasons"]:
         for r in smtpcode.reasons():
@@ -170,8 +223,10 @@ def run_explain(a):
             sys.stdout.write("%-16s %s\n" % (r, e.title if e else ""))
         return EXIT_OK
     width = _width()
+    w = _WORDS[a.lang]
     failed = []
-    for i, key in enumerate(a.keys):
+    first = True
+    for key in _keys(a.keys):
         try:
             e = smtpcode.explain(int(key) if key.isdigit() else key, a.lang)
         except (smtpcode.ReplyError, ValueError) as err:
@@ -179,15 +234,17 @@ def run_explain(a):
             continue
         if a.format == "json":
             sys.stdout.write(json.dumps(dict(key=e.key, title=e.title, description=e.description,
-                                             action=e.action), ensure_ascii=False) + "\n")
+                                             causes=e.causes, fixes=e.fixes, action=e.action),
+                                        ensure_ascii=False) + "\n")
             continue
-        if i:
+        if not first:
             sys.stdout.write("\n")
-        # Japanese has no spaces to wrap at: give it whole lines and let the terminal wrap
-        fill = (lambda s: s) if a.lang == "ja" else (
-            lambda s: textwrap.fill(s, width=width, break_on_hyphens=False))
-        sys.stdout.write("%s  %s\n\n%s\n\n%s\n" % (e.key, e.title, fill(e.description),
-                                                   fill(e.action)))
+        first = False
+        sys.stdout.write("%s\n\n%s\n\n%s\n%s\n\n%s\n%s\n" % (
+            fill(e.title, width, e.key + "  ", " " * (len(e.key) + 2)),
+            fill(e.description, width),
+            w["Causes"], fill(e.causes, width, "  ", "  "),
+            w["Fixes"], fill(e.fixes, width, "  ", "  ")))
     if failed:
         raise Failure("; ".join(failed))
     return EXIT_OK
