@@ -305,5 +305,6 @@ int luaopen_smtpcode(lua_State *L) {
   lsmtpc_open_address(L);
   lsmtpc_open_dns(L);
   lsmtpc_open_verify(L);
+  lsmtpc_open_plan(L);
   return 1;
 }
