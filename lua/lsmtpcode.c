@@ -306,5 +306,6 @@ int luaopen_smtpcode(lua_State *L) {
   lsmtpc_open_dns(L);
   lsmtpc_open_verify(L);
   lsmtpc_open_plan(L);
+  lsmtpc_open_mxq(L);
   return 1;
 }
