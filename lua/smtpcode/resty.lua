@@ -173,23 +173,42 @@ local function lookup(st, token, domain)
 end
 
 -- ---- sessions per host across workers ------------------------------------------------------
--- Each worker keeps its own count per MX address in the shared dict under "c:<ip>:<worker id>"
--- (set, never incremented, with a TTL longer than any session can last), so the total is the
--- sum over worker ids and a worker that dies leaves a count that expires. A respawned worker
--- has the same id and overwrites it at its first session there.
+-- Each worker process keeps its own count per MX address in the shared dict, under
+-- "c:<ip>:<worker id>:<pid>", and says it is alive with "w:<worker id>" = pid, refreshed every
+-- second with a TTL of three. The total at an address sums the counts of the live processes
+-- only: a worker that is killed stops counting within three seconds (or at once when nginx
+-- respawns its id), and its keys expire after the longest a session can last.
 
 local local_count = {}
+local beating = {}
+
+local function heartbeat(premature, dict_name)
+  if premature then return end
+  local dict = ngx.shared[dict_name]
+  if dict then dict:set("w:" .. (ngx.worker.id() or 0), ngx.worker.pid(), 3) end
+end
+
+local function start_heartbeat(dict_name)
+  heartbeat(false, dict_name)
+  if not beating[dict_name] then
+    beating[dict_name] = ngx.timer.every(1, heartbeat, dict_name) or nil
+  end
+end
 
 local function host_total(dict, ip)
   local n = 0
-  for id = 0, ngx.worker.count() - 1 do n = n + (dict:get("c:" .. ip .. ":" .. id) or 0) end
+  for id = 0, ngx.worker.count() - 1 do
+    local pid = dict:get("w:" .. id)
+    if pid then n = n + (dict:get("c:" .. ip .. ":" .. id .. ":" .. pid) or 0) end
+  end
   return n
 end
 
 local function host_set(st, ip, delta)
   local c = (local_count[ip] or 0) + delta
   local_count[ip] = c > 0 and c or nil
-  st.dict:set("c:" .. ip .. ":" .. (ngx.worker.id() or 0), c > 0 and c or 0, st.count_ttl)
+  st.dict:set("c:" .. ip .. ":" .. (ngx.worker.id() or 0) .. ":" .. ngx.worker.pid(),
+              c > 0 and c or 0, st.count_ttl)
 end
 
 -- Waits for a free session slot at ip (and for a pause there to end); false at the deadline.
@@ -384,7 +403,10 @@ local function check_opts(opts)
   st.count_ttl = deadline + 60
   if opts.shared_dict ~= nil then
     st.dict = ngx.shared[opts.shared_dict]
-    if not st.dict then return nil, "invalid option: shared_dict (no lua_shared_dict " .. tostring(opts.shared_dict) .. ")" end
+    if not st.dict then
+      return nil, "invalid option: shared_dict (no lua_shared_dict " .. tostring(opts.shared_dict) .. ")"
+    end
+    start_heartbeat(opts.shared_dict)
   end
   return st
 end
