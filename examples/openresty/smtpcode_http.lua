@@ -23,7 +23,7 @@ local conf = {
 -- Options that go to smtpcode.resty.verify as they are (a request cannot set them).
 local VERIFY_OPTS = { "dns_servers", "mail_from", "helo", "port", "timeout", "per_host",
   "rcpt_per_session", "starttls", "tls_verify", "host_pause", "max_rejections", "greylist_delay",
-  "deadline" }
+  "deadline", "concurrency", "catch_all", "connect_timeout" }
 
 function _M.configure(opts)
   for k, v in pairs(opts or {}) do conf[k] = v end
