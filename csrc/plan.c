@@ -254,18 +254,28 @@ static void schedule(smtpc_plan *p) {
   }
   p->want_wake = 0; /* the scan below sees every timer; sessions started after it arm anew */
   expire(p, now, &next);
-  for (l = p->sessions.next; l != &p->sessions; l = n) { /* connect and reply timers */
-    session *s = CONTAINER(l, session, node);
-    n = l->next;
-    if (s->timer_at == 0) continue;
-    if (s->timer_at <= now) smtpc__sess_timeout(s);
-    if (s->timer_at) wake_at(&next, s->timer_at);
+  /* connect and reply timers: the sessions are looked at only when one may be due (timers
+   * move later with every reply, so timer_min is a lower bound, made exact here) */
+  if (p->timer_min && p->timer_min <= now) {
+    uint64_t tmin = 0;
+    for (l = p->sessions.next; l != &p->sessions; l = n) {
+      session *s = CONTAINER(l, session, node);
+      n = l->next;
+      if (s->timer_at == 0) continue;
+      if (s->timer_at <= now) smtpc__sess_timeout(s);
+      if (s->timer_at) wake_at(&tmin, s->timer_at);
+    }
+    p->timer_min = tmin;
   }
-  for (l = p->delayed.next; l != &p->delayed; l = n) {
+  if (p->timer_min) wake_at(&next, p->timer_min);
+  for (l = p->delayed.next; l != &p->delayed; l = n) { /* in ready order */
     item *it = CONTAINER(l, item, q);
     n = l->next;
-    if (it->ready_at <= now) smtpc__enqueue(p, it, 0);
-    else wake_at(&next, it->ready_at);
+    if (it->ready_at > now) {
+      wake_at(&next, it->ready_at);
+      break;
+    }
+    smtpc__enqueue(p, it, 0);
   }
   for (l = p->groups.next; l != &p->groups; l = n) {
     group *g = CONTAINER(l, group, node);
@@ -404,6 +414,7 @@ int smtpc_plan_connected(smtpc_plan *p, uint64_t now, unsigned sid) {
   s->armed_at = s->progress + smtpc_dialog_replies(s->d);
   s->timer_at = p->now + secs_us(p->o.timeout); /* the banner */
   wake_at(&p->want_wake, s->timer_at);
+  wake_at(&p->timer_min, s->timer_at);
   return 0;
 }
 

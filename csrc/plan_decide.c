@@ -143,7 +143,13 @@ static void delay_item(smtpc_plan *p, item *it, uint64_t us) {
   smtpc__item_detach(it);
   it->state = IT_DELAYED;
   it->ready_at = p->now + us;
-  l_push(&p->delayed, &it->q);
+  /* kept in ready order (from the tail: delays are nearly always the same), so that the
+   * scheduling pass stops at the first one not ready */
+  {
+    link *l = p->delayed.prev;
+    while (l != &p->delayed && CONTAINER(l, item, q)->ready_at > it->ready_at) l = l->prev;
+    l_push(l->next, &it->q); /* before l->next = after l */
+  }
   p->dirty = 1;
 }
 

@@ -205,6 +205,7 @@ struct smtpc_plan {
   int ended, canceled, dirty;
   uint64_t sched_next;    /* what the last schedule pass wants to wake for               */
   uint64_t want_wake;     /* timers armed since: the wake may have to come sooner        */
+  uint64_t timer_min;     /* no session timer is due before this (0 = none armed)        */
   uint64_t announced;     /* the last WAKE handed out (0 = none outstanding)             */
   qent *q;                /* ring of queued actions                                     */
   size_t qhead, qlen, qcap;

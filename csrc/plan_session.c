@@ -10,6 +10,7 @@ static void arm(session *s, double secs) {
   smtpc_plan *p = s->p;
   s->timer_at = p->now + secs_us(secs);
   wake_at(&p->want_wake, s->timer_at);
+  wake_at(&p->timer_min, s->timer_at);
 }
 
 void smtpc__sess_close(session *s) {
