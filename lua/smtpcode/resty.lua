@@ -245,18 +245,22 @@ local function session(st, s)
   s.co = co_running()
   if not s.sock then
     if st.dict then
-      if not acquire(st, s.ip) then
+      if acquire(st, s.ip) then
+        s.acquired = true
+      else
+        s.refused = true
         p:eof(now_us(), s.sid, "too many sessions at this host", true)
         st.pump(s.co)
-        s.co = nil
-        return
       end
-      s.acquired = true
     end
-    local sock = ngx.socket.tcp()
-    sock:settimeouts(st.connect_ms, st.io_ms, st.io_ms)
-    local ok, err = sock:connect(s.ip, s.port)
-    if not ok then
+    local sock = not s.refused and not s.closing and ngx.socket.tcp()
+    local ok, err
+    if sock then
+      sock:settimeouts(st.connect_ms, st.io_ms, st.io_ms)
+      ok, err = sock:connect(s.ip, s.port)
+    end
+    if not sock then -- reported above
+    elseif not ok then
       p:eof(now_us(), s.sid, err == "timeout" and "connect timeout" or err, err == "timeout")
       st.pump(s.co)
     else

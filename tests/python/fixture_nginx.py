@@ -38,14 +38,14 @@ class HttpService:
 def http_service():
     running = {}
 
-    def start(workers=1, rate=1000, body_max="64k", mail_from="probe@sender.test"):
-        key = (workers, rate, body_max, mail_from)
+    def start(workers=1, rate=1000, body_max="64k", mail_from="probe@sender.test", dns_port=5353):
+        key = (workers, rate, body_max, mail_from, dns_port)
         if key in running:
             return running[key][0]
         port = 8089 + len(running)
         env = dict(os.environ, SMTPC_HTTP_PORT=str(port), SMTPC_HTTP_WORKERS=str(workers),
                    SMTPC_HTTP_RATE=str(rate), SMTPC_HTTP_BODY_MAX=body_max,
-                   SMTPC_HTTP_MAIL_FROM=mail_from,
+                   SMTPC_HTTP_MAIL_FROM=mail_from, SMTPC_DNS_PORT=str(dns_port),
                    SMTPC_HTTP_STATE=str(_ROOT / "build" / "fixtures" / ("nginx-%d" % port)))
         r = subprocess.run([str(_CTL), "start"], env=env, capture_output=True, text=True, timeout=60)
         if r.returncode != 0:

@@ -176,3 +176,79 @@ def test_killing_a_worker_loses_no_other_result_and_leaves_no_stuck_count(http_s
     res = post_verify(svc, ["after-%d@f9.fault.mta.test" % j for j in range(2)])
     for r in res.values():
         assert (r["verdict"], r["reason"]) == ("risky", "delivered"), r
+
+
+class TruncatingDNS:
+    """A resolver in front of dnsmasq that answers every UDP query with an empty, truncated
+    (TC) response and every TCP query with dnsmasq's real answer: a driver that does not retry
+    over TCP on truncation finds no route at all."""
+
+    def __init__(self, port, upstream=("127.0.0.1", 5353)):
+        import socket
+        self.upstream, self.tcp_queries, self.udp_queries = upstream, 0, 0
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", port))
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind(("127.0.0.1", port))
+        self.tcp.listen(16)
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self.serve_udp,
+                                                                         self.serve_tcp)]
+        for t in self.threads:
+            t.start()
+
+    def serve_udp(self):
+        self.udp.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                q, peer = self.udp.recvfrom(4096)
+            except OSError:
+                continue
+            self.udp_queries += 1
+            # header: same id, QR + RD + TC, RA; the question only, no records
+            qend = 12
+            while q[qend] != 0:
+                qend += q[qend] + 1
+            self.udp.sendto(q[:2] + bytes([0x83, 0x80]) + b"\x00\x01\x00\x00\x00\x00\x00\x00"
+                            + q[12:qend + 5], peer)
+
+    def serve_tcp(self):
+        import socket
+        self.tcp.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.tcp.accept()
+            except OSError:
+                continue
+            with c:
+                c.settimeout(5)
+                n = int.from_bytes(c.recv(2), "big")
+                q = b""
+                while len(q) < n:
+                    q += c.recv(n - len(q))
+                self.tcp_queries += 1
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                u.settimeout(5)
+                u.sendto(q, self.upstream)
+                a, _ = u.recvfrom(65535)
+                u.close()
+                c.sendall(len(a).to_bytes(2, "big") + a)
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(2)
+        self.udp.close()
+        self.tcp.close()
+
+
+def test_truncated_dns_answers_are_asked_again_over_tcp(http_service, mail_world):
+    dns = TruncatingDNS(5391)
+    try:
+        svc = http_service(mail_from="probe-tc@sender.test", dns_port=5391)
+        r = get_verify(svc, "alice@users.mta.test")
+    finally:
+        dns.close()
+    assert (r["verdict"], r["reason"], r["mx"]) == ("deliverable", "delivered", "mx1.mta.test"), r
+    assert dns.udp_queries >= 3 and dns.tcp_queries >= 3  # MX, A and AAAA of mx1, each twice
