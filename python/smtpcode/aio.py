@@ -22,6 +22,8 @@ from . import _smtpcode
 
 __all__ = ["verify", "verify_one"]
 
+_SLICE = 200  # addresses added, or results handed over, between two turns of the loop
+
 _PLAN_OPTS = ("mail_from", "helo", "port", "concurrency", "per_host", "rcpt_per_session",
               "starttls", "catch_all", "greylist_delay", "deadline", "timeout", "transcript",
               "connect_timeout", "max_rejections", "host_pause")
@@ -274,17 +276,23 @@ async def verify(addresses, *, mail_from, helo, dns_servers=None, tls_verify=Fal
                     raise TypeError("verify() addresses must be str, not %s" % type(a).__name__)
                 drv.plan.add(drv.now(), a, tag)
                 tag += 1
+                if tag % _SLICE == 0:
+                    await asyncio.sleep(0)  # a large window is filled in slices: others run
             # the planner acts on the next loop turn (a WAKE for now), with everything added
             drv.pump()
             r = await results.get()
             if r is None:
                 return
             yield r
+            n = 1
             while not results.empty():
                 r = results.get_nowait()
                 if r is None:
                     return
                 yield r
+                n += 1
+                if n % _SLICE == 0:
+                    await asyncio.sleep(0)  # a consumer that never awaits still lets others run
     finally:
         if drv.results is not None or drv.sessions:
             drv.shutdown()

@@ -104,8 +104,17 @@ def test_option_errors_are_the_same():
         asyncio.run(smtpcode.aio.verify("a@b.test", mail_from="a@b.test", helo="h").__anext__())
 
 
+def runqueue_wait():
+    """Seconds this thread has spent ready to run but waiting for a core (schedstat)."""
+    with open("/proc/thread-self/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
 def test_loop_is_never_blocked(mail_world):
-    """While 2,000 addresses are verified, a ticker on the same loop is never late by 20 ms."""
+    """While 2,000 addresses are verified, a ticker on the same loop is never held up for
+    20 ms by the driver: its lateness, less the time the kernel kept the thread waiting for a
+    core (a shared machine does that to any program), stays under 20 ms. A blocking call or a
+    long computation on the loop counts in full."""
     addrs = ["bulk%04d@users.mta.test" % (i % 400 + 1) for i in range(1600)] + \
             ["nobody%d@users.mta.test" % i for i in range(200)] + \
             ["user%d@catchall.mta.test" % i for i in range(200)]
@@ -116,9 +125,9 @@ def test_loop_is_never_blocked(mail_world):
 
         async def ticker():
             while not stop.is_set():
-                t = time.monotonic()
+                w, q = time.monotonic(), runqueue_wait()
                 await asyncio.sleep(0.005)
-                lags.append(time.monotonic() - t - 0.005)
+                lags.append(time.monotonic() - w - 0.005 - (runqueue_wait() - q))
 
         tick = asyncio.create_task(ticker())
         n = 0
@@ -132,7 +141,7 @@ def test_loop_is_never_blocked(mail_world):
     n, lags = asyncio.run(main())
     assert n == len(addrs)
     assert len(lags) > 20, "the ticker hardly ran"
-    assert max(lags) < 0.020, "the loop stalled for %.1f ms" % (max(lags) * 1000)
+    assert max(lags) < 0.020, "the loop was held up for %.1f ms" % (max(lags) * 1000)
 
 
 def established_to(ip, port):
