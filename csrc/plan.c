@@ -64,7 +64,8 @@ static int norm_opts(smtpc_verify_opts *o) {
       o->max_rejections < 1 || o->starttls < 0 || o->starttls > 2 || !(o->deadline > 0) ||
       !(o->timeout > 0) || !(o->connect_timeout > 0) || !(o->host_pause >= 0) ||
       o->greylist_delay != o->greylist_delay || o->deadline > 1e9 || o->timeout > 1e9 ||
-      o->connect_timeout > 1e9 || o->host_pause > 1e9 || o->greylist_delay > 1e9)
+      o->connect_timeout > 1e9 || o->host_pause > 1e9 || o->greylist_delay > 1e9 ||
+      o->disposable < SMTPC_DISPOSABLE_RISKY || o->disposable > SMTPC_DISPOSABLE_UNDELIVERABLE)
     return SMTPC_EINVAL;
   /* the dialog is the judge of what may go on the wire */
   memset(&dc, 0, sizeof dc);
@@ -461,6 +462,15 @@ int smtpc_plan_released(smtpc_plan *p, uint64_t now, unsigned sid) {
 /* ---------------------------------------------------------------------------------------- */
 /* actions */
 
+/* What the probe learnt of the domain's route, as inspect.c's typo check wants it. */
+static int route_fact(const domain *d) {
+  if (d == NULL) return SMTPC_ROUTE_UNKNOWN;
+  if (d->grp) return SMTPC_ROUTE_OK;
+  if (d->null_mx || d->dns_error == SMTPC_DNS_NXDOMAIN || d->dns_error == SMTPC_DNS_NOADDRESS)
+    return SMTPC_ROUTE_NONE;
+  return SMTPC_ROUTE_UNKNOWN;
+}
+
 /* The queue's front, made into an action. 0 when the entry has gone stale (a WRITE whose
  * bytes an earlier WRITE took). */
 static int hand_out(smtpc_plan *p, const qent *e, smtpc_plan_action *out) {
@@ -530,6 +540,15 @@ static int hand_out(smtpc_plan *p, const qent *e, smtpc_plan_action *out) {
     r->duration = (double)(p->now - it->added) / 1e6;
     r->transcript = it->transcript;
     r->transcript_len = it->transcript_len;
+    /* disposable, role, free provider, suggestion; the disposable policy may change the
+     * verdict. A result suggests only what DNS backs: a domain that failed to resolve may
+     * exist. Made here rather than kept in every item: it is only needed once. */
+    {
+      int fact = route_fact(it->dom);
+      if (smtpc_inspect(it->input, it->input_len, fact, &r->inspect) == 0)
+        r->verdict = smtpc_verdict_with_inspection(r->verdict, &r->inspect, p->o.disposable);
+      if (fact != SMTPC_ROUTE_NONE) r->inspect.suggestion[0] = '\0';
+    }
     out->result = r;
     p->handed = it; /* lives until the next call */
     p->results++;

@@ -366,6 +366,60 @@ SMTPC_API const char *smtpc_address_kind_message(int kind);
 /* SMTPC-END: address */
 
 /* ------------------------------------------------------------------------------------------ */
+/* Inspection (inspect.c, tables in inspect_lists.c from tools/update-lists) -- what the      */
+/* address itself tells besides SMTP. Pure: no I/O, no allocation, no global state.           */
+/* SMTPC-SECTION: inspect */
+
+/* What the caller knows of the domain's mail route (inspect does no DNS itself). */
+typedef enum smtpc_route_fact {
+  SMTPC_ROUTE_UNKNOWN = 0, /* not looked up: a suggestion is a candidate only              */
+  SMTPC_ROUTE_NONE = 1,    /* NXDOMAIN, no MX and no address, or a null MX: takes no mail  */
+  SMTPC_ROUTE_OK = 2       /* the domain has a mail route: it is real, never "corrected"  */
+} smtpc_route_fact;
+
+typedef struct smtpc_inspection {
+  int disposable;     /* the domain, or a domain above it, is a throw-away mail service    */
+  int role;           /* the local part (lower-cased, "+tag" removed) names a role: info,
+                         postmaster, sales ...                                            */
+  int free_provider;  /* the domain is a free mailbox provider (gmail.com, yahoo.co.jp,
+                         docomo.ne.jp ...)                                                */
+  char suggestion[SMTPC_ADDR_ADDRESS_SIZE]; /* the address with its domain corrected, or
+                         "" when none: a suggestion is made only when one well-known mail
+                         domain is clearly closest (Damerau-Levenshtein with keyboard
+                         adjacency) and the route fact is not SMTPC_ROUTE_OK              */
+} smtpc_inspection;
+
+/* Parse s (as smtpc_parse_address) and inspect it. route: smtpc_route_fact. Returns 0,
+ * SMTPC_EBADADDRESS (*out zeroed: nothing is said about an invalid address) or
+ * SMTPC_EINVAL (NULL out). */
+SMTPC_API int smtpc_inspect(const char *s, size_t len, int route, smtpc_inspection *out);
+/* The same for an address parsed already (parse_address results, the engine). */
+SMTPC_API void smtpc_inspect_address(const smtpc_address *a, int route, smtpc_inspection *out);
+
+/* The single look-ups, on an ASCII (A-label) domain or a local part, any letter case. */
+SMTPC_API int smtpc_is_disposable_domain(const char *domain, size_t len);
+SMTPC_API int smtpc_is_free_provider(const char *domain, size_t len);
+SMTPC_API int smtpc_is_role_local(const char *local, size_t len);
+/* The well-known domain a mistyped one stands for: 1 with out filled, 0 when none. */
+SMTPC_API int smtpc_suggest_domain(const char *domain, size_t len,
+                                   char out[SMTPC_ADDR_DOMAIN_SIZE]);
+
+/* Verdict policy for disposable addresses (smtpc_verify_opts.disposable). */
+typedef enum smtpc_disposable_policy {
+  SMTPC_DISPOSABLE_RISKY = 0,        /* deliverable becomes risky; other verdicts stay    */
+  SMTPC_DISPOSABLE_UNDELIVERABLE = 1 /* every disposable address is undeliverable         */
+} smtpc_disposable_policy;
+
+/* "risky" | "undeliverable" -> policy; -1 when unknown. */
+SMTPC_API int smtpc_disposable_policy_from_name(const char *name, size_t len);
+/* The verdict after the policy (role accounts keep theirs: they are only flagged). */
+SMTPC_API int smtpc_verdict_with_inspection(int verdict, const smtpc_inspection *in, int policy);
+/* Entries in the tables, for tests and the documentation: 0 disposable, 1 free, 2 role,
+ * 3 typo targets; 0 for anything else. */
+SMTPC_API size_t smtpc_inspect_table_size(int which);
+/* SMTPC-END: inspect */
+
+/* ------------------------------------------------------------------------------------------ */
 /* DNS (dns.c) -- section owned by the resolver module.                                        */
 /* SMTPC-SECTION: dns */
 /*
@@ -563,6 +617,7 @@ typedef struct smtpc_verify_opts {
   double timeout;           /* seconds for the banner and each command's reply (30)        */
   double connect_timeout;   /* seconds for the TCP connect (10)                             */
   double host_pause;        /* seconds between new sessions to one MX IP address (0.1)     */
+  int disposable;           /* smtpc_disposable_policy for disposable addresses (risky)     */
 } smtpc_verify_opts;
 
 /* Fill *o with the defaults shown above. Call it first, then override fields. */
@@ -587,6 +642,10 @@ typedef struct smtpc_result {
   double duration;          /* seconds from smtpc_verifier_add to this result               */
   const char *transcript;   /* session transcript (opts.transcript), NULL otherwise         */
   size_t transcript_len;
+  smtpc_inspection inspect; /* disposable, role, free provider, suggestion (made only when
+                               DNS said the domain has no mail route or does not exist);
+                               zeroed for invalid addresses; verdict has the disposable
+                               policy applied                                              */
 } smtpc_result;
 
 /* A copy of r that outlives the result callback (bindings queue these and convert them

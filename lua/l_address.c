@@ -1,7 +1,8 @@
 /* l_address.c -- Lua binding for the address parser (csrc/address.c).
  *
  *   smtpcode.parse_address(s) -> {address=, ascii_address=, local_part=, domain=, ascii_domain=,
- *                                 literal=, smtputf8=, utf8_local=}
+ *                                 literal=, smtputf8=, utf8_local=, disposable=, role=,
+ *                                 free_provider=, suggestion= (a no-DNS candidate, or nil)}
  *                              | nil, message, kind, position
  * kind is the machine-readable name ("consecutive_dots"), position the 1-based octet of s where
  * the problem was found. A non-string argument is a programming error and raises. */
@@ -37,7 +38,7 @@ static int l_parse_address(lua_State *L) {
     lua_pushstring(L, smtpc_strerror(rc));
     return 2;
   }
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 12);
   set_string(L, "address", a.address);
   set_string(L, "ascii_address", a.ascii_address);
   set_string(L, "local_part", a.local_part);
@@ -46,6 +47,11 @@ static int l_parse_address(lua_State *L) {
   set_bool(L, "literal", a.literal);
   set_bool(L, "smtputf8", a.smtputf8);
   set_bool(L, "utf8_local", a.utf8_local);
+  {
+    smtpc_inspection x;
+    smtpc_inspect_address(&a, SMTPC_ROUTE_UNKNOWN, &x);
+    lsmtpc_set_inspection(L, &x);
+  }
   return 1;
 }
 

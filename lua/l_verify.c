@@ -102,7 +102,7 @@ static void set_str(lua_State *L, const char *k, const char *v, size_t n) {
 void lsmtpc_push_result(lua_State *L, const smtpc_result *it) {
   const char *verdict = smtpc_verdict_name(it->verdict);
   const char *reason = smtpc_reason_name(it->reason);
-  lua_createtable(L, 0, 14);
+  lua_createtable(L, 0, 18);
   set_str(L, "address", it->address, it->address_len);
   set_str(L, "verdict", verdict ? verdict : "unknown", strlen(verdict ? verdict : "unknown"));
   set_str(L, "reason", reason ? reason : "undefined", strlen(reason ? reason : "undefined"));
@@ -141,6 +141,7 @@ void lsmtpc_push_result(lua_State *L, const smtpc_result *it) {
   lua_pushnumber(L, it->duration);
   lua_setfield(L, -2, "duration");
   set_str(L, "transcript", it->transcript, it->transcript_len);
+  lsmtpc_set_inspection(L, &it->inspect);
 }
 
 /* Pushes the next input string, or nothing (returns 0) when the input is exhausted. */
@@ -236,7 +237,7 @@ static int l_pending(lua_State *L) {
 static const char *const OPT_NAMES[] = {
   "mail_from", "helo", "port", "dns_servers", "concurrency", "per_host", "rcpt_per_session",
   "starttls", "tls_verify", "catch_all", "greylist_delay", "deadline", "timeout", "transcript",
-  "connect_timeout", "max_rejections", "host_pause", NULL};
+  "connect_timeout", "max_rejections", "host_pause", "disposable", NULL};
 
 /* Each returns NULL on success or a message. */
 static const char *opt_int(lua_State *L, int t, const char *k, int *out, int lo, int hi) {
@@ -385,6 +386,16 @@ int lsmtpc_verify_opts(lua_State *L, int t, smtpc_verify_opts *o, const char *co
       starttls = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
       if (starttls == NULL || (o->starttls = smtpc_starttls_from_name(starttls, n)) < 0)
         bad = "starttls (use \"opportunistic\", \"required\" or \"off\")";
+    }
+    lua_pop(L, 1);
+  }
+  if (!bad) {
+    lua_getfield(L, t, "disposable");
+    if (!lua_isnil(L, -1)) {
+      size_t n;
+      const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+      if (p == NULL || (o->disposable = smtpc_disposable_policy_from_name(p, n)) < 0)
+        bad = "disposable (use \"risky\" or \"undeliverable\")";
     }
     lua_pop(L, 1);
   }

@@ -33,6 +33,10 @@ void lsmtpc_open_dns(lua_State *L);
 void lsmtpc_open_verify(lua_State *L);
 void lsmtpc_open_plan(lua_State *L);
 void lsmtpc_open_mxq(lua_State *L);
+void lsmtpc_open_inspect(lua_State *L);
+
+/* Set disposable, role, free_provider and suggestion (nil when none) on the table on top. */
+void lsmtpc_set_inspection(lua_State *L, const smtpc_inspection *x);
 
 /* Push a decoded reply as a table (used by decode, classify and the verify results). */
 void lsmtpc_push_decoded(lua_State *L, const smtpc_decoded *d);

@@ -16,6 +16,7 @@ typedef struct {
   PyObject_HEAD
   PyObject *address, *ascii_address, *local_part, *domain, *ascii_domain;
   PyObject *literal, *smtputf8, *utf8_local;
+  PyObject *disposable, *role, *free_provider, *suggestion;
 } AddressObject;
 
 #define ADDRESS_FIELDS(XX)                                                                    \
@@ -27,7 +28,12 @@ typedef struct {
   XX(ascii_domain, "domain with A-labels (xn--...)")                                         \
   XX(literal, "True when the domain is an address literal ([192.0.2.1], [IPv6:...])")        \
   XX(smtputf8, "True when the normalised address has non-ASCII characters (RFC 6531)")       \
-  XX(utf8_local, "True when the local part has non-ASCII characters: RCPT needs SMTPUTF8")
+  XX(utf8_local, "True when the local part has non-ASCII characters: RCPT needs SMTPUTF8") \
+  XX(disposable, "True when the domain (or one above it) is a throw-away mail service")      \
+  XX(role, "True when the local part names a role (info, postmaster, sales ...)")           \
+  XX(free_provider, "True when the domain is a free mailbox provider")                      \
+  XX(suggestion, "the address with a mistyped domain corrected (a candidate: no DNS was "    \
+                 "asked), or None")
 
 static PyMemberDef address_members[] = {
 #define XX(name, doc) {#name, T_OBJECT_EX, offsetof(AddressObject, name), READONLY, doc},
@@ -121,8 +127,20 @@ static AddressObject *address_from(PyObject *arg) {
   self->literal = PyBool_FromLong(a.literal);
   self->smtputf8 = PyBool_FromLong(a.smtputf8);
   self->utf8_local = PyBool_FromLong(a.utf8_local);
+  {
+    smtpc_inspection x;
+    PyObject *v[4];
+    smtpc_inspect_address(&a, SMTPC_ROUTE_UNKNOWN, &x);
+    if (pysmtpc_inspection_values(&x, v) < 0) {
+      v[0] = v[1] = v[2] = v[3] = NULL;
+    }
+    self->disposable = v[0];
+    self->role = v[1];
+    self->free_provider = v[2];
+    self->suggestion = v[3];
+  }
   if (!self->address || !self->ascii_address || !self->local_part || !self->domain ||
-      !self->ascii_domain) {
+      !self->ascii_domain || !self->suggestion) {
     Py_DECREF(self);
     return NULL;
   }
@@ -181,6 +199,8 @@ static PyTypeObject AddressType = {
   .tp_methods = address_methods,
   .tp_new = address_new,
 };
+
+PyObject *pysmtpc_parse_address(PyObject *arg) { return (PyObject *)address_from(arg); }
 
 static PyObject *py_parse_address(PyObject *module, PyObject *arg) {
   (void)module;

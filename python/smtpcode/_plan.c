@@ -29,21 +29,25 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"mail_from", "helo", "port", "concurrency", "per_host",
                            "rcpt_per_session", "starttls", "catch_all", "greylist_delay",
                            "deadline", "timeout", "transcript", "connect_timeout",
-                           "max_rejections", "host_pause", "seed", NULL};
-  const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic";
+                           "max_rejections", "host_pause", "seed", "disposable", NULL};
+  const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic", *disposable = "risky";
   int catch_all = 1, transcript = 0, err = 0;
   unsigned long long seed = 0;
   smtpc_plan_opts po;
   smtpc_verify_opts *o = &po.verify;
   memset(&po, 0, sizeof po);
   smtpc_verify_opts_init(o);
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|$zziiiispdddpdidK:_Plan", kwlist, &mail_from,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|$zziiiispdddpdidKs:_Plan", kwlist, &mail_from,
                                    &helo, &o->port, &o->concurrency, &o->per_host,
                                    &o->rcpt_per_session, &starttls, &catch_all,
                                    &o->greylist_delay, &o->deadline, &o->timeout, &transcript,
                                    &o->connect_timeout, &o->max_rejections, &o->host_pause,
-                                   &seed))
+                                   &seed, &disposable))
     return -1;
+  if ((o->disposable = smtpc_disposable_policy_from_name(disposable, strlen(disposable))) < 0) {
+    PyErr_SetString(PyExc_ValueError, "disposable must be 'risky' or 'undeliverable'");
+    return -1;
+  }
   if ((o->starttls = smtpc_starttls_from_name(starttls, strlen(starttls))) < 0) {
     PyErr_SetString(PyExc_ValueError, "starttls must be 'opportunistic', 'required' or 'off'");
     return -1;

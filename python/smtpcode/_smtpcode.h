@@ -14,6 +14,13 @@ int pysmtpc_init_verify(PyObject *module);
 int pysmtpc_init_plan(PyObject *module);
 /* A smtpcode.Result from a result (new reference, NULL with an exception set). */
 PyObject *pysmtpc_result_new(const smtpc_result *r);
+int pysmtpc_init_inspect(PyObject *module);
+
+/* smtpcode.parse_address(arg) (new reference; NULL with AddressError set). */
+PyObject *pysmtpc_parse_address(PyObject *arg);
+/* The four inspection fields (disposable, role, free_provider, suggestion) as new references;
+ * -1 with an exception set (then none are held). */
+int pysmtpc_inspection_values(const smtpc_inspection *x, PyObject *out[4]);
 
 /* Build a smtpcode.Reply from a decoded reply (new reference, NULL with an exception set). */
 PyObject *pysmtpc_reply_new(const smtpc_decoded *d);

@@ -35,7 +35,7 @@ typedef struct qnode {
 typedef struct {
   PyObject_HEAD
   PyObject *address, *verdict, *reason, *reply, *mx, *mx_address, *catch_all, *tls, *greylisted,
-      *error, *detail, *duration, *transcript;
+      *error, *detail, *duration, *transcript, *disposable, *role, *free_provider, *suggestion;
 } ResultObject;
 
 #define RESULT_FIELDS(XX)                                                                   \
@@ -51,7 +51,12 @@ typedef struct {
   XX(error, "local or network cause ('TIMEOUT', 'DNS', 'CLOSED' ...), or None")            \
   XX(detail, "short explanation when no reply says it, or None")                            \
   XX(duration, "seconds from queueing the address to its result")                          \
-  XX(transcript, "the session transcript (transcript=True), or None")
+  XX(transcript, "the session transcript (transcript=True), or None")                      \
+  XX(disposable, "True when the domain (or one above it) is a throw-away mail service")     \
+  XX(role, "True when the local part names a role (info, postmaster, sales ...)")          \
+  XX(free_provider, "True when the domain is a free mailbox provider")                     \
+  XX(suggestion, "the address with its mistyped domain corrected (the domain has no mail "  \
+                 "route), or None")
 
 static PyTypeObject ResultType;
 static PyObject *verdict_str[SMTPC_VERDICT_COUNT];
@@ -104,8 +109,17 @@ static PyObject *result_new(const smtpc_result *src) {
   r->detail = str_or_none(src->detail, src->detail ? strlen(src->detail) : 0);
   r->duration = PyFloat_FromDouble(src->duration);
   r->transcript = str_or_none(src->transcript, src->transcript_len);
+  {
+    PyObject *v[4] = {NULL, NULL, NULL, NULL};
+    if (pysmtpc_inspection_values(&src->inspect, v) < 0) v[3] = NULL;
+    r->disposable = v[0];
+    r->role = v[1];
+    r->free_provider = v[2];
+    r->suggestion = v[3];
+  }
   if (!r->address || !r->reply || !r->mx || !r->mx_address || !r->tls || !r->greylisted ||
-      !r->error || !r->detail || !r->duration || !r->transcript) {
+      !r->error || !r->detail || !r->duration || !r->transcript ||
+      !r->suggestion) {
     Py_DECREF(r);
     return NULL;
   }
@@ -436,20 +450,20 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"addresses", "mail_from", "helo", "port", "dns_servers", "concurrency",
                            "per_host", "rcpt_per_session", "starttls", "tls_verify", "catch_all",
                            "greylist_delay", "deadline", "timeout", "transcript",
-                           "connect_timeout", "max_rejections", "host_pause", NULL};
+                           "connect_timeout", "max_rejections", "host_pause", "disposable", NULL};
   PyObject *addresses, *dns = Py_None, *dnsb = NULL;
-  const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic";
+  const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic", *disposable = "risky";
   int tls_verify = 0, catch_all = 1, transcript = 0;
   smtpc_verify_opts o;
   VerifyObject *self;
   int err = 0;
   (void)mod;
   smtpc_verify_opts_init(&o);
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdid:verify", kwlist, &addresses,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdids:verify", kwlist, &addresses,
                                    &mail_from, &helo, &o.port, &dns, &o.concurrency, &o.per_host,
                                    &o.rcpt_per_session, &starttls, &tls_verify, &catch_all,
                                    &o.greylist_delay, &o.deadline, &o.timeout, &transcript,
-                                   &o.connect_timeout, &o.max_rejections, &o.host_pause))
+                                   &o.connect_timeout, &o.max_rejections, &o.host_pause, &disposable))
     return NULL;
   if (PyUnicode_Check(addresses) || PyBytes_Check(addresses)) { /* a classic slip */
     PyErr_SetString(PyExc_TypeError, "verify() takes an iterable of addresses, not one string");
@@ -465,6 +479,10 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   if ((o.starttls = smtpc_starttls_from_name(starttls, strlen(starttls))) < 0) {
     PyErr_SetString(PyExc_ValueError,
                     "verify(): starttls must be 'opportunistic', 'required' or 'off'");
+    return NULL;
+  }
+  if ((o.disposable = smtpc_disposable_policy_from_name(disposable, strlen(disposable))) < 0) {
+    PyErr_SetString(PyExc_ValueError, "verify(): disposable must be 'risky' or 'undeliverable'");
     return NULL;
   }
   if (o.port < 1 || o.port > 65535 || o.concurrency < 1 || o.per_host < 1 ||
@@ -534,11 +552,13 @@ static PyMethodDef verify_functions[] = {
    "verify(addresses, *, mail_from, helo, port=25, dns_servers=None, concurrency=100,\n"
    "       per_host=2, rcpt_per_session=50, starttls='opportunistic', tls_verify=False,\n"
    "       catch_all=True, greylist_delay=60.0, deadline=300.0, timeout=30.0,\n"
-   "       transcript=False, connect_timeout=10.0, max_rejections=8, host_pause=0.1)\n"
+   "       transcript=False, connect_timeout=10.0, max_rejections=8, host_pause=0.1,\n"
+   "       disposable='risky')\n"
    "--\n\n"
    "Check addresses by SMTP without sending mail. Returns an iterator of Result, one per\n"
    "input address, each yielded as soon as it is known. `addresses` may be any iterable of\n"
-   "str; it is read lazily, keeping a bounded window of pending work."},
+   "str; it is read lazily, keeping a bounded window of pending work. A disposable address\n"
+   "that would be deliverable is 'risky' (disposable='undeliverable': always undeliverable)."},
   {NULL, NULL, 0, NULL},
 };
 

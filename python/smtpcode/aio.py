@@ -26,7 +26,7 @@ _SLICE = 200  # addresses added, or results handed over, between two turns of th
 
 _PLAN_OPTS = ("mail_from", "helo", "port", "concurrency", "per_host", "rcpt_per_session",
               "starttls", "catch_all", "greylist_delay", "deadline", "timeout", "transcript",
-              "connect_timeout", "max_rejections", "host_pause")
+              "connect_timeout", "max_rejections", "host_pause", "disposable")
 
 
 class _Session(asyncio.Protocol):

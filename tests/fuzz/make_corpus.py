@@ -29,6 +29,10 @@ def main():
     if os.path.exists(path):
         for i, r in enumerate(vectors.load("dialogs.tsv")):
             write("dialog", "d%03d" % i, r.get("server", b""))
+    for i, r in enumerate(vectors.load("inspect.tsv")):
+        write("inspect", "i%03d" % i, r["address"])
+    for i, r in enumerate(vectors.load("typos.tsv")[:60]):
+        write("inspect", "t%03d" % i, b"someone@" + r["typed"])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Output of `smtpcode verify`: one flat record per address, written as a table, JSON lines or CSV.
 
 A record is the result's fields under their own names, with the decided reply flattened into
-`code`, `status` (the enhanced status code) and `text`, so that CSV and jq users see one level.
+`code`, `status` (the enhanced status code) and `text`, so that CSV and jq users see one level;
+what the address itself tells (`disposable`, `role`, `free_provider`, `suggestion`) comes last.
 Columns carried from a CSV input come first, under their own names; one that would collide
 with a result field is renamed `input_<name>`.
 """
@@ -10,7 +11,7 @@ import json
 import os
 
 FIELDS = ("address", "verdict", "reason", "code", "status", "text", "mx", "catch_all", "tls",
-          "duration")
+          "duration", "disposable", "role", "free_provider", "suggestion")
 TRANSCRIPT = "transcript"
 
 
@@ -29,6 +30,10 @@ def record(result, carried=None, transcript=False):
         catch_all=result.catch_all,
         tls=result.tls,
         duration=round(result.duration, 3) if result.duration is not None else None,
+        disposable=result.disposable,
+        role=result.role,
+        free_provider=result.free_provider,
+        suggestion=result.suggestion,
     )
     if transcript:
         rec[TRANSCRIPT] = result.transcript
@@ -121,9 +126,14 @@ class TableWriter:
             flags.append("tls")
         if result is not None and result.reply is not None and result.reply.greylisted:
             flags.append("greylisted")
+        # what the address itself says, compactly; a suggestion names the domain meant
+        flags += [n for n, k in (("disp", "disposable"), ("role", "role"), ("free", "free_provider"))
+                  if rec.get(k)]
+        if rec.get("suggestion"):
+            flags.append("typo:" + rec["suggestion"].rpartition("@")[2])
         # a hostile input line (or DNS name) must not write control bytes to a terminal
         self._line(printable(rec["address"], ""), rec["verdict"], rec["reason"] or "", reply or "-",
-                   ",".join(flags) or "-", printable(rec["mx"] or "-", ""))
+                   printable(",".join(flags), "") or "-", printable(rec["mx"] or "-", ""))
         if rec.get(TRANSCRIPT):
             for ln in rec[TRANSCRIPT].splitlines():
                 self.out.write("    | %s\n" % ln)

@@ -71,6 +71,9 @@ def add_parser(sub):
                    help="overall time limit; addresses still pending then are 'unknown'")
     e.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                    help="limit for each server reply")
+    e.add_argument("--disposable", choices=("risky", "undeliverable"),
+                   help="verdict for a disposable (throw-away) address that would be "
+                        "deliverable (default risky)")
     sp.set_defaults(run=run, parser=sp)
     return sp
 
@@ -78,7 +81,7 @@ def add_parser(sub):
 def engine_options(a):
     opts = dict(mail_from=a.mail_from, helo=a.helo, port=a.port)
     for name in ("concurrency", "per_host", "rcpt_per_session", "starttls", "greylist_delay",
-                 "deadline", "timeout"):
+                 "deadline", "timeout", "disposable"):
         if getattr(a, name) is not None:
             opts[name] = getattr(a, name)
     if a.dns:

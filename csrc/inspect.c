@@ -1,0 +1,347 @@
+/* inspect.c -- what an address tells besides SMTP: a disposable (throw-away) domain, a role
+ * local part, a free mailbox provider, and the well-known domain a mistyped one stands for.
+ *
+ * The data are generated tables (inspect_lists.c, from tools/update-lists): hash sets, so
+ * each look-up is one FNV-1a hash and one or two compares, with no allocation. A domain is
+ * disposable when it or any domain above it (not the bare top-level domain) is on the list:
+ * throw-away services hand out subdomains freely (x7.mailinator.com).
+ *
+ * Typo suggestions are a weighted Damerau-Levenshtein distance (optimal string alignment)
+ * against the most used mail domains (tools/lists/popular.txt), taken apart: the first label
+ * (the name the typist had in mind: "gmial") and the suffix (".con", ".co.jpp"), each with its
+ * own bound, the name's growing with its length. Costs are in half edits: a transposition, a
+ * neighbouring key on a QWERTY keyboard and a doubled or undoubled letter cost 1, any other
+ * insertion, deletion or substitution 2. A suggestion needs one candidate strictly closer
+ * than every other, and a typed domain that is not itself a known provider. The DNS fact
+ * comes from the caller: a domain with a mail route is real and never corrected. */
+#include "inspect_lists.h"
+#include "smtpcode.h"
+
+#include <string.h>
+
+/* ---- hash sets ---------------------------------------------------------------------------- */
+
+static uint32_t fnv1a(const char *s, size_t n) {
+  uint32_t h = 0x811C9DC5u;
+  size_t i;
+  for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x01000193u;
+  return h;
+}
+
+/* The entry e equals s[0..n): compared octet by octet, never past e's NUL (a memcmp of n
+ * octets could read beyond the last entry of the blob). */
+static int entry_is(const char *e, const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (e[i] != s[i] || e[i] == '\0') return 0;
+  return e[n] == '\0';
+}
+
+/* s must be lower case already. */
+static int set_has(const smtpc__strset *set, const char *s, size_t n) {
+  const uint32_t off_mask = (1u << SMTPC__SET_OFF_BITS) - 1;
+  uint32_t h = fnv1a(s, n), i = h & set->mask, slot;
+  uint32_t tag = (h >> (32 - SMTPC__SET_TAG_BITS)) << SMTPC__SET_OFF_BITS;
+  while ((slot = set->slots[i]) != 0) {
+    if ((slot & ~off_mask) == tag && entry_is(set->blob + (slot & off_mask) - 1, s, n)) return 1;
+    i = (i + 1) & set->mask;
+  }
+  return 0;
+}
+
+/* Lower-case ASCII copy into buf (SMTPC_ADDR_DOMAIN_SIZE); 0 when too long or empty. */
+static size_t lower_copy(char *buf, const char *s, size_t n) {
+  size_t i;
+  if (s == NULL || n == 0 || n > SMTPC_ADDR_MAX_DOMAIN) return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    buf[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  buf[n] = '\0';
+  return n;
+}
+
+/* The domain or a parent of it is listed; d is lower case with no trailing dot. */
+static int disposable_lc(const char *d, size_t n) {
+  const char *p = d, *end = d + n, *dot;
+  while ((dot = memchr(p, '.', (size_t)(end - p))) != NULL) { /* stop before the bare TLD */
+    if (set_has(&smtpc__disposable, p, (size_t)(end - p))) return 1;
+    p = dot + 1;
+  }
+  return 0;
+}
+
+int smtpc_is_disposable_domain(const char *domain, size_t len) {
+  char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  if (len && domain && domain[len - 1] == '.') len--;
+  if ((len = lower_copy(buf, domain, len)) == 0) return 0;
+  return disposable_lc(buf, len);
+}
+
+int smtpc_is_free_provider(const char *domain, size_t len) {
+  char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  if (len && domain && domain[len - 1] == '.') len--;
+  if ((len = lower_copy(buf, domain, len)) == 0) return 0;
+  return set_has(&smtpc__free, buf, len);
+}
+
+int smtpc_is_role_local(const char *local, size_t len) {
+  char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  const char *plus;
+  if (local == NULL || len == 0 || local[0] == '"') return 0; /* quoted: no role name */
+  if ((plus = memchr(local, '+', len)) != NULL) len = (size_t)(plus - local); /* sub-address */
+  if ((len = lower_copy(buf, local, len)) == 0) return 0;
+  return set_has(&smtpc__role, buf, len);
+}
+
+/* ---- typo distance -------------------------------------------------------------------- */
+
+/* Key positions on a QWERTY keyboard: row (1-4) * 64 + x in quarter keys, since the rows are
+ * staggered (q is half a key right of 1, a a quarter right of q, z half right of a); 0 = no
+ * key. Two keys are neighbours on one row at x +-4, on the next row within 3 quarters. */
+#define K(row, col, shift) (uint16_t)((row) * 64 + 4 * (col) + (shift))
+static const uint16_t keys[128] = {
+  ['1'] = K(1, 0, 0), ['2'] = K(1, 1, 0), ['3'] = K(1, 2, 0), ['4'] = K(1, 3, 0),
+  ['5'] = K(1, 4, 0), ['6'] = K(1, 5, 0), ['7'] = K(1, 6, 0), ['8'] = K(1, 7, 0),
+  ['9'] = K(1, 8, 0), ['0'] = K(1, 9, 0), ['-'] = K(1, 10, 0),
+  ['q'] = K(2, 0, 2), ['w'] = K(2, 1, 2), ['e'] = K(2, 2, 2), ['r'] = K(2, 3, 2),
+  ['t'] = K(2, 4, 2), ['y'] = K(2, 5, 2), ['u'] = K(2, 6, 2), ['i'] = K(2, 7, 2),
+  ['o'] = K(2, 8, 2), ['p'] = K(2, 9, 2),
+  ['a'] = K(3, 0, 3), ['s'] = K(3, 1, 3), ['d'] = K(3, 2, 3), ['f'] = K(3, 3, 3),
+  ['g'] = K(3, 4, 3), ['h'] = K(3, 5, 3), ['j'] = K(3, 6, 3), ['k'] = K(3, 7, 3),
+  ['l'] = K(3, 8, 3),
+  ['z'] = K(4, 0, 5), ['x'] = K(4, 1, 5), ['c'] = K(4, 2, 5), ['v'] = K(4, 3, 5),
+  ['b'] = K(4, 4, 5), ['n'] = K(4, 5, 5), ['m'] = K(4, 6, 5),
+};
+#undef K
+
+static int adjacent(unsigned char a, unsigned char b) {
+  unsigned pa = a < 128 ? keys[a] : 0, pb = b < 128 ? keys[b] : 0;
+  int dy, dx;
+  if (!pa || !pb) return 0;
+  dy = (int)(pa >> 6) - (int)(pb >> 6);
+  dx = (int)(pa & 63) - (int)(pb & 63);
+  if (dy == 0) return dx == 4 || dx == -4;
+  return (dy == 1 || dy == -1) && dx >= -3 && dx <= 3;
+}
+
+#define MAXLEN 40 /* popular domains are shorter; typed ones within 2 octets of one */
+
+static int min2(int a, int b) { return a < b ? a : b; }
+
+/* Weighted optimal-string-alignment distance of a (typed) and b (target); anything above
+ * bound is reported as bound + 1. */
+static int distance(const char *a, size_t n, const char *b, size_t m, int bound) {
+  int rows[3][MAXLEN + 1], *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+  size_t i, j;
+  int prev_best = 0; /* a transposition reaches back two rows: stop when both are over */
+  for (j = 0; j <= m; j++) prev[j] = 2 * (int)j;
+  for (i = 1; i <= n; i++) {
+    int best;
+    /* deleting a typed letter: cheap when it doubles its neighbour (gmaill) */
+    int del_i = (i >= 2 && a[i - 1] == a[i - 2]) ? 1 : 2;
+    cur[0] = prev[0] + del_i;
+    best = cur[0];
+    for (j = 1; j <= m; j++) {
+      int sub = a[i - 1] == b[j - 1] ? 0 : adjacent((unsigned char)a[i - 1], (unsigned char)b[j - 1]) ? 1 : 2;
+      /* inserting a target letter the typist left out: cheap when it was a double (gmal) */
+      int ins = (j >= 2 && b[j - 1] == b[j - 2]) ? 1 : 2;
+      int d = min2(prev[j - 1] + sub, min2(prev[j] + del_i, cur[j - 1] + ins));
+      if (i >= 2 && j >= 2 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && a[i - 1] != a[i - 2])
+        d = min2(d, prev2[j - 2] + 1);
+      cur[j] = d;
+      if (d < best) best = d;
+    }
+    if (best > bound && prev_best > bound) return bound + 1;
+    prev_best = best;
+    {
+      int *t = prev2;
+      prev2 = prev;
+      prev = cur;
+      cur = t;
+    }
+  }
+  return prev[m] > bound ? bound + 1 : prev[m];
+}
+
+static uint32_t letters(const char *s, size_t n) {
+  uint32_t m = 0;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    m |= c >= 'a' && c <= 'z' ? 1u << (c - 'a') : c >= '0' && c <= '9' ? 1u << 26 : 1u << 27;
+  }
+  return m;
+}
+
+static int popcount32(uint32_t x) { /* SWAR: no loop, no compiler builtin */
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+  return (int)((x * 0x01010101u) >> 24);
+}
+
+/* How far a typo may be from its target, in half edits: in the first label (the name the
+ * typist had in mind) a bound that grows with the name, since short names have many real
+ * neighbours (sony.com is not a slip for sina.com); in the suffix (".com", ".co.jp") one
+ * edit; in all, three half edits. */
+static int label_bound(size_t len) { return len <= 3 ? 1 : len <= 5 ? 2 : 3; }
+#define SUFFIX_BOUND 2
+#define TOTAL_BOUND 3
+
+/* Letter counts of a label (a-z, 0-9, '-', anything else). */
+#define NBAG 38
+static int bag_slot(unsigned char c) {
+  return c >= 'a' && c <= 'z' ? c - 'a' : c >= '0' && c <= '9' ? 26 + c - '0' : c == '-' ? 36 : 37;
+}
+
+/* A lower bound on the edits between two labels: letters one has and the other lacks. Each
+ * edit but a transposition adds at most one and removes at most one. typed holds the typed
+ * label's letter counts and tn its length; only s's letters are walked. */
+static int bag_distance(const unsigned char typed[NBAG], size_t tn, const char *s, size_t n) {
+  unsigned char left[NBAG];
+  size_t i, matched = 0;
+  memcpy(left, typed, NBAG);
+  for (i = 0; i < n; i++) {
+    int k = bag_slot((unsigned char)s[i]);
+    if (left[k]) left[k]--, matched++;
+  }
+  return (int)(tn - matched > n - matched ? tn - matched : n - matched);
+}
+
+/* Cost of typing d (first label dl octets) for the target p, or TOTAL_BOUND + 1. */
+static int typo_cost(const char *d, size_t n, size_t dl, const unsigned char bag[NBAG],
+                     const smtpc__popular_domain *p) {
+  size_t pl = p->label;
+  int c1, c2, bound = label_bound(pl);
+  /* cheap lower bounds first: every octet of length difference and every letter one label
+   * lacks costs at least one half edit */
+  if (dl + (size_t)bound < pl || pl + (size_t)bound < dl) return TOTAL_BOUND + 1;
+  /* the suffix next: it is short, and most often the same */
+  if (n - dl == p->len - pl && memcmp(d + dl, p->name + pl, n - dl) == 0) {
+    c2 = 0;
+  } else {
+    c2 = distance(d + dl + 1, n - dl - 1, p->name + pl + 1, p->len - pl - 1, SUFFIX_BOUND);
+    if (c2 > SUFFIX_BOUND) return TOTAL_BOUND + 1;
+  }
+  if (bound > TOTAL_BOUND - c2) bound = TOTAL_BOUND - c2;
+  if (bag_distance(bag, dl, p->name, pl) > bound) return TOTAL_BOUND + 1;
+  c1 = distance(d, dl, p->name, pl, bound);
+  if (c1 > bound) return TOTAL_BOUND + 1;
+  return c1 + c2;
+}
+
+/* The index of the clearly closest target within limit half edits, or -1. d is lower case
+ * ASCII. */
+static long closest(const char *d, size_t n, int limit) {
+  const char *dot = memchr(d, '.', n);
+  uint32_t mask;
+  long best = -1;
+  int best_cost = 99, second = 99;
+  size_t k, dl;
+  unsigned char bag[NBAG];
+  if (n > MAXLEN || dot == NULL) return -1;
+  dl = (size_t)(dot - d);
+  mask = letters(d, dl);
+  memset(bag, 0, sizeof bag);
+  for (k = 0; k < dl; k++) bag[bag_slot((unsigned char)d[k])]++;
+  /* targets whose first label is within a length difference of 3 (the largest bound) */
+  for (k = smtpc__popular_from[dl > 3 ? dl - 3 : 0]; k < smtpc__popular_from[dl + 4 < 41 ? dl + 4 : 41];
+       k++) {
+    const smtpc__popular_domain *p = &smtpc__popular[k];
+    int c;
+    if ((size_t)p->len + 2 < n || n + 2 < (size_t)p->len) continue; /* an octet costs 1+ */
+    /* each letter of one label missing from the other costs at least a half edit */
+    if (popcount32(p->mask & ~mask) > label_bound(p->label) ||
+        popcount32(mask & ~p->mask) > label_bound(p->label))
+      continue;
+    c = typo_cost(d, n, dl, bag, p);
+    if (c > TOTAL_BOUND) continue;
+    if (c < best_cost) {
+      second = best_cost;
+      best_cost = c;
+      best = (long)k;
+    } else if (c < second) {
+      second = c;
+    }
+  }
+  if (best < 0 || best_cost == 0 || best_cost > limit || second <= best_cost) return -1;
+  return best;
+}
+
+/* Known mailbox providers are real: never corrected, whatever they are close to. Disposable
+ * domains may be: the lists carry typo domains (gmial.com) that catch mistyped mail. */
+static int known_lc(const char *d, size_t n) { return set_has(&smtpc__free, d, n); }
+
+int smtpc_suggest_domain(const char *domain, size_t len, char out[SMTPC_ADDR_DOMAIN_SIZE]) {
+  char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  long k;
+  if (len && domain && domain[len - 1] == '.') len--;
+  if ((len = lower_copy(buf, domain, len)) == 0 || known_lc(buf, len)) return 0;
+  if ((k = closest(buf, len, TOTAL_BOUND)) < 0) return 0;
+  if (out) memcpy(out, smtpc__popular[k].name, (size_t)smtpc__popular[k].len + 1);
+  return 1;
+}
+
+/* ---- the whole address ------------------------------------------------------------------ */
+
+void smtpc_inspect_address(const smtpc_address *a, int route, smtpc_inspection *out) {
+  const char *d = a->ascii_domain;
+  size_t n = strlen(d);
+  memset(out, 0, sizeof *out);
+  if (a->literal) return; /* [192.0.2.1]: no domain to look up */
+  /* the generator keeps the two lists apart (no free provider is, or is under, a disposable
+   * domain), so a free provider needs no disposable look-ups */
+  out->free_provider = set_has(&smtpc__free, d, n);
+  out->disposable = !out->free_provider && disposable_lc(d, n);
+  out->role = smtpc_is_role_local(a->local_part, strlen(a->local_part));
+  if (route != SMTPC_ROUTE_OK && !out->free_provider) {
+    /* a listed disposable domain is a mail service of its own: only a single slip of a
+     * popular domain (gmial.com) is worth a suggestion, not a mere likeness (yopmail.com) */
+    long k = closest(d, n, out->disposable ? 1 : TOTAL_BOUND);
+    if (k >= 0) {
+      size_t ln = strlen(a->local_part), dn = smtpc__popular[k].len;
+      if (ln + 1 + dn <= SMTPC_ADDR_MAX_ADDRESS) {
+        memcpy(out->suggestion, a->local_part, ln);
+        out->suggestion[ln] = '@';
+        memcpy(out->suggestion + ln + 1, smtpc__popular[k].name, dn + 1);
+      }
+    }
+  }
+}
+
+int smtpc_inspect(const char *s, size_t len, int route, smtpc_inspection *out) {
+  smtpc_address a;
+  int rc;
+  if (out == NULL) return SMTPC_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (s == NULL) return SMTPC_EINVAL;
+  if ((rc = smtpc_parse_address(s, len, &a, NULL)) != 0) return rc;
+  smtpc_inspect_address(&a, route, out);
+  return 0;
+}
+
+/* ---- the verdict policy -------------------------------------------------------------------- */
+
+int smtpc_disposable_policy_from_name(const char *name, size_t len) {
+  if (name == NULL) return -1;
+  if (len == 5 && memcmp(name, "risky", 5) == 0) return SMTPC_DISPOSABLE_RISKY;
+  if (len == 13 && memcmp(name, "undeliverable", 13) == 0) return SMTPC_DISPOSABLE_UNDELIVERABLE;
+  return -1;
+}
+
+int smtpc_verdict_with_inspection(int verdict, const smtpc_inspection *in, int policy) {
+  if (in == NULL || !in->disposable) return verdict;
+  if (policy == SMTPC_DISPOSABLE_UNDELIVERABLE) return SMTPC_VERDICT_UNDELIVERABLE;
+  return verdict == SMTPC_VERDICT_DELIVERABLE ? SMTPC_VERDICT_RISKY : verdict;
+}
+
+size_t smtpc_inspect_table_size(int which) {
+  switch (which) {
+  case 0: return smtpc__disposable.count;
+  case 1: return smtpc__free.count;
+  case 2: return smtpc__role.count;
+  case 3: return smtpc__npopular;
+  default: return 0;
+  }
+}
