@@ -7,7 +7,7 @@ import subprocess
 from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEPS = ["libuv", "libcares", "openssl", "libidn2"]
+DEPS = ["libuv", "libcares", "openssl", "libidn2", "sqlite3"]
 
 
 def core_sources():
@@ -25,7 +25,7 @@ def pkg_config(flag):
         out = subprocess.check_output(["pkg-config", flag] + DEPS, text=True)
     except (OSError, subprocess.CalledProcessError) as e:
         raise SystemExit("pkg-config could not find %s: install libuv1-dev libc-ares-dev "
-                         "libssl-dev libidn2-dev (%s)" % (" ".join(DEPS), e))
+                         "libssl-dev libidn2-dev libsqlite3-dev (%s)" % (" ".join(DEPS), e))
     return shlex.split(out)
 
 

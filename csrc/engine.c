@@ -15,9 +15,11 @@
 
 #include <uv.h>
 
+#include "cache.h"
 #include "tls.h"
 
 #define READ_BUF 65536
+#define SEEN_BUCKETS 1024
 
 typedef struct xsess { /* one connection the planner asked for */
   uv_tcp_t tcp;
@@ -25,16 +27,43 @@ typedef struct xsess { /* one connection the planner asked for */
   struct smtpc_verifier *v;
   unsigned sid;
   smtpc__tls *tls;
+  smtpc_socks *socks; /* seam: socks -- the proxy handshake, until the tunnel is open */
   int tls_state; /* 0 clear, 1 handshaking, 2 up */
-  int closing, eof;
+  int closing, eof, connected;
 } xsess;
+
+/* seam: source, cache -- small string-keyed records the driver keeps per run: the source
+ * address chosen for each MX address, the domains whose catch-all answer is stored */
+typedef struct seen {
+  struct seen *next;
+  int value;
+  char key[1];
+} seen;
+
+/* seam: cache -- a stored answer waiting to be reported from the loop */
+typedef struct cached_item {
+  struct cached_item *next;
+  uint64_t tag;
+  smtpc__cached *row;
+  size_t len;
+  char input[1];
+} cached_item;
 
 struct smtpc_verifier {
   uv_loop_t *loop;
   smtpc_plan *plan;
   smtpc_verify_opts o;
-  char *bind, *dns, *ca;
-  smtpc_sockaddr bind_sa;
+  char *bind, *dns, *ca, *proxy_url, *cache_path;
+  smtpc_sockaddr srcs[16];  /* seam: source -- parsed bind_address list (port 0)         */
+  size_t nsrcs, next_src;
+  seen *src_of[SEEN_BUCKETS]; /* MX address text -> 1 + index in srcs, or -1             */
+  smtpc_proxy proxy;        /* seam: socks -- parsed opts.proxy; proxy_sa is its address  */
+  smtpc_sockaddr proxy_sa;
+  int use_proxy;
+  smtpc__rcache *cache;     /* seam: cache -- opts.cache opened, or NULL                   */
+  seen *ca_stored[SEEN_BUCKETS];
+  cached_item *cached_head, **cached_tail;
+  size_t ncached;
   smtpc_result_cb cb;
   void *data;
   smtpc_resolver *resolver;
@@ -102,6 +131,8 @@ void smtpc_verify_opts_init(smtpc_verify_opts *o) {
   o->timeout = 30.0;
   o->connect_timeout = 10.0;
   o->host_pause = 0.1;
+  o->cache_positive_ttl = 31 * 86400.0; /* Postfix's address_verify_positive_expire_time */
+  o->cache_negative_ttl = 3 * 86400.0;  /* and address_verify_negative_expire_time       */
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -209,15 +240,51 @@ static void feed_tls(xsess *x, const char *p, size_t n) {
   tls_flush(x);
 }
 
+/* seam: socks -- proxy bytes go to the handshake until the tunnel is open; what follows (a
+ * banner in the same packet) is the dialog's. Returns how many octets were the proxy's, or -1
+ * when the session is over. */
+static ssize_t socks_read(xsess *x, ssize_t nread, const uv_buf_t *buf) {
+  smtpc_verifier *v = x->v;
+  size_t used = 0, n;
+  const char *out;
+  int rc = nread < 0 ? smtpc_socks_eof(x->socks)
+                     : smtpc_socks_feed(x->socks, buf->base, (size_t)nread, &used);
+  if (rc < 0) {
+    sess_eof(x, rc, smtpc_socks_detail(x->socks));
+    return -1;
+  }
+  out = smtpc_socks_output(x->socks, &n);
+  if (n) raw_send(x, out, n);
+  smtpc_socks_consume(x->socks);
+  if (rc == 1) { /* the tunnel is open: from here on it is an SMTP connection */
+    smtpc_socks_free(x->socks);
+    x->socks = NULL;
+    x->connected = 1;
+    (void)smtpc_plan_connected(v->plan, now_us(v), x->sid);
+  }
+  return (ssize_t)used;
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   xsess *x = st->data;
   smtpc_verifier *v = x->v;
+  uv_buf_t rest = *buf;
   if (x->closing || x->eof) return;
-  if (nread < 0) sess_eof(x, SMTPC_ECLOSED, NULL);
+  if (x->socks) {
+    ssize_t used = socks_read(x, nread, buf);
+    if (used < 0 || x->socks || nread <= used) {
+      drain(v);
+      return;
+    }
+    rest.base += used;
+    nread -= used;
+  }
+  /* through a proxy, the proxy is the one we see hang up */
+  if (nread < 0) sess_eof(x, v->use_proxy ? SMTPC_EPROXYCLOSED : SMTPC_ECLOSED, NULL);
   else if (nread > 0 && x->tls_state == 0)
-    (void)smtpc_plan_read(v->plan, now_us(v), x->sid, buf->base, (size_t)nread);
+    (void)smtpc_plan_read(v->plan, now_us(v), x->sid, rest.base, (size_t)nread);
   else if (nread > 0 && (x->tls_state == 1 || x->tls_state == 2))
-    feed_tls(x, buf->base, (size_t)nread);
+    feed_tls(x, rest.base, (size_t)nread);
   drain(v);
 }
 
@@ -226,10 +293,16 @@ static void on_connect(uv_connect_t *req, int status) {
   smtpc_verifier *v = x->v;
   if (x->closing || x->eof) return;
   if (status < 0) {
-    sess_eof(x, SMTPC_ECLOSED, uv_strerror(status));
+    sess_eof(x, x->socks ? SMTPC_EPROXYCONNECT : SMTPC_ECLOSED, uv_strerror(status));
   } else if (uv_read_start((uv_stream_t *)&x->tcp, on_alloc, on_read) != 0) {
     sess_eof(x, SMTPC_ECLOSED, "read failed");
+  } else if (x->socks) { /* seam: socks -- the greeting; connected once the tunnel is open */
+    size_t n;
+    const char *out = smtpc_socks_output(x->socks, &n);
+    raw_send(x, out, n);
+    smtpc_socks_consume(x->socks);
   } else {
+    x->connected = 1;
     (void)smtpc_plan_connected(v->plan, now_us(v), x->sid);
   }
   drain(v);
@@ -241,14 +314,77 @@ static void on_sess_closed(uv_handle_t *h) {
   v->sess[x->sid] = NULL;
   v->nsess--;
   smtpc__tls_free(x->tls);
+  smtpc_socks_free(x->socks);
   (void)smtpc_plan_released(v->plan, now_us(v), x->sid);
   free(x);
   drain(v);
   maybe_finish_close(v);
 }
 
-static void sess_connect(smtpc_verifier *v, unsigned sid, const smtpc_sockaddr *sa) {
+static seen **seen_slot(seen **tab, const char *key) {
+  uint64_t h = 1469598103934665603ULL;
+  const char *k;
+  seen **pp;
+  for (k = key; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+  for (pp = &tab[h % SEEN_BUCKETS]; *pp; pp = &(*pp)->next)
+    if (strcmp((*pp)->key, key) == 0) break;
+  return pp;
+}
+
+/* The value kept for key, or 0 (and remember value, when it can). */
+static int seen_get_or_put(seen **tab, const char *key, int value) {
+  seen **pp = seen_slot(tab, key), *n;
+  size_t len;
+  if (*pp) return (*pp)->value;
+  len = strlen(key);
+  if ((n = malloc(offsetof(seen, key) + len + 1)) == NULL) return 0;
+  n->next = NULL;
+  n->value = value;
+  memcpy(n->key, key, len + 1);
+  *pp = n;
+  return 0;
+}
+
+static void seen_free(seen **tab) {
+  size_t i;
+  for (i = 0; i < SEEN_BUCKETS; i++)
+    while (tab[i]) {
+      seen *n = tab[i]->next;
+      free(tab[i]);
+      tab[i] = n;
+    }
+}
+
+/* seam: source -- one source address per MX address for the run, round-robin over those of
+ * the connection's family. */
+static const smtpc_sockaddr *source_for(smtpc_verifier *v, const smtpc_sockaddr *mx,
+                                        int family) {
+  char text[64];
+  int src;
+  size_t k;
+  if (v->nsrcs == 0) return NULL;
+  text[0] = '\0';
+  if (mx->sa.sa_family == AF_INET6) uv_ip6_name(&mx->in6, text, sizeof text);
+  else uv_ip4_name(&mx->in, text, sizeof text);
+  if ((src = seen_get_or_put(v->src_of, text, 0)) == 0) {
+    src = -1; /* none of its family: the system chooses */
+    for (k = 0; k < v->nsrcs; k++) {
+      size_t i = (v->next_src + k) % v->nsrcs;
+      if (v->srcs[i].sa.sa_family == family) {
+        src = (int)i + 1;
+        v->next_src = i + 1;
+        break;
+      }
+    }
+    (*seen_slot(v->src_of, text))->value = src;
+  }
+  return src > 0 ? &v->srcs[src - 1] : NULL;
+}
+
+static void sess_connect(smtpc_verifier *v, unsigned sid, const smtpc_sockaddr *sa,
+                         const char *mx) {
   xsess *x = calloc(1, sizeof *x);
+  const smtpc_sockaddr *to = sa, *src;
   int err;
   if (x == NULL) {
     (void)smtpc_plan_eof(v->plan, now_us(v), sid, SMTPC_ENOMEM, "out of memory");
@@ -261,9 +397,20 @@ static void sess_connect(smtpc_verifier *v, unsigned sid, const smtpc_sockaddr *
   uv_tcp_init(v->loop, &x->tcp);
   x->tcp.data = x->creq.data = x;
   err = 0;
-  if (v->bind && v->bind_sa.sa.sa_family == sa->sa.sa_family)
-    err = uv_tcp_bind(&x->tcp, &v->bind_sa.sa, 0);
-  if (err == 0) err = uv_tcp_connect(&x->creq, &x->tcp, &sa->sa, on_connect);
+  if (v->use_proxy) { /* seam: socks -- connect to the proxy; it connects to the MX */
+    char text[64];
+    if (sa->sa.sa_family == AF_INET6) uv_ip6_name(&sa->in6, text, sizeof text);
+    else uv_ip4_name(&sa->in, text, sizeof text);
+    x->socks = smtpc_socks_new(&v->proxy, v->proxy.remote_dns ? mx : text, v->o.port, &err);
+    if (x->socks == NULL) {
+      sess_eof(x, SMTPC_EPROXY, "cannot start the SOCKS5 handshake (MX name too long?)");
+      return;
+    }
+    to = &v->proxy_sa;
+  }
+  src = source_for(v, sa, to->sa.sa_family);
+  if (src) err = uv_tcp_bind(&x->tcp, &src->sa, 0);
+  if (err == 0) err = uv_tcp_connect(&x->creq, &x->tcp, &to->sa, on_connect);
   if (err != 0) sess_eof(x, SMTPC_ECLOSED, uv_strerror(err));
 }
 
@@ -335,14 +482,58 @@ static void resolve(smtpc_verifier *v, const char *name, uint64_t token) {
   v->resolving++;
 }
 
+/* seam: cache -- every new answer is stored (the cache decides by verdict whether it has a
+ * lifetime), and each domain's catch-all answer once. */
+static void store(smtpc_verifier *v, const smtpc_result *r) {
+  smtpc_address a;
+  int kind = 0;
+  if (r->cached || r->address_len == 0 ||
+      smtpc_parse_address(r->address, r->address_len, &a, &kind) != 0)
+    return;
+  (void)smtpc__rcache_put(v->cache, a.ascii_address, r);
+  if (r->catch_all != -1 && seen_get_or_put(v->ca_stored, a.ascii_domain, 1) == 0)
+    smtpc__rcache_put_catch_all(v->cache, a.ascii_domain, r->catch_all);
+}
+
+/* seam: cache -- stored answers go out from the loop, as stored (no traffic). */
+static void report_cached(smtpc_verifier *v) {
+  while (v->cached_head) {
+    cached_item *c = v->cached_head;
+    smtpc_result r;
+    v->cached_head = c->next;
+    if (v->cached_head == NULL) v->cached_tail = &v->cached_head;
+    v->ncached--;
+    memset(&r, 0, sizeof r);
+    r.tag = c->tag;
+    r.address = c->input;
+    r.address_len = c->len;
+    r.verdict = c->row->verdict;
+    r.reason = c->row->reason;
+    r.catch_all = -1;
+    smtpc__rcached_result(c->row, &r);
+    if (!v->o.catch_all) r.catch_all = -1;
+    if (smtpc_inspect(c->input, c->len, SMTPC_ROUTE_UNKNOWN, &r.inspect) == 0)
+      r.verdict = smtpc_verdict_with_inspection(r.verdict, &r.inspect, v->o.disposable);
+    r.inspect.suggestion[0] = '\0'; /* a suggestion needs what DNS says: nobody asked */
+    v->cb(v, &r, v->data);
+    free(c->row);
+    free(c);
+  }
+}
+
 static void perform(smtpc_verifier *v, const smtpc_plan_action *a) {
   xsess *x = a->sid < (unsigned)v->o.concurrency ? v->sess[a->sid] : NULL;
   switch (a->type) {
   case SMTPC_PLAN_RESOLVE:
+    /* seam: cache -- a remembered catch-all answer saves the domain's probe */
+    if (v->cache && v->o.catch_all && !v->o.cache_refresh) {
+      int ca = smtpc__rcache_catch_all(v->cache, a->name);
+      if (ca != -1) (void)smtpc_plan_catch_all(v->plan, a->token, ca);
+    }
     resolve(v, a->name, a->token);
     break;
   case SMTPC_PLAN_CONNECT:
-    sess_connect(v, a->sid, a->addr);
+    sess_connect(v, a->sid, a->addr, a->name);
     break;
   case SMTPC_PLAN_WRITE:
     if (x) sess_write(x, a->data, a->len);
@@ -357,6 +548,7 @@ static void perform(smtpc_verifier *v, const smtpc_plan_action *a) {
     v->wake_at = a->time;
     break;
   case SMTPC_PLAN_RESULT:
+    if (v->cache) store(v, a->result);
     v->cb(v, a->result, v->data);
     break;
   }
@@ -368,7 +560,9 @@ static void drain(smtpc_verifier *v) {
   smtpc_plan_action a;
   if (v->draining || v->plan == NULL) return;
   v->draining = 1;
+  report_cached(v);
   while (smtpc_plan_next(v->plan, now_us(v), &a)) perform(v, &a);
+  report_cached(v); /* added from a result callback */
   v->draining = 0;
   arm(v);
 }
@@ -381,6 +575,30 @@ int smtpc_verifier_add(smtpc_verifier *v, const char *address, size_t len, uint6
   if (v == NULL || v->ended || v->canceled || v->closing) return SMTPC_EINVAL;
   /* bindings add between uv_run calls, maybe long after the loop last looked at the clock */
   uv_update_time(v->loop);
+  if (v->cache && !v->o.cache_refresh && address && len) { /* seam: cache */
+    smtpc_address a;
+    int kind = 0;
+    smtpc__cached *row;
+    if (smtpc_parse_address(address, len, &a, &kind) == 0 &&
+        (row = smtpc__rcache_get(v->cache, a.ascii_address)) != NULL) {
+      cached_item *c = malloc(offsetof(cached_item, input) + len + 1);
+      if (c == NULL) {
+        free(row);
+        return SMTPC_ENOMEM;
+      }
+      c->next = NULL;
+      c->tag = tag;
+      c->row = row;
+      c->len = len;
+      memcpy(c->input, address, len);
+      c->input[len] = '\0';
+      *v->cached_tail = c;
+      v->cached_tail = &c->next;
+      v->ncached++;
+      kick(v);
+      return 0;
+    }
+  }
   rc = smtpc_plan_add(v->plan, now_us(v), address, len, tag);
   if (rc == 0) kick(v);
   return rc;
@@ -395,10 +613,12 @@ void smtpc_verifier_end(smtpc_verifier *v) {
 size_t smtpc_verifier_pending(const smtpc_verifier *v) {
   smtpc_plan_stats st;
   smtpc_plan_stats_get(v->plan, &st);
-  return st.pending;
+  return st.pending + v->ncached;
 }
 
-int smtpc_verifier_done(const smtpc_verifier *v) { return v->ended && smtpc_plan_done(v->plan); }
+int smtpc_verifier_done(const smtpc_verifier *v) {
+  return v->ended && v->ncached == 0 && smtpc_plan_done(v->plan);
+}
 void *smtpc_verifier_data(const smtpc_verifier *v) { return v->data; }
 
 void smtpc_verifier_cancel(smtpc_verifier *v) {
@@ -410,6 +630,17 @@ void smtpc_verifier_cancel(smtpc_verifier *v) {
 }
 
 static void free_all(smtpc_verifier *v) {
+  while (v->cached_head) {
+    cached_item *c = v->cached_head;
+    v->cached_head = c->next;
+    free(c->row);
+    free(c);
+  }
+  seen_free(v->src_of);
+  seen_free(v->ca_stored);
+  smtpc__rcache_close(v->cache);
+  free(v->proxy_url);
+  free(v->cache_path);
   smtpc_plan_free(v->plan);
   smtpc__tls_ctx_free(v->tls_ctx);
   free(v->sess);
@@ -449,11 +680,57 @@ void smtpc_verifier_close(smtpc_verifier *v, smtpc_verifier_close_cb close_cb) {
   drain(v);
 }
 
+/* seam: source -- "192.0.2.10" or "192.0.2.10,192.0.2.11,2001:db8::1" (at most 16). Fills
+ * out (when not NULL) and returns the count, or -1 when an entry is not an IP address. */
+static int parse_sources(const char *list, smtpc_sockaddr *out, size_t *n) {
+  size_t count = 0;
+  const char *p = list;
+  while (*p) {
+    const char *e = strchr(p, ',');
+    char one[64];
+    smtpc_sockaddr sa;
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    while (len && *p == ' ') p++, len--;
+    while (len && p[len - 1] == ' ') len--;
+    if (len == 0 || len >= sizeof one || count == 16) return -1;
+    memcpy(one, p, len);
+    one[len] = '\0';
+    memset(&sa, 0, sizeof sa);
+    if (uv_ip4_addr(one, 0, &sa.in) != 0 && uv_ip6_addr(one, 0, &sa.in6) != 0) return -1;
+    if (out) out[count] = sa;
+    count++;
+    p = e ? e + 1 : p + len;
+  }
+  if (count == 0) return -1;
+  if (n) *n = count;
+  return (int)count;
+}
+
+/* seam: socks -- the proxy's own address: a literal, or its name looked up once, now (it is
+ * the user's configuration, not an MX: the system resolver is the right one). */
+static int proxy_address(uv_loop_t *loop, const smtpc_proxy *p, smtpc_sockaddr *out) {
+  uv_getaddrinfo_t req;
+  struct addrinfo hints;
+  memset(out, 0, sizeof *out);
+  if (uv_ip4_addr(p->host, p->port, &out->in) == 0 || uv_ip6_addr(p->host, p->port, &out->in6) == 0)
+    return 0;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  if (uv_getaddrinfo(loop, &req, NULL, p->host, NULL, &hints) != 0 || req.addrinfo == NULL)
+    return SMTPC_EINVAL;
+  memcpy(out, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen < sizeof *out ? req.addrinfo->ai_addrlen : sizeof *out);
+  uv_freeaddrinfo(req.addrinfo);
+  if (out->sa.sa_family == AF_INET6) out->in6.sin6_port = htons((uint16_t)p->port);
+  else out->in.sin_port = htons((uint16_t)p->port);
+  return 0;
+}
+
 smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opts,
                                    smtpc_result_cb cb, void *data, int *err) {
   smtpc_verifier *v;
   smtpc_plan_opts po;
   smtpc_resolver_opts ro;
+  smtpc_proxy proxy;
   int e = SMTPC_EINVAL;
   if (err == NULL) err = &e;
   *err = SMTPC_EINVAL;
@@ -461,12 +738,14 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
   memset(&po, 0, sizeof po);
   if (opts) po.verify = *opts;
   else smtpc_verify_opts_init(&po.verify);
-  if (po.verify.bind_address) {
-    smtpc_sockaddr b;
-    if (uv_ip4_addr(po.verify.bind_address, 0, &b.in) != 0 &&
-        uv_ip6_addr(po.verify.bind_address, 0, &b.in6) != 0)
-      return NULL;
-  }
+  if (po.verify.bind_address && parse_sources(po.verify.bind_address, NULL, NULL) < 0)
+    return NULL;
+  if (po.verify.proxy && smtpc_proxy_parse(po.verify.proxy, strlen(po.verify.proxy), &proxy) != 0)
+    return NULL;
+  if (po.verify.cache && !*po.verify.cache) return NULL;
+  if (!(po.verify.cache_positive_ttl >= 0) || !(po.verify.cache_negative_ttl >= 0) ||
+      !(po.verify.cache_unknown_ttl >= 0))
+    return NULL;
   if (uv_random(NULL, NULL, &po.seed, sizeof po.seed, 0, NULL) != 0) po.seed = uv_hrtime();
 
   *err = SMTPC_ENOMEM;
@@ -489,13 +768,32 @@ smtpc_verifier *smtpc_verifier_new(uv_loop_t *loop, const smtpc_verify_opts *opt
   v->o.bind_address = v->bind;
   v->o.dns_servers = v->dns;
   v->o.tls_ca_file = v->ca;
+  v->proxy_url = po.verify.proxy ? strdup(po.verify.proxy) : NULL;
+  v->cache_path = po.verify.cache ? strdup(po.verify.cache) : NULL;
+  v->o.proxy = v->proxy_url;
+  v->o.cache = v->cache_path;
+  v->cached_tail = &v->cached_head;
   v->o.mail_from = v->o.helo = NULL; /* the planner keeps its own copies */
   v->sess = calloc((size_t)v->o.concurrency, sizeof *v->sess);
   if (v->sess == NULL || (po.verify.bind_address && !v->bind) ||
-      (po.verify.dns_servers && !v->dns) || (po.verify.tls_ca_file && !v->ca))
+      (po.verify.dns_servers && !v->dns) || (po.verify.tls_ca_file && !v->ca) ||
+      (po.verify.proxy && !v->proxy_url) || (po.verify.cache && !v->cache_path))
     goto fail;
-  if (v->bind && uv_ip4_addr(v->bind, 0, &v->bind_sa.in) != 0)
-    (void)uv_ip6_addr(v->bind, 0, &v->bind_sa.in6);
+  if (v->bind) (void)parse_sources(v->bind, v->srcs, &v->nsrcs); /* seam: source */
+  if (v->proxy_url) { /* seam: socks */
+    v->proxy = proxy;
+    v->use_proxy = 1;
+    if ((*err = proxy_address(loop, &v->proxy, &v->proxy_sa)) != 0) goto fail;
+  }
+  if (v->cache_path) { /* seam: cache */
+    smtpc__rcache_ttl ttl;
+    char msg[256];
+    ttl.positive = v->o.cache_positive_ttl;
+    ttl.negative = v->o.cache_negative_ttl;
+    ttl.unknown = v->o.cache_unknown_ttl;
+    if ((v->cache = smtpc__rcache_open(v->cache_path, &ttl, err, msg, sizeof msg)) == NULL)
+      goto fail;
+  }
   if (v->o.starttls != SMTPC_STARTTLS_OFF &&
       (v->tls_ctx = smtpc__tls_ctx_new(v->o.tls_verify, v->ca, err)) == NULL)
     goto fail;

@@ -116,6 +116,7 @@ smtpc_plan *smtpc_plan_new(const smtpc_plan_opts *opts, int *err) {
   p->o.mail_from = p->mail_from;
   p->o.helo = p->helo;
   p->o.dns_servers = p->o.bind_address = p->o.tls_ca_file = NULL;
+  p->o.proxy = p->o.cache = NULL; /* the driver's business */
   p->mail_from_utf8 = has_8bit(p->mail_from);
   for (i = (size_t)p->o.concurrency; i-- > 0;) { /* sid 0 first */
     p->slots[i].sid = (unsigned)i;
@@ -394,6 +395,17 @@ int smtpc_plan_resolved(smtpc_plan *p, uint64_t now, uint64_t token, int status,
     else smtpc__dns_fail(p, d, it);
   }
   p->dirty = 1;
+  return 0;
+}
+
+int smtpc_plan_catch_all(smtpc_plan *p, uint64_t token, int catch_all) {
+  domain *d;
+  if (p == NULL || token == 0 || token > p->ndom || catch_all < 0 || catch_all > 1)
+    return SMTPC_EINVAL;
+  d = p->dom_by_token[token - 1];
+  if (d->probe_state != PROBE_NONE || d->catch_all != -1) return SMTPC_EINVAL;
+  d->catch_all = catch_all;
+  d->probe_state = PROBE_DONE; /* no probe RCPT for it this run */
   return 0;
 }
 

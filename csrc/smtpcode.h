@@ -59,7 +59,16 @@ SMTPC_API const char *smtpc_version(void);
   XX(CANCELED,     "operation canceled")                                             \
   XX(TLS,          "TLS failure")                                                    \
   XX(PROTO,        "SMTP protocol violation by the peer")                            \
-  XX(CLOSED,       "connection closed")
+  XX(CLOSED,       "connection closed")                                              \
+  XX(PROXY,        "SOCKS5 proxy failure (general failure or a malformed reply)")   \
+  XX(PROXYAUTH,    "SOCKS5 proxy authentication failed")                             \
+  XX(PROXYDENIED,  "the SOCKS5 proxy's rules do not allow the connection")           \
+  XX(PROXYUNREACH, "the SOCKS5 proxy cannot reach the host (network/host unreachable)")\
+  XX(PROXYREFUSED, "the host refused the SOCKS5 proxy's connection")                 \
+  XX(PROXYTTL,     "SOCKS5 proxy: TTL expired")                                      \
+  XX(PROXYCLOSED,  "the connection through the SOCKS5 proxy was closed")             \
+  XX(PROXYCONNECT, "cannot connect to the SOCKS5 proxy")                             \
+  XX(CACHE,        "the result cache file is unusable (not an SQLite database, or unreadable)")
 
 enum smtpc__errno_index {
   SMTPC__EIDX_NONE = 0,
@@ -618,6 +627,16 @@ typedef struct smtpc_verify_opts {
   double connect_timeout;   /* seconds for the TCP connect (10)                             */
   double host_pause;        /* seconds between new sessions to one MX IP address (0.1)     */
   int disposable;           /* smtpc_disposable_policy for disposable addresses (risky)     */
+  /* bind_address may list several sources, comma-separated: each MX address gets one of
+     them, round-robin, and keeps it for the run (greylisting triplets stay stable)         */
+  const char *proxy;        /* "socks5://[user:pass@]host[:port]" or "socks5h://..." (the
+                               proxy resolves MX names); NULL = connect directly           */
+  const char *cache;        /* SQLite file of results kept across runs; NULL = none         */
+  double cache_positive_ttl;/* seconds a deliverable (or catch-all) result is reused (31 d) */
+  double cache_negative_ttl;/* seconds an undeliverable result is reused (3 d)             */
+  double cache_unknown_ttl; /* seconds unknown/risky/temporary results are reused (0: never
+                               stored)                                                      */
+  int cache_refresh;        /* 1 = probe everything again (results are still stored)       */
 } smtpc_verify_opts;
 
 /* Fill *o with the defaults shown above. Call it first, then override fields. */
@@ -646,6 +665,8 @@ typedef struct smtpc_result {
                                DNS said the domain has no mail route or does not exist);
                                zeroed for invalid addresses; verdict has the disposable
                                policy applied                                              */
+  int cached;               /* 1 when the result came from the cache (no traffic)           */
+  double age;               /* seconds since a cached result was learnt (0 when fresh)       */
 } smtpc_result;
 
 /* A copy of r that outlives the result callback (bindings queue these and convert them
@@ -902,6 +923,10 @@ SMTPC_API void smtpc_plan_cancel(smtpc_plan *p, uint64_t now);
  * with route NULL: the domain's addresses are reported as a DNS failure. */
 SMTPC_API int smtpc_plan_resolved(smtpc_plan *p, uint64_t now, uint64_t token, int status,
                                   const smtpc_route *route);
+/* A catch-all answer the driver remembers (a result cache): the domain of the RESOLVE with
+ * this token is (1) or is not (0) catch-all, and gets no probe RCPT this run. Give it before
+ * the route. */
+SMTPC_API int smtpc_plan_catch_all(smtpc_plan *p, uint64_t token, int catch_all);
 SMTPC_API int smtpc_plan_connected(smtpc_plan *p, uint64_t now, unsigned sid);
 /* Plain text from the server (after TLS decryption). */
 SMTPC_API int smtpc_plan_read(smtpc_plan *p, uint64_t now, unsigned sid, const char *buf,
@@ -935,6 +960,49 @@ SMTPC_API void smtpc_plan_stats_get(const smtpc_plan *p, smtpc_plan_stats *out);
 /* 1 once smtpc_plan_end was given and every address is reported. */
 SMTPC_API int smtpc_plan_done(const smtpc_plan *p);
 /* SMTPC-END: plan */
+/* SOCKS5 (socks.c) -- section owned by the proxy module.                                     */
+/* SMTPC-SECTION: socks */
+/* A SOCKS5 client handshake (RFC 1928, CONNECT only; username/password per RFC 1929) as a
+ * machine without I/O, like the dialog: proxy bytes in, bytes to send out. A driver connects
+ * to the proxy, runs the machine until it reports the tunnel open, then starts the dialog on
+ * the same connection with the bytes the machine did not use. */
+
+typedef struct smtpc_proxy {
+  int remote_dns;   /* socks5h: the proxy resolves host names (we send the MX name)         */
+  int auth;         /* user and pass are set                                                */
+  char user[256];   /* percent-decoded, 1..255 octets                                       */
+  char pass[256];
+  char host[256];   /* the proxy: a name, an IPv4 address or an IPv6 address (no brackets)  */
+  int port;         /* 1080 when the URL has none                                           */
+} smtpc_proxy;
+
+/* Parse "socks5://[user:pass@]host[:port]" or "socks5h://...". Returns 0 or SMTPC_EINVAL. */
+SMTPC_API int smtpc_proxy_parse(const char *url, size_t len, smtpc_proxy *out);
+
+typedef struct smtpc_socks smtpc_socks;
+
+/* A handshake asking proxy to CONNECT to target (an IPv4/IPv6 address text, or a host name
+ * of at most 255 octets sent for the proxy to resolve) at port. The greeting is ready in the
+ * output at once. NULL with *err = SMTPC_EINVAL or SMTPC_ENOMEM. */
+SMTPC_API smtpc_socks *smtpc_socks_new(const smtpc_proxy *proxy, const char *target, int port,
+                                       int *err);
+SMTPC_API void smtpc_socks_free(smtpc_socks *s);
+/* Proxy bytes. *used gets how many were the handshake's; the rest (a banner sent at once)
+ * belongs to the tunnel. Returns 1 when the tunnel is open, 0 when more bytes are needed, or
+ * the sticky error: SMTPC_EPROXYAUTH (method or credentials refused), SMTPC_EPROXYDENIED,
+ * SMTPC_EPROXYUNREACH, SMTPC_EPROXYREFUSED, SMTPC_EPROXYTTL (reply codes 2-6), SMTPC_EPROXY
+ * (general failure, unsupported, malformed). */
+SMTPC_API int smtpc_socks_feed(smtpc_socks *s, const char *buf, size_t len, size_t *used);
+/* The proxy closed the connection: SMTPC_EPROXYCLOSED unless the tunnel was open (0) or the
+ * handshake had already failed (that error). */
+SMTPC_API int smtpc_socks_eof(smtpc_socks *s);
+/* Bytes to send; take them all, then consume. */
+SMTPC_API const char *smtpc_socks_output(const smtpc_socks *s, size_t *len);
+SMTPC_API void smtpc_socks_consume(smtpc_socks *s);
+/* 1 open, 0 in progress, < 0 the error; and a static sentence about a failure (or NULL). */
+SMTPC_API int smtpc_socks_state(const smtpc_socks *s);
+SMTPC_API const char *smtpc_socks_detail(const smtpc_socks *s);
+/* SMTPC-END: socks */
 
 #ifdef __cplusplus
 }

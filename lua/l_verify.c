@@ -142,6 +142,10 @@ void lsmtpc_push_result(lua_State *L, const smtpc_result *it) {
   lua_setfield(L, -2, "duration");
   set_str(L, "transcript", it->transcript, it->transcript_len);
   lsmtpc_set_inspection(L, &it->inspect);
+  lua_pushboolean(L, it->cached);
+  lua_setfield(L, -2, "cached");
+  lua_pushnumber(L, it->age);
+  lua_setfield(L, -2, "age");
 }
 
 /* Pushes the next input string, or nothing (returns 0) when the input is exhausted. */
@@ -237,7 +241,20 @@ static int l_pending(lua_State *L) {
 static const char *const OPT_NAMES[] = {
   "mail_from", "helo", "port", "dns_servers", "concurrency", "per_host", "rcpt_per_session",
   "starttls", "tls_verify", "catch_all", "greylist_delay", "deadline", "timeout", "transcript",
-  "connect_timeout", "max_rejections", "host_pause", "disposable", NULL};
+  "connect_timeout", "max_rejections", "host_pause", "disposable", "proxy", "source_address",
+  "cache", "cache_positive_ttl", "cache_negative_ttl", "cache_unknown_ttl", "refresh", NULL};
+
+/* An optional string option (nil = NULL); it stays referenced by the options table. */
+static const char *opt_str(lua_State *L, int t, const char *k, const char **out) {
+  lua_getfield(L, t, k);
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return k;
+  }
+  *out = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return NULL;
+}
 
 /* Each returns NULL on success or a message. */
 static const char *opt_int(lua_State *L, int t, const char *k, int *out, int lo, int hi) {
@@ -306,9 +323,9 @@ static const char *opt_wire(lua_State *L, int t, const char *k, const char **out
   return NULL;
 }
 
-/* dns_servers: a "ip:port,ip:port" string or an array of them; pushes the CSV string. */
-static const char *opt_dns(lua_State *L, int t, const char **out) {
-  lua_getfield(L, t, "dns_servers");
+/* dns_servers, source_address: a "a,b" string or an array of them; pushes the CSV string. */
+static const char *opt_csv(lua_State *L, int t, const char *key, const char **out) {
+  lua_getfield(L, t, key);
   if (lua_isnil(L, -1)) {
     *out = NULL;
     return NULL; /* leaves the nil on the stack */
@@ -324,7 +341,7 @@ static const char *opt_dns(lua_State *L, int t, const char **out) {
         lua_pop(L, 1);
         luaL_pushresult(&b);
         lua_pop(L, 1);
-        return "dns_servers";
+        return key;
       }
       if (i > 1) luaL_addchar(&b, ',');
       luaL_addvalue(&b);
@@ -332,7 +349,7 @@ static const char *opt_dns(lua_State *L, int t, const char **out) {
     luaL_pushresult(&b);
     lua_remove(L, tbl);
   } else if (lua_type(L, -1) != LUA_TSTRING) {
-    return "dns_servers";
+    return key;
   }
   *out = lua_tostring(L, -1);
   return NULL;
@@ -340,8 +357,8 @@ static const char *opt_dns(lua_State *L, int t, const char **out) {
 
 /* The options table at t into *o (smtpc_verify_opts_init first). Names outside OPT_NAMES and
  * extra (NULL-terminated, may be NULL: the caller reads those) are refused, so a misspelt
- * option is never silently ignored. 0: done, the dns_servers CSV (or nil) pushed, o.dns_servers
- * pointing into it. Otherwise nil and the message are pushed and 2 is returned. */
+ * option is never silently ignored. 0: done, the dns_servers and source_address CSVs (or nils)
+ * pushed, o.dns_servers and o.bind_address pointing into them. Otherwise nil and the message are pushed and 2 is returned. */
 int lsmtpc_verify_opts(lua_State *L, int t, smtpc_verify_opts *o, const char *const *extra) {
   const char *bad = NULL, *starttls;
   if (t < 0 && t > LUA_REGISTRYINDEX) t = lua_gettop(L) + t + 1;
@@ -399,9 +416,18 @@ int lsmtpc_verify_opts(lua_State *L, int t, smtpc_verify_opts *o, const char *co
     }
     lua_pop(L, 1);
   }
+  if (!bad) bad = opt_str(L, t, "proxy", &o->proxy);
+  if (!bad) bad = opt_str(L, t, "cache", &o->cache);
+  if (!bad) bad = opt_bool(L, t, "refresh", &o->cache_refresh);
+  if (!bad) bad = opt_num(L, t, "cache_positive_ttl", &o->cache_positive_ttl, 0);
+  if (!bad) bad = opt_num(L, t, "cache_negative_ttl", &o->cache_negative_ttl, 0);
+  if (!bad) bad = opt_num(L, t, "cache_unknown_ttl", &o->cache_unknown_ttl, 0);
+  if (!bad && o->proxy && smtpc_proxy_parse(o->proxy, strlen(o->proxy), &(smtpc_proxy){0}) != 0)
+    bad = "proxy (use socks5://[user:pass@]host[:port] or socks5h://...)";
   if (!bad) {
     int top = lua_gettop(L);
-    bad = opt_dns(L, t, &o->dns_servers);
+    bad = opt_csv(L, t, "dns_servers", &o->dns_servers); /* the CSVs stay on the stack */
+    if (!bad) bad = opt_csv(L, t, "source_address", &o->bind_address);
     if (bad) lua_settop(L, top);
   }
   if (bad) {
@@ -423,7 +449,7 @@ static int l_verify(lua_State *L) {
     return lsmtpc_fail(L, "addresses must be an array or an iterator function");
   if (lua_type(L, 2) != LUA_TTABLE) return lsmtpc_fail(L, "options table required (mail_from, helo)");
   lua_settop(L, 2);
-  /* leaves the dns_servers CSV (or nil) at index 3: o.dns_servers points into it */
+  /* leaves the dns_servers and source_address CSVs (or nils) at 3 and 4: o points into them */
   if (lsmtpc_verify_opts(L, 2, &o, NULL) != 0) return 2;
 
   s = lua_newuserdata(L, sizeof *s);
@@ -444,7 +470,8 @@ static int l_verify(lua_State *L) {
   s->v = smtpc_verifier_new(s->loop, &o, on_result, s, &err);
   if (s->v == NULL) {
     lua_pushnil(L);
-    lua_pushfstring(L, "invalid option: %s", smtpc_strerror(err));
+    if (err == SMTPC_ECACHE) lua_pushfstring(L, "cache %s: %s", o.cache, smtpc_strerror(err));
+    else lua_pushfstring(L, "invalid option: %s", smtpc_strerror(err));
     return 2; /* the userdata's __gc closes the loop */
   }
   lua_pushvalue(L, 1);

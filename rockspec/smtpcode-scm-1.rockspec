@@ -1,6 +1,7 @@
 -- luarocks --lua-version=5.4 make rockspec/smtpcode-scm-1.rockspec
 -- The C sources come from csrc/SOURCES through CMakeLists.txt (SMTPCODE_LUA_ROCK builds only the
--- Lua module and installs it where luarocks asks).
+-- Lua module and installs it where luarocks asks). The C libraries come from pkg-config there:
+-- libuv, libcares, openssl, libidn2 and sqlite3 (libsqlite3-dev, for the result cache).
 rockspec_format = "3.0"
 package = "smtpcode"
 version = "scm-1"

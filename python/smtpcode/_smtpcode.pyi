@@ -140,6 +140,7 @@ def resolve(domain: str, *, dns_servers: Union[str, Iterable[str], None] = None,
 
 # --- verify (engine.c) ---
 # SMTPC-SECTION: verify
+import os
 from typing import Iterable, Sequence
 
 class Result:
@@ -178,6 +179,10 @@ class Result:
     def free_provider(self) -> bool: ...
     @property
     def suggestion(self) -> Optional[str]: ...  # only when the domain has no mail route
+    @property
+    def cached(self) -> bool: ...
+    @property
+    def age(self) -> float: ...
     def to_dict(self) -> dict: ...
 
 class VerifyIterator(Iterator[Result]):
@@ -193,7 +198,11 @@ def verify(addresses: Iterable[str], *, mail_from: str, helo: str, port: int = 2
            tls_verify: bool = False, catch_all: bool = True, greylist_delay: float = 60.0,
            deadline: float = 300.0, timeout: float = 30.0, transcript: bool = False,
            connect_timeout: float = 10.0, max_rejections: int = 8,
-           host_pause: float = 0.1, disposable: str = "risky") -> VerifyIterator: ...
+           host_pause: float = 0.1, disposable: str = "risky", proxy: Optional[str] = None,
+           source_address: Union[str, Sequence[str], None] = None,
+           cache: Union[str, "os.PathLike[str]", None] = None,
+           cache_positive_ttl: float = 2678400.0, cache_negative_ttl: float = 259200.0,
+           cache_unknown_ttl: float = 0.0, refresh: bool = False) -> VerifyIterator: ...
 # SMTPC-END: verify
 
 # SMTPC-SECTION: plan

@@ -35,7 +35,8 @@ typedef struct qnode {
 typedef struct {
   PyObject_HEAD
   PyObject *address, *verdict, *reason, *reply, *mx, *mx_address, *catch_all, *tls, *greylisted,
-      *error, *detail, *duration, *transcript, *disposable, *role, *free_provider, *suggestion;
+      *error, *detail, *duration, *transcript, *disposable, *role, *free_provider, *suggestion,
+      *cached, *age;
 } ResultObject;
 
 #define RESULT_FIELDS(XX)                                                                   \
@@ -56,7 +57,9 @@ typedef struct {
   XX(role, "True when the local part names a role (info, postmaster, sales ...)")          \
   XX(free_provider, "True when the domain is a free mailbox provider")                     \
   XX(suggestion, "the address with its mistyped domain corrected (the domain has no mail "  \
-                 "route), or None")
+                 "route), or None")                                                      \
+  XX(cached, "True when the result came from the cache (no traffic)")                       \
+  XX(age, "seconds since a cached result was learnt (0.0 for a fresh one)")
 
 static PyTypeObject ResultType;
 static PyObject *verdict_str[SMTPC_VERDICT_COUNT];
@@ -117,9 +120,11 @@ static PyObject *result_new(const smtpc_result *src) {
     r->free_provider = v[2];
     r->suggestion = v[3];
   }
+  r->cached = PyBool_FromLong(src->cached);
+  r->age = PyFloat_FromDouble(src->age);
   if (!r->address || !r->reply || !r->mx || !r->mx_address || !r->tls || !r->greylisted ||
       !r->error || !r->detail || !r->duration || !r->transcript ||
-      !r->suggestion) {
+      !r->suggestion || !r->cached || !r->age) {
     Py_DECREF(r);
     return NULL;
   }
@@ -426,7 +431,7 @@ static int check_wire_text(const char *what, const char *s) {
   return 0;
 }
 
-/* dns_servers: None, "ip:port,ip:port" or a sequence of such strings -> new bytes CSV. */
+/* dns_servers / source_address: None, "a,b" or a sequence of such strings -> new bytes CSV. */
 static PyObject *dns_csv(PyObject *o) {
   PyObject *comma, *joined, *b;
   if (o == Py_None) Py_RETURN_NONE;
@@ -437,7 +442,8 @@ static PyObject *dns_csv(PyObject *o) {
   if (joined == NULL) {
     if (PyErr_ExceptionMatches(PyExc_TypeError)) {
       PyErr_Clear();
-      PyErr_SetString(PyExc_TypeError, "verify(): dns_servers must be None, a str or a list of str");
+      PyErr_SetString(PyExc_TypeError,
+                      "verify(): dns_servers and source_address must be None, a str or a list of str");
     }
     return NULL;
   }
@@ -450,8 +456,12 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"addresses", "mail_from", "helo", "port", "dns_servers", "concurrency",
                            "per_host", "rcpt_per_session", "starttls", "tls_verify", "catch_all",
                            "greylist_delay", "deadline", "timeout", "transcript",
-                           "connect_timeout", "max_rejections", "host_pause", "disposable", NULL};
-  PyObject *addresses, *dns = Py_None, *dnsb = NULL;
+                           "connect_timeout", "max_rejections", "host_pause", "disposable",
+                           "proxy", "source_address", "cache", "cache_positive_ttl",
+                           "cache_negative_ttl", "cache_unknown_ttl", "refresh", NULL};
+  PyObject *addresses, *dns = Py_None, *dnsb = NULL, *src = Py_None, *srcb = NULL;
+  PyObject *cache = Py_None, *cacheb = NULL;
+  int refresh = 0;
   const char *mail_from = NULL, *helo = NULL, *starttls = "opportunistic", *disposable = "risky";
   int tls_verify = 0, catch_all = 1, transcript = 0;
   smtpc_verify_opts o;
@@ -459,11 +469,14 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   int err = 0;
   (void)mod;
   smtpc_verify_opts_init(&o);
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdids:verify", kwlist, &addresses,
-                                   &mail_from, &helo, &o.port, &dns, &o.concurrency, &o.per_host,
-                                   &o.rcpt_per_session, &starttls, &tls_verify, &catch_all,
-                                   &o.greylist_delay, &o.deadline, &o.timeout, &transcript,
-                                   &o.connect_timeout, &o.max_rejections, &o.host_pause, &disposable))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$zziOiiisppdddpdidszOOdddp:verify", kwlist,
+                                   &addresses, &mail_from, &helo, &o.port, &dns, &o.concurrency,
+                                   &o.per_host, &o.rcpt_per_session, &starttls, &tls_verify,
+                                   &catch_all, &o.greylist_delay, &o.deadline, &o.timeout,
+                                   &transcript, &o.connect_timeout, &o.max_rejections,
+                                   &o.host_pause, &disposable, &o.proxy, &src, &cache,
+                                   &o.cache_positive_ttl, &o.cache_negative_ttl,
+                                   &o.cache_unknown_ttl, &refresh))
     return NULL;
   if (PyUnicode_Check(addresses) || PyBytes_Check(addresses)) { /* a classic slip */
     PyErr_SetString(PyExc_TypeError, "verify() takes an iterable of addresses, not one string");
@@ -499,11 +512,34 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   o.tls_verify = tls_verify;
   o.catch_all = catch_all;
   o.transcript = transcript;
-  if ((dnsb = dns_csv(dns)) == NULL) return NULL;
+  if (!(o.cache_positive_ttl >= 0) || !(o.cache_negative_ttl >= 0) || !(o.cache_unknown_ttl >= 0)) {
+    PyErr_SetString(PyExc_ValueError, "verify(): cache lifetimes must not be negative");
+    return NULL;
+  }
+  if (o.proxy && smtpc_proxy_parse(o.proxy, strlen(o.proxy), &(smtpc_proxy){0}) != 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    "verify(): proxy must be socks5://[user:pass@]host[:port] or socks5h://...");
+    return NULL;
+  }
+  o.cache_refresh = refresh;
+  if (cache != Py_None && !PyUnicode_FSConverter(cache, &cacheb)) return NULL;
+  o.cache = cacheb ? PyBytes_AS_STRING(cacheb) : NULL;
+  if ((srcb = dns_csv(src)) == NULL) {
+    Py_XDECREF(cacheb);
+    return NULL;
+  }
+  o.bind_address = srcb == Py_None ? NULL : PyBytes_AS_STRING(srcb);
+  if ((dnsb = dns_csv(dns)) == NULL) {
+    Py_XDECREF(cacheb);
+    Py_DECREF(srcb);
+    return NULL;
+  }
   o.dns_servers = dnsb == Py_None ? NULL : PyBytes_AS_STRING(dnsb);
 
   if ((self = PyObject_GC_New(VerifyObject, &VerifyType)) == NULL) {
     Py_DECREF(dnsb);
+    Py_DECREF(srcb);
+    Py_XDECREF(cacheb);
     return NULL;
   }
   self->input = NULL;
@@ -536,13 +572,22 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   self->v = smtpc_verifier_new(self->loop, &o, on_result, self, &err);
   if (self->v == NULL) {
     if (err == SMTPC_ENOMEM) PyErr_NoMemory();
+    else if (err == SMTPC_ECACHE) /* a file the user named: an OSError saying which and why */
+      PyErr_Format(PyExc_OSError, "verify(): cache %s: %s", o.cache, smtpc_strerror(err));
+    else if (err == SMTPC_EINVAL && o.bind_address)
+      PyErr_Format(PyExc_ValueError, "verify(): %s (source_address must be IP addresses)",
+                   smtpc_strerror(err));
     else PyErr_Format(PyExc_ValueError, "verify(): %s", smtpc_strerror(err));
     goto fail;
   }
   Py_DECREF(dnsb);
+  Py_DECREF(srcb);
+  Py_XDECREF(cacheb);
   return (PyObject *)self;
 fail:
   Py_DECREF(dnsb);
+  Py_DECREF(srcb);
+  Py_XDECREF(cacheb);
   Py_DECREF(self);
   return NULL;
 }
@@ -553,7 +598,9 @@ static PyMethodDef verify_functions[] = {
    "       per_host=2, rcpt_per_session=50, starttls='opportunistic', tls_verify=False,\n"
    "       catch_all=True, greylist_delay=60.0, deadline=300.0, timeout=30.0,\n"
    "       transcript=False, connect_timeout=10.0, max_rejections=8, host_pause=0.1,\n"
-   "       disposable='risky')\n"
+   "       disposable='risky', proxy=None, source_address=None, cache=None,\n"
+   "       cache_positive_ttl=2678400.0, cache_negative_ttl=259200.0, cache_unknown_ttl=0.0,\n"
+   "       refresh=False)\n"
    "--\n\n"
    "Check addresses by SMTP without sending mail. Returns an iterator of Result, one per\n"
    "input address, each yielded as soon as it is known. `addresses` may be any iterable of\n"

@@ -13,14 +13,16 @@ import os
 FIELDS = ("address", "verdict", "reason", "code", "status", "text", "mx", "catch_all", "tls",
           "duration", "disposable", "role", "free_provider", "suggestion")
 TRANSCRIPT = "transcript"
+CACHE_FIELDS = ("cached", "age")          # only with a result cache (verify --cache)
 
 
-def record(result, carried=None, transcript=False):
-    """The flat record (a dict in output order) for one smtpcode.Result."""
+def record(result, carried=None, transcript=False, cache=False, address=None):
+    """The flat record (a dict in output order) for one smtpcode.Result; `address` replaces
+    the result's when the row's own text differs (a --dedupe duplicate)."""
     rec = dict(carried) if carried else {}
     reply = result.reply
     rec.update(
-        address=result.address,
+        address=result.address if address is None else address,
         verdict=result.verdict,
         reason=result.reason,
         code=reply.code if reply is not None else None,
@@ -35,6 +37,8 @@ def record(result, carried=None, transcript=False):
         free_provider=result.free_provider,
         suggestion=result.suggestion,
     )
+    if cache:
+        rec.update(cached=result.cached, age=round(result.age, 3))
     if transcript:
         rec[TRANSCRIPT] = result.transcript
     return rec
@@ -43,11 +47,12 @@ def record(result, carried=None, transcript=False):
 def carry_names(header, column):
     """[(input position, output name)] for the CSV columns carried to the output; names are
     made unique (a repeated header name gets _2, _3 ...) so every cell keeps its place."""
-    out, used = [], set(FIELDS) | {TRANSCRIPT}
+    reserved = set(FIELDS) | set(CACHE_FIELDS) | {TRANSCRIPT}
+    out, used = [], set(reserved)
     for i, name in enumerate(header):
         if name == column == "address" and i == header.index(column):
             continue                      # it is the result's own `address`, same text
-        base = "input_" + name if name in FIELDS or name == TRANSCRIPT else name
+        base = "input_" + name if name in reserved else name
         new, n = base, 1
         while new in used:
             n += 1
@@ -124,6 +129,8 @@ class TableWriter:
             flags.append("catch-all")
         if rec["tls"]:
             flags.append("tls")
+        if rec.get("cached"):
+            flags.append("cached")
         if result is not None and result.reply is not None and result.reply.greylisted:
             flags.append("greylisted")
         # what the address itself says, compactly; a suggestion names the domain meant

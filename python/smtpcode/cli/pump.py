@@ -8,18 +8,27 @@ straight away (the process then exits: no mail is ever sent, so there is nothing
 The input's bookkeeping (which row a result belongs to) lives on the worker thread only, beside
 the generator the engine pulls from, so the two threads share nothing but the queue. Results
 name their address, not their row: rows are matched back by address, first in first out, which
-keeps duplicates apart.
+keeps duplicates apart. With dedupe, an address whose normalised form was fed already is not
+fed again: its row waits for the first one's result, or takes it at once when it is among
+the last DEDUPE_KEEP results, so each row gets a record and the address one probe.
 """
 import collections
 import queue
 import threading
 
+DEDUPE_KEEP = 200000   # finished results remembered for later duplicates (--dedupe)
+
 
 class Pump:
-    def __init__(self, verify, source, options, window=1024):
+    def __init__(self, verify, source, options, window=1024, dedupe=None):
         self.q = queue.Queue(maxsize=window)
         self.pending = collections.defaultdict(collections.deque)  # address -> indexes in flight
         self.rows = {}                                             # index -> CSV row
+        self.dedupe = dedupe              # address -> key (normalised form), or None
+        self.fed_as = {}                  # key -> the address fed for it (dedupe)
+        self.own = {}                     # index -> its own text, when another's was fed
+        self.done = collections.OrderedDict()  # key -> finished result (the last DEDUPE_KEEP)
+        self.probed = 0
         self.fed = 0
         self.stop = False
         self.thread = threading.Thread(target=self._run, args=(verify, source, options),
@@ -28,10 +37,25 @@ class Pump:
 
     def _feed(self, source):
         for i, (address, row) in enumerate(source):
-            self.pending[address].append(i)
             if row is not None:
                 self.rows[i] = row
             self.fed = i + 1
+            if self.dedupe is not None:
+                key = self.dedupe(address)
+                if key in self.done:                     # answered already: the same answer
+                    self.done.move_to_end(key)
+                    r = self.done[key]
+                    self.q.put(("result", (r, i, self.rows.pop(i, None),
+                                           None if address == r.address else address)))
+                    continue
+                first = self.fed_as.get(key)
+                if first is not None and self.pending.get(first):
+                    self.pending[first].append(i)        # rides on the first one's probe
+                    self.own[i] = address
+                    continue
+                self.fed_as[key] = address
+            self.pending[address].append(i)
+            self.probed += 1
             yield address
 
     def _run(self, verify, source, options):
@@ -39,9 +63,18 @@ class Pump:
             for r in verify(self._feed(source), **options):
                 q = self.pending.get(r.address)
                 i = q.popleft() if q else None
+                self.q.put(("result", (r, i, self.rows.pop(i, None), None)))
+                while self.dedupe is not None and q:     # the rows that rode on it
+                    j = q.popleft()
+                    self.q.put(("result", (r, j, self.rows.pop(j, None), self.own.pop(j, None))))
+                if self.dedupe is not None:
+                    key = self.dedupe(r.address)
+                    self.fed_as.pop(key, None)
+                    self.done[key] = r
+                    if len(self.done) > DEDUPE_KEEP:
+                        self.done.popitem(last=False)
                 if q is not None and not q:
                     del self.pending[r.address]
-                self.q.put(("result", (r, i, self.rows.pop(i, None))))
                 if self.stop:              # the reader has gone: leaving the loop cancels
                     break
         except BaseException as e:         # noqa: B036 -- handed over, raised in the reader
@@ -50,8 +83,9 @@ class Pump:
         self.q.put(("end", None))
 
     def __iter__(self):
-        """(result, input index or None, CSV row or None) as each completes; the engine's
-        exception, if any, is raised here."""
+        """(result, input index or None, CSV row or None, the row's own address when it
+        differs from the result's) as each completes; the engine's exception, if any, is
+        raised here."""
         try:
             while True:
                 kind, value = self.q.get()

@@ -6,6 +6,7 @@ records waiting for an earlier one. The engine runs on a worker thread (see pump
 """
 import contextlib
 import csv
+import inspect
 import os
 import stat
 import sys
@@ -40,6 +41,10 @@ def add_parser(sub):
     g.add_argument("--column", metavar="NAME",
                    help="the input is CSV with a header; NAME is the address column (the other "
                         "columns are carried through to the output)")
+    g.add_argument("--dedupe", action="store_true",
+                   help="probe each address once however often the input repeats it (the same "
+                        "mailbox in another letter case of the domain included); every input "
+                        "row still gets its record")
     g.add_argument("--format", choices=("table", "jsonl", "csv"),
                    help="output format (default: table on a terminal, csv for an --output "
                         "ending in .csv, else jsonl)")
@@ -51,48 +56,129 @@ def add_parser(sub):
     g.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr at the end")
     g.add_argument("--transcript", action="store_true",
                    help="add each session's transcript to the records")
-    e = sp.add_argument_group("probing (defaults are the engine's)")
-    e.add_argument("--port", type=port, default=25, help="SMTP port (default 25)")
-    e.add_argument("--dns", action="append", metavar="SERVER",
+
+    d = _api_defaults()
+    _opt = _option_adder(d)
+    n = sp.add_argument_group("network (the defaults are smtpcode.verify()'s)")
+    _opt(n, "--port", "port", type=port, help="SMTP port")
+    n.add_argument("--dns", action="append", metavar="SERVER",
                    help="DNS server ip[:port], repeatable (default: the system's resolvers)")
-    e.add_argument("--concurrency", type=positive_int, metavar="N", help="sessions at once")
-    e.add_argument("--per-host", type=positive_int, metavar="N",
-                   help="sessions at once per MX address (default 2)")
-    e.add_argument("--rcpt-per-session", type=positive_int, metavar="N",
-                   help="RCPT commands per session")
-    e.add_argument("--starttls", choices=("opportunistic", "required", "off"),
-                   help="STARTTLS use (default opportunistic)")
-    e.add_argument("--tls-verify", action="store_true", help="check the server's certificate")
-    e.add_argument("--no-catch-all", dest="catch_all", action="store_false",
+    _opt(n, "--proxy", "proxy", metavar="URL",
+         help="connect through a SOCKS5 proxy: socks5://[user:pass@]host[:port], or socks5h:// "
+              "to let the proxy resolve the MX host names (default: connect directly)")
+    n.add_argument("--source-address", action="append", metavar="IP",
+                   help="local address to connect from; repeat it (or separate with commas) for "
+                        "several: each MX host gets one of them, round-robin, and keeps it for "
+                        "the run (default: the system's choice)")
+    _opt(n, "--connect-timeout", "connect_timeout", type=positive_float, metavar="SECONDS",
+         help="limit for each TCP connect")
+    _opt(n, "--timeout", "timeout", type=positive_float, metavar="SECONDS",
+         help="limit for each server reply")
+    _opt(n, "--deadline", "deadline", type=positive_float, metavar="SECONDS",
+         help="limit per address from its queueing; an address still pending then is "
+              "'unknown'")
+    p = sp.add_argument_group("politeness (per MX host; the defaults are smtpcode.verify()'s)")
+    _opt(p, "--concurrency", "concurrency", type=positive_int, metavar="N",
+         help="sessions open at once, all hosts")
+    _opt(p, "--per-host", "per_host", type=positive_int, metavar="N",
+         help="sessions open at once per MX address")
+    _opt(p, "--host-pause", "host_pause", type=seconds, metavar="SECONDS",
+         help="wait between new sessions to one MX address")
+    _opt(p, "--rcpt-per-session", "rcpt_per_session", type=positive_int, metavar="N",
+         help="RCPT commands per session")
+    _opt(p, "--max-rejections", "max_rejections", type=positive_int, metavar="N",
+         help="rejected RCPTs per session before a new one")
+    _opt(p, "--greylist-delay", "greylist_delay", type=seconds, metavar="SECONDS",
+         help="wait before retrying a greylisted address")
+    t = sp.add_argument_group("TLS, catch-all and disposable addresses")
+    _opt(t, "--starttls", "starttls", choices=("opportunistic", "required", "off"),
+         help="STARTTLS use")
+    t.add_argument("--tls-verify", action="store_true",
+                   help="check the server's certificate (default: not checked)")
+    t.add_argument("--no-catch-all", dest="catch_all", action="store_false",
                    help="skip the per-domain catch-all test (one RCPT to a random address)")
-    e.add_argument("--greylist-delay", type=seconds, metavar="SECONDS",
-                   help="wait before retrying a greylisted address (default 60)")
-    e.add_argument("--deadline", type=positive_float, metavar="SECONDS",
-                   help="overall time limit; addresses still pending then are 'unknown'")
-    e.add_argument("--timeout", type=positive_float, metavar="SECONDS",
-                   help="limit for each server reply")
-    e.add_argument("--disposable", choices=("risky", "undeliverable"),
-                   help="verdict for a disposable (throw-away) address that would be "
-                        "deliverable (default risky)")
+    _opt(t, "--disposable", "disposable", choices=("risky", "undeliverable"),
+         help="verdict for a disposable (throw-away) address that would be deliverable")
+    c = sp.add_argument_group(
+        "result cache (an SQLite file kept across runs, like Postfix's verify(8) database)")
+    c.add_argument("--cache", metavar="PATH", default=os.environ.get("SMTPCODE_CACHE"),
+                   help="reuse results stored in PATH and store new ones (default: "
+                        "$SMTPCODE_CACHE when set, else no cache)")
+    c.add_argument("--no-cache", dest="cache", action="store_const", const=None,
+                   help="no cache, even with $SMTPCODE_CACHE set")
+    c.add_argument("--refresh", action="store_true",
+                   help="probe every address again, storing the new results")
+    _opt(c, "--cache-positive-ttl", "cache_positive_ttl", type=seconds, metavar="SECONDS",
+         help="how long deliverable (and catch-all) results are reused")
+    _opt(c, "--cache-negative-ttl", "cache_negative_ttl", type=seconds, metavar="SECONDS",
+         help="how long undeliverable results are reused")
+    _opt(c, "--cache-unknown-ttl", "cache_unknown_ttl", type=seconds, metavar="SECONDS",
+         help="how long unknown and risky results are reused (0: not stored)")
     sp.set_defaults(run=run, parser=sp)
     return sp
 
 
+def _api_defaults():
+    """smtpcode.verify()'s keyword defaults, read from its signature: one source of truth."""
+    try:
+        params = inspect.signature(smtpcode.verify).parameters
+    except (AttributeError, TypeError, ValueError):
+        return {}
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def _option_adder(defaults):
+    """add(group, flag, api_name, ...): an option left unset (None) unless given, so that the
+    API's own default applies; --help shows that default."""
+    def add(group, flag, name, help, **kw):
+        dv = defaults.get(name)
+        if dv is not None:
+            help = "%s (default %s)" % (help, _show(dv))
+        group.add_argument(flag, dest=name, default=None, help=help, **kw)
+    return add
+
+
+def _show(v):
+    if isinstance(v, float) and v >= 86400 and v % 86400 == 0:
+        return "%g s = %g days" % (v, v / 86400)
+    return "%g" % v if isinstance(v, float) else str(v)
+
+
+API_OPTIONS = ("port", "concurrency", "per_host", "rcpt_per_session", "starttls",
+               "greylist_delay", "deadline", "timeout", "connect_timeout", "host_pause",
+               "max_rejections", "disposable", "proxy", "cache_positive_ttl",
+               "cache_negative_ttl", "cache_unknown_ttl")
+
+
 def engine_options(a):
-    opts = dict(mail_from=a.mail_from, helo=a.helo, port=a.port)
-    for name in ("concurrency", "per_host", "rcpt_per_session", "starttls", "greylist_delay",
-                 "deadline", "timeout", "disposable"):
+    opts = dict(mail_from=a.mail_from, helo=a.helo)
+    for name in API_OPTIONS:
         if getattr(a, name) is not None:
             opts[name] = getattr(a, name)
     if a.dns:
         opts["dns_servers"] = dns_servers(a.dns)
+    if a.source_address:
+        opts["source_address"] = dns_servers(a.source_address)   # the same comma-list rules
     if a.tls_verify:
         opts["tls_verify"] = True
     if not a.catch_all:
         opts["catch_all"] = False
     if a.transcript:
         opts["transcript"] = True
+    if a.cache:
+        opts["cache"] = a.cache
+    if a.refresh:
+        opts["refresh"] = True
     return opts
+
+
+def _dedupe_key(address):
+    """The mailbox an input names, as RCPT TO would carry it (domain case and IDNA folded,
+    local part as written); an address that does not parse is its own key."""
+    try:
+        return smtpcode.parse_address(address).ascii_address
+    except (ValueError, AttributeError):
+        return address
 
 
 class _NotText(Exception):
@@ -210,18 +296,22 @@ def _verify(a, source, out):
     total, width = _precount(a.input, a.column) if (show_bar or fmt == "table") else (None, None)
     carry = formats.carry_names(source.header, a.column) if source.header is not None else []
     columns = [o for _, o in carry] + list(formats.FIELDS)
+    if a.cache:
+        columns += list(formats.CACHE_FIELDS)
     if a.transcript:
         columns.append(formats.TRANSCRIPT)
     w = formats.writer(fmt, out, columns, address_width=width or 32)
 
     progress = Progress(total=total, enabled=show_bar)
-    pump = Pump(smtpcode.verify, source, engine_options(a))
+    pump = Pump(smtpcode.verify, source, engine_options(a),
+                dedupe=_dedupe_key if a.dedupe else None)
     waiting, next_out, got = {}, 0, 0
     try:
         try:
-            for r, i, row in pump:
+            for r, i, row, own in pump:
                 got += 1
-                rec = formats.record(r, row and [(o, row[c]) for c, o in carry], a.transcript)
+                rec = formats.record(r, row and [(o, row[c]) for c, o in carry], a.transcript,
+                                     cache=bool(a.cache), address=own)
                 progress.count(r.verdict, r.reason)
                 if not a.ordered or i is None:
                     progress.emit(lambda: w.write(rec, r), out)
@@ -235,6 +325,8 @@ def _verify(a, source, out):
             if not got:                    # the engine refused the options
                 a.parser.error(str(e))
             raise Failure(str(e))
+        except OSError as e:               # the cache file (named in the message)
+            raise Failure(str(e))
         for i in sorted(waiting):          # only when the engine lost a result (checked below)
             progress.emit(lambda: w.write(*waiting[i]), out)
         w.close()
@@ -242,6 +334,9 @@ def _verify(a, source, out):
         progress.close()
     if not a.quiet:
         sys.stderr.write(progress.summary())
+        if a.dedupe and pump.probed < pump.fed:
+            sys.stderr.write("%d duplicate rows answered from the first of their kind "
+                             "(%d addresses probed)\n" % (pump.fed - pump.probed, pump.probed))
     if source.error:
         raise Failure(source.error + " (the addresses before it were checked)")
     if pump.missing():
