@@ -410,6 +410,26 @@ const char *smtpc_kind(int code, const char *status) {
   }
 }
 
+/* hard_bounce and retry follow from the reason and the class; the bounce parser calls this too
+ * when a bounce format itself names the reason. */
+void smtpc__class_set_reason(smtpc_class *out, int reason, int klass) {
+  out->reason = reason;
+  out->retry = 0;
+  out->hard_bounce = !out->temporary && klass != 2 &&
+                     (reason == R(USERUNKNOWN) || reason == R(HOSTUNKNOWN) ||
+                      reason == R(HASMOVED) || reason == R(NOTACCEPT));
+  /* retry: every temporary failure; and permanent failures whose cause usually clears on
+   * its own or after the sender fixes something on its side (a full mailbox is emptied,
+   * a block or rate limit expires, a system fault is repaired). Never for hard bounces,
+   * content/policy refusals (resending the same message fails the same way) or success. */
+  if (klass != 2) {
+    out->retry = out->temporary || reason == R(MAILBOXFULL) || reason == R(RATELIMITED) ||
+                 reason == R(SYSTEMFULL) || reason == R(SYSTEMERROR) ||
+                 reason == R(NETWORKERROR) || reason == R(EXPIRED) ||
+                 reason == R(BADREPUTATION) || reason == R(BLOCKED);
+  }
+}
+
 void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines, size_t nlines,
                           const smtpc_context *ctx, smtpc_class *out) {
   scan st;
@@ -531,20 +551,7 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
     reason = SMTPC_REASON_BLOCKED;
   if (reason < 0) reason = SMTPC_REASON_UNDEFINED;
 
-  out->reason = reason;
-  out->hard_bounce = !out->temporary && klass != 2 &&
-                     (reason == R(USERUNKNOWN) || reason == R(HOSTUNKNOWN) ||
-                      reason == R(HASMOVED) || reason == R(NOTACCEPT));
-  /* retry: every temporary failure; and permanent failures whose cause usually clears on
-   * its own or after the sender fixes something on its side (a full mailbox is emptied,
-   * a block or rate limit expires, a system fault is repaired). Never for hard bounces,
-   * content/policy refusals (resending the same message fails the same way) or success. */
-  if (klass != 2) {
-    out->retry = out->temporary || reason == R(MAILBOXFULL) || reason == R(RATELIMITED) ||
-                 reason == R(SYSTEMFULL) || reason == R(SYSTEMERROR) ||
-                 reason == R(NETWORKERROR) || reason == R(EXPIRED) ||
-                 reason == R(BADREPUTATION) || reason == R(BLOCKED);
-  }
+  smtpc__class_set_reason(out, reason, klass);
   if (out->greylisted) {
     out->retry = 1;
     out->retry_after = st.after > 0 ? (int)(st.after > 86400 ? 86400 : st.after) : 300;

@@ -7,4 +7,8 @@
 /* status.c: find a status code anywhere in text (class cls, or any when 0). */
 int smtpc__status_find(const char *text, size_t len, char cls, char out[SMTPC_STATUS_SIZE]);
 
+/* classify.c: reason set from outside the text rules (a bounce format that names it); hard_bounce
+ * and retry follow from it and the class (2, 4, 5; 0 = unknown). out->temporary must be set. */
+void smtpc__class_set_reason(smtpc_class *out, int reason, int klass);
+
 #endif

@@ -68,7 +68,11 @@ SMTPC_API const char *smtpc_version(void);
   XX(PROXYTTL,     "SOCKS5 proxy: TTL expired")                                      \
   XX(PROXYCLOSED,  "the connection through the SOCKS5 proxy was closed")             \
   XX(PROXYCONNECT, "cannot connect to the SOCKS5 proxy")                             \
-  XX(CACHE,        "the result cache file is unusable (not an SQLite database, or unreadable)")
+  XX(CACHE,        "the result cache file is unusable (not an SQLite database, or unreadable)") \
+  XX(MSGLINE,      "message line is longer than the line limit")                     \
+  XX(TOOMANYHEADERS, "message or part has more header fields than the limit")        \
+  XX(TOOMANYPARTS, "message has more MIME parts than the limit")                     \
+  XX(TOODEEP,      "MIME parts are nested deeper than the limit")
 
 enum smtpc__errno_index {
   SMTPC__EIDX_NONE = 0,
@@ -1003,6 +1007,99 @@ SMTPC_API void smtpc_socks_consume(smtpc_socks *s);
 SMTPC_API int smtpc_socks_state(const smtpc_socks *s);
 SMTPC_API const char *smtpc_socks_detail(const smtpc_socks *s);
 /* SMTPC-END: socks */
+/* Bounce messages (bounce*.c) -- section owned by the bounce parser.                         */
+/* SMTPC-SECTION: bounce */
+/*
+ * Bytes of one mail message in (LF, CRLF or CR line ends), one record per recipient out:
+ * RFC 3464/6522 delivery-status notifications, the common non-standard bounce bodies (Postfix,
+ * Exim, Sendmail, qmail, Exchange, Gmail, Amazon SES ...), RFC 5965 ARF reports (kind
+ * "feedback") and RFC 3834 auto-replies (kind "autoreply"). A message that is none of these
+ * gives no records. Pure: no I/O; reading mbox/Maildir files is the caller's (bindings') job.
+ * Memory is bounded: a message is held up to max_message octets; beyond that its tail is
+ * dropped with a note (the bounce's own text comes first; the tail is the returned message).
+ */
+/* Record fields, in the order bindings show them: (ID, "name"). All are UTF-8 text. */
+#define SMTPC_BOUNCE_FIELD_MAP(XX)                 \
+  XX(KIND, "kind")                 /* "bounce", "feedback", "autoreply" */ \
+  XX(RECIPIENT, "recipient")                       \
+  XX(ACTION, "action")             /* failed delayed delivered relayed expanded */ \
+  XX(STATUS, "status")             /* "5.1.1" */   \
+  XX(DIAGNOSTIC, "diagnostic")     /* the remote server's text, unfolded */ \
+  XX(DIAGNOSTIC_TYPE, "diagnostic_type") /* "SMTP", "X-Postfix" ... */ \
+  XX(COMMAND, "command")           /* "RCPT", "DATA", "MAIL" ... */ \
+  XX(RHOST, "rhost")               /* remote MTA */ \
+  XX(REPORTING_MTA, "reporting_mta")               \
+  XX(ARRIVAL_DATE, "arrival_date")                 \
+  XX(LAST_ATTEMPT, "last_attempt")                 \
+  XX(ORIGINAL_MESSAGE_ID, "original_message_id")   \
+  XX(ORIGINAL_SUBJECT, "original_subject")         \
+  XX(ORIGINAL_FROM, "original_from")               \
+  XX(ORIGINAL_TO, "original_to")                   \
+  XX(FEEDBACK_TYPE, "feedback_type") /* ARF: "abuse", "fraud" ... */ \
+  XX(MTA, "mta")                   /* format recognised: "rfc3464", "postfix" ... */ \
+  XX(NOTE, "note")                 /* what was skipped: "part 3: bad base64 at offset 812" */
+
+enum smtpc_bounce_field {
+#define SMTPC__XX(id, name) SMTPC_BOUNCE_F_##id,
+  SMTPC_BOUNCE_FIELD_MAP(SMTPC__XX)
+#undef SMTPC__XX
+  SMTPC_BOUNCE_NFIELDS
+};
+
+/* "recipient" for SMTPC_BOUNCE_F_RECIPIENT; NULL out of range. */
+SMTPC_API const char *smtpc_bounce_field_name(int field);
+
+typedef struct smtpc_bounce {
+  const char *field[SMTPC_BOUNCE_NFIELDS]; /* NUL-terminated, NULL when absent; owned by the
+                                              parser, valid until its next reset/free       */
+  int reply_code;                          /* 0 when none                                   */
+  smtpc_class cls;                         /* the diagnostic classified (command, rhost as
+                                              context); reason "feedback"/"vacation" for
+                                              those kinds                                   */
+} smtpc_bounce;
+
+#define SMTPC_BOUNCE_MAX_MESSAGE_DEFAULT (8u << 20) /* octets of one message held           */
+#define SMTPC_BOUNCE_MAX_LINE_DEFAULT    65536      /* octets a line                        */
+#define SMTPC_BOUNCE_MAX_HEADERS_DEFAULT 1000       /* header fields per message or part    */
+#define SMTPC_BOUNCE_MAX_PARTS_DEFAULT   256        /* MIME parts per message               */
+#define SMTPC_BOUNCE_MAX_DEPTH_DEFAULT   16         /* nesting of multiparts/messages       */
+#define SMTPC_BOUNCE_MAX_RECORDS_DEFAULT 10000      /* records per message                  */
+
+typedef struct smtpc_bounce_limits {  /* 0 = default for every field */
+  size_t max_message, max_line, max_headers, max_parts, max_depth, max_records;
+} smtpc_bounce_limits;
+
+typedef struct smtpc_bounce_parser smtpc_bounce_parser;
+
+/* NULL limits = defaults. NULL when out of memory. One parser is reused for many messages. */
+SMTPC_API smtpc_bounce_parser *smtpc_bounce_new(const smtpc_bounce_limits *limits);
+SMTPC_API void smtpc_bounce_free(smtpc_bounce_parser *p);
+/* Start a new message (records and notes of the last one are dropped; memory is kept). */
+SMTPC_API void smtpc_bounce_reset(smtpc_bounce_parser *p);
+/* Append bytes of the current message. Returns 0, SMTPC_ENOMEM, or the sticky limit error. */
+SMTPC_API int smtpc_bounce_feed(smtpc_bounce_parser *p, const char *buf, size_t len);
+/* The message is complete: parse it. Returns the number of records (>= 0) or a negative
+ * SMTPC_E* error (limits: SMTPC_EMSGLINE, SMTPC_ETOOMANYHEADERS, SMTPC_ETOOMANYPARTS,
+ * SMTPC_ETOODEEP; smtpc_bounce_error gives the offset in the message). */
+SMTPC_API int smtpc_bounce_finish(smtpc_bounce_parser *p);
+/* reset + feed + finish. */
+SMTPC_API int smtpc_bounce_parse(smtpc_bounce_parser *p, const char *msg, size_t len);
+/* Record i of the last finished message; NULL out of range. */
+SMTPC_API const smtpc_bounce *smtpc_bounce_record(const smtpc_bounce_parser *p, size_t i);
+SMTPC_API size_t smtpc_bounce_count(const smtpc_bounce_parser *p);
+/* The error of the last feed/finish (0 when none) and the message offset where it was found. */
+SMTPC_API int smtpc_bounce_error(const smtpc_bounce_parser *p, uint64_t *offset);
+
+/* mbox splitting (pure): feed the bytes of an mbox (mboxo or mboxrd) in any chunks; each call
+ * returns the next complete message, ">From " quoting undone for mboxrd. */
+typedef struct smtpc_mbox smtpc_mbox;
+SMTPC_API smtpc_mbox *smtpc_mbox_new(void);
+SMTPC_API void smtpc_mbox_free(smtpc_mbox *mb);
+/* Append bytes; eof = 1 after the last chunk. Returns 0 or SMTPC_ENOMEM. */
+SMTPC_API int smtpc_mbox_feed(smtpc_mbox *mb, const char *buf, size_t len, int eof);
+/* 1 = *msg and *len hold the next message (valid until the next feed/next), 0 = need more. */
+SMTPC_API int smtpc_mbox_next(smtpc_mbox *mb, const char **msg, size_t *len);
+/* SMTPC-END: bounce */
 
 #ifdef __cplusplus
 }

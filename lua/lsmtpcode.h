@@ -33,6 +33,7 @@ void lsmtpc_open_dns(lua_State *L);
 void lsmtpc_open_verify(lua_State *L);
 void lsmtpc_open_plan(lua_State *L);
 void lsmtpc_open_mxq(lua_State *L);
+void lsmtpc_open_bounce(lua_State *L);
 void lsmtpc_open_inspect(lua_State *L);
 
 /* Set disposable, role, free_provider and suggestion (nil when none) on the table on top. */

@@ -14,6 +14,7 @@ int pysmtpc_init_verify(PyObject *module);
 int pysmtpc_init_plan(PyObject *module);
 /* A smtpcode.Result from a result (new reference, NULL with an exception set). */
 PyObject *pysmtpc_result_new(const smtpc_result *r);
+int pysmtpc_init_bounce(PyObject *module);
 int pysmtpc_init_inspect(PyObject *module);
 
 /* smtpcode.parse_address(arg) (new reference; NULL with AddressError set). */

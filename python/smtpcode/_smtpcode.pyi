@@ -234,6 +234,46 @@ class _Plan:
     @property
     def stats(self) -> Dict[str, int]: ...
 # SMTPC-END: plan
+# --- bounces (_bounce.c; readers in _bounces.py) ---
+# SMTPC-SECTION: bounce
+class BounceError(ValueError):
+    offset: int   # octet of the message where the limit was exceeded
+    code: str     # "MSGLINE", "TOOMANYHEADERS", "TOOMANYPARTS", "TOODEEP"
+
+class Bounce(Tuple[object, ...]):
+    """One recipient of a bounce (kind "bounce"), an ARF report ("feedback") or an
+    auto-reply ("autoreply"). A named tuple: fields by name, immutable."""
+    kind: str
+    recipient: Optional[str]
+    action: Optional[str]
+    status: Optional[str]
+    diagnostic: Optional[str]
+    diagnostic_type: Optional[str]
+    command: Optional[str]
+    rhost: Optional[str]
+    reporting_mta: Optional[str]
+    arrival_date: Optional[str]
+    last_attempt: Optional[str]
+    original_message_id: Optional[str]
+    original_subject: Optional[str]
+    original_from: Optional[str]
+    original_to: Optional[str]
+    feedback_type: Optional[str]
+    mta: Optional[str]
+    note: Optional[str]
+    reply_code: Optional[int]
+    reason: str
+    hard_bounce: bool
+    retry: bool
+    temporary: bool
+    provider: Optional[str]
+
+def parse_bounce(message: bytes) -> list[Bounce]: ...
+
+class _Mbox:
+    def __init__(self) -> None: ...
+    def feed(self, data: bytes, eof: bool = False) -> list[bytes]: ...
+# SMTPC-END: bounce
 # --- inspect (inspect.c) ---
 # SMTPC-SECTION: inspect
 from typing import Dict

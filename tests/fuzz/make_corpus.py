@@ -19,6 +19,13 @@ def write(what, name, data):
 def main():
     for r in vectors.load("streams.tsv"):
         write("reply", r["id"].decode(), b"\x03" + r["stream"])
+    bdir = os.path.join(vectors.DIR, "bounce")
+    for name in sorted(os.listdir(bdir)):
+        with open(os.path.join(bdir, name), "rb") as f:
+            msg = f.read()
+        write("bounce", name, b"\x00" + msg)            # default limits, fed whole
+        write("bounce", name + ".tight", b"\x0f" + msg)  # tight limits, fed 7 octets at a time
+        write("bounce", name + ".mbox", b"\x00From x\n" + msg + b"\n\nFrom y\n>From z\n")
     for r in vectors.load("decode.tsv"):
         write("decode", r["id"].decode(), b"\x01" + r["input"])
     path = os.path.join(vectors.DIR, "addresses.tsv")

@@ -57,7 +57,7 @@ def dns_servers(values):
 
 def build_parser():
     import smtpcode
-    from . import decode, resolve, verify
+    from . import bounces, decode, resolve, verify
 
     p = argparse.ArgumentParser(
         prog="smtpcode", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -70,6 +70,7 @@ def build_parser():
     decode.add_decode_parser(sub)
     decode.add_explain_parser(sub)
     resolve.add_parser(sub)
+    bounces.add_parser(sub)
     return p
 
 

@@ -1,0 +1,509 @@
+/*
+ * bounce.c -- the bounce parser: message framing, records, and the order of work
+ * (MIME -> ARF -> RFC 3464 -> MTA modules -> auto-reply -> completing each record).
+ * See bounce_internal.h for the contract with the MTA modules.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bounce_core.h"
+
+static const char *const field_names[] = {
+#define SMTPC__XX(id, name) name,
+    SMTPC_BOUNCE_FIELD_MAP(SMTPC__XX)
+#undef SMTPC__XX
+};
+
+const char *smtpc_bounce_field_name(int field) {
+  return (field >= 0 && field < SMTPC_BOUNCE_NFIELDS) ? field_names[field] : NULL;
+}
+
+static const struct {
+  const char *name;
+  smtpc__bmta_fn fn;
+} mta_modules[] = {
+#define SMTPC__XX(id, name, fn) {name, fn},
+#include "bounce_mta.def"
+#undef SMTPC__XX
+};
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+void *smtpc__balloc(smtpc_bounce_parser *p, size_t n) {
+  n = (n + 7) & ~(size_t)7;
+  smtpc__chunk *c = p->arena;
+  if (!c || c->size - c->used < n) {
+    size_t size = n > 65536 ? n : 65536;
+    /* reuse the next (older) chunk when it is big enough: it was kept by reset */
+    c = malloc(sizeof *c + size);
+    if (!c) return NULL;
+    c->size = size;
+    c->used = 0;
+    c->next = p->arena;
+    p->arena = c;
+  }
+  void *r = c->data + c->used;
+  c->used += n;
+  return r;
+}
+
+char *smtpc__bstrdup(smtpc_bounce_parser *p, const char *s, size_t n) {
+  char *d = smtpc__balloc(p, n + 1);
+  if (!d) return NULL;
+  if (n) memcpy(d, s, n);
+  d[n] = '\0';
+  return d;
+}
+
+void smtpc__bnote(smtpc_bounce_parser *p, const char *fmt, ...) {
+  char tmp[160];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof tmp) n = sizeof tmp - 1;
+  size_t room = sizeof p->note - 1 - p->note_len;
+  size_t sep = p->note_len ? 2 : 0;
+  if (room < sep + (size_t)n) return; /* the first notes are the useful ones */
+  if (sep) memcpy(p->note + p->note_len, "; ", 2);
+  memcpy(p->note + p->note_len + sep, tmp, (size_t)n);
+  p->note_len += sep + (size_t)n;
+  p->note[p->note_len] = '\0';
+}
+
+int smtpc__bfail(smtpc_bounce_parser *p, int err, size_t offset) {
+  if (!p->err) {
+    p->err = err;
+    p->erroff = offset;
+  }
+  return err;
+}
+
+int smtpc__bnext_line(const char *msg, size_t end, size_t *pos, size_t *line, size_t *line_len) {
+  size_t i = *pos;
+  if (i >= end) return 0;
+  /* the line ends at the first LF or CR: memchr for each (fast), CR being rare or just before LF */
+  const char *nl = memchr(msg + i, '\n', end - i);
+  size_t j = nl ? (size_t)(nl - msg) : end;
+  const char *cr = memchr(msg + i, '\r', j - i);
+  if (cr) j = (size_t)(cr - msg);
+  *line = i;
+  *line_len = j - i;
+  if (j < end && msg[j] == '\r') j++;
+  if (j < end && msg[j] == '\n' && (j == i + *line_len || msg[j - 1] == '\r')) j++;
+  *pos = j;
+  return 1;
+}
+
+/* ---- parser lifetime ------------------------------------------------------------------------ */
+
+smtpc_bounce_parser *smtpc_bounce_new(const smtpc_bounce_limits *limits) {
+  smtpc_bounce_parser *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  smtpc_bounce_limits l = limits ? *limits : (smtpc_bounce_limits){0};
+  p->lim.max_message = l.max_message ? l.max_message : SMTPC_BOUNCE_MAX_MESSAGE_DEFAULT;
+  p->lim.max_line = l.max_line ? l.max_line : SMTPC_BOUNCE_MAX_LINE_DEFAULT;
+  p->lim.max_headers = l.max_headers ? l.max_headers : SMTPC_BOUNCE_MAX_HEADERS_DEFAULT;
+  p->lim.max_parts = l.max_parts ? l.max_parts : SMTPC_BOUNCE_MAX_PARTS_DEFAULT;
+  p->lim.max_depth = l.max_depth ? l.max_depth : SMTPC_BOUNCE_MAX_DEPTH_DEFAULT;
+  p->lim.max_records = l.max_records ? l.max_records : SMTPC_BOUNCE_MAX_RECORDS_DEFAULT;
+  for (size_t i = 0; i < SMTPC__ICONV_CACHE; i++) p->iconv[i].cd = (iconv_t)-1;
+  return p;
+}
+
+void smtpc_bounce_reset(smtpc_bounce_parser *p) {
+  if (!p) return;
+  p->len = 0;
+  p->truncated = 0;
+  p->err = 0;
+  p->erroff = 0;
+  /* keep one chunk (the newest) so a mailbox of small bounces allocates nothing per message */
+  if (p->arena) {
+    smtpc__chunk *c = p->arena->next;
+    while (c) {
+      smtpc__chunk *n = c->next;
+      free(c);
+      c = n;
+    }
+    p->arena->next = NULL;
+    p->arena->used = 0;
+    if (p->arena->size > (1u << 20)) { /* do not keep a giant one */
+      free(p->arena);
+      p->arena = NULL;
+    }
+  }
+  p->nhdr = p->npart = p->nrec = 0;
+  p->top_nhdr = p->orig_first = p->orig_n = 0;
+  p->have_orig = 0;
+  p->nparts_seen = 0;
+  p->note_len = 0;
+  p->note[0] = '\0';
+  /* a big message's buffer is not kept either: memory stays bounded by typical messages */
+  if (p->cap > (4u << 20)) {
+    free(p->msg);
+    p->msg = NULL;
+    p->cap = 0;
+  }
+}
+
+void smtpc_bounce_free(smtpc_bounce_parser *p) {
+  if (!p) return;
+  smtpc_bounce_reset(p);
+  free(p->arena);
+  free(p->msg);
+  free(p->hdr);
+  free(p->part);
+  free(p->part_hfirst);
+  free(p->rec);
+  for (size_t i = 0; i < SMTPC__ICONV_CACHE; i++)
+    if (p->iconv[i].cd != (iconv_t)-1) iconv_close(p->iconv[i].cd);
+  free(p);
+}
+
+int smtpc_bounce_feed(smtpc_bounce_parser *p, const char *buf, size_t len) {
+  if (!p || (!buf && len)) return SMTPC_EINVAL;
+  if (p->err) return p->err;
+  if (p->len + len > p->lim.max_message) {
+    if (!p->truncated) smtpc__bnote(p, "message cut at octet %zu (size limit)", p->lim.max_message);
+    p->truncated = 1;
+    len = p->lim.max_message - p->len;
+  }
+  if (p->len + len + 1 > p->cap) {
+    size_t cap = p->cap ? p->cap : 16384;
+    while (cap < p->len + len + 1) cap *= 2;
+    char *m = realloc(p->msg, cap);
+    if (!m) return smtpc__bfail(p, SMTPC_ENOMEM, p->len);
+    p->msg = m;
+    p->cap = cap;
+  }
+  if (len) memcpy(p->msg + p->len, buf, len);
+  p->len += len;
+  p->msg[p->len] = '\0';
+  return 0;
+}
+
+/* ---- records -------------------------------------------------------------------------------- */
+
+smtpc_bounce *smtpc__bounce_add(smtpc__bmsg *m) {
+  smtpc_bounce_parser *p = m->p;
+  if (p->nrec >= p->lim.max_records) {
+    if (p->nrec == p->lim.max_records) smtpc__bnote(p, "records beyond %zu dropped", p->nrec);
+    return NULL;
+  }
+  if (p->nrec == p->caprec) {
+    size_t cap = p->caprec ? p->caprec * 2 : 16;
+    smtpc_bounce *r = realloc(p->rec, cap * sizeof *r);
+    if (!r) return NULL;
+    p->rec = r;
+    p->caprec = cap;
+  }
+  smtpc_bounce *r = &p->rec[p->nrec++];
+  memset(r, 0, sizeof *r);
+  m->nrecords = p->nrec;
+  return r;
+}
+
+smtpc_bounce *smtpc__bounce_rec(smtpc__bmsg *m, size_t i) {
+  return i < m->p->nrec ? &m->p->rec[i] : NULL;
+}
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Copy with white space runs squeezed to one space and the ends trimmed. */
+static char *squeeze(smtpc_bounce_parser *p, const char *s, size_t n, size_t *out_len) {
+  char *d = smtpc__balloc(p, n + 1);
+  if (!d) return NULL;
+  size_t k = 0;
+  int space = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (is_ws(s[i])) {
+      space = 1;
+      continue;
+    }
+    if (space && k) d[k++] = ' ';
+    space = 0;
+    d[k++] = s[i];
+  }
+  d[k] = '\0';
+  *out_len = k;
+  return d;
+}
+
+static void clean_recipient(char *s, size_t *n) {
+  char *a = s;
+  size_t len = *n;
+  if (len > 7 && smtpc__bstarts(a, len, "rfc822;")) {
+    a += 7;
+    len -= 7;
+  }
+  while (len && (*a == ' ' || *a == '<' || *a == '"' || *a == '\'')) a++, len--;
+  while (len && (a[len - 1] == ' ' || a[len - 1] == '>' || a[len - 1] == '"' ||
+                 a[len - 1] == '\'' || a[len - 1] == '.' || a[len - 1] == ':'))
+    len--;
+  const char *addr;
+  size_t alen;
+  if (smtpc__baddr(a, len, &addr, &alen)) {
+    a = (char *)addr;
+    len = alen;
+  }
+  memmove(s, a, len);
+  s[len] = '\0';
+  char *at = memchr(s, '@', len);
+  for (char *c = at ? at : s + len; c < s + len; c++)
+    if (*c >= 'A' && *c <= 'Z') *c += 32;
+  *n = len;
+}
+
+int smtpc__bounce_set(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s, size_t len) {
+  if (!r || field < 0 || field >= SMTPC_BOUNCE_NFIELDS) return SMTPC_EINVAL;
+  size_t n;
+  char *d = squeeze(m->p, s ? s : "", s ? len : 0, &n);
+  if (!d) return SMTPC_ENOMEM;
+  if (field == SMTPC_BOUNCE_F_RECIPIENT) clean_recipient(d, &n);
+  if (n) r->field[field] = d; /* an empty value never erases what the bounce said elsewhere */
+  return 0;
+}
+
+int smtpc__bounce_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s, size_t len) {
+  if (!r || field < 0 || field >= SMTPC_BOUNCE_NFIELDS) return SMTPC_EINVAL;
+  const char *old = r->field[field];
+  if (!old) return smtpc__bounce_set(m, r, field, s, len);
+  size_t ol = strlen(old);
+  char *tmp = smtpc__balloc(m->p, ol + 1 + len + 1);
+  if (!tmp) return SMTPC_ENOMEM;
+  memcpy(tmp, old, ol);
+  tmp[ol] = ' ';
+  memcpy(tmp + ol + 1, s, len);
+  return smtpc__bounce_set(m, r, field, tmp, ol + 1 + len);
+}
+
+/* ---- completing records --------------------------------------------------------------------- */
+
+/* The SMTP command a diagnostic answered, from the phrases MTAs use. */
+static const char *find_command(const char *t, size_t n) {
+  static const struct { const char *phrase; const char *cmd; } k[] = {
+      {"in reply to rcpt to", "RCPT"}, {"in reply to end of data", "DATA"},
+      {"in reply to data", "DATA"},    {"in reply to mail from", "MAIL"},
+      {"in reply to helo", "HELO"},    {"in reply to ehlo", "EHLO"},
+      {"in reply to quit", "QUIT"},    {"in reply to starttls", "STARTTLS"},
+      {">>> rcpt to", "RCPT"},         {">>> mail from", "MAIL"},
+      {">>> data", "DATA"},            {">>> ehlo", "EHLO"},
+      {">>> helo", "HELO"},            {"after rcpt to", "RCPT"},
+      {"after end of data", "DATA"},   {"after mail from", "MAIL"},
+      {"after data", "DATA"},          {"after ehlo", "EHLO"},
+      {"after helo", "HELO"},          {"after initial connection", "CONN"},
+      {"after pipelined rcpt to", "RCPT"}, {"after pipelined mail from", "MAIL"},
+  };
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+    if (smtpc__bfind(t, n, k[i].phrase)) return k[i].cmd;
+  return NULL;
+}
+
+/* The first reply code in a diagnostic: "said: 550 5.1.1 ...", "<<< 421 ...", "smtp; 554-...".
+ * A code stands alone: not part of a number, an address or a host name. Returns its offset
+ * (or -1) and the code in *code; want (0 = any) asks for one code in particular. */
+static long find_code(const char *t, size_t n, int want, int *code, int with2) {
+  for (size_t i = 0; i + 3 <= n; i++) {
+    if ((t[i] != '4' && t[i] != '5' && (t[i] != '2' || !with2)) || t[i + 1] < '0' || t[i + 1] > '5' ||
+        t[i + 2] < '0' || t[i + 2] > '9')
+      continue;
+    if (i > 0 && (!t[i - 1] || !strchr(" :;(<[\"'#=", t[i - 1]))) continue;
+    if (i + 3 < n && (!t[i + 3] || !strchr(" -;:,)", t[i + 3]))) continue;
+    if (i + 4 < n && (t[i + 3] == ':' || t[i + 3] == ',') && t[i + 4] >= '0' && t[i + 4] <= '9') continue;
+    int c = (t[i] - '0') * 100 + (t[i + 1] - '0') * 10 + (t[i + 2] - '0');
+    if (want && c != want) continue;
+    *code = c;
+    return (long)i;
+  }
+  return -1;
+}
+
+/* Reply code and status, from what the bounce says in its fields and in the server's words.
+ * The remote server's own status (in the diagnostic, after its reply code) is more precise than
+ * the reporting MTA's summary in the Status field (5.0.0, or a 4.4.7 "expired" stamped over a
+ * 4.7.1 refusal), so it wins when it agrees with the reply code's class (or with the Status
+ * field's class when there is no code). */
+static void code_and_status(smtpc_bounce_parser *p, smtpc_bounce *r, const char *diag, size_t dlen) {
+  const char **f = r->field;
+  char st[SMTPC_STATUS_SIZE], dst[SMTPC_STATUS_SIZE];
+  const char *have = f[SMTPC_BOUNCE_F_STATUS];
+  if (have && !(smtpc_status_parse(have, strlen(have), st) > 0 || smtpc__status_find(have, strlen(have), 0, st)))
+    have = NULL;
+  else if (have)
+    have = st;
+  long at = -1;
+  int code = 0;
+  /* a failure's code first: "220-mx ... 421 4.2.1 Service refused" is a refusal, not a greeting */
+  if (diag && (at = find_code(diag, dlen, r->reply_code, &code, 0)) < 0)
+    at = find_code(diag, dlen, r->reply_code, &code, 1);
+  if (!r->reply_code) r->reply_code = code;
+  char cls = r->reply_code ? (char)('0' + r->reply_code / 100) : (have ? have[0] : 0);
+  if (diag && ((at >= 0 && smtpc__status_find(diag + at, dlen - (size_t)at, cls, dst)) ||
+               smtpc__status_find(diag, dlen, cls, dst))) {
+    if (!have || strcmp(have, dst)) have = dst;
+  }
+  f[SMTPC_BOUNCE_F_STATUS] = have ? smtpc__bstrdup(p, have, strlen(have)) : NULL;
+}
+
+/* The paragraph of the bounce's own text that names the recipient (at most 2000 octets). */
+static const char *paragraph(smtpc__bmsg *m, const char *rcpt, size_t *len) {
+  const char *at = smtpc__bfind(m->body, m->body_len, rcpt);
+  if (!at) return NULL;
+  size_t start = (size_t)(at - m->body), end = start;
+  while (start && !(m->body[start - 1] == '\n' && start >= 2 && m->body[start - 2] == '\n')) start--;
+  while (end < m->body_len && !(m->body[end] == '\n' && end + 1 < m->body_len && m->body[end + 1] == '\n')) end++;
+  if (end - start > 2000) end = start + 2000;
+  *len = end - start;
+  return m->body + start;
+}
+
+static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, const char *mta) {
+  const char **f = r->field;
+  if (!f[SMTPC_BOUNCE_F_KIND]) f[SMTPC_BOUNCE_F_KIND] = "bounce";
+  if (!f[SMTPC_BOUNCE_F_MTA]) f[SMTPC_BOUNCE_F_MTA] = mta;
+  if (!f[SMTPC_BOUNCE_F_ACTION] && !strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce"))
+    f[SMTPC_BOUNCE_F_ACTION] = "failed";
+  static const struct { int field; const char *name; } orig[] = {
+      {SMTPC_BOUNCE_F_ORIGINAL_MESSAGE_ID, "Message-ID"},
+      {SMTPC_BOUNCE_F_ORIGINAL_SUBJECT, "Subject"},
+      {SMTPC_BOUNCE_F_ORIGINAL_FROM, "From"},
+      {SMTPC_BOUNCE_F_ORIGINAL_TO, "To"},
+  };
+  for (size_t i = 0; i < 4; i++) {
+    size_t n;
+    const char *v;
+    if (f[orig[i].field] || !m->orig_headers) continue;
+    if ((v = smtpc__bheader_get(m->orig_headers, m->norig_headers, orig[i].name, &n)) && n)
+      f[orig[i].field] = v;
+  }
+  const char *diag = f[SMTPC_BOUNCE_F_DIAGNOSTIC];
+  size_t dlen = diag ? strlen(diag) : 0;
+  if (!f[SMTPC_BOUNCE_F_COMMAND] && diag) f[SMTPC_BOUNCE_F_COMMAND] = find_command(diag, dlen);
+  if (!f[SMTPC_BOUNCE_F_COMMAND] && f[SMTPC_BOUNCE_F_RECIPIENT] && m->body_len) {
+    /* the bounce's own text often says more than the DSN part: Postfix writes "<rcpt>: host
+     * mx[ip] said: 550 ... (in reply to RCPT TO command)" in the paragraph naming the recipient */
+    size_t n;
+    const char *para = paragraph(m, f[SMTPC_BOUNCE_F_RECIPIENT], &n);
+    if (para) f[SMTPC_BOUNCE_F_COMMAND] = find_command(para, n);
+  }
+  code_and_status(p, r, diag, dlen);
+  if (!strcmp(f[SMTPC_BOUNCE_F_KIND], "feedback")) {
+    r->cls = (smtpc_class){0};
+    r->cls.reason = SMTPC_REASON_FEEDBACK;
+  } else if (!strcmp(f[SMTPC_BOUNCE_F_KIND], "autoreply")) {
+    r->cls = (smtpc_class){0};
+    r->cls.reason = SMTPC_REASON_VACATION;
+  } else {
+    int hint = r->cls.reason; /* a module that knows the reason from the format says so */
+    smtpc_context ctx = {f[SMTPC_BOUNCE_F_COMMAND], f[SMTPC_BOUNCE_F_RHOST]};
+    smtpc_decoded d;
+    const char *st = f[SMTPC_BOUNCE_F_STATUS];
+    int rc = smtpc_classify(r->reply_code, st, diag ? diag : "", dlen, &ctx, &d);
+    if (rc == 0) {
+      if (!r->reply_code) r->reply_code = d.code;
+      if (!st && d.status[0]) f[SMTPC_BOUNCE_F_STATUS] = smtpc__bstrdup(p, d.status, strlen(d.status));
+      r->cls = d.cls;
+    } else {
+      r->cls = (smtpc_class){0};
+    }
+    /* a bounce whose words no rule places is "on hold" (Sisimai's onhold: there is a reason,
+     * not enough detail to name it); "undefined" stays for a bounce with nothing to judge */
+    if (!hint && r->cls.reason == SMTPC_REASON_UNDEFINED && dlen) hint = SMTPC_REASON_ONHOLD;
+    if (hint > 0 && hint < SMTPC_REASON_COUNT) {
+      const char *s = f[SMTPC_BOUNCE_F_STATUS];
+      int klass = r->reply_code ? r->reply_code / 100 : (s ? s[0] - '0' : 0);
+      r->cls.temporary = klass == 4;
+      smtpc__class_set_reason(&r->cls, hint, klass);
+    }
+  }
+  if (p->note_len && !f[SMTPC_BOUNCE_F_NOTE]) f[SMTPC_BOUNCE_F_NOTE] = p->note;
+}
+
+/* ---- the order of work ---------------------------------------------------------------------- */
+
+static void view(smtpc_bounce_parser *p, smtpc__bmsg *m) {
+  memset(m, 0, sizeof *m);
+  m->p = p;
+  m->headers = p->hdr;
+  m->nheaders = p->top_nhdr;
+  m->parts = p->part;
+  m->nparts = p->npart;
+  m->body = "";
+  for (size_t i = 0; i < p->npart; i++) /* NULL + 0 is undefined in C: no fields, no pointer */
+    p->part[i].headers = p->hdr ? p->hdr + p->part_hfirst[i] : NULL;
+  for (size_t i = 0; i < p->npart; i++) {
+    const smtpc__bpart *pt = &p->part[i];
+    if (!pt->in_rfc822 && !strcmp(pt->type, "text/plain")) {
+      m->body = pt->text;
+      m->body_len = pt->len;
+      break;
+    }
+  }
+  if (p->have_orig && p->hdr) {
+    m->orig_headers = p->hdr + p->orig_first;
+    m->norig_headers = p->orig_n;
+  }
+  m->nrecords = p->nrec;
+}
+
+int smtpc_bounce_finish(smtpc_bounce_parser *p) {
+  if (!p) return SMTPC_EINVAL;
+  if (p->err) return p->err;
+  if (!p->msg && smtpc_bounce_feed(p, "", 0)) return p->err;
+  int rc = smtpc__bmime(p);
+  if (rc < 0) return rc;
+  smtpc__bmsg m;
+  view(p, &m);
+  if (!m.orig_headers && m.body_len) {
+    smtpc__binline_orig(p, m.body, m.body_len);
+    view(p, &m); /* hdr may have moved */
+  }
+  const char *mta = "rfc3464";
+  if ((rc = smtpc__barf(&m)) < 0) return smtpc__bfail(p, rc, 0);
+  if (rc == 0) {
+    if ((rc = smtpc__bdsn(&m)) < 0) return smtpc__bfail(p, rc, 0);
+    for (size_t i = 0; i < sizeof mta_modules / sizeof mta_modules[0]; i++) {
+      rc = mta_modules[i].fn(&m);
+      if (rc < 0) return smtpc__bfail(p, rc, 0);
+      if (rc > 0) {
+        mta = mta_modules[i].name;
+        break;
+      }
+    }
+    if (p->nrec == 0 && (rc = smtpc__bautoreply(&m)) < 0) return smtpc__bfail(p, rc, 0);
+  }
+  for (size_t i = 0; i < p->nrec; i++) {
+    smtpc_bounce *r = &p->rec[i];
+    if (!r->field[SMTPC_BOUNCE_F_RECIPIENT] && !r->field[SMTPC_BOUNCE_F_KIND]) {
+      /* a record a module could not name a recipient for is no record */
+      memmove(r, r + 1, (p->nrec - i - 1) * sizeof *r);
+      p->nrec--;
+      i--;
+      continue;
+    }
+    complete(p, &m, r, mta);
+  }
+  return (int)p->nrec;
+}
+
+int smtpc_bounce_parse(smtpc_bounce_parser *p, const char *msg, size_t len) {
+  if (!p) return SMTPC_EINVAL;
+  smtpc_bounce_reset(p);
+  int rc = smtpc_bounce_feed(p, msg, len);
+  return rc < 0 ? rc : smtpc_bounce_finish(p);
+}
+
+const smtpc_bounce *smtpc_bounce_record(const smtpc_bounce_parser *p, size_t i) {
+  return (p && i < p->nrec) ? &p->rec[i] : NULL;
+}
+
+size_t smtpc_bounce_count(const smtpc_bounce_parser *p) { return p ? p->nrec : 0; }
+
+int smtpc_bounce_error(const smtpc_bounce_parser *p, uint64_t *offset) {
+  if (!p) return SMTPC_EINVAL;
+  if (offset) *offset = p->erroff;
+  return p->err;
+}

@@ -1,0 +1,383 @@
+/*
+ * bounce_dsn.c -- the standard formats: RFC 3464 delivery-status parts (every per-recipient
+ * block), RFC 5965 ARF feedback reports, RFC 3834 auto-replies, and the returned message's
+ * header fields when a plain-text bounce quotes them inline.
+ */
+#include <string.h>
+
+#include "bounce_core.h"
+
+static int is_wsp(char c) { return c == ' ' || c == '\t'; }
+
+/* "dns; mx.example.com" -> "mx.example.com"; "rfc822; a@b" -> "a@b" (type prefix dropped). */
+static void strip_type(const char **v, size_t *n) {
+  const char *semi = memchr(*v, ';', *n);
+  if (!semi) return;
+  size_t k = (size_t)(semi - *v) + 1;
+  *v += k;
+  *n -= k;
+  while (*n && is_wsp(**v)) (*v)++, (*n)--;
+}
+
+/* A host name without "[192.0.2.1]" or "(comment)" decoration after it. */
+static void host_only(const char **v, size_t *n) {
+  strip_type(v, n);
+  size_t k = 0;
+  while (k < *n && !is_wsp((*v)[k]) && (*v)[k] != '(' && (*v)[k] != ';') k++;
+  if (k && (*v)[0] == '[' && (*v)[k - 1] == ']') (*v)++, k -= 2;
+  *n = k;
+}
+
+/* Field reader over a UTF-8, LF-ended text: calls back once per field (unfolded) and once per
+ * empty line (name NULL). */
+typedef int (*field_fn)(smtpc__bmsg *m, void *st, const char *name, size_t nl, const char *v,
+                        size_t vl);
+
+static int fields(smtpc__bmsg *m, const char *t, size_t n, field_fn fn, void *st) {
+  size_t pos = 0;
+  const char *line;
+  size_t ll;
+  const char *name = NULL, *v = NULL;
+  size_t nl = 0, vl = 0;
+  char *buf = NULL;
+  int rc;
+  while (smtpc__bline(t, n, &pos, &line, &ll)) {
+    while (ll && (line[ll - 1] == '\r' || is_wsp(line[ll - 1]))) ll--;
+    if (ll && is_wsp(line[0]) && name) {
+      size_t a = 0;
+      while (a < ll && is_wsp(line[a])) a++;
+      char *nb = smtpc__balloc(m->p, vl + 1 + ll - a + 1);
+      if (!nb) return SMTPC_ENOMEM;
+      memcpy(nb, v, vl);
+      nb[vl] = ' ';
+      memcpy(nb + vl + 1, line + a, ll - a);
+      v = buf = nb;
+      vl += 1 + ll - a;
+      continue;
+    }
+    if (name && (rc = fn(m, st, name, nl, v, vl))) return rc;
+    name = NULL;
+    if (ll == 0) {
+      if ((rc = fn(m, st, NULL, 0, NULL, 0))) return rc;
+      continue;
+    }
+    const char *colon = memchr(line, ':', ll);
+    if (!colon || colon == line) continue;
+    size_t k = (size_t)(colon - line);
+    while (k && is_wsp(line[k - 1])) k--;
+    name = line;
+    nl = k;
+    v = colon + 1;
+    vl = ll - (size_t)(colon + 1 - line);
+    while (vl && is_wsp(*v)) v++, vl--;
+  }
+  (void)buf;
+  if (name && (rc = fn(m, st, name, nl, v, vl))) return rc;
+  return 0;
+}
+
+static int is(const char *name, size_t nl, const char *want) {
+  return strlen(want) == nl && smtpc__bstarts(name, nl, want);
+}
+
+/* ---- RFC 3464 -------------------------------------------------------------------------------- */
+
+typedef struct dsn_state {
+  size_t first;          /* records of this part start here */
+  long cur;              /* index of the record being filled, -1 = none */
+  int cur_final, cur_orig;
+  const char *reporting, *arrival;
+  size_t reporting_len, arrival_len;
+} dsn_state;
+
+static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, const char *v,
+                     size_t vl) {
+  dsn_state *st = vst;
+  if (!name) { /* an empty line ends a per-recipient block */
+    st->cur = -1;
+    return 0;
+  }
+  int final = is(name, nl, "Final-Recipient"), orig = is(name, nl, "Original-Recipient");
+  if (final || orig) {
+    if (st->cur < 0 || (final && st->cur_final) || (orig && st->cur_orig)) {
+      if (!smtpc__bounce_add(m)) return 0;
+      st->cur = (long)m->nrecords - 1;
+      st->cur_final = st->cur_orig = 0;
+    }
+    smtpc_bounce *r = smtpc__bounce_rec(m, (size_t)st->cur);
+    const char *a = v;
+    size_t al = vl;
+    strip_type(&a, &al);
+    /* the final recipient wins; the original one only fills a gap */
+    if (final || !r->field[SMTPC_BOUNCE_F_RECIPIENT])
+      if (memchr(a, '@', al) || !r->field[SMTPC_BOUNCE_F_RECIPIENT])
+        if (smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) return SMTPC_ENOMEM;
+    if (final) st->cur_final = 1;
+    else st->cur_orig = 1;
+    return 0;
+  }
+  if (is(name, nl, "Reporting-MTA")) {
+    host_only(&v, &vl);
+    st->reporting = v;
+    st->reporting_len = vl;
+    return 0;
+  }
+  if (is(name, nl, "Arrival-Date")) {
+    st->arrival = v;
+    st->arrival_len = vl;
+    return 0;
+  }
+  if (st->cur < 0) return 0;
+  smtpc_bounce *r = smtpc__bounce_rec(m, (size_t)st->cur);
+  int f = -1;
+  if (is(name, nl, "Action")) {
+    f = SMTPC_BOUNCE_F_ACTION;
+    size_t k = 0; /* "failed (bad destination mailbox)" -> "failed" */
+    while (k < vl && v[k] > ' ' && v[k] != '(') k++;
+    char low[16];
+    size_t i = 0;
+    for (; i < k && i < sizeof low - 1; i++) low[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]);
+    low[i] = '\0';
+    return smtpc__bounce_set(m, r, f, low, i);
+  } else if (is(name, nl, "Status")) {
+    char st_[SMTPC_STATUS_SIZE];
+    size_t a = 0;
+    while (a < vl && is_wsp(v[a])) a++;
+    if (smtpc_status_parse(v + a, vl - a, st_) > 0)
+      return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, st_, strlen(st_));
+    return 0;
+  } else if (is(name, nl, "Remote-MTA")) {
+    host_only(&v, &vl);
+    f = SMTPC_BOUNCE_F_RHOST;
+  } else if (is(name, nl, "Diagnostic-Code")) {
+    const char *semi = memchr(v, ';', vl);
+    if (semi) {
+      int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE, v, (size_t)(semi - v));
+      if (rc) return rc;
+      vl -= (size_t)(semi + 1 - v);
+      v = semi + 1;
+    }
+    f = SMTPC_BOUNCE_F_DIAGNOSTIC;
+  } else if (is(name, nl, "Last-Attempt-Date")) {
+    f = SMTPC_BOUNCE_F_LAST_ATTEMPT;
+  } else if (is(name, nl, "Reporting-MTA")) {
+    f = SMTPC_BOUNCE_F_REPORTING_MTA;
+  }
+  if (f < 0 || r->field[f]) return 0;
+  return smtpc__bounce_set(m, r, f, v, vl);
+}
+
+/* The paragraph of the bounce's own text that names the recipient: where MTAs put the remote
+ * server's words when the DSN part leaves the Diagnostic-Code out. */
+static int diag_from_body(smtpc__bmsg *m, smtpc_bounce *r) {
+  const char *rcpt = r->field[SMTPC_BOUNCE_F_RECIPIENT];
+  if (!rcpt || !m->body_len) return 0;
+  const char *at = smtpc__bfind(m->body, m->body_len, rcpt);
+  if (!at) return 0;
+  size_t start = (size_t)(at - m->body), end = start;
+  while (start && m->body[start - 1] != '\n') start--;
+  while (end < m->body_len && !(m->body[end] == '\n' && end + 1 < m->body_len && m->body[end + 1] == '\n')) end++;
+  if (end - start > 2000) end = start + 2000;
+  const char *s = m->body + start;
+  size_t n = end - start;
+  /* only worth it when it carries a reply: a code or a status */
+  for (size_t i = 0; i + 3 <= n; i++) {
+    if ((s[i] == '4' || s[i] == '5') && s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
+        s[i + 2] <= '9' && (i == 0 || s[i - 1] == ' ') && (i + 3 == n || s[i + 3] == ' ' || s[i + 3] == '-'))
+      return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, n);
+  }
+  return 0;
+}
+
+/* Where RFC 3464 fields start in a text part, when an MTA wrote them into the text instead of a
+ * message/delivery-status part (or its multipart lost the boundary): the paragraph holding a
+ * "Final-Recipient:" line that an "Action:" or "Status:" line follows. */
+static const char *inline_dsn(const smtpc__bpart *pt, size_t *len) {
+  const char *t = pt->text, *fr;
+  size_t n = pt->len;
+  while ((fr = smtpc__bfind(t, n, "final-recipient:")) != NULL) {
+    size_t at = (size_t)(fr - pt->text);
+    if ((at == 0 || pt->text[at - 1] == '\n') &&
+        (smtpc__bfind(fr, pt->len - at, "\naction:") || smtpc__bfind(fr, pt->len - at, "\nstatus:"))) {
+      /* back to the start of the paragraph: per-message fields (Reporting-MTA) come first */
+      size_t start = at;
+      while (start >= 2 && !(pt->text[start - 1] == '\n' && pt->text[start - 2] == '\n')) start--;
+      if (start < 2) start = 0;
+      *len = pt->len - start;
+      return pt->text + start;
+    }
+    n -= (size_t)(fr - t) + 1;
+    t = fr + 1;
+  }
+  return NULL;
+}
+
+int smtpc__bdsn(smtpc__bmsg *m) {
+  int have_part = 0;
+  for (size_t i = 0; i < m->nparts; i++)
+    if (!m->parts[i].in_rfc822 && (!strcmp(m->parts[i].type, "message/delivery-status") ||
+                                   !strcmp(m->parts[i].type, "message/global-delivery-status")))
+      have_part = 1;
+  for (size_t i = 0; i < m->nparts; i++) {
+    const smtpc__bpart *pt = &m->parts[i];
+    const char *text = pt->text;
+    size_t len = pt->len;
+    if (pt->in_rfc822) continue;
+    if (strcmp(pt->type, "message/delivery-status") &&
+        strcmp(pt->type, "message/global-delivery-status")) {
+      if (have_part || strcmp(pt->type, "text/plain") || !(text = inline_dsn(pt, &len))) continue;
+    }
+    dsn_state st = {m->nrecords, -1, 0, 0, NULL, NULL, 0, 0};
+    int rc = fields(m, text, len, dsn_field, &st);
+    if (rc < 0) return rc;
+    for (size_t k = st.first; k < m->nrecords; k++) {
+      smtpc_bounce *r = smtpc__bounce_rec(m, k);
+      if (st.reporting && !r->field[SMTPC_BOUNCE_F_REPORTING_MTA] &&
+          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_REPORTING_MTA, st.reporting, st.reporting_len)))
+        return rc;
+      if (st.arrival && !r->field[SMTPC_BOUNCE_F_ARRIVAL_DATE] &&
+          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ARRIVAL_DATE, st.arrival, st.arrival_len)))
+        return rc;
+      if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && (rc = diag_from_body(m, r))) return rc;
+    }
+  }
+  return 0;
+}
+
+/* ---- RFC 5965 ARF ---------------------------------------------------------------------------- */
+
+typedef struct arf_state {
+  const char *type;
+  size_t type_len;
+  int nrcpt;
+  const char *arrival, *reporting;
+  size_t arrival_len, reporting_len;
+} arf_state;
+
+static int arf_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, const char *v,
+                     size_t vl) {
+  arf_state *st = vst;
+  if (!name) return 0;
+  if (is(name, nl, "Feedback-Type")) {
+    st->type = v;
+    st->type_len = vl;
+  } else if (is(name, nl, "Original-Rcpt-To") || is(name, nl, "Removal-Recipient")) {
+    smtpc_bounce *r = smtpc__bounce_add(m);
+    if (!r) return 0;
+    st->nrcpt++;
+    return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, v, vl);
+  } else if (is(name, nl, "Arrival-Date") || is(name, nl, "Received-Date")) {
+    st->arrival = v;
+    st->arrival_len = vl;
+  } else if (is(name, nl, "Reporting-MTA")) {
+    host_only(&v, &vl);
+    st->reporting = v;
+    st->reporting_len = vl;
+  }
+  return 0;
+}
+
+int smtpc__barf(smtpc__bmsg *m) {
+  const smtpc__bpart *report = NULL;
+  for (size_t i = 0; i < m->nparts && !report; i++)
+    if (!m->parts[i].in_rfc822 && !strcmp(m->parts[i].type, "message/feedback-report"))
+      report = &m->parts[i];
+  if (!report) return 0;
+  arf_state st = {0};
+  int rc = fields(m, report->text, report->len, arf_field, &st);
+  if (rc < 0) return rc;
+  if (st.nrcpt == 0) { /* no Original-Rcpt-To: the returned message's To is who complained */
+    size_t n;
+    const char *to = m->orig_headers ? smtpc__bheader_get(m->orig_headers, m->norig_headers, "To", &n) : NULL;
+    smtpc_bounce *r = to ? smtpc__bounce_add(m) : NULL;
+    if (r && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, to, n))) return rc;
+  }
+  for (size_t k = 0; k < m->nrecords; k++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, k);
+    r->field[SMTPC_BOUNCE_F_KIND] = "feedback";
+    r->field[SMTPC_BOUNCE_F_MTA] = "arf";
+    if (st.type && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_FEEDBACK_TYPE, st.type, st.type_len))) return rc;
+    if (st.arrival && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ARRIVAL_DATE, st.arrival, st.arrival_len))) return rc;
+    if (st.reporting && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_REPORTING_MTA, st.reporting, st.reporting_len))) return rc;
+  }
+  return 1; /* an ARF report is never a bounce, even when no recipient could be named */
+}
+
+/* ---- RFC 3834 -------------------------------------------------------------------------------- */
+
+int smtpc__bautoreply(smtpc__bmsg *m) {
+  size_t n;
+  const char *v;
+  int auto_reply = 0;
+  if ((v = smtpc__bheader_get(m->headers, m->nheaders, "Auto-Submitted", &n)) &&
+      smtpc__bstarts(v, n, "auto-replied"))
+    auto_reply = 1;
+  if (smtpc__bheader_get(m->headers, m->nheaders, "X-Autoreply", NULL) ||
+      smtpc__bheader_get(m->headers, m->nheaders, "X-Autorespond", NULL))
+    auto_reply = 1;
+  if ((v = smtpc__bheader_get(m->headers, m->nheaders, "Precedence", &n)) &&
+      smtpc__bstarts(v, n, "auto_reply"))
+    auto_reply = 1;
+  if (!auto_reply) return 0;
+  /* a report (DSN, MDN) carries Auto-Submitted too and is never an auto-reply */
+  if ((v = smtpc__bheader_get(m->headers, m->nheaders, "Content-Type", &n)) &&
+      smtpc__bfind(v, n, "multipart/report"))
+    return 0;
+  const char *from = smtpc__bheader_get(m->headers, m->nheaders, "From", &n);
+  if (!from) return 0;
+  smtpc_bounce *r = smtpc__bounce_add(m);
+  if (!r) return 0;
+  r->field[SMTPC_BOUNCE_F_KIND] = "autoreply";
+  r->field[SMTPC_BOUNCE_F_MTA] = "rfc3834";
+  int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, from, n);
+  if (rc) return rc;
+  const char *subj = smtpc__bheader_get(m->headers, m->nheaders, "Subject", &n);
+  if (subj && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, subj, n))) return rc;
+  return 1;
+}
+
+/* ---- returned header fields quoted inline ---------------------------------------------------- */
+
+static int starts_field(const char *s, size_t n) {
+  static const char *const names[] = {"Return-Path:", "Received:", "From:", "To:", "Subject:",
+                                      "Message-Id:", "Date:", "X-", "MIME-Version:"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (smtpc__bstarts(s, n, names[i])) return 1;
+  return 0;
+}
+
+int smtpc__binline_orig(smtpc_bounce_parser *p, const char *body, size_t len) {
+  size_t pos = 0, tries = 0;
+  const char *line;
+  size_t ll;
+  int prev_blank_or_marker = 0;
+  while (tries < 8) {
+    size_t here = pos;
+    if (!smtpc__bline(body, len, &pos, &line, &ll)) break;
+    if (prev_blank_or_marker && starts_field(line, ll)) {
+      tries++;
+      size_t of = p->nhdr, hp = here;
+      int rc = smtpc__bheaders(p, body, len, &hp, 0);
+      if (rc < 0) {
+        p->err = 0; /* an inline block is a guess: its bounds are not the message's */
+        p->nhdr = of;
+        return 0;
+      }
+      size_t hn = p->nhdr - of;
+      const smtpc__bheader *h = hn ? p->hdr + of : NULL;
+      if (hn >= 2 && (smtpc__bheader_get(h, hn, "Subject", NULL) ||
+                      smtpc__bheader_get(h, hn, "Message-Id", NULL) ||
+                      smtpc__bheader_get(h, hn, "From", NULL))) {
+        p->orig_first = of;
+        p->orig_n = hn;
+        p->have_orig = 1;
+        return 1;
+      }
+      p->nhdr = of;
+    }
+    prev_blank_or_marker = ll == 0 || smtpc__bfind(line, ll, "original") ||
+                           smtpc__bfind(line, ll, "----") || smtpc__bfind(line, ll, "copy of") ||
+                           smtpc__bfind(line, ll, "headers");
+  }
+  return 0;
+}

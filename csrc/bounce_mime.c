@@ -1,0 +1,617 @@
+/*
+ * bounce_mime.c -- header fields and the MIME tree of one message (RFC 5322, 2045-2047, 2231
+ * not needed by bounces): unfolding, encoded words, quoted-printable, base64, and charsets to
+ * UTF-8 through iconv (the C library's converter: ISO-2022-JP, Shift_JIS, EUC-JP, ...).
+ * Everything decoded goes to the parser's arena; the message bytes are never changed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bounce_core.h"
+
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static int is_wsp(char c) { return c == ' ' || c == '\t'; }
+
+/* ---- charsets -------------------------------------------------------------------------------- */
+
+/* Names mail uses -> the name glibc's iconv knows, choosing the vendor supersets that Japanese
+ * and Korean mail really uses (NEC/IBM extensions in Shift_JIS, EUC-JP). */
+static const char *iconv_name(const char *cs) {
+  static const struct { const char *mail, *iconv; } alias[] = {
+      {"shift_jis", "CP932"},   {"shift-jis", "CP932"},       {"sjis", "CP932"},
+      {"x-sjis", "CP932"},      {"windows-31j", "CP932"},     {"cp932", "CP932"},
+      {"euc-jp", "EUC-JP-MS"},  {"x-euc-jp", "EUC-JP-MS"},    {"iso-2022-jp", "ISO-2022-JP-2"},
+      {"ks_c_5601-1987", "CP949"}, {"euc-kr", "CP949"},       {"gb2312", "GB18030"},
+      {"gbk", "GB18030"},       {"x-unknown", "ISO-8859-1"}, {"unknown-8bit", "ISO-8859-1"},
+  };
+  for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+    if (!strcmp(cs, alias[i].mail)) return alias[i].iconv;
+  return cs;
+}
+
+static iconv_t get_iconv(smtpc_bounce_parser *p, const char *cs) {
+  for (size_t i = 0; i < SMTPC__ICONV_CACHE; i++)
+    if (p->iconv[i].cd != (iconv_t)-1 && !strcmp(p->iconv[i].name, cs)) {
+      iconv(p->iconv[i].cd, NULL, NULL, NULL, NULL); /* back to the initial shift state */
+      return p->iconv[i].cd;
+    }
+  iconv_t cd = iconv_open("UTF-8", iconv_name(cs));
+  if (cd == (iconv_t)-1) return cd;
+  size_t k = p->iconv_next++ % SMTPC__ICONV_CACHE;
+  if (p->iconv[k].cd != (iconv_t)-1) iconv_close(p->iconv[k].cd);
+  p->iconv[k].cd = cd;
+  size_t l = strlen(cs);
+  if (l >= sizeof p->iconv[k].name) l = sizeof p->iconv[k].name - 1;
+  memcpy(p->iconv[k].name, cs, l);
+  p->iconv[k].name[l] = '\0';
+  return cd;
+}
+
+/* s[0..n) -> UTF-8 with LF line ends. Text without 8-bit octets or ESC needs no converter:
+ * that is nearly every bounce, so the common case is one copying pass. */
+char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
+                   size_t *out_len) {
+  char cs[32];
+  size_t k = 0;
+  for (; charset && charset[k] && k < sizeof cs - 1; k++) cs[k] = (char)lower((unsigned char)charset[k]);
+  cs[k] = '\0';
+  /* undeclared ISO-2022-JP (older Japanese MTAs write it with no MIME header at all) */
+  if (!cs[0] && memchr(s, 0x1b, n) && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
+  int convert = cs[0] && strcmp(cs, "utf-8") && strcmp(cs, "us-ascii") && strcmp(cs, "utf8");
+  if (convert) { /* a declared charset over plain ASCII needs no converter either */
+    int plain = 1;
+    for (size_t i = 0; i < n && plain; i++)
+      if ((unsigned char)s[i] >= 0x80 || s[i] == 0x1b) plain = 0;
+    convert = !plain;
+  }
+  if (!strcmp(cs, "utf-7")) convert = 1; /* all 7-bit, yet encoded */
+  const char *src = s;
+  size_t srclen = n;
+  char *conv = NULL;
+  if (convert) {
+    iconv_t cd = get_iconv(p, cs);
+    if (cd == (iconv_t)-1) {
+      smtpc__bnote(p, "unknown charset %s", cs);
+    } else {
+      size_t cap = 4 * n + 16;
+      conv = smtpc__balloc(p, cap);
+      if (!conv) return NULL;
+      char *in = (char *)s, *out = conv;
+      size_t inleft = n, outleft = cap;
+      while (inleft) {
+        if (iconv(cd, &in, &inleft, &out, &outleft) != (size_t)-1) break;
+        if (errno == E2BIG || outleft < 4) break;
+        /* an octet the charset does not define: keep it and go on */
+        *out++ = *in++;
+        outleft--;
+        inleft--;
+        iconv(cd, NULL, NULL, NULL, NULL);
+      }
+      iconv(cd, NULL, NULL, &out, &outleft);
+      src = conv;
+      srclen = (size_t)(out - conv);
+    }
+  }
+  char *d = smtpc__balloc(p, srclen + 1);
+  if (!d) return NULL;
+  size_t j = 0, i = 0;
+  while (i < srclen) { /* copy runs between CRs; CRLF and CR become LF */
+    const char *cr = memchr(src + i, '\r', srclen - i);
+    size_t e = cr ? (size_t)(cr - src) : srclen;
+    memcpy(d + j, src + i, e - i);
+    j += e - i;
+    i = e;
+    if (cr) {
+      d[j++] = '\n';
+      i += (i + 1 < srclen && src[i + 1] == '\n') ? 2 : 1;
+    }
+  }
+  d[j] = '\0';
+  *out_len = j;
+  return d;
+}
+
+/* ---- transfer encodings ---------------------------------------------------------------------- */
+
+static int b64val(int c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+' || c == '-') return 62; /* '-' and '_': the URL-safe alphabet some MTAs use */
+  if (c == '/' || c == '_') return 63;
+  return -1;
+}
+
+/* Returns the decoded length, or -1 - (offset of the first bad octet). */
+static long b64decode(const char *s, size_t n, char *out) {
+  unsigned acc = 0;
+  int bits = 0;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '=') break;
+    if (c == '\r' || c == '\n' || c == ' ' || c == '\t') continue;
+    int v = b64val(c);
+    if (v < 0) return -1 - (long)i;
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[k++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  return (long)k;
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = lower(c);
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* Quoted-printable; header = 1 for the "Q" encoding of RFC 2047 ('_' is a space). Lenient: a
+ * '=' not followed by two hex digits or a line end stays as it is, as readers do. */
+static size_t qpdecode(const char *s, size_t n, char *out, int header) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c == '=' && i + 2 < n + 0 && hexval((unsigned char)s[i + 1]) >= 0 &&
+        hexval((unsigned char)s[i + 2]) >= 0) {
+      out[k++] = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+      i += 2;
+    } else if (c == '=' && !header) {
+      size_t j = i + 1;
+      while (j < n && is_wsp(s[j])) j++; /* trailing white space before a soft break */
+      if (j < n && (s[j] == '\r' || s[j] == '\n')) {
+        if (s[j] == '\r' && j + 1 < n && s[j + 1] == '\n') j++;
+        i = j;
+      } else if (j == n) {
+        i = j;
+      } else {
+        out[k++] = c;
+      }
+    } else if (c == '_' && header) {
+      out[k++] = ' ';
+    } else {
+      out[k++] = c;
+    }
+  }
+  return k;
+}
+
+/* ---- header fields --------------------------------------------------------------------------- */
+
+/* RFC 2047 encoded words in v[0..n) decoded to UTF-8 (white space between two words dropped). */
+static char *decode_words(smtpc_bounce_parser *p, const char *v, size_t n, size_t *out_len) {
+  char *d = smtpc__balloc(p, 4 * n + 8);
+  if (!d) return NULL;
+  size_t k = 0, i = 0, pending_ws = 0;
+  int last_was_word = 0;
+  while (i < n) {
+    const char *q;
+    if (v[i] == '=' && i + 1 < n && v[i + 1] == '?') {
+      /* =?charset?X?text?= */
+      size_t cs0 = i + 2, cs1 = cs0;
+      while (cs1 < n && v[cs1] != '?' && cs1 - cs0 < 40) cs1++;
+      if (cs1 + 2 < n && v[cs1 + 2] == '?' && (q = smtpc__bmemmem(v + cs1 + 3, n - cs1 - 3, "?=", 2))) {
+        char enc = (char)lower((unsigned char)v[cs1 + 1]);
+        const char *t = v + cs1 + 3;
+        size_t tl = (size_t)(q - t);
+        char cs[41];
+        size_t csl = cs1 - cs0;
+        memcpy(cs, v + cs0, csl);
+        cs[csl] = '\0';
+        char *star = strchr(cs, '*'); /* RFC 2231 language suffix */
+        if (star) *star = '\0';
+        char *raw = smtpc__balloc(p, tl + 1);
+        if (!raw) return NULL;
+        long rl = -1;
+        if (enc == 'b') rl = b64decode(t, tl, raw);
+        else if (enc == 'q') rl = (long)qpdecode(t, tl, raw, 1);
+        if (rl >= 0) {
+          size_t ul;
+          char *u = smtpc__butf8(p, cs, raw, (size_t)rl, &ul);
+          if (!u) return NULL;
+          if (!last_was_word && pending_ws && k < 4 * n) d[k++] = ' ';
+          if (k + ul > 4 * n) ul = 4 * n - k;
+          memcpy(d + k, u, ul);
+          k += ul;
+          pending_ws = 0;
+          last_was_word = 1;
+          i = (size_t)(q - v) + 2;
+          continue;
+        }
+      }
+    }
+    if (is_wsp(v[i])) {
+      pending_ws++;
+      i++;
+      continue;
+    }
+    if (k + 2 > 4 * n) break;
+    if (pending_ws) d[k++] = ' ';
+    pending_ws = 0;
+    last_was_word = 0;
+    d[k++] = v[i++];
+  }
+  d[k] = '\0';
+  *out_len = k;
+  return d;
+}
+
+static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, const char *val,
+                       size_t vl) {
+  if (p->nhdr == p->caphdr) {
+    size_t cap = p->caphdr ? p->caphdr * 2 : 64;
+    smtpc__bheader *h = realloc(p->hdr, cap * sizeof *h);
+    if (!h) return SMTPC_ENOMEM;
+    p->hdr = h;
+    p->caphdr = cap;
+  }
+  smtpc__bheader *h = &p->hdr[p->nhdr];
+  h->name = smtpc__bstrdup(p, name, nl);
+  h->name_len = nl;
+  if (!h->name) return SMTPC_ENOMEM;
+  if (smtpc__bmemmem(val, vl, "=?", 2) || memchr(val, 0x1b, vl)) {
+    size_t n;
+    char *v = memchr(val, 0x1b, vl) ? smtpc__butf8(p, "iso-2022-jp", val, vl, &n)
+                                    : smtpc__bstrdup(p, val, vl);
+    if (!v) return SMTPC_ENOMEM;
+    if (!(v = decode_words(p, v, strlen(v), &n))) return SMTPC_ENOMEM;
+    h->value = v;
+    h->value_len = n;
+  } else {
+    h->value = smtpc__bstrdup(p, val, vl);
+    h->value_len = vl;
+    if (!h->value) return SMTPC_ENOMEM;
+  }
+  p->nhdr++;
+  return 0;
+}
+
+static int header_name(const char *s, size_t n, size_t *nl) {
+  size_t i = 0;
+  while (i < n && s[i] > 32 && s[i] < 127 && s[i] != ':') i++;
+  if (i == 0 || i >= n || s[i] != ':') {
+    /* "Name :" with a space before the colon is seen in old MTAs' DSNs */
+    size_t j = i;
+    while (j < n && is_wsp(s[j])) j++;
+    if (i == 0 || j >= n || s[j] != ':') return 0;
+    *nl = i;
+    return (int)(j + 1);
+  }
+  *nl = i;
+  return (int)(i + 1);
+}
+
+int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t *pos,
+                    size_t base) {
+  size_t first = p->nhdr;
+  size_t at = *pos, line, ll;
+  int started = 0;
+  const char *name = NULL;
+  size_t nl = 0;
+  char *val = NULL;
+  size_t vl = 0, vcap = 0;
+  int rc = 0;
+  while (1) {
+    size_t here = at;
+    if (!smtpc__bnext_line(msg, end, &at, &line, &ll)) break;
+    const char *s = msg + line;
+    if (ll == 0) break; /* the empty line: body follows */
+    if (is_wsp(s[0]) && name) {
+      /* folded: one space for the fold, like the unfolding of RFC 5322 2.2.3 */
+      size_t a = 0;
+      while (a < ll && is_wsp(s[a])) a++;
+      if (vl + 1 + (ll - a) > vcap) {
+        size_t cap = (vl + 1 + ll - a) * 2 + 64;
+        char *nv = smtpc__balloc(p, cap);
+        if (!nv) return SMTPC_ENOMEM;
+        memcpy(nv, val, vl);
+        val = nv;
+        vcap = cap;
+      }
+      if (vl && a < ll) val[vl++] = ' ';
+      memcpy(val + vl, s + a, ll - a);
+      vl += ll - a;
+      continue;
+    }
+    size_t nlen;
+    int v0 = header_name(s, ll, &nlen);
+    if (!v0) {
+      if (!started && ll > 5 && !memcmp(s, "From ", 5)) continue; /* mbox separator */
+      if (is_wsp(s[0]) && !started) continue;                      /* stray fold      */
+      at = here; /* not a header: the body starts here without an empty line */
+      break;
+    }
+    if (name && (rc = push_header(p, name, nl, val, vl))) return rc;
+    if (p->nhdr - first >= p->lim.max_headers) return smtpc__bfail(p, SMTPC_ETOOMANYHEADERS, base + line);
+    started = 1;
+    name = s;
+    nl = nlen;
+    size_t a = (size_t)v0;
+    while (a < ll && is_wsp(s[a])) a++;
+    size_t b = ll;
+    while (b > a && is_wsp(s[b - 1])) b--;
+    vcap = (b - a) + 64;
+    val = smtpc__balloc(p, vcap);
+    if (!val) return SMTPC_ENOMEM;
+    memcpy(val, s + a, b - a);
+    vl = b - a;
+  }
+  if (name) {
+    while (vl && is_wsp(val[vl - 1])) vl--;
+    if ((rc = push_header(p, name, nl, val, vl))) return rc;
+  }
+  *pos = at;
+  return 0;
+}
+
+/* ---- Content-Type ---------------------------------------------------------------------------- */
+
+typedef struct ctype {
+  char type[64];
+  char boundary[80];
+  char charset[32];
+  char report[40];
+} ctype;
+
+/* One parameter value into out (lower-cased unless keep_case). */
+static void param(const char *v, size_t n, const char *name, char *out, size_t cap, int keep) {
+  size_t k = strlen(name);
+  out[0] = '\0';
+  for (size_t i = 0; i + k < n; i++) {
+    if ((i == 0 || v[i - 1] == ';' || is_wsp(v[i - 1])) && smtpc__bstarts(v + i, n - i, name)) {
+      size_t j = i + k;
+      while (j < n && is_wsp(v[j])) j++;
+      if (j >= n || v[j] != '=') continue;
+      j++;
+      while (j < n && is_wsp(v[j])) j++;
+      size_t o = 0;
+      if (j < n && v[j] == '"') {
+        j++;
+        while (j < n && v[j] != '"' && o < cap - 1) {
+          if (v[j] == '\\' && j + 1 < n) j++;
+          out[o++] = v[j++];
+        }
+      } else {
+        while (j < n && v[j] != ';' && !is_wsp(v[j]) && o < cap - 1) out[o++] = v[j++];
+      }
+      out[o] = '\0';
+      if (!keep)
+        for (size_t t = 0; t < o; t++) out[t] = (char)lower((unsigned char)out[t]);
+      return;
+    }
+  }
+}
+
+static void parse_ctype(const char *v, size_t n, const char *deflt, ctype *ct) {
+  memset(ct, 0, sizeof *ct);
+  size_t k = 0;
+  if (v) {
+    size_t i = 0;
+    while (i < n && is_wsp(v[i])) i++;
+    while (i < n && v[i] != ';' && !is_wsp(v[i]) && k < sizeof ct->type - 1)
+      ct->type[k++] = (char)lower((unsigned char)v[i++]);
+    param(v, n, "boundary", ct->boundary, sizeof ct->boundary, 1);
+    param(v, n, "charset", ct->charset, sizeof ct->charset, 0);
+    param(v, n, "report-type", ct->report, sizeof ct->report, 0);
+  }
+  ct->type[k] = '\0';
+  if (!k || !strchr(ct->type, '/')) strcpy(ct->type, deflt);
+}
+
+/* ---- the tree -------------------------------------------------------------------------------- */
+
+static int add_part(smtpc_bounce_parser *p, const ctype *ct, size_t hfirst, size_t hn,
+                    const char *text, size_t len, int depth, int in822) {
+  if (p->npart == p->cappart) {
+    size_t cap = p->cappart ? p->cappart * 2 : 16;
+    smtpc__bpart *np = realloc(p->part, cap * sizeof *np);
+    if (!np) return SMTPC_ENOMEM;
+    p->part = np;
+    size_t *nh = realloc(p->part_hfirst, cap * sizeof *nh);
+    if (!nh) return SMTPC_ENOMEM;
+    p->part_hfirst = nh;
+    p->cappart = cap;
+  }
+  smtpc__bpart *pt = &p->part[p->npart];
+  pt->type = smtpc__bstrdup(p, ct->type, strlen(ct->type));
+  pt->charset = smtpc__bstrdup(p, ct->charset, strlen(ct->charset));
+  if (!pt->type || !pt->charset) return SMTPC_ENOMEM;
+  pt->headers = NULL;
+  pt->nheaders = hn;
+  pt->text = text;
+  pt->len = len;
+  pt->depth = depth;
+  pt->in_rfc822 = in822;
+  p->part_hfirst[p->npart++] = hfirst;
+  return 0;
+}
+
+static int wanted_text(const char *type) {
+  return !strncmp(type, "text/", 5) || !strncmp(type, "message/", 8) ||
+         !strcmp(type, "application/json");
+}
+
+/* Content-Transfer-Encoding undone. Returns NULL with *bad set for a malformed part. */
+static const char *undo_cte(smtpc_bounce_parser *p, const char *cte, size_t ctel, const char *s,
+                            size_t n, size_t *out_len, long *bad) {
+  *bad = -1;
+  if (cte && smtpc__bstarts(cte, ctel, "base64")) {
+    char *d = smtpc__balloc(p, n / 4 * 3 + 4);
+    if (!d) return NULL;
+    long k = b64decode(s, n, d);
+    if (k < 0) {
+      *bad = -1 - k;
+      return NULL;
+    }
+    *out_len = (size_t)k;
+    return d;
+  }
+  if (cte && smtpc__bstarts(cte, ctel, "quoted-printable")) {
+    char *d = smtpc__balloc(p, n + 1);
+    if (!d) return NULL;
+    *out_len = qpdecode(s, n, d, 0);
+    return d;
+  }
+  *out_len = n;
+  return s;
+}
+
+static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t end, size_t base,
+                  int depth, int in822, const char *deflt);
+
+static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t end,
+                     size_t base, int depth, int in822, const ctype *ct) {
+  size_t bl = strlen(ct->boundary);
+  const char *child = !strcmp(ct->type, "multipart/digest") ? "message/rfc822" : "text/plain";
+  size_t at = pos, line, ll, part_start = 0, nparts = 0;
+  int open = 0, closed = 0;
+  size_t prev_end = pos; /* end of the line before the current one, line end excluded */
+  while (smtpc__bnext_line(buf, end, &at, &line, &ll)) {
+    const char *s = buf + line;
+    if (ll >= bl + 2 && s[0] == '-' && s[1] == '-' && !memcmp(s + 2, ct->boundary, bl)) {
+      size_t r = bl + 2;
+      int close = ll >= r + 2 && s[r] == '-' && s[r + 1] == '-';
+      if (close) r += 2;
+      while (r < ll && is_wsp(s[r])) r++;
+      if (r == ll) {
+        if (open) {
+          int rc = entity(p, buf, part_start, prev_end, base, depth + 1, in822, child);
+          if (rc < 0) return rc;
+          nparts++;
+        }
+        if (close) {
+          closed = 1;
+          break;
+        }
+        open = 1;
+        part_start = at;
+        prev_end = at;
+        continue;
+      }
+    }
+    prev_end = line + ll;
+  }
+  if (open && !closed) {
+    smtpc__bnote(p, "no closing boundary at octet %zu", base + end);
+    int rc = entity(p, buf, part_start, end, base, depth + 1, in822, child);
+    if (rc < 0) return rc;
+    nparts++;
+  }
+  if (!nparts) {
+    /* a multipart without its boundary: what is there is still text to read */
+    smtpc__bnote(p, "multipart without its boundary at octet %zu", base + pos);
+    ctype t = *ct;
+    strcpy(t.type, "text/plain");
+    size_t n;
+    char *u = smtpc__butf8(p, t.charset, buf + pos, end - pos, &n);
+    if (!u) return SMTPC_ENOMEM;
+    return add_part(p, &t, p->nhdr, 0, u, n, depth, in822);
+  }
+  return 0;
+}
+
+static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t end, size_t base,
+                  int depth, int in822, const char *deflt) {
+  if (++p->nparts_seen > p->lim.max_parts) return smtpc__bfail(p, SMTPC_ETOOMANYPARTS, base + start);
+  size_t hfirst = p->nhdr, pos = start;
+  int rc = smtpc__bheaders(p, buf, end, &pos, base);
+  if (rc < 0) return rc;
+  size_t hn = p->nhdr - hfirst, vl = 0, ctel = 0;
+  const smtpc__bheader *h = hn ? p->hdr + hfirst : NULL;
+  const char *v = smtpc__bheader_get(h, hn, "Content-Type", &vl);
+  const char *cte = smtpc__bheader_get(h, hn, "Content-Transfer-Encoding", &ctel);
+  ctype ct;
+  parse_ctype(v, vl, deflt, &ct);
+  if (!strncmp(ct.type, "multipart/", 10) && ct.boundary[0]) {
+    if ((size_t)depth + 1 > p->lim.max_depth) return smtpc__bfail(p, SMTPC_ETOODEEP, base + start);
+    return multipart(p, buf, pos, end, base, depth, in822, &ct);
+  }
+  int is822 = !strcmp(ct.type, "message/rfc822") || !strcmp(ct.type, "message/global") ||
+              !strcmp(ct.type, "text/rfc822-headers") ||
+              !strcmp(ct.type, "message/global-headers");
+  const char *text = "";
+  size_t len = 0;
+  if (wanted_text(ct.type) || is822) {
+    long bad;
+    size_t rawl;
+    const char *raw = undo_cte(p, cte, ctel, buf + pos, end - pos, &rawl, &bad);
+    if (!raw && bad < 0) return SMTPC_ENOMEM;
+    if (!raw) {
+      smtpc__bnote(p, "part %zu (%s) skipped: bad base64 at octet %zu", p->nparts_seen, ct.type,
+                   base + pos + (size_t)bad);
+      return 0;
+    }
+    if (is822) {
+      /* the returned message: only its header fields matter, and only the first one's */
+      if ((size_t)depth + 1 > p->lim.max_depth) return smtpc__bfail(p, SMTPC_ETOODEEP, base + start);
+      size_t hdr_end = 0, at = 0, line, ll;
+      while (smtpc__bnext_line(raw, rawl, &at, &line, &ll))
+        if (ll == 0) break;
+      hdr_end = at;
+      if (!p->have_orig && !in822) {
+        size_t of = p->nhdr, hp = 0;
+        size_t ob = raw == buf + pos ? base + pos : base + pos; /* offsets of decoded text are approximate */
+        if ((rc = smtpc__bheaders(p, raw, hdr_end, &hp, ob)) < 0) return rc;
+        p->orig_first = of;
+        p->orig_n = p->nhdr - of;
+        p->have_orig = p->orig_n > 0;
+      }
+      char *u = smtpc__butf8(p, ct.charset, raw, hdr_end, &len);
+      if (!u) return SMTPC_ENOMEM;
+      return add_part(p, &ct, hfirst, hn, u, len, depth, 1);
+    }
+    char *u = smtpc__butf8(p, ct.charset, raw, rawl, &len);
+    if (!u) return SMTPC_ENOMEM;
+    text = u;
+  }
+  return add_part(p, &ct, hfirst, hn, text, len, depth, in822);
+}
+
+int smtpc__bmime(smtpc_bounce_parser *p) {
+  const char *msg = p->msg;
+  size_t n = p->len;
+  /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
+   * only a long stretch is looked at for CRs (a CR-only message is one long stretch) */
+  for (size_t at = 0; at < n;) {
+    const char *nl = memchr(msg + at, '\n', n - at);
+    size_t e = nl ? (size_t)(nl - msg) : n;
+    if (e - at > p->lim.max_line) {
+      size_t ls = at;
+      for (size_t i = at; i < e; i++) {
+        if (msg[i] == '\r') ls = i + 1;
+        else if (i - ls >= p->lim.max_line) return smtpc__bfail(p, SMTPC_EMSGLINE, ls);
+      }
+    }
+    at = e + 1;
+  }
+  size_t pos = 0;
+  int rc = smtpc__bheaders(p, msg, n, &pos, 0);
+  if (rc < 0) return rc;
+  p->top_nhdr = p->nhdr;
+  /* the top entity again, now as a body: its header fields are hdr[0..top_nhdr) */
+  size_t vl = 0, ctel = 0;
+  const char *v = smtpc__bheader_get(p->hdr, p->top_nhdr, "Content-Type", &vl);
+  const char *cte = smtpc__bheader_get(p->hdr, p->top_nhdr, "Content-Transfer-Encoding", &ctel);
+  ctype ct;
+  parse_ctype(v, vl, "text/plain", &ct);
+  p->nparts_seen = 1;
+  if (!strncmp(ct.type, "multipart/", 10) && ct.boundary[0])
+    return multipart(p, msg, pos, n, 0, 0, 0, &ct);
+  long bad;
+  size_t rawl, len;
+  const char *raw = undo_cte(p, cte, ctel, msg + pos, n - pos, &rawl, &bad);
+  if (!raw && bad < 0) return SMTPC_ENOMEM;
+  if (!raw) {
+    smtpc__bnote(p, "body skipped: bad base64 at octet %zu", pos + (size_t)bad);
+    return 0;
+  }
+  if (!wanted_text(ct.type)) return add_part(p, &ct, 0, p->top_nhdr, "", 0, 0, 0);
+  char *u = smtpc__butf8(p, ct.charset, raw, rawl, &len);
+  if (!u) return SMTPC_ENOMEM;
+  return add_part(p, &ct, 0, p->top_nhdr, u, len, 0, 0);
+}

@@ -1,0 +1,95 @@
+/* bounce_mta.c -- the dispatcher over the non-RFC 3464 formats of bounce_mta_formats.def.
+ *
+ * Thirty-odd formats each looking through every message would read the text thirty times; a
+ * bounce reader meets mostly messages that are none of them. So one Aho-Corasick scan of the
+ * bounce's text and header fields finds which formats' gate markers occur, and only those
+ * formats are tried, in the file's order. The automaton is built once and read-only after. */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ac.h"
+#include "bounce_mta.h"
+
+static const struct format {
+  const char *name;
+  smtpc__bmta_fn fn;
+  const char *const *gate;
+} formats[] = {
+#define SMTPC__FMT(id, name, fn, ...) {name, fn, (const char *const[]){__VA_ARGS__, NULL}},
+#include "bounce_mta_formats.def"
+#undef SMTPC__FMT
+};
+
+#define NFORMATS (sizeof formats / sizeof formats[0])
+#define MAX_GATES 256
+
+/* One automaton over every gate marker; gate_format[i] is the format of pattern i. */
+static smtpc__ac g_ac;
+static int g_ok;
+static uint8_t g_gate_format[MAX_GATES];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void build(void) {
+  const char *patterns[MAX_GATES];
+  size_t n = 0;
+  for (size_t f = 0; f < NFORMATS; f++)
+    for (const char *const *g = formats[f].gate; *g; g++) {
+      if (n == MAX_GATES) return; /* g_ok stays 0: every format is tried, slower but right */
+      g_gate_format[n] = (uint8_t)f;
+      patterns[n++] = *g;
+    }
+  g_ok = smtpc__ac_build(&g_ac, patterns, n) == 0;
+}
+
+typedef struct hits {
+  uint64_t bits[(NFORMATS + 63) / 64];
+} hits;
+
+static void on_gate(void *ud, size_t pattern, size_t end_stream, size_t end_chunk) {
+  hits *h = ud;
+  size_t f = g_gate_format[pattern];
+  (void)end_stream, (void)end_chunk;
+  h->bits[f / 64] |= (uint64_t)1 << (f % 64);
+}
+
+/* Feed text followed by a line end, so that no marker spans two fed pieces. */
+static void feed(smtpc__ac_scan *sc, const char *s, size_t n, hits *h) {
+  smtpc__ac_feed(&g_ac, sc, s, n, on_gate, h);
+  smtpc__ac_feed(&g_ac, sc, "\n", 1, on_gate, h);
+}
+
+int smtpc__bmta_formats(smtpc__bmsg *m) {
+  hits h;
+  pthread_once(&g_once, build);
+  memset(&h, 0xff, sizeof h); /* without the automaton (no memory): try every format */
+  if (g_ok) {
+    smtpc__ac_scan sc;
+    memset(&h, 0, sizeof h);
+    smtpc__ac_scan_init(&sc);
+    feed(&sc, m->body, m->body_len, &h);
+    for (size_t i = 0; i < m->nheaders; i++) {
+      feed(&sc, m->headers[i].name, m->headers[i].name_len, &h);
+      feed(&sc, m->headers[i].value, m->headers[i].value_len, &h);
+    }
+    const smtpc_bounce *r0 = m->nrecords ? smtpc__bounce_rec(m, 0) : NULL;
+    const char *rep = r0 ? r0->field[SMTPC_BOUNCE_F_REPORTING_MTA] : NULL;
+    if (rep) feed(&sc, rep, strlen(rep), &h);
+  }
+  for (size_t f = 0; f < NFORMATS; f++) {
+    if (!(h.bits[f / 64] >> (f % 64) & 1)) continue;
+    int rc = formats[f].fn(m);
+    if (rc < 0) return rc;
+    if (rc == 0) continue;
+    /* the format that claimed the message names it, for the records it read or amended */
+    for (size_t i = 0; i < m->nrecords; i++) {
+      smtpc_bounce *r = smtpc__bounce_rec(m, i);
+      if (!r->field[SMTPC_BOUNCE_F_MTA] &&
+          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_MTA, formats[f].name,
+                                  strlen(formats[f].name))) != 0)
+        return rc;
+    }
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,285 @@
+/* bounce_mta_sendmail.c -- Sendmail's transcript (V5 and later Sendmail sending without a DSN
+ * part) and Postfix without DSN.
+ *
+ * Sendmail:
+ *      ----- Transcript of session follows -----
+ *   While talking to smtp.example.com:                   <- the remote host
+ *   >>> RCPT To:<kijitora@example.org>                    <- the command
+ *   <<< 550 <kijitora@example.org>, User Unknown          <- its reply
+ *   550 <kijitora@example.org>... User unknown            <- one line per recipient
+ *      ----- Unsent message follows -----
+ *
+ * Postfix (non-DSN notice, and the "Transcript of session follows." postmaster copy):
+ *   This is the Postfix program at host e4.example.com.
+ *   <kijitora@example.com>: Name service error for domain example.com: Host not
+ *       found, try again
+ */
+#include <string.h>
+
+#include "bounce_mta.h"
+
+static smtpc__bmta_marks sm_start = {"----- Transcript of session follows -----", NULL};
+static smtpc__bmta_marks sm_stop = {"----- Unsent message follows",
+                                    "----- Original message follows",
+                                    "----- Message header follows", "----- Returned message",
+                                    "----- Original message",       "--- Below this line", NULL};
+
+/* "550 <kijitora@example.org>... User unknown": code, address and text. */
+static int sm_rcpt_line(const char *s, size_t n, int *code, const char **a, size_t *al,
+                        const char **text, size_t *tl) {
+  *code = smtpc__bmta_code_at(s, n);
+  if (!*code || n < 5) return 0;
+  const char *dots = NULL;
+  for (size_t i = 4; i + 3 <= n; i++)
+    if (s[i] == '.' && s[i + 1] == '.' && s[i + 2] == '.') {
+      dots = s + i;
+      break;
+    }
+  if (!dots || !smtpc__baddr(s + 4, (size_t)(dots - s) - 4, a, al)) return 0;
+  *text = dots + 3;
+  *tl = n - (size_t)(dots + 3 - s);
+  *text = smtpc__bmta_trim(*text, tl);
+  return 1;
+}
+
+int smtpc__bmta_sendmail(smtpc__bmsg *m) {
+  if (m->nrecords > 0) return 0;
+  const char *text = m->body;
+  size_t len = m->body_len;
+  size_t begin = smtpc__bmta_line_with(text, len, sm_start);
+  if (begin >= len) return 0;
+  size_t end = begin + smtpc__bmta_cut(text + begin, len - begin, sm_stop);
+  size_t pos = begin, first = m->nrecords;
+  const char *line, *host = NULL, *cmd = NULL, *reply = NULL, *lone = NULL;
+  size_t n, hostl = 0, cmdl = 0, replyl = 0, lonel = 0;
+  int rc, found = 0, lonecode = 0;
+  smtpc__bline(text, end, &pos, &line, &n);  /* the marker */
+  while (smtpc__bline(text, end, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n), *a, *words;
+    size_t al, wl;
+    int code;
+    if (n == 0) continue;
+    if (smtpc__bstarts(t, n, "While talking to ")) {
+      host = t + 17, hostl = n - 17;
+      if (hostl && host[hostl - 1] == ':') hostl--;
+      cmd = reply = NULL;
+      continue;
+    }
+    if (smtpc__bstarts(t, n, ">>> ")) {
+      cmd = t + 4, cmdl = 0;
+      while (cmdl < n - 4 && cmd[cmdl] != ' ' && cmd[cmdl] != ':') cmdl++;
+      reply = NULL;
+      continue;
+    }
+    if (smtpc__bstarts(t, n, "<<< ")) {
+      if (!reply) reply = t + 4, replyl = n - 4;
+      continue;
+    }
+    if (!sm_rcpt_line(t, n, &code, &a, &al, &words, &wl)) {
+      /* "421 example.com (smtp)... Deferred: ..." names a host, not a recipient */
+      const char *d = smtpc__bfind(t, n, "... ");
+      if (smtpc__bmta_code_at(t, n) && d && !lone)
+        lone = d + 4, lonel = n - (size_t)(d + 4 - t), lonecode = smtpc__bmta_code_at(t, n);
+      continue;
+    }
+    smtpc_bounce *r = smtpc__bmta_find_from(m, first, a, al);
+    if (r) continue;  /* "550 <x>... User unknown" repeats the "<<<" reply's recipient */
+    if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+    found++;
+    if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0 ||
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, words, wl)) != 0)
+      return rc;
+    if (reply && (rc = smtpc__bmta_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, reply, replyl)) != 0)
+      return rc;
+    if (cmd && cmdl && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmd, cmdl)) != 0)
+      return rc;
+    if (host && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RHOST, host, hostl)) != 0) return rc;
+    r->reply_code = reply ? smtpc__bmta_code_at(reply, replyl) : 0;
+    if (!r->reply_code) r->reply_code = smtpc__bmta_code_find(words, wl);
+    if (!r->reply_code) r->reply_code = code;
+    cmd = reply = NULL;
+  }
+  if (!found && lone) {
+    /* no recipient line: the returned message's To: is who it was for */
+    const char *to = smtpc__bheader_get(m->orig_headers, m->norig_headers, "To", &n), *a;
+    size_t al;
+    if (!to || !smtpc__baddr(to, n, &a, &al)) return 0;
+    smtpc_bounce *r = smtpc__bounce_add(m);
+    if (!r) return SMTPC_ENOMEM;
+    if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0 ||
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, lone, lonel)) != 0)
+      return rc;
+    r->reply_code = lonecode;
+    found = 1;
+  }
+  return found;
+}
+
+/* Postfix without a DSN part: "<rcpt>: text" lines after the notice. */
+static const smtpc__bmta_layout postfix_layout = {
+    .start = (const char *const[]){"This is the Postfix program", "This is the mail system at host",
+                                   NULL},
+    .stop = (const char *const[]){"--- Delivery report unavailable", "-- Undelivered Message",
+                                  "--- Below this line", NULL},
+    .need_angle = 1};
+
+/* Postfix's postmaster copy: "Transcript of session follows." then " In:" / " Out:" lines. */
+static int postfix_transcript(smtpc__bmsg *m) {
+  size_t begin = smtpc__bmta_line_with(m->body, m->body_len,
+                                       (const char *const[]){"Transcript of session follows",
+                                                             NULL});
+  if (begin >= m->body_len) return 0;
+  const char *text = m->body + begin, *line, *last_in = NULL, *host = NULL, *a;
+  size_t len = m->body_len - begin, pos = 0, n, last_inl = 0, hostl = 0, al;
+  size_t out_from = 0, out_to = 0;
+  int rc, found = 0;
+  smtpc__bline(text, len, &pos, &line, &n);  /* the marker */
+  /* pass 1: the remote host, and the command whose reply failed (else the last one) */
+  const char *fail_in = NULL;
+  size_t fail_inl = 0, fail_from = 0, fail_to = 0;
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    size_t at = (size_t)(line - text);
+    if (smtpc__bstarts(t, n, "Out: 220 ") && !host) {
+      host = t + 9, hostl = 0;
+      while (hostl < n - 9 && host[hostl] != ' ') hostl++;
+    } else if (smtpc__bstarts(t, n, "In:")) {
+      last_in = t + 3, last_inl = n - 3;
+      last_in = smtpc__bmta_trim(last_in, &last_inl);
+      out_from = out_to = 0;
+    } else if (smtpc__bstarts(t, n, "Out:")) {
+      size_t wl = n - 4;
+      const char *w = smtpc__bmta_trim(t + 4, &wl);
+      if (!out_from) out_from = at;
+      out_to = pos;
+      if (!fail_in && smtpc__bmta_code_at(w, wl) >= 400) fail_in = last_in, fail_inl = last_inl;
+      if (fail_in && fail_in == last_in) fail_from = out_from, fail_to = out_to;
+    } else if (n && line[0] != ' ') {
+      break;
+    }
+  }
+  if (fail_in) last_in = fail_in, last_inl = fail_inl, out_from = fail_from, out_to = fail_to;
+  /* pass 2: every RCPT TO is a recipient */
+  pos = 0;
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (!smtpc__bstarts(t, n, "In:")) continue;
+    t += 3, n -= 3;
+    t = smtpc__bmta_trim(t, &n);
+    if (!smtpc__bstarts(t, n, "RCPT TO:") || !smtpc__baddr(t, n, &a, &al)) continue;
+    smtpc_bounce *r = smtpc__bounce_add(m);
+    if (!r) return SMTPC_ENOMEM;
+    found++;
+    int multi = 0;
+    if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+    if (host && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RHOST, host, hostl)) != 0) return rc;
+    if (last_in) {
+      size_t cl = 0;
+      while (cl < last_inl && last_in[cl] != ' ' && last_in[cl] != ':') cl++;
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, last_in, cl)) != 0) return rc;
+    }
+    size_t p2 = out_from;
+    const char *l2;
+    size_t n2;
+    r->reply_code = 0;
+    while (p2 < out_to && smtpc__bline(text, out_to, &p2, &l2, &n2)) {
+      l2 = smtpc__bmta_trim(l2, &n2);
+      if (smtpc__bstarts(l2, n2, "Out:")) l2 += 4, n2 -= 4;
+      l2 = smtpc__bmta_trim(l2, &n2);
+      int c = smtpc__bmta_code_at(l2, n2);
+      if (c >= 400) r->reply_code = c, multi = 0;  /* the failing reply, not the 354 before */
+      if ((rc = smtpc__bmta_diag_line(m, r, l2, n2, &multi)) != 0) return rc;
+    }
+  }
+  return found;
+}
+
+int smtpc__bmta_postfix(smtpc__bmsg *m) {
+  if (m->nrecords > 0) return 0;
+  int n = smtpc__bmta_read(m, m->body, m->body_len, &postfix_layout);
+  if (n) return n;
+  return postfix_transcript(m);
+}
+
+/* Where a DSN written as text ends: the returned message or its headers. */
+static smtpc__bmta_marks returned = {"Content-Type: message/rfc822",
+                                     "Content-Type: text/rfc822-headers", "----- Original message",
+                                     "----- Unsent message follows", NULL};
+
+/* The words of a Sendmail transcript that explain a failure: its coded line ("554 5.3.0
+ * unknown mailer error 255") or else its plain sentences (not the "addr... Deferred" lines). */
+static int transcript_diag(smtpc__bmsg *m, smtpc_bounce *r, const char *text, size_t len) {
+  size_t begin = smtpc__bmta_line_with(text, len, sm_start), pos, n;
+  const char *line, *coded = NULL;
+  size_t codedl = 0;
+  int rc, plain = 0, multi = 0;
+  if (begin >= len) return 0;
+  pos = begin;
+  smtpc__bline(text, len, &pos, &line, &n);
+  size_t from = pos;
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (smtpc__bstarts(t, n, "--") || smtpc__bstarts(t, n, "Content-Type:")) break;
+    if (!coded && smtpc__bmta_code_at(t, n) >= 400) coded = t, codedl = n;
+  }
+  if (coded) {
+    const char *st = r->field[SMTPC_BOUNCE_F_STATUS];
+    char found[SMTPC_STATUS_SIZE];
+    r->reply_code = smtpc__bmta_code_at(coded, codedl);
+    /* "5.0.0" says only "failed"; "554 5.3.0 ..." says how */
+    if ((!st || strstr(st, ".0.0")) && smtpc__status_find(coded, codedl, coded[0], found) > 0 &&
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, found, strlen(found))) != 0)
+      return rc;
+    return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, coded, codedl);
+  }
+  for (pos = from; smtpc__bline(text, len, &pos, &line, &n);) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (smtpc__bstarts(t, n, "--") || smtpc__bstarts(t, n, "Content-Type:")) break;
+    if (n == 0 || smtpc__bfind(t, n, "... ")) continue;  /* "x... Deferred", "... while" */
+    if (!plain++) r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = NULL, r->reply_code = 0;
+    if ((rc = smtpc__bmta_diag_line(m, r, t, n, &multi)) != 0) return rc;
+  }
+  return 0;
+}
+
+/* A DSN whose MIME structure was lost (no or broken Content-Type at the top) reads as text. */
+static int text_dsn(smtpc__bmsg *m, int sendmail) {
+  const char *b = m->body;
+  size_t len = m->body_len, end = smtpc__bmta_line_with(b, len, returned);
+  int n = smtpc__bmta_dsn_text(m, b, end), rc;
+  for (int i = 0; i < n; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, (size_t)i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+    /* "X-Unix; 255" is an exit status, not a reply: the transcript says more */
+    if (sendmail && !(d && smtpc__bmta_code_find(d, strlen(d)) >= 400) &&
+        (rc = transcript_diag(m, r, b, end)) != 0)
+      return rc;
+    if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  }
+  return n;
+}
+
+int smtpc__bmta_sendmail_text(smtpc__bmsg *m) {
+  static smtpc__bmta_marks marks = {"----- Transcript of session follows -----",
+                                    "----- The following addresses had permanent fatal errors",
+                                    NULL};
+  if (!smtpc__bmta_any(m->body, m->body_len, marks)) return 0;
+  if (m->nrecords == 0) return text_dsn(m, 1);
+  /* Sendmail's own DSN was read; where its Diagnostic-Code is no SMTP reply ("X-Unix; 255"),
+   * the transcript in the text part says what failed */
+  int amended = 0, rc;
+  for (size_t i = 0; i < m->nrecords; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+    if (d && smtpc__bmta_code_find(d, strlen(d)) >= 400) continue;
+    const char *before = d;
+    if ((rc = transcript_diag(m, r, m->body, m->body_len)) != 0) return rc;
+    amended += r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] != before;
+  }
+  return amended;
+}
+
+int smtpc__bmta_textdsn(smtpc__bmsg *m) {
+  if (m->nrecords > 0 || !smtpc__bfind(m->body, m->body_len, "\nFinal-Recipient:")) return 0;
+  return text_dsn(m, 0);
+}

@@ -1,0 +1,324 @@
+/* bounce_mta_simple.c -- bounces that list "<recipient>:" lines followed by the server's words
+ * between a start sentence and a boundary line: qmail, Yahoo, DragonFly Mail Agent, OpenSMTPD,
+ * X2-style ("Unable to deliver message to the following address(es)") and others. Each format
+ * is a row of data: how to know it, where its list starts and stops. */
+#include <string.h>
+
+#include "bounce_mta.h"
+
+typedef struct simple_format {
+  const char *const *from;     /* From: contains one of these (NULL: not checked)          */
+  const char *const *body;     /* the body contains one of these (required)                */
+  smtpc__bmta_layout layout;
+  const char *hdr;             /* and this header field ...                                */
+  const char *const *hdr_has;  /* ... contains one of these (NULL: not checked)            */
+  int fresh_only;              /* a DSN part, when there is one, says more: leave it be    */
+} simple_format;
+
+static int simple(smtpc__bmsg *m, const simple_format *f) {
+  if (f->fresh_only && m->nrecords > 0) return 0;
+  if (f->from && !smtpc__bmta_hdr_has(m, "From", f->from)) return 0;
+  if (f->hdr && !smtpc__bmta_hdr_has(m, f->hdr, f->hdr_has)) return 0;
+  if (!smtpc__bmta_any(m->body, m->body_len, f->body)) return 0;
+  return smtpc__bmta_read(m, m->body, m->body_len, &f->layout);
+}
+
+#define MARKS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* qmail-send (and netqmail, indimail):
+ *   Hi. This is the qmail-send program at mx.example.jp.
+ *   I'm afraid I wasn't able to deliver your message to the following addresses.
+ *   <kijitora@example.jp>:
+ *   192.0.2.25 does not like recipient.
+ *   Remote host said: 550 5.1.1 <kijitora@example.jp>: Recipient address rejected
+ *   --- Below this line is a copy of the message. */
+static const simple_format qmail = {
+    .from = NULL,
+    .body = MARKS("This is the qmail-send program", "qmail-send program at",
+                  "wasn't able to deliver your message to the following addresses"),
+    .layout = {.start = MARKS("to the following addresses", "following recipients"),
+               .stop = MARKS("--- Below this line is a copy", "--- Enclosed is a copy",
+                             "--- Enclosed are the original", "--- Below the next line is a copy"),
+               .need_angle = 1}};
+int smtpc__bmta_qmail(smtpc__bmsg *m) { return simple(m, &qmail); }
+
+/* Yahoo (a qmail descendant):
+ *   Sorry, we were unable to deliver your message to the following address.
+ *   <kijitora@example.org>:
+ *   Remote host said: 550 5.1.1 <kijitora@example.org>... User Unknown [RCPT_TO] */
+static const simple_format yahoo = {
+    .from = NULL,
+    .body = MARKS("Sorry, we were unable to deliver your message to the following address"),
+    .layout = {.start = MARKS("unable to deliver your message to the following address"),
+               .stop = MARKS("--- Below this line is a copy", "--- Original message follows"),
+               .need_angle = 1}};
+int smtpc__bmta_yahoo(smtpc__bmsg *m) { return simple(m, &yahoo); }
+
+/* DragonFly Mail Agent (dma):
+ *   There was an error delivering your mail to <kijitora@example.com>.
+ *   mx.example.com [192.0.2.25] did not like our RCPT TO:
+ *   550 5.1.1 <kijitora@example.com>: Recipient address rejected: User unknown
+ *   Original message follows. */
+static const simple_format dragonfly = {
+    .from = NULL,
+    .body = MARKS("DragonFly Mail Agent", "There was an error delivering your mail to"),
+    .layout = {.start = MARKS("There was an error delivering your mail to"),
+               .stop = MARKS("Original message follows", "Message headers follow"),
+               .rcpt_in_start = 1,
+               .need_angle = 1}};
+int smtpc__bmta_dragonfly(smtpc__bmsg *m) { return simple(m, &dragonfly); }
+
+/* OpenSMTPD:
+ *   An error has occurred while attempting to deliver a message for
+ *   the following list of recipients:
+ *   kijitora@example.jp: 550 5.2.2 <kijitora@example.jp>... Mailbox Full
+ *   Below is a copy of the original message: */
+static const simple_format opensmtpd = {
+    .from = NULL,
+    .body = MARKS("This is the MAILER-DAEMON, please DO NOT REPLY",
+                  "while attempting to deliver a message for the following list of recipients",
+                  "the following list of recipients:", "list of recipients:"),
+    .layout = {.start = MARKS("following list of recipients", "list of recipients:"),
+               .stop = MARKS("Below is a copy of the original message",
+                             "Please note that this is only a temporary failure")}};
+int smtpc__bmta_opensmtpd(smtpc__bmsg *m) { return simple(m, &opensmtpd); }
+
+/* The "X2" family (old webmail MTAs):
+ *   Message from example.com.
+ *   Unable to deliver message to the following address(es).
+ *   <kijitora@example.com>:
+ *   This user doesn't have a example.com account (kijitora@example.com) [0] */
+static const simple_format x2 = {
+    .from = NULL,
+    .body = MARKS("Unable to deliver message to the following address(es)"),
+    .layout = {.start = MARKS("Unable to deliver message to the following address"),
+               .stop = MARKS("--- Original message follows", "--- Below this line"),
+               .need_angle = 1}};
+int smtpc__bmta_x2(smtpc__bmsg *m) { return simple(m, &x2); }
+
+/* GMX (an Exim relative without the indentation):
+ *   The following address
+ *   failed:
+ *   "kijitora@example.jp":
+ *   SMTP error from remote server after RCPT command:
+ *   host: mx.example.jp
+ *   5.1.1 <kijitora@example.jp>... User Unknown
+ *   --- The header of the original message is following. --- */
+static const simple_format gmx = {
+    .from = NULL,
+    .body = MARKS("--- The header of the original message is following"),
+    .layout = {.start = MARKS("could not be delivered to one or more of"),
+               .stop = MARKS("--- The header of the original message")}};
+int smtpc__bmta_gmx(smtpc__bmsg *m) { return simple(m, &gmx); }
+
+/* 1&1 (einsundeins): "The following address failed:" / bare address / "For the following
+ * reason:" / the reason. Its boundary is GMX's; its wording is its own. */
+static const simple_format einsundeins = {
+    .from = NULL,
+    .body = MARKS("For the following reason:"),
+    .layout = {.start = MARKS("The following address failed", "The following addresses failed"),
+               .stop = MARKS("--- The header of the original message")}};
+int smtpc__bmta_einsundeins(smtpc__bmsg *m) { return simple(m, &einsundeins); }
+
+/* MXLogic (McAfee) writes Exim's sentence with "<rcpt>: reply" lines. */
+static const simple_format mxlogic = {
+    .from = NULL,
+    .body = MARKS("The following address failed:", "The following addresses failed:"),
+    .layout = {.start = MARKS("The following address failed:", "The following addresses failed:"),
+               .stop = MARKS("Included is a copy of the message header", "------ This is a copy"),
+               .need_angle = 1}};
+int smtpc__bmta_mxlogic(smtpc__bmsg *m) { return simple(m, &mxlogic); }
+
+/* au (EZweb): the sentence may come before or after "<rcpt>"; both explain it.
+ *   Each of the following recipients was rejected by a remote mail server.
+ *       Recipient: <kijitora@ezweb.ne.jp>
+ *       >>> RCPT TO:<kijitora@ezweb.ne.jp>
+ *       <<< 550 <kijitora@ezweb.ne.jp>: User unknown */
+static const simple_format ezweb = {
+    .from = MARKS("ezweb.ne.jp"),
+    .body = MARKS("recipients was rejected by", "did not receive this message",
+                  "account is disabled", "Recipient:", "was not delivered within"),
+    .layout = {.start = MARKS(""),
+               .stop = MARKS("---------------------------------------------------",
+                             "--- Original message"),
+               .need_angle = 1,
+               .preamble = 1}};
+/* au's sentences decide what happened when the remote server's reply does not (or says less:
+ * a disabled account answers "550 user unknown"). */
+static const struct {
+  const char *sentence;
+  int reason, even_with_reply;
+} ezweb_reasons[] = {
+    {"account is disabled", SMTPC_REASON_SUSPEND, 1},
+    {"was not delivered within", SMTPC_REASON_EXPIRED, 0},
+    {"recipients was rejected by a remote mail server", SMTPC_REASON_FILTERED, 0},
+};
+
+int smtpc__bmta_ezweb(smtpc__bmsg *m) {
+  int n = simple(m, &ezweb);
+  for (size_t i = 0; n > 0 && i < m->nrecords; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+    if (!d) continue;
+    size_t dl = strlen(d);
+    for (size_t k = 0; k < sizeof ezweb_reasons / sizeof ezweb_reasons[0]; k++)
+      if (smtpc__bfind(d, dl, ezweb_reasons[k].sentence) &&
+          (ezweb_reasons[k].even_with_reply || !r->reply_code)) {
+        r->cls.reason = ezweb_reasons[k].reason;
+        break;
+      }
+  }
+  return n;
+}
+
+/* KDDI (au's older gateway):
+ *   Your mail sent on: Thu, 29 Apr 2013 00:00:00 +0900
+ *        Could not be delivered to: <kijitora@example.dion.ne.jp>
+ *        As their mailbox is full. */
+static const simple_format kddi = {
+    .from = NULL,
+    .body = MARKS("Could not be delivered to:"),
+    .layout = {.start = MARKS("Your mail sent on", "Could not be delivered to:"),
+               .stop = MARKS("--- Original message"),
+               .need_angle = 1}};
+int smtpc__bmta_kddi(smtpc__bmsg *m) { return simple(m, &kddi); }
+
+/* X3-style notices framed by "=====" rules:
+ *   Delivery to the following recipients failed permanently:
+ *      * kijitora@example.com
+ *   Technical details:
+ *   SMTP:RCPT host 192.0.2.8: 553 5.3.0 <kijitora@example.com>... No such user here */
+static const simple_format x3 = {
+    .from = NULL,
+    .body = MARKS("This is an automatically generated Delivery Status Notification"),
+    .layout = {.start = MARKS("to the following recipients failed"),
+               .stop = MARKS("--- Original message")}};
+int smtpc__bmta_x3(smtpc__bmsg *m) { return simple(m, &x3); }
+
+/* Active!hunter: Sendmail's headings, ">>> rcpt <rcpt>" lines, the transcript below them. */
+static const simple_format activehunter = {
+    .from = NULL,
+    .body = MARKS("----- The following addresses had permanent fatal errors -----"),
+    .layout = {.start = MARKS("The following addresses had permanent fatal errors"),
+               .stop = MARKS("--- Original message")},
+    .hdr = "Content-Type",
+    .hdr_has = MARKS("Active!Hunter")};
+int smtpc__bmta_activehunter(smtpc__bmsg *m) { return simple(m, &activehunter); }
+
+/* Zoho: "rcpt Invalid Address, ERROR_CODE :550, ERROR_CODE :5.1.1 <rcpt>... User Unknown" */
+static const simple_format zoho = {
+    .from = MARKS("zoho.com"),
+    .body = MARKS("could not be delivered to one or more of its"),
+    .layout = {.start = MARKS("could not be delivered to one or more of its"),
+               .stop = MARKS("Received:"),
+               .rcpt_space = 1}};
+int smtpc__bmta_zoho(smtpc__bmsg *m) {
+  size_t first = m->nrecords;
+  int n = simple(m, &zoho);
+  for (size_t i = first; n > 0 && i < m->nrecords; i++) {  /* "ERROR_CODE :550" */
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC], *e;
+    if (d && (e = strstr(d, "ERROR_CODE :")) != NULL)
+      r->reply_code = smtpc__bmta_code_at(e + 12, 3);
+  }
+  return n;
+}
+
+/* Lotus Notes (Domino's SMTP MTA):
+ *   ------- Failure Reasons  --------
+ *   User  not listed in public Name & Address Book
+ *   kijitora@example.com
+ *   ------- Returned Message -------- */
+static const simple_format notes = {
+    .from = NULL,
+    .body = MARKS("------- Failure Reasons"),
+    .layout = {.start = MARKS("------- Failure Reasons"),
+               .stop = MARKS("------- Returned Message"),
+               .preamble = 1}};
+int smtpc__bmta_notes(smtpc__bmsg *m) { return simple(m, &notes); }
+
+/* Sendmail-like headings without Sendmail's DSN part (BIGLOBE, X1 and others):
+ *   ----- The following addresses had delivery problems -----
+ *   kijitora@example.org [User unknown]
+ *   ----- Non-delivered information -----
+ *   The number of messages in recipient's mailbox exceeded the local limit. */
+static const simple_format headings = {
+    .from = NULL,
+    .body = MARKS("The following addresses had delivery problems",
+                  "The following addresses had delivery errors"),
+    .layout = {.start = MARKS("The following addresses had delivery"),
+               .stop = MARKS("--- Original message", "----- Unsent message"),
+               .rcpt_space = 1},
+    .fresh_only = 1};
+int smtpc__bmta_headings(smtpc__bmsg *m) { return simple(m, &headings); }
+
+/* Lotus Domino:
+ *   Your message
+ *     Subject: Test Bounce
+ *   was not delivered to:
+ *     kijitora@example.jp
+ *   because:
+ *     User some.name (kijitora@example.jp) not listed in Domino Directory */
+static const simple_format domino = {
+    .from = NULL,
+    .body = MARKS("was not delivered to:"),
+    .layout = {.start = MARKS("was not delivered to:"), .stop = MARKS("--- Original message")},
+    .fresh_only = 1};
+int smtpc__bmta_domino(smtpc__bmsg *m) { return simple(m, &domino); }
+
+/* MailFoundry:
+ *   Unable to deliver message to: <kijitora@example.org>
+ *   Delivery failed for the following reason:
+ *   Server mx22.example.org[192.0.2.222] failed with: 550 <kijitora@example.org> No such user */
+static const simple_format mailfoundry = {
+    .from = NULL,
+    .body = MARKS("Delivery failed for the following reason:"),
+    .layout = {.start = MARKS("Unable to deliver message to:"),
+               .stop = MARKS("--- Original message")},
+    .fresh_only = 1};
+int smtpc__bmta_mailfoundry(smtpc__bmsg *m) { return simple(m, &mailfoundry); }
+
+/* An old MTA's framed log (Exim 3 era):
+ *   |------------------------- Message log follows: -------------------------|
+ *    no valid recipients were found for this message
+ *   |------------------------- Failed addresses follow: ---------------------|
+ *    kijitora@example.com ... unknown host
+ *   |------------------------- Message text follows: ------------------------| */
+static const simple_format framedlog = {
+    .from = NULL,
+    .body = MARKS("------- Failed addresses follow:"),
+    .layout = {.start = MARKS("------- Message log follows:", "------- Failed addresses follow:"),
+               .stop = MARKS("|------------------------- Message text follows"),
+               .preamble = 1,
+               .rcpt_space = 1},
+    .fresh_only = 1};
+int smtpc__bmta_framedlog(smtpc__bmsg *m) { return simple(m, &framedlog); }
+
+/* Trend Micro InterScan:
+ *   Message from InterScan Messaging Security Suite
+ *   Unable to deliver message to <kijitora@example.jp> (and other recipients in the same
+ *   domain). */
+static const simple_format interscan = {
+    .from = NULL,
+    .body = MARKS("Message from InterScan Messaging Security Suite"),
+    .layout = {.start = MARKS("Unable to deliver message to <"),
+               .stop = MARKS("*****"),
+               .rcpt_in_start = 1,
+               .start_is_words = 1},
+    .fresh_only = 1};
+int smtpc__bmta_interscanmss(smtpc__bmsg *m) { return simple(m, &interscan); }
+
+/* MailMarshal: the reason first, the recipients after it.
+ *   Could not be delivered because of
+ *   550 5.1.1 User unknown
+ *   The following recipients were affected:
+ *       kijitora@example.com
+ *   Additional Information */
+static const simple_format mailmarshal = {
+    .from = NULL,
+    .body = MARKS("The following recipients were affected:"),
+    .layout = {.start = MARKS("Could not be delivered because of"),
+               .stop = MARKS("Additional Information"),
+               .preamble = 1},
+    .fresh_only = 1};
+int smtpc__bmta_mailmarshal(smtpc__bmsg *m) { return simple(m, &mailmarshal); }

@@ -1,0 +1,480 @@
+/* bounce_mta_text.c -- text helpers and the generic "recipient: words" reader shared by the MTA
+ * modules (see bounce_mta.h). */
+#include <stdint.h>
+#include <string.h>
+
+#include "bounce_mta.h"
+
+static int is_ws(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+
+int smtpc__bmta_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s, size_t n) {
+  const char *old = r->field[field];
+  if (old && strlen(old) >= SMTPC__BMTA_DIAG_MAX) return 0;
+  return smtpc__bounce_append(m, r, field, s, n);
+}
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* Offset of the first place in s[0..n) where any marker starts (ASCII case-insensitive), or
+ * n. One pass whatever the number of markers: a position is compared only with the markers
+ * that begin with its letter, so a format that does not match costs one scan of the text. */
+static size_t first_of(const char *s, size_t n, const char *const *marks) {
+  uint8_t starts[256] = {0};
+  size_t k = 0;
+  for (const char *const *mk = marks; *mk; mk++, k++) {
+    if (!**mk) return 0; /* "" matches at once */
+    int c = (unsigned char)**mk;
+    starts[lower(c)] = starts[c >= 'a' && c <= 'z' ? c - 32 : c] = 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!starts[(unsigned char)s[i]]) continue;
+    for (const char *const *mk = marks; *mk; mk++) {
+      const char *x = *mk;
+      size_t j = 0;
+      while (x[j] && i + j < n && lower((unsigned char)s[i + j]) == lower((unsigned char)x[j]))
+        j++;
+      if (!x[j]) return i;
+    }
+  }
+  (void)k;
+  return n;
+}
+
+int smtpc__bmta_any(const char *s, size_t n, const char *const *marks) {
+  return *marks && first_of(s, n, marks) < n + (**marks == 0);
+}
+
+const char *smtpc__bmta_hdr(const smtpc__bmsg *m, const char *name, size_t *len) {
+  size_t n = 0;
+  const char *v = smtpc__bheader_get(m->headers, m->nheaders, name, &n);
+  if (!v) v = "", n = 0;
+  if (len) *len = n;
+  return v;
+}
+
+int smtpc__bmta_hdr_has(const smtpc__bmsg *m, const char *name, const char *const *marks) {
+  size_t n;
+  const char *v = smtpc__bmta_hdr(m, name, &n);
+  return smtpc__bmta_any(v, n, marks);
+}
+
+size_t smtpc__bmta_line_with(const char *text, size_t len, const char *const *marks) {
+  if (!*marks) return len;
+  size_t at = first_of(text, len, marks);
+  if (at >= len) return **marks ? len : 0;
+  /* a marker spans no line end unless it contains one: back to the start of its line */
+  while (at > 0 && text[at - 1] != '\n') at--;
+  return at;
+}
+
+const char *smtpc__bmta_trim(const char *s, size_t *n) {
+  while (*n && is_ws((unsigned char)*s)) s++, (*n)--;
+  while (*n && is_ws((unsigned char)s[*n - 1])) (*n)--;
+  return s;
+}
+
+size_t smtpc__bmta_cut(const char *text, size_t len, const char *const *marks) {
+  size_t pos = 0, at;
+  const char *line;
+  size_t n;
+  for (at = pos; smtpc__bline(text, len, &pos, &line, &n); at = pos) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    for (const char *const *mk = marks; *mk; mk++)
+      if (smtpc__bstarts(t, n, *mk)) return at;
+  }
+  return len;
+}
+
+int smtpc__bmta_code_at(const char *s, size_t n) {
+  if (n < 3 || s[0] < '2' || s[0] > '5' || !is_digit((unsigned char)s[1]) ||
+      !is_digit((unsigned char)s[2]))
+    return 0;
+  if (n > 3 && s[3] != ' ' && s[3] != '-' && s[3] != '\t' && s[3] != ':') return 0;
+  return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+}
+
+int smtpc__bmta_code_find(const char *s, size_t n) {
+  for (size_t i = 0; i + 3 <= n; i++) {
+    /* a code stands at the start, or after a colon and white space ("]: 550", "said: 550") */
+    if (i > 0) {
+      size_t k = i;
+      if (!is_ws((unsigned char)s[k - 1])) continue;
+      while (k > 0 && is_ws((unsigned char)s[k - 1])) k--;
+      if (k > 0 && s[k - 1] != ':') continue;
+    }
+    int code = smtpc__bmta_code_at(s + i, n - i);
+    if (code) return code;
+  }
+  return 0;
+}
+
+/* Phrases that name the command a reply answered, most specific first. Data, not code: adding
+ * an MTA's wording is adding a row. */
+static const struct {
+  const char *phrase, *command;
+} commands[] = {
+    {"RCPT TO response", "RCPT"},       {"after RCPT TO", "RCPT"},
+    {"in reply to RCPT TO", "RCPT"},    {"does not like recipient", "RCPT"},
+    {"did not like our RCPT TO", "RCPT"}, {"[RCPT_TO]", "RCPT"},
+    {"after MAIL FROM", "MAIL"},        {"in reply to MAIL FROM", "MAIL"},
+    {"sender was rejected", "MAIL"},    {"[MAIL_FROM]", "MAIL"},
+    {"after end of data", "DATA"},      {"in reply to end of DATA", "DATA"},
+    {"in reply to DATA", "DATA"},       {"after DATA", "DATA"},
+    {"did not like our final DATA", "DATA"}, {"did not like our DATA", "DATA"},
+    {"failed after I sent the message", "DATA"}, {"[DATA]", "DATA"},
+    {"after EHLO", "EHLO"},             {"after HELO", "HELO"},
+    {"in reply to EHLO", "EHLO"},       {"in reply to HELO", "HELO"},
+    {"my name was rejected", "EHLO"},   {"did not like our EHLO", "EHLO"},
+    {"did not like our HELO", "HELO"},  {"did not like our MAIL FROM", "MAIL"},
+    {"after STARTTLS", "STARTTLS"},     {"after AUTH", "AUTH"},
+    {">>> RCPT TO", "RCPT"},            {">>> MAIL FROM", "MAIL"},
+    {">>> DATA", "DATA"},               {"SMTP:RCPT", "RCPT"},
+    {"after RCPT", "RCPT"},             {"after MAIL", "MAIL"},
+};
+
+const char *smtpc__bmta_command(const char *s, size_t n) {
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (smtpc__bfind(s, n, commands[i].phrase)) return commands[i].command;
+  return NULL;
+}
+
+static int host_char(int c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' ||
+         c == '.' || c == '_';
+}
+
+/* "[192.0.2.1]", "[IPv6:2001:db8::1]", "[192.0.2.1:25]": an address literal. */
+static int ip_literal(const char *s, size_t n) {
+  size_t i = 1;
+  if (n < 2 || s[0] != '[') return 0;
+  if (smtpc__bstarts(s + 1, n - 1, "IPv6:")) i += 5;
+  if (i >= n || !(is_digit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+  for (; i < n && s[i] != ']'; i++)
+    if (!(is_digit((unsigned char)s[i]) || s[i] == '.' || s[i] == ':' ||
+          (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
+      return 0;
+  return i < n;
+}
+
+/* Phrases after which a remote host's name or address follows. */
+static const char *const host_after[] = {"remote host ", "Connected to ", "Giving up on ", "host: ",
+                                         "by the server for the recipient domain ", NULL};
+
+int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_len) {
+  for (size_t i = 1; i < n; i++) {
+    if (s[i] != '[' || s[i - 1] != ' ' || !ip_literal(s + i, n - i)) continue;
+    size_t b = i - 1, a;
+    while (b > 0 && s[b - 1] == ' ') b--;
+    a = b;
+    while (a > 0 && host_char((unsigned char)s[a - 1])) a--;
+    if (b > a && s[b - 1] == '.') b--;  /* "mx.example.jp. [192.0.2.1]" */
+    if (b - a < 3 || !memchr(s + a, '.', b - a)) continue;
+    *host = s + a;
+    *host_len = b - a;
+    return 1;
+  }
+  for (const char *const *p = host_after; *p; p++) {
+    const char *f = smtpc__bfind(s, n, *p);
+    if (!f) continue;
+    size_t a = (size_t)(f - s) + strlen(*p), b = a;
+    while (b < n && host_char((unsigned char)s[b])) b++;
+    while (b > a && s[b - 1] == '.') b--;
+    if (b - a < 3 || !memchr(s + a, '.', b - a)) continue;
+    *host = s + a;
+    *host_len = b - a;
+    return 1;
+  }
+  return 0;
+}
+
+/* A status code right at s ("5.7.1 text"); its length or 0. */
+static size_t status_at(const char *s, size_t n) {
+  size_t i = 0, dots = 0;
+  if (n < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return 0;
+  i = 2;
+  for (; i < n && (is_digit((unsigned char)s[i]) || s[i] == '.'); i++)
+    if (s[i] == '.') dots++;
+  if (dots != 1 || s[i - 1] == '.' || (i < n && !is_ws((unsigned char)s[i]))) return 0;
+  return i;
+}
+
+/* "=====" or "-----" alone, or "----- Transcript of session follows -----": layout, not words */
+static int rule_line(const char *s, size_t n) {
+  if (n >= 4 && s[0] == '|' && s[1] == '-' && s[n - 1] == '|') return 1; /* "|--- Log: ---|" */
+  if (n >= 3 && (s[0] == '=' || s[0] == '-') && s[1] == s[0] && s[2] == s[0]) {
+    if (s[n - 1] == s[0]) return 1;
+    for (size_t i = 0; i < n; i++)
+      if (s[i] != s[0]) return 0;
+    return 1;
+  }
+  return 0;
+}
+
+int smtpc__bmta_diag_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t n, int *multi) {
+  s = smtpc__bmta_trim(s, &n);
+  if (n == 0 || rule_line(s, n)) return 0;
+  if (smtpc__bstarts(s, n, "<<< ")) {  /* a transcript's reply line: the reply itself */
+    s += 4, n -= 4;
+  }
+  int code = smtpc__bmta_code_at(s, n);
+  if (code) {
+    int more = n > 3 && s[3] == '-';
+    size_t skip = 4, st;
+    if (!r->reply_code) r->reply_code = code;
+    while (skip < n && s[skip] == ' ') skip++;  /* "550: 5.2.2 ..." */
+    if (skip < n && (st = status_at(s + skip, n - skip)) != 0) {
+      if (!r->field[SMTPC_BOUNCE_F_STATUS]) {
+        int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, s + skip, st);
+        if (rc) return rc;
+      }
+      if (*multi) skip += st;
+    }
+    if (*multi) {  /* a continuation line: keep only its words */
+      if (skip > n) skip = n;
+      s += skip, n -= skip;
+      s = smtpc__bmta_trim(s, &n);
+    } else if (more) {  /* the first line of "550-5.1.1 ..." reads as "550 5.1.1 ..." */
+      int rc = smtpc__bmta_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, 3);
+      if (rc) return rc;
+      s += 4, n -= 4;
+    }
+    *multi = more;
+  } else {
+    /* "Remote host said: 550-5.7.1 ...": a multi-line reply starts inside the line */
+    size_t i;
+    *multi = 0;
+    for (i = 0; i + 5 < n; i++)
+      if (s[i] == ':' && s[i + 1] == ' ' && smtpc__bmta_code_at(s + i + 2, n - i - 2) &&
+          s[i + 5] == '-') {
+        *multi = 1;
+        if (!r->reply_code) r->reply_code = smtpc__bmta_code_at(s + i + 2, n - i - 2);
+        break;
+      }
+  }
+  return n ? smtpc__bmta_append(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, n) : 0;
+}
+
+int smtpc__bmta_finish_rec(smtpc__bmsg *m, smtpc_bounce *r) {
+  const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+  int rc = 0;
+  if (!d) return 0;
+  size_t n = strlen(d);
+  if (!r->field[SMTPC_BOUNCE_F_COMMAND]) {
+    const char *c = smtpc__bmta_command(d, n);
+    if (c) rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, c, strlen(c));
+  }
+  if (!rc && !r->field[SMTPC_BOUNCE_F_RHOST]) {
+    const char *h;
+    size_t hl;
+    if (smtpc__bmta_host(d, n, &h, &hl)) rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RHOST, h, hl);
+  }
+  if (!rc && !r->reply_code) r->reply_code = smtpc__bmta_code_find(d, n);
+  return rc;
+}
+
+/* Words some MTAs put before a recipient on its line. */
+static const char *const rcpt_prefixes[] = {"Recipient:", "Could not be delivered to:", "* ",
+                                            ">>> ", "Unable to deliver message to:", NULL};
+
+int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, int space, const char **addr,
+                          size_t *alen, const char **rest, size_t *rlen) {
+  const char *a;
+  size_t al, i = 0;
+  s = smtpc__bmta_trim(s, &n);
+  for (const char *const *p = rcpt_prefixes; *p; p++)
+    if (smtpc__bstarts(s, n, *p)) {
+      size_t k = strlen(*p);
+      s += k, n -= k;
+      s = smtpc__bmta_trim(s, &n);
+      break;
+    }
+  if (n == 0) return 0;
+  int open = s[0] == '<' || s[0] == '"';
+  if (need_angle && s[0] != '<') return 0;
+  if (!smtpc__baddr(s, n, &a, &al) || a != s + open) return 0;
+  i = (size_t)(a - s) + al;
+  if (open) {
+    if (i >= n || s[i] != (s[0] == '<' ? '>' : '"')) return 0;
+    i++;
+  }
+  size_t after = i;
+  while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+  *rest = s + n, *rlen = 0;
+  if (i < n && s[i] == '<' && s[n - 1] == '>' && !memchr(s + i, ' ', n - i)) i = n; /* "x <x>" */
+  if (i < n) {
+    if (s[i] != ':' && !(space && i > after)) return 0;
+    if (s[i] == ':') i++;
+    *rest = s + i;
+    *rlen = n - i;
+    *rest = smtpc__bmta_trim(*rest, rlen);
+  }
+  *addr = a;
+  *alen = al;
+  return 1;
+}
+
+int smtpc__bmta_better_status(smtpc__bmsg *m, smtpc_bounce *r) {
+  const char *st = r->field[SMTPC_BOUNCE_F_STATUS], *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+  char found[SMTPC_STATUS_SIZE];
+  if (!d || (st && !strstr(st, ".0.0"))) return 0;
+  if (smtpc__status_find(d, strlen(d), st ? st[0] : 0, found) <= 0 || (st && !strcmp(st, found)))
+    return 0;
+  return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, found, strlen(found));
+}
+
+int smtpc__bmta_eq(const char *x, const char *a, size_t al) {
+  if (!x || strlen(x) != al) return 0;
+  for (size_t i = 0; i < al; i++) {
+    int c = (unsigned char)x[i], d = (unsigned char)a[i];
+    if (c >= 'A' && c <= 'Z') c += 32;
+    if (d >= 'A' && d <= 'Z') d += 32;
+    if (c != d) return 0;
+  }
+  return 1;
+}
+
+smtpc_bounce *smtpc__bmta_find_from(smtpc__bmsg *m, size_t from, const char *a, size_t al) {
+  for (size_t i = from; i < m->nrecords && i < from + SMTPC__BMTA_FIND_MAX; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    if (smtpc__bmta_eq(r->field[SMTPC_BOUNCE_F_RECIPIENT], a, al)) return r;
+  }
+  return NULL;
+}
+
+smtpc_bounce *smtpc__bmta_find(smtpc__bmsg *m, const char *a, size_t al) {
+  return smtpc__bmta_find_from(m, 0, a, al);
+}
+
+/* One line of words for r; when r came from a DSN part, its first line replaces what the DSN
+ * said (*fresh), the next ones add to it. */
+static int read_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t n, int *multi,
+                     int *fresh, int *changed) {
+  size_t tn = n;
+  smtpc__bmta_trim(s, &tn);
+  if (*fresh && tn) {
+    r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = NULL;
+    r->reply_code = 0;
+    *fresh = 0;
+    (*changed)++;
+  }
+  return smtpc__bmta_diag_line(m, r, s, n, multi);
+}
+
+int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__bmta_layout *l) {
+  size_t begin = smtpc__bmta_line_with(text, len, l->start);
+  if (begin >= len) return 0;
+  size_t end = begin + smtpc__bmta_cut(text + begin, len - begin, l->stop);
+  size_t pos = begin;
+  const char *line;
+  size_t n;
+  /* records already read from a DSN part: the text explains them (amend, add nothing) */
+  int multi = 0, rc = 0, found = 0, amend = m->nrecords > 0, seen_rcpt = 0, fresh = 0, changed = 0;
+  size_t pre_from = begin, pre_to = begin, first = m->nrecords;
+  smtpc_bounce *r = NULL;
+  while (smtpc__bline(text, end, &pos, &line, &n)) {
+    const char *a, *rest;
+    size_t al, rl;
+    if (smtpc__bmta_rcpt_line(line, n, l->need_angle, l->rcpt_space, &a, &al, &rest, &rl) ||
+        (l->rcpt_in_start && !seen_rcpt && smtpc__baddr(line, n, &a, &al) &&
+         ((rest = ""), (rl = 0), 1))) {
+      seen_rcpt++;
+      if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+      if (r && amend && (rc = smtpc__bmta_better_status(m, r)) != 0) return rc;
+      fresh = 0;
+      if (amend) {
+        r = smtpc__bmta_find(m, a, al);
+        fresh = r != NULL;
+      } else if ((r = smtpc__bmta_find_from(m, first, a, al)) != NULL) {
+        /* named again ("<x>: Recipient address rejected" folded into x's words): words */
+        if ((rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0) return rc;
+        continue;
+      } else {
+        if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+        if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      }
+      multi = 0;
+      if (!r) continue;
+      found++;
+      if (l->preamble && seen_rcpt == 1) {  /* the sentences above the first recipient */
+        size_t p2 = pre_from;
+        const char *l2;
+        size_t n2;
+        while (p2 < pre_to && smtpc__bline(text, pre_to, &p2, &l2, &n2))
+          if ((rc = read_line(m, r, l2, n2, &multi, &fresh, &changed)) != 0) return rc;
+      }
+      if (rl && (rc = read_line(m, r, rest, rl, &multi, &fresh, &changed)) != 0) return rc;
+      if (l->start_is_words && seen_rcpt == 1 && !rl &&
+          (rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0)
+        return rc;
+      continue;
+    }
+    if (!seen_rcpt) pre_to = pos;
+    if (r && (rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0) return rc;
+  }
+  if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  if (r && amend && (rc = smtpc__bmta_better_status(m, r)) != 0) return rc;
+  return amend ? changed : found;  /* a DSN the text adds nothing to stays the DSN's */
+}
+
+/* DSN fields quoted in a text part ("Final-Recipient: rfc822; x@y" ...): one record per
+ * Final-Recipient, the fields after it until the next one. */
+static const struct {
+  const char *name;
+  int field;
+} dsn_fields[] = {
+    {"Action:", SMTPC_BOUNCE_F_ACTION},
+    {"Status:", SMTPC_BOUNCE_F_STATUS},
+    {"Remote-MTA:", SMTPC_BOUNCE_F_RHOST},
+    {"Diagnostic-Code:", SMTPC_BOUNCE_F_DIAGNOSTIC},
+    {"Last-Attempt-Date:", SMTPC_BOUNCE_F_LAST_ATTEMPT},
+};
+
+static const char *after_type(const char *v, size_t *n) {  /* "dns; x" -> "x" */
+  const char *semi = memchr(v, ';', *n);
+  if (semi && semi - v < 12) *n -= (size_t)(semi + 1 - v), v = semi + 1;
+  return smtpc__bmta_trim(v, n);
+}
+
+int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
+  size_t pos = 0, n, rl = 0;
+  const char *line, *reporting = NULL;
+  int rc, found = 0, field = -1;
+  smtpc_bounce *r = NULL;
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
+    if (n && (line[0] == ' ' || line[0] == '\t')) {  /* a folded field goes on */
+      if (r && field >= 0 && (rc = smtpc__bmta_append(m, r, field, line, n)) != 0) return rc;
+      continue;
+    }
+    field = -1;
+    if (smtpc__bstarts(line, n, "Reporting-MTA:")) {
+      rl = n - 14;
+      reporting = after_type(line + 14, &rl);
+    } else if (smtpc__bstarts(line, n, "Final-Recipient:")) {
+      size_t vl = n - 16;
+      const char *v = after_type(line + 16, &vl);
+      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      found++;
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, v, vl)) != 0) return rc;
+      if (reporting &&
+          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_REPORTING_MTA, reporting, rl)) != 0)
+        return rc;
+    } else if (r) {
+      for (size_t i = 0; i < sizeof dsn_fields / sizeof dsn_fields[0]; i++) {
+        size_t k = strlen(dsn_fields[i].name), vl = n - k;
+        if (!smtpc__bstarts(line, n, dsn_fields[i].name)) continue;
+        const char *v = smtpc__bmta_trim(line + k, &vl), *semi = memchr(v, ';', vl);
+        if (dsn_fields[i].field == SMTPC_BOUNCE_F_DIAGNOSTIC && semi && semi - v < 12 &&
+            (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE, v, (size_t)(semi - v))))
+          return rc;
+        if (dsn_fields[i].field != SMTPC_BOUNCE_F_ACTION &&
+            dsn_fields[i].field != SMTPC_BOUNCE_F_STATUS)
+          v = after_type(v, &vl);
+        if ((rc = smtpc__bounce_set(m, r, dsn_fields[i].field, v, vl)) != 0) return rc;
+        field = dsn_fields[i].field;
+      }
+    }
+  }
+  return found;
+}
+
