@@ -30,6 +30,8 @@ local _M = { _VERSION = "0.1" }
 
 local DRIVER_OPTS = { on_result = true, shared_dict = true }
 local MAIN = "main"
+local NOT_HERE = { "proxy", "source_address", "cache", "refresh", "cache_positive_ttl",
+                   "cache_negative_ttl", "cache_unknown_ttl" }
 
 local function now_us()
   ngx.update_time()
@@ -382,6 +384,9 @@ local function check_opts(opts)
   if type(opts) ~= "table" then return nil, "options table required (mail_from, helo)" end
   local po = {}
   for k, v in pairs(opts) do if not DRIVER_OPTS[k] then po[k] = v end end
+  for _, k in ipairs(NOT_HERE) do -- the libuv driver's; refused rather than silently ignored
+    if opts[k] ~= nil then return nil, "invalid option: " .. k .. " (not supported by smtpcode.resty)" end
+  end
   po.seed = math.random(0, 2 ^ 31)
   local p, err = smtpcode.plan(po)
   if not p then return nil, err end
