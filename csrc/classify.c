@@ -14,6 +14,7 @@
  */
 #include "smtpcode.h"
 #include "ac.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -46,7 +47,16 @@ enum kind {
   K_MARK,     /* text marker naming a provider                                 */
   K_HOST,     /* host suffix naming a provider ("." suffix "\n")               */
   K_GREY,     /* greylisting phrase                                            */
-  K_AFTER     /* "retry in", followed by a number and a unit                   */
+  K_AFTER,    /* "retry in", followed by a number and a unit                   */
+  K_CMD       /* framing that names the command the reply answered             */
+};
+
+/* Commands named by rules/commands.def, in rule order: the K_CMD rules come last in rules[],
+ * so rule i names cmd_marker_name[i - g_cmd_base]. */
+static const char *const cmd_marker_name[] = {
+#define CMD(name, text) name,
+#include "rules/commands.def"
+#undef CMD
 };
 
 typedef struct rule {
@@ -79,6 +89,9 @@ static const rule rules[] = {
 #include "rules/greylist.def"
 #undef GREY
 #undef AFTER
+#define CMD(name, text) {K_CMD, 0, 0, 0},
+#include "rules/commands.def"
+#undef CMD
 };
 
 static const char *const patterns[] = {
@@ -102,9 +115,14 @@ static const char *const patterns[] = {
 #include "rules/greylist.def"
 #undef GREY
 #undef AFTER
+#define CMD(name, text) text,
+#include "rules/commands.def"
+#undef CMD
 };
 
 #define NRULES (sizeof rules / sizeof rules[0])
+#define NCMDS (sizeof cmd_marker_name / sizeof cmd_marker_name[0])
+static const size_t g_cmd_base = NRULES - NCMDS;
 
 /* ---- status and code tables ------------------------------------------------------------- */
 
@@ -199,6 +217,8 @@ typedef struct scan {
   uint64_t heads;                      /* pair heads seen                           */
   size_t head_end[MAX_PAIRS];          /* stream end offset of each head seen       */
   const char *chunk;                   /* bytes being scanned (for K_AFTER)         */
+  int in_frame;                        /* scanning the framing around the reply     */
+  int cmd;                             /* last command marker seen, -1 none         */
   size_t chunk_len;
 } scan;
 
@@ -255,7 +275,13 @@ static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) 
   const rule *r = &rules[pat];
   /* host suffixes count only in the host, everything else only in the text */
   if ((r->kind == K_HOST) != (st->in_host != 0)) return;
+  /* In a relaying MTA's framing only the command and provider markers count: its words
+   * ("rejected", "failed") are about the relay, not the reason. */
+  if (st->in_frame && r->kind != K_CMD && r->kind != K_MARK) return;
   switch (r->kind) {
+  case K_CMD:
+    st->cmd = (int)(pat - g_cmd_base);
+    break;
   case K_PHRASE:
     take_phrase(st, r->reason, r->prio);
     break;
@@ -384,13 +410,8 @@ static int status_says_filter(const char *s) {
   return s != NULL && (s[2] == '2' || s[2] == '3' || s[2] == '7') && s[3] == '.';
 }
 
-/* No status, or X.0.0 ("other or undefined"), which tells nothing either. */
-static int status_says_nothing(const char *s) {
-  return s == NULL || strcmp(s + 1, ".0.0") == 0;
-}
 
-static int cmd_is(const smtpc_context *ctx, const char *name) {
-  const char *c = ctx ? ctx->command : NULL;
+static int cmd_is(const char *c, const char *name) {
   size_t i;
   if (c == NULL) return 0;
   for (i = 0; name[i]; i++)
@@ -432,9 +453,16 @@ void smtpc__class_set_reason(smtpc_class *out, int reason, int klass) {
 
 void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines, size_t nlines,
                           const smtpc_context *ctx, smtpc_class *out) {
+  smtpc_span none = {NULL, 0};
+  smtpc__classify_framed(code, status, none, lines, nlines, none, ctx, none, out);
+}
+
+void smtpc__classify_framed(int code, const char *status, smtpc_span frame, const smtpc_span *lines,
+                            size_t nlines, smtpc_span tail, const smtpc_context *ctx,
+                            smtpc_span frame_host, smtpc_class *out) {
   scan st;
-  int klass, reason = -1, pv = PV_NONE, decided;
-  int has_cmd = ctx != NULL && ctx->command != NULL && ctx->command[0] != '\0';
+  int klass, reason = -1, pv = PV_NONE, decided, has_cmd;
+  const char *cmd = ctx != NULL && ctx->command != NULL && ctx->command[0] ? ctx->command : NULL;
   size_t i;
   const status_rule *sr;
 
@@ -454,10 +482,18 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
   st.in_host = 0;
   st.after = -1;
   st.heads = 0;
+  st.in_frame = 0;
+  st.cmd = -1;
 
   if (g_ok) {
     smtpc__ac_scan sc;
     smtpc__ac_scan_init(&sc);
+    if (frame.len) {
+      st.in_frame = 1;
+      smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
+      smtpc__ac_feed(&g_ac, &sc, frame.ptr, frame.len, on_match, &st);
+      st.in_frame = 0;
+    }
     smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
     for (i = 0; i < nlines; i++) {
       if (lines[i].ptr == NULL) continue;
@@ -467,14 +503,26 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
       smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
     }
     st.chunk = NULL;
-    if (ctx != NULL && ctx->host != NULL) {
+    if (tail.len) {
+      st.in_frame = 1;
+      smtpc__ac_feed(&g_ac, &sc, tail.ptr, tail.len, on_match, &st);
+      st.in_frame = 0;
+    }
+    if ((ctx != NULL && ctx->host != NULL) || frame_host.len) {
+      const char *h = ctx != NULL && ctx->host != NULL ? ctx->host : frame_host.ptr;
+      size_t hl = ctx != NULL && ctx->host != NULL ? strlen(ctx->host) : frame_host.len;
       smtpc__ac_scan_init(&sc);
       st.in_host = 1;
       smtpc__ac_feed(&g_ac, &sc, ".", 1, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, ctx->host, strlen(ctx->host), on_match, &st);
+      smtpc__ac_feed(&g_ac, &sc, h, hl, on_match, &st);
       smtpc__ac_feed(&g_ac, &sc, "\n", 1, on_match, &st);
     }
   }
+
+  /* The caller's command, else the one the framing named. */
+  if (cmd == NULL && st.cmd >= 0) cmd = cmd_marker_name[st.cmd];
+  has_cmd = cmd != NULL;
+  out->command = cmd;
 
   /* 1. provider */
   if (st.host_pv != PV_NONE) pv = st.host_pv;
@@ -496,7 +544,7 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
       }
     if (reason < 0) reason = provider_status(pv, status);
     /* An X.2/X.3/X.7 status says the mailbox exists, whatever the provider's words. */
-    if (reason == R(USERUNKNOWN) && !cmd_is(ctx, "RCPT") && status_says_filter(status))
+    if (reason == R(USERUNKNOWN) && !cmd_is(cmd, "RCPT") && status_says_filter(status))
       reason = R(FILTERED);
   }
   decided = reason >= 0 || st.best_prio >= 3;
@@ -510,26 +558,27 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
     else if (sr) reason = sr->reason;
     else reason = code_lookup(code);
 
-    /* A mailbox-does-not-exist text that did not answer RCPT (nor MAIL): the address was
-     * accepted earlier, so what refused the message later was a filter (Sisimai's
-     * "filtered"), unless the status code itself says the mailbox is unknown. When the
-     * command is not known, the status decides: X.2/X.3/X.7 say the mailbox exists; and a
-     * bare reply code with no enhanced status at all is what filtering appliances send (MTAs
-     * that look recipients up at RCPT time answer with 5.1.1); a text with neither code nor
-     * status counts as a directory answer only in a directory's own words (strength 3).
-     * These follow Sisimai's labels, so results agree with it. */
-    if (reason == R(USERUNKNOWN) && !cmd_is(ctx, "RCPT") && !cmd_is(ctx, "MAIL") &&
+    /* The command-context rule, stated once for every "no such user" phrase: such a text
+     * answering RCPT, or with no command known at all (a bare reply as a person or a probe
+     * pastes it), means the mailbox does not exist. Answering a later command (DATA, given by
+     * the caller or named by the framing), the address had been accepted, so what refused
+     * the message was a filter speaking in those words ("filtered"), unless the status itself
+     * says the mailbox is unknown (X.1.1). With no command, an X.2/X.3/X.7 status says the
+     * mailbox exists, so the words come from a filter too.
+     * Where Sisimai disagrees: it calls a commandless user-unknown text "filtered" (it
+     * assumes DATA when the bounce lost the command); the corpus test counts those rows
+     * apart (tests/python/test_corpus.py, deliberate_disagreement). */
+    if (reason == R(USERUNKNOWN) && !cmd_is(cmd, "RCPT") && !cmd_is(cmd, "MAIL") &&
         !(sr && sr->reason == R(USERUNKNOWN)) &&
-        (has_cmd || status_says_filter(status) ||
-         (status_says_nothing(status) && (code || st.best_prio < 3))))
+        (has_cmd || status_says_filter(status)))
       reason = R(FILTERED);
     /* The reply to MAIL FROM concerns the sender: an unknown domain or a plain refusal
      * there means the sender was rejected, not the recipient. */
-    if (cmd_is(ctx, "MAIL") && (reason == R(HOSTUNKNOWN) || reason == R(USERUNKNOWN) ||
+    if (cmd_is(cmd, "MAIL") && (reason == R(HOSTUNKNOWN) || reason == R(USERUNKNOWN) ||
                                 (reason == R(BLOCKED) && st.best_prio < 3)))
       reason = R(REJECTED);
     /* Refused at connection or greeting time: the sending host was refused. */
-    if ((cmd_is(ctx, "CONN") || cmd_is(ctx, "HELO") || cmd_is(ctx, "EHLO")) &&
+    if ((cmd_is(cmd, "CONN") || cmd_is(cmd, "HELO") || cmd_is(cmd, "EHLO")) &&
         (reason == R(REJECTED) || reason == R(HOSTUNKNOWN) || reason == R(SYNTAXERROR) ||
          reason == R(UNDEFINED)))
       reason = R(BLOCKED);
@@ -547,7 +596,7 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
   if (out->greylisted && !decided) reason = SMTPC_REASON_BLOCKED;
 
   if (klass == 2) reason = SMTPC_REASON_DELIVERED;
-  if (reason < 0 && (cmd_is(ctx, "CONN") || cmd_is(ctx, "HELO") || cmd_is(ctx, "EHLO")))
+  if (reason < 0 && (cmd_is(cmd, "CONN") || cmd_is(cmd, "HELO") || cmd_is(cmd, "EHLO")))
     reason = SMTPC_REASON_BLOCKED;
   if (reason < 0) reason = SMTPC_REASON_UNDEFINED;
 

@@ -6,6 +6,8 @@
  *   "smtp; 550 5.1.1 <a@b>: ... unknown"     an RFC 3464 Diagnostic-Code with its type
  *   "550-5.1.1 The email ... 550 5.1.1 ..."  a multi-line reply folded onto one line by a log
  *   "Mailbox full"                           text with no code at all
+ *   "host mx.example.jp[192.0.2.1] said: 550 5.1.1 ... (in reply to RCPT TO command)"
+ *                                            a reply inside a relaying MTA's framing
  * Line views point into the caller's text; nothing is allocated.
  */
 #include <string.h>
@@ -23,6 +25,129 @@ static int code_at(const char *p, size_t len, char *sep) {
   if (len > 3 && p[3] != ' ' && p[3] != '-') return 0;
   *sep = len > 3 ? p[3] : 0;
   return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+}
+
+static int is_host_char(char c) {
+  return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' || c == '-' || c == '_';
+}
+
+/* Characters after which a reply starts inside framing: "said: 550", "returned '550",
+ * "#550 5.1.1", "[550 5.1.1 ...]", "<<< 550", "ERROR_CODE :550". */
+static int is_frame_left(char c) {
+  return c == ':' || c == '\'' || c == '#' || c == '[' || c == '<' || c == '"' || c == '(';
+}
+
+/* The offset of a failure reply code (4xx/5xx) inside a line that does not start with one, or
+ * len when there is none. Relaying MTAs and bounce writers put their own words first:
+ *   Postfix   "host mx.example.jp[192.0.2.1] said: 550 5.1.1 ... (in reply to RCPT TO command)"
+ *   Exim      "SMTP error from remote mail server after RCPT TO:<a@b>: 550 ..."
+ *   dma       "mx.example.jp [192.0.2.1] did not like our RCPT TO: 550 ..."
+ *   Sendmail  "... while talking to mx.example.jp.: >>> RCPT To:<a@b> <<< 550 ..."
+ *   Exchange  "Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'"
+ * A code counts when one of is_frame_left() precedes it (spaces between allowed), or when a
+ * plain space precedes it and an enhanced status of its class follows ("because of 550 5.1.1");
+ * it must stand alone (not inside an address, a number, "id=222-22" or a URL's "#554") and be
+ * followed by a space, '-', ',' or '\'' and more text. Bare numbers in prose ("in 840 minutes") do not count. */
+/* The next '4' or '5' at or after i (memchr finds each quickly), or len. */
+static size_t next_45(const char *p, size_t len, size_t i, const char **n4, const char **n5) {
+  if (*n4 && *n4 < p + i) *n4 = i < len ? memchr(p + i, '4', len - i) : NULL;
+  if (*n5 && *n5 < p + i) *n5 = i < len ? memchr(p + i, '5', len - i) : NULL;
+  if (*n4 && (!*n5 || *n4 < *n5)) return (size_t)(*n4 - p);
+  return *n5 ? (size_t)(*n5 - p) : len;
+}
+
+static size_t framed_code(const char *p, size_t len, char *sep) {
+  const char *n4 = p, *n5 = p; /* "before p + 1": searched on first use */
+  size_t i;
+  for (i = 1; (i = next_45(p, len, i, &n4, &n5)) + 3 <= len; i++) {
+    char b, a;
+    size_t j;
+    if (!is_digit(p[i + 1]) || !is_digit(p[i + 2])) continue;
+    b = p[i - 1];
+    if (b != ' ' && !is_frame_left(b)) continue;
+    /* "#550 5.1.1" starts a reply, "DOC-1369#554" in a URL does not */
+    if (b == '#' && i > 1 && p[i - 2] != ' ') continue;
+    /* a code with nothing after it ends a sentence or a URL; a reply has text */
+    if (i + 4 >= len) continue;
+    a = p[i + 3];
+    if (a != ' ' && a != '-' && a != ',' && a != '\'') continue;
+    j = i;
+    while (j > 0 && p[j - 1] == ' ') j--;
+    if (j > 0 && !is_frame_left(p[j - 1])) {
+      char st[SMTPC_STATUS_SIZE];
+      if ((a != ' ' && a != '-') || i + 4 >= len ||
+          smtpc_status_parse(p + i + 4, len - i - 4, st) <= 0 || st[0] != p[i])
+        continue;
+    }
+    *sep = a == '-' ? '-' : ' ';
+    return i;
+  }
+  return len;
+}
+
+/* The remote host a frame names: "name[192.0.2.1]" / "name [192.0.2.1]" (Postfix, Exim, dma),
+ * else "talking to name.:" (Sendmail). Empty when none. */
+static smtpc_span frame_host(const char *p, size_t len) {
+  smtpc_span h = {NULL, 0};
+  size_t i;
+  for (i = 1; i < len; i++) {
+    size_t e, b;
+    if (p[i] != '[') continue;
+    e = i;
+    if (p[e - 1] == ' ') e--;
+    b = e;
+    while (b > 0 && is_host_char(p[b - 1])) b--;
+    if (e > b && memchr(p + b, '.', e - b) != NULL && !is_digit(p[b])) {
+      h.ptr = p + b;
+      h.len = e - b;
+      while (h.len && h.ptr[h.len - 1] == '.') h.len--;
+      return h;
+    }
+  }
+  for (i = 0; i + 11 < len; i++) {
+    if (memcmp(p + i, "talking to ", 11) == 0) {
+      size_t b = i + 11, e = b;
+      while (e < len && is_host_char(p[e])) e++;
+      while (e > b && p[e - 1] == '.') e--;
+      if (e > b) {
+        h.ptr = p + b;
+        h.len = e - b;
+      }
+      break;
+    }
+  }
+  return h;
+}
+
+/* Postfix ends its framing with " (in reply to X command)": cut it off the reply text (the
+ * classifier still reads it, for the command). */
+static void cut_tail(smtpc_span *t, smtpc_span *tail) {
+  static const char mark[] = "(in reply to ";
+  size_t i, from;
+  if (t->len < sizeof mark + 8 || memcmp(t->ptr + t->len - 9, " command)", 9) != 0) return;
+  from = t->len > 48 ? t->len - 48 : 0;
+  /* the marker ends before " command)": it starts at most that far from the end */
+  for (i = t->len - 9 - (sizeof mark - 1) + 1; i-- > from;) {
+    if (memcmp(t->ptr + i, mark, sizeof mark - 1) == 0) {
+      tail->ptr = t->ptr + i;
+      tail->len = t->len - i;
+      t->len = i;
+      return;
+    }
+  }
+}
+
+/* "returned '550 5.1.1 not found'", "[550 5.1.1 User unknown]": the framing quoted the reply;
+ * its closing quote or bracket at the end of the line is not part of the reply text. */
+static void close_quote(const char *p, size_t k, smtpc_span *t) {
+  char open = 0, close;
+  while (k > 0 && p[k - 1] == ' ') k--;
+  if (k > 0) open = p[k - 1];
+  close = open == '\'' ? '\'' : open == '"' ? '"' : open == '[' ? ']' : open == '(' ? ')' : 0;
+  if (close && t->len && t->ptr[t->len - 1] == close) {
+    t->len--;
+    while (t->len && is_space(t->ptr[t->len - 1])) t->len--;
+  }
 }
 
 /* Skip an RFC 3464 diagnostic type such as "smtp;" or "X-Postfix;" at the start. */
@@ -87,8 +212,8 @@ static int add_line(smtpc_decoded *out, smtpc_span t, int code, int folded) {
 }
 
 static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
-  size_t off = 0, skip;
-  int code = 0, continuing = 0, first = 1;
+  size_t off = 0, skip, start;
+  int code = 0, continuing = 0, first = 1, framed = 0;
 
   memset(out, 0, offsetof(smtpc_decoded, lines));
   if (text == NULL) {
@@ -98,6 +223,7 @@ static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
   while (off < len && (is_space(text[off]) || text[off] == '\r' || text[off] == '\n')) off++;
   skip = skip_diag_type(text + off, len - off);
   off += skip;
+  start = off;
 
   while (off < len) {
     const char *p = text + off;
@@ -105,18 +231,53 @@ static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
     smtpc_span t;
     char sep = 0;
     int c, rc;
-    while (l < avail && p[l] != '\r' && p[l] != '\n') l++;
+    size_t k;
+    {
+      /* the line ends at the first CR or LF (memchr finds them quickly) */
+      const char *lf = memchr(p, '\n', avail), *cr;
+      l = lf ? (size_t)(lf - p) : avail;
+      cr = memchr(p, '\r', l);
+      if (cr) l = (size_t)(cr - p);
+    }
     if (l < avail) eol = (p[l] == '\r' && l + 1 < avail && p[l + 1] == '\n') ? 2 : 1;
     off += l + eol;
 
     c = code_at(p, l, &sep);
     t.ptr = p;
     t.len = l;
-    if (c && (first || (continuing && c == code) || (!continuing && c == code))) {
+    if (!c && first && l > 4 && p[3] == ':' && (c = code_at(p, 3, &sep)) != 0) {
+      /* "550: 5.2.2 <a@b>... Mailbox Full", as some bounce writers log it */
+      t.ptr = p + 4;
+      t.len = l - 4;
+      while (t.len && (is_space(*t.ptr) || *t.ptr == ':')) t.ptr++, t.len--;
+      code = c;
+      take_status(&t, code, out->status);
+      rc = add_line(out, t, code, 0);
+    } else if (code == 0 && !(c && first) && (k = c ? 0 : framed_code(p, l, &sep)) < l) {
+      /* the reply starts inside framing, or on a later line of a pasted bounce ("The
+       * following address failed:\n  a@b\n550 5.1.1 ..."): what came before is the frame */
+      framed = 1;
+      code = (p[k] - '0') * 100 + (p[k + 1] - '0') * 10 + (p[k + 2] - '0');
+      continuing = (sep == '-');
+      out->frame.ptr = text + start;
+      out->frame.len = (size_t)(p + k - (text + start));
+      out->frame_host = frame_host(out->frame.ptr, out->frame.len);
+      out->nlines = 0;
+      out->status[0] = '\0';
+      t.ptr = p + k + 3;
+      t.len = l - k - 3;
+      if (t.len) t.ptr++, t.len--; /* the separator: ' ', '-', ',' or a closing quote */
+      while (t.len && is_space(*t.ptr)) t.ptr++, t.len--;
+      cut_tail(&t, &out->frame_tail);
+      close_quote(p, k, &t);
+      take_status(&t, code, out->status);
+      rc = add_line(out, t, code, sep == '-');
+    } else if (c && (first || (continuing && c == code) || (!continuing && c == code))) {
       code = c;
       continuing = (sep == '-');
       t.ptr = p + (l > 3 ? 4 : 3);
       t.len = l - (l > 3 ? 4 : 3);
+      if (framed) cut_tail(&t, &out->frame_tail);
       take_status(&t, code, out->status);
       rc = add_line(out, t, code, first && sep == '-');
     } else if (c && continuing && c != code) {
@@ -124,6 +285,7 @@ static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
     } else {
       /* text without a code of its own: a continuation of a diagnostic, or plain text */
       if (code == 0 && first && out->status[0] == '\0') take_status(&t, 0, out->status);
+      if (framed) cut_tail(&t, &out->frame_tail);
       rc = add_line(out, t, 0, 0);
     }
     if (rc < 0) return rc;
@@ -148,7 +310,8 @@ static void status_from_text(smtpc_decoded *out) {
 
 static void finish(smtpc_decoded *out, const smtpc_context *ctx) {
   out->kind = smtpc_kind(out->code, out->status);
-  smtpc_classify_lines(out->code, out->status, out->lines, out->nlines, ctx, &out->cls);
+  smtpc__classify_framed(out->code, out->status, out->frame, out->lines, out->nlines, out->frame_tail,
+                         ctx, out->frame_host, &out->cls);
 }
 
 int smtpc_decode(const char *text, size_t len, const smtpc_context *ctx, smtpc_decoded *out) {

@@ -7,6 +7,13 @@
 /* status.c: find a status code anywhere in text (class cls, or any when 0). */
 int smtpc__status_find(const char *text, size_t len, char cls, char out[SMTPC_STATUS_SIZE]);
 
+/* classify.c: smtpc_classify_lines with the framing a relaying MTA put around the reply (only
+ * its command and provider markers count, before the lines and in the tail after them) and
+ * the remote host it names (used when ctx has none). */
+void smtpc__classify_framed(int code, const char *status, smtpc_span frame, const smtpc_span *lines,
+                            size_t nlines, smtpc_span tail, const smtpc_context *ctx,
+                            smtpc_span frame_host, smtpc_class *out);
+
 /* classify.c: reason set from outside the text rules (a bounce format that names it); hard_bounce
  * and retry follow from it and the class (2, 4, 5; 0 = unknown). out->temporary must be set. */
 void smtpc__class_set_reason(smtpc_class *out, int reason, int klass);

@@ -226,6 +226,9 @@ typedef struct smtpc_class {
   int retry_after;      /* seconds the reply implies before a retry, 0 when none       */
   int greylisted;       /* a greylisting deferral                                      */
   const char *provider; /* "google", "microsoft" ... when a provider rule decided; NULL */
+  const char *command;  /* the command the reply answered: the context's, else the one the
+                           text's framing names ("in reply to RCPT TO command"): "RCPT",
+                           "MAIL", "DATA", "CONN", "HELO", "EHLO" ...; NULL when unknown */
 } smtpc_class;
 
 #define SMTPC_DECODE_MAX_LINES SMTPC_MAX_LINES_DEFAULT
@@ -235,6 +238,10 @@ typedef struct smtpc_decoded {
   char status[SMTPC_STATUS_SIZE];      /* "" when none                                     */
   const char *kind;                    /* "success" "intermediate" "transient" "permanent"
                                           "unknown"                                         */
+  smtpc_span frame;                    /* text before the reply when a relaying MTA or a
+                                          bounce wrapped it ("host X[ip] said:"), else empty */
+  smtpc_span frame_host;               /* the remote host that framing names, else empty   */
+  smtpc_span frame_tail;               /* Postfix's trailing "(in reply to X command)"      */
   smtpc_class cls;
   size_t nlines;
   smtpc_span lines[SMTPC_DECODE_MAX_LINES]; /* views into the caller's text                 */

@@ -54,9 +54,15 @@ int smtpc_status_parse(const char *s, size_t len, char out[SMTPC_STATUS_SIZE]) {
  * not 0 only a status of that class counts. Returns 1 and fills out, or 0. */
 int smtpc__status_find(const char *text, size_t len, char cls, char out[SMTPC_STATUS_SIZE]) {
   size_t i;
+  const char *dot;
+  /* jump from dot to dot (memchr is fast): a status is "c." with c one place before a dot */
   for (i = 0; i + 5 <= len; i++) {
-    char c = text[i];
-    if ((c != '2' && c != '4' && c != '5') || text[i + 1] != '.') continue;
+    char c;
+    if ((dot = memchr(text + i + 1, '.', len - i - 1)) == NULL) break;
+    i = (size_t)(dot - text) - 1;
+    if (i + 5 > len) break;
+    c = text[i];
+    if (c != '2' && c != '4' && c != '5') continue;
     if (cls && c != cls) continue;
     if (i > 0) {
       char b = text[i - 1];

@@ -62,6 +62,7 @@ static void push_fields(lua_State *L, int code, const char *status, const char *
   if (c->retry_after > 0) set_int(L, "retry_after", c->retry_after);
   set_bool(L, "greylisted", c->greylisted);
   set_str(L, "provider", c->provider);
+  set_str(L, "command", c->command);
 }
 
 void lsmtpc_push_decoded(lua_State *L, const smtpc_decoded *d) {

@@ -22,7 +22,7 @@ static PyObject *reason_str[SMTPC_REASON_COUNT];
 typedef struct {
   PyObject_HEAD
   PyObject *code, *status, *text, *lines, *kind, *temporary, *reason, *hard_bounce, *retry,
-      *retry_after, *greylisted, *provider;
+      *retry_after, *greylisted, *provider, *command;
 } ReplyObject;
 
 #define REPLY_FIELDS(XX)                                                            \
@@ -37,7 +37,8 @@ typedef struct {
   XX(retry, "True when a sender should try again later")                           \
   XX(retry_after, "seconds to wait before a retry when the reply implies it, or None") \
   XX(greylisted, "True for a greylisting deferral")                                \
-  XX(provider, "provider whose rules matched ('google', 'microsoft' ...), or None")
+  XX(provider, "provider whose rules matched ('google', 'microsoft' ...), or None") \
+  XX(command, "command the reply answered, given or named by its framing ('RCPT' ...), or None")
 
 static PyTypeObject ReplyType;
 
@@ -65,6 +66,7 @@ static PyObject *reply_build(int code, const char *status, const char *kind, con
   r->retry_after = c->retry_after > 0 ? PyLong_FromLong(c->retry_after) : (Py_INCREF(Py_None), Py_None);
   r->greylisted = PyBool_FromLong(c->greylisted);
   r->provider = opt_str(c->provider);
+  r->command = opt_str(c->command);
   r->lines = PyTuple_New((Py_ssize_t)nlines);
   r->text = NULL;
   if (r->lines) {
@@ -92,7 +94,7 @@ static PyObject *reply_build(int code, const char *status, const char *kind, con
     }
   }
   if (!r->code || !r->status || !r->kind || !r->temporary || !r->hard_bounce || !r->retry ||
-      !r->retry_after || !r->greylisted || !r->provider || !r->lines || !r->text) {
+      !r->retry_after || !r->greylisted || !r->provider || !r->command || !r->lines || !r->text) {
     Py_DECREF(r);
     return NULL;
   }

@@ -32,6 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (i = 0; i < d.nlines; i++) {
       if (d.lines[i].ptr < text || d.lines[i].ptr + d.lines[i].len > text + (size - 1)) abort();
     }
+    /* the framing around a reply and the host it names are views into the input too */
+    if (d.frame.len && (d.frame.ptr < text || d.frame.ptr + d.frame.len > text + (size - 1))) abort();
+    if (d.frame_host.len &&
+        (d.frame_host.ptr < text || d.frame_host.ptr + d.frame_host.len > text + (size - 1)))
+      abort();
   }
   rc = smtpc_classify(550, "5.7.1", text, size - 1, &ctx, &d);
   if (rc == 0 && (d.cls.reason < 0 || d.cls.reason >= SMTPC_REASON_COUNT)) abort();

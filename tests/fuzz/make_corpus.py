@@ -28,6 +28,8 @@ def main():
         write("bounce", name + ".mbox", b"\x00From x\n" + msg + b"\n\nFrom y\n>From z\n")
     for r in vectors.load("decode.tsv"):
         write("decode", r["id"].decode(), b"\x01" + r["input"])
+    for r in vectors.load("framing.tsv"):
+        write("decode", "framing_" + r["id"].decode(), b"\x00" + r["input"])
     path = os.path.join(vectors.DIR, "addresses.tsv")
     if os.path.exists(path):
         for i, r in enumerate(vectors.load("addresses.tsv")):

@@ -45,6 +45,19 @@ def expected():
     return {k: [r for _, r in sorted(v, key=lambda x: x[0])] for k, v in rows.items()}
 
 
+def deliberate_disagreement(w, g):
+    """Issue 10's rule, where smtpcode departs from Sisimai on purpose (see test_corpus.py): a
+    "no such user" text with no command known and no status saying the mailbox exists is
+    `userunknown` (a hard bounce); Sisimai calls it `filtered`. Such recipients count apart
+    (raw figures are printed too). The TSV's command is Sisimai's reading of the whole mail; the
+    parser passes the command it finds itself, so the TSV's is not required to be empty here
+    (lhost-sendmail-27: "550 ... User unknown" then "503 Need RCPT" shows the 550 answered
+    RCPT, though Sisimai says DATA)."""
+    st = w["status"]
+    return (w["reason"] == "filtered" and g.reason == "userunknown"
+            and st[:3] not in ("5.2", "5.3", "5.7", "4.2", "4.3", "4.7"))
+
+
 def is_failure(b):
     return (b.kind == "bounce" and b.action not in ("delivered", "relayed", "expanded")
             and not (b.status or "").startswith("2."))
@@ -70,12 +83,18 @@ def measured():
             wrong_count.append((name, len(want), len(got)))
         for w, g in zip(want, got):
             m["recipients"] += 1
+            apart = deliberate_disagreement(w, g)
+            m["deliberate"] += apart
+            m["raw_reason"] += w["reason"] == g.reason
+            m["raw_hard"] += (w["hardbounce"] == "1") == g.hard_bounce
             checks = {
                 "status": w["status"] == (g.status or ""),
                 "code": w["reply_code"] == (str(g.reply_code) if g.reply_code else ""),
-                "reason": w["reason"] == g.reason,
-                "hard": (w["hardbounce"] == "1") == g.hard_bounce,
             }
+            if not apart:  # left out of the reason and hard-bounce measure, not counted as agreeing
+                m["judged"] += 1
+                checks["reason"] = w["reason"] == g.reason
+                checks["hard"] = (w["hardbounce"] == "1") == g.hard_bounce
             for k, ok in checks.items():
                 m[k] += ok
                 if not ok:
@@ -96,14 +115,19 @@ def test_corpus_present_and_sized(measured):
     ("count_ok", "messages", 0.97),
     ("status", "recipients", 0.97),
     ("code", "recipients", 0.95),
-    ("reason", "recipients", 0.95),
-    ("hard", "recipients", 0.99),
+    ("reason", "judged", 0.95),
+    ("hard", "judged", 0.99),
 ])
 def test_corpus_agreement(measured, key, of, goal):
     m, wrong_count, misses = measured
     share = _share(m, key, of)
     detail = wrong_count if key == "count_ok" else misses[key]
     print("%s: %.1f%% (%d/%d)" % (key, 100 * share, m[key], m[of]))
+    if key in ("reason", "hard"):
+        print("  raw %s agreement with Sisimai %d/%d; deliberate disagreements left out: %d"
+              % (key, m["raw_" + key], m["recipients"], m["deliberate"]))
+        # 16 when written; more would mean the rule catches texts it should not
+        assert m["deliberate"] <= 20, "%d deliberate disagreements > 20" % m["deliberate"]
     assert share >= goal, "%s %.1f%% < %.0f%%: %s" % (key, 100 * share, 100 * goal, detail[:40])
 
 

@@ -15,6 +15,7 @@ from reply_contract import assert_reply_contract
 
 REASON_BAR = 0.95
 HARD_BOUNCE_BAR = 0.99
+MAX_DELIBERATE = 24  # rows left out by deliberate_disagreement (21 when written)
 _ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
@@ -49,13 +50,35 @@ def classify_row(row):
     )
 
 
+def deliberate_disagreement(row, r):
+    """The one rule where smtpcode departs from Sisimai on purpose (issue 10).
+
+    A "no such user" text with no command known (the row has none and no framing around the
+    reply names one) and no status saying the mailbox exists (X.2, X.3, X.7) is `userunknown`,
+    a hard bounce: a person or a probe pasting a bare reply means the RCPT answer. Sisimai
+    labels such rows `filtered` because, with no command, it assumes the reply came after
+    DATA. The corpus rows are bounce mails whose command was lost on the way into the TSV;
+    the rule follows what the text says, so these rows are counted apart, by this narrow
+    test, and printed."""
+    st = row["status"]
+    return (row["reason"] == "filtered" and r.reason == "userunknown" and not row["command"]
+            and r.command is None and not (st[:3] in ("5.2", "5.3", "5.7", "4.2", "4.3", "4.7")))
+
+
 def test_corpus_agreement():
     rows = load_corpus()
-    reason_ok = hard_ok = 0
-    misses = []
+    reason_ok = hard_ok = raw_reason = raw_hard = 0
+    misses, deliberate = [], []
     for row in rows:
         r = classify_row(row)
         want_hb = row["hardbounce"] == "1"
+        raw_reason += r.reason == row["reason"]
+        raw_hard += bool(r.hard_bounce) == want_hb
+        if deliberate_disagreement(row, r):
+            # left out of the measured rows (not counted as agreeing): the bars below hold on
+            # the rows where smtpcode and Sisimai mean to agree, and the raw figure is printed
+            deliberate.append("%-28s sisimai filtered, smtpcode userunknown | %.90s" % (row["id"], row["diagnostic"]))
+            continue
         if r.reason == row["reason"]:
             reason_ok += 1
         if bool(r.hard_bounce) == want_hb:
@@ -64,9 +87,15 @@ def test_corpus_agreement():
             misses.append("%-28s want %-15s hb=%d got %-15s hb=%d provider=%s | %.110s" % (
                 row["id"], row["reason"], want_hb, r.reason, r.hard_bounce, r.provider,
                 row["diagnostic"]))
-    n = len(rows)
-    print("\ncorpus rows %d: reason agreement %d (%.2f%%), hard_bounce agreement %d (%.2f%%)"
+    n = len(rows) - len(deliberate)
+    # the rule departs from 21 rows today; more would mean it catches texts it should not
+    assert len(deliberate) <= MAX_DELIBERATE, "%d deliberate disagreements > %d" % (len(deliberate), MAX_DELIBERATE)
+    print("\ncorpus rows measured %d: reason agreement %d (%.2f%%), hard_bounce agreement %d (%.2f%%)"
           % (n, reason_ok, 100.0 * reason_ok / n, hard_ok, 100.0 * hard_ok / n))
+    print("raw agreement with Sisimai: reason %d (%.2f%%), hard_bounce %d (%.2f%%); deliberate "
+          "disagreements (commandless user-unknown texts, see deliberate_disagreement) %d:\n  %s"
+          % (raw_reason, 100.0 * raw_reason / len(rows), raw_hard, 100.0 * raw_hard / len(rows), len(deliberate),
+             "\n  ".join(deliberate)))
     print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
     assert reason_ok / n >= REASON_BAR, "reason agreement %.2f%% < %.0f%%" % (100.0 * reason_ok / n, 100 * REASON_BAR)
     assert hard_ok / n >= HARD_BOUNCE_BAR, "hard_bounce agreement %.2f%% < %.0f%%" % (100.0 * hard_ok / n, 100 * HARD_BOUNCE_BAR)

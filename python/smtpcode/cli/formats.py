@@ -155,13 +155,15 @@ def wants_color(out):
 
 def choose(fmt, out, path):
     """The format to use when --format was not given: a table on a terminal, else by the
-    --output file's extension (.csv), else JSON lines."""
+    --output file's extension (.csv, .parquet), else JSON lines."""
     if fmt:
         return fmt
     if path is None and out.isatty():
         return "table"
     if path is not None and path.lower().endswith(".csv"):
         return "csv"
+    if path is not None and path.lower().rstrip("/").endswith(".parquet"):
+        return "parquet"
     return "jsonl"
 
 

@@ -13,7 +13,7 @@ import sys
 
 import smtpcode
 
-from . import formats
+from . import cluster, formats
 from .main import EXIT_OK, Failure, dns_servers, port, positive_float
 from .main import positive_int, seconds
 from .progress import Progress
@@ -45,9 +45,9 @@ def add_parser(sub):
                    help="probe each address once however often the input repeats it (the same "
                         "mailbox in another letter case of the domain included); every input "
                         "row still gets its record")
-    g.add_argument("--format", choices=("table", "jsonl", "csv"),
-                   help="output format (default: table on a terminal, csv for an --output "
-                        "ending in .csv, else jsonl)")
+    g.add_argument("--format", choices=("table", "jsonl", "csv", "parquet"),
+                   help="output format (default: table on a terminal, csv or parquet for an "
+                        "--output ending in .csv or .parquet, else jsonl); parquet needs pyarrow")
     g.add_argument("-o", "--output", metavar="FILE", help="write records to FILE, not stdout")
     g.add_argument("--ordered", action="store_true",
                    help="write records in input order (default: as each completes)")
@@ -114,6 +114,7 @@ def add_parser(sub):
          help="how long undeliverable results are reused")
     _opt(c, "--cache-unknown-ttl", "cache_unknown_ttl", type=seconds, metavar="SECONDS",
          help="how long unknown and risky results are reused (0: not stored)")
+    cluster.add_arguments(sp)
     sp.set_defaults(run=run, parser=sp)
     return sp
 
@@ -272,11 +273,21 @@ def _precount(path, column):
 def run(a):
     if not a.mail_from or not a.helo:
         a.parser.error(WHY_IDENTIFY)
+    fmt = formats.choose(a.format, sys.stdout, a.output)
+    if fmt == "parquet" and a.output is None:
+        a.parser.error("--format parquet writes a file: give -o FILE")
+    if cluster.wanted(a):
+        if a.scheduler and a.workers:
+            a.parser.error("--scheduler and --workers: one or the other")
+        progress = cluster.run(a, engine_options(a), fmt)
+        if not a.quiet:
+            sys.stderr.write(progress.summary())
+        return EXIT_OK
     f, name = _open_input(a.input)
     with (contextlib.nullcontext(f) if f is sys.stdin.buffer else f):
         source = Source(f, name, a.column)
         out = sys.stdout
-        if a.output is not None:
+        if a.output is not None and fmt != "parquet":
             try:
                 out = open(a.output, "w", encoding="utf-8", newline="")
             except OSError as e:
@@ -284,7 +295,7 @@ def run(a):
         try:
             return _verify(a, source, out)
         finally:
-            if out is not sys.stdout:
+            if out is not sys.stdout and fmt != "parquet":
                 out.close()
 
 
@@ -300,7 +311,10 @@ def _verify(a, source, out):
         columns += list(formats.CACHE_FIELDS)
     if a.transcript:
         columns.append(formats.TRANSCRIPT)
-    w = formats.writer(fmt, out, columns, address_width=width or 32)
+    if fmt == "parquet":
+        w = cluster.ParquetWriter(a.output, columns)
+    else:
+        w = formats.writer(fmt, out, columns, address_width=width or 32)
 
     progress = Progress(total=total, enabled=show_bar)
     pump = Pump(smtpcode.verify, source, engine_options(a),

@@ -1,0 +1,116 @@
+/* test_heldout.c -- smtpc_decode on text the classifier was not built from (issue 10):
+ * tests/vectors/heldout.tsv (thresholds, every miss printed) and tests/vectors/framing.tsv
+ * (code, status, command and host found inside relaying MTAs' framing; text as views). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "smtpcode.h"
+#include "vectors.h"
+
+static const char *nz(const char *s) { return s && s[0] ? s : NULL; }
+
+static void held_out(void **state) {
+  vec_table *t = vec_load("heldout.tsv");
+  int i, reason_ok = 0, hard_ok = 0;
+  (void)state;
+  assert_true(t->nrows >= 150);
+  for (i = 0; i < t->nrows; i++) {
+    const vec_row *row = &t->rows[i];
+    size_t len;
+    const char *text = vec_get(t, row, "text", &len);
+    smtpc_context ctx = {nz(vec_get(t, row, "command", NULL)), nz(vec_get(t, row, "host", NULL))};
+    smtpc_decoded d;
+    int ok_reason, ok_hard;
+    assert_int_equal(smtpc_decode(text, len, &ctx, &d), 0);
+    ok_reason = strcmp(smtpc_reason_name(d.cls.reason), vec_get(t, row, "reason", NULL)) == 0;
+    ok_hard = d.cls.hard_bounce == atoi(vec_get(t, row, "hard_bounce", NULL));
+    reason_ok += ok_reason;
+    hard_ok += ok_hard;
+    if (!ok_reason || !ok_hard)
+      print_message("miss %s: want %s got %s hb=%d\n", row->field[0], vec_get(t, row, "reason", NULL),
+                    smtpc_reason_name(d.cls.reason), d.cls.hard_bounce);
+    if (d.cls.hard_bounce) assert_false(d.cls.retry);
+  }
+  print_message("held-out %d: reasons %d, hard bounce %d\n", t->nrows, reason_ok, hard_ok);
+  assert_true(reason_ok * 100 >= t->nrows * 95);
+  assert_true(hard_ok * 100 >= t->nrows * 99);
+  vec_free(t);
+}
+
+static void framing(void **state) {
+  vec_table *t = vec_load("framing.tsv");
+  int i;
+  (void)state;
+  assert_true(t->nrows >= 20);
+  for (i = 0; i < t->nrows; i++) {
+    const vec_row *row = &t->rows[i];
+    const char *id = row->field[0];
+    size_t len, j, used = 0, hl;
+    const char *in = vec_get(t, row, "input", &len);
+    const char *want_cmd = vec_get(t, row, "command", NULL);
+    const char *want_host = vec_get(t, row, "host", &hl);
+    char text[4096];
+    smtpc_decoded d;
+    if (smtpc_decode(in, len, NULL, &d) != 0) fail_msg("%s: decode failed", id);
+    if (d.code != atoi(vec_get(t, row, "code", NULL))) fail_msg("%s: code %d", id, d.code);
+    if (strcmp(d.status, vec_get(t, row, "status", NULL)) != 0) fail_msg("%s: status %s", id, d.status);
+    if (want_cmd[0] ? (d.cls.command == NULL || strcmp(d.cls.command, want_cmd) != 0) : d.cls.command != NULL)
+      fail_msg("%s: command %s", id, d.cls.command ? d.cls.command : "(none)");
+    if (d.frame_host.len != hl || (hl && memcmp(d.frame_host.ptr, want_host, hl) != 0))
+      fail_msg("%s: host %.*s", id, (int)d.frame_host.len, d.frame_host.ptr ? d.frame_host.ptr : "");
+    /* the frame, the host and every line are views into the input */
+    if (d.frame.len) assert_true(d.frame.ptr >= in && d.frame.ptr + d.frame.len <= in + len);
+    if (d.frame_host.len) assert_true(d.frame_host.ptr >= in && d.frame_host.ptr + d.frame_host.len <= in + len);
+    for (j = 0; j < d.nlines; j++) {
+      assert_true(d.lines[j].ptr >= in && d.lines[j].ptr + d.lines[j].len <= in + len);
+      assert_true(used + d.lines[j].len + 1 < sizeof text);
+      if (j) text[used++] = '\n';
+      memcpy(text + used, d.lines[j].ptr, d.lines[j].len);
+      used += d.lines[j].len;
+    }
+    text[used] = '\0';
+    if (strcmp(text, vec_get(t, row, "text", NULL)) != 0) fail_msg("%s: text '%s'", id, text);
+  }
+  vec_free(t);
+}
+
+/* Framing is looked for only while no code was found: a reply that starts with its code keeps
+ * later codes in its text; a code needs text after it and a boundary before it; only failure
+ * codes (4xx/5xx) start a framed reply. */
+static void framing_edges(void **state) {
+  static const struct { const char *in; int code; size_t nlines; } cases[] = {
+    {"550 5.1.1 see host x[1.2.3.4] said: 450 4.7.1 later", 550, 1},
+    {"said: 550", 0, 1},
+    {"said: 55 x", 0, 1},
+    {"#550", 0, 1},
+    {"ref#550 x", 0, 1},
+    {"x '550 '", 550, 1},
+    {"[550 ]", 550, 1},
+    {"host [", 0, 1},
+    {"talking to ", 0, 1},
+    {"(in reply to RCPT TO command)", 0, 1},
+    {"a: 450-4.7.1 b 450 4.7.1 c", 450, 2},
+    {">>> RCPT To:<a>\n<<< 250 ok\n<<< 550 no", 550, 1},
+    {"queued as 4512 and 550x", 0, 1},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    smtpc_decoded d;
+    assert_int_equal(smtpc_decode(cases[i].in, strlen(cases[i].in), NULL, &d), 0);
+    if (d.code != cases[i].code || d.nlines != cases[i].nlines)
+      fail_msg("'%s': code %d, %zu lines", cases[i].in, d.code, d.nlines);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(held_out),
+    cmocka_unit_test(framing),
+    cmocka_unit_test(framing_edges),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,40 @@
+-- decode on text the classifier was not built from (issue 10): tests/vectors/heldout.tsv and
+-- tests/vectors/framing.tsv, shared with the C and Python suites.
+package.path = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/?.lua;" .. package.path
+local vectors = require "vectors"
+local smtpcode = require "smtpcode"
+
+local function opt(s) if s == "" then return nil end return s end
+
+describe("held-out replies", function()
+  it("decodes >= 95% of reasons and >= 99% of hard-bounce flags right", function()
+    local rows = vectors.load("heldout.tsv")
+    assert.is_true(#rows >= 150)
+    local reason_ok, hard_ok, misses = 0, 0, {}
+    for _, row in ipairs(rows) do
+      local r = assert(smtpcode.decode(row.text, {command = opt(row.command), host = opt(row.host)}))
+      local want_hb = row.hard_bounce == "1"
+      if r.reason == row.reason then reason_ok = reason_ok + 1 end
+      if r.hard_bounce == want_hb then hard_ok = hard_ok + 1 end
+      if r.reason ~= row.reason or r.hard_bounce ~= want_hb then
+        misses[#misses + 1] = row.id .. ": want " .. row.reason .. " got " .. r.reason
+      end
+      if r.hard_bounce then assert.is_false(r.retry) end
+    end
+    local msg = table.concat(misses, "\n")
+    assert.is_true(reason_ok / #rows >= 0.95, msg)
+    assert.is_true(hard_ok / #rows >= 0.99, msg)
+  end)
+
+  for _, row in ipairs(vectors.load("framing.tsv")) do
+    it("framing " .. row.id, function()
+      local r = assert(smtpcode.decode(row.input))
+      local code = tonumber(row.code)
+      if code == 0 then code = nil end
+      assert.are.equal(code, r.code)
+      assert.are.equal(opt(row.status), r.status)
+      assert.are.equal(opt(row.command), r.command)
+      assert.are.equal(row.text, r.text)
+    end)
+  end
+end)

@@ -1,0 +1,83 @@
+"""decode() on text the classifier was not built from (issue 10), shared with the C and Lua
+suites: tests/vectors/heldout.tsv (real replies from MTA sources and providers' documentation,
+each group with its source) and tests/vectors/framing.tsv (replies inside relaying MTAs'
+framing: code, status and command found, text without the framing)."""
+import smtpcode
+from reply_contract import assert_reply_contract
+import vectors
+
+REASON_BAR = 0.95
+HARD_BOUNCE_BAR = 0.99
+HELD_OUT = vectors.load("heldout.tsv")
+FRAMING = vectors.load("framing.tsv")
+
+
+def _decode(row):
+    ctx = {}
+    if row["command"]:
+        ctx["command"] = vectors.text(row["command"])
+    if row["host"]:
+        ctx["host"] = vectors.text(row["host"])
+    return smtpcode.decode(row["text"], **ctx)
+
+
+def test_held_out_agreement():
+    assert len(HELD_OUT) >= 150
+    reason_ok = hard_ok = 0
+    misses = []
+    for row in HELD_OUT:
+        r = _decode(row)
+        assert_reply_contract(r)
+        want_reason, want_hb = vectors.text(row["reason"]), row["hard_bounce"] == b"1"
+        reason_ok += r.reason == want_reason
+        hard_ok += bool(r.hard_bounce) == want_hb
+        if r.reason != want_reason or bool(r.hard_bounce) != want_hb:
+            misses.append("%s: want %s hb=%d, got %s hb=%d | %.90s" % (
+                vectors.text(row["id"]), want_reason, want_hb, r.reason, r.hard_bounce,
+                vectors.text(row["text"])))
+    n = len(HELD_OUT)
+    print("\nheld-out %d: reasons %.1f%%, hard bounce %.1f%%" % (n, 100.0 * reason_ok / n, 100.0 * hard_ok / n))
+    print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
+    assert reason_ok / n >= REASON_BAR, misses
+    assert hard_ok / n >= HARD_BOUNCE_BAR, misses
+
+
+def test_held_out_rows_are_sourced_and_unique():
+    """Every row sits under a '# source:' comment, and no reply is there twice."""
+    seen, sourced = set(), False
+    with open(vectors.DIR + "/heldout.tsv", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if line.startswith("# source:"):
+                sourced = True
+            elif line.startswith("#") or line.startswith("id\t") or not line.strip():
+                continue
+            else:
+                assert sourced, "row before any source comment: line %d" % (i + 1)
+                key = tuple(line.rstrip("\n").split("\t")[1:4])
+                assert key not in seen, "duplicate row: line %d" % (i + 1)
+                seen.add(key)
+
+
+def test_framing():
+    assert len(FRAMING) >= 20
+    for row in FRAMING:
+        r = smtpcode.decode(row["input"])
+        ident = vectors.text(row["id"])
+        assert r.code == (int(row["code"]) or None), ident
+        assert r.status == (vectors.text(row["status"]) or None), ident
+        assert r.command == (vectors.text(row["command"]) or None), ident
+        assert r.text == vectors.text(row["text"]), ident
+
+
+def test_command_given_wins_over_framing():
+    text = "host mx.example.net[192.0.2.10] said: 550 No such user (in reply to end of DATA command)"
+    assert smtpcode.decode(text).reason == "filtered"
+    r = smtpcode.decode(text, command="RCPT")
+    assert r.command == "RCPT" and r.reason == "userunknown" and r.hard_bounce
+
+
+def test_classify_takes_the_command_from_framing_too():
+    r = smtpcode.classify(550, None, "SMTP error from remote mail server after end of data: 550 No such user")
+    assert r.command == "DATA" and r.reason == "filtered"
+    r = smtpcode.classify(550, None, "No such user")
+    assert r.command is None and r.reason == "userunknown"
