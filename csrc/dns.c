@@ -5,8 +5,9 @@
  * ares_process_fd() and every new query -- c-ares has no clock of its own, so a timer left
  * unarmed means a lost packet is never retried and the lookup hangs.
  *
- * One "job" per domain in flight: the MX query, then A/AAAA for every MX host (or for the
- * domain itself: the implicit MX). Requests for a domain already in flight join its job.
+ * One "job" per domain in flight: c-ares carries the queries of the route machine
+ * (dns_route.c: which queries, and what their answers make of the route). Requests for a
+ * domain already in flight join its job.
  * Callbacks never run inside c-ares: finished work goes to a ready queue that a zero timer
  * drains, so a callback may close the resolver (which c-ares forbids inside its callbacks).
  */
@@ -24,7 +25,6 @@
 #define DEFAULT_CACHE 4096
 #define DEFAULT_MAX_TTL 3600
 #define DEFAULT_NEG_TTL 60
-#define FAILURE_TTL 5 /* SERVFAIL, REFUSED, timeout: long enough to spare a failing server */
 /* Domains resolved at once; the rest wait their turn (their deadline starts with them). A burst
  * of hundreds of queries overflows a server's socket buffer (dnsmasq drops them, and the lost
  * ones cost a whole retransmission timeout) and looks like abuse to public resolvers. */
@@ -42,37 +42,19 @@ typedef struct job job;
 
 typedef struct qctx { /* what a c-ares callback needs to find its place */
   job *j;
-  int host; /* index in j->hosts; -1 for the MX query */
-  int type;
+  unsigned id; /* the route machine's query id */
 } qctx;
-
-typedef struct host {
-  char name[256];
-  int pref;
-  int fail;               /* worst failure of its lookups: SMTPC_DNS_* (NXDOMAIN = none) */
-  int pending;            /* its lookups not yet answered */
-  uint32_t ttl;           /* smallest TTL of its addresses                            */
-  uint32_t nttl;          /* how long its absence may be believed (negative/failure)  */
-  size_t n4, n6;
-  smtpc_sockaddr v4[SMTPC__DNS_MAX_ADDRS], v6[SMTPC__DNS_MAX_ADDRS];
-  qctx qa, qaaaa;
-} host;
 
 struct job {
   smtpc_resolver *r;
   job *next;              /* in-flight list */
-  char domain[256];
   ready *waiters;
   uint64_t deadline;      /* uv_now() ms */
   int outstanding;        /* c-ares queries not yet called back (+1 while starting some) */
   int done;               /* answered; kept only until the outstanding queries return */
-  int error, implicit, nomem;
-  int mx_answered;        /* the MX query has come back                               */
-  int nroot, nother;      /* MX records: 0 "." and anything else (RFC 7505 wants it alone) */
-  uint32_t ttl;
-  qctx qmx;
-  size_t nhosts;
-  host hosts[SMTPC__DNS_MAX_MX];
+  int nomem;
+  qctx q[2 * SMTPC__DNS_MAX_MX + 1];
+  smtpc__mxq m;           /* m.domain: the key joiners look for */
 };
 
 typedef struct spoll {
@@ -134,30 +116,6 @@ void smtpc_resolver_stats_get(const smtpc_resolver *r, smtpc_resolver_stats *out
 /* ---------------------------------------------------------------------------------------- */
 /* Delivery                                                                                 */
 
-static uint64_t rng_next(smtpc_resolver *r) { /* xorshift64*: shuffling, not secrets */
-  r->rng ^= r->rng >> 12;
-  r->rng ^= r->rng << 25;
-  r->rng ^= r->rng >> 27;
-  return r->rng * 2685821657736338717u;
-}
-
-/* RFC 5321 5.1: hosts of equal preference in random order, afresh for every caller, so that
- * load spreads even when the route comes from the cache. */
-static void shuffle_equal(smtpc_resolver *r, smtpc_route *route) {
-  smtpc_mx *mx = (smtpc_mx *)(uintptr_t)route->mx;
-  size_t i = 0, j, k;
-  while (i < route->nmx) {
-    for (j = i + 1; j < route->nmx && mx[j].preference == mx[i].preference; j++) {}
-    for (k = j - 1; k > i; k--) {
-      size_t o = i + (size_t)(rng_next(r) % (k - i + 1));
-      smtpc_mx t = mx[k];
-      mx[k] = mx[o];
-      mx[o] = t;
-    }
-    i = j;
-  }
-}
-
 static void on_ready(uv_timer_t *t);
 
 static void ready_push(smtpc_resolver *r, ready *w) {
@@ -184,7 +142,7 @@ static void on_ready(uv_timer_t *t) {
       uint64_t now = uv_now(r->loop);
       if (w->block->ce.expires > now)
         route->ttl = (uint32_t)((w->block->ce.expires - now + 999) / 1000);
-      shuffle_equal(r, route);
+      smtpc__route_shuffle(route, &r->rng); /* afresh for every caller */
       w->cb(0, route, w->data);
     } else {
       w->cb(w->status, NULL, w->data);
@@ -258,7 +216,7 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
 /* ---------------------------------------------------------------------------------------- */
 /* Jobs                                                                                     */
 
-static void job_send(job *j, qctx *q, const char *name, int type, int hostidx);
+static void job_pump(job *j);
 static void job_check(job *j);
 static void start_queued(smtpc_resolver *r);
 static void arm_deadline(smtpc_resolver *r);
@@ -273,112 +231,33 @@ static int map_status(int status) {
   }
 }
 
-/* Which failure to report when no host has an address: a temporary one if any host had one
- * (the route may work later), otherwise "no-address". */
-static int fail_rank(int e) {
-  return e == SMTPC_DNS_TIMEOUT ? 3 : e == SMTPC_DNS_SERVFAIL ? 2 : e == SMTPC_DNS_REFUSED ? 1 : 0;
-}
-
-static uint32_t neg_ttl(job *j, uint32_t soa) {
-  return soa < j->r->neg_ttl ? soa : j->r->neg_ttl;
-}
-
-static void on_mx_rr(void *ctx, const unsigned char *m, int len, const unsigned char *rd,
-                     int rdlen, uint32_t ttl) {
-  job *j = ctx;
-  char *s = NULL, name[256];
-  long enclen;
-  size_t i, n;
-  int pref;
-  (void)ttl;
-  if (rdlen < 3 || ares_expand_name(rd + 2, m, len, &s, &enclen) != ARES_SUCCESS) return;
-  pref = (int)((unsigned)rd[0] << 8 | rd[1]);
-  n = strlen(s);
-  if (n == 0 && pref == 0) { /* "." : the null MX, meaningful only alone (checked later) */
-    ares_free_string(s);
-    j->nroot++;
-    return;
-  }
-  j->nother++;
-  if (smtpc__dns_name_norm(s, n, name) != 0) { /* not a host name: skipped */
-    ares_free_string(s);
-    return;
-  }
-  ares_free_string(s);
-  for (i = 0; i < j->nhosts; i++) { /* one entry per host, at its best preference */
-    if (strcmp(j->hosts[i].name, name) == 0) {
-      if (pref < j->hosts[i].pref) j->hosts[i].pref = pref;
-      return;
-    }
-  }
-  if (j->nhosts == SMTPC__DNS_MAX_MX) { /* full: keep the lowest preferences */
-    size_t worst = 0;
-    for (i = 1; i < j->nhosts; i++)
-      if (j->hosts[i].pref > j->hosts[worst].pref) worst = i;
-    if (j->hosts[worst].pref <= pref) return;
-    i = worst;
-  } else {
-    i = j->nhosts++;
-  }
-  strcpy(j->hosts[i].name, name);
-  j->hosts[i].pref = pref;
-}
-
-static void on_addr_rr(void *ctx, const unsigned char *m, int len, const unsigned char *rd,
-                       int rdlen, uint32_t ttl) {
-  host *h = ctx;
-  (void)m, (void)len, (void)ttl;
-  if (rdlen == 4 && h->n4 < SMTPC__DNS_MAX_ADDRS) {
-    smtpc_sockaddr *a = &h->v4[h->n4++];
-    memset(a, 0, sizeof(*a));
-    a->in.sin_family = AF_INET;
-    memcpy(&a->in.sin_addr, rd, 4);
-  } else if (rdlen == 16 && h->n6 < SMTPC__DNS_MAX_ADDRS) {
-    smtpc_sockaddr *a = &h->v6[h->n6++];
-    memset(a, 0, sizeof(*a));
-    a->in6.sin6_family = AF_INET6;
-    memcpy(&a->in6.sin6_addr, rd, 16);
-  }
-}
-
-static void start_hosts(job *j) {
-  size_t i, k;
-  /* stable insertion sort by preference (at most SMTPC__DNS_MAX_MX entries) */
-  for (i = 1; i < j->nhosts; i++) {
-    host t = j->hosts[i];
-    for (k = i; k > 0 && j->hosts[k - 1].pref > t.pref; k--) j->hosts[k] = j->hosts[k - 1];
-    j->hosts[k] = t;
-  }
-  for (i = 0; i < j->nhosts; i++) {
-    host *h = &j->hosts[i];
-    uint64_t now = uv_now(j->r->loop);
-    hentry *e = (hentry *)(void *)smtpc__cache_get(&j->r->hosts, h->name, now);
-    h->fail = SMTPC_DNS_NXDOMAIN;
-    h->ttl = h->nttl = UINT32_MAX;
-    if (e != NULL) { /* known host: no query */
-      uint32_t left = (uint32_t)((e->ce.expires - now + 999) / 1000);
-      h->fail = e->fail;
-      h->n4 = e->n4;
-      h->n6 = e->n6;
-      memcpy(h->v4, e->addrs, e->n4 * sizeof(*e->addrs));
-      memcpy(h->v6, e->addrs + e->n4, e->n6 * sizeof(*e->addrs));
-      if (e->n4 + e->n6) h->ttl = left;
-      else h->nttl = left;
-      continue;
-    }
-    if (j->r->family != SMTPC_DNS_IPV6_ONLY)
-      job_send(j, &h->qa, h->name, SMTPC__DNS_T_A, (int)i);
-    if (j->r->family != SMTPC_DNS_IPV4_ONLY)
-      job_send(j, &h->qaaaa, h->name, SMTPC__DNS_T_AAAA, (int)i);
-  }
+/* The route machine's view of the host cache. */
+static int host_known(void *ud, smtpc__dns_host *h) {
+  smtpc_resolver *r = ud;
+  uint64_t now = uv_now(r->loop);
+  hentry *e = (hentry *)(void *)smtpc__cache_get(&r->hosts, h->name, now);
+  uint32_t left;
+  if (e == NULL) return 0;
+  left = (uint32_t)((e->ce.expires - now + 999) / 1000);
+  h->fail = e->fail;
+  h->n4 = e->n4;
+  h->n6 = e->n6;
+  memcpy(h->v4, e->addrs, e->n4 * sizeof(*e->addrs));
+  memcpy(h->v6, e->addrs + e->n4, e->n6 * sizeof(*e->addrs));
+  if (e->n4 + e->n6) h->ttl = left;
+  else h->nttl = left;
+  return 1;
 }
 
 /* Remember a host whose lookups have all come back, for as long as its answers hold. */
-static void host_store(smtpc_resolver *r, const host *h) {
+static void host_learned(void *ud, const smtpc__dns_host *h) {
+  smtpc_resolver *r = ud;
   size_t n = h->n4 + h->n6;
   uint32_t ttl = n ? h->ttl : h->nttl;
   hentry *e;
-  if (fail_rank(h->fail) > 0 && ttl > FAILURE_TTL) ttl = FAILURE_TTL; /* e.g. AAAA timed out */
+  int temporary = h->fail == SMTPC_DNS_TIMEOUT || h->fail == SMTPC_DNS_SERVFAIL ||
+                  h->fail == SMTPC_DNS_REFUSED;
+  if (temporary && ttl > SMTPC__DNS_FAILURE_TTL) ttl = SMTPC__DNS_FAILURE_TTL; /* AAAA timed out */
   if (ttl > r->max_ttl) ttl = r->max_ttl;
   if (ttl == 0 || r->hosts.max == 0) return;
   if ((e = malloc(sizeof(*e) + n * sizeof(smtpc_sockaddr))) == NULL) return;
@@ -396,8 +275,6 @@ static void host_store(smtpc_resolver *r, const host *h) {
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen) {
   qctx *q = arg;
   job *j = q->j;
-  uint32_t ttl, soa;
-  int n;
   (void)timeouts;
   j->outstanding--;
   if (j->done || status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
@@ -406,66 +283,32 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
   }
   if (status == ARES_ENOMEM) {
     j->nomem = 1;
-    job_check(j);
-    return;
-  }
-  if (status == ARES_SUCCESS || status == ARES_ENODATA || status == ARES_ENOTFOUND) {
-    const char *name = q->host < 0 ? j->domain : j->hosts[q->host].name;
-    void *ctx = q->host < 0 ? (void *)j : (void *)&j->hosts[q->host];
-    n = smtpc__dns_walk(abuf, alen, name, q->type, q->host < 0 ? on_mx_rr : on_addr_rr, ctx,
-                        &ttl, &soa);
-    if (n < 0) status = ARES_EBADRESP;
-    else if (n == 0 && status == ARES_SUCCESS) status = ARES_ENODATA; /* a CNAME, no data */
-  }
-  if (q->host < 0) { /* the MX query */
-    j->outstanding++; /* hold the job while its host queries start */
-    j->mx_answered = 1;
-    if (status == ARES_SUCCESS && j->nroot == 1 && j->nother == 0) {
-      j->ttl = ttl; /* null MX */
-    } else if (status == ARES_SUCCESS && j->nhosts > 0) {
-      j->ttl = ttl;
-      start_hosts(j);
-    } else if (status == ARES_SUCCESS || status == ARES_ENODATA) {
-      /* no usable MX: RFC 5321 5.1 implicit MX, the domain's own addresses */
-      j->ttl = status == ARES_SUCCESS ? ttl : neg_ttl(j, soa);
-      if (status == ARES_SUCCESS) { /* MX records, but none of them a usable host name */
-        j->error = SMTPC_DNS_NOADDRESS;
-      } else {
-        j->implicit = 1;
-        j->nhosts = 1;
-        strcpy(j->hosts[0].name, j->domain);
-        j->hosts[0].pref = 0;
-        start_hosts(j);
-      }
-    } else {
-      j->error = status == ARES_ENOTFOUND ? SMTPC_DNS_NXDOMAIN : map_status(status);
-      j->ttl = status == ARES_ENOTFOUND ? neg_ttl(j, soa) : FAILURE_TTL;
-    }
-    j->outstanding--;
+    smtpc__mxq_fail(&j->m, q->id, SMTPC_DNS_SERVFAIL);
+  } else if (status == ARES_SUCCESS || status == ARES_ENODATA || status == ARES_ENOTFOUND) {
+    smtpc__mxq_answer(&j->m, q->id, abuf, alen); /* the machine reads the rcode itself */
   } else {
-    host *h = &j->hosts[q->host];
-    h->pending--;
-    if (status == ARES_SUCCESS) {
-      if (ttl < h->ttl) h->ttl = ttl;
-    } else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
-      if (neg_ttl(j, soa) < h->nttl) h->nttl = neg_ttl(j, soa);
-    } else {
-      if (fail_rank(map_status(status)) > fail_rank(h->fail)) h->fail = map_status(status);
-      if (FAILURE_TTL < h->nttl) h->nttl = FAILURE_TTL;
-    }
-    if (h->pending == 0) host_store(j->r, h);
+    smtpc__mxq_fail(&j->m, q->id, map_status(status));
   }
+  job_pump(j);
   job_check(j);
 }
 
-static void job_send(job *j, qctx *q, const char *name, int type, int hostidx) {
-  q->j = j;
-  q->host = hostidx;
-  q->type = type;
+/* Hand c-ares the machine's queries. Held by one count meanwhile: c-ares may answer inside
+ * ares_query (out of memory), and that answer must not free the job under us. */
+static void job_pump(job *j) {
+  unsigned id;
+  const char *name;
+  int type;
   j->outstanding++;
-  if (hostidx >= 0) j->hosts[hostidx].pending++;
-  j->r->stats.queries++;
-  ares_query(j->r->channel, name, 1 /* class IN */, type, on_answer, q);
+  while (!j->done && smtpc__mxq_next(&j->m, &id, &name, &type)) {
+    qctx *q = &j->q[id];
+    q->j = j;
+    q->id = id;
+    j->outstanding++;
+    j->r->stats.queries++;
+    ares_query(j->r->channel, name, 1 /* class IN */, type, on_answer, q);
+  }
+  j->outstanding--;
 }
 
 static void job_free(job *j) {
@@ -493,9 +336,7 @@ static void job_start(job *j) {
   r->jobs = j;
   r->nactive++;
   arm_deadline(r);
-  j->outstanding++; /* c-ares may answer inside ares_query (e.g. out of memory) */
-  job_send(j, &j->qmx, j->domain, SMTPC__DNS_T_MX, -1);
-  j->outstanding--;
+  job_pump(j);
   job_check(j);
 }
 
@@ -523,56 +364,18 @@ static void arm_deadline(smtpc_resolver *r) {
   else uv_timer_start(&r->deadline_timer, on_deadline, first > now ? first - now : 0, 0);
 }
 
-/* Build the route, cache it, queue the waiters. Hosts still being looked up count as timed
- * out (this runs at the deadline too). */
+/* Build the route, cache it, queue the waiters. */
 static void job_finish(job *j) {
   smtpc_resolver *r = j->r;
-  smtpc_mx mx[SMTPC__DNS_MAX_MX];
-  smtpc_sockaddr addrs[SMTPC__DNS_MAX_MX][2 * SMTPC__DNS_MAX_ADDRS];
-  smtpc_route t;
+  smtpc__mxq_route_buf *rb = malloc(sizeof(*rb));
   smtpc__rblock *b = NULL;
-  size_t i, n = 0;
-  int worst = SMTPC_DNS_NXDOMAIN;
-  uint32_t ttl = j->ttl;
-
-  memset(&t, 0, sizeof(t));
-  t.domain = j->domain;
-  t.implicit = j->implicit;
-  t.null_mx = j->nroot == 1 && j->nother == 0;
-  t.error = j->error;
-  if (j->error == 0 && !t.null_mx) {
-    for (i = 0; i < j->nhosts; i++) {
-      host *h = &j->hosts[i];
-      const smtpc_sockaddr *first = h->v4, *second = h->v6;
-      size_t nf = h->n4, ns = h->n6;
-      if (r->family == SMTPC_DNS_PREFER_IPV6 || r->family == SMTPC_DNS_IPV6_ONLY) {
-        first = h->v6, nf = h->n6, second = h->v4, ns = h->n4;
-      }
-      if (nf + ns == 0) { /* skipped: the route holds only as long as its absence */
-        if (h->nttl < ttl) ttl = h->nttl;
-        if (fail_rank(h->fail) > fail_rank(worst)) worst = h->fail;
-        continue;
-      }
-      if (h->ttl < ttl) ttl = h->ttl; /* a missing AAAA next to an A does not shorten it */
-      memcpy(addrs[n], first, nf * sizeof(*first));
-      memcpy(addrs[n] + nf, second, ns * sizeof(*second));
-      mx[n].preference = h->pref;
-      mx[n].host = h->name;
-      mx[n].naddrs = nf + ns;
-      mx[n].addrs = addrs[n];
-      n++;
-    }
-    if (n == 0) {
-      t.error = worst == SMTPC_DNS_NXDOMAIN ? SMTPC_DNS_NOADDRESS : worst;
-      if (worst != SMTPC_DNS_NXDOMAIN && ttl > FAILURE_TTL) ttl = FAILURE_TTL;
-      if (worst == SMTPC_DNS_NXDOMAIN && ttl > r->neg_ttl) ttl = r->neg_ttl;
-    }
-    t.nmx = n;
-    t.mx = mx;
+  uint32_t ttl = 0;
+  if (rb != NULL) {
+    smtpc__mxq_route(&j->m, rb);
+    ttl = rb->route.ttl;
+    if (!j->nomem) b = smtpc__rblock_new(&rb->route);
+    free(rb);
   }
-  if (ttl > r->max_ttl) ttl = r->max_ttl;
-  t.ttl = ttl;
-  if (!j->nomem) b = smtpc__rblock_new(&t);
   if (b && ttl > 0) {
     b->refs++;
     smtpc__cache_put(&r->routes, &b->ce, uv_now(r->loop) + (uint64_t)ttl * 1000);
@@ -594,7 +397,11 @@ static void job_finish(job *j) {
 
 static void job_check(job *j) {
   if (j->outstanding > 0) return;
-  if (!j->done) job_finish(j);
+  if (!j->done) {
+    /* nothing in flight: every query is back (out of memory may have left one unanswered) */
+    if (!smtpc__mxq_done(&j->m)) smtpc__mxq_expire(&j->m);
+    job_finish(j);
+  }
   job_free(j);
 }
 
@@ -605,15 +412,7 @@ static void on_deadline(uv_timer_t *t) {
   for (j = r->jobs; j; j = next) {
     next = j->next;
     if (j->deadline > now) continue;
-    if (!j->mx_answered) {
-      j->error = SMTPC_DNS_TIMEOUT; /* the MX answer itself never came */
-      j->ttl = FAILURE_TTL;
-    }
-    for (size_t i = 0; i < j->nhosts; i++) /* lookups still running count as timed out */
-      if (j->hosts[i].pending > 0) {
-        j->hosts[i].fail = SMTPC_DNS_TIMEOUT;
-        if (j->hosts[i].nttl > FAILURE_TTL) j->hosts[i].nttl = FAILURE_TTL;
-      }
+    smtpc__mxq_expire(&j->m);
     job_finish(j); /* freed when its queries come back (or at ares_destroy) */
   }
   arm_deadline(r);
@@ -714,7 +513,7 @@ int smtpc_resolve_mx(smtpc_resolver *r, const char *domain, smtpc_resolve_cb cb,
   }
   for (int pass = 0; pass < 2; pass++) {
     for (j = pass ? r->queued : r->jobs; j; j = j->next) {
-      if (strcmp(j->domain, name) == 0) {
+      if (strcmp(j->m.domain, name) == 0) {
         r->stats.joined++;
         w->next = j->waiters;
         j->waiters = w;
@@ -728,9 +527,11 @@ int smtpc_resolve_mx(smtpc_resolver *r, const char *domain, smtpc_resolve_cb cb,
     return SMTPC_ENOMEM;
   }
   j->r = r;
-  strcpy(j->domain, name);
+  smtpc__mxq_init(&j->m, name, r->family, r->neg_ttl, r->max_ttl);
+  j->m.known = host_known;
+  j->m.learned = host_learned;
+  j->m.ud = r;
   j->waiters = w;
-  j->ttl = UINT32_MAX;
   *r->queued_tail = j;
   r->queued_tail = &j->next;
   start_queued(r);

@@ -77,4 +77,70 @@ smtpc__rblock *smtpc__rblock_new(const smtpc_route *tmpl);
 void smtpc__rblock_unref(smtpc__rblock *b);
 smtpc__rblock *smtpc__rblock_of(const smtpc_route *route);
 
+/* Expand the (possibly compressed) name at p in message m: 0, 1 for a valid encoding too long
+ * to be a name (out ""), -1 for a broken one. *enclen: its length at p. */
+int smtpc__dns_expand(const unsigned char *p, const unsigned char *m, int len, char out[256],
+                      long *enclen);
+
+/* A query message (RD set, one question of class IN) for name/type with transaction id id,
+ * into buf: its length, or SMTPC_EINVAL when name is not a host name or buf is too small. */
+int smtpc__dns_query(unsigned char *buf, size_t size, unsigned id, const char *name, int type);
+
+/* ---- dns_route.c: the MX lookup of one domain without I/O ---------------------------------
+ * The transport (dns.c's c-ares, the Lua cosocket driver) loops:
+ *     while (smtpc__mxq_next(q, &id, &name, &type)) send the query (remember id);
+ *     answer: smtpc__mxq_answer(q, id, msg, len)  (any rcode: the machine reads it)
+ *     no answer (timeout, connection refused ...): smtpc__mxq_fail(q, id, SMTPC_DNS_*)
+ * until smtpc__mxq_done(q) (or its deadline: smtpc__mxq_expire(q)), then smtpc__mxq_route. */
+#define SMTPC__DNS_FAILURE_TTL 5 /* SERVFAIL, REFUSED, timeout: long enough to spare a server */
+
+typedef struct smtpc__dns_host {
+  char name[256];
+  int pref;
+  int fail;               /* worst failure of its lookups: SMTPC_DNS_* (NXDOMAIN = none) */
+  int pending;            /* its lookups not yet answered                              */
+  uint32_t ttl;           /* smallest TTL of its addresses                             */
+  uint32_t nttl;          /* how long its absence may be believed (negative/failure)   */
+  size_t n4, n6;
+  smtpc_sockaddr v4[SMTPC__DNS_MAX_ADDRS], v6[SMTPC__DNS_MAX_ADDRS];
+  unsigned char qa, qaaaa; /* query states (dns_route.c)                                */
+} smtpc__dns_host;
+
+typedef struct smtpc__mxq {
+  char domain[256];       /* normalised (smtpc__dns_name_user)                          */
+  int family;             /* enum smtpc_dns_family                                       */
+  uint32_t neg_ttl, max_ttl;
+  /* optional host cache of the transport: known() fills h (fail, n4/n6, v4/v6, ttl or
+   * nttl) and returns 1 to skip its lookups; learned() sees a host whose lookups are back */
+  int (*known)(void *ud, smtpc__dns_host *h);
+  void (*learned)(void *ud, const smtpc__dns_host *h);
+  void *ud;
+  unsigned char qmx;
+  int error, implicit, mx_answered;
+  int nroot, nother;      /* MX records: 0 "." and anything else (RFC 7505 wants it alone) */
+  uint32_t ttl;
+  size_t nhosts;
+  smtpc__dns_host hosts[SMTPC__DNS_MAX_MX];
+} smtpc__mxq;
+
+/* Where smtpc__mxq_route builds the route (it points into this and into the machine). */
+typedef struct smtpc__mxq_route_buf {
+  smtpc_route route;
+  smtpc_mx mx[SMTPC__DNS_MAX_MX];
+  smtpc_sockaddr addrs[SMTPC__DNS_MAX_MX][2 * SMTPC__DNS_MAX_ADDRS];
+} smtpc__mxq_route_buf;
+
+void smtpc__mxq_init(smtpc__mxq *q, const char *domain, int family, uint32_t neg_ttl,
+                     uint32_t max_ttl);
+/* The next query to send: 1 with its id (small, < 2 * SMTPC__DNS_MAX_MX + 1), name, type. */
+int smtpc__mxq_next(smtpc__mxq *q, unsigned *id, const char **name, int *type);
+/* 0, or SMTPC_EINVAL for an id that is not waiting (never sent, already answered). */
+int smtpc__mxq_answer(smtpc__mxq *q, unsigned id, const unsigned char *msg, int len);
+int smtpc__mxq_fail(smtpc__mxq *q, unsigned id, int kind);
+int smtpc__mxq_done(const smtpc__mxq *q);
+void smtpc__mxq_expire(smtpc__mxq *q);
+void smtpc__mxq_route(const smtpc__mxq *q, smtpc__mxq_route_buf *out);
+/* Equal preferences in a random order (RFC 5321 5.1); *rng: xorshift state. */
+void smtpc__route_shuffle(smtpc_route *route, uint64_t *rng);
+
 #endif

@@ -98,8 +98,8 @@ static int skip_name(const unsigned char *m, int len, int off) {
 }
 
 /* Expand the name at p into out; an over-long or broken name becomes "" plus an error. */
-static int expand(const unsigned char *p, const unsigned char *m, int len, char out[256],
-                  long *enclen) {
+int smtpc__dns_expand(const unsigned char *p, const unsigned char *m, int len, char out[256],
+                      long *enclen) {
   char *s = NULL;
   if (ares_expand_name(p, m, len, &s, enclen) != ARES_SUCCESS) return -1;
   size_t n = strlen(s);
@@ -145,7 +145,7 @@ int smtpc__dns_walk(const unsigned char *m, int len, const char *qname, int qtyp
   for (i = 0; i < an + ns; i++) {
     long enclen;
     rr tmp, *r = i < an && n < SMTPC__DNS_MAX_RR ? &rrs[n] : &tmp;
-    if (off >= len || expand(m + off, m, len, r->owner, &enclen) < 0) goto bad;
+    if (off >= len || smtpc__dns_expand(m + off, m, len, r->owner, &enclen) < 0) goto bad;
     off += (int)enclen;
     if (off + 10 > len) goto bad;
     r->type = get16(m + off);
@@ -172,7 +172,7 @@ int smtpc__dns_walk(const unsigned char *m, int len, const char *qname, int qtyp
     for (j = 0; j < n && !moved; j++) {
       long enclen;
       if (rrs[j].type != SMTPC__DNS_T_CNAME || strcasecmp(rrs[j].owner, cur) != 0) continue;
-      if (expand(m + rrs[j].rdoff, m, len, cur, &enclen) != 0) goto bad;
+      if (smtpc__dns_expand(m + rrs[j].rdoff, m, len, cur, &enclen) != 0) goto bad;
       tmin = min32(tmin, rrs[j].ttl);
       moved = 1;
     }
@@ -190,6 +190,28 @@ int smtpc__dns_walk(const unsigned char *m, int len, const char *qname, int qtyp
 bad:
   free(rrs);
   return -1;
+}
+
+int smtpc__dns_query(unsigned char *buf, size_t size, unsigned id, const char *name, int type) {
+  char norm[256];
+  size_t off = 12, n;
+  const char *p;
+  if (smtpc__dns_name_norm(name, strlen(name), norm) != 0) return SMTPC_EINVAL;
+  if (size < 12 + strlen(norm) + 2 + 4) return SMTPC_EINVAL;
+  memset(buf, 0, 12);
+  buf[0] = (unsigned char)(id >> 8), buf[1] = (unsigned char)id;
+  buf[2] = 0x01; /* RD: the server we ask is a recursive resolver */
+  buf[5] = 1;    /* QDCOUNT */
+  for (p = norm; *p; p += n + (p[n] == '.')) {
+    n = strcspn(p, ".");
+    buf[off++] = (unsigned char)n;
+    memcpy(buf + off, p, n);
+    off += n;
+  }
+  buf[off++] = 0;
+  buf[off++] = (unsigned char)(type >> 8), buf[off++] = (unsigned char)type;
+  buf[off++] = 0, buf[off++] = 1; /* class IN */
+  return (int)off;
 }
 
 /* ---------------------------------------------------------------------------------------- */

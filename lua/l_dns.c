@@ -94,7 +94,7 @@ static const char *read_opts(lua_State *L, smtpc_resolver_opts *o, char *servers
   return err;
 }
 
-static void push_route(lua_State *L, const smtpc_route *r) {
+void lsmtpc_push_route(lua_State *L, const smtpc_route *r) {
   size_t i, k;
   lua_createtable(L, 0, 6);
   lua_pushstring(L, r->domain);
@@ -163,7 +163,7 @@ static int l_resolve(lua_State *L) {
   if (rc == SMTPC_EINVAL) return lsmtpc_fail(L, o.servers ? "invalid domain name or dns_servers"
                                                           : "invalid domain name");
   if (rc < 0) return lsmtpc_fail(L, smtpc_strerror(rc));
-  push_route(L, *box);
+  lsmtpc_push_route(L, *box);
   smtpc_route_free(*box);
   *box = NULL;
   return 1;

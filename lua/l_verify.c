@@ -99,7 +99,7 @@ static void set_str(lua_State *L, const char *k, const char *v, size_t n) {
   lua_setfield(L, -2, k);
 }
 
-static void push_result(lua_State *L, const smtpc_result *it) {
+void lsmtpc_push_result(lua_State *L, const smtpc_result *it) {
   const char *verdict = smtpc_verdict_name(it->verdict);
   const char *reason = smtpc_reason_name(it->reason);
   lua_createtable(L, 0, 18);
@@ -202,7 +202,7 @@ static int l_next(lua_State *L) {
     if (n) {
       s->head = n->next;
       if (s->head == NULL) s->tail = NULL;
-      push_result(L, n->r);
+      lsmtpc_push_result(L, n->r);
       smtpc_result_free(n->r);
       free(n);
       return 1;
@@ -355,10 +355,92 @@ static const char *opt_csv(lua_State *L, int t, const char *key, const char **ou
   return NULL;
 }
 
+/* The options table at t into *o (smtpc_verify_opts_init first). Names outside OPT_NAMES and
+ * extra (NULL-terminated, may be NULL: the caller reads those) are refused, so a misspelt
+ * option is never silently ignored. 0: done, the dns_servers and source_address CSVs (or nils)
+ * pushed, o.dns_servers and o.bind_address pointing into them. Otherwise nil and the message are pushed and 2 is returned. */
+int lsmtpc_verify_opts(lua_State *L, int t, smtpc_verify_opts *o, const char *const *extra) {
+  const char *bad = NULL, *starttls;
+  if (t < 0 && t > LUA_REGISTRYINDEX) t = lua_gettop(L) + t + 1;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int i, known = 0;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      for (i = 0; OPT_NAMES[i]; i++) known |= strcmp(OPT_NAMES[i], lua_tostring(L, -1)) == 0;
+      for (i = 0; extra && extra[i]; i++) known |= strcmp(extra[i], lua_tostring(L, -1)) == 0;
+    }
+    if (!known) {
+      const char *name =
+          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+      lua_pushnil(L);
+      lua_pushfstring(L, "unknown option '%s'", name);
+      lua_remove(L, -3); /* the key */
+      return 2;
+    }
+  }
+  smtpc_verify_opts_init(o);
+  if (!bad) bad = opt_wire(L, t, "mail_from", &o->mail_from);
+  if (!bad) bad = opt_wire(L, t, "helo", &o->helo);
+  if (!bad) bad = opt_int(L, t, "port", &o->port, 1, 65535);
+  if (!bad) bad = opt_int(L, t, "concurrency", &o->concurrency, 1, 1000000);
+  if (!bad) bad = opt_int(L, t, "per_host", &o->per_host, 1, 1000000);
+  if (!bad) bad = opt_int(L, t, "rcpt_per_session", &o->rcpt_per_session, 1, 1000000);
+  if (!bad) bad = opt_int(L, t, "max_rejections", &o->max_rejections, 1, 1000000);
+  if (!bad) bad = opt_bool(L, t, "tls_verify", &o->tls_verify);
+  if (!bad) bad = opt_bool(L, t, "catch_all", &o->catch_all);
+  if (!bad) bad = opt_bool(L, t, "transcript", &o->transcript);
+  if (!bad) bad = opt_num(L, t, "greylist_delay", &o->greylist_delay, 0);
+  if (!bad) bad = opt_num(L, t, "deadline", &o->deadline, 1);
+  if (!bad) bad = opt_num(L, t, "timeout", &o->timeout, 1);
+  if (!bad) bad = opt_num(L, t, "connect_timeout", &o->connect_timeout, 1);
+  if (!bad) bad = opt_num(L, t, "host_pause", &o->host_pause, 0);
+  if (!bad && o->host_pause < 0) bad = "host_pause";
+  if (!bad) {
+    lua_getfield(L, t, "starttls");
+    if (!lua_isnil(L, -1)) {
+      size_t n;
+      starttls = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+      if (starttls == NULL || (o->starttls = smtpc_starttls_from_name(starttls, n)) < 0)
+        bad = "starttls (use \"opportunistic\", \"required\" or \"off\")";
+    }
+    lua_pop(L, 1);
+  }
+  if (!bad) {
+    lua_getfield(L, t, "disposable");
+    if (!lua_isnil(L, -1)) {
+      size_t n;
+      const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+      if (p == NULL || (o->disposable = smtpc_disposable_policy_from_name(p, n)) < 0)
+        bad = "disposable (use \"risky\" or \"undeliverable\")";
+    }
+    lua_pop(L, 1);
+  }
+  if (!bad) bad = opt_str(L, t, "proxy", &o->proxy);
+  if (!bad) bad = opt_str(L, t, "cache", &o->cache);
+  if (!bad) bad = opt_bool(L, t, "refresh", &o->cache_refresh);
+  if (!bad) bad = opt_num(L, t, "cache_positive_ttl", &o->cache_positive_ttl, 0);
+  if (!bad) bad = opt_num(L, t, "cache_negative_ttl", &o->cache_negative_ttl, 0);
+  if (!bad) bad = opt_num(L, t, "cache_unknown_ttl", &o->cache_unknown_ttl, 0);
+  if (!bad && o->proxy && smtpc_proxy_parse(o->proxy, strlen(o->proxy), &(smtpc_proxy){0}) != 0)
+    bad = "proxy (use socks5://[user:pass@]host[:port] or socks5h://...)";
+  if (!bad) {
+    int top = lua_gettop(L);
+    bad = opt_csv(L, t, "dns_servers", &o->dns_servers); /* the CSVs stay on the stack */
+    if (!bad) bad = opt_csv(L, t, "source_address", &o->bind_address);
+    if (bad) lua_settop(L, top);
+  }
+  if (bad) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "invalid option: %s", bad);
+    return 2;
+  }
+  return 0;
+}
+
 /* smtpcode.verify(addresses, opts) -> iterator | nil, err */
 static int l_verify(lua_State *L) {
   smtpc_verify_opts o;
-  const char *bad = NULL, *starttls = NULL;
   lverify *s;
   int err = 0, is_table;
   luaL_checkany(L, 1);
@@ -367,73 +449,8 @@ static int l_verify(lua_State *L) {
     return lsmtpc_fail(L, "addresses must be an array or an iterator function");
   if (lua_type(L, 2) != LUA_TTABLE) return lsmtpc_fail(L, "options table required (mail_from, helo)");
   lua_settop(L, 2);
-  /* a misspelt option must not be silently ignored */
-  lua_pushnil(L);
-  while (lua_next(L, 2)) {
-    int i, known = 0;
-    lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (i = 0; OPT_NAMES[i]; i++) known |= strcmp(OPT_NAMES[i], lua_tostring(L, -1)) == 0;
-    if (!known) {
-      const char *name =
-          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-      lua_pushnil(L);
-      lua_pushfstring(L, "unknown option '%s'", name);
-      return 2;
-    }
-  }
-  smtpc_verify_opts_init(&o);
-  if (!bad) bad = opt_wire(L, 2, "mail_from", &o.mail_from);
-  if (!bad) bad = opt_wire(L, 2, "helo", &o.helo);
-  if (!bad) bad = opt_int(L, 2, "port", &o.port, 1, 65535);
-  if (!bad) bad = opt_int(L, 2, "concurrency", &o.concurrency, 1, 1000000);
-  if (!bad) bad = opt_int(L, 2, "per_host", &o.per_host, 1, 1000000);
-  if (!bad) bad = opt_int(L, 2, "rcpt_per_session", &o.rcpt_per_session, 1, 1000000);
-  if (!bad) bad = opt_int(L, 2, "max_rejections", &o.max_rejections, 1, 1000000);
-  if (!bad) bad = opt_bool(L, 2, "tls_verify", &o.tls_verify);
-  if (!bad) bad = opt_bool(L, 2, "catch_all", &o.catch_all);
-  if (!bad) bad = opt_bool(L, 2, "transcript", &o.transcript);
-  if (!bad) bad = opt_num(L, 2, "greylist_delay", &o.greylist_delay, 0);
-  if (!bad) bad = opt_num(L, 2, "deadline", &o.deadline, 1);
-  if (!bad) bad = opt_num(L, 2, "timeout", &o.timeout, 1);
-  if (!bad) bad = opt_num(L, 2, "connect_timeout", &o.connect_timeout, 1);
-  if (!bad) bad = opt_num(L, 2, "host_pause", &o.host_pause, 0);
-  if (!bad && o.host_pause < 0) bad = "host_pause";
-  if (!bad) {
-    lua_getfield(L, 2, "starttls");
-    if (!lua_isnil(L, -1)) {
-      size_t n;
-      starttls = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-      if (starttls == NULL || (o.starttls = smtpc_starttls_from_name(starttls, n)) < 0)
-        bad = "starttls (use \"opportunistic\", \"required\" or \"off\")";
-    }
-    lua_pop(L, 1);
-  }
-  if (!bad) {
-    lua_getfield(L, 2, "disposable");
-    if (!lua_isnil(L, -1)) {
-      size_t n;
-      const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-      if (p == NULL || (o.disposable = smtpc_disposable_policy_from_name(p, n)) < 0)
-        bad = "disposable (use \"risky\" or \"undeliverable\")";
-    }
-    lua_pop(L, 1);
-  }
-  if (!bad) bad = opt_str(L, 2, "proxy", &o.proxy);
-  if (!bad) bad = opt_str(L, 2, "cache", &o.cache);
-  if (!bad) bad = opt_bool(L, 2, "refresh", &o.cache_refresh);
-  if (!bad) bad = opt_num(L, 2, "cache_positive_ttl", &o.cache_positive_ttl, 0);
-  if (!bad) bad = opt_num(L, 2, "cache_negative_ttl", &o.cache_negative_ttl, 0);
-  if (!bad) bad = opt_num(L, 2, "cache_unknown_ttl", &o.cache_unknown_ttl, 0);
-  if (!bad && o.proxy && smtpc_proxy_parse(o.proxy, strlen(o.proxy), &(smtpc_proxy){0}) != 0)
-    bad = "proxy (use socks5://[user:pass@]host[:port] or socks5h://...)";
-  if (!bad) bad = opt_csv(L, 2, "dns_servers", &o.dns_servers); /* leaves the CSV (or nil) at index 3 */
-  if (!bad) bad = opt_csv(L, 2, "source_address", &o.bind_address); /* and this at index 4 */
-  if (bad) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "invalid option: %s", bad);
-    return 2;
-  }
+  /* leaves the dns_servers and source_address CSVs (or nils) at 3 and 4: o points into them */
+  if (lsmtpc_verify_opts(L, 2, &o, NULL) != 0) return 2;
 
   s = lua_newuserdata(L, sizeof *s);
   memset(s, 0, sizeof *s);

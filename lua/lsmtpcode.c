@@ -306,6 +306,8 @@ int luaopen_smtpcode(lua_State *L) {
   lsmtpc_open_address(L);
   lsmtpc_open_dns(L);
   lsmtpc_open_verify(L);
+  lsmtpc_open_plan(L);
+  lsmtpc_open_mxq(L);
   lsmtpc_open_bounce(L);
   lsmtpc_open_inspect(L);
   return 1;

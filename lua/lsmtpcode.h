@@ -14,6 +14,13 @@
 #else
 #define lsmtpc_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
 #define lsmtpc_rawlen(L, i) lua_rawlen((L), (i))
+/* l_verify.c, shared with l_plan.c: a smtpc_result as the table verify() returns; the
+ * verify options table read into *o (see l_verify.c for the stack contract). */
+void lsmtpc_push_result(lua_State *L, const smtpc_result *r);
+/* l_dns.c: a route as smtpcode.resolve returns it. */
+void lsmtpc_push_route(lua_State *L, const smtpc_route *r);
+int lsmtpc_verify_opts(lua_State *L, int t, smtpc_verify_opts *o, const char *const *extra);
+
 #endif
 
 /* Return nil, message[, extra] -- the convention for expected failures. */
@@ -24,6 +31,8 @@ int lsmtpc_fail(lua_State *L, const char *msg);
 void lsmtpc_open_address(lua_State *L);
 void lsmtpc_open_dns(lua_State *L);
 void lsmtpc_open_verify(lua_State *L);
+void lsmtpc_open_plan(lua_State *L);
+void lsmtpc_open_mxq(lua_State *L);
 void lsmtpc_open_bounce(lua_State *L);
 void lsmtpc_open_inspect(lua_State *L);
 
@@ -32,5 +41,12 @@ void lsmtpc_set_inspection(lua_State *L, const smtpc_inspection *x);
 
 /* Push a decoded reply as a table (used by decode, classify and the verify results). */
 void lsmtpc_push_decoded(lua_State *L, const smtpc_decoded *d);
+
+/* l_verify.c, shared with l_plan.c: a smtpc_result as the table verify() returns; the
+ * verify options table read into *o (see l_verify.c for the stack contract). */
+void lsmtpc_push_result(lua_State *L, const smtpc_result *r);
+/* l_dns.c: a route as smtpcode.resolve returns it. */
+void lsmtpc_push_route(lua_State *L, const smtpc_route *r);
+int lsmtpc_verify_opts(lua_State *L, int t, smtpc_verify_opts *o, const char *const *extra);
 
 #endif

@@ -84,6 +84,55 @@ def child_aio(a):
     return {"elapsed": time.monotonic() - t0, "results": n, "verdicts": verdicts}
 
 
+def child_resty(a):
+    """The same run through the OpenResty service (examples/openresty, smtpcode.resty on
+    cosockets): POST /v1/verify, the addresses split over two concurrent requests, each
+    streaming its JSON lines back. The nginx instance is the parent's (--resty-port)."""
+    import http.client
+    import threading
+    addrs = list(addresses(a.count, a.domains, a.kind))
+    halves = [addrs[0::2], addrs[1::2]]
+    verdicts, counts = {}, [0, 0]
+    lock = threading.Lock()
+
+    def post(i):
+        c = http.client.HTTPConnection("127.0.0.1", a.resty_port, timeout=a.deadline)
+        c.request("POST", "/v1/verify", body="\n".join(halves[i]))
+        r = c.getresponse()
+        for line in r:
+            if line.strip():
+                v = json.loads(line)["verdict"]
+                with lock:
+                    verdicts[v] = verdicts.get(v, 0) + 1
+                    counts[i] += 1
+        c.close()
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return {"results": sum(counts), "elapsed": time.monotonic() - t0, "verdicts": verdicts}
+
+
+def resty_service(a, workers, per_host, port=8189):
+    """Starts the OpenResty fixture (tests/fixtures/nginx/ctl) with the engine's options."""
+    extra = ('concurrency = %d, per_host = %d, rcpt_per_session = %d, starttls = "off", '
+             'catch_all = false, host_pause = %g, max_rejections = %d, timeout = 30, '
+             'deadline = %g, cache_ttl = 0, max_addresses = %d,'
+             % (a.concurrency, per_host, a.rcpt, a.host_pause, a.max_rejections, a.deadline,
+                a.count))
+    env = dict(os.environ, SMTPC_HTTP_PORT=str(port), SMTPC_HTTP_WORKERS=str(workers),
+               SMTPC_HTTP_BODY_MAX="16m", SMTPC_HTTP_EXTRA=extra, SMTPC_HTTP_RATE="100000",
+               SMTPC_HTTP_STATE=str(STATE / ("nginx-%d" % workers)))
+    r = subprocess.run([str(FIX / "nginx" / "ctl"), "start"], env=env, capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise SystemExit("bench: nginx fixture failed: " + r.stderr)
+    return env
+
+
 def child_smtplib(a):
     import smtplib
     from concurrent.futures import ThreadPoolExecutor
@@ -162,7 +211,8 @@ def measure(a, who, kind, count, concurrency, per_host, rcpt, domains=None, slow
     cmd = [sys.executable, __file__, "--child", who, "--kind", kind, "--count", str(count),
            "--domains", str(domains or a.domains), "--concurrency", str(concurrency),
            "--per-host", str(per_host), "--rcpt", str(rcpt), "--deadline", str(a.deadline),
-           "--host-pause", str(a.host_pause), "--max-rejections", str(a.max_rejections)]
+           "--host-pause", str(a.host_pause), "--max-rejections", str(a.max_rejections),
+           "--resty-port", str(a.resty_port)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
@@ -187,6 +237,20 @@ def show(label, r):
         json.dumps(r["verdicts"], sort_keys=True)), flush=True)
 
 
+def resty_runs(a, slow, per_host, ms, e_lat):
+    """OpenResty (POST /v1/verify) with one and two nginx workers, beside the libuv figure."""
+    for workers in (1, 2):
+        env = resty_service(a, workers, per_host)
+        try:
+            slow.start({"latency": a.delay})
+            r = measure(a, "resty", "slow", a.count, a.concurrency, per_host, a.rcpt, slow=slow)
+            show("resty   %.0f ms latency, %d worker%s" % (ms, workers, "s" if workers > 1 else ""), r)
+            print("  -> %.0f ms latency: OpenResty %d worker(s)/libuv %.2f (RSS: the HTTP client's)"
+                  % (ms, workers, r["rate"] / e_lat["rate"]))
+        finally:
+            subprocess.run([str(FIX / "nginx" / "ctl"), "stop"], env=env, capture_output=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--count", type=int, default=10000)
@@ -201,13 +265,17 @@ def main():
                         "the server accepts)")
     p.add_argument("--delay", type=float, default=0.05)
     p.add_argument("--deadline", type=float, default=600.0)
-    p.add_argument("--child", choices=["engine", "aio", "smtplib"])
+    p.add_argument("--child", choices=["engine", "aio", "smtplib", "resty"])
+    p.add_argument("--resty-port", type=int, default=8189)
+    p.add_argument("--only-latency", action="store_true",
+                   help="only the 50 ms latency runs (libuv, asyncio, OpenResty 1 and 2 workers)")
     p.add_argument("--kind", choices=["sink", "slow"], default="sink")
     p.add_argument("--server", choices=["fast", "faultsmtp"], default="fast",
                    help="the delaying server: latency_server.py (fast) or the fault fixture's")
     a = p.parse_args()
     if a.child:
-        child = {"engine": child_engine, "aio": child_aio, "smtplib": child_smtplib}[a.child]
+        child = {"engine": child_engine, "aio": child_aio, "smtplib": child_smtplib,
+                 "resty": child_resty}[a.child]
         print(json.dumps(child(a)))
         return
     per_host = a.per_host or a.concurrency
@@ -230,6 +298,17 @@ def main():
               "concurrency %d; engine per_host %d, rcpt_per_session %d, host_pause %g s; "
               "delaying server: %s" % (a.count, a.domains, a.concurrency, per_host, a.rcpt,
                                        a.host_pause, a.server), flush=True)
+        if a.only_latency:
+            slow.start({"latency": a.delay})
+            e_lat = measure(a, "engine", "slow", a.count, a.concurrency, per_host, a.rcpt,
+                            slow=slow)
+            show("engine  %.0f ms latency per reply" % ms, e_lat)
+            slow.start({"latency": a.delay})
+            a_lat = measure(a, "aio", "slow", a.count, a.concurrency, per_host, a.rcpt, slow=slow)
+            show("aio     %.0f ms latency per reply" % ms, a_lat)
+            print("  -> asyncio/libuv %.2f" % (a_lat["rate"] / e_lat["rate"]))
+            resty_runs(a, slow, per_host, ms, e_lat)
+            return
         e = measure(a, "engine", "sink", a.count, a.concurrency, per_host, a.rcpt)
         show("engine  smtp-sink", e)
         b = measure(a, "smtplib", "sink", a.count, a.concurrency, per_host, a.rcpt)
@@ -248,6 +327,8 @@ def main():
         show("aio     %.0f ms latency per reply" % ms, a_lat)
         print("  -> %.0f ms latency: asyncio driver/baseline %.1fx, asyncio/libuv %.2f"
               % (ms, a_lat["rate"] / b_lat["rate"], a_lat["rate"] / e_lat["rate"]))
+
+        resty_runs(a, slow, per_host, ms, e_lat)
 
         # The same with a larger rejection budget: the engine keeps at most max_rejections
         # rejections per session (twice that in the worst case of its widened pipelining

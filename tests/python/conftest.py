@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-for _name in ("fixture_dns", "fixture_mta", "fixture_socks"):
+for _name in ("fixture_dns", "fixture_mta", "fixture_nginx", "fixture_socks"):
     try:
         _mod = importlib.import_module(_name)
     except ModuleNotFoundError as e:
