@@ -44,24 +44,7 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kw) {
                                    &o->connect_timeout, &o->max_rejections, &o->host_pause,
                                    &seed, &disposable))
     return -1;
-  if ((o->disposable = smtpc_disposable_policy_from_name(disposable, strlen(disposable))) < 0) {
-    PyErr_SetString(PyExc_ValueError, "disposable must be 'risky' or 'undeliverable'");
-    return -1;
-  }
-  if ((o->starttls = smtpc_starttls_from_name(starttls, strlen(starttls))) < 0) {
-    PyErr_SetString(PyExc_ValueError, "starttls must be 'opportunistic', 'required' or 'off'");
-    return -1;
-  }
-  /* zeros would mean "the default" to the core; to Python callers they are mistakes */
-  if (o->port < 1 || o->port > 65535 || o->concurrency < 1 || o->per_host < 1 ||
-      o->rcpt_per_session < 1 || o->max_rejections < 1 || !(o->timeout > 0) ||
-      !(o->deadline > 0) || !(o->connect_timeout > 0) || !(o->host_pause >= 0)) {
-    PyErr_SetString(PyExc_ValueError,
-                    "port must be 1-65535; concurrency, per_host, rcpt_per_session and "
-                    "max_rejections at least 1; timeout, connect_timeout and deadline positive; "
-                    "host_pause not negative");
-    return -1;
-  }
+  if (pysmtpc_verify_opts_check(o, starttls, disposable, "_Plan()") < 0) return -1;
   o->mail_from = mail_from;
   o->helo = helo;
   o->catch_all = catch_all;

@@ -14,6 +14,9 @@ int pysmtpc_init_verify(PyObject *module);
 int pysmtpc_init_plan(PyObject *module);
 /* A smtpcode.Result from a result (new reference, NULL with an exception set). */
 PyObject *pysmtpc_result_new(const smtpc_result *r);
+/* _verify.c: option names to values and range checks, shared by verify() and _Plan. */
+int pysmtpc_verify_opts_check(smtpc_verify_opts *o, const char *starttls, const char *disposable,
+                              const char *who);
 int pysmtpc_init_bounce(PyObject *module);
 int pysmtpc_init_inspect(PyObject *module);
 

@@ -452,6 +452,32 @@ static PyObject *dns_csv(PyObject *o) {
   return b;
 }
 
+/* The options both Python drivers take (verify() and smtpcode.aio's _Plan): names to values and
+ * the range checks. Zeros would mean "the default" to the core; to Python callers they are
+ * mistakes. Returns 0, or -1 with ValueError set (its text starts with `who`). */
+int pysmtpc_verify_opts_check(smtpc_verify_opts *o, const char *starttls, const char *disposable,
+                              const char *who) {
+  if ((o->starttls = smtpc_starttls_from_name(starttls, strlen(starttls))) < 0) {
+    PyErr_Format(PyExc_ValueError, "%s: starttls must be 'opportunistic', 'required' or 'off'",
+                 who);
+    return -1;
+  }
+  if ((o->disposable = smtpc_disposable_policy_from_name(disposable, strlen(disposable))) < 0) {
+    PyErr_Format(PyExc_ValueError, "%s: disposable must be 'risky' or 'undeliverable'", who);
+    return -1;
+  }
+  if (o->port < 1 || o->port > 65535 || o->concurrency < 1 || o->per_host < 1 ||
+      o->rcpt_per_session < 1 || o->max_rejections < 1 || !(o->timeout > 0) ||
+      !(o->deadline > 0) || !(o->connect_timeout > 0) || !(o->host_pause >= 0)) {
+    PyErr_Format(PyExc_ValueError,
+                 "%s: port must be 1-65535; concurrency, per_host, rcpt_per_session and "
+                 "max_rejections at least 1; timeout, connect_timeout and deadline positive; "
+                 "host_pause not negative", who);
+    return -1;
+  }
+  return 0;
+}
+
 static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"addresses", "mail_from", "helo", "port", "dns_servers", "concurrency",
                            "per_host", "rcpt_per_session", "starttls", "tls_verify", "catch_all",
@@ -489,24 +515,7 @@ static PyObject *py_verify(PyObject *mod, PyObject *args, PyObject *kw) {
   }
   if (check_wire_text("mail_from", mail_from) < 0 || check_wire_text("helo", helo) < 0)
     return NULL;
-  if ((o.starttls = smtpc_starttls_from_name(starttls, strlen(starttls))) < 0) {
-    PyErr_SetString(PyExc_ValueError,
-                    "verify(): starttls must be 'opportunistic', 'required' or 'off'");
-    return NULL;
-  }
-  if ((o.disposable = smtpc_disposable_policy_from_name(disposable, strlen(disposable))) < 0) {
-    PyErr_SetString(PyExc_ValueError, "verify(): disposable must be 'risky' or 'undeliverable'");
-    return NULL;
-  }
-  if (o.port < 1 || o.port > 65535 || o.concurrency < 1 || o.per_host < 1 ||
-      o.rcpt_per_session < 1 || o.max_rejections < 1 || !(o.timeout > 0) || !(o.deadline > 0) ||
-      !(o.connect_timeout > 0) || !(o.host_pause >= 0)) {
-    PyErr_SetString(PyExc_ValueError,
-                    "verify(): port must be 1-65535; concurrency, per_host, rcpt_per_session and "
-                    "max_rejections at least 1; timeout, connect_timeout and deadline positive; "
-                    "host_pause not negative");
-    return NULL;
-  }
+  if (pysmtpc_verify_opts_check(&o, starttls, disposable, "verify()") < 0) return NULL;
   o.mail_from = mail_from;
   o.helo = helo;
   o.tls_verify = tls_verify;
