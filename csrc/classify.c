@@ -411,6 +411,12 @@ static int status_says_filter(const char *s) {
 }
 
 
+/* "4.7.0", "5.1.0": RFC 3463's "other or undefined" detail of a subject. */
+static int status_catch_all(const char *s) {
+  size_t n = s != NULL ? strlen(s) : 0;
+  return n >= 2 && s[n - 1] == '0' && s[n - 2] == '.';
+}
+
 static int cmd_is(const char *c, const char *name) {
   size_t i;
   if (c == NULL) return 0;
@@ -542,7 +548,11 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
         best = st.phit[i].prio;
         reason = st.phit[i].reason;
       }
-    if (reason < 0) reason = provider_status(pv, status);
+    /* A provider's meaning of its own detail code (Gmail's 4.7.26: unauthenticated) decides;
+     * its meaning of a catch-all X.Y.0 code is a default that outright words in the reply
+     * ("TLS required for RCPT domain" beside Gmail's 4.7.0) override. */
+    if (reason < 0 && (st.best_prio < 3 || !status_catch_all(status)))
+      reason = provider_status(pv, status);
     /* An X.2/X.3/X.7 status says the mailbox exists, whatever the provider's words. */
     if (reason == R(USERUNKNOWN) && !cmd_is(cmd, "RCPT") && status_says_filter(status))
       reason = R(FILTERED);
@@ -572,9 +582,10 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
         !(sr && sr->reason == R(USERUNKNOWN)) &&
         (has_cmd || status_says_filter(status)))
       reason = R(FILTERED);
-    /* The reply to MAIL FROM concerns the sender: an unknown domain or a plain refusal
-     * there means the sender was rejected, not the recipient. */
+    /* The reply to MAIL FROM concerns the sender: an unknown domain, a null MX (RFC 7505
+     * 5.7.27) or a plain refusal there means the sender was rejected, not the recipient. */
     if (cmd_is(cmd, "MAIL") && (reason == R(HOSTUNKNOWN) || reason == R(USERUNKNOWN) ||
+                                reason == R(NOTACCEPT) ||
                                 (reason == R(BLOCKED) && st.best_prio < 3)))
       reason = R(REJECTED);
     /* Refused at connection or greeting time: the sending host was refused. */

@@ -60,8 +60,12 @@ static void provider_meanings(void **state) {
   (void)state;
   assert_int_equal(reason_of(421, "4.7.27", "rate limited", "DATA", "alt1.gmail-smtp-in.l.google.com"),
                    SMTPC_REASON_AUTHFAILURE);
-  assert_int_equal(reason_of(550, "5.7.27", "Sender address has null MX", "MAIL", "mx.example.org"),
+  assert_int_equal(reason_of(550, "5.7.27", "Sender address has null MX", NULL, "mx.example.org"),
                    SMTPC_REASON_NOTACCEPT);
+  /* ...but answering MAIL FROM it refuses the sender (RFC 7505 section 4.2), not the
+   * recipient: "rejected", no hard bounce. */
+  assert_int_equal(reason_of(550, "5.7.27", "Sender address has null MX", "MAIL", "mx.example.org"),
+                   SMTPC_REASON_REJECTED);
   assert_int_equal(reason_of(550, "5.1.10", "not found", "RCPT", "x.mail.protection.outlook.com"),
                    SMTPC_REASON_USERUNKNOWN);
   assert_int_equal(reason_of(550, "5.1.10", "not found", "RCPT", "mx.example.org"), SMTPC_REASON_NOTACCEPT);
