@@ -1,8 +1,8 @@
 """The classifier measured on real bounces: Sisimai's public sample set (../shared/corpus).
 
 Every row is classified with smtpcode.classify(code, status, diagnostic, command=, host=) and
-compared with the reason and hard-bounce flag Sisimai expects. The test fails below 95% reason
-agreement or 99% hard-bounce agreement, and prints the agreement and every row that misses.
+compared with the reason and hard-bounce flag Sisimai expects. The test fails below 96% reason
+agreement (issue 10's bar) or 99% hard-bounce agreement, and prints the agreement and every row that misses.
 It is skipped, saying why, only when no corpus exists (the corpus is not part of the repo).
 """
 import csv
@@ -13,9 +13,9 @@ import pytest
 import smtpcode
 from reply_contract import assert_reply_contract
 
-REASON_BAR = 0.95
+REASON_BAR = 0.96
 HARD_BOUNCE_BAR = 0.99
-MAX_DELIBERATE = 24  # rows left out by deliberate_disagreement (21 when written)
+MAX_DELIBERATE = 21  # rows left out by deliberate_disagreement: 21, and it must not grow
 _ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
@@ -88,7 +88,7 @@ def test_corpus_agreement():
                 row["id"], row["reason"], want_hb, r.reason, r.hard_bounce, r.provider,
                 row["diagnostic"]))
     n = len(rows) - len(deliberate)
-    # the rule departs from 21 rows today; more would mean it catches texts it should not
+    # the rule departs from 21 rows; more would mean it catches texts it should not
     assert len(deliberate) <= MAX_DELIBERATE, "%d deliberate disagreements > %d" % (len(deliberate), MAX_DELIBERATE)
     print("\ncorpus rows measured %d: reason agreement %d (%.2f%%), hard_bounce agreement %d (%.2f%%)"
           % (n, reason_ok, 100.0 * reason_ok / n, hard_ok, 100.0 * hard_ok / n))
