@@ -320,6 +320,7 @@ int smtpc_decode(const char *text, size_t len, const smtpc_context *ctx, smtpc_d
   if (out->nlines == 0 && out->code == 0) return SMTPC_EEMPTY;
   status_from_text(out);
   finish(out, ctx);
+  smtpc__infer_code(out, 0);
   return 0;
 }
 
@@ -339,5 +340,6 @@ int smtpc_classify(int code, const char *status, const char *text, size_t len, c
   if (st[0]) memcpy(out->status, st, sizeof st);
   status_from_text(out);
   finish(out, ctx);
+  smtpc__infer_code(out, code != 0);
   return 0;
 }

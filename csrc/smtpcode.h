@@ -243,6 +243,11 @@ typedef struct smtpc_decoded {
   smtpc_span frame_host;               /* the remote host that framing names, else empty   */
   smtpc_span frame_tail;               /* Postfix's trailing "(in reply to X command)"      */
   smtpc_class cls;
+  /* Where `code` came from: "text", "given" (smtpc_classify's caller) or, when the text held
+   * no code, "provider": the provider's documentation pairs these words with exactly one
+   * code, reported in code_inferred (code stays 0). NULL and 0 when there is neither. */
+  const char *code_source;
+  int code_inferred;
   size_t nlines;
   smtpc_span lines[SMTPC_DECODE_MAX_LINES]; /* views into the caller's text                 */
 } smtpc_decoded;

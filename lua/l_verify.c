@@ -112,6 +112,7 @@ void lsmtpc_push_result(lua_State *L, const smtpc_result *it) {
     if (d != NULL) {
       memset(d, 0, sizeof *d);
       d->code = it->reply.code;
+      d->code_source = "text"; /* read off the wire */
       memcpy(d->status, it->reply.status, SMTPC_STATUS_SIZE);
       d->kind = smtpc_kind(it->reply.code, it->reply.status);
       d->cls = it->cls;

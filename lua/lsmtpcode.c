@@ -66,8 +66,10 @@ static void push_fields(lua_State *L, int code, const char *status, const char *
 }
 
 void lsmtpc_push_decoded(lua_State *L, const smtpc_decoded *d) {
-  lua_createtable(L, 0, 14);
+  lua_createtable(L, 0, 16);
   push_fields(L, d->code, d->status, d->kind, &d->cls);
+  set_str(L, "code_source", d->code_source);
+  if (d->code_inferred) set_int(L, "code_inferred", d->code_inferred);
   push_lines(L, d->lines, d->nlines);
 }
 

@@ -22,7 +22,7 @@ static PyObject *reason_str[SMTPC_REASON_COUNT];
 typedef struct {
   PyObject_HEAD
   PyObject *code, *status, *text, *lines, *kind, *temporary, *reason, *hard_bounce, *retry,
-      *retry_after, *greylisted, *provider, *command;
+      *retry_after, *greylisted, *provider, *command, *code_source, *code_inferred;
 } ReplyObject;
 
 #define REPLY_FIELDS(XX)                                                            \
@@ -38,7 +38,9 @@ typedef struct {
   XX(retry_after, "seconds to wait before a retry when the reply implies it, or None") \
   XX(greylisted, "True for a greylisting deferral")                                \
   XX(provider, "provider whose rules matched ('google', 'microsoft' ...), or None") \
-  XX(command, "command the reply answered, given or named by its framing ('RCPT' ...), or None")
+  XX(command, "command the reply answered, given or named by its framing ('RCPT' ...), or None") \
+  XX(code_source, "where code came from: 'text', 'given', 'provider' (then see code_inferred) or None") \
+  XX(code_inferred, "the code the provider documents for this text when the text held none, else None")
 
 static PyTypeObject ReplyType;
 
@@ -50,7 +52,8 @@ static PyObject *opt_str(const char *s) {
 }
 
 static PyObject *reply_build(int code, const char *status, const char *kind, const smtpc_class *c,
-                             const smtpc_span *lines, size_t nlines) {
+                             const smtpc_span *lines, size_t nlines, const char *code_source,
+                             int code_inferred) {
   ReplyObject *r = PyObject_New(ReplyObject, &ReplyType);
   size_t i, total = 0;
   char *joined, *w;
@@ -67,6 +70,8 @@ static PyObject *reply_build(int code, const char *status, const char *kind, con
   r->greylisted = PyBool_FromLong(c->greylisted);
   r->provider = opt_str(c->provider);
   r->command = opt_str(c->command);
+  r->code_source = opt_str(code_source);
+  r->code_inferred = code_inferred ? PyLong_FromLong(code_inferred) : (Py_INCREF(Py_None), Py_None);
   r->lines = PyTuple_New((Py_ssize_t)nlines);
   r->text = NULL;
   if (r->lines) {
@@ -94,7 +99,8 @@ static PyObject *reply_build(int code, const char *status, const char *kind, con
     }
   }
   if (!r->code || !r->status || !r->kind || !r->temporary || !r->hard_bounce || !r->retry ||
-      !r->retry_after || !r->greylisted || !r->provider || !r->command || !r->lines || !r->text) {
+      !r->retry_after || !r->greylisted || !r->provider || !r->command || !r->code_source ||
+      !r->code_inferred || !r->lines || !r->text) {
     Py_DECREF(r);
     return NULL;
   }
@@ -102,7 +108,8 @@ static PyObject *reply_build(int code, const char *status, const char *kind, con
 }
 
 PyObject *pysmtpc_reply_new(const smtpc_decoded *d) {
-  return reply_build(d->code, d->status, d->kind, &d->cls, d->lines, d->nlines);
+  return reply_build(d->code, d->status, d->kind, &d->cls, d->lines, d->nlines, d->code_source,
+                     d->code_inferred);
 }
 
 static void reply_dealloc(ReplyObject *r) {
@@ -384,7 +391,8 @@ static PyObject *reader_next(ReaderObject *self) {
   if (rc == 0) return NULL; /* StopIteration */
   if (rc < 0) return reader_raise(self);
   smtpc_classify_lines(rep.code, rep.status, rep.lines, rep.nlines, NULL, &cls);
-  return reply_build(rep.code, rep.status, smtpc_kind(rep.code, rep.status), &cls, rep.lines, rep.nlines);
+  return reply_build(rep.code, rep.status, smtpc_kind(rep.code, rep.status), &cls, rep.lines, rep.nlines,
+                     rep.code ? "text" : NULL, 0);
 }
 
 static PyObject *reader_pending(ReaderObject *self, void *unused) {

@@ -34,6 +34,10 @@ class Reply:
     def provider(self) -> Optional[str]: ...
     @property
     def command(self) -> Optional[str]: ...
+    @property
+    def code_source(self) -> Optional[str]: ...  # "text", "given", "provider" or None
+    @property
+    def code_inferred(self) -> Optional[int]: ...  # the provider's documented code; code stays None
     def to_dict(self) -> dict: ...
 
 class Explanation(Tuple[str, str, str, str]):

@@ -89,6 +89,7 @@ static PyObject *result_new(const smtpc_result *src) {
     } else {
       memset(d, 0, sizeof *d);
       d->code = src->reply.code;
+      d->code_source = "text"; /* read off the wire */
       memcpy(d->status, src->reply.status, SMTPC_STATUS_SIZE);
       d->kind = smtpc_kind(src->reply.code, src->reply.status);
       d->cls = src->cls;

@@ -77,6 +77,41 @@ static void framing(void **state) {
   vec_free(t);
 }
 
+/* code_source / code_inferred: tests/vectors/inferred_codes.tsv (Google's documented pairs). */
+static void inferred_codes(void **state) {
+  vec_table *t = vec_load("inferred_codes.tsv");
+  int i;
+  (void)state;
+  assert_true(t->nrows >= 15);
+  for (i = 0; i < t->nrows; i++) {
+    const vec_row *row = &t->rows[i];
+    const char *id = row->field[0], *want_src = vec_get(t, row, "code_source", NULL);
+    size_t len;
+    const char *text = vec_get(t, row, "text", &len);
+    smtpc_context ctx = {NULL, nz(vec_get(t, row, "host", NULL))};
+    smtpc_decoded d;
+    if (smtpc_decode(text, len, &ctx, &d) != 0) fail_msg("%s: decode failed", id);
+    if (d.code != atoi(vec_get(t, row, "code", NULL))) fail_msg("%s: code %d", id, d.code);
+    if (d.code_inferred != atoi(vec_get(t, row, "code_inferred", NULL)))
+      fail_msg("%s: code_inferred %d", id, d.code_inferred);
+    if (want_src[0] ? (d.code_source == NULL || strcmp(d.code_source, want_src) != 0) : d.code_source != NULL)
+      fail_msg("%s: code_source %s", id, d.code_source ? d.code_source : "(none)");
+  }
+  vec_free(t);
+  /* a code the caller gives is "given", and nothing is inferred beside it */
+  {
+    smtpc_decoded d;
+    const char *txt = "The email account that you tried to reach does not exist. - gsmtp";
+    assert_int_equal(smtpc_classify(550, NULL, txt, strlen(txt), NULL, &d), 0);
+    assert_string_equal(d.code_source, "given");
+    assert_int_equal(d.code_inferred, 0);
+    assert_int_equal(smtpc_classify(0, "5.1.1", txt, strlen(txt), NULL, &d), 0);
+    assert_string_equal(d.code_source, "provider");
+    assert_int_equal(d.code_inferred, 550);
+    assert_int_equal(d.code, 0);
+  }
+}
+
 /* Framing is looked for only while no code was found: a reply that starts with its code keeps
  * later codes in its text; a code needs text after it and a boundary before it; only failure
  * codes (4xx/5xx) start a framed reply. */
@@ -110,6 +145,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(held_out),
     cmocka_unit_test(framing),
+    cmocka_unit_test(inferred_codes),
     cmocka_unit_test(framing_edges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

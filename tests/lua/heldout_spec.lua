@@ -26,6 +26,18 @@ describe("held-out replies", function()
     assert.is_true(hard_ok / #rows >= 0.99, msg)
   end)
 
+  for _, row in ipairs(vectors.load("inferred_codes.tsv")) do
+    it("inferred code " .. row.id, function()
+      local r = assert(smtpcode.decode(row.text, {host = opt(row.host)}))
+      local code, inferred = tonumber(row.code), tonumber(row.code_inferred)
+      if code == 0 then code = nil end
+      if inferred == 0 then inferred = nil end
+      assert.are.equal(code, r.code)
+      assert.are.equal(opt(row.code_source), r.code_source)
+      assert.are.equal(inferred, r.code_inferred)
+    end)
+  end
+
   for _, row in ipairs(vectors.load("framing.tsv")) do
     it("framing " .. row.id, function()
       local r = assert(smtpcode.decode(row.input))

@@ -105,3 +105,29 @@ def test_corpus_contract_holds_on_every_row():
     """Whatever the reason, the decision is internally consistent on real data."""
     for row in load_corpus():
         assert_reply_contract(classify_row(row))
+
+
+def test_corpus_reply_code():
+    """The reply code, on the rows that have one: found in the text by decode(), and found or
+    inferred (code_inferred, the provider's documented code for words whose own code was
+    stripped on the way: Sisimai removes "550-5.7.26" prefixes from Gmail's folded replies
+    after reading the code). Both are printed; every inferred code must be the row's."""
+    rows = [row for row in load_corpus() if row["reply_code"]]
+    found = inferred = 0
+    wrong = []
+    for row in rows:
+        r = smtpcode.decode(row["diagnostic"])
+        if r.code is not None:
+            found += 1
+            assert r.code_source == "text"
+        elif r.code_inferred is not None:
+            inferred += 1
+            if str(r.code_inferred) != row["reply_code"]:
+                wrong.append("%s: inferred %d, row %s" % (row["id"], r.code_inferred, row["reply_code"]))
+    n = len(rows)
+    print("\nreply code on %d rows that have one: found in the text %d (%.1f%%); found or inferred %d "
+          "(%.1f%%); inferred %d, of which disagree with the row: %d"
+          % (n, found, 100.0 * found / n, found + inferred, 100.0 * (found + inferred) / n, inferred, len(wrong)))
+    assert not wrong, wrong
+    assert found / n >= 0.91, "code found in the text on %.1f%% (was 91.9%%)" % (100.0 * found / n)
+    assert (found + inferred) / n >= 0.95

@@ -81,3 +81,23 @@ def test_classify_takes_the_command_from_framing_too():
     assert r.command == "DATA" and r.reason == "filtered"
     r = smtpcode.classify(550, None, "No such user")
     assert r.command is None and r.reason == "userunknown"
+
+
+def test_inferred_codes():
+    """code stays what the text holds; code_inferred is Google's documented code for words that
+    lost theirs, only when exactly one fits (tests/vectors/inferred_codes.tsv)."""
+    rows = vectors.load("inferred_codes.tsv")
+    assert len(rows) >= 15
+    for row in rows:
+        ident = vectors.text(row["id"])
+        ctx = {"host": vectors.text(row["host"])} if row["host"] else {}
+        r = smtpcode.decode(row["text"], **ctx)
+        assert r.code == (int(row["code"]) or None), ident
+        assert r.code_source == (vectors.text(row["code_source"]) or None), ident
+        assert r.code_inferred == (int(row["code_inferred"]) or None), ident
+        assert r.to_dict()["code_inferred"] == r.code_inferred
+    text = "The email account that you tried to reach does not exist. - gsmtp"
+    r = smtpcode.classify(550, None, text)
+    assert (r.code, r.code_source, r.code_inferred) == (550, "given", None)
+    r = smtpcode.classify(None, "5.1.1", text)
+    assert (r.code, r.code_source, r.code_inferred) == (None, "provider", 550)
