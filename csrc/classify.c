@@ -48,7 +48,8 @@ enum kind {
   K_HOST,     /* host suffix naming a provider ("." suffix "\n")               */
   K_GREY,     /* greylisting phrase                                            */
   K_AFTER,    /* "retry in", followed by a number and a unit                   */
-  K_CMD       /* framing that names the command the reply answered             */
+  K_CMD,      /* framing that names the command the reply answered             */
+  K_PCODE     /* words a provider documents with one reply code (reason = index) */
 };
 
 /* Commands named by rules/commands.def, in rule order: the K_CMD rules come last in rules[],
@@ -89,6 +90,9 @@ static const rule rules[] = {
 #include "rules/greylist.def"
 #undef GREY
 #undef AFTER
+#define PCODE(pv, code, status, text) {K_PCODE, 0, 0, PV_##pv},
+#include "rules/provider_codes.def"
+#undef PCODE
 #define CMD(name, text) {K_CMD, 0, 0, 0},
 #include "rules/commands.def"
 #undef CMD
@@ -115,14 +119,34 @@ static const char *const patterns[] = {
 #include "rules/greylist.def"
 #undef GREY
 #undef AFTER
+#define PCODE(pv, code, status, text) text,
+#include "rules/provider_codes.def"
+#undef PCODE
 #define CMD(name, text) text,
 #include "rules/commands.def"
 #undef CMD
 };
 
+/* What a provider documents beside its words (rules/provider_codes.def); the K_PCODE rules sit
+ * just before the K_CMD ones, so rule i is pcode_rules[i - g_pcode_base]. */
+typedef struct pcode_rule {
+  short code;
+  const char *status;
+} pcode_rule;
+
+static const pcode_rule pcode_rules[] = {
+#define PCODE(pv, code, status, text) {code, status},
+#include "rules/provider_codes.def"
+#undef PCODE
+};
+
 #define NRULES (sizeof rules / sizeof rules[0])
 #define NCMDS (sizeof cmd_marker_name / sizeof cmd_marker_name[0])
+#define NPCODES (sizeof pcode_rules / sizeof pcode_rules[0])
 static const size_t g_cmd_base = NRULES - NCMDS;
+static const size_t g_pcode_base = NRULES - NCMDS - NPCODES;
+/* one bit per documented phrase in scan.pcodes */
+typedef char pcodes_fit_in_64_bits[NPCODES <= 64 ? 1 : -1];
 
 /* ---- status and code tables ------------------------------------------------------------- */
 
@@ -219,6 +243,7 @@ typedef struct scan {
   const char *chunk;                   /* bytes being scanned (for K_AFTER)         */
   int in_frame;                        /* scanning the framing around the reply     */
   int cmd;                             /* last command marker seen, -1 none         */
+  uint64_t pcodes;                     /* documented phrases seen (bit i - base)    */
   size_t chunk_len;
 } scan;
 
@@ -281,6 +306,9 @@ static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) 
   switch (r->kind) {
   case K_CMD:
     st->cmd = (int)(pat - g_cmd_base);
+    break;
+  case K_PCODE:
+    st->pcodes |= (uint64_t)1 << (pat - g_pcode_base);
     break;
   case K_PHRASE:
     take_phrase(st, r->reason, r->prio);
@@ -490,6 +518,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
   st.heads = 0;
   st.in_frame = 0;
   st.cmd = -1;
+  st.pcodes = 0;
 
   if (g_ok) {
     smtpc__ac_scan sc;
@@ -558,6 +587,21 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
       reason = R(FILTERED);
   }
   decided = reason >= 0 || st.best_prio >= 3;
+
+  /* With no reply code: the one code this provider documents for the words seen (a status in
+   * hand must be the documented one; two codes fitting give none). */
+  if (code == 0 && pv != PV_NONE && st.pcodes) {
+    for (i = 0; i < NPCODES; i++) {
+      const pcode_rule *e = &pcode_rules[i];
+      if (!(st.pcodes & ((uint64_t)1 << i)) || rules[g_pcode_base + i].provider != pv) continue;
+      if (status != NULL && strcmp(status, e->status) != 0) continue;
+      if (out->documented_code && out->documented_code != e->code) {
+        out->documented_code = 0;
+        break;
+      }
+      out->documented_code = e->code;
+    }
+  }
 
   /* 2-4. phrases, status, code */
   sr = status_lookup(status);

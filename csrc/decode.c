@@ -308,6 +308,21 @@ static void status_from_text(smtpc_decoded *out) {
   }
 }
 
+/* Where the code came from. With none in the text, the recognised provider may document one
+ * code for these words (classify.c, rules/provider_codes.def): reported apart, `code` stays 0.
+ * Nothing is guessed from a status alone: the registry pairs most enhanced codes with several
+ * replies (5.2.2 arrives as 552 and as 550), so a status names a class, not a code. */
+static void code_source(smtpc_decoded *out, int given) {
+  out->code_inferred = 0;
+  out->code_source = NULL;
+  if (out->code) {
+    out->code_source = given ? "given" : "text";
+  } else if (out->cls.documented_code) {
+    out->code_inferred = out->cls.documented_code;
+    out->code_source = "provider";
+  }
+}
+
 static void finish(smtpc_decoded *out, const smtpc_context *ctx) {
   out->kind = smtpc_kind(out->code, out->status);
   smtpc__classify_framed(out->code, out->status, out->frame, out->lines, out->nlines, out->frame_tail,
@@ -320,7 +335,7 @@ int smtpc_decode(const char *text, size_t len, const smtpc_context *ctx, smtpc_d
   if (out->nlines == 0 && out->code == 0) return SMTPC_EEMPTY;
   status_from_text(out);
   finish(out, ctx);
-  smtpc__infer_code(out, 0);
+  code_source(out, 0);
   return 0;
 }
 
@@ -340,6 +355,6 @@ int smtpc_classify(int code, const char *status, const char *text, size_t len, c
   if (st[0]) memcpy(out->status, st, sizeof st);
   status_from_text(out);
   finish(out, ctx);
-  smtpc__infer_code(out, code != 0);
+  code_source(out, code != 0);
   return 0;
 }

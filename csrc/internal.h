@@ -17,7 +17,5 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
 /* classify.c: reason set from outside the text rules (a bounce format that names it); hard_bounce
  * and retry follow from it and the class (2, 4, 5; 0 = unknown). out->temporary must be set. */
 void smtpc__class_set_reason(smtpc_class *out, int reason, int klass);
-/* infer.c: code_source / code_inferred, after classification (given: the caller passed the code). */
-void smtpc__infer_code(smtpc_decoded *d, int given);
 
 #endif

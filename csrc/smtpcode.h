@@ -229,6 +229,8 @@ typedef struct smtpc_class {
   const char *command;  /* the command the reply answered: the context's, else the one the
                            text's framing names ("in reply to RCPT TO command"): "RCPT",
                            "MAIL", "DATA", "CONN", "HELO", "EHLO" ...; NULL when unknown */
+  int documented_code;  /* with no reply code: the one code the recognised provider's own
+                           table gives for these words (rules/provider_codes.def), else 0 */
 } smtpc_class;
 
 #define SMTPC_DECODE_MAX_LINES SMTPC_MAX_LINES_DEFAULT

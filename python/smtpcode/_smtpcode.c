@@ -51,6 +51,21 @@ static PyObject *opt_str(const char *s) {
   return PyUnicode_FromString(s);
 }
 
+/* code_source is one of a few fixed words: the same str objects every time. */
+static PyObject *source_str(const char *s) {
+  static const char *const names[] = {"text", "given", "provider"};
+  static PyObject *cache[3];
+  size_t i;
+  if (s == NULL) Py_RETURN_NONE;
+  for (i = 0; i < 3; i++) {
+    if (strcmp(s, names[i]) != 0) continue;
+    if (cache[i] == NULL && (cache[i] = PyUnicode_InternFromString(names[i])) == NULL) return NULL;
+    Py_INCREF(cache[i]);
+    return cache[i];
+  }
+  return PyUnicode_FromString(s);
+}
+
 static PyObject *reply_build(int code, const char *status, const char *kind, const smtpc_class *c,
                              const smtpc_span *lines, size_t nlines, const char *code_source,
                              int code_inferred) {
@@ -70,7 +85,7 @@ static PyObject *reply_build(int code, const char *status, const char *kind, con
   r->greylisted = PyBool_FromLong(c->greylisted);
   r->provider = opt_str(c->provider);
   r->command = opt_str(c->command);
-  r->code_source = opt_str(code_source);
+  r->code_source = source_str(code_source);
   r->code_inferred = code_inferred ? PyLong_FromLong(code_inferred) : (Py_INCREF(Py_None), Py_None);
   r->lines = PyTuple_New((Py_ssize_t)nlines);
   r->text = NULL;
