@@ -138,6 +138,8 @@ typedef struct parser {
   const unsigned char *s;
   size_t len;
   size_t errpos;
+  int plain; /* the input is printable ASCII and libidn2 wrote nothing: then the result is
+                input octets (letters lower-cased) and ASCII punctuation, clean by making */
 } parser;
 
 /* Growable-by-nothing text buffer: appends fail once cap would be exceeded. */
@@ -162,7 +164,7 @@ static int fail(parser *p, int kind, size_t pos) {
 /* Pass 1: UTF-8 and controls over the whole input. */
 static int scan_chars(parser *p) {
   size_t i = 0;
-  if (plain_ascii(p->s, p->len)) return 0;
+  if ((p->plain = plain_ascii(p->s, p->len)) != 0) return 0;
   while (i < p->len) {
     uint32_t cp;
     size_t n;
@@ -421,6 +423,7 @@ static int idna_label(parser *p, const unsigned char *s, size_t n, size_t pos, i
   size_t alen;
   int rc, k = 0;
 
+  p->plain = 0;
   memcpy(in, s, n);
   in[n] = '\0';
   rc = idn2_lookup_u8((const uint8_t *)in, &a, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
@@ -454,11 +457,16 @@ static int parse_label(parser *p, size_t start, size_t end, int nonascii, text *
                        text *utf8) {
   const unsigned char *s = p->s + start;
   size_t n = end - start, i;
-  int k;
   if (!nonascii) {
+    /* check_ldh_label and the lower-casing in one pass (LDH octets lower-case with | 0x20:
+     * digits and '-' have that bit already) */
     unsigned char low[SMTPC_ADDR_MAX_LABEL];
-    if ((k = check_ldh_label(p, s, n, start)) != 0) return k;
-    for (i = 0; i < n; i++) low[i] = lower(s[i]);
+    for (i = 0; i < n; i++) {
+      if (!is_ldh(s[i])) return fail(p, SMTPC_ADDR_EBAD_DOMAIN_CHAR, start + i);
+      if (i < SMTPC_ADDR_MAX_LABEL) low[i] = (unsigned char)(s[i] | 0x20);
+    }
+    if (n > SMTPC_ADDR_MAX_LABEL) return fail(p, SMTPC_ADDR_ELABEL_TOO_LONG, start);
+    if (s[0] == '-' || s[n - 1] == '-') return fail(p, SMTPC_ADDR_EHYPHEN_LABEL, start);
     if (n > 4 && memcmp(low, "xn--", 4) == 0)
       return idna_label(p, low, n, start, 1, ascii, utf8);
     if (text_put(ascii, low, n) < 0 || text_put(utf8, low, n) < 0)
@@ -542,11 +550,12 @@ static int parse_all(parser *p, smtpc_address *out) {
   /* Belt and braces: what leaves here goes into command lines. libidn2 produced part of it,
    * so check the result as strictly as the input. Printable ASCII (nearly always) is clean
    * and needs no SMTPUTF8 at once. */
+  if (p->plain) return 0;
   if (plain_ascii((const unsigned char *)out->address, addr.len) &&
       plain_ascii((const unsigned char *)out->ascii_address, aaddr.len))
     return 0;
   {
-    parser check = {(const unsigned char *)out->address, addr.len, 0};
+    parser check = {(const unsigned char *)out->address, addr.len, 0, 0};
     if (scan_chars(&check) != 0) return fail(p, SMTPC_ADDR_ECONTROL_CHAR, 0);
     for (i = 0; i < aaddr.len; i++) {
       unsigned char c = (unsigned char)out->ascii_address[i];
@@ -576,6 +585,7 @@ int smtpc_parse_address(const char *s, size_t len, smtpc_address *out, int *kind
   p.s = (const unsigned char *)(s != NULL ? s : "");
   p.len = len;
   p.errpos = 0;
+  p.plain = 0;
   k = parse_all(&p, out);
   if (k == 0) return 0;
   /* Nothing half-parsed is left behind for a caller that ignores the return value. */
