@@ -282,7 +282,7 @@ static long closest(const char *d, size_t n, int limit) {
   uint32_t mask;
   long best = -1;
   int best_cost = 99, second = 99;
-  size_t k, dl, lo, hi, i, ns = 0;
+  size_t k, dl, lo, hi, pl, i, ns = 0;
   unsigned char bag[NBAG], survivors[256]; /* popular.txt holds at most 255 (the generator) */
   signed char sfx[SMTPC__MAX_SUFFIXES];
   if (n > MAXLEN || dot == NULL) return -1;
@@ -292,9 +292,8 @@ static long closest(const char *d, size_t n, int limit) {
    * pl - label_bound(pl) never shrinks, so the lengths in reach are one run. */
   for (lo = dl > 3 ? dl - 3 : 0; lo + (size_t)label_bound(lo) < dl;) lo++;
   for (hi = dl + 3; hi - (size_t)label_bound(hi) > dl;) hi--;
-  lo = smtpc__popular_from[lo];
-  hi = smtpc__popular_from[hi + 1 < 41 ? hi + 1 : 41];
-  if (lo == hi) return -1;
+  if (hi > 40) hi = 40;
+  if (smtpc__popular_from[lo] == smtpc__popular_from[hi + 1]) return -1;
   mask = letters(d, dl);
   memset(bag, 0, sizeof bag);
   for (k = 0; k < dl; k++) bag[bag_slot((unsigned char)d[k])]++;
@@ -302,12 +301,15 @@ static long closest(const char *d, size_t n, int limit) {
   /* The cheap bounds (whole lengths; letters one label has and the other lacks, each costing
    * a half edit at least) are taken for every target without a branch, listing the
    * survivors: nearly every target fails them, and a branch on each would be mispredicted
-   * often. */
-  for (k = lo; k < hi; k++) {
-    const smtpc__popular_domain *p = &smtpc__popular[k];
-    size_t pn = p->len;
-    survivors[ns] = (unsigned char)k;
-    ns += (pn + 2 >= n) & (n + 2 >= pn) & (letters_apart(p->mask, mask) <= label_bound(p->label));
+   * often. One run of targets a label length, so the bound is the run's. */
+  for (pl = lo; pl <= hi; pl++) {
+    int lb = label_bound(pl);
+    for (k = smtpc__popular_from[pl]; k < smtpc__popular_from[pl + 1]; k++) {
+      const smtpc__popular_domain *p = &smtpc__popular[k];
+      size_t pn = p->len;
+      survivors[ns] = (unsigned char)k;
+      ns += (pn + 2 >= n) & (n + 2 >= pn) & (letters_apart(p->mask, mask) <= lb);
+    }
   }
   for (i = 0; i < ns; i++) {
     int c = typo_cost(d, n, dl, bag, sfx, &smtpc__popular[survivors[i]]);
