@@ -149,14 +149,14 @@ static const uint16_t keys[128] = {
 };
 #undef K
 
-static int adjacent(unsigned char a, unsigned char b) {
-  unsigned pa = a < 128 ? keys[a] : 0, pb = b < 128 ? keys[b] : 0;
-  int dy, dx;
-  if (!pa || !pb) return 0;
-  dy = (int)(pa >> 6) - (int)(pb >> 6);
-  dx = (int)(pa & 63) - (int)(pb & 63);
-  if (dy == 0) return dx == 4 || dx == -4;
-  return (dy == 1 || dy == -1) && dx >= -3 && dx <= 3;
+static unsigned key_of(unsigned char c) { return c < 128 ? keys[c] : 0; }
+
+/* Two key positions (key_of) are neighbours; worked out without a branch, since the
+ * distance below asks for every pair of differing letters. */
+static int near(unsigned pa, unsigned pb) {
+  int dy = (int)(pa >> 6) - (int)(pb >> 6), dx = (int)(pa & 63) - (int)(pb & 63);
+  return (pa != 0) & (pb != 0) &
+         (((dy == 0) & ((dx == 4) | (dx == -4))) | (((dy == 1) | (dy == -1)) & (dx >= -3) & (dx <= 3)));
 }
 
 #define MAXLEN 40 /* popular domains are shorter; typed ones within 2 octets of one */
@@ -167,24 +167,34 @@ static int min2(int a, int b) { return a < b ? a : b; }
  * bound is reported as bound + 1. */
 static int distance(const char *a, size_t n, const char *b, size_t m, int bound) {
   int rows[3][MAXLEN + 1], *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+  int ins[MAXLEN + 1];
+  unsigned kb[MAXLEN + 1];
   size_t i, j;
   int prev_best = 0; /* a transposition reaches back two rows: stop when both are over */
+  /* what depends on the target letter alone, once: its key, and the cost of inserting it
+   * where the typist left it out (cheap when it was a double: gmal) */
+  for (j = 1; j <= m; j++) {
+    kb[j] = key_of((unsigned char)b[j - 1]);
+    ins[j] = (j >= 2 && b[j - 1] == b[j - 2]) ? 1 : 2;
+  }
   for (j = 0; j <= m; j++) prev[j] = 2 * (int)j;
   for (i = 1; i <= n; i++) {
     int best;
+    unsigned char ca = (unsigned char)a[i - 1];
+    unsigned ka = key_of(ca);
     /* deleting a typed letter: cheap when it doubles its neighbour (gmaill) */
     int del_i = (i >= 2 && a[i - 1] == a[i - 2]) ? 1 : 2;
     cur[0] = prev[0] + del_i;
     best = cur[0];
     for (j = 1; j <= m; j++) {
-      int sub = a[i - 1] == b[j - 1] ? 0 : adjacent((unsigned char)a[i - 1], (unsigned char)b[j - 1]) ? 1 : 2;
-      /* inserting a target letter the typist left out: cheap when it was a double (gmal) */
-      int ins = (j >= 2 && b[j - 1] == b[j - 2]) ? 1 : 2;
-      int d = min2(prev[j - 1] + sub, min2(prev[j] + del_i, cur[j - 1] + ins));
-      if (i >= 2 && j >= 2 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && a[i - 1] != a[i - 2])
-        d = min2(d, prev2[j - 2] + 1);
+      int sub = ca == (unsigned char)b[j - 1] ? 0 : 2 - near(ka, kb[j]);
+      int d = min2(prev[j - 1] + sub, min2(prev[j] + del_i, cur[j - 1] + ins[j]));
+      if (i >= 2 && j >= 2) {
+        int swapped = (a[i - 1] == b[j - 2]) & (a[i - 2] == b[j - 1]) & (a[i - 1] != a[i - 2]);
+        d = min2(d, swapped ? prev2[j - 2] + 1 : d);
+      }
       cur[j] = d;
-      if (d < best) best = d;
+      best = min2(best, d);
     }
     if (best > bound && prev_best > bound) return bound + 1;
     prev_best = best;
