@@ -74,24 +74,25 @@ static size_t lower_copy(char *buf, const char *s, size_t n) {
 typedef struct domain_hashes {
   uint32_t whole;
   size_t nparents;
-  uint32_t hash[SMTPC_ADDR_DOMAIN_SIZE / 2 + 1]; /* a label and its dot take 2 octets or more */
-  unsigned char at[SMTPC_ADDR_DOMAIN_SIZE / 2 + 1]; /* where that name starts in the domain */
+  uint32_t hash[SMTPC_ADDR_DOMAIN_SIZE]; /* one an octet at most: smtpc_is_disposable_domain */
+  unsigned char at[SMTPC_ADDR_DOMAIN_SIZE]; /* takes "a..b" too; where that name starts */
 } domain_hashes;
 
 /* d is lower case with no trailing dot, n <= SMTPC_ADDR_MAX_DOMAIN. */
 static void hash_domain(const char *d, size_t n, domain_hashes *dh) {
   uint32_t h = FNV_BASIS;
   int dotted = 0; /* a dot seen: the name from here on is not a bare top-level domain */
-  dh->nparents = 0;
+  size_t k = 0;
   while (n > 0) {
     unsigned char c = (unsigned char)d[--n];
     h = (h ^ c) * FNV_PRIME;
     dotted |= c == '.';
-    if (dotted && (n == 0 || d[n - 1] == '.')) {
-      dh->hash[dh->nparents] = h;
-      dh->at[dh->nparents++] = (unsigned char)n;
-    }
+    /* kept when a label starts here, written either way (no branch): k <= the labels so far */
+    dh->hash[k] = h;
+    dh->at[k] = (unsigned char)n;
+    k += (size_t)(dotted & ((n == 0) | (d[n ? n - 1 : 0] == '.')));
   }
+  dh->nparents = k;
   dh->whole = h;
 }
 
@@ -255,8 +256,9 @@ static int bag_distance(const unsigned char typed[NBAG], size_t tn, const char *
   size_t i, matched = 0;
   memcpy(left, typed, NBAG);
   for (i = 0; i < n; i++) {
-    int k = bag_slot((unsigned char)s[i]);
-    if (left[k]) left[k]--, matched++;
+    int k = bag_slot((unsigned char)s[i]), have = left[k] != 0; /* no branch: a coin toss */
+    left[k] = (unsigned char)(left[k] - have);
+    matched += (size_t)have;
   }
   return (int)(tn - matched > n - matched ? tn - matched : n - matched);
 }
