@@ -505,7 +505,10 @@ static int parse_domain(parser *p, size_t base, text *ascii, text *utf8, int *li
   for (;;) {
     size_t e = i;
     int nonascii = 0;
-    while (e < p->len && s[e] != '.') nonascii |= s[e++] >= 0x80;
+    if (p->plain) /* printable ASCII throughout: only the dot to find */
+      while (e < p->len && s[e] != '.') e++;
+    else
+      while (e < p->len && s[e] != '.') nonascii |= s[e++] >= 0x80;
     if (e == i) return fail(p, SMTPC_ADDR_EEMPTY_LABEL, i);
     if (i != base && (text_put(ascii, ".", 1) < 0 || text_put(utf8, ".", 1) < 0))
       return fail(p, SMTPC_ADDR_EDOMAIN_TOO_LONG, base);

@@ -123,10 +123,18 @@ int smtpc_is_free_provider(const char *domain, size_t len) {
 int smtpc_is_role_local(const char *local, size_t len) {
   char buf[SMTPC_ADDR_DOMAIN_SIZE];
   const char *plus;
+  uint32_t h = FNV_BASIS;
+  size_t i;
   if (local == NULL || len == 0 || local[0] == '"') return 0; /* quoted: no role name */
   if ((plus = memchr(local, '+', len)) != NULL) len = (size_t)(plus - local); /* sub-address */
-  if ((len = lower_copy(buf, local, len)) == 0) return 0;
-  return set_has(&smtpc__role, buf, len);
+  if (len == 0 || len > SMTPC_ADDR_MAX_DOMAIN) return 0;
+  for (i = len; i-- > 0;) { /* lower-cased and hashed in one pass, from the end as set_hash */
+    unsigned char c = (unsigned char)local[i];
+    c = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    buf[i] = (char)c;
+    h = (h ^ c) * FNV_PRIME;
+  }
+  return set_has_hashed(&smtpc__role, h, buf, len);
 }
 
 /* ---- typo distance -------------------------------------------------------------------- */
