@@ -547,8 +547,13 @@ static int parse_all(parser *p, smtpc_address *out) {
   if ((k = scan_chars(p)) != 0) return k;
   if ((k = parse_local(p, &local, &at)) != 0) return k;
   if ((k = parse_domain(p, at + 1, &ascii, &utf8, &out->literal)) != 0) return k;
-  if (join(&addr, &local, &utf8) || join(&aaddr, &local, &ascii))
+  if (join(&addr, &local, &utf8)) return fail(p, SMTPC_ADDR_ETOO_LONG, 0);
+  if (p->plain) { /* libidn2 wrote nothing: the two domain forms are one text */
+    memcpy(out->ascii_address, out->address, addr.len + 1);
+    aaddr.len = addr.len;
+  } else if (join(&aaddr, &local, &ascii)) {
     return fail(p, SMTPC_ADDR_ETOO_LONG, 0);
+  }
 
   /* Belt and braces: what leaves here goes into command lines. libidn2 produced part of it,
    * so check the result as strictly as the input. Printable ASCII (nearly always) is clean
