@@ -71,6 +71,20 @@ describe("smtpcode.verify through a proxy and with a cache", function()
     for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(db .. suffix) end
   end)
 
+  it("inspects a cached result as a live one (suggestion, role, disposable)", function()
+    local db = os.tmpname()
+    os.remove(db)
+    local list = { "taro@gmail.con", "postmaster@users.mta.test" }
+    run(list, { cache = db })
+    local warm = run(list, { cache = db })
+    local t, pm = warm["taro@gmail.con"], warm["postmaster@users.mta.test"]
+    assert.are.same({ true, "undeliverable", "hostunknown", "taro@gmail.com" },
+                    { t.cached, t.verdict, t.reason, t.suggestion })
+    assert.are.same({ true, true, false }, { pm.cached, pm.role, pm.disposable })
+    assert.is_nil(pm.suggestion)
+    for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(db .. suffix) end
+  end)
+
   it("says which cache file is unusable", function()
     local db = os.tmpname()
     local f = assert(io.open(db, "wb"))

@@ -95,6 +95,66 @@ def test_catch_all_answer_is_remembered(mail_world, tmp_path):
                          ).fetchone() == (1,)
 
 
+def probe_rcpts(mta_log, mark):
+    """The catch-all probes (RCPT TO a random smtpc-... address) Postfix rejected since mark."""
+    return [ln for ln in mta_log.lines_since(mark) if "reject: RCPT" in ln and "<smtpc-" in ln]
+
+
+def test_catch_all_answer_after_the_last_result_is_stored(mail_world, mta_log, tmp_path):
+    # Every address of users.mta.test here is rejected: each result goes out with its 550,
+    # before the probe RCPT behind them is answered (so no result carries the answer).
+    db = str(tmp_path / "c.sqlite")
+    rejected = ["nobody@users.mta.test", "moved@users.mta.test"]
+    mark = mta_log.mark()
+    cold = run_map(rejected, cache=db)
+    assert all(r.verdict == "undeliverable" and r.catch_all is None for r in cold.values())
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT catch_all FROM domains WHERE domain = 'users.mta.test'"
+                         ).fetchone() == (0,)
+    time.sleep(1.0)  # postlogd writes asynchronously
+    assert len(probe_rcpts(mta_log, mark)) == 1          # the probe the answer came from
+    # the same input again: all from the file, no connection
+    mark = mta_log.mark()
+    warm = run_map(rejected, cache=db)
+    assert all(r.cached for r in warm.values())
+    time.sleep(1.0)
+    assert connects(mta_log, mark) == []
+    # a new address of the domain is probed, without a catch-all probe: the answer is used
+    mark = mta_log.mark()
+    r = run_map(["alice@users.mta.test"], cache=db)["alice@users.mta.test"]
+    assert (r.cached, r.verdict, r.catch_all) == (False, "deliverable", False)
+    time.sleep(1.0)
+    assert len(connects(mta_log, mark)) == 1 and probe_rcpts(mta_log, mark) == []
+
+
+def test_cached_results_are_inspected_as_live_ones(mail_world, mta_log, tmp_path):
+    # disposable, role, free_provider and suggestion are made again on reading, by the rules
+    # of a live result (tests/fixtures/dns/conf.d/inspect.conf: gmail.con and yahoo.co.jpp do
+    # not exist; gmail.com has no answer in this world: unknown, kept here for 600 s)
+    db = str(tmp_path / "c.sqlite")
+    fields = ("verdict", "reason", "disposable", "role", "free_provider", "suggestion")
+    want = {
+        "taro@gmail.con": ("undeliverable", "hostunknown", False, False, False,
+                           "taro@gmail.com"),
+        "hanako@yahoo.co.jpp": ("undeliverable", "hostunknown", False, False, False,
+                                "hanako@yahoo.co.jp"),
+        "postmaster@users.mta.test": ("deliverable", "delivered", False, True, False, None),
+        "someone@mailinator.com": ("risky", "delivered", True, False, False, None),
+        "taro@gmail.com": ("unknown", "networkerror", False, False, True, None),
+        "moved@users.mta.test": ("undeliverable", "hasmoved", False, False, False, None),
+    }
+    kw = dict(cache=db, cache_unknown_ttl=600, catch_all=False)
+    cold = run_map(want, **kw)
+    mark = mta_log.mark()
+    warm = run_map(want, **kw)
+    for a, fs in want.items():
+        assert not cold[a].cached and warm[a].cached, a
+        assert tuple(getattr(cold[a], f) for f in fields) == fs, (a, cold[a].to_dict())
+        assert tuple(getattr(warm[a], f) for f in fields) == fs, (a, warm[a].to_dict())
+    time.sleep(1.0)
+    assert connects(mta_log, mark) == []
+
+
 def test_case_of_the_domain_shares_a_row(mail_world, tmp_path):
     db = str(tmp_path / "c.sqlite")
     run_map(["alice@users.mta.test"], cache=db)
