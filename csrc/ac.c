@@ -207,7 +207,9 @@ static void hold(lane *l) {
   }
 }
 
-/* The four-lane case written out, so the four states live in registers. */
+/* The four lanes side by side, written out so the four states live in registers: first the
+ * warm-up (lanes 1..3 run up to their segment start, lane 0 reports as it goes), then all four
+ * while the last (possibly shorter) lane has bytes left. */
 static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t steps,
                   size_t base, smtpc__ac_cb cb, void *ud) {
   const uint16_t *delta = ac->delta;
@@ -258,62 +260,35 @@ static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t 
 void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size_t len,
                     smtpc__ac_cb cb, void *ud) {
   const unsigned char *u = (const unsigned char *)p;
-  const uint16_t *delta = ac->delta;
-  const uint8_t *cls = ac->cls;
-  unsigned shift = ac->shift;
   lane ln[LANES];
-  size_t seg, steps, j, base = sc->pos;
-  unsigned k, nl;
+  size_t seg, steps, base = sc->pos;
+  unsigned k;
 
-  nl = len >= 4 * OVERLAP ? 4 : len >= 3 * OVERLAP ? 2 : 1;
-  if (nl == 1 || len > UINT32_MAX) {
+  /* below 2 * OVERLAP bytes the lanes' extra work outweighs what they save */
+  if (len < 2 * OVERLAP || len > UINT32_MAX) {
     sc->state = feed_serial(ac, sc->state, u, 0, len, base, cb, ud);
     sc->pos += len;
     return;
   }
-  /* equal work per lane: lane 0 scans its segment, the others OVERLAP bytes more */
-  steps = (len + (nl - 1) * OVERLAP + nl - 1) / nl;
+  /* Equal work per lane: lane 0 scans its segment, the others OVERLAP bytes more. With
+   * len >= 2 * OVERLAP every segment is non-empty and starts at least OVERLAP bytes in. */
+  steps = (len + (LANES - 1) * OVERLAP + LANES - 1) / LANES;
   seg = steps - OVERLAP;
   ln[0].i = ln[0].begin = 0;
   ln[0].end = steps;
   ln[0].s = ln[0].entry = sc->state;
   ln[0].nhit = 0;
-  for (k = 1; k < nl; k++) {
+  for (k = 1; k < LANES; k++) {
     ln[k].begin = ln[k - 1].end;
-    ln[k].end = k + 1 == nl ? len : ln[k].begin + seg;
+    ln[k].end = k + 1 == LANES ? len : ln[k].begin + seg;
     ln[k].i = ln[k].begin - OVERLAP;
     ln[k].s = 0;
     ln[k].nhit = 0;
   }
-  if (nl == 4) {
-    scan4(ac, u, ln, steps, base, cb, ud);
-  } else {
-    /* warm-up: lanes k > 0 run up to their segment start, lane 0 reports as it goes */
-    for (j = 0; j < OVERLAP; j++) {
-      for (k = 0; k < nl; k++) {
-        unsigned t = delta[(ln[k].s << shift) | cls[u[ln[k].i]]];
-        ln[k].s = t & ~SMTPC__AC_OUT;
-        if ((t & SMTPC__AC_OUT) && k == 0) report(ac, ln[0].s, base, ln[0].i, cb, ud);
-        ln[k].i++;
-      }
-    }
-    for (k = 1; k < nl; k++) ln[k].entry = ln[k].s;
-    /* side by side while every lane has bytes left (the last lane may be shorter) */
-    for (j = OVERLAP; j < steps && ln[nl - 1].i < ln[nl - 1].end; j++) {
-      for (k = 0; k < nl; k++) {
-        unsigned t = delta[(ln[k].s << shift) | cls[u[ln[k].i]]];
-        ln[k].s = t & ~SMTPC__AC_OUT;
-        if (t & SMTPC__AC_OUT) {
-          if (k == 0) report(ac, ln[0].s, base, ln[0].i, cb, ud);
-          else hold(&ln[k]);
-        }
-        ln[k].i++;
-      }
-    }
-  }
+  scan4(ac, u, ln, steps, base, cb, ud);
   /* lane 0 finishes alone; then each later lane, in order, is checked, finished, reported */
   ln[0].s = feed_serial(ac, ln[0].s, u, ln[0].i, ln[0].end, base, cb, ud);
-  for (k = 1; k < nl; k++) {
+  for (k = 1; k < LANES; k++) {
     unsigned h;
     if (ln[k].entry != ln[k - 1].s || ln[k].nhit > LANE_HITS) {
       ln[k].s = feed_serial(ac, ln[k - 1].s, u, ln[k].begin, ln[k].end, base, cb, ud);
@@ -322,6 +297,6 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
     for (h = 0; h < ln[k].nhit; h++) report(ac, ln[k].hit_state[h], base, ln[k].hit_at[h], cb, ud);
     ln[k].s = feed_serial(ac, ln[k].s, u, ln[k].i, ln[k].end, base, cb, ud);
   }
-  sc->state = ln[nl - 1].s;
+  sc->state = ln[LANES - 1].s;
   sc->pos += len;
 }
