@@ -26,6 +26,8 @@ typedef struct smtpc__ac {
   int32_t *dict;       /* per state: nearest proper suffix state with output, -1      */
   int32_t *same;       /* per pattern: next pattern with the same text, -1            */
   uint16_t *plen;      /* per pattern: its length in bytes                            */
+  uint8_t *pair;       /* (class << shift | class) -> 1 when some pattern starts with
+                          those two classes; NULL when the root skip is off            */
   size_t npatterns;
 } smtpc__ac;
 
