@@ -14,8 +14,9 @@
  * second, so its filled edge is the root's), and reports nothing (every pattern is 2 bytes
  * or longer). So the scan runs a loop of independent pair look-ups over such bytes and walks
  * the table, one dependent load per byte, only from a pair that may begin a match. Mail text
- * rarely holds one: most of it is read at the speed of the pair loop. Off when a pattern is
- * shorter than 2 or starts with white space (whose state loops on itself).
+ * rarely holds one: most of it is read at the speed of the pair loop. (A pattern may start
+ * with white space: the root's space state loops on space as the root itself goes there.)
+ * Off when a pattern is shorter than 2 octets.
  */
 #include "ac.h"
 
@@ -142,7 +143,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   if (!ac->pair) goto fail;
   for (i = 0; i < n; i++) {
     const unsigned char *p = (const unsigned char *)patterns[i];
-    if (!p[0] || !p[1] || ac->cls[p[0]] == sp) {
+    if (!p[0] || !p[1]) {
       free(ac->pair);
       ac->pair = NULL;
       break;

@@ -346,6 +346,18 @@ static int starts_field(const char *s, size_t n) {
   return 0;
 }
 
+/* Does the line hold "original", "----", "copy of" or "headers" (ASCII case-insensitive)? One
+ * pass: each phrase is compared only where its first letter stands. */
+static int marker_line(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int c = s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i];
+    const char *mk = c == 'o' ? "original" : c == '-' ? "----" : c == 'c' ? "copy of"
+                   : c == 'h' ? "headers" : NULL;
+    if (mk && smtpc__bstarts(s + i, n - i, mk)) return 1;
+  }
+  return 0;
+}
+
 int smtpc__binline_orig(smtpc_bounce_parser *p, const char *body, size_t len) {
   size_t pos = 0, tries = 0;
   const char *line;
@@ -375,9 +387,7 @@ int smtpc__binline_orig(smtpc_bounce_parser *p, const char *body, size_t len) {
       }
       p->nhdr = of;
     }
-    prev_blank_or_marker = ll == 0 || smtpc__bfind(line, ll, "original") ||
-                           smtpc__bfind(line, ll, "----") || smtpc__bfind(line, ll, "copy of") ||
-                           smtpc__bfind(line, ll, "headers");
+    prev_blank_or_marker = ll == 0 || marker_line(line, ll);
   }
   return 0;
 }

@@ -156,6 +156,13 @@ static int hexval(int c) {
 static size_t qpdecode(const char *s, size_t n, char *out, int header) {
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
+    if (!header) { /* the octets up to the next '=' are themselves: one copy */
+      const char *eq = memchr(s + i, '=', n - i);
+      size_t e = eq ? (size_t)(eq - s) : n;
+      memcpy(out + k, s + i, e - i);
+      k += e - i;
+      if ((i = e) == n) break;
+    }
     char c = s[i];
     if (c == '=' && i + 2 < n + 0 && hexval((unsigned char)s[i + 1]) >= 0 &&
         hexval((unsigned char)s[i + 2]) >= 0) {
