@@ -188,6 +188,21 @@ static size_t qpdecode(const char *s, size_t n, char *out, int header) {
   return k;
 }
 
+/* smtpc__bnext_line, for a text known to hold no CR (most mail is stored with LF line ends):
+ * one memchr a line instead of two. */
+static int next_line(const char *msg, size_t end, size_t *pos, size_t *line, size_t *line_len,
+                     int nocr) {
+  if (!nocr) return smtpc__bnext_line(msg, end, pos, line, line_len);
+  size_t i = *pos;
+  if (i >= end) return 0;
+  const char *nl = memchr(msg + i, '\n', end - i);
+  size_t j = nl ? (size_t)(nl - msg) : end;
+  *line = i;
+  *line_len = j - i;
+  *pos = j < end ? j + 1 : j;
+  return 1;
+}
+
 /* ---- header fields --------------------------------------------------------------------------- */
 
 /* RFC 2047 encoded words in v[0..n) decoded to UTF-8 (white space between two words dropped). */
@@ -302,10 +317,10 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   size_t nl = 0;
   char *val = NULL;
   size_t vl = 0, vcap = 0;
-  int rc = 0;
+  int rc = 0, nocr = msg == p->msg && p->nocr;
   while (1) {
     size_t here = at;
-    if (!smtpc__bnext_line(msg, end, &at, &line, &ll)) break;
+    if (!next_line(msg, end, &at, &line, &ll, nocr)) break;
     const char *s = msg + line;
     if (ll == 0) break; /* the empty line: body follows */
     if (is_wsp(s[0]) && name) {
@@ -478,7 +493,7 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
   size_t at = pos, line, ll, part_start = 0, nparts = 0;
   int open = 0, closed = 0;
   size_t prev_end = pos; /* end of the line before the current one, line end excluded */
-  while (smtpc__bnext_line(buf, end, &at, &line, &ll)) {
+  while (next_line(buf, end, &at, &line, &ll, p->nocr)) { /* buf is p->msg */
     const char *s = buf + line;
     if (ll >= bl + 2 && s[0] == '-' && s[1] == '-' && !memcmp(s + 2, ct->boundary, bl)) {
       size_t r = bl + 2;
@@ -582,6 +597,7 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
 int smtpc__bmime(smtpc_bounce_parser *p) {
   const char *msg = p->msg;
   size_t n = p->len;
+  p->nocr = !memchr(msg, '\r', n);
   /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
    * only a long stretch is looked at for CRs (a CR-only message is one long stretch) */
   for (size_t at = 0; at < n;) {
