@@ -17,6 +17,13 @@
  * rarely holds one: most of it is read at the speed of the pair loop. (A pattern may start
  * with white space: the root's space state loops on space as the root itself goes there.)
  * Off when a pattern is shorter than 2 octets.
+ *
+ * Two at a time: when every pattern has 3 octets or more, the loop looks only at every other
+ * position, in a table of the pairs a pattern starts with or has at offset 1 (plus two
+ * spaces, as a space matches a run of them). A match starting at q puts one of those pairs
+ * at q or q + 1, one of which is looked at; so where the loop stops at j, no match (nor any
+ * part of one still open at the end of the piece) starts before j - 1, and the automaton goes
+ * on from the root at j - 1.
  */
 #include "ac.h"
 
@@ -141,6 +148,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   }
   ac->pair = calloc((size_t)1 << (2 * shift), 1);
   if (!ac->pair) goto fail;
+  ac->step2 = 1;
   for (i = 0; i < n; i++) {
     const unsigned char *p = (const unsigned char *)patterns[i];
     if (!p[0] || !p[1]) {
@@ -148,7 +156,11 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
       ac->pair = NULL;
       break;
     }
-    ac->pair[(unsigned)ac->cls[p[0]] << shift | ac->cls[p[1]]] = 1;
+    unsigned c0 = ac->cls[p[0]], c1 = ac->cls[p[1]], c2 = p[2] ? ac->cls[p[2]] : 0;
+    ac->pair[c0 << shift | c1] |= 3; /* bit 0: a first pair; bit 1: the two-at-a-time set */
+    if (!p[2]) ac->step2 = 0;
+    else ac->pair[c1 << shift | c2] |= 2;
+    if (c1 == sp) ac->pair[sp << shift | sp] |= 2;
   }
   free(tr);
   free(fail);
@@ -180,8 +192,15 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
   size_t i;
 
   for (i = 0; i < len; i++) {
-    if (s == 0 && pair) /* see "Root skip" above */
-      while (i + 1 < len && !pair[(unsigned)cls[u[i]] << shift | cls[u[i + 1]]]) i++;
+    if (s == 0 && pair) { /* see "Root skip" and "Two at a time" above */
+      if (ac->step2) {
+        size_t from = i;
+        while (i + 2 < len && !(pair[(unsigned)cls[u[i]] << shift | cls[u[i + 1]]] & 2)) i += 2;
+        if (i > from) i--;
+      } else {
+        while (i + 1 < len && !(pair[(unsigned)cls[u[i]] << shift | cls[u[i + 1]]] & 1)) i++;
+      }
+    }
     unsigned t = delta[(s << shift) | cls[u[i]]];
     s = t & ~SMTPC__AC_OUT;
     if (t & SMTPC__AC_OUT) {

@@ -27,7 +27,9 @@ typedef struct smtpc__ac {
   int32_t *same;       /* per pattern: next pattern with the same text, -1            */
   uint16_t *plen;      /* per pattern: its length in bytes                            */
   uint8_t *pair;       /* (class << shift | class) -> 1 when some pattern starts with
-                          those two classes; NULL when the root skip is off            */
+                          those two classes (bit 0), or has them at offset 0 or 1 (bit
+                          1); NULL when the root skip is off                           */
+  int step2;           /* every pattern has 3 octets or more: skip two at a time       */
   size_t npatterns;
 } smtpc__ac;
 
