@@ -263,7 +263,8 @@ static char *decode_words(smtpc_bounce_parser *p, const char *v, size_t n, size_
   return d;
 }
 
-static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, const char *val,
+/* val is bheaders' arena copy of the unfolded value, with room for a NUL after it. */
+static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char *val,
                        size_t vl) {
   if (p->nhdr == p->caphdr) {
     size_t cap = p->caphdr ? p->caphdr * 2 : 64;
@@ -285,9 +286,9 @@ static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, cons
     h->value = v;
     h->value_len = n;
   } else {
-    h->value = smtpc__bstrdup(p, val, vl);
+    val[vl] = '\0'; /* the copy is the value: no second one */
+    h->value = val;
     h->value_len = vl;
-    if (!h->value) return SMTPC_ENOMEM;
   }
   p->nhdr++;
   return 0;
@@ -327,7 +328,7 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
       /* folded: one space for the fold, like the unfolding of RFC 5322 2.2.3 */
       size_t a = 0;
       while (a < ll && is_wsp(s[a])) a++;
-      if (vl + 1 + (ll - a) > vcap) {
+      if (vl + 1 + (ll - a) >= vcap) { /* room for push_header's NUL too */
         size_t cap = (vl + 1 + ll - a) * 2 + 64;
         char *nv = smtpc__balloc(p, cap);
         if (!nv) return SMTPC_ENOMEM;
