@@ -600,8 +600,9 @@ int smtpc__bmime(smtpc_bounce_parser *p) {
   size_t n = p->len;
   p->nocr = !memchr(msg, '\r', n);
   /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
-   * only a long stretch is looked at for CRs (a CR-only message is one long stretch) */
-  for (size_t at = 0; at < n;) {
+   * only a long stretch is looked at for CRs (a CR-only message is one long stretch). A
+   * message no longer than the bound has no line longer than it. */
+  for (size_t at = 0; n > p->lim.max_line && at < n;) {
     const char *nl = memchr(msg + at, '\n', n - at);
     size_t e = nl ? (size_t)(nl - msg) : n;
     if (e - at > p->lim.max_line) {
