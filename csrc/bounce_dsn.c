@@ -341,6 +341,8 @@ int smtpc__bautoreply(smtpc__bmsg *m) {
 static int starts_field(const char *s, size_t n) {
   static const char *const names[] = {"Return-Path:", "Received:", "From:", "To:", "Subject:",
                                       "Message-Id:", "Date:", "X-", "MIME-Version:"};
+  int c = n && s[0] >= 'a' && s[0] <= 'z' ? s[0] - 32 : n ? s[0] : 0;
+  if (!c || !strchr("RFTSMDX", c)) return 0; /* no name starts so: most lines stop here */
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (smtpc__bstarts(s, n, names[i])) return 1;
   return 0;
@@ -360,13 +362,12 @@ static int marker_line(const char *s, size_t n) {
 
 int smtpc__binline_orig(smtpc_bounce_parser *p, const char *body, size_t len) {
   size_t pos = 0, tries = 0;
-  const char *line;
-  size_t ll;
-  int prev_blank_or_marker = 0;
+  const char *line, *prev = NULL; /* a block starts after a blank or marker line */
+  size_t ll, prev_len = 0;
   while (tries < 8) {
     size_t here = pos;
     if (!smtpc__bline(body, len, &pos, &line, &ll)) break;
-    if (prev_blank_or_marker && starts_field(line, ll)) {
+    if (starts_field(line, ll) && prev && (prev_len == 0 || marker_line(prev, prev_len))) {
       tries++;
       size_t of = p->nhdr, hp = here;
       int rc = smtpc__bheaders(p, body, len, &hp, 0);
@@ -387,7 +388,8 @@ int smtpc__binline_orig(smtpc_bounce_parser *p, const char *body, size_t len) {
       }
       p->nhdr = of;
     }
-    prev_blank_or_marker = ll == 0 || marker_line(line, ll);
+    prev = line;
+    prev_len = ll;
   }
   return 0;
 }
