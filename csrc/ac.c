@@ -18,12 +18,12 @@
  * with white space: the root's space state loops on space as the root itself goes there.)
  * Off when a pattern is shorter than 2 octets.
  *
- * Two at a time: when every pattern has 3 octets or more, the loop looks only at every other
- * position, in a table of the pairs a pattern starts with or has at offset 1 (plus two
- * spaces, as a space matches a run of them). A match starting at q puts one of those pairs
- * at q or q + 1, one of which is looked at; so where the loop stops at j, no match (nor any
- * part of one still open at the end of the piece) starts before j - 1, and the automaton goes
- * on from the root at j - 1.
+ * Several at a time: when every pattern has k + 1 octets or more (k = 2 .. 4), the loop looks
+ * only at every k-th position, in a table of the pairs a pattern has at offsets 0 .. k - 1
+ * (plus two spaces when one of its octets 1 .. k - 1 is a space, as a space matches a run of
+ * them). A match starting at q puts one of those pairs at each of q .. q + k - 1, one of which
+ * is looked at; so where the loop stops at j, no match (nor any part of one still open at the
+ * end of the piece) starts before j - k + 1, and the automaton goes on from the root there.
  */
 #include "ac.h"
 
@@ -148,19 +148,24 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   }
   ac->pair = calloc((size_t)1 << (2 * shift), 1);
   if (!ac->pair) goto fail;
-  ac->step2 = 1;
+  ac->step = 4;
   for (i = 0; i < n; i++) {
-    const unsigned char *p = (const unsigned char *)patterns[i];
-    if (!p[0] || !p[1]) {
+    size_t len = strlen(patterns[i]);
+    if (len < 2) {
       free(ac->pair);
       ac->pair = NULL;
       break;
     }
-    unsigned c0 = ac->cls[p[0]], c1 = ac->cls[p[1]], c2 = p[2] ? ac->cls[p[2]] : 0;
-    ac->pair[c0 << shift | c1] |= 3; /* bit 0: a first pair; bit 1: the two-at-a-time set */
-    if (!p[2]) ac->step2 = 0;
-    else ac->pair[c1 << shift | c2] |= 2;
-    if (c1 == sp) ac->pair[sp << shift | sp] |= 2;
+    if (len - 1 < ac->step) ac->step = (unsigned)(len - 1);
+  }
+  for (i = 0; ac->pair && i < n; i++) {
+    /* bit 0: a first pair (one at a time); bit 1: a pair at offset 0 .. step - 1 */
+    const unsigned char *p = (const unsigned char *)patterns[i];
+    ac->pair[(unsigned)ac->cls[p[0]] << shift | ac->cls[p[1]]] |= 1;
+    for (unsigned o = 0; ac->step > 1 && o < ac->step; o++) {
+      ac->pair[(unsigned)ac->cls[p[o]] << shift | ac->cls[p[o + 1]]] |= 2;
+      if (o > 0 && ac->cls[p[o]] == sp) ac->pair[sp << shift | sp] |= 2;
+    }
   }
   free(tr);
   free(fail);
@@ -193,10 +198,10 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
 
   for (i = 0; i < len; i++) {
     if (s == 0 && pair) { /* see "Root skip" and "Two at a time" above */
-      if (ac->step2) {
-        size_t from = i;
-        while (i + 2 < len && !(pair[(unsigned)cls[u[i]] << shift | cls[u[i + 1]]] & 2)) i += 2;
-        if (i > from) i--;
+      if (ac->step > 1) {
+        size_t from = i, k = ac->step;
+        while (i + k < len && !(pair[(unsigned)cls[u[i]] << shift | cls[u[i + 1]]] & 2)) i += k;
+        i = i - from >= k - 1 ? i - (k - 1) : from;
       } else {
         while (i + 1 < len && !(pair[(unsigned)cls[u[i]] << shift | cls[u[i + 1]]] & 1)) i++;
       }

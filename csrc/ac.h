@@ -27,9 +27,9 @@ typedef struct smtpc__ac {
   int32_t *same;       /* per pattern: next pattern with the same text, -1            */
   uint16_t *plen;      /* per pattern: its length in bytes                            */
   uint8_t *pair;       /* (class << shift | class) -> 1 when some pattern starts with
-                          those two classes (bit 0), or has them at offset 0 or 1 (bit
-                          1); NULL when the root skip is off                           */
-  int step2;           /* every pattern has 3 octets or more: skip two at a time       */
+                          those two classes (bit 0), or has them at an offset below
+                          step (bit 1); NULL when the root skip is off                 */
+  unsigned step;       /* the skip looks at every step-th position (1 .. 4)           */
   size_t npatterns;
 } smtpc__ac;
 

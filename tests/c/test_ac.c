@@ -1,13 +1,13 @@
 /*
  * test_ac.c -- the Aho-Corasick matcher (csrc/ac.c) against a plain search.
  *
- * The scan skips text at the root by byte pairs, one or two positions at a time (see ac.c);
- * a skip that passed over the start of a match, or over part of one still open at the end
- * of a fed piece, would lose it. So random pattern sets (lengths 1 to 5: the one-at-a-time,
- * two-at-a-time and no-skip cases; some starting or ending with a space) are matched over
- * random texts fed in random pieces, and every report (pattern, end offset) must equal what a
- * plain search finds: ASCII case folded, every run of white space read as one space, a match
- * ending at a run ending at the run's first octet.
+ * The scan skips text at the root by byte pairs, one to four positions at a time (ac.c); a
+ * skip that passed over the start of a match, or over part of one still open at the end of a
+ * fed piece, would lose it. So random pattern sets (lengths 1 to 7: every skip and the no-skip
+ * case; some starting or ending with a space) are matched over random texts fed in random
+ * pieces, and every report (pattern, end offset) must equal what a plain search finds: ASCII
+ * case folded, every run of white space read as one space, a match ending at a run ending at
+ * the run's first octet.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -72,7 +72,7 @@ static void plain(const char *const *pat, size_t np, const char *t, size_t n, hi
 
 static void random_pattern(char *out, unsigned *seed) {
   static const char alpha[] = "abcAB ";
-  size_t len = 1 + (size_t)rand_r(seed) % 5, k = 0;
+  size_t len = 1 + (size_t)rand_r(seed) % 7, k = 0;
   while (k < len) {
     char c = alpha[rand_r(seed) % (sizeof alpha - 1)];
     if (c == ' ' && k && out[k - 1] == ' ') continue; /* no runs of white space in a pattern */
@@ -87,14 +87,14 @@ static void test_random_against_plain(void **state) {
   static const char alpha[] = "abcABxyzxyz0123 \t\n\r";
   unsigned seed = 11;
   for (int round = 0; round < 20000; round++) {
-    char store[MAXPAT][8];
+    char store[MAXPAT][9];
     const char *pat[MAXPAT];
     size_t np = 1 + (size_t)rand_r(&seed) % MAXPAT;
-    /* a third of the rounds with long patterns only: the two-at-a-time skip */
-    int min3 = round % 3 == 0;
+    /* rounds with long patterns only: the skip by 2, 3 and 4 positions */
+    size_t min = (size_t)round % 5 + 1;
     for (size_t i = 0; i < np; i++) {
       do random_pattern(store[i], &seed);
-      while (min3 && strlen(store[i]) < 3);
+      while (strlen(store[i]) < min);
       pat[i] = store[i];
     }
     smtpc__ac ac;
