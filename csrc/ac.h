@@ -26,10 +26,6 @@ typedef struct smtpc__ac {
   int32_t *dict;       /* per state: nearest proper suffix state with output, -1      */
   int32_t *same;       /* per pattern: next pattern with the same text, -1            */
   uint16_t *plen;      /* per pattern: its length in bytes                            */
-  uint8_t *pair;       /* (class << shift | class) -> 1 when some pattern starts with
-                          those two classes (bit 0), or has them at an offset below
-                          step (bit 1); NULL when the root skip is off                 */
-  unsigned step;       /* the skip looks at every step-th position (1 .. 4)           */
   size_t npatterns;
 } smtpc__ac;
 
