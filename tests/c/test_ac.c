@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,10 +139,122 @@ static void long_pattern_across_boundaries(void **state) {
   smtpc__ac_free(&ac);
 }
 
+/* ---- against a plain search ---------------------------------------------------------------
+ * Random pattern sets (lengths 1 to 7; some starting or ending with a space) matched over
+ * random texts fed in random pieces: every report (pattern, end offset) must equal what a plain
+ * search finds -- ASCII case folded, every run of white space read as one space, a match ending
+ * at a run ending at the run's first octet. Lanes and serial scan alike must lose no match and
+ * invent none. */
+#define MAXPAT 8
+#define MAXTEXT 400
+#define MAXHITS 4096
+
+typedef struct phit {
+  size_t pattern, end;
+} phit;
+
+typedef struct phits {
+  phit h[MAXHITS];
+  size_t n;
+} phits;
+
+static void on_plain_match(void *ud, size_t pattern, size_t end_stream, size_t end_chunk) {
+  phits *hs = ud;
+  (void)end_chunk;
+  if (hs->n < MAXHITS) hs->h[hs->n++] = (phit){pattern, end_stream};
+}
+
+static int cmp_hit(const void *a, const void *b) {
+  const phit *x = a, *y = b;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1;
+  return x->pattern < y->pattern ? -1 : x->pattern > y->pattern;
+}
+
+static int ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static char fold(char c) { return ws(c) ? ' ' : (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
+
+/* The plain search: text folded (runs of white space -> one space, remembering where each
+ * folded octet starts in the text), every pattern compared at every folded offset. */
+static void plain(const char *const *pat, size_t np, const char *t, size_t n, phits *hs) {
+  char f[MAXTEXT];
+  size_t at[MAXTEXT], k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (ws(t[i]) && k && f[k - 1] == ' ' && i && ws(t[i - 1])) continue;
+    at[k] = i;
+    f[k++] = fold(t[i]);
+  }
+  hs->n = 0;
+  for (size_t p = 0; p < np; p++) {
+    size_t len = strlen(pat[p]);
+    for (size_t s = 0; s + len <= k; s++) {
+      size_t j = 0;
+      while (j < len && f[s + j] == fold(pat[p][j])) j++;
+      if (j == len && hs->n < MAXHITS) hs->h[hs->n++] = (phit){p, at[s + len - 1] + 1};
+    }
+  }
+}
+
+static void random_pattern(char *out, unsigned *seed) {
+  static const char alpha[] = "abcAB ";
+  size_t len = 1 + (size_t)rand_r(seed) % 7, k = 0;
+  while (k < len) {
+    char c = alpha[rand_r(seed) % (sizeof alpha - 1)];
+    if (c == ' ' && k && out[k - 1] == ' ') continue; /* no runs of white space in a pattern */
+    out[k++] = c;
+  }
+  out[k] = '\0';
+}
+
+static void test_random_against_plain(void **state) {
+  (void)state;
+  /* pattern letters and others, which no pattern holds */
+  static const char alpha[] = "abcABxyzxyz0123 \t\n\r";
+  unsigned seed = 11;
+  for (int round = 0; round < 20000; round++) {
+    char store[MAXPAT][9];
+    const char *pat[MAXPAT];
+    size_t np = 1 + (size_t)rand_r(&seed) % MAXPAT;
+    /* some rounds with long patterns only: fewer, deeper matches */
+    size_t min = (size_t)round % 5 + 1;
+    for (size_t i = 0; i < np; i++) {
+      do random_pattern(store[i], &seed);
+      while (strlen(store[i]) < min);
+      pat[i] = store[i];
+    }
+    smtpc__ac ac;
+    assert_int_equal(smtpc__ac_build(&ac, pat, np), 0);
+    char t[MAXTEXT];
+    size_t n = (size_t)rand_r(&seed) % MAXTEXT;
+    for (size_t i = 0; i < n; i++) t[i] = alpha[rand_r(&seed) % (sizeof alpha - 1)];
+    static phits got, want;
+    got.n = 0;
+    smtpc__ac_scan sc;
+    smtpc__ac_scan_init(&sc);
+    size_t most = round % 2 ? 9 : 200;
+    for (size_t i = 0; i < n;) { /* random pieces, empty ones included */
+      size_t k = (size_t)rand_r(&seed) % most;
+      if (k > n - i) k = n - i;
+      smtpc__ac_feed(&ac, &sc, t + i, k, on_plain_match, &got);
+      i += k;
+    }
+    plain(pat, np, t, n, &want);
+    qsort(got.h, got.n, sizeof got.h[0], cmp_hit);
+    qsort(want.h, want.n, sizeof want.h[0], cmp_hit);
+    if (got.n != want.n || memcmp(got.h, want.h, got.n * sizeof got.h[0])) {
+      fprintf(stderr, "round %d: %zu matches, want %zu; patterns:", round, got.n, want.n);
+      for (size_t i = 0; i < np; i++) fprintf(stderr, " [%s]", pat[i]);
+      fprintf(stderr, "\ntext: [%.*s]\n", (int)n, t);
+      fail();
+    }
+    smtpc__ac_free(&ac);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(lanes_match_serial),
     cmocka_unit_test(long_pattern_across_boundaries),
+    cmocka_unit_test(test_random_against_plain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
