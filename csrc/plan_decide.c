@@ -136,6 +136,7 @@ void smtpc__enqueue(smtpc_plan *p, item *it, int front) {
   if (front) l_push_front(&g->queue, &it->q);
   else l_push(&g->queue, &it->q);
   g->nqueued++;
+  smtpc__group_ready(p, g);
   p->dirty = 1;
 }
 

@@ -110,6 +110,8 @@ typedef struct item {
 
 typedef struct host {
   struct host *hnext;
+  struct group **grps;    /* the groups it serves: a freed slot wakes them (smtpc__host_freed) */
+  size_t ngrps, capgrps;
   smtpc_sockaddr sa;      /* port set                                                   */
   char text[64];
   int active;
@@ -126,7 +128,10 @@ typedef struct host {
 
 typedef struct group {
   struct group *hnext;
-  link node;              /* p->groups: every group, round robin                      */
+  link node;              /* p->groups: every group                                     */
+  link rnode;             /* p->ready while it may be able to start a session now       */
+  int in_ready;
+  uint64_t sleep_until;   /* in p->sleepers until then (a host's pause): 0 = not there   */
   char *key;
   smtpc_route *route;
   host **hosts;           /* one per (mx, addr) of route, in route order                 */
@@ -178,6 +183,11 @@ typedef struct table {
   size_t cap, n;
 } table;
 
+typedef struct sleeper { /* a group waiting for a host's pause to end */
+  uint64_t at;
+  group *g;
+} sleeper;
+
 typedef struct qent { /* one queued action; its payload is taken when it is handed out */
   int type;
   unsigned sid;
@@ -195,6 +205,12 @@ struct smtpc_plan {
   uint64_t rng;           /* splitmix64 state for probe local parts                     */
   uint64_t now;
   link delayed, all, groups, sessions;
+  /* The scheduling pass looks only at groups that may start a session: those in p->ready
+   * (put there when addresses are queued to them or one of their hosts frees a slot) and
+   * those whose wait in p->sleepers (a min-heap on at) is over. Work is O(what changed). */
+  link ready;
+  sleeper *sleepers;
+  size_t nsleepers, capsleepers;
   table domains, groups_t, hosts;
   domain **dom_by_token;
   size_t ndom, cap_dom;
@@ -239,6 +255,10 @@ host *smtpc__host_for(smtpc_plan *p, const smtpc_sockaddr *sa);
 domain *smtpc__domain_for(smtpc_plan *p, const char *name, int literal);
 int smtpc__domain_route(smtpc_plan *p, domain *d, const smtpc_route *route);
 void smtpc__store_free(smtpc_plan *p);
+void smtpc__group_ready(smtpc_plan *p, group *g);    /* it may start a session: look at it */
+void smtpc__host_freed(smtpc_plan *p, host *h);      /* a slot on h: its groups are ready  */
+void smtpc__group_sleep(smtpc_plan *p, group *g, uint64_t at); /* ready again at `at`      */
+void smtpc__wake_sleepers(smtpc_plan *p, uint64_t now, uint64_t *next);
 
 /* ---------------------------------------------------------------------------------------- */
 /* plan_decide.c */

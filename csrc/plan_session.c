@@ -139,6 +139,7 @@ void smtpc__sess_release(session *s) {
   s->nitems = 0;
   s->h->active--;
   p->active--;
+  smtpc__host_freed(p, s->h);
   l_del(&s->node);
   s->state = S_FREE;
   s->timer_at = 0;
