@@ -334,14 +334,22 @@ int smtpc_plan_add(smtpc_plan *p, uint64_t now, const char *address, size_t len,
   smtpc_address a;
   item *it;
   domain *d;
-  int kind = 0, rc;
+  size_t rlen = 0;
+  int kind = 0, rc, same = 0;
   if (p == NULL || p->ended || p->canceled || (address == NULL && len > 0)) return SMTPC_EINVAL;
+  if (len > (size_t)-1 / 2) return SMTPC_ENOMEM;
   tick_clock(p, now);
-  it = smtpc__pcalloc(p, sizeof *it);
-  if (it == NULL || (it->input = smtpc__pmalloc(p, len + 1)) == NULL) {
-    smtpc__pfree(p, it);
-    return SMTPC_ENOMEM;
+  rc = len ? smtpc_parse_address(address, len, &a, &kind) : SMTPC_EBADADDRESS;
+  if (rc == SMTPC_ENOMEM) return SMTPC_ENOMEM;
+  if (rc == 0) {
+    rlen = strlen(a.ascii_address);
+    same = rlen == len && memcmp(a.ascii_address, address, len) == 0;
   }
+  /* one block: the item, the input, and what RCPT TO carries when it differs from the input
+   * (one allocation and one cache line less per address than three blocks) */
+  it = smtpc__pcalloc(p, sizeof *it + len + 1 + (rc == 0 && !same ? rlen + 1 : 0));
+  if (it == NULL) return SMTPC_ENOMEM;
+  it->input = (char *)(it + 1);
   if (len) memcpy(it->input, address, len);
   it->input[len] = '\0';
   it->input_len = len;
@@ -355,17 +363,16 @@ int smtpc_plan_add(smtpc_plan *p, uint64_t now, const char *address, size_t len,
   p->pending++;
   p->dirty = 1;
 
-  rc = len ? smtpc_parse_address(address, len, &a, &kind) : SMTPC_EBADADDRESS;
-  if (rc == SMTPC_ENOMEM) goto nomem;
   if (rc != 0) {
     it->detail = len ? smtpc_address_kind_message(kind) : "the address is empty";
     smtpc__report(p, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_SYNTAXERROR);
     return 0;
   }
-  it->rcpt_len = strlen(a.ascii_address);
-  it->rcpt = smtpc__pstrdup(p, a.ascii_address);
+  it->rcpt_len = rlen;
+  it->rcpt = same ? it->input : it->input + len + 1;
+  if (!same) memcpy(it->rcpt, a.ascii_address, rlen + 1);
   it->utf8 = a.utf8_local ? 1 : 0;
-  d = it->rcpt ? smtpc__domain_for(p, a.ascii_domain, a.literal) : NULL;
+  d = smtpc__domain_for(p, a.ascii_domain, a.literal);
   if (d == NULL) goto nomem;
   it->dom = d;
   if (d->state == D_READY) {

@@ -29,9 +29,7 @@ static saved *save_reply(smtpc_plan *p, const smtpc_reply *r) {
 }
 
 void smtpc__item_free(smtpc_plan *p, item *it) {
-  smtpc__pfree(p, it->input);
-  smtpc__pfree(p, it->rcpt);
-  smtpc__pfree(p, it->reply);
+  smtpc__pfree(p, it->reply); /* (input and rcpt live in the item's block) */
   smtpc__pfree(p, it->transcript);
   smtpc__pfree(p, it);
 }
@@ -237,12 +235,11 @@ item *smtpc__probe_new(smtpc_plan *p, domain *d) {
     d->probe_rcpt[6 + sizeof rnd] = '@';
     memcpy(d->probe_rcpt + 7 + sizeof rnd, d->name, dl + 1);
   }
-  pr = smtpc__pcalloc(p, sizeof *pr);
-  if (pr == NULL || (pr->rcpt = smtpc__pstrdup(p, d->probe_rcpt)) == NULL) {
-    smtpc__pfree(p, pr);
-    return NULL;
-  }
-  pr->rcpt_len = strlen(pr->rcpt);
+  dl = strlen(d->probe_rcpt);
+  if ((pr = smtpc__pcalloc(p, sizeof *pr + dl + 1)) == NULL) return NULL;
+  pr->rcpt = (char *)(pr + 1);
+  memcpy(pr->rcpt, d->probe_rcpt, dl + 1);
+  pr->rcpt_len = dl;
   pr->probe = 1;
   pr->dom = d;
   pr->reason = pr->cls.reason = SMTPC_REASON_UNDEFINED;
