@@ -156,6 +156,7 @@ void smtpc_plan_free(smtpc_plan *p) {
     }
     smtpc__pfree(p, s->items);
     smtpc_dialog_free(s->d);
+    smtpc__reply_unref(p, s->last);
   }
   while (!l_empty(&p->all)) { /* unreported inputs, wherever they wait */
     item *it = CONTAINER(p->all.next, item, all);
@@ -230,7 +231,7 @@ static int schedule_group(smtpc_plan *p, group *g, uint64_t now) {
           smtpc__item_free(p, it);
           continue;
         }
-        smtpc__adopt_host_failure(p, it, g);
+        smtpc__adopt_host_failure(it, g);
         if (it->reason == SMTPC_REASON_UNDEFINED) it->reason = SMTPC_REASON_NETWORKERROR;
         smtpc__report(p, it, SMTPC_VERDICT_UNKNOWN, it->reason);
       }

@@ -67,7 +67,9 @@ static inline void l_push_front(link *h, link *n) {
 /* ---------------------------------------------------------------------------------------- */
 /* types */
 
-typedef struct saved { /* a reply kept past its read buffer */
+typedef struct saved { /* a reply kept past its read buffer; shared (refs) by the items of a
+                          session that got the very same reply ("250 2.1.5 Ok" fifty times) */
+  unsigned refs;
   smtpc_reply r;
   smtpc_span lines[1];
 } saved;
@@ -176,6 +178,10 @@ typedef struct session {
   int close_out;          /* its CLOSE was handed out: the driver may release it now      */
   item **items;
   size_t nitems;
+  saved *last;            /* its last reply to an item, and that reply's class:
+                             the next item that gets the same one shares both             */
+  int last_stage;
+  smtpc_class last_cls;
 } session;
 
 typedef struct table {
@@ -263,6 +269,7 @@ void smtpc__wake_sleepers(smtpc_plan *p, uint64_t now, uint64_t *next);
 /* ---------------------------------------------------------------------------------------- */
 /* plan_decide.c */
 
+void smtpc__reply_unref(smtpc_plan *p, saved *r);
 void smtpc__item_free(smtpc_plan *p, item *it);
 void smtpc__item_release(smtpc_plan *p, item *it); /* free it if nothing refers to it */
 void smtpc__item_detach(item *it);
@@ -273,7 +280,7 @@ void smtpc__enqueue(smtpc_plan *p, item *it, int front);
 void smtpc__retry_or_report(smtpc_plan *p, item *it, uint64_t after);
 void smtpc__flush_held(smtpc_plan *p, domain *d);
 void smtpc__host_down(smtpc_plan *p, session *s, const item *it);
-void smtpc__adopt_host_failure(smtpc_plan *p, item *it, const group *g);
+void smtpc__adopt_host_failure(item *it, const group *g);
 void smtpc__dns_fail(smtpc_plan *p, domain *d, item *it);
 item *smtpc__probe_new(smtpc_plan *p, domain *d);
 void smtpc__probe_lost(smtpc_plan *p, domain *d, int count);

@@ -449,7 +449,7 @@ void smtpc__store_free(smtpc_plan *p) {
     host *h = p->hosts.slots[i];
     while (h) {
       host *n = h->hnext;
-      smtpc__pfree(p, h->fail_reply);
+      smtpc__reply_unref(p, h->fail_reply);
       smtpc__pfree(p, h->grps);
       smtpc__pfree(p, h);
       h = n;
