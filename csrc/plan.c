@@ -448,6 +448,15 @@ int smtpc_plan_catch_all(smtpc_plan *p, uint64_t token, int catch_all) {
   return 0;
 }
 
+int smtpc_plan_catch_all_of(const smtpc_plan *p, uint64_t token) {
+  const domain *d;
+  if (p == NULL || token == 0 || token > p->ndom) return SMTPC_EINVAL;
+  d = p->dom_by_token[token - 1];
+  if (d->catch_all != -1) return d->catch_all;
+  /* no answer and none to come: probes spent, no route, or the run is over */
+  return d->probe_state == PROBE_DONE || d->state == D_FAILED || p->canceled ? -2 : -1;
+}
+
 /* The session a driver event names, if the planner expects events for it. */
 static session *sess_of(smtpc_plan *p, unsigned sid, uint64_t now) {
   session *s;
