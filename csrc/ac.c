@@ -150,27 +150,153 @@ fail:
   return -1;
 }
 
+/* Report every pattern that ends in state s, at byte i of the chunk. */
+static void report(const smtpc__ac *ac, unsigned s, size_t base, size_t i, smtpc__ac_cb cb,
+                   void *ud) {
+  int32_t q = ac->first[s] >= 0 ? (int32_t)s : ac->dict[s];
+  while (q >= 0) {
+    int32_t pat;
+    for (pat = ac->first[q]; pat >= 0; pat = ac->same[pat]) cb(ud, (size_t)pat, base + i + 1, i + 1);
+    q = ac->dict[q];
+  }
+}
+
+/* One state after another over u[from, to), reporting as it goes; returns the last state. */
+static unsigned feed_serial(const smtpc__ac *ac, unsigned s, const unsigned char *u, size_t from,
+                            size_t to, size_t base, smtpc__ac_cb cb, void *ud) {
+  const uint16_t *delta = ac->delta;
+  const uint8_t *cls = ac->cls;
+  unsigned shift = ac->shift;
+  size_t i;
+  for (i = from; i < to; i++) {
+    unsigned t = delta[(s << shift) | cls[u[i]]];
+    s = t & ~SMTPC__AC_OUT;
+    if (t & SMTPC__AC_OUT) report(ac, s, base, i, cb, ud);
+  }
+  return s;
+}
+
+/* Lanes. Each byte costs one table load that depends on the previous one, and the table is
+ * larger than a core's L2 cache, so a serial scan waits on memory most of the time. A longer
+ * chunk is therefore cut into LANES segments scanned side by side, giving the CPU independent
+ * loads to overlap. Lane k > 0 starts from the root OVERLAP bytes before its segment, which
+ * puts it in the right state whenever fewer than OVERLAP bytes of a pattern prefix are pending
+ * there (nearly always). The DFA is deterministic, so that is checked exactly rather than
+ * assumed: when the lane's state at its segment start differs from the state the previous
+ * segment ended in, or its match buffer overflowed, the segment is scanned again serially.
+ * Matches of lanes k > 0 are buffered and reported after the lanes before them, so the
+ * callback sees exactly the calls, in the same order, that a serial scan makes. */
+#define LANES 4
+#define OVERLAP 24
+#define LANE_HITS 16
+
+typedef struct lane {
+  size_t i, begin, end;   /* next byte; segment [begin, end)                      */
+  unsigned s, entry;      /* current state; state on reaching begin              */
+  unsigned nhit;          /* buffered matches; LANE_HITS + 1 means overflow       */
+  uint32_t hit_at[LANE_HITS];
+  uint16_t hit_state[LANE_HITS];
+} lane;
+
+static void hold(lane *l) {
+  if (l->nhit < LANE_HITS) {
+    l->hit_at[l->nhit] = (uint32_t)l->i;
+    l->hit_state[l->nhit++] = (uint16_t)l->s;
+  } else {
+    l->nhit = LANE_HITS + 1;
+  }
+}
+
+/* The four lanes side by side, written out so the four states live in registers: first the
+ * warm-up (lanes 1..3 run up to their segment start, lane 0 reports as it goes), then all four
+ * while the last (possibly shorter) lane has bytes left. */
+static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t steps,
+                  size_t base, smtpc__ac_cb cb, void *ud) {
+  const uint16_t *delta = ac->delta;
+  const uint8_t *cls = ac->cls;
+  unsigned shift = ac->shift, s0 = ln[0].s, s1 = 0, s2 = 0, s3 = 0, t0, t1, t2, t3;
+  const unsigned char *p0 = u, *p1 = u + ln[1].i, *p2 = u + ln[2].i, *p3 = u + ln[3].i;
+  size_t j, n3 = ln[3].end - ln[3].i; /* the last lane may be shorter */
+  for (j = 0; j < OVERLAP; j++) {
+    t0 = delta[(s0 << shift) | cls[p0[j]]];
+    t1 = delta[(s1 << shift) | cls[p1[j]]];
+    t2 = delta[(s2 << shift) | cls[p2[j]]];
+    t3 = delta[(s3 << shift) | cls[p3[j]]];
+    s0 = t0 & ~SMTPC__AC_OUT;
+    s1 = t1 & ~SMTPC__AC_OUT;
+    s2 = t2 & ~SMTPC__AC_OUT;
+    s3 = t3 & ~SMTPC__AC_OUT;
+    if (t0 & SMTPC__AC_OUT) report(ac, s0, base, j, cb, ud);
+  }
+  ln[1].entry = s1;
+  ln[2].entry = s2;
+  ln[3].entry = s3;
+  for (; j < steps && j < n3; j++) {
+    t0 = delta[(s0 << shift) | cls[p0[j]]];
+    t1 = delta[(s1 << shift) | cls[p1[j]]];
+    t2 = delta[(s2 << shift) | cls[p2[j]]];
+    t3 = delta[(s3 << shift) | cls[p3[j]]];
+    s0 = t0 & ~SMTPC__AC_OUT;
+    s1 = t1 & ~SMTPC__AC_OUT;
+    s2 = t2 & ~SMTPC__AC_OUT;
+    s3 = t3 & ~SMTPC__AC_OUT;
+    if ((t0 | t1 | t2 | t3) & SMTPC__AC_OUT) {
+      if (t0 & SMTPC__AC_OUT) report(ac, s0, base, j, cb, ud);
+      if (t1 & SMTPC__AC_OUT) ln[1].s = s1, ln[1].i = (size_t)(p1 - u) + j, hold(&ln[1]);
+      if (t2 & SMTPC__AC_OUT) ln[2].s = s2, ln[2].i = (size_t)(p2 - u) + j, hold(&ln[2]);
+      if (t3 & SMTPC__AC_OUT) ln[3].s = s3, ln[3].i = (size_t)(p3 - u) + j, hold(&ln[3]);
+    }
+  }
+  ln[0].s = s0;
+  ln[1].s = s1;
+  ln[2].s = s2;
+  ln[3].s = s3;
+  ln[0].i = j;
+  ln[1].i = (size_t)(p1 - u) + j;
+  ln[2].i = (size_t)(p2 - u) + j;
+  ln[3].i = (size_t)(p3 - u) + j;
+}
+
 void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size_t len,
                     smtpc__ac_cb cb, void *ud) {
   const unsigned char *u = (const unsigned char *)p;
-  const uint16_t *delta = ac->delta;
-  const uint8_t *cls = ac->cls;
-  unsigned shift = ac->shift, s = sc->state;
-  size_t i;
+  lane ln[LANES];
+  size_t seg, steps, base = sc->pos;
+  unsigned k;
 
-  for (i = 0; i < len; i++) {
-    unsigned t = delta[(s << shift) | cls[u[i]]];
-    s = t & ~SMTPC__AC_OUT;
-    if (t & SMTPC__AC_OUT) {
-      int32_t q = ac->first[s] >= 0 ? (int32_t)s : ac->dict[s];
-      while (q >= 0) {
-        int32_t pat;
-        for (pat = ac->first[q]; pat >= 0; pat = ac->same[pat])
-          cb(ud, (size_t)pat, sc->pos + i + 1, i + 1);
-        q = ac->dict[q];
-      }
-    }
+  /* below 2 * OVERLAP bytes the lanes' extra work outweighs what they save */
+  if (len < 2 * OVERLAP || len > UINT32_MAX) {
+    sc->state = feed_serial(ac, sc->state, u, 0, len, base, cb, ud);
+    sc->pos += len;
+    return;
   }
-  sc->state = s;
+  /* Equal work per lane: lane 0 scans its segment, the others OVERLAP bytes more. With
+   * len >= 2 * OVERLAP every segment is non-empty and starts at least OVERLAP bytes in. */
+  steps = (len + (LANES - 1) * OVERLAP + LANES - 1) / LANES;
+  seg = steps - OVERLAP;
+  ln[0].i = ln[0].begin = 0;
+  ln[0].end = steps;
+  ln[0].s = ln[0].entry = sc->state;
+  ln[0].nhit = 0;
+  for (k = 1; k < LANES; k++) {
+    ln[k].begin = ln[k - 1].end;
+    ln[k].end = k + 1 == LANES ? len : ln[k].begin + seg;
+    ln[k].i = ln[k].begin - OVERLAP;
+    ln[k].s = 0;
+    ln[k].nhit = 0;
+  }
+  scan4(ac, u, ln, steps, base, cb, ud);
+  /* lane 0 finishes alone; then each later lane, in order, is checked, finished, reported */
+  ln[0].s = feed_serial(ac, ln[0].s, u, ln[0].i, ln[0].end, base, cb, ud);
+  for (k = 1; k < LANES; k++) {
+    unsigned h;
+    if (ln[k].entry != ln[k - 1].s || ln[k].nhit > LANE_HITS) {
+      ln[k].s = feed_serial(ac, ln[k - 1].s, u, ln[k].begin, ln[k].end, base, cb, ud);
+      continue;
+    }
+    for (h = 0; h < ln[k].nhit; h++) report(ac, ln[k].hit_state[h], base, ln[k].hit_at[h], cb, ud);
+    ln[k].s = feed_serial(ac, ln[k].s, u, ln[k].i, ln[k].end, base, cb, ud);
+  }
+  sc->state = ln[LANES - 1].s;
   sc->pos += len;
 }

@@ -97,19 +97,35 @@ static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp) {
   return need + 1;
 }
 
-/* RFC 5322 atext, ASCII part. */
-static int is_atext(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
-  switch (c) { /* a switch, not strchr: this runs for every octet of every local part */
-  case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-  case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}':
-  case '~': return 1;
-  default: return 0;
-  }
+/* RFC 5322 atext and LDH, ASCII part, as bit sets over the 128 ASCII codes: one shift and one
+ * test per octet, since these run for every octet of every address. atext: A-Z a-z 0-9 and
+ * ! # $ % & ' * + - / = ? ^ _ ` { | } ~ ; LDH: A-Z a-z 0-9 and - . */
+static const uint64_t atext_set[2] = {0xa3ffacfa00000000u, 0x7fffffffc7fffffeu};
+static const uint64_t ldh_set[2] = {0x03ff200000000000u, 0x07fffffe07fffffeu};
+
+static int in_set(const uint64_t set[2], unsigned char c) {
+  return c < 128 && (set[c >> 6] >> (c & 63) & 1);
 }
 
-static int is_ldh(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+static int is_atext(unsigned char c) { return in_set(atext_set, c); }
+
+static int is_ldh(unsigned char c) { return in_set(ldh_set, c); }
+
+/* Every octet of s[0..n) is printable ASCII (0x20-0x7E): eight octets a step, with the usual
+ * word tricks (a byte with its top bit set; a byte below 0x20; a byte equal to 0x7F). Nearly
+ * every address is plain ASCII, and then the UTF-8 and control checks have nothing to find. */
+static int plain_ascii(const unsigned char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    memcpy(&x, s + i, 8);
+    y = x ^ (0x7F * ones);
+    if ((x | ((x - 0x20 * ones) & ~x) | ((y - ones) & ~y)) & high) return 0;
+  }
+  for (; i < n; i++)
+    if (s[i] < 0x20 || s[i] >= 0x7F) return 0;
+  return 1;
 }
 
 static unsigned char lower(unsigned char c) {
@@ -122,6 +138,8 @@ typedef struct parser {
   const unsigned char *s;
   size_t len;
   size_t errpos;
+  int plain; /* the input is printable ASCII and libidn2 wrote nothing: then the result is
+                input octets (letters lower-cased) and ASCII punctuation, clean by making */
 } parser;
 
 /* Growable-by-nothing text buffer: appends fail once cap would be exceeded. */
@@ -146,6 +164,7 @@ static int fail(parser *p, int kind, size_t pos) {
 /* Pass 1: UTF-8 and controls over the whole input. */
 static int scan_chars(parser *p) {
   size_t i = 0;
+  if ((p->plain = plain_ascii(p->s, p->len)) != 0) return 0;
   while (i < p->len) {
     uint32_t cp;
     size_t n;
@@ -404,6 +423,7 @@ static int idna_label(parser *p, const unsigned char *s, size_t n, size_t pos, i
   size_t alen;
   int rc, k = 0;
 
+  p->plain = 0;
   memcpy(in, s, n);
   in[n] = '\0';
   rc = idn2_lookup_u8((const uint8_t *)in, &a, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
@@ -437,11 +457,16 @@ static int parse_label(parser *p, size_t start, size_t end, int nonascii, text *
                        text *utf8) {
   const unsigned char *s = p->s + start;
   size_t n = end - start, i;
-  int k;
   if (!nonascii) {
+    /* check_ldh_label and the lower-casing in one pass (LDH octets lower-case with | 0x20:
+     * digits and '-' have that bit already) */
     unsigned char low[SMTPC_ADDR_MAX_LABEL];
-    if ((k = check_ldh_label(p, s, n, start)) != 0) return k;
-    for (i = 0; i < n; i++) low[i] = lower(s[i]);
+    for (i = 0; i < n; i++) {
+      if (!is_ldh(s[i])) return fail(p, SMTPC_ADDR_EBAD_DOMAIN_CHAR, start + i);
+      if (i < SMTPC_ADDR_MAX_LABEL) low[i] = (unsigned char)(s[i] | 0x20);
+    }
+    if (n > SMTPC_ADDR_MAX_LABEL) return fail(p, SMTPC_ADDR_ELABEL_TOO_LONG, start);
+    if (s[0] == '-' || s[n - 1] == '-') return fail(p, SMTPC_ADDR_EHYPHEN_LABEL, start);
     if (n > 4 && memcmp(low, "xn--", 4) == 0)
       return idna_label(p, low, n, start, 1, ascii, utf8);
     if (text_put(ascii, low, n) < 0 || text_put(utf8, low, n) < 0)
@@ -480,7 +505,10 @@ static int parse_domain(parser *p, size_t base, text *ascii, text *utf8, int *li
   for (;;) {
     size_t e = i;
     int nonascii = 0;
-    while (e < p->len && s[e] != '.') nonascii |= s[e++] >= 0x80;
+    if (p->plain) /* printable ASCII throughout: only the dot to find */
+      while (e < p->len && s[e] != '.') e++;
+    else
+      while (e < p->len && s[e] != '.') nonascii |= s[e++] >= 0x80;
     if (e == i) return fail(p, SMTPC_ADDR_EEMPTY_LABEL, i);
     if (i != base && (text_put(ascii, ".", 1) < 0 || text_put(utf8, ".", 1) < 0))
       return fail(p, SMTPC_ADDR_EDOMAIN_TOO_LONG, base);
@@ -500,9 +528,9 @@ static int parse_domain(parser *p, size_t base, text *ascii, text *utf8, int *li
 
 /* ---- the whole address ------------------------------------------------------------------ */
 
-static int join(text *t, const char *local, const char *domain) {
-  return text_put(t, local, strlen(local)) < 0 || text_put(t, "@", 1) < 0 ||
-         text_put(t, domain, strlen(domain)) < 0;
+static int join(text *t, const text *local, const text *domain) {
+  return text_put(t, local->buf, local->len) < 0 || text_put(t, "@", 1) < 0 ||
+         text_put(t, domain->buf, domain->len) < 0;
 }
 
 static int parse_all(parser *p, smtpc_address *out) {
@@ -519,13 +547,23 @@ static int parse_all(parser *p, smtpc_address *out) {
   if ((k = scan_chars(p)) != 0) return k;
   if ((k = parse_local(p, &local, &at)) != 0) return k;
   if ((k = parse_domain(p, at + 1, &ascii, &utf8, &out->literal)) != 0) return k;
-  if (join(&addr, out->local_part, out->domain) || join(&aaddr, out->local_part, out->ascii_domain))
+  if (join(&addr, &local, &utf8)) return fail(p, SMTPC_ADDR_ETOO_LONG, 0);
+  if (p->plain) { /* libidn2 wrote nothing: the two domain forms are one text */
+    memcpy(out->ascii_address, out->address, addr.len + 1);
+    aaddr.len = addr.len;
+  } else if (join(&aaddr, &local, &ascii)) {
     return fail(p, SMTPC_ADDR_ETOO_LONG, 0);
+  }
 
   /* Belt and braces: what leaves here goes into command lines. libidn2 produced part of it,
-   * so check the result as strictly as the input. */
+   * so check the result as strictly as the input. Printable ASCII (nearly always) is clean
+   * and needs no SMTPUTF8 at once. */
+  if (p->plain) return 0;
+  if (plain_ascii((const unsigned char *)out->address, addr.len) &&
+      plain_ascii((const unsigned char *)out->ascii_address, aaddr.len))
+    return 0;
   {
-    parser check = {(const unsigned char *)out->address, addr.len, 0};
+    parser check = {(const unsigned char *)out->address, addr.len, 0, 0};
     if (scan_chars(&check) != 0) return fail(p, SMTPC_ADDR_ECONTROL_CHAR, 0);
     for (i = 0; i < aaddr.len; i++) {
       unsigned char c = (unsigned char)out->ascii_address[i];
@@ -546,10 +584,16 @@ int smtpc_parse_address(const char *s, size_t len, smtpc_address *out, int *kind
   int k;
   if (kind != NULL) *kind = SMTPC_ADDR_OK;
   if (out == NULL || (s == NULL && len > 0)) return SMTPC_EINVAL;
-  memset(out, 0, sizeof *out);
+  /* Empty strings and zero flags, not a memset of the whole 1 KiB: the parse writes every
+   * string with its NUL, and callers read up to the NUL. A failure clears it all below. */
+  out->address[0] = out->ascii_address[0] = out->local_part[0] = '\0';
+  out->domain[0] = out->ascii_domain[0] = '\0';
+  out->literal = out->smtputf8 = out->utf8_local = 0;
+  out->error_offset = 0;
   p.s = (const unsigned char *)(s != NULL ? s : "");
   p.len = len;
   p.errpos = 0;
+  p.plain = 0;
   k = parse_all(&p, out);
   if (k == 0) return 0;
   /* Nothing half-parsed is left behind for a caller that ignores the return value. */

@@ -282,8 +282,12 @@ int smtpc__bounce_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char 
 
 /* ---- completing records --------------------------------------------------------------------- */
 
-/* The SMTP command a diagnostic answered, from the phrases MTAs use. */
+/* The SMTP command a diagnostic answered, from the phrases MTAs use: the first phrase of the
+ * table that occurs anywhere in the text. Every phrase starts with one of three lead words, so
+ * the text is searched for those (three passes, not one per phrase) and the phrases are
+ * compared where a lead word stands. */
 static const char *find_command(const char *t, size_t n) {
+  static const char *const lead[] = {"in reply to ", ">>> ", "after "};
   static const struct { const char *phrase; const char *cmd; } k[] = {
       {"in reply to rcpt to", "RCPT"}, {"in reply to end of data", "DATA"},
       {"in reply to data", "DATA"},    {"in reply to mail from", "MAIL"},
@@ -297,9 +301,18 @@ static const char *find_command(const char *t, size_t n) {
       {"after helo", "HELO"},          {"after initial connection", "CONN"},
       {"after pipelined rcpt to", "RCPT"}, {"after pipelined mail from", "MAIL"},
   };
-  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
-    if (smtpc__bfind(t, n, k[i].phrase)) return k[i].cmd;
-  return NULL;
+  enum { NK = sizeof k / sizeof k[0] };
+  size_t best = NK;
+  for (size_t l = 0; l < sizeof lead / sizeof lead[0]; l++) {
+    size_t ll = strlen(lead[l]);
+    for (const char *at = smtpc__bfind(t, n, lead[l]); at;
+         at = smtpc__bfind(at + 1, n - (size_t)(at + 1 - t), lead[l]))
+      for (size_t i = 0; i < best; i++) /* only an earlier row can change the answer */
+        if (!strncmp(k[i].phrase, lead[l], ll) &&
+            smtpc__bstarts(at, n - (size_t)(at - t), k[i].phrase))
+          best = i;
+  }
+  return best < NK ? k[best].cmd : NULL;
 }
 
 /* The first reply code in a diagnostic: "said: 550 5.1.1 ...", "<<< 421 ...", "smtp; 554-...".

@@ -21,6 +21,7 @@ struct smtpc_bounce_parser {
   char *msg;                 /* the current message as fed (original line ends)          */
   size_t len, cap;
   int truncated;             /* octets beyond max_message were dropped                   */
+  int nocr;                  /* msg holds no CR: its lines end at LF alone (bounce_mime.c) */
   int err;                   /* sticky error of feed/finish                              */
   uint64_t erroff;
   smtpc__chunk *arena;       /* head = the chunk in use; older ones follow               */

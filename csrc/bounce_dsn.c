@@ -341,20 +341,33 @@ int smtpc__bautoreply(smtpc__bmsg *m) {
 static int starts_field(const char *s, size_t n) {
   static const char *const names[] = {"Return-Path:", "Received:", "From:", "To:", "Subject:",
                                       "Message-Id:", "Date:", "X-", "MIME-Version:"};
+  int c = n && s[0] >= 'a' && s[0] <= 'z' ? s[0] - 32 : n ? s[0] : 0;
+  if (!c || !strchr("RFTSMDX", c)) return 0; /* no name starts so: most lines stop here */
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (smtpc__bstarts(s, n, names[i])) return 1;
   return 0;
 }
 
+/* Does the line hold "original", "----", "copy of" or "headers" (ASCII case-insensitive)? One
+ * pass: each phrase is compared only where its first letter stands. */
+static int marker_line(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int c = s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i];
+    const char *mk = c == 'o' ? "original" : c == '-' ? "----" : c == 'c' ? "copy of"
+                   : c == 'h' ? "headers" : NULL;
+    if (mk && smtpc__bstarts(s + i, n - i, mk)) return 1;
+  }
+  return 0;
+}
+
 int smtpc__binline_orig(smtpc_bounce_parser *p, const char *body, size_t len) {
   size_t pos = 0, tries = 0;
-  const char *line;
-  size_t ll;
-  int prev_blank_or_marker = 0;
+  const char *line, *prev = NULL; /* a block starts after a blank or marker line */
+  size_t ll, prev_len = 0;
   while (tries < 8) {
     size_t here = pos;
     if (!smtpc__bline(body, len, &pos, &line, &ll)) break;
-    if (prev_blank_or_marker && starts_field(line, ll)) {
+    if (starts_field(line, ll) && prev && (prev_len == 0 || marker_line(prev, prev_len))) {
       tries++;
       size_t of = p->nhdr, hp = here;
       int rc = smtpc__bheaders(p, body, len, &hp, 0);
@@ -375,9 +388,8 @@ int smtpc__binline_orig(smtpc_bounce_parser *p, const char *body, size_t len) {
       }
       p->nhdr = of;
     }
-    prev_blank_or_marker = ll == 0 || smtpc__bfind(line, ll, "original") ||
-                           smtpc__bfind(line, ll, "----") || smtpc__bfind(line, ll, "copy of") ||
-                           smtpc__bfind(line, ll, "headers");
+    prev = line;
+    prev_len = ll;
   }
   return 0;
 }

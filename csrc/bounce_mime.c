@@ -156,6 +156,13 @@ static int hexval(int c) {
 static size_t qpdecode(const char *s, size_t n, char *out, int header) {
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
+    if (!header) { /* the octets up to the next '=' are themselves: one copy */
+      const char *eq = memchr(s + i, '=', n - i);
+      size_t e = eq ? (size_t)(eq - s) : n;
+      memcpy(out + k, s + i, e - i);
+      k += e - i;
+      if ((i = e) == n) break;
+    }
     char c = s[i];
     if (c == '=' && i + 2 < n + 0 && hexval((unsigned char)s[i + 1]) >= 0 &&
         hexval((unsigned char)s[i + 2]) >= 0) {
@@ -179,6 +186,21 @@ static size_t qpdecode(const char *s, size_t n, char *out, int header) {
     }
   }
   return k;
+}
+
+/* smtpc__bnext_line, for a text known to hold no CR (most mail is stored with LF line ends):
+ * one memchr a line instead of two. */
+static int next_line(const char *msg, size_t end, size_t *pos, size_t *line, size_t *line_len,
+                     int nocr) {
+  if (!nocr) return smtpc__bnext_line(msg, end, pos, line, line_len);
+  size_t i = *pos;
+  if (i >= end) return 0;
+  const char *nl = memchr(msg + i, '\n', end - i);
+  size_t j = nl ? (size_t)(nl - msg) : end;
+  *line = i;
+  *line_len = j - i;
+  *pos = j < end ? j + 1 : j;
+  return 1;
 }
 
 /* ---- header fields --------------------------------------------------------------------------- */
@@ -241,7 +263,8 @@ static char *decode_words(smtpc_bounce_parser *p, const char *v, size_t n, size_
   return d;
 }
 
-static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, const char *val,
+/* val is bheaders' arena copy of the unfolded value, with room for a NUL after it. */
+static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char *val,
                        size_t vl) {
   if (p->nhdr == p->caphdr) {
     size_t cap = p->caphdr ? p->caphdr * 2 : 64;
@@ -263,9 +286,9 @@ static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, cons
     h->value = v;
     h->value_len = n;
   } else {
-    h->value = smtpc__bstrdup(p, val, vl);
+    val[vl] = '\0'; /* the copy is the value: no second one */
+    h->value = val;
     h->value_len = vl;
-    if (!h->value) return SMTPC_ENOMEM;
   }
   p->nhdr++;
   return 0;
@@ -295,17 +318,17 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   size_t nl = 0;
   char *val = NULL;
   size_t vl = 0, vcap = 0;
-  int rc = 0;
+  int rc = 0, nocr = msg == p->msg && p->nocr;
   while (1) {
     size_t here = at;
-    if (!smtpc__bnext_line(msg, end, &at, &line, &ll)) break;
+    if (!next_line(msg, end, &at, &line, &ll, nocr)) break;
     const char *s = msg + line;
     if (ll == 0) break; /* the empty line: body follows */
     if (is_wsp(s[0]) && name) {
       /* folded: one space for the fold, like the unfolding of RFC 5322 2.2.3 */
       size_t a = 0;
       while (a < ll && is_wsp(s[a])) a++;
-      if (vl + 1 + (ll - a) > vcap) {
+      if (vl + 1 + (ll - a) >= vcap) { /* room for push_header's NUL too */
         size_t cap = (vl + 1 + ll - a) * 2 + 64;
         char *nv = smtpc__balloc(p, cap);
         if (!nv) return SMTPC_ENOMEM;
@@ -471,7 +494,7 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
   size_t at = pos, line, ll, part_start = 0, nparts = 0;
   int open = 0, closed = 0;
   size_t prev_end = pos; /* end of the line before the current one, line end excluded */
-  while (smtpc__bnext_line(buf, end, &at, &line, &ll)) {
+  while (next_line(buf, end, &at, &line, &ll, p->nocr)) { /* buf is p->msg */
     const char *s = buf + line;
     if (ll >= bl + 2 && s[0] == '-' && s[1] == '-' && !memcmp(s + 2, ct->boundary, bl)) {
       size_t r = bl + 2;
@@ -575,9 +598,11 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
 int smtpc__bmime(smtpc_bounce_parser *p) {
   const char *msg = p->msg;
   size_t n = p->len;
+  p->nocr = !memchr(msg, '\r', n);
   /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
-   * only a long stretch is looked at for CRs (a CR-only message is one long stretch) */
-  for (size_t at = 0; at < n;) {
+   * only a long stretch is looked at for CRs (a CR-only message is one long stretch). A
+   * message no longer than the bound has no line longer than it. */
+  for (size_t at = 0; n > p->lim.max_line && at < n;) {
     const char *nl = memchr(msg + at, '\n', n - at);
     size_t e = nl ? (size_t)(nl - msg) : n;
     if (e - at > p->lim.max_line) {

@@ -2,8 +2,9 @@
  *
  * Thirty-odd formats each looking through every message would read the text thirty times; a
  * bounce reader meets mostly messages that are none of them. So one Aho-Corasick scan of the
- * bounce's text and header fields finds which formats' gate markers occur, and only those
- * formats are tried, in the file's order. The automaton is built once and read-only after. */
+ * bounce's text and of the header fields the formats read finds which formats' gate markers
+ * occur, and only those formats are tried, in the file's order. The automaton is built once
+ * and read-only after. */
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -59,6 +60,18 @@ static void feed(smtpc__ac_scan *sc, const char *s, size_t n, hits *h) {
   smtpc__ac_feed(&g_ac, sc, "\n", 1, on_gate, h);
 }
 
+/* The header fields whose values a format reads (smtpc__bmta_hdr, smtpc__bmta_hdr_has): a
+ * marker elsewhere in the header (Received: lines are most of it) cannot be what a format
+ * requires, so the gate reads only these values, and every field's name. Keep in step with
+ * the modules: a format that reads another field's value must add it here. */
+static int read_by_a_format(const smtpc__bheader *h) {
+  static const char *const names[] = {"From", "X-Mailer", "X-Original-Mailer",
+                                      "X-Failed-Recipients", "Content-Type", NULL};
+  for (const char *const *n = names; *n; n++)
+    if (h->name_len == strlen(*n) && smtpc__bstarts(h->name, h->name_len, *n)) return 1;
+  return 0;
+}
+
 int smtpc__bmta_formats(smtpc__bmsg *m) {
   hits h;
   pthread_once(&g_once, build);
@@ -70,7 +83,8 @@ int smtpc__bmta_formats(smtpc__bmsg *m) {
     feed(&sc, m->body, m->body_len, &h);
     for (size_t i = 0; i < m->nheaders; i++) {
       feed(&sc, m->headers[i].name, m->headers[i].name_len, &h);
-      feed(&sc, m->headers[i].value, m->headers[i].value_len, &h);
+      if (read_by_a_format(&m->headers[i]))
+        feed(&sc, m->headers[i].value, m->headers[i].value_len, &h);
     }
     const smtpc_bounce *r0 = m->nrecords ? smtpc__bounce_rec(m, 0) : NULL;
     const char *rep = r0 ? r0->field[SMTPC_BOUNCE_F_REPORTING_MTA] : NULL;

@@ -17,6 +17,8 @@ struct smtpc__rcache {
   sqlite3 *db;
   sqlite3_stmt *get, *put, *dget, *dput;
   smtpc__rcache_ttl ttl;
+  struct awaited { uint64_t token; char *domain; } *await; /* see smtpc__rcache_await */
+  size_t nawait, await_cap;
 };
 
 static const char SCHEMA[] =
@@ -40,6 +42,8 @@ void smtpc__rcache_close(smtpc__rcache *c) {
   sqlite3_finalize(c->dget);
   sqlite3_finalize(c->dput);
   sqlite3_close(c->db);
+  while (c->nawait) free(c->await[--c->nawait].domain);
+  free(c->await);
   free(c);
 }
 
@@ -254,6 +258,17 @@ void smtpc__rcache_put_catch_all(smtpc__rcache *c, const char *domain, int catch
   sqlite3_reset(st);
 }
 
+/* The facts the planner judges live (plan.c's route_fact), read back from the row: an answer
+ * from an MX means a mail route; no route (NXDOMAIN, no address, null MX) is stored as
+ * hostunknown or notaccept with neither a reply nor an error. */
+int smtpc__rcached_route_fact(const smtpc__cached *row) {
+  if (row->mx != NULL) return SMTPC_ROUTE_OK;
+  if (row->reply.code == 0 && row->err == 0 &&
+      (row->reason == SMTPC_REASON_HOSTUNKNOWN || row->reason == SMTPC_REASON_NOTACCEPT))
+    return SMTPC_ROUTE_NONE;
+  return SMTPC_ROUTE_UNKNOWN;
+}
+
 void smtpc__rcached_result(const smtpc__cached *row, smtpc_result *r) {
   smtpc_context ctx;
   r->reply = row->reply;
@@ -274,4 +289,42 @@ void smtpc__rcached_result(const smtpc__cached *row, smtpc_result *r) {
   r->detail = row->detail;
   r->cached = 1;
   r->age = row->age;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* catch-all answers that come after a domain's last result */
+
+void smtpc__rcache_await(smtpc__rcache *c, uint64_t token, const char *domain) {
+  if (c->nawait == c->await_cap) {
+    size_t cap = c->await_cap ? 2 * c->await_cap : 16;
+    struct awaited *t = realloc(c->await, cap * sizeof *t);
+    if (t == NULL) return; /* a lost catch-all answer only costs one probe next time */
+    c->await = t;
+    c->await_cap = cap;
+  }
+  if ((c->await[c->nawait].domain = strdup(domain)) == NULL) return;
+  c->await[c->nawait++].token = token;
+}
+
+void smtpc__rcache_store_answers(smtpc__rcache *c, const smtpc_plan *p) {
+  size_t i = 0;
+  while (i < c->nawait) {
+    int ca = smtpc_plan_catch_all_of(p, c->await[i].token);
+    if (ca == -1) { /* still to come */
+      i++;
+      continue;
+    }
+    /* the domain's results may have carried it already: write only what is not there */
+    if (ca >= 0 && smtpc__rcache_catch_all(c, c->await[i].domain) != ca)
+      smtpc__rcache_put_catch_all(c, c->await[i].domain, ca);
+    free(c->await[i].domain);
+    c->await[i] = c->await[--c->nawait];
+  }
+}
+
+int smtpc__rcache_awaiting(const smtpc__rcache *c, const smtpc_plan *p) {
+  size_t i;
+  for (i = 0; i < c->nawait; i++)
+    if (smtpc_plan_catch_all_of(p, c->await[i].token) == -1) return 1;
+  return 0;
 }

@@ -38,9 +38,22 @@ int smtpc__rcache_put(smtpc__rcache *c, const char *key, const smtpc_result *r);
 /* Fill the parts of *r a stored result decides (reply and its classification, mx, catch-all,
  * tls, error, detail, cached, age); r's pointers then point into row. */
 void smtpc__rcached_result(const smtpc__cached *row, smtpc_result *r);
+/* What the row tells of its domain's mail route (smtpc_route_fact), for the typo check: the
+ * inspection (disposable, role, free provider, suggestion) is made again on reading, as a
+ * live result's is, rather than stored. */
+int smtpc__rcached_route_fact(const smtpc__cached *row);
 
 /* A domain's catch-all answer (0/1) while the positive lifetime lasts, else -1. */
 int smtpc__rcache_catch_all(smtpc__rcache *c, const char *domain);
 void smtpc__rcache_put_catch_all(smtpc__rcache *c, const char *domain, int catch_all);
+
+/* A domain's probe answer can come after the last of its results has gone out (a rejected
+ * address is reported at once; the probe RCPT follows it), so no result carries it. The
+ * driver names each probed domain here (its RESOLVE token) and, when a session ends, has the
+ * answers that came stored; while a session is open and an answer may still come, the run
+ * waits for it (smtpc__rcache_awaiting). */
+void smtpc__rcache_await(smtpc__rcache *c, uint64_t token, const char *domain);
+void smtpc__rcache_store_answers(smtpc__rcache *c, const smtpc_plan *p);
+int smtpc__rcache_awaiting(const smtpc__rcache *c, const smtpc_plan *p);
 
 #endif

@@ -30,7 +30,7 @@ enum { PH_GREET, PH_TLS, PH_TXN, PH_RSET, PH_QUIT, PH_DONE };
 enum { TXN_NONE, TXN_MAIL_SENT, TXN_OPEN, TXN_FAILED };
 
 typedef struct rcpt {
-  const char *addr;
+  size_t off;             /* in d->addrs: copied when added, while the caller's is hot */
   size_t len;
   unsigned char utf8;
   unsigned char state;
@@ -53,6 +53,8 @@ struct smtpc_dialog {
   int keep_transcript;
 
   smtpc_reader *reader;
+  char *addrs;            /* the recipients' addresses, end to end                     */
+  size_t addrslen, addrscap;
   rcpt *r;
   size_t nr, capr;
   size_t cursor;           /* no unsent recipient below this index              */
@@ -262,7 +264,8 @@ static void pump_rcpts(smtpc_dialog *d) {
     if (!pipelining && d->qlen > 0) break;
     r->state = R_INFLIGHT;
     d->inflight++;
-    if (send_cmd(d, SMTPC_CMD_RCPT, d->cursor, "RCPT TO:<", 9, r->addr, r->len, ">", 1) != 0)
+    if (send_cmd(d, SMTPC_CMD_RCPT, d->cursor, "RCPT TO:<", 9, d->addrs + r->off, r->len, ">",
+                 1) != 0)
       return;
   }
 }
@@ -545,6 +548,7 @@ void smtpc_dialog_free(smtpc_dialog *d) {
   free(d->helo);
   free(d->mail_from);
   free(d->r);
+  free(d->addrs);
   free(d->q);
   free(d->out);
   free(d->ts);
@@ -561,7 +565,8 @@ long smtpc_dialog_add_rcpt(smtpc_dialog *d, const char *addr, size_t len, int sm
     d->r = nr;
     d->capr = ncap;
   }
-  d->r[d->nr].addr = addr;
+  d->r[d->nr].off = d->addrslen;
+  if (buf_add(&d->addrs, &d->addrslen, &d->addrscap, addr, len) != 0) return SMTPC_ENOMEM;
   d->r[d->nr].len = len;
   d->r[d->nr].utf8 = smtputf8 ? 1 : 0;
   d->r[d->nr].state = R_UNSENT;

@@ -317,6 +317,7 @@ static void on_sess_closed(uv_handle_t *h) {
   smtpc_socks_free(x->socks);
   (void)smtpc_plan_released(v->plan, now_us(v), x->sid);
   free(x);
+  if (v->cache) smtpc__rcache_store_answers(v->cache, v->plan); /* seam: cache */
   drain(v);
   maybe_finish_close(v);
 }
@@ -500,6 +501,7 @@ static void report_cached(smtpc_verifier *v) {
   while (v->cached_head) {
     cached_item *c = v->cached_head;
     smtpc_result r;
+    int fact;
     v->cached_head = c->next;
     if (v->cached_head == NULL) v->cached_tail = &v->cached_head;
     v->ncached--;
@@ -512,9 +514,11 @@ static void report_cached(smtpc_verifier *v) {
     r.catch_all = -1;
     smtpc__rcached_result(c->row, &r);
     if (!v->o.catch_all) r.catch_all = -1;
-    if (smtpc_inspect(c->input, c->len, SMTPC_ROUTE_UNKNOWN, &r.inspect) == 0)
+    /* as a live result (plan.c): a suggestion only where DNS said the domain takes no mail */
+    fact = smtpc__rcached_route_fact(c->row);
+    if (smtpc_inspect(c->input, c->len, fact, &r.inspect) == 0)
       r.verdict = smtpc_verdict_with_inspection(r.verdict, &r.inspect, v->o.disposable);
-    r.inspect.suggestion[0] = '\0'; /* a suggestion needs what DNS says: nobody asked */
+    if (fact != SMTPC_ROUTE_NONE) r.inspect.suggestion[0] = '\0';
     v->cb(v, &r, v->data);
     free(c->row);
     free(c);
@@ -526,9 +530,10 @@ static void perform(smtpc_verifier *v, const smtpc_plan_action *a) {
   switch (a->type) {
   case SMTPC_PLAN_RESOLVE:
     /* seam: cache -- a remembered catch-all answer saves the domain's probe */
-    if (v->cache && v->o.catch_all && !v->o.cache_refresh) {
-      int ca = smtpc__rcache_catch_all(v->cache, a->name);
+    if (v->cache && v->o.catch_all) {
+      int ca = v->o.cache_refresh ? -1 : smtpc__rcache_catch_all(v->cache, a->name);
       if (ca != -1) (void)smtpc_plan_catch_all(v->plan, a->token, ca);
+      else smtpc__rcache_await(v->cache, a->token, a->name);
     }
     resolve(v, a->name, a->token);
     break;
@@ -616,8 +621,10 @@ size_t smtpc_verifier_pending(const smtpc_verifier *v) {
   return st.pending + v->ncached;
 }
 
+/* seam: cache -- with a cache, an open session may still bring a probe answer to store */
 int smtpc_verifier_done(const smtpc_verifier *v) {
-  return v->ended && v->ncached == 0 && smtpc_plan_done(v->plan);
+  return v->ended && v->ncached == 0 && smtpc_plan_done(v->plan) &&
+         !(v->cache && v->nsess && smtpc__rcache_awaiting(v->cache, v->plan));
 }
 void *smtpc_verifier_data(const smtpc_verifier *v) { return v->data; }
 

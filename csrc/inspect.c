@@ -21,10 +21,13 @@
 
 /* ---- hash sets ---------------------------------------------------------------------------- */
 
-static uint32_t fnv1a(const char *s, size_t n) {
-  uint32_t h = 0x811C9DC5u;
-  size_t i;
-  for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x01000193u;
+/* FNV-1a 32 over s[0..n) taken last to first, as tools/update-lists hashes the entries: one
+ * pass from the end of a domain goes through the hash of every parent domain. */
+#define FNV_BASIS 0x811C9DC5u
+#define FNV_PRIME 0x01000193u
+static uint32_t set_hash(const char *s, size_t n) {
+  uint32_t h = FNV_BASIS;
+  while (n > 0) h = (h ^ (unsigned char)s[--n]) * FNV_PRIME;
   return h;
 }
 
@@ -37,16 +40,20 @@ static int entry_is(const char *e, const char *s, size_t n) {
   return e[n] == '\0';
 }
 
-/* s must be lower case already. */
-static int set_has(const smtpc__strset *set, const char *s, size_t n) {
+/* s must be lower case already; h is set_hash(s, n). */
+static int set_has_hashed(const smtpc__strset *set, uint32_t h, const char *s, size_t n) {
   const uint32_t off_mask = (1u << SMTPC__SET_OFF_BITS) - 1;
-  uint32_t h = fnv1a(s, n), i = h & set->mask, slot;
+  uint32_t i = h & set->mask, slot;
   uint32_t tag = (h >> (32 - SMTPC__SET_TAG_BITS)) << SMTPC__SET_OFF_BITS;
   while ((slot = set->slots[i]) != 0) {
     if ((slot & ~off_mask) == tag && entry_is(set->blob + (slot & off_mask) - 1, s, n)) return 1;
     i = (i + 1) & set->mask;
   }
   return 0;
+}
+
+static int set_has(const smtpc__strset *set, const char *s, size_t n) {
+  return set_has_hashed(set, set_hash(s, n), s, n);
 }
 
 /* Lower-case ASCII copy into buf (SMTPC_ADDR_DOMAIN_SIZE); 0 when too long or empty. */
@@ -61,21 +68,56 @@ static size_t lower_copy(char *buf, const char *s, size_t n) {
   return n;
 }
 
-/* The domain or a parent of it is listed; d is lower case with no trailing dot. */
-static int disposable_lc(const char *d, size_t n) {
-  const char *p = d, *end = d + n, *dot;
-  while ((dot = memchr(p, '.', (size_t)(end - p))) != NULL) { /* stop before the bare TLD */
-    if (set_has(&smtpc__disposable, p, (size_t)(end - p))) return 1;
-    p = dot + 1;
+/* A hint that a table slot will be read soon (no effect on the result). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+/* A domain's hashes, taken in one pass from its end: the whole name's, and those of the
+ * names a disposable domain can be (the name and its parents, not the bare top-level
+ * domain), shortest first. */
+typedef struct domain_hashes {
+  uint32_t whole;
+  size_t nparents;
+  uint32_t hash[SMTPC_ADDR_DOMAIN_SIZE]; /* one an octet at most: smtpc_is_disposable_domain */
+  unsigned char at[SMTPC_ADDR_DOMAIN_SIZE]; /* takes "a..b" too; where that name starts */
+} domain_hashes;
+
+/* d is lower case with no trailing dot, n <= SMTPC_ADDR_MAX_DOMAIN. */
+static void hash_domain(const char *d, size_t n, domain_hashes *dh) {
+  uint32_t h = FNV_BASIS;
+  int dotted = 0; /* a dot seen: the name from here on is not a bare top-level domain */
+  size_t k = 0;
+  while (n > 0) {
+    unsigned char c = (unsigned char)d[--n];
+    h = (h ^ c) * FNV_PRIME;
+    dotted |= c == '.';
+    /* kept when a label starts here, written either way (no branch): k <= the labels so far */
+    dh->hash[k] = h;
+    dh->at[k] = (unsigned char)n;
+    k += (size_t)(dotted & ((n == 0) | (d[n ? n - 1 : 0] == '.')));
   }
+  dh->nparents = k;
+  dh->whole = h;
+}
+
+/* The domain (as hashed into dh) or a parent of it is listed. */
+static int disposable_hashed(const char *d, size_t n, const domain_hashes *dh) {
+  size_t k;
+  for (k = 0; k < dh->nparents; k++)
+    if (set_has_hashed(&smtpc__disposable, dh->hash[k], d + dh->at[k], n - dh->at[k])) return 1;
   return 0;
 }
 
 int smtpc_is_disposable_domain(const char *domain, size_t len) {
   char buf[SMTPC_ADDR_DOMAIN_SIZE];
+  domain_hashes dh;
   if (len && domain && domain[len - 1] == '.') len--;
   if ((len = lower_copy(buf, domain, len)) == 0) return 0;
-  return disposable_lc(buf, len);
+  hash_domain(buf, len, &dh);
+  return disposable_hashed(buf, len, &dh);
 }
 
 int smtpc_is_free_provider(const char *domain, size_t len) {
@@ -88,10 +130,18 @@ int smtpc_is_free_provider(const char *domain, size_t len) {
 int smtpc_is_role_local(const char *local, size_t len) {
   char buf[SMTPC_ADDR_DOMAIN_SIZE];
   const char *plus;
+  uint32_t h = FNV_BASIS;
+  size_t i;
   if (local == NULL || len == 0 || local[0] == '"') return 0; /* quoted: no role name */
   if ((plus = memchr(local, '+', len)) != NULL) len = (size_t)(plus - local); /* sub-address */
-  if ((len = lower_copy(buf, local, len)) == 0) return 0;
-  return set_has(&smtpc__role, buf, len);
+  if (len == 0 || len > SMTPC_ADDR_MAX_DOMAIN) return 0;
+  for (i = len; i-- > 0;) { /* lower-cased and hashed in one pass, from the end as set_hash */
+    unsigned char c = (unsigned char)local[i];
+    c = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    buf[i] = (char)c;
+    h = (h ^ c) * FNV_PRIME;
+  }
+  return set_has_hashed(&smtpc__role, h, buf, len);
 }
 
 /* ---- typo distance -------------------------------------------------------------------- */
@@ -115,14 +165,14 @@ static const uint16_t keys[128] = {
 };
 #undef K
 
-static int adjacent(unsigned char a, unsigned char b) {
-  unsigned pa = a < 128 ? keys[a] : 0, pb = b < 128 ? keys[b] : 0;
-  int dy, dx;
-  if (!pa || !pb) return 0;
-  dy = (int)(pa >> 6) - (int)(pb >> 6);
-  dx = (int)(pa & 63) - (int)(pb & 63);
-  if (dy == 0) return dx == 4 || dx == -4;
-  return (dy == 1 || dy == -1) && dx >= -3 && dx <= 3;
+static unsigned key_of(unsigned char c) { return c < 128 ? keys[c] : 0; }
+
+/* Two key positions (key_of) are neighbours; worked out without a branch, since the
+ * distance below asks for every pair of differing letters. */
+static int near(unsigned pa, unsigned pb) {
+  int dy = (int)(pa >> 6) - (int)(pb >> 6), dx = (int)(pa & 63) - (int)(pb & 63);
+  return (pa != 0) & (pb != 0) &
+         (((dy == 0) & ((dx == 4) | (dx == -4))) | (((dy == 1) | (dy == -1)) & (dx >= -3) & (dx <= 3)));
 }
 
 #define MAXLEN 40 /* popular domains are shorter; typed ones within 2 octets of one */
@@ -133,24 +183,34 @@ static int min2(int a, int b) { return a < b ? a : b; }
  * bound is reported as bound + 1. */
 static int distance(const char *a, size_t n, const char *b, size_t m, int bound) {
   int rows[3][MAXLEN + 1], *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+  int ins[MAXLEN + 1];
+  unsigned kb[MAXLEN + 1];
   size_t i, j;
   int prev_best = 0; /* a transposition reaches back two rows: stop when both are over */
+  /* what depends on the target letter alone, once: its key, and the cost of inserting it
+   * where the typist left it out (cheap when it was a double: gmal) */
+  for (j = 1; j <= m; j++) {
+    kb[j] = key_of((unsigned char)b[j - 1]);
+    ins[j] = (j >= 2 && b[j - 1] == b[j - 2]) ? 1 : 2;
+  }
   for (j = 0; j <= m; j++) prev[j] = 2 * (int)j;
   for (i = 1; i <= n; i++) {
     int best;
+    unsigned char ca = (unsigned char)a[i - 1];
+    unsigned ka = key_of(ca);
     /* deleting a typed letter: cheap when it doubles its neighbour (gmaill) */
     int del_i = (i >= 2 && a[i - 1] == a[i - 2]) ? 1 : 2;
     cur[0] = prev[0] + del_i;
     best = cur[0];
     for (j = 1; j <= m; j++) {
-      int sub = a[i - 1] == b[j - 1] ? 0 : adjacent((unsigned char)a[i - 1], (unsigned char)b[j - 1]) ? 1 : 2;
-      /* inserting a target letter the typist left out: cheap when it was a double (gmal) */
-      int ins = (j >= 2 && b[j - 1] == b[j - 2]) ? 1 : 2;
-      int d = min2(prev[j - 1] + sub, min2(prev[j] + del_i, cur[j - 1] + ins));
-      if (i >= 2 && j >= 2 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && a[i - 1] != a[i - 2])
-        d = min2(d, prev2[j - 2] + 1);
+      int sub = ca == (unsigned char)b[j - 1] ? 0 : 2 - near(ka, kb[j]);
+      int d = min2(prev[j - 1] + sub, min2(prev[j] + del_i, cur[j - 1] + ins[j]));
+      if (i >= 2 && j >= 2) {
+        int swapped = (a[i - 1] == b[j - 2]) & (a[i - 2] == b[j - 1]) & (a[i - 1] != a[i - 2]);
+        d = min2(d, swapped ? prev2[j - 2] + 1 : d);
+      }
       cur[j] = d;
-      if (d < best) best = d;
+      best = min2(best, d);
     }
     if (best > bound && prev_best > bound) return bound + 1;
     prev_best = best;
@@ -174,18 +234,26 @@ static uint32_t letters(const char *s, size_t n) {
   return m;
 }
 
-static int popcount32(uint32_t x) { /* SWAR: no loop, no compiler builtin */
-  x = x - ((x >> 1) & 0x55555555u);
-  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-  x = (x + (x >> 4)) & 0x0F0F0F0Fu;
-  return (int)((x * 0x01010101u) >> 24);
+/* Letters one first label has and the other lacks, counted both ways in one SWAR pass
+ * (no loop, no compiler builtin): a's extra letters in the low word, b's in the high word;
+ * returns the larger count. */
+static int letters_apart(uint32_t a, uint32_t b) {
+  uint64_t x = (uint64_t)(a & ~b) | (uint64_t)(b & ~a) << 32;
+  unsigned lo, hi;
+  x = x - ((x >> 1) & 0x5555555555555555u);
+  x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);
+  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Fu;
+  x *= 0x01010101u; /* byte 3: the low word's sum, byte 7: the high word's */
+  lo = (unsigned)(x >> 24) & 0xFF;
+  hi = (unsigned)(x >> 56);
+  return (int)(lo > hi ? lo : hi);
 }
 
 /* How far a typo may be from its target, in half edits: in the first label (the name the
  * typist had in mind) a bound that grows with the name, since short names have many real
  * neighbours (sony.com is not a slip for sina.com); in the suffix (".com", ".co.jp") one
  * edit; in all, three half edits. */
-static int label_bound(size_t len) { return len <= 3 ? 1 : len <= 5 ? 2 : 3; }
+static int label_bound(size_t len) { return 1 + (len > 3) + (len > 5); } /* 1, 2 or 3 */
 #define SUFFIX_BOUND 2
 #define TOTAL_BOUND 3
 
@@ -203,29 +271,32 @@ static int bag_distance(const unsigned char typed[NBAG], size_t tn, const char *
   size_t i, matched = 0;
   memcpy(left, typed, NBAG);
   for (i = 0; i < n; i++) {
-    int k = bag_slot((unsigned char)s[i]);
-    if (left[k]) left[k]--, matched++;
+    int k = bag_slot((unsigned char)s[i]), have = left[k] != 0; /* no branch: a coin toss */
+    left[k] = (unsigned char)(left[k] - have);
+    matched += (size_t)have;
   }
   return (int)(tn - matched > n - matched ? tn - matched : n - matched);
 }
 
-/* Cost of typing d (first label dl octets) for the target p, or TOTAL_BOUND + 1. */
+/* Cost of typing d (first label dl octets) for the target p, or TOTAL_BOUND + 1. sfx holds
+ * the typed suffix's cost against each distinct target suffix, -1 until measured. */
 static int typo_cost(const char *d, size_t n, size_t dl, const unsigned char bag[NBAG],
-                     const smtpc__popular_domain *p) {
-  size_t pl = p->label;
-  int c1, c2, bound = label_bound(pl);
-  /* cheap lower bounds first: every octet of length difference and every letter one label
-   * lacks costs at least one half edit */
-  if (dl + (size_t)bound < pl || pl + (size_t)bound < dl) return TOTAL_BOUND + 1;
-  /* the suffix next: it is short, and most often the same */
-  if (n - dl == p->len - pl && memcmp(d + dl, p->name + pl, n - dl) == 0) {
-    c2 = 0;
-  } else {
-    c2 = distance(d + dl + 1, n - dl - 1, p->name + pl + 1, p->len - pl - 1, SUFFIX_BOUND);
-    if (c2 > SUFFIX_BOUND) return TOTAL_BOUND + 1;
+                     signed char sfx[SMTPC__MAX_SUFFIXES], const smtpc__popular_domain *p) {
+  size_t pl = p->label, sn = n - dl, pn = p->len - pl; /* suffix lengths, with the dot */
+  int c1, c2, bag_cost, bound = label_bound(pl);
+  /* the letter counts first: the bound can only shrink below */
+  if ((bag_cost = bag_distance(bag, dl, p->name, pl)) > bound) return TOTAL_BOUND + 1;
+  /* the suffix next: it is short, most often the same, and shared by many targets; every
+   * octet of length difference costs a half edit at least */
+  if ((c2 = sfx[p->suffix]) < 0) {
+    if (sn == pn && memcmp(d + dl, p->name + pl, sn) == 0) c2 = 0;
+    else if (sn + SUFFIX_BOUND < pn || pn + SUFFIX_BOUND < sn) c2 = SUFFIX_BOUND + 1;
+    else c2 = distance(d + dl + 1, sn - 1, p->name + pl + 1, pn - 1, SUFFIX_BOUND);
+    sfx[p->suffix] = (signed char)c2; /* at most SUFFIX_BOUND + 1 */
   }
+  if (c2 > SUFFIX_BOUND) return TOTAL_BOUND + 1;
   if (bound > TOTAL_BOUND - c2) bound = TOTAL_BOUND - c2;
-  if (bag_distance(bag, dl, p->name, pl) > bound) return TOTAL_BOUND + 1;
+  if (bag_cost > bound) return TOTAL_BOUND + 1;
   c1 = distance(d, dl, p->name, pl, bound);
   if (c1 > bound) return TOTAL_BOUND + 1;
   return c1 + c2;
@@ -238,29 +309,42 @@ static long closest(const char *d, size_t n, int limit) {
   uint32_t mask;
   long best = -1;
   int best_cost = 99, second = 99;
-  size_t k, dl;
-  unsigned char bag[NBAG];
+  size_t k, dl, lo, hi, pl, i, ns = 0;
+  unsigned char bag[NBAG], survivors[256]; /* popular.txt holds at most 255 (the generator) */
+  signed char sfx[SMTPC__MAX_SUFFIXES];
   if (n > MAXLEN || dot == NULL) return -1;
   dl = (size_t)(dot - d);
+  /* targets whose first label is within its bound in length: every octet of length
+   * difference costs a half edit at least. pl + label_bound(pl) grows with pl, and
+   * pl - label_bound(pl) never shrinks, so the lengths in reach are one run. */
+  for (lo = dl > 3 ? dl - 3 : 0; lo + (size_t)label_bound(lo) < dl;) lo++;
+  for (hi = dl + 3; hi - (size_t)label_bound(hi) > dl;) hi--;
+  if (hi > 40) hi = 40;
+  if (smtpc__popular_from[lo] == smtpc__popular_from[hi + 1]) return -1;
   mask = letters(d, dl);
   memset(bag, 0, sizeof bag);
   for (k = 0; k < dl; k++) bag[bag_slot((unsigned char)d[k])]++;
-  /* targets whose first label is within a length difference of 3 (the largest bound) */
-  for (k = smtpc__popular_from[dl > 3 ? dl - 3 : 0]; k < smtpc__popular_from[dl + 4 < 41 ? dl + 4 : 41];
-       k++) {
-    const smtpc__popular_domain *p = &smtpc__popular[k];
-    int c;
-    if ((size_t)p->len + 2 < n || n + 2 < (size_t)p->len) continue; /* an octet costs 1+ */
-    /* each letter of one label missing from the other costs at least a half edit */
-    if (popcount32(p->mask & ~mask) > label_bound(p->label) ||
-        popcount32(mask & ~p->mask) > label_bound(p->label))
-      continue;
-    c = typo_cost(d, n, dl, bag, p);
+  memset(sfx, -1, sizeof sfx);
+  /* The cheap bounds (whole lengths; letters one label has and the other lacks, each costing
+   * a half edit at least) are taken for every target without a branch, listing the
+   * survivors: nearly every target fails them, and a branch on each would be mispredicted
+   * often. One run of targets a label length, so the bound is the run's. */
+  for (pl = lo; pl <= hi; pl++) {
+    int lb = label_bound(pl);
+    for (k = smtpc__popular_from[pl]; k < smtpc__popular_from[pl + 1]; k++) {
+      const smtpc__popular_domain *p = &smtpc__popular[k];
+      size_t pn = p->len;
+      survivors[ns] = (unsigned char)k;
+      ns += (pn + 2 >= n) & (n + 2 >= pn) & (letters_apart(p->mask, mask) <= lb);
+    }
+  }
+  for (i = 0; i < ns; i++) {
+    int c = typo_cost(d, n, dl, bag, sfx, &smtpc__popular[survivors[i]]);
     if (c > TOTAL_BOUND) continue;
     if (c < best_cost) {
       second = best_cost;
       best_cost = c;
-      best = (long)k;
+      best = (long)survivors[i];
     } else if (c < second) {
       second = c;
     }
@@ -287,24 +371,33 @@ int smtpc_suggest_domain(const char *domain, size_t len, char out[SMTPC_ADDR_DOM
 
 void smtpc_inspect_address(const smtpc_address *a, int route, smtpc_inspection *out) {
   const char *d = a->ascii_domain;
-  size_t n = strlen(d);
-  memset(out, 0, sizeof *out);
+  size_t n = strlen(d), k;
+  domain_hashes dh;
+  out->disposable = out->role = out->free_provider = 0;
+  out->suggestion[0] = '\0';
   if (a->literal) return; /* [192.0.2.1]: no domain to look up */
-  /* the generator keeps the two lists apart (no free provider is, or is under, a disposable
-   * domain), so a free provider needs no disposable look-ups */
-  out->free_provider = set_has(&smtpc__free, d, n);
-  out->disposable = !out->free_provider && disposable_lc(d, n);
+  /* one hashing pass serves both tables; the generator keeps the two lists apart (no free
+   * provider is, or is under, a disposable domain), so a free provider needs no disposable
+   * look-ups */
+  hash_domain(d, n, &dh);
+  /* The slots these look-ups read are mostly out of cache (the disposable table is 1 MiB):
+   * ask for all of them at once, and look at the local part while they come. */
+  PREFETCH(&smtpc__free.slots[dh.whole & smtpc__free.mask]);
+  for (k = 0; k < dh.nparents; k++)
+    PREFETCH(&smtpc__disposable.slots[dh.hash[k] & smtpc__disposable.mask]);
   out->role = smtpc_is_role_local(a->local_part, strlen(a->local_part));
+  out->free_provider = set_has_hashed(&smtpc__free, dh.whole, d, n);
+  out->disposable = !out->free_provider && disposable_hashed(d, n, &dh);
   if (route != SMTPC_ROUTE_OK && !out->free_provider) {
     /* a listed disposable domain is a mail service of its own: only a single slip of a
      * popular domain (gmial.com) is worth a suggestion, not a mere likeness (yopmail.com) */
-    long k = closest(d, n, out->disposable ? 1 : TOTAL_BOUND);
-    if (k >= 0) {
-      size_t ln = strlen(a->local_part), dn = smtpc__popular[k].len;
+    long t = closest(d, n, out->disposable ? 1 : TOTAL_BOUND);
+    if (t >= 0) {
+      size_t ln = strlen(a->local_part), dn = smtpc__popular[t].len;
       if (ln + 1 + dn <= SMTPC_ADDR_MAX_ADDRESS) {
         memcpy(out->suggestion, a->local_part, ln);
         out->suggestion[ln] = '@';
-        memcpy(out->suggestion + ln + 1, smtpc__popular[k].name, dn + 1);
+        memcpy(out->suggestion + ln + 1, smtpc__popular[t].name, dn + 1);
       }
     }
   }
@@ -314,9 +407,10 @@ int smtpc_inspect(const char *s, size_t len, int route, smtpc_inspection *out) {
   smtpc_address a;
   int rc;
   if (out == NULL) return SMTPC_EINVAL;
-  memset(out, 0, sizeof *out);
-  if (s == NULL) return SMTPC_EINVAL;
-  if ((rc = smtpc_parse_address(s, len, &a, NULL)) != 0) return rc;
+  if (s == NULL || (rc = smtpc_parse_address(s, len, &a, NULL)) != 0) {
+    memset(out, 0, sizeof *out); /* nothing is said about an invalid address */
+    return s == NULL ? SMTPC_EINVAL : rc;
+  }
   smtpc_inspect_address(&a, route, out);
   return 0;
 }

@@ -15,6 +15,7 @@ static saved *save_reply(smtpc_plan *p, const smtpc_reply *r) {
   for (i = 0; i < r->nlines; i++) text += r->lines[i].len + 1;
   s = smtpc__pmalloc(p, sizeof *s + n * sizeof(smtpc_span) + text);
   if (s == NULL) return NULL;
+  s->refs = 1;
   s->r = *r;
   o = (char *)(s->lines + n);
   for (i = 0; i < r->nlines; i++) {
@@ -28,10 +29,29 @@ static saved *save_reply(smtpc_plan *p, const smtpc_reply *r) {
   return s;
 }
 
+void smtpc__reply_unref(smtpc_plan *p, saved *r) {
+  if (r && --r->refs == 0) smtpc__pfree(p, r);
+}
+
+static saved *reply_ref(saved *r) {
+  if (r) r->refs++;
+  return r;
+}
+
+static int same_reply(const smtpc_reply *a, const smtpc_reply *b) {
+  size_t i;
+  if (a->code != b->code || a->nlines != b->nlines || a->size != b->size ||
+      strcmp(a->status, b->status) != 0)
+    return 0;
+  for (i = 0; i < a->nlines; i++)
+    if (a->lines[i].len != b->lines[i].len ||
+        memcmp(a->lines[i].ptr, b->lines[i].ptr, a->lines[i].len) != 0)
+      return 0;
+  return 1;
+}
+
 void smtpc__item_free(smtpc_plan *p, item *it) {
-  smtpc__pfree(p, it->input);
-  smtpc__pfree(p, it->rcpt);
-  smtpc__pfree(p, it->reply);
+  smtpc__reply_unref(p, it->reply); /* (input and rcpt live in the item's block) */
   smtpc__pfree(p, it->transcript);
   smtpc__pfree(p, it);
 }
@@ -93,17 +113,27 @@ static int verdict_of(const item *it) {
 void smtpc__learn(smtpc_plan *p, item *it, session *s, int stage, const smtpc_reply *rep,
                   int err, int reason, const char *detail) {
   smtpc_context ctx;
-  smtpc__pfree(p, it->reply);
+  smtpc__reply_unref(p, it->reply);
   it->reply = NULL;
   memset(&it->cls, 0, sizeof it->cls);
   it->cls.reason = SMTPC_REASON_UNDEFINED;
   it->reason = SMTPC_REASON_UNDEFINED;
-  if (rep) {
+  if (rep && s && s->last && s->last_stage == stage && same_reply(&s->last->r, rep)) {
+    it->reply = reply_ref(s->last); /* the class is a function of the reply and context */
+    it->cls = s->last_cls;
+    it->reason = it->cls.reason;
+  } else if (rep) {
     it->reply = save_reply(p, rep);
     ctx.command = smtpc_cmd_name(stage);
     ctx.host = s && s->mx ? s->mx : (it->dom ? it->dom->name : NULL);
     smtpc_classify_lines(rep->code, rep->status, rep->lines, rep->nlines, &ctx, &it->cls);
     it->reason = it->cls.reason;
+    if (s && it->reply) {
+      smtpc__reply_unref(p, s->last);
+      s->last = reply_ref(it->reply);
+      s->last_stage = stage;
+      s->last_cls = it->cls;
+    }
   }
   if (reason != SMTPC_REASON_UNDEFINED) it->reason = reason;
   else if (!rep && err) it->reason = SMTPC_REASON_NETWORKERROR;
@@ -136,6 +166,7 @@ void smtpc__enqueue(smtpc_plan *p, item *it, int front) {
   if (front) l_push_front(&g->queue, &it->q);
   else l_push(&g->queue, &it->q);
   g->nqueued++;
+  smtpc__group_ready(p, g);
   p->dirty = 1;
 }
 
@@ -188,8 +219,8 @@ static void backoff_host(smtpc_plan *p, session *s, const item *it) {
 void smtpc__host_down(smtpc_plan *p, session *s, const item *it) {
   host *h = s->h;
   h->down_until = p->now + HOST_DOWN_US;
-  smtpc__pfree(p, h->fail_reply);
-  h->fail_reply = it->reply ? save_reply(p, &it->reply->r) : NULL;
+  smtpc__reply_unref(p, h->fail_reply);
+  h->fail_reply = reply_ref(it->reply);
   h->fail_cls = it->cls;
   h->fail_err = it->err;
   h->fail_reason = it->reason;
@@ -197,7 +228,7 @@ void smtpc__host_down(smtpc_plan *p, session *s, const item *it) {
 }
 
 /* An address that never reached its MX because every host is down takes their excuse. */
-void smtpc__adopt_host_failure(smtpc_plan *p, item *it, const group *g) {
+void smtpc__adopt_host_failure(item *it, const group *g) {
   const smtpc_route *route = g->route;
   size_t m, a, k = 0;
   if (it->reply || it->err) return;
@@ -205,7 +236,7 @@ void smtpc__adopt_host_failure(smtpc_plan *p, item *it, const group *g) {
     for (a = 0; a < route->mx[m].naddrs; a++) {
       host *h = g->hosts[k++];
       if (h == NULL || (h->fail_reply == NULL && h->fail_err == 0)) continue;
-      it->reply = h->fail_reply ? save_reply(p, &h->fail_reply->r) : NULL;
+      it->reply = reply_ref(h->fail_reply);
       it->cls = h->fail_cls;
       it->err = h->fail_err;
       it->reason = h->fail_reason;
@@ -236,12 +267,11 @@ item *smtpc__probe_new(smtpc_plan *p, domain *d) {
     d->probe_rcpt[6 + sizeof rnd] = '@';
     memcpy(d->probe_rcpt + 7 + sizeof rnd, d->name, dl + 1);
   }
-  pr = smtpc__pcalloc(p, sizeof *pr);
-  if (pr == NULL || (pr->rcpt = smtpc__pstrdup(p, d->probe_rcpt)) == NULL) {
-    smtpc__pfree(p, pr);
-    return NULL;
-  }
-  pr->rcpt_len = strlen(pr->rcpt);
+  dl = strlen(d->probe_rcpt);
+  if ((pr = smtpc__pcalloc(p, sizeof *pr + dl + 1)) == NULL) return NULL;
+  pr->rcpt = (char *)(pr + 1);
+  memcpy(pr->rcpt, d->probe_rcpt, dl + 1);
+  pr->rcpt_len = dl;
   pr->probe = 1;
   pr->dom = d;
   pr->reason = pr->cls.reason = SMTPC_REASON_UNDEFINED;

@@ -67,7 +67,9 @@ static inline void l_push_front(link *h, link *n) {
 /* ---------------------------------------------------------------------------------------- */
 /* types */
 
-typedef struct saved { /* a reply kept past its read buffer */
+typedef struct saved { /* a reply kept past its read buffer; shared (refs) by the items of a
+                          session that got the very same reply ("250 2.1.5 Ok" fifty times) */
+  unsigned refs;
   smtpc_reply r;
   smtpc_span lines[1];
 } saved;
@@ -110,6 +112,8 @@ typedef struct item {
 
 typedef struct host {
   struct host *hnext;
+  struct group **grps;    /* the groups it serves: a freed slot wakes them (smtpc__host_freed) */
+  size_t ngrps, capgrps;
   smtpc_sockaddr sa;      /* port set                                                   */
   char text[64];
   int active;
@@ -126,7 +130,10 @@ typedef struct host {
 
 typedef struct group {
   struct group *hnext;
-  link node;              /* p->groups: every group, round robin                      */
+  link node;              /* p->groups: every group                                     */
+  link rnode;             /* p->ready while it may be able to start a session now       */
+  int in_ready;
+  uint64_t sleep_until;   /* in p->sleepers until then (a host's pause): 0 = not there   */
   char *key;
   smtpc_route *route;
   host **hosts;           /* one per (mx, addr) of route, in route order                 */
@@ -171,12 +178,21 @@ typedef struct session {
   int close_out;          /* its CLOSE was handed out: the driver may release it now      */
   item **items;
   size_t nitems;
+  saved *last;            /* its last reply to an item, and that reply's class:
+                             the next item that gets the same one shares both             */
+  int last_stage;
+  smtpc_class last_cls;
 } session;
 
 typedef struct table {
   void **slots;
   size_t cap, n;
 } table;
+
+typedef struct sleeper { /* a group waiting for a host's pause to end */
+  uint64_t at;
+  group *g;
+} sleeper;
 
 typedef struct qent { /* one queued action; its payload is taken when it is handed out */
   int type;
@@ -195,6 +211,12 @@ struct smtpc_plan {
   uint64_t rng;           /* splitmix64 state for probe local parts                     */
   uint64_t now;
   link delayed, all, groups, sessions;
+  /* The scheduling pass looks only at groups that may start a session: those in p->ready
+   * (put there when addresses are queued to them or one of their hosts frees a slot) and
+   * those whose wait in p->sleepers (a min-heap on at) is over. Work is O(what changed). */
+  link ready;
+  sleeper *sleepers;
+  size_t nsleepers, capsleepers;
   table domains, groups_t, hosts;
   domain **dom_by_token;
   size_t ndom, cap_dom;
@@ -239,10 +261,15 @@ host *smtpc__host_for(smtpc_plan *p, const smtpc_sockaddr *sa);
 domain *smtpc__domain_for(smtpc_plan *p, const char *name, int literal);
 int smtpc__domain_route(smtpc_plan *p, domain *d, const smtpc_route *route);
 void smtpc__store_free(smtpc_plan *p);
+void smtpc__group_ready(smtpc_plan *p, group *g);    /* it may start a session: look at it */
+void smtpc__host_freed(smtpc_plan *p, host *h);      /* a slot on h: its groups are ready  */
+void smtpc__group_sleep(smtpc_plan *p, group *g, uint64_t at); /* ready again at `at`      */
+void smtpc__wake_sleepers(smtpc_plan *p, uint64_t now, uint64_t *next);
 
 /* ---------------------------------------------------------------------------------------- */
 /* plan_decide.c */
 
+void smtpc__reply_unref(smtpc_plan *p, saved *r);
 void smtpc__item_free(smtpc_plan *p, item *it);
 void smtpc__item_release(smtpc_plan *p, item *it); /* free it if nothing refers to it */
 void smtpc__item_detach(item *it);
@@ -253,7 +280,7 @@ void smtpc__enqueue(smtpc_plan *p, item *it, int front);
 void smtpc__retry_or_report(smtpc_plan *p, item *it, uint64_t after);
 void smtpc__flush_held(smtpc_plan *p, domain *d);
 void smtpc__host_down(smtpc_plan *p, session *s, const item *it);
-void smtpc__adopt_host_failure(smtpc_plan *p, item *it, const group *g);
+void smtpc__adopt_host_failure(item *it, const group *g);
 void smtpc__dns_fail(smtpc_plan *p, domain *d, item *it);
 item *smtpc__probe_new(smtpc_plan *p, domain *d);
 void smtpc__probe_lost(smtpc_plan *p, domain *d, int count);

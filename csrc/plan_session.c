@@ -134,11 +134,14 @@ void smtpc__sess_release(session *s) {
   }
   smtpc__pfree(p, s->items);
   smtpc_dialog_free(s->d);
+  smtpc__reply_unref(p, s->last);
+  s->last = NULL;
   s->items = NULL;
   s->d = NULL;
   s->nitems = 0;
   s->h->active--;
   p->active--;
+  smtpc__host_freed(p, s->h);
   l_del(&s->node);
   s->state = S_FREE;
   s->timer_at = 0;
@@ -198,6 +201,7 @@ int smtpc__start_session(smtpc_plan *p, group *g, host *h, const char *mx) {
   s->backed_off = 0;
   s->wpending = 0;
   s->close_out = 0;
+  s->last = NULL;
 
   /* queue order: a probe that was lost before (at the head, see smtpc__probe_lost), then real
    * addresses */

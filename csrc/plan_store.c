@@ -77,6 +77,72 @@ int smtpc__push_action(smtpc_plan *p, int type, unsigned sid, item *it) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* which groups the scheduling pass looks at */
+
+void smtpc__group_ready(smtpc_plan *p, group *g) {
+  if (g->in_ready || g->nqueued == 0) return;
+  g->in_ready = 1;
+  l_push(&p->ready, &g->rnode);
+}
+
+void smtpc__host_freed(smtpc_plan *p, host *h) {
+  size_t i;
+  for (i = 0; i < h->ngrps; i++) smtpc__group_ready(p, h->grps[i]);
+}
+
+static int sleeper_before(const sleeper *a, const sleeper *b) { return a->at < b->at; }
+
+/* Out of memory, the group is made ready instead: the pass looks at it once more, no harm. */
+void smtpc__group_sleep(smtpc_plan *p, group *g, uint64_t at) {
+  size_t i;
+  sleeper e;
+  if (g->sleep_until && g->sleep_until <= at) return; /* it wakes sooner already */
+  if (p->nsleepers == p->capsleepers) {
+    size_t ncap = p->capsleepers ? p->capsleepers * 2 : 64;
+    sleeper *n = smtpc__pmalloc(p, ncap * sizeof *n);
+    if (n == NULL) {
+      smtpc__group_ready(p, g);
+      return;
+    }
+    if (p->nsleepers) memcpy(n, p->sleepers, p->nsleepers * sizeof *n);
+    smtpc__pfree(p, p->sleepers);
+    p->sleepers = n;
+    p->capsleepers = ncap;
+  }
+  g->sleep_until = at; /* an older, later entry for g is stale: skipped when it comes up */
+  e.at = at;
+  e.g = g;
+  for (i = p->nsleepers++; i > 0 && sleeper_before(&e, &p->sleepers[(i - 1) / 2]); i = (i - 1) / 2)
+    p->sleepers[i] = p->sleepers[(i - 1) / 2];
+  p->sleepers[i] = e;
+}
+
+/* Groups whose wait is over go to p->ready; *next learns when the next one is due. */
+void smtpc__wake_sleepers(smtpc_plan *p, uint64_t now, uint64_t *next) {
+  while (p->nsleepers > 0) {
+    sleeper top = p->sleepers[0], last;
+    size_t i = 0;
+    if (top.at > now) {
+      wake_at(next, top.at);
+      return;
+    }
+    last = p->sleepers[--p->nsleepers];
+    for (;;) {
+      size_t c = 2 * i + 1;
+      if (c >= p->nsleepers) break;
+      if (c + 1 < p->nsleepers && sleeper_before(&p->sleepers[c + 1], &p->sleepers[c])) c++;
+      if (!sleeper_before(&p->sleepers[c], &last)) break;
+      p->sleepers[i] = p->sleepers[c];
+      i = c;
+    }
+    if (p->nsleepers > 0) p->sleepers[i] = last;
+    if (top.g->sleep_until != top.at) continue; /* stale */
+    top.g->sleep_until = 0;
+    smtpc__group_ready(p, top.g);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* string-keyed hash table (open chaining through each record's first field) */
 
 typedef struct hrec {
@@ -234,13 +300,30 @@ static group *group_for(smtpc_plan *p, const smtpc_route *route, int literal) {
   if ((g->hosts = smtpc__pcalloc(p, (n + 1) * sizeof *g->hosts)) == NULL) goto fail;
   n = 0;
   for (m = 0; m < route->nmx; m++)
-    for (a = 0; a < route->mx[m].naddrs; a++) g->hosts[n++] = smtpc__host_for(p, &g->route->mx[m].addrs[a]);
+    for (a = 0; a < route->mx[m].naddrs; a++) {
+      host *h = smtpc__host_for(p, &g->route->mx[m].addrs[a]);
+      g->hosts[n++] = h;
+      if (h && h->ngrps == h->capgrps) { /* (a host listed twice in g: g twice, harmless) */
+        size_t ncap = h->capgrps ? h->capgrps * 2 : 2;
+        group **ng = smtpc__pmalloc(p, ncap * sizeof *ng);
+        if (ng == NULL) goto fail;
+        if (h->ngrps) memcpy(ng, h->grps, h->ngrps * sizeof *ng);
+        smtpc__pfree(p, h->grps);
+        h->grps = ng;
+        h->capgrps = ncap;
+      }
+      if (h) h->grps[h->ngrps++] = g;
+    }
   if (t_put(p, &p->groups_t, g, group_key) != 0) goto fail;
   l_init(&g->queue);
   l_push(&p->groups, &g->node);
   return g;
 fail:
   if (g) {
+    for (a = g->hosts ? n : 0; a-- > 0;) { /* the hosts that learnt of g forget it */
+      host *h = g->hosts[a];
+      if (h && h->ngrps && h->grps[h->ngrps - 1] == g) h->ngrps--;
+    }
     smtpc__pfree(p, g->hosts);
     smtpc__pfree(p, g->route);
   }
@@ -366,7 +449,8 @@ void smtpc__store_free(smtpc_plan *p) {
     host *h = p->hosts.slots[i];
     while (h) {
       host *n = h->hnext;
-      smtpc__pfree(p, h->fail_reply);
+      smtpc__reply_unref(p, h->fail_reply);
+      smtpc__pfree(p, h->grps);
       smtpc__pfree(p, h);
       h = n;
     }
@@ -376,6 +460,7 @@ void smtpc__store_free(smtpc_plan *p) {
   smtpc__pfree(p, p->groups_t.slots);
   smtpc__pfree(p, p->hosts.slots);
   smtpc__pfree(p, p->q);
+  smtpc__pfree(p, p->sleepers);
   p->dom_by_token = NULL;
   p->q = NULL;
 }

@@ -945,6 +945,11 @@ SMTPC_API int smtpc_plan_resolved(smtpc_plan *p, uint64_t now, uint64_t token, i
  * this token is (1) or is not (0) catch-all, and gets no probe RCPT this run. Give it before
  * the route. */
 SMTPC_API int smtpc_plan_catch_all(smtpc_plan *p, uint64_t token, int catch_all);
+/* What the run learnt of that domain: 1 or 0 (catch-all or not), -1 not yet, -2 nothing and
+ * nothing to come (its probes are spent, its route failed, the run was canceled); or
+ * SMTPC_EINVAL. A driver keeping a cache asks after sessions close: the answer may come after
+ * the domain's last result. */
+SMTPC_API int smtpc_plan_catch_all_of(const smtpc_plan *p, uint64_t token);
 SMTPC_API int smtpc_plan_connected(smtpc_plan *p, uint64_t now, unsigned sid);
 /* Plain text from the server (after TLS decryption). */
 SMTPC_API int smtpc_plan_read(smtpc_plan *p, uint64_t now, unsigned sid, const char *buf,

@@ -4,7 +4,8 @@
  *
  * Input: a TSV with the corpus columns (reply_code status command rhost diagnostic ...; the
  * header names them). Each row is replayed through smtpc_classify(code, status, text, ctx),
- * the call the bindings make, for at least --seconds.
+ * the call the bindings make, for at least --seconds of CPU time.
+ * Rates are printed per CPU second of this process and per wall second (see measure()).
  * Baseline: the obvious implementation: lower-case a copy of the text, then strstr() it once
  * per phrase of the same rule tables (rules/phrases.def), keeping the first hit.
  */
@@ -31,9 +32,11 @@ static const char *const phrases[] = {
 #undef PAIR
 };
 
-static double now(void) {
+/* Wall time, and CPU time of this process: on a shared machine the second is the figure to
+ * hold against a per-core goal (the wall rate falls with every other busy process). */
+static double clock_s(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -116,15 +119,18 @@ static long run_baseline(const row *rows, int n) {
 
 static void measure(const char *name, long (*fn)(const row *, int), const row *rows, int n,
                     double seconds) {
-  double t0 = now(), t;
+  double w0, c0, w, c;
   long calls = 0;
   fn(rows, n); /* warm up (builds the matcher once) */
-  t0 = now();
+  w0 = clock_s(CLOCK_MONOTONIC);
+  c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
   do {
     calls += fn(rows, n);
-    t = now() - t0;
-  } while (t < seconds);
-  printf("%-34s %12.0f calls/s %10.1f ns/call\n", name, calls / t, t * 1e9 / calls);
+    c = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+  } while (c < seconds);
+  w = clock_s(CLOCK_MONOTONIC) - w0;
+  printf("%-34s %10.0f calls/CPU-s %10.0f calls/s wall %8.1f ns/call (CPU)\n", name, calls / c,
+         calls / w, c * 1e9 / calls);
 }
 
 int main(int argc, char **argv) {
@@ -134,7 +140,7 @@ int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: bench corpus.tsv [seconds]\n"); return 2; }
   n = load(argv[1], &rows);
   if (n <= 0) { fprintf(stderr, "cannot read %s\n", argv[1]); return 2; }
-  printf("C core, %d rows replayed for %.1f s each (%zu phrases)\n", n, seconds,
+  printf("C core, %d rows replayed for %.1f CPU-s each (%zu phrases)\n", n, seconds,
          sizeof phrases / sizeof phrases[0]);
   measure("  smtpc_classify (decode+classify)", run_core, rows, n, seconds);
   measure("  baseline: strstr per phrase", run_baseline, rows, n, seconds);

@@ -107,7 +107,7 @@ static PyObject *mx_new(const smtpc_mx *mx) {
   return o;
 }
 
-static PyObject *route_new(const smtpc_route *r) {
+PyObject *pysmtpc_route_new(const smtpc_route *r) {
   PyObject *o = PyStructSequence_New(RouteType), *list, *err;
   size_t i;
   if (o == NULL) return NULL;
@@ -200,7 +200,7 @@ static PyObject *py_resolve(PyObject *self, PyObject *args, PyObject *kwargs) {
     PyErr_SetString(PyExc_OSError, smtpc_strerror(rc));
     return NULL;
   }
-  res = route_new(route);
+  res = pysmtpc_route_new(route);
   smtpc_route_free(route);
   return res;
 }

@@ -483,7 +483,8 @@ PyMODINIT_FUNC PyInit__smtpcode(void) {
       PyModule_AddObject(m, "Explanation", (PyObject *)ExplanationType) < 0 ||
       PyModule_AddStringConstant(m, "__version__", SMTPC_VERSION) < 0 || pysmtpc_init_address(m) < 0 ||
       pysmtpc_init_dns(m) < 0 || pysmtpc_init_verify(m) < 0 || pysmtpc_init_inspect(m) < 0 ||
-      pysmtpc_init_plan(m) < 0 || pysmtpc_init_bounce(m) < 0) {
+      pysmtpc_init_plan(m) < 0 || pysmtpc_init_bounce(m) < 0 ||
+      pysmtpc_init_mxq(m) < 0) {
     Py_DECREF(m);
     return NULL;
   }

@@ -19,6 +19,10 @@ int pysmtpc_verify_opts_check(smtpc_verify_opts *o, const char *starttls, const 
                               const char *who);
 int pysmtpc_init_bounce(PyObject *module);
 int pysmtpc_init_inspect(PyObject *module);
+/* _mxq.c: the DNS route machine for drivers that carry the messages (smtpcode.aio). */
+int pysmtpc_init_mxq(PyObject *module);
+/* _dns.c: a smtpcode.Route from a route (new reference, NULL with an exception set). */
+PyObject *pysmtpc_route_new(const smtpc_route *r);
 
 /* smtpcode.parse_address(arg) (new reference; NULL with AddressError set). */
 PyObject *pysmtpc_parse_address(PyObject *arg);

@@ -6,19 +6,20 @@
 
 The same options and the same results as ``smtpcode.verify``, decided by the same C planner
 (csrc/plan.c): this module only moves bytes and time for it. Sockets are asyncio transports
-(STARTTLS through ``loop.start_tls``); MX lookups are ``smtpcode.resolve`` (c-ares, the same
-resolver as ``verify``) run on the loop's default executor, so nothing here blocks the loop.
+(STARTTLS through ``loop.start_tls``); MX lookups are the C route machine (csrc/dns_route.c,
+the one behind ``verify``'s resolver) with its messages over asyncio datagrams, TCP when an
+answer is truncated (smtpcode/_aio_dns.py). No thread, no executor: nothing blocks the loop.
 Cancelling the task that iterates (or leaving the ``async for``) closes every session.
 
 ``smtpcode.verify`` (libuv, the GIL released) is the faster path for batch jobs; this one is
 for programs that already live on an asyncio loop (a web service, a bot, a pipeline stage).
 """
 import asyncio
-import functools
 import os
 import ssl
 
 from . import _smtpcode
+from ._aio_dns import Resolver
 
 __all__ = ["verify", "verify_one"]
 
@@ -69,7 +70,7 @@ class _Driver:
     def __init__(self, loop, dns_servers, tls_verify, opts, results):
         self.loop = loop
         self.plan = _smtpcode._Plan(seed=int.from_bytes(os.urandom(8), "little"), **opts)
-        self.dns_servers = dns_servers
+        self.dns = Resolver(loop, dns_servers)
         self.results = results          # an asyncio.Queue of Result (None: done)
         self.sessions = {}
         self.tasks = set()
@@ -105,6 +106,7 @@ class _Driver:
         if self.plan.done and not self.sessions and self.results is not None:
             self.results.put_nowait(None)
             self.results = None
+            self.dns.close()
 
     def perform(self, a):
         kind = a[0]
@@ -166,12 +168,11 @@ class _Driver:
 
     async def resolve(self, token, domain):
         try:
-            route = await self.loop.run_in_executor(
-                None, functools.partial(_smtpcode.resolve, domain, dns_servers=self.dns_servers))
+            route = await self.dns.lookup(domain)
         except asyncio.CancelledError:
             raise
         except Exception:
-            route = None  # not a host name, or the resolver failed: the planner says DNS
+            route = None  # not a host name, or no socket: the planner says DNS
         self.plan.resolved(self.now(), token, route)
         self.pump()
 
@@ -235,6 +236,7 @@ class _Driver:
                 s.task.cancel()
         for t in list(self.tasks):
             t.cancel()
+        self.dns.close()
 
 
 async def verify(addresses, *, mail_from, helo, dns_servers=None, tls_verify=False, **options):
@@ -248,8 +250,6 @@ async def verify(addresses, *, mail_from, helo, dns_servers=None, tls_verify=Fal
         raise TypeError("verify() got an unexpected keyword argument %r" % sorted(unknown)[0])
     if isinstance(addresses, (str, bytes)):
         raise TypeError("verify() takes an iterable of addresses, not one string")
-    if isinstance(dns_servers, (list, tuple)):
-        dns_servers = ",".join(dns_servers)
     loop = asyncio.get_running_loop()
     opts = dict(options, mail_from=mail_from, helo=helo)
     results = asyncio.Queue()
@@ -294,6 +294,7 @@ async def verify(addresses, *, mail_from, helo, dns_servers=None, tls_verify=Fal
                 if n % _SLICE == 0:
                     await asyncio.sleep(0)  # a consumer that never awaits still lets others run
     finally:
+        drv.dns.close()  # lookups still running find no socket: their domains fail as DNS
         if drv.results is not None or drv.sessions:
             drv.shutdown()
             # let the closes and cancellations run before the caller goes on

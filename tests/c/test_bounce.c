@@ -8,80 +8,12 @@
 #include <cmocka.h>
 
 #include "smtpcode.h"
-#include "vectors.h"
-
-static char *slurp(const char *name, size_t *len) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/bounce/%s", SMTPC_VECTORS, name);
-  FILE *f = fopen(path, "rb");
-  if (!f) fail_msg("cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  assert_non_null(buf);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return buf;
-}
-
-static int field_index(const char *name) {
-  for (int i = 0; i < SMTPC_BOUNCE_NFIELDS; i++)
-    if (!strcmp(smtpc_bounce_field_name(i), name)) return i;
-  return -1;
-}
-
-/* The value of a record's field as the vectors write it. */
-static const char *value_of(const smtpc_bounce *r, const char *field, char *tmp) {
-  int f = field_index(field);
-  if (f >= 0) return r->field[f] ? r->field[f] : "-";
-  if (!strcmp(field, "reply_code")) return r->reply_code ? (sprintf(tmp, "%d", r->reply_code), tmp) : "-";
-  if (!strcmp(field, "reason")) return smtpc_reason_name(r->cls.reason);
-  if (!strcmp(field, "hard_bounce")) return r->cls.hard_bounce ? "1" : "0";
-  fail_msg("unknown field %s in bounces.tsv", field);
-  return NULL;
-}
-
-static void check_vectors(smtpc_bounce_parser *p, size_t chunk) {
-  vec_table *t = vec_load("bounces.tsv");
-  assert_true(t->nrows >= 40);
-  char last[256] = "";
-  int nrec = 0;
-  for (int i = 0; i < t->nrows; i++) {
-    const vec_row *row = &t->rows[i];
-    const char *file = vec_get(t, row, "file", NULL);
-    int rec = atoi(vec_get(t, row, "record", NULL));
-    const char *field = vec_get(t, row, "field", NULL), *want = vec_get(t, row, "value", NULL);
-    if (strcmp(file, last)) {
-      size_t len;
-      char *msg = slurp(file, &len);
-      smtpc_bounce_reset(p);
-      for (size_t off = 0; off < len; off += chunk)
-        assert_int_equal(smtpc_bounce_feed(p, msg + off, len - off < chunk ? len - off : chunk), 0);
-      nrec = smtpc_bounce_finish(p);
-      free(msg);
-      if (nrec < 0) fail_msg("%s: %s", file, smtpc_strerror(nrec));
-      snprintf(last, sizeof last, "%s", file);
-    }
-    if (rec == 0) {
-      if (!strcmp(field, "count") && nrec != atoi(want)) fail_msg("%s: %d records, want %s", file, nrec, want);
-      continue;
-    }
-    const smtpc_bounce *r = smtpc_bounce_record(p, (size_t)rec - 1);
-    if (!r) fail_msg("%s: no record %d", file, rec);
-    char tmp[32];
-    const char *got = value_of(r, field, tmp);
-    if (strcmp(got, want)) fail_msg("%s #%d %s: got '%s' want '%s'", file, rec, field, got, want);
-  }
-  vec_free(t);
-}
+#include "bounce_vectors.h"
 
 static void vectors_whole(void **state) {
   (void)state;
   smtpc_bounce_parser *p = smtpc_bounce_new(NULL);
-  assert_non_null(p);
-  check_vectors(p, 1u << 30);
+  bvec_replay(p, "bounces.tsv", 40, 1u << 30);
   smtpc_bounce_free(p);
 }
 
@@ -89,8 +21,8 @@ static void vectors_whole(void **state) {
 static void vectors_bytewise(void **state) {
   (void)state;
   smtpc_bounce_parser *p = smtpc_bounce_new(NULL);
-  check_vectors(p, 1);
-  check_vectors(p, 7);
+  bvec_replay(p, "bounces.tsv", 40, 1);
+  bvec_replay(p, "bounces.tsv", 40, 7);
   smtpc_bounce_free(p);
 }
 
@@ -161,7 +93,7 @@ static void limit_depth_and_parts(void **state) {
 static void size_cut_with_note(void **state) {
   (void)state;
   size_t len;
-  char *msg = slurp("dsn-two-recipients.eml", &len);
+  char *msg = bvec_slurp("dsn-two-recipients.eml", &len);
   smtpc_bounce_limits lim = {.max_message = len - 200}; /* cuts into the returned headers */
   smtpc_bounce_parser *p = smtpc_bounce_new(&lim);
   assert_int_equal(smtpc_bounce_parse(p, msg, len), 2);

@@ -9,76 +9,11 @@
 #include <cmocka.h>
 
 #include "smtpcode.h"
-#include "vectors.h"
-
-static char *slurp(const char *name, size_t *len) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/bounce/%s", SMTPC_VECTORS, name);
-  FILE *f = fopen(path, "rb");
-  if (!f) fail_msg("cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  assert_non_null(buf);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  buf[n] = '\0';
-  *len = (size_t)n;
-  return buf;
-}
-
-static int field_index(const char *name) {
-  for (int i = 0; i < SMTPC_BOUNCE_NFIELDS; i++)
-    if (!strcmp(smtpc_bounce_field_name(i), name)) return i;
-  return -1;
-}
-
-static const char *value_of(const smtpc_bounce *r, const char *field, char *tmp) {
-  int f = field_index(field);
-  if (f >= 0) return r->field[f] ? r->field[f] : "-";
-  if (!strcmp(field, "reply_code"))
-    return r->reply_code ? (sprintf(tmp, "%d", r->reply_code), tmp) : "-";
-  if (!strcmp(field, "reason")) return smtpc_reason_name(r->cls.reason);
-  if (!strcmp(field, "hard_bounce")) return r->cls.hard_bounce ? "1" : "0";
-  fail_msg("unknown field %s in bounces_mta.tsv", field);
-  return NULL;
-}
+#include "bounce_vectors.h"
 
 static void check_vectors(size_t chunk) {
   smtpc_bounce_parser *p = smtpc_bounce_new(NULL);
-  vec_table *t = vec_load("bounces_mta.tsv");
-  assert_non_null(p);
-  assert_true(t->nrows >= 60);
-  char last[256] = "";
-  int nrec = 0;
-  for (int i = 0; i < t->nrows; i++) {
-    const vec_row *row = &t->rows[i];
-    const char *file = vec_get(t, row, "file", NULL);
-    int rec = atoi(vec_get(t, row, "record", NULL));
-    const char *field = vec_get(t, row, "field", NULL), *want = vec_get(t, row, "value", NULL);
-    if (strcmp(file, last)) {
-      size_t len;
-      char *msg = slurp(file, &len);
-      smtpc_bounce_reset(p);
-      for (size_t off = 0; off < len; off += chunk)
-        assert_int_equal(smtpc_bounce_feed(p, msg + off, len - off < chunk ? len - off : chunk), 0);
-      nrec = smtpc_bounce_finish(p);
-      if (nrec < 0) fail_msg("%s: %s", file, smtpc_strerror(nrec));
-      free(msg);
-      snprintf(last, sizeof last, "%s", file);
-    }
-    if (rec == 0) {
-      if (atoi(want) != nrec) fail_msg("%s: %d records, want %s", file, nrec, want);
-      continue;
-    }
-    if (rec > nrec) fail_msg("%s: no record %d", file, rec);
-    char tmp[32];
-    const char *got = value_of(smtpc_bounce_record(p, (size_t)rec - 1), field, tmp);
-    if (strcmp(got, want))
-      fail_msg("%s #%d %s: got \"%s\", want \"%s\"", file, rec, field, got, want);
-  }
-  vec_free(t);
+  bvec_replay(p, "bounces_mta.tsv", 60, chunk);
   smtpc_bounce_free(p);
 }
 
@@ -104,7 +39,7 @@ static int each_sample(void (*fn)(smtpc_bounce_parser *, const char *, char *, s
     if (!strcmp(file, last)) continue;
     snprintf(last, sizeof last, "%s", file);
     size_t len;
-    char *msg = slurp(file, &len);
+    char *msg = bvec_slurp(file, &len);
     fn(p, file, msg, len);
     free(msg);
     n++;

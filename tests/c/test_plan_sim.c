@@ -100,6 +100,7 @@ typedef struct sdomain {
   char name[24];
   int dns, nmx, naddr[2], host[2][2], users;
   uint64_t dns_latency;
+  uint64_t token; /* its RESOLVE's */
 } sdomain;
 
 typedef struct saddr {
@@ -379,6 +380,7 @@ static void perform(const smtpc_plan_action *a) {
     for (i = 0; i < nd && strcmp(D[i].name, a->name) != 0; i++) {}
     CHECK(i < nd, "RESOLVE of a domain nobody asked for: %.64s", a->name);
     tr("RESOLVE %s token %llu", a->name, (unsigned long long)a->token);
+    D[i].token = a->token;
     push_ev(now + D[i].dns_latency, E_RESOLVED, -1, (int)a->token, D[i].name, 0);
     break;
   }
@@ -627,6 +629,21 @@ static int run_seed(uint64_t seed) {
             smtpc_reason_name(a->reason));
   }
   for (i = 0; i < MAXS; i++) CHECK(!S[i].used, "S%d never closed", i);
+  for (i = 0; i < nd; i++) { /* what the planner learnt of each domain agrees with its hosts */
+    int ca, m, k, some = 0, all = 1;
+    if (D[i].token == 0) continue;
+    ca = smtpc_plan_catch_all_of(P, D[i].token);
+    for (m = 0; m < D[i].nmx; m++)
+      for (k = 0; k < D[i].naddr[m]; k++) {
+        some |= H[D[i].host[m][k]].catchall;
+        all &= H[D[i].host[m][k]].catchall;
+      }
+    CHECK(ca >= -2 && ca <= 1, "%s: catch-all answer %d", D[i].name, ca);
+    CHECK(ca < 0 || O.catch_all, "%s: a catch-all answer without probes", D[i].name);
+    CHECK(ca != 1 || some, "%s: catch-all, yet none of its hosts is", D[i].name);
+    CHECK(ca != 0 || !all || D[i].nmx == 0, "%s: not catch-all, yet all its hosts are", D[i].name);
+  }
+  CHECK(smtpc_plan_catch_all_of(P, 0) == SMTPC_EINVAL, "token 0 is nobody's");
   {
     smtpc_plan_stats st;
     smtpc_plan_stats_get(P, &st);

@@ -3,45 +3,9 @@
 -- Expectations come from the fixtures' configuration, written by hand.
 local smtpcode = require("smtpcode")
 
-local function script_dir()
-  local src = debug.getinfo(1, "S").source:sub(2)
-  return (src:match("^(.*)/[^/]*$") or ".")
-end
-local ROOT = script_dir() .. "/../.."
-local FIX = ROOT .. "/tests/fixtures/"
-
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd .. " >/dev/null 2>&1")
-  if type(ok) == "number" then return ok == 0 end
-  return ok == true and (code == nil or code == 0)
-end
-
-local started = {}
-local function ensure(name)
-  if sh(FIX .. name .. "/ctl status") then return end
-  assert(sh(FIX .. name .. "/ctl start"), "fixture " .. name .. " failed to start")
-  started[#started + 1] = name
-end
-
-local function opts(extra)
-  local o = {
-    mail_from = "probe@probe.test", helo = "probe.test", port = 2525,
-    dns_servers = "127.0.0.1:5353", timeout = 5, deadline = 60,
-  }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return o
-end
-
-local function run(list, extra)
-  local out, n = {}, 0
-  local it = assert(smtpcode.verify(list, opts(extra)))
-  for r in it do
-    n = n + 1
-    out[r.address] = r
-  end
-  assert.are.equal(#list, n)
-  return out
-end
+package.path = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/?.lua;" .. package.path
+local fixtures = require("fixtures")
+local ensure, opts, run = fixtures.ensure, fixtures.opts, fixtures.run
 
 local CASES = {
   ["alice@users.mta.test"] = { "deliverable", "delivered" },
@@ -61,7 +25,7 @@ describe("smtpcode.verify through a proxy and with a cache", function()
   end)
 
   teardown(function()
-    for i = #started, 1, -1 do sh(FIX .. started[i] .. "/ctl stop") end
+    fixtures.stop_started()
   end)
 
   for _, proxy in ipairs({ "socks5://127.0.0.1:1080", "socks5h://smtpcproxy:s3cret@127.0.0.1:1081",
@@ -104,6 +68,20 @@ describe("smtpcode.verify through a proxy and with a cache", function()
     assert.is_true(warm["alice@users.mta.test"].cached)
     assert.is_true(warm["alice@users.mta.test"].age > 0)
     assert.are.equal(550, warm["nobody@users.mta.test"].reply.code)
+    for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(db .. suffix) end
+  end)
+
+  it("inspects a cached result as a live one (suggestion, role, disposable)", function()
+    local db = os.tmpname()
+    os.remove(db)
+    local list = { "taro@gmail.con", "postmaster@users.mta.test" }
+    run(list, { cache = db })
+    local warm = run(list, { cache = db })
+    local t, pm = warm["taro@gmail.con"], warm["postmaster@users.mta.test"]
+    assert.are.same({ true, "undeliverable", "hostunknown", "taro@gmail.com" },
+                    { t.cached, t.verdict, t.reason, t.suggestion })
+    assert.are.same({ true, true, false }, { pm.cached, pm.role, pm.disposable })
+    assert.is_nil(pm.suggestion)
     for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(db .. suffix) end
   end)
 

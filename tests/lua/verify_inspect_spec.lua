@@ -4,41 +4,21 @@
 -- written by hand from issue 13.
 local smtpcode = require("smtpcode")
 
-local src = debug.getinfo(1, "S").source:sub(2)
-local FIX = (src:match("^(.*)/[^/]*$") or ".") .. "/../fixtures/"
-
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd .. " >/dev/null 2>&1")
-  if type(ok) == "number" then return ok == 0 end
-  return ok == true and (code == nil or code == 0)
-end
+package.path = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/?.lua;" .. package.path
+local fixtures = require("fixtures")
 
 local function run(list, extra)
-  local o = { mail_from = "probe@probe.test", helo = "probe.test", port = 2525,
-              dns_servers = "127.0.0.1:5353", timeout = 5, deadline = 60, catch_all = false }
+  local o = { catch_all = false }
   for k, v in pairs(extra or {}) do o[k] = v end
-  local out, n = {}, 0
-  for r in assert(smtpcode.verify(list, o)) do
-    n = n + 1
-    out[r.address] = r
-  end
-  assert.are.equal(#list, n)
-  return out
+  return fixtures.run(list, o)
 end
 
 describe("smtpcode.verify inspection", function()
-  local started = {}
   setup(function()
-    for _, name in ipairs({ "dns", "mta" }) do
-      if not sh(FIX .. name .. "/ctl status") then
-        assert(sh(FIX .. name .. "/ctl start"), "fixture " .. name .. " failed to start")
-        started[#started + 1] = name
-      end
-    end
+    fixtures.ensure("dns")
+    fixtures.ensure("mta")
   end)
-  teardown(function()
-    for i = #started, 1, -1 do sh(FIX .. started[i] .. "/ctl stop") end
-  end)
+  teardown(fixtures.stop_started)
 
   it("flags, suggests and applies the default policy", function()
     local r = run({ "postmaster@users.mta.test", "someone@mailinator.com", "taro@gmail.con" })

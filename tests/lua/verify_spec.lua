@@ -3,49 +3,10 @@
 -- the verdict rules of issue 5, written by hand.
 local smtpcode = require("smtpcode")
 
-local function script_dir()
-  local src = debug.getinfo(1, "S").source:sub(2)
-  return (src:match("^(.*)/[^/]*$") or ".")
-end
-local ROOT = script_dir() .. "/../.."
-local FIX = ROOT .. "/tests/fixtures/"
-
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd .. " >/dev/null 2>&1")
-  -- Lua 5.1/LuaJIT returns the status number; 5.2+ returns true/nil, "exit", code
-  if type(ok) == "number" then return ok == 0 end
-  return ok == true and (code == nil or code == 0)
-end
-
-local started = {}
-local function ensure(name)
-  if sh(FIX .. name .. "/ctl status") then return end
-  assert(sh(FIX .. name .. "/ctl start"), "fixture " .. name .. " failed to start")
-  started[#started + 1] = name
-end
-
-local function opts(extra)
-  local o = {
-    mail_from = "probe@probe.test", helo = "probe.test", port = 2525,
-    dns_servers = "127.0.0.1:5353", timeout = 5, deadline = 60,
-  }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return o
-end
-
--- all results of a run, keyed by address; asserts one result per input address
-local function run(list, extra)
-  local out, n = {}, 0
-  local it = assert(smtpcode.verify(list, opts(extra)))
-  for r in it do
-    n = n + 1
-    assert.is_nil(out[r.address], "two results for " .. r.address)
-    out[r.address] = r
-  end
-  assert.are.equal(#list, n)
-  for _, a in ipairs(list) do assert.is_not_nil(out[a], "no result for " .. a) end
-  return out
-end
+package.path = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/?.lua;" .. package.path
+local fixtures = require("fixtures")
+local ROOT, FIX, sh, ensure = fixtures.ROOT, fixtures.FIX, fixtures.sh, fixtures.ensure
+local opts, run = fixtures.opts, fixtures.run
 
 describe("smtpcode.verify", function()
   setup(function()
@@ -54,7 +15,7 @@ describe("smtpcode.verify", function()
   end)
 
   teardown(function()
-    for i = #started, 1, -1 do sh(FIX .. started[i] .. "/ctl stop") end
+    fixtures.stop_started()
   end)
 
   it("gives the exact verdict and reason of each address", function()

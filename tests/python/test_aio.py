@@ -7,6 +7,7 @@ task closes every session.
 """
 import asyncio
 import socket
+import threading
 import time
 
 import pytest
@@ -15,6 +16,7 @@ import smtpcode
 import smtpcode.aio
 import test_verify as tv
 from fixture_mta import PORT
+from smtpcode import _aio_dns
 
 
 def aio_run(addresses, **kw):
@@ -185,3 +187,94 @@ def test_cancel_closes_every_session(fault_server):
     opened, left = asyncio.run(main())
     assert opened == 4, "the sessions never opened"
     assert left == 0, "%d sessions left open after cancellation" % left
+
+
+# ---- DNS: the route machine over asyncio datagrams ----------------------------------------
+
+def test_dns_runs_on_the_loop_without_a_thread(mail_world):
+    """MX lookups go over the loop's own sockets: no executor is used and no thread is made
+    (threading.active_count() is the same throughout), yet the routes are found."""
+    before = threading.active_count()
+
+    def no_executor(*a, **kw):
+        raise AssertionError("run_in_executor called")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor = no_executor  # any use fails the lookup, hence the verdicts
+        counts = []
+        rs = []
+        async for r in smtpcode.aio.verify(["alice@users.mta.test", "bob@nxdomain.mta.test",
+                                            "nobody@users.mta.test"], **tv.opts(starttls="off")):
+            counts.append(threading.active_count())
+            rs.append(r)
+        return rs, counts, loop._default_executor
+
+    rs, counts, executor = asyncio.run(main())
+    got = {r.address: (r.verdict, r.reason) for r in rs}
+    assert got == {"alice@users.mta.test": ("deliverable", "delivered"),
+                   "nobody@users.mta.test": ("undeliverable", "userunknown"),
+                   "bob@nxdomain.mta.test": ("undeliverable", "hostunknown")}
+    assert executor is None
+    assert set(counts) == {before}
+
+
+def test_dns_routes_match_the_c_ares_resolver(dns_server):
+    """The asyncio transport and the c-ares one (smtpcode.resolve) give the same routes, errors
+    and TTLs for the fixture's zones, truncated (big.test: TC over UDP, 20 MX over TCP) and
+    failing ones included."""
+    domains = ["users.mta.test", "two.test", "implicit.test", "nullmx.test", "cname.test",
+               "nope.test", "x.servfail.test", "refused.test", "garbage.test", "dangling.test",
+               "hostile.test", "big.test", "x.negttl.test"]
+
+    def norm(r):  # equal preferences come in random order; TTLs are compared apart
+        return (r.domain, sorted((m.preference, m.host, tuple(m.addresses)) for m in r.mx),
+                r.implicit, r.null_mx, r.error)
+
+    async def main():
+        res = _aio_dns.Resolver(asyncio.get_running_loop(), dns_server)
+        try:
+            return await asyncio.gather(*(res.lookup(d) for d in domains))
+        finally:
+            res.close()
+
+    got = asyncio.run(main())
+    for d, r in zip(domains, got):
+        ref = smtpcode.resolve(d, dns_servers=dns_server)
+        assert norm(r) == norm(ref), d
+        assert abs(r.ttl - ref.ttl) <= 1, d  # dnsmasq's cache counts down between the two
+    big = got[domains.index("big.test")]
+    assert [m.preference for m in big.mx] == list(range(1, 17))  # the 16 best of 20
+    assert big.mx[0].host == "mx01.big.test" and big.mx[0].addresses == ["127.0.1.1"]
+
+
+def test_dns_timeout_and_bad_servers(dns_server, monkeypatch):
+    monkeypatch.setattr(_aio_dns, "TIMEOUT", 0.5)
+
+    async def main():
+        res = _aio_dns.Resolver(asyncio.get_running_loop(), [dns_server])
+        try:
+            return await res.lookup("blackhole.test")
+        finally:
+            res.close()
+
+    assert asyncio.run(main()).error == "timeout"
+    for bad in ("localhost:53", "127.0.0.1:0", "[::1", ""):
+        with pytest.raises(ValueError):
+            _aio_dns.parse_servers(bad)
+    assert _aio_dns.parse_servers("127.0.0.1:5353, [::1]:53,10.0.0.1") == [
+        ("127.0.0.1", 5353), ("::1", 53), ("10.0.0.1", 53)]
+
+
+def test_truncated_answers_are_asked_again_over_tcp(mail_world):
+    """A resolver that truncates every UDP answer (TC, no records) and answers over TCP: the
+    route is found, through TCP."""
+    from test_openresty_verify import TruncatingDNS
+    dns = TruncatingDNS(5392)
+    try:
+        r = asyncio.run(smtpcode.aio.verify_one("alice@users.mta.test",
+                                                **tv.opts(dns_servers="127.0.0.1:5392")))
+    finally:
+        dns.close()
+    assert (r.verdict, r.reason, r.mx) == ("deliverable", "delivered", "mx1.mta.test")
+    assert dns.udp_queries >= 3 and dns.tcp_queries >= 3  # MX, A and AAAA of mx1

@@ -13,20 +13,7 @@ import pytest
 
 import smtpcode
 from fixture_mta import DNS_SERVERS, PORT
-
-
-def opts(**kw):
-    base = dict(mail_from="probe@probe.test", helo="probe.test", port=PORT,
-                dns_servers=DNS_SERVERS, timeout=5.0, deadline=60.0)
-    base.update(kw)
-    return base
-
-
-def run(addresses, **kw):
-    addresses = list(addresses)
-    results = {r.address: r for r in smtpcode.verify(addresses, **opts(**kw))}
-    assert sorted(results) == sorted(addresses)
-    return results
+from verify_run import opts, run_map
 
 
 def connects(mta_log, mark):
@@ -44,11 +31,11 @@ CASES = {
 
 def test_warm_run_opens_no_connection(mail_world, mta_log, tmp_path):
     db = str(tmp_path / "c.sqlite")
-    cold = run(CASES, cache=db)
+    cold = run_map(CASES, cache=db)
     assert not any(r.cached for r in cold.values())
     time.sleep(0.05)
     mark = mta_log.mark()
-    warm = run(CASES, cache=db)
+    warm = run_map(CASES, cache=db)
     for a, want in CASES.items():
         r = warm[a]
         assert (r.verdict, r.reason) == want, r.to_dict()
@@ -63,34 +50,34 @@ def test_warm_run_opens_no_connection(mail_world, mta_log, tmp_path):
 
 def test_expired_rows_are_probed_again(mail_world, mta_log, tmp_path):
     db = str(tmp_path / "c.sqlite")
-    run(CASES, cache=db)
+    run_map(CASES, cache=db)
     time.sleep(0.2)
     # positive rows older than 0.1 s are stale now; negative ones (3 days) are not
-    res = run(CASES, cache=db, cache_positive_ttl=0.1)
+    res = run_map(CASES, cache=db, cache_positive_ttl=0.1)
     assert not res["alice@users.mta.test"].cached
     assert not res["x1@catchall.mta.test"].cached
     assert res["nobody@users.mta.test"].cached
     assert res["alice@users.mta.test"].verdict == "deliverable"
     # and the probe refreshed the row: fresh again under the default lifetime
-    assert run(["alice@users.mta.test"], cache=db)["alice@users.mta.test"].cached
+    assert run_map(["alice@users.mta.test"], cache=db)["alice@users.mta.test"].cached
 
 
 def test_unknown_not_kept_unless_asked(mail_world, tmp_path):
     db = str(tmp_path / "c.sqlite")
     a = "alice@down.mta.test"
-    run([a], cache=db)
-    assert not run([a], cache=db)[a].cached
-    run([a], cache=db, cache_unknown_ttl=600)
-    r = run([a], cache=db, cache_unknown_ttl=600)[a]
+    run_map([a], cache=db)
+    assert not run_map([a], cache=db)[a].cached
+    run_map([a], cache=db, cache_unknown_ttl=600)
+    r = run_map([a], cache=db, cache_unknown_ttl=600)[a]
     assert r.cached and (r.verdict, r.reason) == ("unknown", "networkerror")
     assert r.error == "CLOSED"
 
 
 def test_refresh_probes_again_and_stores(mail_world, mta_log, tmp_path):
     db = str(tmp_path / "c.sqlite")
-    run(["alice@users.mta.test"], cache=db)
+    run_map(["alice@users.mta.test"], cache=db)
     mark = mta_log.mark()
-    r = run(["alice@users.mta.test"], cache=db, refresh=True)["alice@users.mta.test"]
+    r = run_map(["alice@users.mta.test"], cache=db, refresh=True)["alice@users.mta.test"]
     assert not r.cached
     time.sleep(1.0)
     assert len(connects(mta_log, mark)) == 1
@@ -98,9 +85,9 @@ def test_refresh_probes_again_and_stores(mail_world, mta_log, tmp_path):
 
 def test_catch_all_answer_is_remembered(mail_world, tmp_path):
     db = str(tmp_path / "c.sqlite")
-    run(["x1@catchall.mta.test"], cache=db)
+    run_map(["x1@catchall.mta.test"], cache=db)
     # a new address of the domain: probed, but without the random-address RCPT
-    r = run(["x2@catchall.mta.test"], cache=db, transcript=True)["x2@catchall.mta.test"]
+    r = run_map(["x2@catchall.mta.test"], cache=db, transcript=True)["x2@catchall.mta.test"]
     assert not r.cached and r.verdict == "risky" and r.catch_all is True
     assert "smtpc-" not in r.transcript
     with sqlite3.connect(db) as c:
@@ -108,10 +95,70 @@ def test_catch_all_answer_is_remembered(mail_world, tmp_path):
                          ).fetchone() == (1,)
 
 
+def probe_rcpts(mta_log, mark):
+    """The catch-all probes (RCPT TO a random smtpc-... address) Postfix rejected since mark."""
+    return [ln for ln in mta_log.lines_since(mark) if "reject: RCPT" in ln and "<smtpc-" in ln]
+
+
+def test_catch_all_answer_after_the_last_result_is_stored(mail_world, mta_log, tmp_path):
+    # Every address of users.mta.test here is rejected: each result goes out with its 550,
+    # before the probe RCPT behind them is answered (so no result carries the answer).
+    db = str(tmp_path / "c.sqlite")
+    rejected = ["nobody@users.mta.test", "moved@users.mta.test"]
+    mark = mta_log.mark()
+    cold = run_map(rejected, cache=db)
+    assert all(r.verdict == "undeliverable" and r.catch_all is None for r in cold.values())
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT catch_all FROM domains WHERE domain = 'users.mta.test'"
+                         ).fetchone() == (0,)
+    time.sleep(1.0)  # postlogd writes asynchronously
+    assert len(probe_rcpts(mta_log, mark)) == 1          # the probe the answer came from
+    # the same input again: all from the file, no connection
+    mark = mta_log.mark()
+    warm = run_map(rejected, cache=db)
+    assert all(r.cached for r in warm.values())
+    time.sleep(1.0)
+    assert connects(mta_log, mark) == []
+    # a new address of the domain is probed, without a catch-all probe: the answer is used
+    mark = mta_log.mark()
+    r = run_map(["alice@users.mta.test"], cache=db)["alice@users.mta.test"]
+    assert (r.cached, r.verdict, r.catch_all) == (False, "deliverable", False)
+    time.sleep(1.0)
+    assert len(connects(mta_log, mark)) == 1 and probe_rcpts(mta_log, mark) == []
+
+
+def test_cached_results_are_inspected_as_live_ones(mail_world, mta_log, tmp_path):
+    # disposable, role, free_provider and suggestion are made again on reading, by the rules
+    # of a live result (tests/fixtures/dns/conf.d/inspect.conf: gmail.con and yahoo.co.jpp do
+    # not exist; gmail.com has no answer in this world: unknown, kept here for 600 s)
+    db = str(tmp_path / "c.sqlite")
+    fields = ("verdict", "reason", "disposable", "role", "free_provider", "suggestion")
+    want = {
+        "taro@gmail.con": ("undeliverable", "hostunknown", False, False, False,
+                           "taro@gmail.com"),
+        "hanako@yahoo.co.jpp": ("undeliverable", "hostunknown", False, False, False,
+                                "hanako@yahoo.co.jp"),
+        "postmaster@users.mta.test": ("deliverable", "delivered", False, True, False, None),
+        "someone@mailinator.com": ("risky", "delivered", True, False, False, None),
+        "taro@gmail.com": ("unknown", "networkerror", False, False, True, None),
+        "moved@users.mta.test": ("undeliverable", "hasmoved", False, False, False, None),
+    }
+    kw = dict(cache=db, cache_unknown_ttl=600, catch_all=False)
+    cold = run_map(want, **kw)
+    mark = mta_log.mark()
+    warm = run_map(want, **kw)
+    for a, fs in want.items():
+        assert not cold[a].cached and warm[a].cached, a
+        assert tuple(getattr(cold[a], f) for f in fields) == fs, (a, cold[a].to_dict())
+        assert tuple(getattr(warm[a], f) for f in fields) == fs, (a, warm[a].to_dict())
+    time.sleep(1.0)
+    assert connects(mta_log, mark) == []
+
+
 def test_case_of_the_domain_shares_a_row(mail_world, tmp_path):
     db = str(tmp_path / "c.sqlite")
-    run(["alice@users.mta.test"], cache=db)
-    r = run(["alice@USERS.mta.test"], cache=db)["alice@USERS.mta.test"]
+    run_map(["alice@users.mta.test"], cache=db)
+    r = run_map(["alice@USERS.mta.test"], cache=db)["alice@USERS.mta.test"]
     assert r.cached and r.address == "alice@USERS.mta.test"
 
 
@@ -150,7 +197,7 @@ def test_kill_9_keeps_rows_written_before(mail_world, tmp_path):
     assert set(seen) <= rows                    # every reported result was already stored
     assert len(rows) < 400                      # and it was killed before the end
     # the file is fine for the next run: the reported ones come from it
-    res = run(seen, cache=db)
+    res = run_map(seen, cache=db)
     assert all(r.cached and r.verdict == "deliverable" for r in res.values())
 
 
@@ -163,7 +210,7 @@ def test_two_processes_share_one_file(mail_world, tmp_path):
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT count(*) FROM results").fetchone() == (400,)
         assert c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    res = run(["bulk%04d@users.mta.test" % i for i in range(1, 401)], cache=db)
+    res = run_map(["bulk%04d@users.mta.test" % i for i in range(1, 401)], cache=db)
     assert all(r.cached for r in res.values())
 
 

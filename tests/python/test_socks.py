@@ -7,22 +7,9 @@ import re
 import pytest
 
 import smtpcode
-from fixture_mta import DNS_SERVERS, PORT
+from fixture_mta import PORT
 from fixture_socks import COUNTING_RELAY, FAULT_DROP, FAULT_GENERAL, FAULT_TTL, PROXIES, proxy_url
-
-
-def opts(**kw):
-    base = dict(mail_from="probe@probe.test", helo="probe.test", port=PORT,
-                dns_servers=DNS_SERVERS, timeout=5.0, deadline=60.0)
-    base.update(kw)
-    return base
-
-
-def run(addresses, **kw):
-    addresses = list(addresses)
-    results = {r.address: r for r in smtpcode.verify(addresses, **opts(**kw))}
-    assert sorted(results) == sorted(addresses)
-    return results
+from verify_run import opts, run_map
 
 
 # the verdict cases of the Postfix world that do not need greylisting's wait
@@ -44,13 +31,13 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def direct(socks_world):
-    return run(CASES)
+    return run_map(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(PROXIES))
 @pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
 def test_same_verdicts_as_direct(socks_world, direct, name, scheme):
-    got = run(CASES, proxy=proxy_url(name, scheme))
+    got = run_map(CASES, proxy=proxy_url(name, scheme))
     for address, want in CASES.items():
         r = got[address]
         assert (r.verdict, r.reason) == want, (address, r.to_dict())
@@ -64,14 +51,14 @@ def test_same_verdicts_as_direct(socks_world, direct, name, scheme):
 
 def test_socks5h_sends_names(socks_world):
     mark = socks_world.mark("microsocks.log")
-    run(["alice@users.mta.test", "alice@notls.mta.test"], proxy=proxy_url("microsocks", "socks5h"))
+    run_map(["alice@users.mta.test", "alice@notls.mta.test"], proxy=proxy_url("microsocks", "socks5h"))
     log = socks_world.since("microsocks.log", mark)
     assert "connected to mx1.mta.test:%d" % PORT in log
     assert "connected to mx-notls.mta.test:%d" % PORT in log
     assert not re.search(r"connected to 127\.0\.0\.\d+:", log)
     # and plain socks5 sends the addresses we resolved
     mark = socks_world.mark("microsocks.log")
-    run(["alice@users.mta.test"], proxy=proxy_url("microsocks", "socks5"))
+    run_map(["alice@users.mta.test"], proxy=proxy_url("microsocks", "socks5"))
     log = socks_world.since("microsocks.log", mark)
     assert "connected to 127.0.0.1:%d" % PORT in log
     assert "mx1.mta.test" not in log
@@ -80,7 +67,7 @@ def test_socks5h_sends_names(socks_world):
 def test_socks5h_name_reaches_dante(socks_world):
     # dante logs the address it connected to; the fault proxy logs the request as received
     mark = socks_world.mark("fault-connects.log")
-    run(["alice@users.mta.test"], proxy="socks5h://" + FAULT_TTL)
+    run_map(["alice@users.mta.test"], proxy="socks5h://" + FAULT_TTL)
     assert "mx1.mta.test:%d" % PORT in socks_world.since("fault-connects.log", mark)
 
 
@@ -96,7 +83,7 @@ def test_socks5h_name_reaches_dante(socks_world):
     ("socks5://127.0.0.1:1099", "alice@users.mta.test", "PROXYCONNECT"),  # no proxy there
 ])
 def test_proxy_failures(socks_world, proxy, address, error):
-    r = run([address], proxy=proxy)[address]
+    r = run_map([address], proxy=proxy)[address]
     assert (r.verdict, r.reason, r.error) == ("unknown", "networkerror", error), r.to_dict()
     assert r.detail
 
@@ -104,7 +91,7 @@ def test_proxy_failures(socks_world, proxy, address, error):
 def test_proxy_drops_mid_dialog(socks_world):
     # in clear, so that the fault proxy sees MAIL FROM and hangs up there
     mark = socks_world.mark("fault-connects.log")
-    res = run(["alice@users.mta.test", "nobody@users.mta.test"],
+    res = run_map(["alice@users.mta.test", "nobody@users.mta.test"],
               proxy="socks5://" + FAULT_DROP, starttls="off")
     for r in res.values():
         assert (r.verdict, r.reason, r.error) == ("unknown", "networkerror", "PROXYCLOSED"), r.to_dict()
@@ -116,7 +103,7 @@ def test_proxy_drops_mid_dialog(socks_world):
 def test_per_host_limit_holds_for_the_mx_behind_the_proxy(socks_world, per_host):
     mark = socks_world.mark("fault-connects.log")
     addrs = ["bulk%04d@users.mta.test" % i for i in range(1, 61)]
-    res = run(addrs, proxy="socks5://" + COUNTING_RELAY, per_host=per_host, rcpt_per_session=5,
+    res = run_map(addrs, proxy="socks5://" + COUNTING_RELAY, per_host=per_host, rcpt_per_session=5,
               host_pause=0, starttls="off")
     assert all(r.verdict == "deliverable" for r in res.values())
     opens = [int(m) for m in re.findall(r"^1087 127\.0\.0\.1:%d open=(\d+)$" % PORT,
@@ -138,7 +125,7 @@ def test_source_addresses_round_robin_per_mx(mta_log):
     mark = mta_log.mark()
     addrs = ["bulk%04d@users.mta.test" % i for i in range(1, 41)] + \
             ["bulk%04d@notls.mta.test" % i for i in range(1, 41)]
-    res = run(addrs, source_address=["127.0.0.11", "127.0.0.12"], rcpt_per_session=10,
+    res = run_map(addrs, source_address=["127.0.0.11", "127.0.0.12"], rcpt_per_session=10,
               host_pause=0)
     assert all(r.verdict == "deliverable" for r in res.values())
     peers = {}

@@ -12,22 +12,7 @@ import pytest
 
 import smtpcode
 from fixture_mta import DNS_SERVERS, PORT
-
-
-def opts(**kw):
-    base = dict(mail_from="probe@probe.test", helo="probe.test", port=PORT,
-                dns_servers=DNS_SERVERS, timeout=5.0, deadline=60.0)
-    base.update(kw)
-    return base
-
-
-def run(addresses, **kw):
-    """All results, checking that every input yields exactly one result."""
-    addresses = list(addresses)
-    results = list(smtpcode.verify(addresses, **opts(**kw)))
-    got = sorted(r.address for r in results)
-    assert got == sorted(addresses), "not exactly one result per input address"
-    return results
+from verify_run import opts, run
 
 
 def by_address(results):

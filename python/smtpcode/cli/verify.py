@@ -34,9 +34,10 @@ def add_parser(sub):
                     "are skipped), or CSV with --column.")
     sp.add_argument("input", nargs="?", default="-", metavar="FILE|-",
                     help="addresses to check (default: standard input)")
-    sp.add_argument("--from", dest="mail_from", metavar="ADDR",
-                    help="envelope sender (MAIL FROM), on a domain you control (required)")
-    sp.add_argument("--helo", metavar="NAME", help="this host's name for EHLO/HELO (required)")
+    _opt = _option_adder(_api_defaults())
+    _opt(sp, "--from", "mail_from", metavar="ADDR",
+         help="envelope sender (MAIL FROM), on a domain you control (required)")
+    _opt(sp, "--helo", "helo", metavar="NAME", help="this host's name for EHLO/HELO (required)")
     g = sp.add_argument_group("input and output")
     g.add_argument("--column", metavar="NAME",
                    help="the input is CSV with a header; NAME is the address column (the other "
@@ -54,22 +55,20 @@ def add_parser(sub):
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (it is drawn only when stderr is a terminal)")
     g.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr at the end")
-    g.add_argument("--transcript", action="store_true",
-                   help="add each session's transcript to the records")
+    _opt(g, "--transcript", "transcript", action="store_const", const=True,
+         help="add each session's transcript to the records")
 
-    d = _api_defaults()
-    _opt = _option_adder(d)
     n = sp.add_argument_group("network (the defaults are smtpcode.verify()'s)")
     _opt(n, "--port", "port", type=port, help="SMTP port")
-    n.add_argument("--dns", action="append", metavar="SERVER",
-                   help="DNS server ip[:port], repeatable (default: the system's resolvers)")
+    _opt(n, "--dns", "dns_servers", action="append", metavar="SERVER",
+         help="DNS server ip[:port], repeatable (default: the system's resolvers)")
     _opt(n, "--proxy", "proxy", metavar="URL",
          help="connect through a SOCKS5 proxy: socks5://[user:pass@]host[:port], or socks5h:// "
               "to let the proxy resolve the MX host names (default: connect directly)")
-    n.add_argument("--source-address", action="append", metavar="IP",
-                   help="local address to connect from; repeat it (or separate with commas) for "
-                        "several: each MX host gets one of them, round-robin, and keeps it for "
-                        "the run (default: the system's choice)")
+    _opt(n, "--source-address", "source_address", action="append", metavar="IP",
+         help="local address to connect from; repeat it (or separate with commas) for "
+              "several: each MX host gets one of them, round-robin, and keeps it for the run "
+              "(default: the system's choice)")
     _opt(n, "--connect-timeout", "connect_timeout", type=positive_float, metavar="SECONDS",
          help="limit for each TCP connect")
     _opt(n, "--timeout", "timeout", type=positive_float, metavar="SECONDS",
@@ -93,21 +92,23 @@ def add_parser(sub):
     t = sp.add_argument_group("TLS, catch-all and disposable addresses")
     _opt(t, "--starttls", "starttls", choices=("opportunistic", "required", "off"),
          help="STARTTLS use")
-    t.add_argument("--tls-verify", action="store_true",
-                   help="check the server's certificate (default: not checked)")
-    t.add_argument("--no-catch-all", dest="catch_all", action="store_false",
-                   help="skip the per-domain catch-all test (one RCPT to a random address)")
+    _opt(t, "--tls-verify", "tls_verify", action="store_const", const=True,
+         help="check the server's certificate (default: not checked)")
+    _opt(t, "--no-catch-all", "catch_all", action="store_const", const=False,
+         help="skip the per-domain catch-all test (one RCPT to a random address)")
     _opt(t, "--disposable", "disposable", choices=("risky", "undeliverable"),
          help="verdict for a disposable (throw-away) address that would be deliverable")
     c = sp.add_argument_group(
         "result cache (an SQLite file kept across runs, like Postfix's verify(8) database)")
-    c.add_argument("--cache", metavar="PATH", default=os.environ.get("SMTPCODE_CACHE"),
-                   help="reuse results stored in PATH and store new ones (default: "
-                        "$SMTPCODE_CACHE when set, else no cache)")
-    c.add_argument("--no-cache", dest="cache", action="store_const", const=None,
-                   help="no cache, even with $SMTPCODE_CACHE set")
-    c.add_argument("--refresh", action="store_true",
-                   help="probe every address again, storing the new results")
+    # argparse takes the first default of a shared dest: --cache's, $SMTPCODE_CACHE
+    _opt(c, "--cache", "cache", metavar="PATH",
+         default=os.environ.get("SMTPCODE_CACHE") or None,
+         help="reuse results stored in PATH and store new ones (default: $SMTPCODE_CACHE "
+              "when set, else no cache)")
+    _opt(c, "--no-cache", "cache", action="store_const", const=None,
+         help="no cache, even with $SMTPCODE_CACHE set")
+    _opt(c, "--refresh", "refresh", action="store_const", const=True,
+         help="probe every address again, storing the new results")
     _opt(c, "--cache-positive-ttl", "cache_positive_ttl", type=seconds, metavar="SECONDS",
          help="how long deliverable (and catch-all) results are reused")
     _opt(c, "--cache-negative-ttl", "cache_negative_ttl", type=seconds, metavar="SECONDS",
@@ -128,14 +129,23 @@ def _api_defaults():
     return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
+# verify()'s keywords the command has flags for (each flag's dest is the keyword), in the
+# order _opt added them; engine_options passes on those that were given
+API_OPTIONS = []
+
+
 def _option_adder(defaults):
     """add(group, flag, api_name, ...): an option left unset (None) unless given, so that the
-    API's own default applies; --help shows that default."""
+    API's own default applies; --help shows that default for a flag that takes a value (a
+    switch's help says what it changes)."""
     def add(group, flag, name, help, **kw):
         dv = defaults.get(name)
-        if dv is not None:
+        if dv is not None and kw.get("action", "store") in ("store", "append"):
             help = "%s (default %s)" % (help, _show(dv))
-        group.add_argument(flag, dest=name, default=None, help=help, **kw)
+        kw.setdefault("default", None)
+        group.add_argument(flag, dest=name, help=help, **kw)
+        if name not in API_OPTIONS:
+            API_OPTIONS.append(name)
     return add
 
 
@@ -145,31 +155,16 @@ def _show(v):
     return "%g" % v if isinstance(v, float) else str(v)
 
 
-API_OPTIONS = ("port", "concurrency", "per_host", "rcpt_per_session", "starttls",
-               "greylist_delay", "deadline", "timeout", "connect_timeout", "host_pause",
-               "max_rejections", "disposable", "proxy", "cache_positive_ttl",
-               "cache_negative_ttl", "cache_unknown_ttl")
+# the values the command takes in another form than the API: comma lists, repeatable
+_TO_API = {"dns_servers": dns_servers, "source_address": dns_servers}
 
 
 def engine_options(a):
-    opts = dict(mail_from=a.mail_from, helo=a.helo)
+    opts = {}
     for name in API_OPTIONS:
-        if getattr(a, name) is not None:
-            opts[name] = getattr(a, name)
-    if a.dns:
-        opts["dns_servers"] = dns_servers(a.dns)
-    if a.source_address:
-        opts["source_address"] = dns_servers(a.source_address)   # the same comma-list rules
-    if a.tls_verify:
-        opts["tls_verify"] = True
-    if not a.catch_all:
-        opts["catch_all"] = False
-    if a.transcript:
-        opts["transcript"] = True
-    if a.cache:
-        opts["cache"] = a.cache
-    if a.refresh:
-        opts["refresh"] = True
+        v = getattr(a, name, None)
+        if v is not None:
+            opts[name] = _TO_API[name](v) if name in _TO_API else v
     return opts
 
 
