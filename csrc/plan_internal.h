@@ -255,6 +255,7 @@ static inline void wake_at(uint64_t *next, uint64_t t) {
 void *smtpc__pmalloc(smtpc_plan *p, size_t n);
 void *smtpc__pcalloc(smtpc_plan *p, size_t n);
 void smtpc__pfree(smtpc_plan *p, void *ptr);
+void *smtpc__pgrow(smtpc_plan *p, void *arr, size_t n, size_t size, size_t *cap, size_t first);
 char *smtpc__pstrdup(smtpc_plan *p, const char *s);
 int smtpc__push_action(smtpc_plan *p, int type, unsigned sid, item *it);
 host *smtpc__host_for(smtpc_plan *p, const smtpc_sockaddr *sa);

@@ -45,6 +45,19 @@ void smtpc__pfree(smtpc_plan *p, void *ptr) {
   p->alloc(p->alloc_ud, h, 0);
 }
 
+/* arr (n elements of size octets, capacity *cap) moved into a block of twice the capacity, or
+ * first when it has none; *cap follows. NULL when out of memory: arr and *cap are left as they
+ * were, so the caller keeps a working array. */
+void *smtpc__pgrow(smtpc_plan *p, void *arr, size_t n, size_t size, size_t *cap, size_t first) {
+  size_t ncap = *cap ? *cap * 2 : first;
+  void *na = smtpc__pmalloc(p, ncap * size);
+  if (na == NULL) return NULL;
+  if (n) memcpy(na, arr, n * size);
+  smtpc__pfree(p, arr);
+  *cap = ncap;
+  return na;
+}
+
 char *smtpc__pstrdup(smtpc_plan *p, const char *s) {
   size_t n = strlen(s);
   char *r = smtpc__pmalloc(p, n + 1);
@@ -98,16 +111,12 @@ void smtpc__group_sleep(smtpc_plan *p, group *g, uint64_t at) {
   sleeper e;
   if (g->sleep_until && g->sleep_until <= at) return; /* it wakes sooner already */
   if (p->nsleepers == p->capsleepers) {
-    size_t ncap = p->capsleepers ? p->capsleepers * 2 : 64;
-    sleeper *n = smtpc__pmalloc(p, ncap * sizeof *n);
+    sleeper *n = smtpc__pgrow(p, p->sleepers, p->nsleepers, sizeof *n, &p->capsleepers, 64);
     if (n == NULL) {
       smtpc__group_ready(p, g);
       return;
     }
-    if (p->nsleepers) memcpy(n, p->sleepers, p->nsleepers * sizeof *n);
-    smtpc__pfree(p, p->sleepers);
     p->sleepers = n;
-    p->capsleepers = ncap;
   }
   g->sleep_until = at; /* an older, later entry for g is stale: skipped when it comes up */
   e.at = at;
@@ -304,13 +313,9 @@ static group *group_for(smtpc_plan *p, const smtpc_route *route, int literal) {
       host *h = smtpc__host_for(p, &g->route->mx[m].addrs[a]);
       g->hosts[n++] = h;
       if (h && h->ngrps == h->capgrps) { /* (a host listed twice in g: g twice, harmless) */
-        size_t ncap = h->capgrps ? h->capgrps * 2 : 2;
-        group **ng = smtpc__pmalloc(p, ncap * sizeof *ng);
+        group **ng = smtpc__pgrow(p, h->grps, h->ngrps, sizeof *ng, &h->capgrps, 2);
         if (ng == NULL) goto fail;
-        if (h->ngrps) memcpy(ng, h->grps, h->ngrps * sizeof *ng);
-        smtpc__pfree(p, h->grps);
         h->grps = ng;
-        h->capgrps = ncap;
       }
       if (h) h->grps[h->ngrps++] = g;
     }
@@ -390,13 +395,9 @@ domain *smtpc__domain_for(smtpc_plan *p, const char *name, int literal) {
   domain *d = t_get(&p->domains, name, domain_key);
   if (d) return d;
   if (p->ndom == p->cap_dom) {
-    size_t ncap = p->cap_dom ? p->cap_dom * 2 : 64;
-    domain **nb = smtpc__pmalloc(p, ncap * sizeof *nb);
+    domain **nb = smtpc__pgrow(p, p->dom_by_token, p->ndom, sizeof *nb, &p->cap_dom, 64);
     if (nb == NULL) return NULL;
-    if (p->ndom) memcpy(nb, p->dom_by_token, p->ndom * sizeof *nb);
-    smtpc__pfree(p, p->dom_by_token);
     p->dom_by_token = nb;
-    p->cap_dom = ncap;
   }
   d = smtpc__pcalloc(p, sizeof *d);
   if (d == NULL || (d->name = smtpc__pstrdup(p, name)) == NULL ||
