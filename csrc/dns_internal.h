@@ -26,6 +26,14 @@ int smtpc__dns_name_norm(const char *in, size_t len, char out[256]);
 /* The same for a domain from a caller, which may hold U-labels (converted to A-labels). */
 int smtpc__dns_name_user(const char *in, size_t len, char out[256]);
 
+/* The option names of enum smtpc_dns_family, in its order, as every binding takes them: the
+ * enum value for name, or -1 (then SMTPC__DNS_FAMILY_ERR says what is allowed). */
+int smtpc__dns_family_of(const char *name);
+#define SMTPC__DNS_FAMILY_ERR "family must be prefer_ipv4, prefer_ipv6, ipv4_only or ipv6_only"
+/* A transport failure as a driver names it to smtpc__mxq_fail ("timeout", "refused",
+ * "servfail"): its SMTPC_DNS_* code, or 0 for another name. */
+int smtpc__dns_failure_of(const char *name);
+
 /* Called for every record of the asked type owned by the asked name (after CNAMEs). */
 typedef void (*smtpc__dns_rr_fn)(void *ctx, const unsigned char *msg, int len,
                                  const unsigned char *rdata, int rdlen, uint32_t ttl);

@@ -17,6 +17,21 @@
 /* How an answer came out, before it is folded into the job. */
 enum { ST_OK = 100, ST_NODATA, ST_NXDOMAIN }; /* or a failure: SMTPC_DNS_SERVFAIL ... */
 
+int smtpc__dns_family_of(const char *name) {
+  static const char *const names[] = {"prefer_ipv4", "prefer_ipv6", "ipv4_only", "ipv6_only"};
+  int i;
+  for (i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+    if (strcmp(names[i], name) == 0) return i;
+  return -1;
+}
+
+int smtpc__dns_failure_of(const char *name) {
+  return strcmp(name, "timeout") == 0    ? SMTPC_DNS_TIMEOUT
+         : strcmp(name, "refused") == 0  ? SMTPC_DNS_REFUSED
+         : strcmp(name, "servfail") == 0 ? SMTPC_DNS_SERVFAIL
+                                         : 0;
+}
+
 void smtpc__mxq_init(smtpc__mxq *q, const char *domain, int family, uint32_t neg_ttl,
                      uint32_t max_ttl) {
   memset(q, 0, sizeof(*q));

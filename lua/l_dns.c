@@ -13,13 +13,11 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "dns_internal.h"
 #include "lsmtpcode.h"
 
 #define SERVERS_MAX 1024
 #define GUARD_MT "smtpcode.route_guard"
-
-static const char *const families[] = {"prefer_ipv4", "prefer_ipv6", "ipv4_only", "ipv6_only",
-                                       NULL};
 
 /* Append one server to the comma-separated list c-ares takes; no commas or spaces inside. */
 static const char *add_server(char *buf, size_t *len, const char *s, size_t n) {
@@ -85,9 +83,8 @@ static const char *read_opts(lua_State *L, smtpc_resolver_opts *o, char *servers
   lua_getfield(L, 2, "family");
   if (!lua_isnil(L, -1)) {
     const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    int i;
-    for (i = 0; families[i] && strcmp(families[i], f) != 0; i++) {}
-    if (families[i] == NULL) err = "family must be prefer_ipv4, prefer_ipv6, ipv4_only or ipv6_only";
+    int i = smtpc__dns_family_of(f);
+    if (i < 0) err = SMTPC__DNS_FAMILY_ERR;
     else o->family = i;
   }
   lua_pop(L, 1);

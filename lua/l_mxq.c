@@ -18,9 +18,6 @@
 
 #define MXQ_MT "smtpcode.mx_lookup"
 
-static const char *const families[] = {"prefer_ipv4", "prefer_ipv6", "ipv4_only", "ipv6_only",
-                                       NULL};
-
 typedef struct {
   smtpc__mxq q;
   uint64_t rng;
@@ -37,9 +34,7 @@ static int l_new(lua_State *L) {
     lua_getfield(L, 2, "family");
     if (!lua_isnil(L, -1)) {
       const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-      for (family = 0; families[family] && strcmp(families[family], f) != 0; family++) {}
-      if (families[family] == NULL)
-        return lsmtpc_fail(L, "family must be prefer_ipv4, prefer_ipv6, ipv4_only or ipv6_only");
+      if ((family = smtpc__dns_family_of(f)) < 0) return lsmtpc_fail(L, SMTPC__DNS_FAMILY_ERR);
     }
     lua_pop(L, 1);
   }
@@ -88,16 +83,16 @@ static int l_answer(lua_State *L) {
 }
 
 static int l_fail(lua_State *L) {
-  static const char *const kinds[] = {"timeout", "refused", "servfail", NULL};
-  static const int codes[] = {SMTPC_DNS_TIMEOUT, SMTPC_DNS_REFUSED, SMTPC_DNS_SERVFAIL};
   lmxq *u = luaL_checkudata(L, 1, MXQ_MT);
   lua_Number id = luaL_checknumber(L, 2);
-  int k = luaL_checkoption(L, 3, NULL, kinds);
+  const char *kind = luaL_checkstring(L, 3);
+  int code = smtpc__dns_failure_of(kind);
+  if (code == 0) return luaL_argerror(L, 3, lua_pushfstring(L, "invalid option '%s'", kind));
   if (!(id >= 0 && id < 2 * SMTPC__DNS_MAX_MX + 1)) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  lua_pushboolean(L, smtpc__mxq_fail(&u->q, (unsigned)id, codes[k]) == 0);
+  lua_pushboolean(L, smtpc__mxq_fail(&u->q, (unsigned)id, code) == 0);
   return 1;
 }
 

@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "dns_internal.h"
+
 #define SERVERS_MAX 1024
 
 static PyTypeObject *RouteType, *MXType;
@@ -33,9 +35,6 @@ static PyStructSequence_Field mx_fields[] = {
   {NULL, NULL},
 };
 static PyStructSequence_Desc mx_desc = {"smtpcode.MX", "One mail exchanger.", mx_fields, 3};
-
-static const char *const families[] = {"prefer_ipv4", "prefer_ipv6", "ipv4_only", "ipv6_only",
-                                       NULL};
 
 /* dns_servers: None, one "host:port" string, or an iterable of them -> "a,b" for c-ares. */
 static int read_servers(PyObject *obj, char *buf) {
@@ -172,14 +171,10 @@ static PyObject *py_resolve(PyObject *self, PyObject *args, PyObject *kwargs) {
     o.tries = (int)t;
   }
   if (family != NULL) {
-    int i;
-    for (i = 0; families[i] && strcmp(families[i], family) != 0; i++) {}
-    if (families[i] == NULL) {
-      PyErr_SetString(PyExc_ValueError,
-                      "family must be 'prefer_ipv4', 'prefer_ipv6', 'ipv4_only' or 'ipv6_only'");
+    if ((o.family = smtpc__dns_family_of(family)) < 0) {
+      PyErr_SetString(PyExc_ValueError, SMTPC__DNS_FAMILY_ERR);
       return NULL;
     }
-    o.family = i;
   }
 
   Py_BEGIN_ALLOW_THREADS

@@ -24,9 +24,6 @@ typedef struct {
   int ready;
 } MxqObject;
 
-static const char *const families[] = {"prefer_ipv4", "prefer_ipv6", "ipv4_only", "ipv6_only",
-                                       NULL};
-
 static int mxq_init(MxqObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"domain", "family", NULL};
   const char *domain, *family = "prefer_ipv4";
@@ -35,10 +32,8 @@ static int mxq_init(MxqObject *self, PyObject *args, PyObject *kw) {
   int f;
   if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|$s:_MxLookup", kwlist, &domain, &len, &family))
     return -1;
-  for (f = 0; families[f] && strcmp(families[f], family) != 0; f++) {}
-  if (families[f] == NULL) {
-    PyErr_SetString(PyExc_ValueError,
-                    "family must be prefer_ipv4, prefer_ipv6, ipv4_only or ipv6_only");
+  if ((f = smtpc__dns_family_of(family)) < 0) {
+    PyErr_SetString(PyExc_ValueError, SMTPC__DNS_FAMILY_ERR);
     return -1;
   }
   if (strlen(domain) != (size_t)len || smtpc__dns_name_user(domain, (size_t)len, name) != 0) {
@@ -100,21 +95,18 @@ static PyObject *mxq_answer(MxqObject *self, PyObject *args) {
 }
 
 static PyObject *mxq_fail(MxqObject *self, PyObject *args) {
-  static const char *const kinds[] = {"timeout", "refused", "servfail", NULL};
-  static const int codes[] = {SMTPC_DNS_TIMEOUT, SMTPC_DNS_REFUSED, SMTPC_DNS_SERVFAIL};
   PyObject *ido;
   const char *kind;
   long id;
-  int k;
+  int code;
   if (check(self) < 0 || !PyArg_ParseTuple(args, "Os:fail", &ido, &kind)) return NULL;
-  for (k = 0; kinds[k] && strcmp(kinds[k], kind) != 0; k++) {}
-  if (kinds[k] == NULL) {
+  if ((code = smtpc__dns_failure_of(kind)) == 0) {
     PyErr_SetString(PyExc_ValueError, "fail(): kind must be timeout, refused or servfail");
     return NULL;
   }
   if ((id = read_id(ido)) == -2) return NULL;
   if (id < 0) Py_RETURN_FALSE;
-  return PyBool_FromLong(smtpc__mxq_fail(&self->q, (unsigned)id, codes[k]) == 0);
+  return PyBool_FromLong(smtpc__mxq_fail(&self->q, (unsigned)id, code) == 0);
 }
 
 static PyObject *mxq_done(MxqObject *self, PyObject *unused) {
