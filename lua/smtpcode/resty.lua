@@ -213,20 +213,25 @@ local function host_set(st, ip, delta)
               c > 0 and c or 0, st.count_ttl)
 end
 
--- Waits for a free session slot at ip (and for a pause there to end); false at the deadline.
+-- Waits for a free session slot at ip (and for the pause between new sessions there); false
+-- at the deadline. Workers are processes, so a read-then-write of the dict is not atomic across
+-- them: two could both read "one slot left" and both take it. Hence announce first, then count:
+-- a worker raises its own count, sums everyone's, and backs off when the sum is over per_host.
+-- Every dict operation is atomic, so of any per_host + 1 workers that announce at once, the
+-- last to announce sees all of them and backs off: the bound holds. (All may back off at once;
+-- the jittered sleep separates them on the next try.) The pause is a key that only one worker
+-- can add (dict:add fails while it exists) and that expires by itself after host_pause.
 local function acquire(st, ip)
   local dict = st.dict
   while true do
-    local pause = dict:get("p:" .. ip)
-    if (not pause or pause <= ngx.now()) and host_total(dict, ip) < st.per_host then
-      host_set(st, ip, 1) -- no yield between the check and the set: one worker at a time
-      if st.host_pause > 0 then -- new sessions to one address spaced out across workers too
-        dict:set("p:" .. ip, ngx.now() + st.host_pause, st.host_pause + 1)
-      end
+    host_set(st, ip, 1)
+    if host_total(dict, ip) <= st.per_host
+       and (st.host_pause <= 0 or dict:add("p:" .. ip, true, st.host_pause)) then
       return true
     end
+    host_set(st, ip, -1)
     if ngx.now() >= st.deadline then return false end
-    ngx.sleep(0.05)
+    ngx.sleep(0.02 + math.random() * 0.03)
   end
 end
 

@@ -104,6 +104,11 @@ class FaultServer:
         """Bytes received on each connection, in connection order."""
         return [p.read_bytes() for p in sorted((self.dir / "record").glob("conn-*.bin"))]
 
+    def stats(self):
+        """The server's counters: connections, rcpts, active and peak concurrent sessions."""
+        import json
+        return json.loads((self.dir / "stats.json").read_text())
+
     def stop(self):
         _ctl("fault", "stop", str(self.n), check=False)
 

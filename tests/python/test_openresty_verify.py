@@ -178,6 +178,33 @@ def test_killing_a_worker_loses_no_other_result_and_leaves_no_stuck_count(http_s
         assert (r["verdict"], r["reason"]) == ("risky", "delivered"), r
 
 
+def test_workers_share_the_per_host_session_bound(http_service, fault_server):
+    # Four workers, eight requests at once, all for one MX address whose replies are slow, so
+    # sessions overlap. The service's per_host is 2 (the library default): with counts kept
+    # per worker the server would see up to 4 x 2 sessions at once; shared through the dict,
+    # never more than 2 -- and 2 are used, so the sharing is a bound, not a queue of one.
+    srv = fault_server(7, {"latency": 0.2})
+    svc = http_service(workers=4, mail_from="probe-share@sender.test")
+    batches = [["s%d-%d@f7.fault.mta.test" % (i, j) for j in range(4)] for i in range(8)]
+    got = {}
+
+    def run(i):
+        got[i] = post_verify(svc, batches[i], timeout=120)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(150)
+    assert sorted(got) == list(range(len(batches))), "a request gave no answer"
+    for res in got.values():
+        for r in res.values():  # the fault server takes every address: a catch-all
+            assert (r["verdict"], r["reason"]) == ("risky", "delivered"), r
+    stats = srv.stats()
+    assert stats["peak"] <= 2, stats
+    assert stats["peak"] == 2, stats
+
+
 class TruncatingDNS:
     """A resolver in front of dnsmasq that answers every UDP query with an empty, truncated
     (TC) response and every TCP query with dnsmasq's real answer: a driver that does not retry
