@@ -56,6 +56,14 @@ static size_t next_45(const char *p, size_t len, size_t i, const char **n4, cons
   return *n5 ? (size_t)(*n5 - p) : len;
 }
 
+/* A frame that labels the reply code in words: Zoho's delay notice "[Status: Error, Address:
+ * <a@b>, ResponseCode 421, , 4.7.0 [TS02] ...]", "reply code 550", "error code: 554". The word
+ * ends at j (spaces already skipped). */
+static int after_code_word(const char *p, size_t j) {
+  return j >= 4 && (p[j - 4] | 0x20) == 'c' && (p[j - 3] | 0x20) == 'o' && (p[j - 2] | 0x20) == 'd' &&
+         (p[j - 1] | 0x20) == 'e';
+}
+
 static size_t framed_code(const char *p, size_t len, char *sep) {
   const char *n4 = p, *n5 = p; /* "before p + 1": searched on first use */
   size_t i;
@@ -73,7 +81,7 @@ static size_t framed_code(const char *p, size_t len, char *sep) {
     if (a != ' ' && a != '-' && a != ',' && a != '\'') continue;
     j = i;
     while (j > 0 && p[j - 1] == ' ') j--;
-    if (j > 0 && !is_frame_left(p[j - 1])) {
+    if (j > 0 && !is_frame_left(p[j - 1]) && !after_code_word(p, j)) {
       char st[SMTPC_STATUS_SIZE];
       if ((a != ' ' && a != '-') || i + 4 >= len ||
           smtpc_status_parse(p + i + 4, len - i - 4, st) <= 0 || st[0] != p[i])
@@ -148,6 +156,24 @@ static void close_quote(const char *p, size_t k, smtpc_span *t) {
     t->len--;
     while (t->len && is_space(t->ptr[t->len - 1])) t->len--;
   }
+}
+
+/* A frame that opened a bracket around the whole reply ("[Status: Error, Address: <a@b>,
+ * ResponseCode 421, , 4.7.0 [TS02] ... .html]"): the bracket left open in the frame closes at
+ * the end of the line, after the reply text. Brackets the reply opens itself ("[TS02]") pair up
+ * inside it and stay. */
+static int bracket_depth(const char *p, size_t n) {
+  int d = 0;
+  size_t i;
+  for (i = 0; i < n; i++) d += p[i] == '[' ? 1 : p[i] == ']' ? -1 : 0;
+  return d;
+}
+
+static void close_bracket(smtpc_span frame, smtpc_span *t) {
+  if (bracket_depth(frame.ptr, frame.len) <= 0 || !t->len || t->ptr[t->len - 1] != ']') return;
+  if (bracket_depth(t->ptr, t->len) >= 0) return;
+  t->len--;
+  while (t->len && is_space(t->ptr[t->len - 1])) t->len--;
 }
 
 /* Skip an RFC 3464 diagnostic type such as "smtp;" or "X-Postfix;" at the start. */
@@ -267,9 +293,11 @@ static int decode_text(const char *text, size_t len, smtpc_decoded *out) {
       t.ptr = p + k + 3;
       t.len = l - k - 3;
       if (t.len) t.ptr++, t.len--; /* the separator: ' ', '-', ',' or a closing quote */
-      while (t.len && is_space(*t.ptr)) t.ptr++, t.len--;
+      /* spaces, and the empty fields of a comma-separated frame ("421, , 4.7.0 ...") */
+      while (t.len && (is_space(*t.ptr) || (sep != '-' && *t.ptr == ','))) t.ptr++, t.len--;
       cut_tail(&t, &out->frame_tail);
       close_quote(p, k, &t);
+      close_bracket(out->frame, &t);
       take_status(&t, code, out->status);
       rc = add_line(out, t, code, sep == '-');
     } else if (c && (first || (continuing && c == code) || (!continuing && c == code))) {
