@@ -8,9 +8,10 @@
  *   2. phrase rules per reason (rules/phrases.def), each with a strength;
  *   3. the enhanced status code (rules/status.def), which may be strong or only a hint;
  *   4. the reply code (rules/codes.def).
- * All phrases, markers and host suffixes are compiled once (pthread_once) into one
- * case-insensitive Aho-Corasick DFA (ac.c). A call scans the lines and the host once and keeps
- * only a few integers: no allocation, no regex.
+ * All phrases and markers are compiled once (pthread_once) into one case-insensitive
+ * Aho-Corasick DFA (ac.c), the host suffixes into a second, small one: a host is short and
+ * only suffixes can match in it, so it need not walk the big table. A call scans the lines and
+ * the host once each and keeps only a few integers: no allocation, no regex.
  */
 #include "smtpcode.h"
 #include "ac.h"
@@ -201,7 +202,9 @@ static const uint8_t reason_order[] = {
 
 #define MAX_PAIRS 64
 
-static smtpc__ac g_ac;
+static smtpc__ac g_ac;   /* every rule but K_HOST; pattern i is rule g_text_rule[i] */
+static smtpc__ac g_host; /* the K_HOST rules; pattern i is rule g_host_rule[i]       */
+static uint16_t g_text_rule[NRULES], g_host_rule[NRULES];
 static int g_ok;
 static uint8_t g_rank[SMTPC_REASON_COUNT];
 static uint8_t g_pair[NRULES]; /* pair number of K_HEAD / K_TAIL rules */
@@ -220,8 +223,22 @@ static void build(void) {
     }
   }
   build_status_keys();
-  g_ok = smtpc__ac_build(&g_ac, patterns, NRULES) == 0;
+  {
+    static const char *text[NRULES], *host[NRULES];
+    size_t nt = 0, nh = 0;
+    for (i = 0; i < NRULES; i++) {
+      if (rules[i].kind == K_HOST) {
+        g_host_rule[nh] = (uint16_t)i;
+        host[nh++] = patterns[i];
+      } else {
+        g_text_rule[nt] = (uint16_t)i;
+        text[nt++] = patterns[i];
+      }
+    }
+    g_ok = smtpc__ac_build(&g_ac, text, nt) == 0 && smtpc__ac_build(&g_host, host, nh) == 0;
+  }
 }
+typedef char rules_fit_in_16_bits[NRULES <= 65536 ? 1 : -1];
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -236,7 +253,6 @@ typedef struct scan {
   uint64_t marks;                      /* providers named by text markers (bit pv)  */
   int host_pv;                         /* provider named by the host                */
   int grey;                            /* strongest greylisting phrase (0, 1, 2)    */
-  int in_host;                         /* scanning ctx->host, not the text          */
   long after;                          /* seconds from "retry in N ...", -1 none    */
   uint64_t heads;                      /* pair heads seen                           */
   size_t head_end[MAX_PAIRS];          /* stream end offset of each head seen       */
@@ -295,11 +311,17 @@ static long parse_after(const char *p, size_t len) {
   }
 }
 
-static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) {
+/* A host suffix matched in the host: the first names the provider. */
+static void on_host(void *ud, size_t k, size_t end_folded, size_t end_input) {
   scan *st = ud;
+  (void)end_folded, (void)end_input;
+  if (st->host_pv == PV_NONE) st->host_pv = rules[g_host_rule[k]].provider;
+}
+
+static void on_match(void *ud, size_t i, size_t end_folded, size_t end_input) {
+  scan *st = ud;
+  size_t pat = g_text_rule[i];
   const rule *r = &rules[pat];
-  /* host suffixes count only in the host, everything else only in the text */
-  if ((r->kind == K_HOST) != (st->in_host != 0)) return;
   /* In a relaying MTA's framing only the command and provider markers count: its words
    * ("rejected", "failed") are about the relay, not the reason. */
   if (st->in_frame && r->kind != K_CMD && r->kind != K_MARK) return;
@@ -323,7 +345,7 @@ static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) 
   }
   case K_TAIL: {
     unsigned k = g_pair[pat];
-    if ((st->heads & ((uint64_t)1 << k)) && st->head_end[k] + g_ac.plen[pat] <= end_folded)
+    if ((st->heads & ((uint64_t)1 << k)) && st->head_end[k] + g_ac.plen[i] <= end_folded)
       take_phrase(st, r->reason, r->prio);
     break;
   }
@@ -342,8 +364,7 @@ static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) 
   case K_MARK:
     st->marks |= (uint64_t)1 << r->provider;
     break;
-  case K_HOST:
-    if (st->host_pv == PV_NONE) st->host_pv = r->provider;
+  case K_HOST: /* not in this automaton */
     break;
   case K_GREY:
     if (r->prio > st->grey) st->grey = r->prio;
@@ -513,7 +534,6 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
   st.marks = 0;
   st.host_pv = PV_NONE;
   st.grey = 0;
-  st.in_host = 0;
   st.after = -1;
   st.heads = 0;
   st.in_frame = 0;
@@ -547,10 +567,9 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
       const char *h = ctx != NULL && ctx->host != NULL ? ctx->host : frame_host.ptr;
       size_t hl = ctx != NULL && ctx->host != NULL ? strlen(ctx->host) : frame_host.len;
       smtpc__ac_scan_init(&sc);
-      st.in_host = 1;
-      smtpc__ac_feed(&g_ac, &sc, ".", 1, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, h, hl, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, "\n", 1, on_match, &st);
+      smtpc__ac_feed(&g_host, &sc, ".", 1, on_host, &st);
+      smtpc__ac_feed(&g_host, &sc, h, hl, on_host, &st);
+      smtpc__ac_feed(&g_host, &sc, "\n", 1, on_host, &st);
     }
   }
 
