@@ -245,6 +245,7 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /* ---- per-call scan ----------------------------------------------------------------------- */
 
 #define MAX_PHITS 8
+#define STREAM_BUF 4096 /* the text stream is copied into one piece up to this size */
 
 typedef struct scan {
   int best_reason, best_prio;          /* strongest generic phrase                  */
@@ -256,11 +257,13 @@ typedef struct scan {
   long after;                          /* seconds from "retry in N ...", -1 none    */
   uint64_t heads;                      /* pair heads seen                           */
   size_t head_end[MAX_PAIRS];          /* stream end offset of each head seen       */
-  const char *chunk;                   /* bytes being scanned (for K_AFTER)         */
-  int in_frame;                        /* scanning the framing around the reply     */
   int cmd;                             /* last command marker seen, -1 none         */
   uint64_t pcodes;                     /* documented phrases seen (bit i - base)    */
-  size_t chunk_len;
+  /* The stream scanned is [" " frame] " " (line " ")* [tail]: bytes before lines_from and
+   * from tail_from on are the framing around the reply. */
+  size_t lines_from, tail_from;
+  const smtpc_span *lines;
+  size_t nlines;
 } scan;
 
 static void take_phrase(scan *st, int reason, int prio) {
@@ -318,13 +321,30 @@ static void on_host(void *ud, size_t k, size_t end_folded, size_t end_input) {
   if (st->host_pv == PV_NONE) st->host_pv = rules[g_host_rule[k]].provider;
 }
 
-static void on_match(void *ud, size_t i, size_t end_folded, size_t end_input) {
+/* The line whose bytes hold stream offset `at` (*off gets the offset in it), or NULL. */
+static const smtpc_span *line_at(const scan *st, size_t at, size_t *off) {
+  size_t i, from = st->lines_from + 1;
+  for (i = 0; i < st->nlines; i++) {
+    if (st->lines[i].ptr == NULL) continue;
+    if (at < from) return NULL;
+    if (at < from + st->lines[i].len) {
+      *off = at - from;
+      return &st->lines[i];
+    }
+    from += st->lines[i].len + 1;
+  }
+  return NULL;
+}
+
+static void on_match(void *ud, size_t i, size_t end, size_t end_chunk) {
   scan *st = ud;
   size_t pat = g_text_rule[i];
   const rule *r = &rules[pat];
+  (void)end_chunk;
   /* In a relaying MTA's framing only the command and provider markers count: its words
    * ("rejected", "failed") are about the relay, not the reason. */
-  if (st->in_frame && r->kind != K_CMD && r->kind != K_MARK) return;
+  if ((end <= st->lines_from || end > st->tail_from) && r->kind != K_CMD && r->kind != K_MARK)
+    return;
   switch (r->kind) {
   case K_CMD:
     st->cmd = (int)(pat - g_cmd_base);
@@ -339,13 +359,13 @@ static void on_match(void *ud, size_t i, size_t end_folded, size_t end_input) {
     unsigned k = g_pair[pat];
     if (!(st->heads & ((uint64_t)1 << k))) {
       st->heads |= (uint64_t)1 << k;
-      st->head_end[k] = end_folded;
+      st->head_end[k] = end;
     }
     break;
   }
   case K_TAIL: {
     unsigned k = g_pair[pat];
-    if ((st->heads & ((uint64_t)1 << k)) && st->head_end[k] + g_ac.plen[i] <= end_folded)
+    if ((st->heads & ((uint64_t)1 << k)) && st->head_end[k] + g_ac.plen[i] <= end)
       take_phrase(st, r->reason, r->prio);
     break;
   }
@@ -369,10 +389,12 @@ static void on_match(void *ud, size_t i, size_t end_folded, size_t end_input) {
   case K_GREY:
     if (r->prio > st->grey) st->grey = r->prio;
     break;
-  case K_AFTER:
-    if (st->after < 0 && st->chunk != NULL)
-      st->after = parse_after(st->chunk + end_input, st->chunk_len - end_input);
+  case K_AFTER: {
+    size_t off;
+    const smtpc_span *l = st->after < 0 ? line_at(st, end - 1, &off) : NULL;
+    if (l != NULL) st->after = parse_after(l->ptr + off + 1, l->len - off - 1);
     break;
+  }
   }
 }
 
@@ -536,32 +558,50 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
   st.grey = 0;
   st.after = -1;
   st.heads = 0;
-  st.in_frame = 0;
   st.cmd = -1;
   st.pcodes = 0;
+  st.lines = lines;
+  st.nlines = nlines;
+  st.lines_from = frame.len ? 1 + frame.len : 0;
+  st.tail_from = st.lines_from + 1;
+  for (i = 0; i < nlines; i++)
+    if (lines[i].ptr != NULL) st.tail_from += lines[i].len + 1;
 
   if (g_ok) {
     smtpc__ac_scan sc;
+    /* The stream in one piece when it fits: one feed, and the lanes of ac.c over all of it
+     * rather than over each line apart; else piece by piece (the same reports). */
+    char buf[STREAM_BUF];
+    size_t n = st.tail_from + tail.len;
     smtpc__ac_scan_init(&sc);
-    if (frame.len) {
-      st.in_frame = 1;
+    if (n <= sizeof buf) {
+      char *p = buf;
+      if (frame.len) {
+        *p++ = ' ';
+        memcpy(p, frame.ptr, frame.len);
+        p += frame.len;
+      }
+      *p++ = ' ';
+      for (i = 0; i < nlines; i++) {
+        if (lines[i].ptr == NULL) continue;
+        memcpy(p, lines[i].ptr, lines[i].len);
+        p += lines[i].len;
+        *p++ = ' ';
+      }
+      if (tail.len) memcpy(p, tail.ptr, tail.len);
+      smtpc__ac_feed(&g_ac, &sc, buf, n, on_match, &st);
+    } else {
+      if (frame.len) {
+        smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
+        smtpc__ac_feed(&g_ac, &sc, frame.ptr, frame.len, on_match, &st);
+      }
       smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, frame.ptr, frame.len, on_match, &st);
-      st.in_frame = 0;
-    }
-    smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
-    for (i = 0; i < nlines; i++) {
-      if (lines[i].ptr == NULL) continue;
-      st.chunk = lines[i].ptr;
-      st.chunk_len = lines[i].len;
-      smtpc__ac_feed(&g_ac, &sc, lines[i].ptr, lines[i].len, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
-    }
-    st.chunk = NULL;
-    if (tail.len) {
-      st.in_frame = 1;
-      smtpc__ac_feed(&g_ac, &sc, tail.ptr, tail.len, on_match, &st);
-      st.in_frame = 0;
+      for (i = 0; i < nlines; i++) {
+        if (lines[i].ptr == NULL) continue;
+        smtpc__ac_feed(&g_ac, &sc, lines[i].ptr, lines[i].len, on_match, &st);
+        smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
+      }
+      if (tail.len) smtpc__ac_feed(&g_ac, &sc, tail.ptr, tail.len, on_match, &st);
     }
     if ((ctx != NULL && ctx->host != NULL) || frame_host.len) {
       const char *h = ctx != NULL && ctx->host != NULL ? ctx->host : frame_host.ptr;
