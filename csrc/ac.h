@@ -19,10 +19,10 @@
 
 typedef struct smtpc__ac {
   uint8_t cls[256];    /* byte -> class                                               */
-  uint32_t col[256];   /* byte -> class * nstates: where its column starts in delta   */
+  const uint16_t *col[256]; /* byte -> its class's column of delta                    */
   unsigned nclasses;
   unsigned nstates;    /* numbered breadth-first: shallow (often visited) states first */
-  uint16_t *delta;     /* [class * nstates + state] -> next state, maybe | AC_OUT      */
+  uint16_t *delta;     /* the columns: [state] -> next state, maybe | AC_OUT (ac.c)    */
   int32_t *first;      /* per state: first pattern that ends here, -1 when none       */
   int32_t *dict;       /* per state: nearest proper suffix state with output, -1      */
   int32_t *same;       /* per pattern: next pattern with the same text, -1            */
