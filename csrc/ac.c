@@ -227,6 +227,7 @@ static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t 
   unsigned s0 = ln[0].s, s1 = 0, s2 = 0, s3 = 0;
   const unsigned char *p0 = u, *p1 = u + ln[1].i, *p2 = u + ln[2].i, *p3 = u + ln[3].i;
   size_t j, n3 = ln[3].end - ln[3].i; /* the last lane may be shorter */
+  if (steps > n3) steps = n3;
   for (j = 0; j < OVERLAP; j++) {
     s0 = col[p0[j]][s0];
     s1 = col[p1[j]][s1];
@@ -237,7 +238,7 @@ static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t 
   ln[1].entry = s1 & ~SMTPC__AC_OUT;
   ln[2].entry = s2 & ~SMTPC__AC_OUT;
   ln[3].entry = s3 & ~SMTPC__AC_OUT;
-  for (; j < steps && j < n3; j++) {
+  for (; j < steps; j++) {
     s0 = col[p0[j]][s0];
     s1 = col[p1[j]][s1];
     s2 = col[p2[j]][s2];

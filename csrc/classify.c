@@ -484,11 +484,9 @@ static size_t first_status_rule(long key) {
   return lo < g_nstatus_keys && g_status_keys[lo].key == key ? g_status_keys[lo].rule : NSTATUS;
 }
 
-/* The first rule whose key is the status or its "s.d" (any class). */
-static const status_rule *status_lookup(const char *status) {
+/* The first rule whose key is the status (as status_num gives it) or its "s.d" (any class). */
+static const status_rule *status_lookup(long num) {
   size_t a, b;
-  long num;
-  if (!status_ok(status) || (num = status_num(status)) < 0) return NULL;
   a = first_status_rule(num);
   b = first_status_rule(num % 1000000);
   if (b < a) a = b;
@@ -567,13 +565,14 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
                             smtpc_span frame_host, smtpc_class *out) {
   scan st;
   int klass, reason = -1, pv = PV_NONE, decided, has_cmd;
+  long snum = -1;
   const char *cmd = ctx != NULL && ctx->command != NULL && ctx->command[0] ? ctx->command : NULL;
   size_t i;
   const status_rule *sr;
 
   pthread_once(&g_once, build);
   memset(out, 0, sizeof *out);
-  if (status != NULL && (!status_ok(status) || status_num(status) < 0)) status = NULL;
+  if (status != NULL && (!status_ok(status) || (snum = status_num(status)) < 0)) status = NULL;
   if (code < 100 || code > 599) code = 0;
   klass = code ? code / 100 : (status ? status[0] - '0' : 0);
   out->temporary = klass == 4;
@@ -691,7 +690,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
   }
 
   /* 2-4. phrases, status, code */
-  sr = status_lookup(status);
+  sr = status != NULL ? status_lookup(snum) : NULL;
   if (reason < 0) {
     if (st.best_prio >= 2) reason = st.best_reason;
     else if (sr && sr->strong) reason = sr->reason;
