@@ -634,9 +634,16 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
       const char *h = ctx != NULL && ctx->host != NULL ? ctx->host : frame_host.ptr;
       size_t hl = ctx != NULL && ctx->host != NULL ? strlen(ctx->host) : frame_host.len;
       smtpc__ac_scan_init(&sc);
-      smtpc__ac_feed(&g_host, &sc, ".", 1, on_host, &st);
-      smtpc__ac_feed(&g_host, &sc, h, hl, on_host, &st);
-      smtpc__ac_feed(&g_host, &sc, "\n", 1, on_host, &st);
+      if (hl + 2 <= sizeof buf) { /* one feed, as for the text */
+        buf[0] = '.';
+        memcpy(buf + 1, h, hl);
+        buf[hl + 1] = '\n';
+        smtpc__ac_feed(&g_host, &sc, buf, hl + 2, on_host, &st);
+      } else {
+        smtpc__ac_feed(&g_host, &sc, ".", 1, on_host, &st);
+        smtpc__ac_feed(&g_host, &sc, h, hl, on_host, &st);
+        smtpc__ac_feed(&g_host, &sc, "\n", 1, on_host, &st);
+      }
     }
   }
 
