@@ -2,10 +2,10 @@
  * ac.c -- Aho-Corasick automaton compiled to a dense DFA (see ac.h for the contract).
  *
  * Build: a trie in a scratch table (missing edges are -1); one breadth-first pass that
- * numbers the states in BFS order, computes failure links, fills every missing edge from the failure state (a
- * scan is then one table lookup per byte) and links each state to the nearest suffix state
- * that ends a pattern (the "dictionary" link) so matches are reported without walking
- * failure chains. The "reports matches" bit rides in the transition itself, so the scan loop
+ * numbers the states in BFS order, computes failure links, fills every missing edge from the
+ * failure state (a scan is then one table lookup per byte) and links each state to the
+ * nearest suffix state that ends a pattern (the "dictionary" link) so matches are reported
+ * without walking failure chains. The "reports matches" bit rides in the transition itself, so the scan loop
  * touches only the transition table until something matches.
  * The table is stored by column: all states' transitions on one byte class, then the next
  * class. A scan spends most bytes in shallow states, which BFS numbers first, so their
@@ -196,7 +196,8 @@ static unsigned feed_serial(const smtpc__ac *ac, unsigned s, const unsigned char
  * assumed: when the lane's state at its segment start differs from the state the previous
  * segment ended in, or its match buffer overflowed, the segment is scanned again serially.
  * Matches of lanes k > 0 are buffered and reported after the lanes before them, so the
- * callback sees exactly the calls, in the same order, that a serial scan makes. */
+ * callback sees exactly the calls, in the same order, that a serial scan makes. Four lanes
+ * measured fastest on the classifier's corpus (2, 3, 5, 6 and 8 were slower). */
 #define LANES 4
 #define OVERLAP 24
 #define LANE_HITS 16
