@@ -221,13 +221,13 @@ static void hold(lane *l) {
 
 /* The four lanes side by side, written out so the four states live in registers: first the
  * warm-up (lanes 1..3 run up to their segment start, lane 0 reports as it goes), then all four
- * while the last (possibly shorter) lane has bytes left. */
+ * for as many steps as lanes 0..2 have bytes (the last lane has as many or a few more). */
 static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t steps,
                   size_t base, smtpc__ac_cb cb, void *ud) {
   const uint16_t *const *col = ac->col;
   unsigned s0 = ln[0].s, s1 = 0, s2 = 0, s3 = 0;
   const unsigned char *p0 = u, *p1 = u + ln[1].i, *p2 = u + ln[2].i, *p3 = u + ln[3].i;
-  size_t j, n3 = ln[3].end - ln[3].i; /* the last lane may be shorter */
+  size_t j, n3 = ln[3].end - ln[3].i; /* the last lane's bytes: steps or a few more */
   if (steps > n3) steps = n3;
   for (j = 0; j < OVERLAP; j++) {
     s0 = col[p0[j]][s0];
@@ -277,9 +277,11 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
     sc->pos += len;
     return;
   }
-  /* Equal work per lane: lane 0 scans its segment, the others OVERLAP bytes more. With
+  /* Equal work per lane: lane 0 scans its segment, the others OVERLAP bytes more; the last
+   * lane takes the up to LANES - 1 bytes left over, so that the others end with the loop of
+   * scan4 and only it goes on alone (a loop of varying length is a mispredicted branch). With
    * len >= 2 * OVERLAP every segment is non-empty and starts at least OVERLAP bytes in. */
-  steps = (len + (LANES - 1) * OVERLAP + LANES - 1) / LANES;
+  steps = (len + (LANES - 1) * OVERLAP) / LANES;
   seg = steps - OVERLAP;
   ln[0].i = ln[0].begin = 0;
   ln[0].end = steps;

@@ -473,15 +473,20 @@ static void build_status_keys(void) {
   }
 }
 
-/* The first rule with this key, or NSTATUS. */
+/* The first rule with this key, or NSTATUS. The search halves without branching on the
+ * comparisons (a conditional move each step): their outcomes are random, and mispredicted
+ * branches cost more than the steps themselves. */
 static size_t first_status_rule(long key) {
-  size_t lo = 0, hi = g_nstatus_keys;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (g_status_keys[mid].key < key) lo = mid + 1;
-    else hi = mid;
+  const status_key *b = g_status_keys, *end = g_status_keys + g_nstatus_keys;
+  size_t n = g_nstatus_keys;
+  if (n == 0) return NSTATUS;
+  while (n > 1) {
+    size_t half = n / 2;
+    b = b[half].key < key ? b + half : b;
+    n -= half;
   }
-  return lo < g_nstatus_keys && g_status_keys[lo].key == key ? g_status_keys[lo].rule : NSTATUS;
+  b += b->key < key; /* the first key not below `key`, or end */
+  return b < end && b->key == key ? b->rule : NSTATUS;
 }
 
 /* The first rule whose key is the status (as status_num gives it) or its "s.d" (any class). */
