@@ -19,9 +19,11 @@
 
 typedef struct smtpc__ac {
   uint8_t cls[256];    /* byte -> class                                               */
-  unsigned shift;      /* row length is 1 << shift classes                            */
-  unsigned nstates;    /* states are numbered breadth-first: shallow (hot) rows first */
-  uint16_t *delta;     /* (state << shift | class) -> next state, maybe | AC_OUT      */
+  const uint16_t *col[256]; /* byte -> its class's column of delta: col[b][state] is the
+                               next state, maybe | SMTPC__AC_OUT (layout: ac.c)       */
+  unsigned nclasses;
+  unsigned nstates;    /* numbered breadth-first: shallow (often visited) states first */
+  uint16_t *delta;     /* the columns, one after the other                            */
   int32_t *first;      /* per state: first pattern that ends here, -1 when none       */
   int32_t *dict;       /* per state: nearest proper suffix state with output, -1      */
   int32_t *same;       /* per pattern: next pattern with the same text, -1            */

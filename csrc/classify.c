@@ -8,9 +8,10 @@
  *   2. phrase rules per reason (rules/phrases.def), each with a strength;
  *   3. the enhanced status code (rules/status.def), which may be strong or only a hint;
  *   4. the reply code (rules/codes.def).
- * All phrases, markers and host suffixes are compiled once (pthread_once) into one
- * case-insensitive Aho-Corasick DFA (ac.c). A call scans the lines and the host once and keeps
- * only a few integers: no allocation, no regex.
+ * All phrases and markers are compiled once (pthread_once) into one case-insensitive
+ * Aho-Corasick DFA (ac.c), the host suffixes into a second, small one: a host is short and
+ * only suffixes can match in it, so it need not walk the big table. A call scans the lines and
+ * the host once each and keeps only a few integers: no allocation, no regex.
  */
 #include "smtpcode.h"
 #include "ac.h"
@@ -201,7 +202,9 @@ static const uint8_t reason_order[] = {
 
 #define MAX_PAIRS 64
 
-static smtpc__ac g_ac;
+static smtpc__ac g_ac;   /* every rule but K_HOST; pattern i is rule g_text_rule[i] */
+static smtpc__ac g_host; /* the K_HOST rules; pattern i is rule g_host_rule[i]       */
+static uint16_t g_text_rule[NRULES], g_host_rule[NRULES];
 static int g_ok;
 static uint8_t g_rank[SMTPC_REASON_COUNT];
 static uint8_t g_pair[NRULES]; /* pair number of K_HEAD / K_TAIL rules */
@@ -220,14 +223,29 @@ static void build(void) {
     }
   }
   build_status_keys();
-  g_ok = smtpc__ac_build(&g_ac, patterns, NRULES) == 0;
+  {
+    static const char *text[NRULES], *host[NRULES];
+    size_t nt = 0, nh = 0;
+    for (i = 0; i < NRULES; i++) {
+      if (rules[i].kind == K_HOST) {
+        g_host_rule[nh] = (uint16_t)i;
+        host[nh++] = patterns[i];
+      } else {
+        g_text_rule[nt] = (uint16_t)i;
+        text[nt++] = patterns[i];
+      }
+    }
+    g_ok = smtpc__ac_build(&g_ac, text, nt) == 0 && smtpc__ac_build(&g_host, host, nh) == 0;
+  }
 }
+typedef char rules_fit_in_16_bits[NRULES <= 65536 ? 1 : -1];
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 /* ---- per-call scan ----------------------------------------------------------------------- */
 
 #define MAX_PHITS 8
+#define STREAM_BUF 4096 /* the text stream is copied into one piece up to this size */
 
 typedef struct scan {
   int best_reason, best_prio;          /* strongest generic phrase                  */
@@ -236,15 +254,16 @@ typedef struct scan {
   uint64_t marks;                      /* providers named by text markers (bit pv)  */
   int host_pv;                         /* provider named by the host                */
   int grey;                            /* strongest greylisting phrase (0, 1, 2)    */
-  int in_host;                         /* scanning ctx->host, not the text          */
   long after;                          /* seconds from "retry in N ...", -1 none    */
   uint64_t heads;                      /* pair heads seen                           */
   size_t head_end[MAX_PAIRS];          /* stream end offset of each head seen       */
-  const char *chunk;                   /* bytes being scanned (for K_AFTER)         */
-  int in_frame;                        /* scanning the framing around the reply     */
   int cmd;                             /* last command marker seen, -1 none         */
   uint64_t pcodes;                     /* documented phrases seen (bit i - base)    */
-  size_t chunk_len;
+  /* The stream scanned is [" " frame] " " (line " ")* [tail]: bytes before lines_from and
+   * from tail_from on are the framing around the reply. */
+  size_t lines_from, tail_from;
+  const smtpc_span *lines;
+  size_t nlines;
 } scan;
 
 static void take_phrase(scan *st, int reason, int prio) {
@@ -295,14 +314,37 @@ static long parse_after(const char *p, size_t len) {
   }
 }
 
-static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) {
+/* A host suffix matched in the host: the first names the provider. */
+static void on_host(void *ud, size_t k, size_t end_folded, size_t end_input) {
   scan *st = ud;
+  (void)end_folded, (void)end_input;
+  if (st->host_pv == PV_NONE) st->host_pv = rules[g_host_rule[k]].provider;
+}
+
+/* The line whose bytes hold stream offset `at` (*off gets the offset in it), or NULL. */
+static const smtpc_span *line_at(const scan *st, size_t at, size_t *off) {
+  size_t i, from = st->lines_from + 1;
+  for (i = 0; i < st->nlines; i++) {
+    if (st->lines[i].ptr == NULL) continue;
+    if (at < from) return NULL;
+    if (at < from + st->lines[i].len) {
+      *off = at - from;
+      return &st->lines[i];
+    }
+    from += st->lines[i].len + 1;
+  }
+  return NULL;
+}
+
+static void on_match(void *ud, size_t i, size_t end, size_t end_chunk) {
+  scan *st = ud;
+  size_t pat = g_text_rule[i];
   const rule *r = &rules[pat];
-  /* host suffixes count only in the host, everything else only in the text */
-  if ((r->kind == K_HOST) != (st->in_host != 0)) return;
+  (void)end_chunk;
   /* In a relaying MTA's framing only the command and provider markers count: its words
    * ("rejected", "failed") are about the relay, not the reason. */
-  if (st->in_frame && r->kind != K_CMD && r->kind != K_MARK) return;
+  if ((end <= st->lines_from || end > st->tail_from) && r->kind != K_CMD && r->kind != K_MARK)
+    return;
   switch (r->kind) {
   case K_CMD:
     st->cmd = (int)(pat - g_cmd_base);
@@ -317,13 +359,13 @@ static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) 
     unsigned k = g_pair[pat];
     if (!(st->heads & ((uint64_t)1 << k))) {
       st->heads |= (uint64_t)1 << k;
-      st->head_end[k] = end_folded;
+      st->head_end[k] = end;
     }
     break;
   }
   case K_TAIL: {
     unsigned k = g_pair[pat];
-    if ((st->heads & ((uint64_t)1 << k)) && st->head_end[k] + g_ac.plen[pat] <= end_folded)
+    if ((st->heads & ((uint64_t)1 << k)) && st->head_end[k] + g_ac.plen[i] <= end)
       take_phrase(st, r->reason, r->prio);
     break;
   }
@@ -342,16 +384,17 @@ static void on_match(void *ud, size_t pat, size_t end_folded, size_t end_input) 
   case K_MARK:
     st->marks |= (uint64_t)1 << r->provider;
     break;
-  case K_HOST:
-    if (st->host_pv == PV_NONE) st->host_pv = r->provider;
+  case K_HOST: /* not in this automaton */
     break;
   case K_GREY:
     if (r->prio > st->grey) st->grey = r->prio;
     break;
-  case K_AFTER:
-    if (st->after < 0 && st->chunk != NULL)
-      st->after = parse_after(st->chunk + end_input, st->chunk_len - end_input);
+  case K_AFTER: {
+    size_t off;
+    const smtpc_span *l = st->after < 0 ? line_at(st, end - 1, &off) : NULL;
+    if (l != NULL) st->after = parse_after(l->ptr + off + 1, l->len - off - 1);
     break;
+  }
   }
 }
 
@@ -394,34 +437,65 @@ static int provider_status(int pv, const char *status) {
   return -1;
 }
 
-/* Status rules as numbers, built once: full "c.s.d" keys first, then "s.d" keys. */
-static long g_status_key[sizeof status_rules / sizeof status_rules[0]];
+/* Status rules as numbers, built once ("s.d" rules as class 0: any class): each key once,
+ * with the first rule that has it, sorted, so that a lookup is two binary searches rather than
+ * a walk over every rule (which was a tenth of a decode's instructions). */
+#define NSTATUS (sizeof status_rules / sizeof status_rules[0])
+typedef struct status_key {
+  long key;
+  size_t rule;
+} status_key;
+static status_key g_status_keys[NSTATUS];
+static size_t g_nstatus_keys;
 
 static void build_status_keys(void) {
-  size_t i;
-  for (i = 0; i < sizeof status_rules / sizeof status_rules[0]; i++) {
+  size_t i, j;
+  for (i = 0; i < NSTATUS; i++) {
     const char *sd = status_rules[i].sd;
     char buf[16];
+    long key;
     if (strchr(sd, '.') != strrchr(sd, '.')) {
-      g_status_key[i] = status_num(sd);
+      key = status_num(sd);
     } else {
       buf[0] = '0';
       buf[1] = '.';
       strncpy(buf + 2, sd, sizeof buf - 3);
       buf[sizeof buf - 1] = '\0';
-      g_status_key[i] = status_num(buf); /* class 0: any class */
+      key = status_num(buf); /* class 0: any class */
     }
+    if (key < 0) continue;
+    for (j = 0; j < g_nstatus_keys && g_status_keys[j].key != key; j++) continue;
+    if (j < g_nstatus_keys) continue; /* an earlier rule has this key */
+    for (j = g_nstatus_keys++; j > 0 && g_status_keys[j - 1].key > key; j--)
+      g_status_keys[j] = g_status_keys[j - 1];
+    g_status_keys[j].key = key;
+    g_status_keys[j].rule = i;
   }
 }
 
-static const status_rule *status_lookup(const char *status) {
-  size_t i;
-  long num, any;
-  if (!status_ok(status) || (num = status_num(status)) < 0) return NULL;
-  any = num % 1000000;
-  for (i = 0; i < sizeof status_rules / sizeof status_rules[0]; i++)
-    if (g_status_key[i] == num || g_status_key[i] == any) return &status_rules[i];
-  return NULL;
+/* The first rule with this key, or NSTATUS. The search halves without branching on the
+ * comparisons (a conditional move each step): their outcomes are random, and mispredicted
+ * branches cost more than the steps themselves. */
+static size_t first_status_rule(long key) {
+  const status_key *b = g_status_keys, *end = g_status_keys + g_nstatus_keys;
+  size_t n = g_nstatus_keys;
+  if (n == 0) return NSTATUS;
+  while (n > 1) {
+    size_t half = n / 2;
+    b = b[half].key < key ? b + half : b;
+    n -= half;
+  }
+  b += b->key < key; /* the first key not below `key`, or end */
+  return b < end && b->key == key ? b->rule : NSTATUS;
+}
+
+/* The first rule whose key is the status (as status_num gives it) or its "s.d" (any class). */
+static const status_rule *status_lookup(long num) {
+  size_t a, b;
+  a = first_status_rule(num);
+  b = first_status_rule(num % 1000000);
+  if (b < a) a = b;
+  return a < NSTATUS ? &status_rules[a] : NULL;
 }
 
 static int code_lookup(int code) {
@@ -496,13 +570,14 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
                             smtpc_span frame_host, smtpc_class *out) {
   scan st;
   int klass, reason = -1, pv = PV_NONE, decided, has_cmd;
+  long snum = -1;
   const char *cmd = ctx != NULL && ctx->command != NULL && ctx->command[0] ? ctx->command : NULL;
   size_t i;
   const status_rule *sr;
 
   pthread_once(&g_once, build);
   memset(out, 0, sizeof *out);
-  if (status != NULL && (!status_ok(status) || status_num(status) < 0)) status = NULL;
+  if (status != NULL && (!status_ok(status) || (snum = status_num(status)) < 0)) status = NULL;
   if (code < 100 || code > 599) code = 0;
   klass = code ? code / 100 : (status ? status[0] - '0' : 0);
   out->temporary = klass == 4;
@@ -513,44 +588,67 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
   st.marks = 0;
   st.host_pv = PV_NONE;
   st.grey = 0;
-  st.in_host = 0;
   st.after = -1;
   st.heads = 0;
-  st.in_frame = 0;
   st.cmd = -1;
   st.pcodes = 0;
+  st.lines = lines;
+  st.nlines = nlines;
+  st.lines_from = frame.len ? 1 + frame.len : 0;
+  st.tail_from = st.lines_from + 1;
+  for (i = 0; i < nlines; i++)
+    if (lines[i].ptr != NULL) st.tail_from += lines[i].len + 1;
 
   if (g_ok) {
     smtpc__ac_scan sc;
+    /* The stream in one piece when it fits: one feed, and the lanes of ac.c over all of it
+     * rather than over each line apart; else piece by piece (the same reports). */
+    char buf[STREAM_BUF];
+    size_t n = st.tail_from + tail.len;
     smtpc__ac_scan_init(&sc);
-    if (frame.len) {
-      st.in_frame = 1;
+    if (n <= sizeof buf) {
+      char *p = buf;
+      if (frame.len) {
+        *p++ = ' ';
+        memcpy(p, frame.ptr, frame.len);
+        p += frame.len;
+      }
+      *p++ = ' ';
+      for (i = 0; i < nlines; i++) {
+        if (lines[i].ptr == NULL) continue;
+        memcpy(p, lines[i].ptr, lines[i].len);
+        p += lines[i].len;
+        *p++ = ' ';
+      }
+      if (tail.len) memcpy(p, tail.ptr, tail.len);
+      smtpc__ac_feed(&g_ac, &sc, buf, n, on_match, &st);
+    } else {
+      if (frame.len) {
+        smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
+        smtpc__ac_feed(&g_ac, &sc, frame.ptr, frame.len, on_match, &st);
+      }
       smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, frame.ptr, frame.len, on_match, &st);
-      st.in_frame = 0;
-    }
-    smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
-    for (i = 0; i < nlines; i++) {
-      if (lines[i].ptr == NULL) continue;
-      st.chunk = lines[i].ptr;
-      st.chunk_len = lines[i].len;
-      smtpc__ac_feed(&g_ac, &sc, lines[i].ptr, lines[i].len, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
-    }
-    st.chunk = NULL;
-    if (tail.len) {
-      st.in_frame = 1;
-      smtpc__ac_feed(&g_ac, &sc, tail.ptr, tail.len, on_match, &st);
-      st.in_frame = 0;
+      for (i = 0; i < nlines; i++) {
+        if (lines[i].ptr == NULL) continue;
+        smtpc__ac_feed(&g_ac, &sc, lines[i].ptr, lines[i].len, on_match, &st);
+        smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
+      }
+      if (tail.len) smtpc__ac_feed(&g_ac, &sc, tail.ptr, tail.len, on_match, &st);
     }
     if ((ctx != NULL && ctx->host != NULL) || frame_host.len) {
       const char *h = ctx != NULL && ctx->host != NULL ? ctx->host : frame_host.ptr;
       size_t hl = ctx != NULL && ctx->host != NULL ? strlen(ctx->host) : frame_host.len;
       smtpc__ac_scan_init(&sc);
-      st.in_host = 1;
-      smtpc__ac_feed(&g_ac, &sc, ".", 1, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, h, hl, on_match, &st);
-      smtpc__ac_feed(&g_ac, &sc, "\n", 1, on_match, &st);
+      if (hl + 2 <= sizeof buf) { /* one feed, as for the text */
+        buf[0] = '.';
+        memcpy(buf + 1, h, hl);
+        buf[hl + 1] = '\n';
+        smtpc__ac_feed(&g_host, &sc, buf, hl + 2, on_host, &st);
+      } else {
+        smtpc__ac_feed(&g_host, &sc, ".", 1, on_host, &st);
+        smtpc__ac_feed(&g_host, &sc, h, hl, on_host, &st);
+        smtpc__ac_feed(&g_host, &sc, "\n", 1, on_host, &st);
+      }
     }
   }
 
@@ -604,7 +702,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
   }
 
   /* 2-4. phrases, status, code */
-  sr = status_lookup(status);
+  sr = status != NULL ? status_lookup(snum) : NULL;
   if (reason < 0) {
     if (st.best_prio >= 2) reason = st.best_reason;
     else if (sr && sr->strong) reason = sr->reason;

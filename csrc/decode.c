@@ -97,10 +97,12 @@ static size_t framed_code(const char *p, size_t len, char *sep) {
  * else "talking to name.:" (Sendmail). Empty when none. */
 static smtpc_span frame_host(const char *p, size_t len) {
   smtpc_span h = {NULL, 0};
+  const char *q;
   size_t i;
-  for (i = 1; i < len; i++) {
+  /* memchr finds each '[' and each 't' quickly: most of a frame is neither */
+  for (q = p + (len > 0); (q = memchr(q, '[', len - (size_t)(q - p))) != NULL; q++) {
     size_t e, b;
-    if (p[i] != '[') continue;
+    i = (size_t)(q - p);
     e = i;
     if (p[e - 1] == ' ') e--;
     b = e;
@@ -112,7 +114,9 @@ static smtpc_span frame_host(const char *p, size_t len) {
       return h;
     }
   }
-  for (i = 0; i + 11 < len; i++) {
+  for (q = p; (q = memchr(q, 't', len - (size_t)(q - p))) != NULL; q++) {
+    i = (size_t)(q - p);
+    if (i + 11 >= len) break;
     if (memcmp(p + i, "talking to ", 11) == 0) {
       size_t b = i + 11, e = b;
       while (e < len && is_host_char(p[e])) e++;

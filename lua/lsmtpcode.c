@@ -158,32 +158,38 @@ static void push_fields(lua_State *L, int strs, int code, const char *status, co
   cset_str(L, strs, S_COMMAND, c->command);
 }
 
-/* fields, then lines and text, into a new table left on top of the stack */
-static void push_reply(lua_State *L, int code, const char *status, const char *kind,
+/* fields, then lines and text, into a new table left on top of the stack; strs is the index
+ * of the string table (decode and classify hold it as their upvalue: no registry lookup) */
+static void push_reply(lua_State *L, int strs, int code, const char *status, const char *kind,
                        const smtpc_class *c, const smtpc_span *lines, size_t n,
                        const char *code_source, int code_inferred) {
-  int strs = push_strings(L);
   lua_createtable(L, 0, 16);
   push_fields(L, strs, code, status, kind, c);
   cset_str(L, strs, S_CODE_SOURCE, code_source);
   if (code_inferred) cset_int(L, strs, S_CODE_INFERRED, code_inferred);
   push_lines(L, strs, lines, n);
-  lua_remove(L, strs);
+}
+
+static void push_decoded(lua_State *L, int strs, const smtpc_decoded *d) {
+  push_reply(L, strs, d->code, d->status, d->kind, &d->cls, d->lines, d->nlines,
+             d->code_source, d->code_inferred);
 }
 
 void lsmtpc_push_decoded(lua_State *L, const smtpc_decoded *d) {
-  push_reply(L, d->code, d->status, d->kind, &d->cls, d->lines, d->nlines, d->code_source,
-             d->code_inferred);
+  int strs = push_strings(L);
+  push_decoded(L, strs, d);
+  lua_remove(L, strs);
 }
+
+#define UP_STRINGS lua_upvalueindex(1)
 
 /* Reads {command=, host=} from the table at idx (absent or nil = no context). The strings stay
  * referenced by the table, which the caller keeps on the stack. */
 static const smtpc_context *get_context(lua_State *L, int idx, smtpc_context *ctx) {
-  int strs;
+  const int strs = UP_STRINGS;
   memset(ctx, 0, sizeof *ctx);
   if (lua_isnoneornil(L, idx)) return NULL;
   luaL_checktype(L, idx, LUA_TTABLE);
-  strs = push_strings(L);
   lua_rawgeti(L, strs, S_COMMAND);
   lua_gettable(L, idx);
   ctx->command = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
@@ -191,7 +197,7 @@ static const smtpc_context *get_context(lua_State *L, int idx, smtpc_context *ct
   lua_rawgeti(L, strs, S_HOST);
   lua_gettable(L, idx);
   ctx->host = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   return ctx;
 }
 
@@ -203,7 +209,7 @@ static int l_decode(lua_State *L) {
   smtpc_decoded d;
   int rc = smtpc_decode(text, len, get_context(L, 2, &ctx), &d);
   if (rc < 0) return lsmtpc_fail(L, smtpc_strerror(rc));
-  lsmtpc_push_decoded(L, &d);
+  push_decoded(L, UP_STRINGS, &d);
   return 1;
 }
 
@@ -219,7 +225,7 @@ static int l_classify(lua_State *L) {
   if (code < 0 || code > 999) return lsmtpc_fail(L, smtpc_strerror(SMTPC_EINVAL));
   rc = smtpc_classify((int)code, status, text, len, get_context(L, 4, &ctx), &d);
   if (rc < 0) return lsmtpc_fail(L, smtpc_strerror(rc));
-  lsmtpc_push_decoded(L, &d);
+  push_decoded(L, UP_STRINGS, &d);
   return 1;
 }
 
@@ -331,8 +337,12 @@ static int lreader_iter(lua_State *L) {
   if (rc == 0) return 0;
   if (rc < 0) return luaL_error(L, "smtpcode reader: %s", smtpc_strerror(rc));
   smtpc_classify_lines(rep.code, rep.status, rep.lines, rep.nlines, NULL, &cls);
-  push_reply(L, rep.code, rep.status, smtpc_kind(rep.code, rep.status), &cls, rep.lines,
-             rep.nlines, rep.code ? "text" : NULL, 0);
+  {
+    int strs = push_strings(L);
+    push_reply(L, strs, rep.code, rep.status, smtpc_kind(rep.code, rep.status), &cls, rep.lines,
+               rep.nlines, rep.code ? "text" : NULL, 0);
+    lua_remove(L, strs);
+  }
   return 1;
 }
 
@@ -384,9 +394,7 @@ static const luaL_Reg reader_methods[] = {
   {NULL, NULL},
 };
 
-static const luaL_Reg functions[] = {
-  {"decode", l_decode},
-  {"classify", l_classify},
+static const luaL_Reg functions[] = { /* decode and classify: closures, see luaopen_smtpcode */
   {"explain", l_explain},
   {"reasons", l_reasons},
   {"reader", l_reader},
@@ -409,6 +417,12 @@ int luaopen_smtpcode(lua_State *L) {
 
   lua_createtable(L, 0, 16);
   lsmtpc_setfuncs(L, functions);
+  push_strings(L);
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, l_decode, 1);
+  lua_setfield(L, -3, "decode");
+  lua_pushcclosure(L, l_classify, 1);
+  lua_setfield(L, -2, "classify");
   lua_pushstring(L, SMTPC_VERSION);
   lua_setfield(L, -2, "version");
   lsmtpc_open_address(L);
