@@ -105,6 +105,33 @@ static const simple_format hmailserver = {
     .fresh_only = 1};
 int smtpc__bmta_hmailserver(smtpc__bmsg *m) { return simple(m, &hmailserver); }
 
+/* GroupWise (GWIA): one line per recipient, its reason in parentheses after it.
+ *   The message that you sent was undeliverable to the following:
+ *   	kijitora@example.jp (User not on post office)
+ *   Possibly truncated original message follows: */
+static const simple_format groupwise = {
+    .from = NULL,
+    .body = MARKS("undeliverable to the following:"),
+    .layout = {.start = MARKS("undeliverable to the following:"),
+               .stop = MARKS("Possibly truncated original message", "Information about your message",
+                             "--- Original message"),
+               .rcpt_space = 1},
+    .fresh_only = 1};
+int smtpc__bmta_groupwise(smtpc__bmsg *m) {
+  int n = simple(m, &groupwise), rc;
+  for (size_t i = 0; n > 0 && i < m->nrecords; i++) {  /* "(User not on post office)" */
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+    size_t dl = d ? strlen(d) : 0;
+    if (dl > 2 && d[0] == '(' && d[dl - 1] == ')' && !memchr(d + 1, '(', dl - 2) &&
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, d + 1, dl - 2)) != 0)
+      return rc;
+    /* GroupWise's own words for an unknown user (its directory is the "post office") */
+    if (d && smtpc__bfind(d, dl, "not on post office")) r->cls.reason = SMTPC_REASON_USERUNKNOWN;
+  }
+  return n;
+}
+
 /* The "X2" family (old webmail MTAs):
  *   Message from example.com.
  *   Unable to deliver message to the following address(es).
