@@ -283,11 +283,32 @@ int smtpc__bounce_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char 
 /* ---- completing records --------------------------------------------------------------------- */
 
 /* The SMTP command a diagnostic answered, from the phrases MTAs use: the first phrase of the
- * table that occurs anywhere in the text. Every phrase starts with one of three lead words, so
- * the text is searched for those (three passes, not one per phrase) and the phrases are
- * compared where a lead word stands. */
+ * table that occurs anywhere in the text. Every phrase starts with a lead word, so the text is
+ * searched for those (one pass per lead word among the first nlead, not one per phrase) and the
+ * phrases are compared where a lead word stands. */
+static const char *find_phrase(const char *t, size_t n, size_t nlead);
+
+/* The command a text says a reply answered. Where the usual phrases are missing and the text
+ * speaks of a command, it may be quoted (Stalwart "rejected command 'RCPT TO:<x>'") or folded
+ * over lines ("(in\n    reply to RCPT TO command)"): searched again, with one space for every
+ * run of white space. */
 static const char *find_command(const char *t, size_t n) {
-  static const char *const lead[] = {"in reply to ", ">>> ", "after "};
+  const char *c = find_phrase(t, n, 3);
+  if (c || !smtpc__bfind(t, n, "command")) return c;
+  if (!memchr(t, '\n', n)) return find_phrase(t, n, 4);
+  char buf[2048];
+  size_t k = 0;
+  for (size_t i = 0; i < n && k < sizeof buf; i++) {
+    char ch = t[i];
+    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+    if (ch == ' ' && k && buf[k - 1] == ' ') continue;
+    buf[k++] = ch;
+  }
+  return find_phrase(buf, k, 4);
+}
+
+static const char *find_phrase(const char *t, size_t n, size_t nlead) {
+  static const char *const lead[] = {"in reply to ", ">>> ", "after ", "command '"};
   static const struct { const char *phrase; const char *cmd; } k[] = {
       {"in reply to rcpt to", "RCPT"}, {"in reply to end of data", "DATA"},
       {"in reply to data", "DATA"},    {"in reply to mail from", "MAIL"},
@@ -300,10 +321,13 @@ static const char *find_command(const char *t, size_t n) {
       {"after data", "DATA"},          {"after ehlo", "EHLO"},
       {"after helo", "HELO"},          {"after initial connection", "CONN"},
       {"after pipelined rcpt to", "RCPT"}, {"after pipelined mail from", "MAIL"},
+      /* the command quoted: Stalwart "rejected command 'RCPT TO:<x>'" */
+      {"command 'rcpt to", "RCPT"},      {"command 'mail from", "MAIL"},
+      {"command 'data", "DATA"},
   };
   enum { NK = sizeof k / sizeof k[0] };
   size_t best = NK;
-  for (size_t l = 0; l < sizeof lead / sizeof lead[0]; l++) {
+  for (size_t l = 0; l < nlead && l < sizeof lead / sizeof lead[0]; l++) {
     size_t ll = strlen(lead[l]);
     for (const char *at = smtpc__bfind(t, n, lead[l]); at;
          at = smtpc__bfind(at + 1, n - (size_t)(at + 1 - t), lead[l]))
@@ -362,8 +386,9 @@ static void code_and_status(smtpc_bounce_parser *p, smtpc_bounce *r, const char 
 }
 
 /* The paragraph of the bounce's own text that names the recipient (at most 2000 octets). */
-static const char *paragraph(smtpc__bmsg *m, const char *rcpt, size_t *len) {
-  const char *at = smtpc__bfind(m->body, m->body_len, rcpt);
+static const char *paragraph(smtpc__bmsg *m, size_t from, const char *rcpt, size_t *len) {
+  if (from >= m->body_len) return NULL;
+  const char *at = smtpc__bfind(m->body + from, m->body_len - from, rcpt);
   if (!at) return NULL;
   size_t start = (size_t)(at - m->body), end = start;
   while (start && !(m->body[start - 1] == '\n' && start >= 2 && m->body[start - 2] == '\n')) start--;
@@ -378,7 +403,7 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   if (!f[SMTPC_BOUNCE_F_KIND]) f[SMTPC_BOUNCE_F_KIND] = "bounce";
   if (!f[SMTPC_BOUNCE_F_MTA]) f[SMTPC_BOUNCE_F_MTA] = mta;
   if (!f[SMTPC_BOUNCE_F_ACTION] && !strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce"))
-    f[SMTPC_BOUNCE_F_ACTION] = "failed";
+    f[SMTPC_BOUNCE_F_ACTION] = m->delay_notice ? "delayed" : "failed";
   static const struct { int field; const char *name; } orig[] = {
       {SMTPC_BOUNCE_F_ORIGINAL_MESSAGE_ID, "Message-ID"},
       {SMTPC_BOUNCE_F_ORIGINAL_SUBJECT, "Subject"},
@@ -395,12 +420,20 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   const char *diag = f[SMTPC_BOUNCE_F_DIAGNOSTIC];
   size_t dlen = diag ? strlen(diag) : 0;
   if (!f[SMTPC_BOUNCE_F_COMMAND] && diag) f[SMTPC_BOUNCE_F_COMMAND] = find_command(diag, dlen);
-  if (!f[SMTPC_BOUNCE_F_COMMAND] && f[SMTPC_BOUNCE_F_RECIPIENT] && m->body_len) {
+  if (!f[SMTPC_BOUNCE_F_COMMAND] && f[SMTPC_BOUNCE_F_RECIPIENT] && m->body_len &&
+      (f[SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE] || !strcmp(f[SMTPC_BOUNCE_F_MTA], "rfc3464"))) {
     /* the bounce's own text often says more than the DSN part: Postfix writes "<rcpt>: host
-     * mx[ip] said: 550 ... (in reply to RCPT TO command)" in the paragraph naming the recipient */
-    size_t n;
-    const char *para = paragraph(m, f[SMTPC_BOUNCE_F_RECIPIENT], &n);
-    if (para) f[SMTPC_BOUNCE_F_COMMAND] = find_command(para, n);
+     * mx[ip] said: 550 ... (in reply to RCPT TO command)" in the paragraph naming the recipient,
+     * Sendmail ">>> RCPT To:<rcpt>" in its transcript, a later paragraph. (Only for what a DSN
+     * part said: a text format's own reader knows which words are whose.) */
+    size_t n, from = 0;
+    const char *para;
+    for (int k = 0; k < 4 && !f[SMTPC_BOUNCE_F_COMMAND] &&
+                    (para = paragraph(m, from, f[SMTPC_BOUNCE_F_RECIPIENT], &n)) != NULL;
+         k++) {
+      f[SMTPC_BOUNCE_F_COMMAND] = find_command(para, n);
+      from = (size_t)(para - m->body) + n;
+    }
   }
   code_and_status(p, r, diag, dlen);
   if (!strcmp(f[SMTPC_BOUNCE_F_KIND], "feedback")) {

@@ -127,7 +127,16 @@ static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, con
     st->arrival_len = vl;
     return 0;
   }
-  if (st->cur < 0) return 0;
+  if (st->cur < 0) {
+    /* a per-recipient field before the block's Final-Recipient (Exim writes "Action:" first):
+     * the block's record starts here, and its Final-Recipient names it */
+    if (!is(name, nl, "Action") && !is(name, nl, "Status") && !is(name, nl, "Diagnostic-Code") &&
+        !is(name, nl, "Remote-MTA"))
+      return 0;
+    if (!smtpc__bounce_add(m)) return 0;
+    st->cur = (long)m->nrecords - 1;
+    st->cur_final = st->cur_orig = 0;
+  }
   smtpc_bounce *r = smtpc__bounce_rec(m, (size_t)st->cur);
   int f = -1;
   if (is(name, nl, "Action")) {
@@ -325,6 +334,9 @@ int smtpc__bautoreply(smtpc__bmsg *m) {
     return 0;
   const char *from = smtpc__bheader_get(m->headers, m->nheaders, "From", &n);
   if (!from) return 0;
+  /* a mailer daemon's notice (Postfix marks its bounces auto-replied) is no one's vacation, even
+   * when its layout was not recognised */
+  if (smtpc__bfind(from, n, "MAILER-DAEMON")) return 0;
   smtpc_bounce *r = smtpc__bounce_add(m);
   if (!r) return 0;
   r->field[SMTPC_BOUNCE_F_KIND] = "autoreply";

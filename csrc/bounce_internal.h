@@ -70,6 +70,9 @@ typedef struct smtpc__bmsg {
   size_t norig_headers;
   /* records so far (step 3 or earlier calls in the same module) */
   size_t nrecords;
+  /* the notice's own words say it is a warning (a delay), not a failure: records no DSN field
+   * gave an Action are "delayed" (set by the format gate, bounce_mta.c) */
+  int delay_notice;
   struct smtpc_bounce_parser *p;  /* opaque to modules: pass m to the functions below */
 } smtpc__bmsg;
 

@@ -72,6 +72,14 @@ static int read_by_a_format(const smtpc__bheader *h) {
   return 0;
 }
 
+/* The delay notice row: its markers in the head of the notice (not in a returned copy of
+ * some other message further down) say so. Never claims the message. */
+int smtpc__bmta_delay_notice(smtpc__bmsg *m) {
+  static const char *const marks[] = {SMTPC__DELAY_MARKS, NULL};
+  m->delay_notice = smtpc__bmta_any(m->body, m->body_len < 2048 ? m->body_len : 2048, marks);
+  return 0;
+}
+
 int smtpc__bmta_formats(smtpc__bmsg *m) {
   hits h;
   pthread_once(&g_once, build);

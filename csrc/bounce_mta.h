@@ -101,6 +101,14 @@ smtpc_bounce *smtpc__bmta_find(smtpc__bmsg *m, const char *a, size_t al);
  * specific one of the same class, the record takes it. */
 int smtpc__bmta_better_status(smtpc__bmsg *m, smtpc_bounce *r);
 
+/* What a delay notice says of itself (the DELAYNOTICE row's markers, confirmed in the notice's
+ * head by smtpc__bmta_delay_notice): Postfix and Sendmail "THIS IS A WARNING", Exim "has not
+ * yet been delivered", OpenSMTPD "temporary failure report", Gmail and Stalwart "temporary
+ * problem delivering". */
+#define SMTPC__DELAY_MARKS                                                                        \
+  "THIS IS A WARNING", "has not yet been delivered", "temporary failure report",                \
+      "temporary problem delivering", "has been delayed"
+
 /* The formats (bounce_mta_formats.def rows), each: > 0 claimed, 0 not its format, < 0 error. */
 #define SMTPC__FMT(id, name, fn, ...) int fn(smtpc__bmsg *m);
 #include "bounce_mta_formats.def"

@@ -62,6 +62,11 @@ static int exim_finish(smtpc__bmsg *m, smtpc_bounce *r, const char *rl, size_t r
     if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, rl, rn)) != 0) return rc;
     if (smtpc__bstarts(rl, rn, "pipe to |")) r->cls.reason = SMTPC_REASON_MAILERERROR;
   }
+  /* retry.c: "<last error>: retry timeout exceeded" -- Exim gave up because the message
+   * outlived its retry rules; the error before the colon is only the last attempt's */
+  const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+  if (d && !r->cls.reason && smtpc__bfind(d, strlen(d), "retry timeout exceeded"))
+    r->cls.reason = SMTPC_REASON_EXPIRED;
   return smtpc__bmta_finish_rec(m, r);
 }
 
@@ -107,9 +112,9 @@ static int exim_read(smtpc__bmsg *m) {
       multi = 0;
       if (amend) {
         r = smtpc__bmta_find(m, a, al);
+        found += r != NULL;  /* Exim's list names it: the message is Exim's */
         if (r && r->field[SMTPC_BOUNCE_F_DIAGNOSTIC]) r = NULL;  /* the DSN said it */
         skipping = r == NULL;
-        found += r != NULL;
         if (!r) continue;
       } else {
         skipping = smtpc__bmta_find_from(m, first, a, al) != NULL;  /* Mail.Ru repeats it */

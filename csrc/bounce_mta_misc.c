@@ -222,3 +222,73 @@ int smtpc__bmta_x6(smtpc__bmsg *m) {
   }
   return found;
 }
+
+/* MDaemon and Alt-N's SecurityGateway: the recipient in the session transcript's summary
+ * ("*  To: x@y") or a "Failed address:" line; the failure is the last reply of 400 or more
+ * ("<-- 550 ...", after "--> RCPT To:<x@y>"), else the transcript's last note ("*  Name server
+ * reports domain name unknown").
+ *   The attached message had PERMANENT fatal delivery errors.
+ *   --- Session Transcript ---
+ *    Wed 2013-09-11 12:22:04: *  To: kijitora@example.jp
+ *    Wed 2013-09-11 12:22:05: --> RCPT To:<kijitora@example.jp>
+ *    Wed 2013-09-11 12:22:05: <-- 550 5.1.1 User unknown
+ *   --- End Transcript --- */
+static const char *after_stamp(const char *t, size_t *n) {  /* " Wed 2013-09-11 12:22:04: " */
+  const char *c = smtpc__bfind(t, *n, ": ");
+  if (c && (size_t)(c - t) <= 32 && c - t >= 8 && t[c - t - 3] == ':') {
+    *n -= (size_t)(c + 2 - t);
+    return c + 2;
+  }
+  return t;
+}
+
+int smtpc__bmta_mdaemon(smtpc__bmsg *m) {
+  static smtpc__bmta_marks body = {"had PERMANENT fatal delivery errors", NULL};
+  static smtpc__bmta_marks start = {"--- Session Transcript ---", NULL};
+  static smtpc__bmta_marks stop = {"--- End Transcript ---", NULL};
+  if (m->nrecords > 0 || !smtpc__bmta_any(m->body, m->body_len, body)) return 0;
+  const char *text = m->body, *line, *a = NULL, *reply = NULL, *note = NULL, *cmd = NULL;
+  size_t len = m->body_len, pos = 0, n, al = 0, replyl = 0, notel = 0, cmdl = 0, sent = 0;
+  while (smtpc__bline(text, len, &pos, &line, &n)) {  /* "Failed address: x@y" above it */
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (smtpc__bstarts(t, n, "Failed address:") && smtpc__baddr(t + 15, n - 15, &a, &al)) break;
+  }
+  size_t begin = smtpc__bmta_line_with(text, len, start);
+  if (begin >= len) return 0;
+  size_t end = begin + smtpc__bmta_cut(text + begin, len - begin, stop);
+  pos = begin;
+  smtpc__bline(text, end, &pos, &line, &n);  /* the marker */
+  while (smtpc__bline(text, end, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    t = after_stamp(t, &n);
+    if (smtpc__bstarts(t, n, "*  To:") && !a) {
+      if (!smtpc__baddr(t + 6, n - 6, &a, &al)) a = NULL;
+    } else if (smtpc__bstarts(t, n, "--> ")) {
+      cmd = t + 4, cmdl = 0, sent = 1;
+      while (cmdl < n - 4 && cmd[cmdl] != ' ' && cmd[cmdl] != ':') cmdl++;
+    } else if (smtpc__bstarts(t, n, "<-- ") && smtpc__bmta_code_at(t + 4, n - 4) >= 400) {
+      reply = t + 4, replyl = n - 4;
+    } else if (smtpc__bstarts(t, n, "*  ") && (sent || !smtpc__bfind(t, n, ": "))) {
+      note = t + 3, notel = n - 3;  /* not the summary's "*  Subject: ..." lines */
+    } else if (smtpc__bstarts(t, n, "Attempting") || smtpc__bstarts(t, n, "Resolving")) {
+      sent = 1;  /* "Attempting SMTP connection to ...": the summary is over */
+    }
+  }
+  if (!a) return 0;
+  smtpc_bounce *r = smtpc__bounce_add(m);
+  int rc, multi = 0;
+  if (!r) return SMTPC_ENOMEM;
+  if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+  if (reply && cmd && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmd, cmdl)) != 0)
+    return rc;
+  if (reply)
+    rc = smtpc__bmta_diag_line(m, r, reply, replyl, &multi);
+  else if (note)
+    rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, note, notel);
+  if (rc) return rc;
+  /* MDaemon's own note when the recipient's domain does not resolve */
+  if (!reply && note && smtpc__bfind(note, notel, "domain name unknown"))
+    r->cls.reason = SMTPC_REASON_HOSTUNKNOWN;
+  if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  return 1;
+}

@@ -25,17 +25,21 @@ static smtpc__bmta_marks sm_stop = {"----- Unsent message follows",
                                     "----- Original message",       "--- Below this line", NULL};
 
 /* "550 <kijitora@example.org>... User unknown": code, address and text. */
+/* Also Sendmail's status line without a code, "<x@y>... Deferred: Connection timed out with
+ * mx.example.com." (a queued recipient in a warning): *code is 0 then. */
 static int sm_rcpt_line(const char *s, size_t n, int *code, const char **a, size_t *al,
                         const char **text, size_t *tl) {
   *code = smtpc__bmta_code_at(s, n);
-  if (!*code || n < 5) return 0;
+  size_t from = *code ? 4 : 0;
+  if (!*code && (n < 5 || s[0] != '<')) return 0;
+  if (n < 5) return 0;
   const char *dots = NULL;
-  for (size_t i = 4; i + 3 <= n; i++)
+  for (size_t i = from; i + 3 <= n; i++)
     if (s[i] == '.' && s[i + 1] == '.' && s[i + 2] == '.') {
       dots = s + i;
       break;
     }
-  if (!dots || !smtpc__baddr(s + 4, (size_t)(dots - s) - 4, a, al)) return 0;
+  if (!dots || !smtpc__baddr(s + from, (size_t)(dots - s) - from, a, al)) return 0;
   *text = dots + 3;
   *tl = n - (size_t)(dots + 3 - s);
   *text = smtpc__bmta_trim(*text, tl);
@@ -194,11 +198,32 @@ static int postfix_transcript(smtpc__bmsg *m) {
   return found;
 }
 
+/* A site's own template (bounce(5): the notice in its language, say ISO-2022-JP) keeps the
+ * From: comment "(Mail Delivery System)" and the recipient paragraphs Postfix appends to it,
+ * "<rcpt>: host mx[ip] said: ..." at the start of a line: read from the first of those. */
+static const smtpc__bmta_layout postfix_any = {
+    .start = (const char *const[]){"<", NULL},
+    .stop = (const char *const[]){"--- Delivery report unavailable", "-- Undelivered Message",
+                                  "--- Below this line", NULL},
+    .need_angle = 1};
+
+static int postfix_own_template(smtpc__bmsg *m) {
+  static smtpc__bmta_marks from = {"(Mail Delivery System)", NULL};
+  if (!smtpc__bmta_hdr_has(m, "From", from)) return 0;
+  const char *text = m->body, *line, *a, *rest;
+  size_t len = m->body_len, pos = 0, at = 0, n, al, rl;
+  for (; smtpc__bline(text, len, &pos, &line, &n); at = pos)
+    if (n && line[0] == '<' && smtpc__bmta_rcpt_line(line, n, 1, 0, &a, &al, &rest, &rl) && rl)
+      return smtpc__bmta_read(m, text + at, len - at, &postfix_any);
+  return 0;
+}
+
 int smtpc__bmta_postfix(smtpc__bmsg *m) {
   if (m->nrecords > 0) return 0;
   int n = smtpc__bmta_read(m, m->body, m->body_len, &postfix_layout);
   if (n) return n;
-  return postfix_transcript(m);
+  if ((n = postfix_transcript(m)) != 0) return n;
+  return postfix_own_template(m);
 }
 
 /* Where a DSN written as text ends: the returned message or its headers. */

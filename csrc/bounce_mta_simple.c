@@ -72,16 +72,65 @@ int smtpc__bmta_dragonfly(smtpc__bmsg *m) { return simple(m, &dragonfly); }
  *   An error has occurred while attempting to deliver a message for
  *   the following list of recipients:
  *   kijitora@example.jp: 550 5.2.2 <kijitora@example.jp>... Mailbox Full
- *   Below is a copy of the original message: */
+ *   Below is a copy of the original message:
+ * and its first layout (smtpd/bounce.c until 2012), one recipient per notice:
+ *   An error has occurred while attempting to deliver a message.
+ *   Recipient: kijitora@example.jp
+ *   Reason:
+ *   550 5.2.2 <kijitora@example.jp>... Mailbox Full */
 static const simple_format opensmtpd = {
     .from = NULL,
     .body = MARKS("This is the MAILER-DAEMON, please DO NOT REPLY",
                   "while attempting to deliver a message for the following list of recipients",
                   "the following list of recipients:", "list of recipients:"),
-    .layout = {.start = MARKS("following list of recipients", "list of recipients:"),
+    .layout = {.start = MARKS("following list of recipients", "list of recipients:",
+                              "while attempting to deliver a message."),
                .stop = MARKS("Below is a copy of the original message",
                              "Please note that this is only a temporary failure")}};
 int smtpc__bmta_opensmtpd(smtpc__bmsg *m) { return simple(m, &opensmtpd); }
+
+/* hMailServer (SEND_FAILED_NOTIFICATION, Exchange's sentences), each recipient followed by
+ * what its SMTP client saw:
+ *   The following recipient(s) could not be reached:
+ *   kijitora@example.com
+ *      Error Type: SMTP
+ *      Remote server (192.0.2.1) issued an error.
+ *      hMailServer sent: RCPT TO:<kijitora@example.com>
+ *      Remote server replied: 550 5.1.1 <kijitora@example.com>: User unknown */
+static const simple_format hmailserver = {
+    .from = NULL,
+    .body = MARKS("Remote server replied:"),
+    .layout = {.start = MARKS("could not be reached:"),
+               .stop = MARKS("--- Original message", "Original message headers")},
+    .fresh_only = 1};
+int smtpc__bmta_hmailserver(smtpc__bmsg *m) { return simple(m, &hmailserver); }
+
+/* GroupWise (GWIA): one line per recipient, its reason in parentheses after it.
+ *   The message that you sent was undeliverable to the following:
+ *   	kijitora@example.jp (User not on post office)
+ *   Possibly truncated original message follows: */
+static const simple_format groupwise = {
+    .from = NULL,
+    .body = MARKS("undeliverable to the following:"),
+    .layout = {.start = MARKS("undeliverable to the following:"),
+               .stop = MARKS("Possibly truncated original message", "Information about your message",
+                             "--- Original message"),
+               .rcpt_space = 1},
+    .fresh_only = 1};
+int smtpc__bmta_groupwise(smtpc__bmsg *m) {
+  int n = simple(m, &groupwise), rc;
+  for (size_t i = 0; n > 0 && i < m->nrecords; i++) {  /* "(User not on post office)" */
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+    size_t dl = d ? strlen(d) : 0;
+    if (dl > 2 && d[0] == '(' && d[dl - 1] == ')' && !memchr(d + 1, '(', dl - 2) &&
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, d + 1, dl - 2)) != 0)
+      return rc;
+    /* GroupWise's own words for an unknown user (its directory is the "post office") */
+    if (d && smtpc__bfind(d, dl, "not on post office")) r->cls.reason = SMTPC_REASON_USERUNKNOWN;
+  }
+  return n;
+}
 
 /* The "X2" family (old webmail MTAs):
  *   Message from example.com.

@@ -131,6 +131,11 @@ static const struct {
     {">>> RCPT TO", "RCPT"},            {">>> MAIL FROM", "MAIL"},
     {">>> DATA", "DATA"},               {"SMTP:RCPT", "RCPT"},
     {"after RCPT", "RCPT"},             {"after MAIL", "MAIL"},
+    /* the client's own words quoted: "hMailServer sent: RCPT TO:<x>", Stalwart "rejected
+     * command 'RCPT TO:<x>'" */
+    {"sent: RCPT TO", "RCPT"},          {"sent: MAIL FROM", "MAIL"},
+    {"sent: DATA", "DATA"},             {"command 'RCPT TO", "RCPT"},
+    {"command 'MAIL FROM", "MAIL"},     {"command 'DATA", "DATA"},
 };
 
 const char *smtpc__bmta_command(const char *s, size_t n) {
@@ -163,8 +168,11 @@ static const char *const host_after[] = {"remote host ", "Connected to ", "Givin
 
 int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_len) {
   for (size_t i = 1; i < n; i++) {
-    if (s[i] != '[' || s[i - 1] != ' ' || !ip_literal(s + i, n - i)) continue;
-    size_t b = i - 1, a;
+    /* "mx.example.jp [192.0.2.1]", and Postfix's "mx.example.jp[192.0.2.1]" */
+    if (s[i] != '[' || (s[i - 1] != ' ' && !host_char((unsigned char)s[i - 1])) ||
+        !ip_literal(s + i, n - i))
+      continue;
+    size_t b = s[i - 1] == ' ' ? i - 1 : i, a;
     while (b > 0 && s[b - 1] == ' ') b--;
     a = b;
     while (a > 0 && host_char((unsigned char)s[a - 1])) a--;
@@ -348,10 +356,19 @@ smtpc_bounce *smtpc__bmta_find(smtpc__bmsg *m, const char *a, size_t al) {
 
 /* One line of words for r; when r came from a DSN part, its first line replaces what the DSN
  * said (*fresh), the next ones add to it. */
+/* A heading alone on its line ("Reason:", OpenSMTPD's first layout): the words follow it. */
+static int label_only(const char *t, size_t n) {
+  if (n < 2 || t[n - 1] != ':') return 0;
+  for (size_t i = 0; i + 1 < n; i++)
+    if (t[i] == ' ' || t[i] == '\t' || t[i] == ':') return 0;
+  return 1;
+}
+
 static int read_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t n, int *multi,
                      int *fresh, int *changed) {
   size_t tn = n;
-  smtpc__bmta_trim(s, &tn);
+  const char *t = smtpc__bmta_trim(s, &tn);
+  if (label_only(t, tn)) return 0;
   if (*fresh && tn) {
     r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = NULL;
     r->reply_code = 0;
