@@ -18,4 +18,18 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
  * and retry follow from it and the class (2, 4, 5; 0 = unknown). out->temporary must be set. */
 void smtpc__class_set_reason(smtpc_class *out, int reason, int klass);
 
+/* inspect.c: what inspection says of a domain, worked out once for all of its addresses (the
+ * planner keeps one per domain). smtpc__inspect_domain fills it for an ASCII (A-label),
+ * lower-case domain; smtpc__inspect_with then inspects local@domain as smtpc_inspect_address
+ * would (the typo look-up is made on the first call that needs it, and kept). */
+typedef struct smtpc__domain_facts {
+  unsigned char known;                /* filled in                                       */
+  unsigned char free_provider, disposable;
+  short typo;                         /* the popular domain it mistypes: -1 none, -2 not
+                                         looked for yet                                  */
+} smtpc__domain_facts;
+void smtpc__inspect_domain(const char *domain, size_t n, smtpc__domain_facts *f);
+void smtpc__inspect_with(smtpc__domain_facts *f, const char *domain, size_t n, const char *local,
+                         size_t ln, int route, smtpc_inspection *out);
+
 #endif

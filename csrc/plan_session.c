@@ -216,7 +216,7 @@ int smtpc__start_session(smtpc_plan *p, group *g, host *h, const char *mx) {
     if (n + nprobes + 1 + (need ? 1 : 0) > cap && n > 0) break;
     if ((double)n >= budget && expect + odds > budget + 0.5) break;
     expect += odds;
-    idx = smtpc_dialog_add_rcpt(s->d, it->rcpt, it->rcpt_len, it->utf8);
+    idx = smtpc_dialog_add_rcpt(s->d, item_rcpt(it), it->rcpt_len, it->utf8);
     if (idx < 0 && it->probe) { /* never: we made it */
       smtpc__item_detach(it);
       smtpc__item_free(p, it);
@@ -247,7 +247,7 @@ int smtpc__start_session(smtpc_plan *p, group *g, host *h, const char *mx) {
     d->batch_mark = NULL;
     nprobes--;
     if ((pr = smtpc__probe_new(p, d)) == NULL) continue;
-    if (smtpc_dialog_add_rcpt(s->d, pr->rcpt, pr->rcpt_len, 0) < 0) {
+    if (smtpc_dialog_add_rcpt(s->d, item_rcpt(pr), pr->rcpt_len, 0) < 0) {
       smtpc__item_free(p, pr);
       continue;
     }
