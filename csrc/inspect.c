@@ -68,13 +68,6 @@ static size_t lower_copy(char *buf, const char *s, size_t n) {
   return n;
 }
 
-/* A hint that a table slot will be read soon (no effect on the result). */
-#if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH(p) __builtin_prefetch(p)
-#else
-#define PREFETCH(p) ((void)(p))
-#endif
-
 /* A domain's hashes, taken in one pass from its end: the whole name's, and those of the
  * names a disposable domain can be (the name and its parents, not the bare top-level
  * domain), shortest first. */

@@ -4,6 +4,13 @@
 
 #include "smtpcode.h"
 
+/* A hint that memory will be read soon (no effect on the result). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 /* status.c: find a status code anywhere in text (class cls, or any when 0). */
 int smtpc__status_find(const char *text, size_t len, char cls, char out[SMTPC_STATUS_SIZE]);
 

@@ -432,6 +432,7 @@ int smtpc_plan_resolved(smtpc_plan *p, uint64_t now, uint64_t token, int status,
   }
   while (!l_empty(&d->waiting)) {
     item *it = CONTAINER(d->waiting.next, item, q);
+    if (it->q.next != &d->waiting) item_prefetch(CONTAINER(it->q.next, item, q));
     if (d->state == D_READY) smtpc__enqueue(p, it, 0);
     else smtpc__dns_fail(p, d, it);
   }

@@ -198,6 +198,7 @@ void smtpc__retry_or_report(smtpc_plan *p, item *it, uint64_t after_us) {
 void smtpc__flush_held(smtpc_plan *p, domain *d) {
   while (!l_empty(&d->held)) {
     item *it = CONTAINER(d->held.next, item, q);
+    if (it->q.next != &d->held) item_prefetch(CONTAINER(it->q.next, item, q));
     int ca = p->o.catch_all ? d->catch_all : -1;
     smtpc__report(p, it, ca == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE, it->reason);
   }
@@ -380,6 +381,8 @@ void smtpc__on_event(void *ud, const smtpc_dialog_event *ev) {
   session *s = ud;
   smtpc_plan *p = s->p;
   item *it = s->items[ev->index];
+  /* the replies come in RCPT order, mostly several per read: the next one's item is wanted */
+  if (ev->index + 1 < s->nitems && s->items[ev->index + 1]) item_prefetch(s->items[ev->index + 1]);
   it->in_dialog = 0;
   if (!it->probe) s->items[ev->index] = NULL; /* from here the item lives on its own */
   if (it->reported) { /* expired or canceled while its RCPT was out */

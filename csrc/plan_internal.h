@@ -117,6 +117,13 @@ typedef struct item {
 } item;
 
 static inline char *item_input(item *it) { return (char *)(it + 1); }
+/* An item about to be looked at: its lines are asked for while the one at hand is worked on
+ * (items are touched long after they were last, from cold memory). */
+static inline void item_prefetch(const item *it) {
+  PREFETCH(it);
+  PREFETCH((const char *)it + 64);
+  PREFETCH((const char *)it + 128);
+}
 static inline const char *item_rcpt(const item *it) {
   return (const char *)(it + 1) + (it->rcpt_apart ? it->input_len + 1 : 0);
 }

@@ -213,6 +213,7 @@ int smtpc__start_session(smtpc_plan *p, group *g, host *h, const char *mx) {
     long idx;
     double odds = it->probe ? 1.0 : reject_odds(d, g);
     l = l->next;
+    if (l != &g->queue) item_prefetch(CONTAINER(l, item, q));
     if (n + nprobes + 1 + (need ? 1 : 0) > cap && n > 0) break;
     if ((double)n >= budget && expect + odds > budget + 0.5) break;
     expect += odds;
