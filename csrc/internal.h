@@ -25,6 +25,11 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
  * and retry follow from it and the class (2, 4, 5; 0 = unknown). out->temporary must be set. */
 void smtpc__class_set_reason(smtpc_class *out, int reason, int klass);
 
+/* dialog.c: smtpc_dialog_add_rcpt for a session under way, until its transaction begins (the
+ * planner tops up a session that has room with addresses other sessions gave back); then
+ * SMTPC_EINVAL. */
+long smtpc__dialog_add_late(smtpc_dialog *d, const char *addr, size_t len, int smtputf8);
+
 /* inspect.c: what inspection says of a domain, worked out once for all of its addresses (the
  * planner keeps one per domain). smtpc__inspect_domain fills it for an ASCII (A-label),
  * lower-case domain; smtpc__inspect_with then inspects local@domain as smtpc_inspect_address

@@ -192,6 +192,7 @@ void smtpc_plan_free(smtpc_plan *p) {
  * stays ready); otherwise it waits for an event that makes it ready again: addresses queued,
  * a slot freed on one of its hosts (smtpc__host_freed), or the end of a pause (a sleeper). */
 static int schedule_group(smtpc_plan *p, group *g, uint64_t now) {
+  if (g->open && smtpc__top_up(p, g)) return 0;
   while (g->nqueued > 0) {
     size_t m, a, k = 0;
     host *pick = NULL;

@@ -145,6 +145,8 @@ typedef struct host {
   saved *fail_reply;
 } host;
 
+struct session;
+
 typedef struct group {
   struct group *hnext;
   link node;              /* p->groups: every group                                     */
@@ -156,6 +158,8 @@ typedef struct group {
   host **hosts;           /* one per (mx, addr) of route, in route order                 */
   link queue;
   size_t nqueued;
+  struct session *open;   /* its last session, if it took all there was and has room left:
+                             what is queued next joins it (smtpc__top_up)                */
   double reject_rate;     /* moving average of its RCPT replies >= 400 (see reject_odds) */
   unsigned long replies;  /* RCPT replies seen                                           */
 } group;
@@ -198,6 +202,8 @@ typedef struct session {
   int close_out;          /* its CLOSE was handed out: the driver may release it now      */
   item **items;
   size_t nitems;
+  double expect;          /* the rejections its items can be expected to get (reject_odds) */
+  group *open_for;        /* the group whose `open` it is                                 */
   saved *last;            /* its last reply to an item (with its class): the next item
                              that gets the same one shares it                             */
   int last_stage;
@@ -333,6 +339,7 @@ void smtpc__on_event(void *ud, const smtpc_dialog_event *ev); /* the dialog's ca
 /* plan_session.c */
 
 int smtpc__start_session(smtpc_plan *p, group *g, host *h, const char *mx);
+int smtpc__top_up(smtpc_plan *p, group *g); /* into g->open; 1 when g's queue is empty     */
 void smtpc__sess_step(session *s);      /* after every input to the dialog              */
 void smtpc__sess_close(session *s);     /* CLOSE it (once)                              */
 void smtpc__sess_connect_failed(session *s, int err, const char *detail);
