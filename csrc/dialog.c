@@ -15,7 +15,7 @@
  * and then rejects a whole burst, ends the session at twice max_rejections (16 by default:
  * past Postfix's soft limit of 10, under its hard limit of 20).
  */
-#include "smtpcode.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -555,8 +555,7 @@ void smtpc_dialog_free(smtpc_dialog *d) {
   free(d);
 }
 
-long smtpc_dialog_add_rcpt(smtpc_dialog *d, const char *addr, size_t len, int smtputf8) {
-  if (d->started || d->phase != PH_GREET) return SMTPC_EINVAL;
+static long add_rcpt(smtpc_dialog *d, const char *addr, size_t len, int smtputf8) {
   if (addr == NULL || !safe_arg(addr, len, 0)) return SMTPC_EBADADDRESS;
   if (d->nr == d->capr) {
     size_t ncap = d->capr ? d->capr * 2 : 4;
@@ -571,6 +570,19 @@ long smtpc_dialog_add_rcpt(smtpc_dialog *d, const char *addr, size_t len, int sm
   d->r[d->nr].utf8 = smtputf8 ? 1 : 0;
   d->r[d->nr].state = R_UNSENT;
   return (long)d->nr++;
+}
+
+long smtpc_dialog_add_rcpt(smtpc_dialog *d, const char *addr, size_t len, int smtputf8) {
+  if (d->started || d->phase != PH_GREET) return SMTPC_EINVAL;
+  return add_rcpt(d, addr, len, smtputf8);
+}
+
+/* A session under way takes one more recipient until its transaction begins (banner, EHLO,
+ * STARTTLS are not over yet): MAIL FROM (and its SMTPUTF8 parameter) and the first RCPTs go
+ * out with it as if it had been there from the start, at no cost of a round trip. */
+long smtpc__dialog_add_late(smtpc_dialog *d, const char *addr, size_t len, int smtputf8) {
+  if (d->phase != PH_GREET && d->phase != PH_TLS) return SMTPC_EINVAL;
+  return add_rcpt(d, addr, len, smtputf8);
 }
 
 int smtpc_dialog_feed(smtpc_dialog *d, const char *buf, size_t len) {

@@ -15,7 +15,7 @@
  * than every other, and a typed domain that is not itself a known provider. The DNS fact
  * comes from the caller: a domain with a mail route is real and never corrected. */
 #include "inspect_lists.h"
-#include "smtpcode.h"
+#include "internal.h"
 
 #include <string.h>
 
@@ -67,13 +67,6 @@ static size_t lower_copy(char *buf, const char *s, size_t n) {
   buf[n] = '\0';
   return n;
 }
-
-/* A hint that a table slot will be read soon (no effect on the result). */
-#if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH(p) __builtin_prefetch(p)
-#else
-#define PREFETCH(p) ((void)(p))
-#endif
 
 /* A domain's hashes, taken in one pass from its end: the whole name's, and those of the
  * names a disposable domain can be (the name and its parents, not the bare top-level
@@ -369,38 +362,55 @@ int smtpc_suggest_domain(const char *domain, size_t len, char out[SMTPC_ADDR_DOM
 
 /* ---- the whole address ------------------------------------------------------------------ */
 
-void smtpc_inspect_address(const smtpc_address *a, int route, smtpc_inspection *out) {
-  const char *d = a->ascii_domain;
-  size_t n = strlen(d), k;
+void smtpc__inspect_domain(const char *d, size_t n, smtpc__domain_facts *f) {
   domain_hashes dh;
-  out->disposable = out->role = out->free_provider = 0;
-  out->suggestion[0] = '\0';
-  if (a->literal) return; /* [192.0.2.1]: no domain to look up */
+  size_t k;
   /* one hashing pass serves both tables; the generator keeps the two lists apart (no free
    * provider is, or is under, a disposable domain), so a free provider needs no disposable
    * look-ups */
   hash_domain(d, n, &dh);
   /* The slots these look-ups read are mostly out of cache (the disposable table is 1 MiB):
-   * ask for all of them at once, and look at the local part while they come. */
+   * ask for all of them at once. */
   PREFETCH(&smtpc__free.slots[dh.whole & smtpc__free.mask]);
   for (k = 0; k < dh.nparents; k++)
     PREFETCH(&smtpc__disposable.slots[dh.hash[k] & smtpc__disposable.mask]);
-  out->role = smtpc_is_role_local(a->local_part, strlen(a->local_part));
-  out->free_provider = set_has_hashed(&smtpc__free, dh.whole, d, n);
-  out->disposable = !out->free_provider && disposable_hashed(d, n, &dh);
-  if (route != SMTPC_ROUTE_OK && !out->free_provider) {
+  f->free_provider = (unsigned char)set_has_hashed(&smtpc__free, dh.whole, d, n);
+  f->disposable = (unsigned char)(!f->free_provider && disposable_hashed(d, n, &dh));
+  f->typo = -2;
+  f->known = 1;
+}
+
+void smtpc__inspect_with(smtpc__domain_facts *f, const char *d, size_t n, const char *local,
+                         size_t ln, int route, smtpc_inspection *out) {
+  out->role = smtpc_is_role_local(local, ln);
+  out->free_provider = f->free_provider;
+  out->disposable = f->disposable;
+  out->suggestion[0] = '\0';
+  if (route != SMTPC_ROUTE_OK && !f->free_provider) {
     /* a listed disposable domain is a mail service of its own: only a single slip of a
      * popular domain (gmial.com) is worth a suggestion, not a mere likeness (yopmail.com) */
-    long t = closest(d, n, out->disposable ? 1 : TOTAL_BOUND);
+    long t;
+    if (f->typo == -2) f->typo = (short)closest(d, n, f->disposable ? 1 : TOTAL_BOUND);
+    t = f->typo;
     if (t >= 0) {
-      size_t ln = strlen(a->local_part), dn = smtpc__popular[t].len;
+      size_t dn = smtpc__popular[t].len;
       if (ln + 1 + dn <= SMTPC_ADDR_MAX_ADDRESS) {
-        memcpy(out->suggestion, a->local_part, ln);
+        memcpy(out->suggestion, local, ln);
         out->suggestion[ln] = '@';
         memcpy(out->suggestion + ln + 1, smtpc__popular[t].name, dn + 1);
       }
     }
   }
+}
+
+void smtpc_inspect_address(const smtpc_address *a, int route, smtpc_inspection *out) {
+  smtpc__domain_facts f;
+  size_t n = strlen(a->ascii_domain);
+  out->disposable = out->role = out->free_provider = 0;
+  out->suggestion[0] = '\0';
+  if (a->literal) return; /* [192.0.2.1]: no domain to look up */
+  smtpc__inspect_domain(a->ascii_domain, n, &f);
+  smtpc__inspect_with(&f, a->ascii_domain, n, a->local_part, strlen(a->local_part), route, out);
 }
 
 int smtpc_inspect(const char *s, size_t len, int route, smtpc_inspection *out) {

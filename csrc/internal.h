@@ -4,6 +4,13 @@
 
 #include "smtpcode.h"
 
+/* A hint that memory will be read soon (no effect on the result). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 /* status.c: find a status code anywhere in text (class cls, or any when 0). */
 int smtpc__status_find(const char *text, size_t len, char cls, char out[SMTPC_STATUS_SIZE]);
 
@@ -17,5 +24,24 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
 /* classify.c: reason set from outside the text rules (a bounce format that names it); hard_bounce
  * and retry follow from it and the class (2, 4, 5; 0 = unknown). out->temporary must be set. */
 void smtpc__class_set_reason(smtpc_class *out, int reason, int klass);
+
+/* dialog.c: smtpc_dialog_add_rcpt for a session under way, until its transaction begins (the
+ * planner tops up a session that has room with addresses other sessions gave back); then
+ * SMTPC_EINVAL. */
+long smtpc__dialog_add_late(smtpc_dialog *d, const char *addr, size_t len, int smtputf8);
+
+/* inspect.c: what inspection says of a domain, worked out once for all of its addresses (the
+ * planner keeps one per domain). smtpc__inspect_domain fills it for an ASCII (A-label),
+ * lower-case domain; smtpc__inspect_with then inspects local@domain as smtpc_inspect_address
+ * would (the typo look-up is made on the first call that needs it, and kept). */
+typedef struct smtpc__domain_facts {
+  unsigned char known;                /* filled in                                       */
+  unsigned char free_provider, disposable;
+  short typo;                         /* the popular domain it mistypes: -1 none, -2 not
+                                         looked for yet                                  */
+} smtpc__domain_facts;
+void smtpc__inspect_domain(const char *domain, size_t n, smtpc__domain_facts *f);
+void smtpc__inspect_with(smtpc__domain_facts *f, const char *domain, size_t n, const char *local,
+                         size_t ln, int route, smtpc_inspection *out);
 
 #endif

@@ -101,7 +101,7 @@ smtpc_plan *smtpc_plan_new(const smtpc_plan_opts *opts, int *err) {
   p->o = po.verify;
   p->rng = po.seed;
   l_init(&p->delayed);
-  l_init(&p->all);
+  p->deadline_us = secs_us(p->o.deadline);
   l_init(&p->groups);
   l_init(&p->ready);
   l_init(&p->sessions);
@@ -158,10 +158,9 @@ void smtpc_plan_free(smtpc_plan *p) {
     smtpc_dialog_free(s->d);
     smtpc__reply_unref(p, s->last);
   }
-  while (!l_empty(&p->all)) { /* unreported inputs, wherever they wait */
-    item *it = CONTAINER(p->all.next, item, all);
-    l_del(&it->all);
-    smtpc__item_free(p, it);
+  for (; p->all_head != p->all_tail; p->all_head++) { /* unreported inputs, wherever they wait */
+    item *it = p->all[p->all_head & (p->all_cap - 1)];
+    if (it) smtpc__item_free(p, it);
   }
   for (i = 0; i < p->qlen; i++) {
     qent *e = &p->q[(p->qhead + i) % p->qcap];
@@ -193,6 +192,7 @@ void smtpc_plan_free(smtpc_plan *p) {
  * stays ready); otherwise it waits for an event that makes it ready again: addresses queued,
  * a slot freed on one of its hosts (smtpc__host_freed), or the end of a pause (a sleeper). */
 static int schedule_group(smtpc_plan *p, group *g, uint64_t now) {
+  if (g->open && smtpc__top_up(p, g)) return 0;
   while (g->nqueued > 0) {
     size_t m, a, k = 0;
     host *pick = NULL;
@@ -254,10 +254,10 @@ static int schedule_group(smtpc_plan *p, group *g, uint64_t now) {
 }
 
 static void expire(smtpc_plan *p, uint64_t now, uint64_t *next) {
-  while (!l_empty(&p->all)) {
-    item *it = CONTAINER(p->all.next, item, all);
-    if (it->deadline > now) {
-      wake_at(next, it->deadline);
+  item *it;
+  while ((it = all_oldest(p)) != NULL) {
+    if (it->added + p->deadline_us > now) {
+      wake_at(next, it->added + p->deadline_us);
       return;
     }
     if (it->err == 0 && it->reply == NULL) it->err = SMTPC_ETIMEOUT;
@@ -337,6 +337,7 @@ int smtpc_plan_add(smtpc_plan *p, uint64_t now, const char *address, size_t len,
   domain *d;
   size_t rlen = 0;
   int kind = 0, rc, same = 0;
+  unsigned char slab;
   if (p == NULL || p->ended || p->canceled || (address == NULL && len > 0)) return SMTPC_EINVAL;
   if (len > (size_t)-1 / 2) return SMTPC_ENOMEM;
   tick_clock(p, now);
@@ -348,19 +349,21 @@ int smtpc_plan_add(smtpc_plan *p, uint64_t now, const char *address, size_t len,
   }
   /* one block: the item, the input, and what RCPT TO carries when it differs from the input
    * (one allocation and one cache line less per address than three blocks) */
-  it = smtpc__pcalloc(p, sizeof *it + len + 1 + (rc == 0 && !same ? rlen + 1 : 0));
+  it = smtpc__item_mem(p, sizeof *it + len + 1 + (rc == 0 && !same ? rlen + 1 : 0), &slab);
   if (it == NULL) return SMTPC_ENOMEM;
-  it->input = (char *)(it + 1);
-  if (len) memcpy(it->input, address, len);
-  it->input[len] = '\0';
+  memset(it, 0, sizeof *it);
+  it->slab = slab;
+  if (len) memcpy(item_input(it), address, len);
+  item_input(it)[len] = '\0';
   it->input_len = len;
   it->tag = tag;
   it->added = p->now;
-  it->deadline = p->now + secs_us(p->o.deadline);
   it->reason = SMTPC_REASON_UNDEFINED;
-  it->cls.reason = SMTPC_REASON_UNDEFINED;
   l_init(&it->q);
-  l_push(&p->all, &it->all);
+  if (smtpc__all_push(p, it) != 0) {
+    smtpc__item_free(p, it);
+    return SMTPC_ENOMEM;
+  }
   p->pending++;
   p->dirty = 1;
 
@@ -369,9 +372,9 @@ int smtpc_plan_add(smtpc_plan *p, uint64_t now, const char *address, size_t len,
     smtpc__report(p, it, SMTPC_VERDICT_UNDELIVERABLE, SMTPC_REASON_SYNTAXERROR);
     return 0;
   }
-  it->rcpt_len = rlen;
-  it->rcpt = same ? it->input : it->input + len + 1;
-  if (!same) memcpy(it->rcpt, a.ascii_address, rlen + 1);
+  it->rcpt_len = (uint16_t)rlen;
+  it->rcpt_apart = !same;
+  if (!same) memcpy(item_input(it) + len + 1, a.ascii_address, rlen + 1);
   it->utf8 = a.utf8_local ? 1 : 0;
   d = smtpc__domain_for(p, a.ascii_domain, a.literal);
   if (d == NULL) goto nomem;
@@ -386,7 +389,7 @@ int smtpc_plan_add(smtpc_plan *p, uint64_t now, const char *address, size_t len,
   }
   return 0;
 nomem:
-  l_del(&it->all);
+  smtpc__all_del(p, it);
   p->pending--;
   smtpc__item_free(p, it);
   return SMTPC_ENOMEM;
@@ -400,14 +403,14 @@ void smtpc_plan_end(smtpc_plan *p) {
 
 void smtpc_plan_cancel(smtpc_plan *p, uint64_t now) {
   link *l;
+  item *it;
   if (p == NULL || p->canceled) return;
   tick_clock(p, now);
   p->ended = 1;
   p->canceled = 1;
   for (l = p->sessions.next; l != &p->sessions; l = l->next)
     smtpc__sess_close(CONTAINER(l, session, node));
-  while (!l_empty(&p->all)) {
-    item *it = CONTAINER(p->all.next, item, all);
+  while ((it = all_oldest(p)) != NULL) {
     it->err = SMTPC_ECANCELED;
     it->detail = "canceled";
     smtpc__report(p, it, SMTPC_VERDICT_UNKNOWN, SMTPC_REASON_EXPIRED);
@@ -430,6 +433,7 @@ int smtpc_plan_resolved(smtpc_plan *p, uint64_t now, uint64_t token, int status,
   }
   while (!l_empty(&d->waiting)) {
     item *it = CONTAINER(d->waiting.next, item, q);
+    if (it->q.next != &d->waiting) item_prefetch(CONTAINER(it->q.next, item, q));
     if (d->state == D_READY) smtpc__enqueue(p, it, 0);
     else smtpc__dns_fail(p, d, it);
   }
@@ -584,12 +588,16 @@ static int hand_out(smtpc_plan *p, const qent *e, smtpc_plan_action *out) {
     smtpc_result *r = &p->res;
     memset(r, 0, sizeof *r);
     r->tag = it->tag;
-    r->address = it->input;
+    r->address = item_input(it);
     r->address_len = it->input_len;
     r->verdict = it->verdict;
     r->reason = it->reason;
-    if (it->reply) r->reply = it->reply->r;
-    r->cls = it->cls;
+    if (it->reply) {
+      r->reply = it->reply->r;
+      r->cls = it->reply->cls;
+    } else {
+      r->cls.reason = SMTPC_REASON_UNDEFINED;
+    }
     r->mx = it->mx;
     r->mx_addr = it->mx_addr;
     r->catch_all = it->catch_all;
@@ -602,11 +610,18 @@ static int hand_out(smtpc_plan *p, const qent *e, smtpc_plan_action *out) {
     r->transcript_len = it->transcript_len;
     /* disposable, role, free provider, suggestion; the disposable policy may change the
      * verdict. A result suggests only what DNS backs: a domain that failed to resolve may
-     * exist. Made here rather than kept in every item: it is only needed once. */
-    {
-      int fact = route_fact(it->dom);
-      if (smtpc_inspect(it->input, it->input_len, fact, &r->inspect) == 0)
-        r->verdict = smtpc_verdict_with_inspection(r->verdict, &r->inspect, p->o.disposable);
+     * exist. Made here rather than kept in every item: it is only needed once. The address
+     * was parsed when it was added (an item with a domain is valid: its RCPT form is
+     * local part @ A-label domain), and what the domain says is its record's, worked out
+     * once for all of its addresses: nothing is parsed or hashed twice. */
+    if (it->dom && !it->dom->literal) {
+      domain *d = it->dom;
+      int fact = route_fact(d);
+      size_t dn = strlen(d->name);
+      if (!d->facts.known) smtpc__inspect_domain(d->name, dn, &d->facts);
+      smtpc__inspect_with(&d->facts, d->name, dn, item_rcpt(it), it->rcpt_len - dn - 1, fact,
+                          &r->inspect);
+      r->verdict = smtpc_verdict_with_inspection(r->verdict, &r->inspect, p->o.disposable);
       if (fact != SMTPC_ROUTE_NONE) r->inspect.suggestion[0] = '\0';
     }
     out->result = r;

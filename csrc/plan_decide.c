@@ -8,7 +8,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* items and results */
 
-static saved *save_reply(smtpc_plan *p, const smtpc_reply *r) {
+static saved *save_reply(smtpc_plan *p, const smtpc_reply *r, const smtpc_class *cls) {
   size_t i, text = 0, n = r->nlines ? r->nlines : 1;
   saved *s;
   char *o;
@@ -17,6 +17,7 @@ static saved *save_reply(smtpc_plan *p, const smtpc_reply *r) {
   if (s == NULL) return NULL;
   s->refs = 1;
   s->r = *r;
+  s->cls = *cls;
   o = (char *)(s->lines + n);
   for (i = 0; i < r->nlines; i++) {
     memcpy(o, r->lines[i].ptr, r->lines[i].len);
@@ -53,7 +54,7 @@ static int same_reply(const smtpc_reply *a, const smtpc_reply *b) {
 void smtpc__item_free(smtpc_plan *p, item *it) {
   smtpc__reply_unref(p, it->reply); /* (input and rcpt live in the item's block) */
   smtpc__pfree(p, it->transcript);
-  smtpc__pfree(p, it);
+  smtpc__item_mem_free(p, it, it->slab);
 }
 
 /* An item is freed once no session holds it, no queued RESULT points at it, and it is either
@@ -77,7 +78,7 @@ void smtpc__report(smtpc_plan *p, item *it, int verdict, int reason) {
   it->catch_all = it->dom && p->o.catch_all ? it->dom->catch_all : -1;
   it->reported = 1;
   smtpc__item_detach(it);
-  l_del(&it->all);
+  smtpc__all_del(p, it);
   it->state = IT_DONE;
   /* pending counts until the RESULT is handed out: "added but not yet reported" */
   if (smtpc__push_action(p, SMTPC_PLAN_RESULT, 0, it) != 0) {
@@ -115,35 +116,34 @@ void smtpc__learn(smtpc_plan *p, item *it, session *s, int stage, const smtpc_re
   smtpc_context ctx;
   smtpc__reply_unref(p, it->reply);
   it->reply = NULL;
-  memset(&it->cls, 0, sizeof it->cls);
-  it->cls.reason = SMTPC_REASON_UNDEFINED;
   it->reason = SMTPC_REASON_UNDEFINED;
+  it->greylisted = 0;
   if (rep && s && s->last && s->last_stage == stage && same_reply(&s->last->r, rep)) {
     it->reply = reply_ref(s->last); /* the class is a function of the reply and context */
-    it->cls = s->last_cls;
-    it->reason = it->cls.reason;
+    it->reason = (short)it->reply->cls.reason;
+    it->greylisted = it->reply->cls.greylisted != 0;
   } else if (rep) {
-    it->reply = save_reply(p, rep);
+    smtpc_class cls;
     ctx.command = smtpc_cmd_name(stage);
     ctx.host = s && s->mx ? s->mx : (it->dom ? it->dom->name : NULL);
-    smtpc_classify_lines(rep->code, rep->status, rep->lines, rep->nlines, &ctx, &it->cls);
-    it->reason = it->cls.reason;
+    smtpc_classify_lines(rep->code, rep->status, rep->lines, rep->nlines, &ctx, &cls);
+    it->reply = save_reply(p, rep, &cls);
+    it->reason = (short)cls.reason;
+    it->greylisted = cls.greylisted != 0;
     if (s && it->reply) {
       smtpc__reply_unref(p, s->last);
       s->last = reply_ref(it->reply);
       s->last_stage = stage;
-      s->last_cls = it->cls;
     }
   }
-  if (reason != SMTPC_REASON_UNDEFINED) it->reason = reason;
+  if (reason != SMTPC_REASON_UNDEFINED) it->reason = (short)reason;
   else if (!rep && err) it->reason = SMTPC_REASON_NETWORKERROR;
-  it->err = err;
+  it->err = (short)err;
   it->detail = detail;
-  it->greylisted = it->cls.greylisted;
   if (s) {
     it->mx = s->mx;
     it->mx_addr = s->h->text;
-    it->tls = smtpc_dialog_tls(s->d);
+    it->tls = smtpc_dialog_tls(s->d) != 0;
     if (p->o.transcript) {
       size_t n;
       const char *t = smtpc_dialog_transcript(s->d, &n);
@@ -153,7 +153,7 @@ void smtpc__learn(smtpc_plan *p, item *it, session *s, int stage, const smtpc_re
       if (t && (it->transcript = smtpc__pmalloc(p, n + 1)) != NULL) {
         memcpy(it->transcript, t, n);
         it->transcript[n] = '\0';
-        it->transcript_len = n;
+        it->transcript_len = (uint32_t)n; /* (a dialog's transcript is capped at 64 KiB) */
       }
     }
   }
@@ -187,7 +187,7 @@ static void delay_item(smtpc_plan *p, item *it, uint64_t us) {
 /* A session lost this item: try again, or report the last thing learnt. */
 void smtpc__retry_or_report(smtpc_plan *p, item *it, uint64_t after_us) {
   if (it->probe) return;
-  if (++it->attempts >= MAX_ATTEMPTS || p->now + after_us >= it->deadline) {
+  if (++it->attempts >= MAX_ATTEMPTS || p->now + after_us >= it->added + p->deadline_us) {
     smtpc__report(p, it, verdict_of(it), it->reason);
     return;
   }
@@ -198,6 +198,7 @@ void smtpc__retry_or_report(smtpc_plan *p, item *it, uint64_t after_us) {
 void smtpc__flush_held(smtpc_plan *p, domain *d) {
   while (!l_empty(&d->held)) {
     item *it = CONTAINER(d->held.next, item, q);
+    if (it->q.next != &d->held) item_prefetch(CONTAINER(it->q.next, item, q));
     int ca = p->o.catch_all ? d->catch_all : -1;
     smtpc__report(p, it, ca == 1 ? SMTPC_VERDICT_RISKY : SMTPC_VERDICT_DELIVERABLE, it->reason);
   }
@@ -207,8 +208,9 @@ void smtpc__flush_held(smtpc_plan *p, domain *d) {
 /* deciding after a dialog event */
 
 static void backoff_host(smtpc_plan *p, session *s, const item *it) {
-  uint64_t us = it->cls.retry_after > 0 ? (uint64_t)it->cls.retry_after * 1000000
-                                        : (uint64_t)2000000 << (s->h->strikes < 5 ? s->h->strikes : 5);
+  int after = it->reply ? it->reply->cls.retry_after : 0;
+  uint64_t us = after > 0 ? (uint64_t)after * 1000000
+                          : (uint64_t)2000000 << (s->h->strikes < 5 ? s->h->strikes : 5);
   /* every address of the session hears the same 421: count it as one strike */
   if (s->backed_off) return;
   s->backed_off = 1;
@@ -221,7 +223,6 @@ void smtpc__host_down(smtpc_plan *p, session *s, const item *it) {
   h->down_until = p->now + HOST_DOWN_US;
   smtpc__reply_unref(p, h->fail_reply);
   h->fail_reply = reply_ref(it->reply);
-  h->fail_cls = it->cls;
   h->fail_err = it->err;
   h->fail_reason = it->reason;
   h->fail_detail = it->detail;
@@ -237,7 +238,6 @@ void smtpc__adopt_host_failure(item *it, const group *g) {
       host *h = g->hosts[k++];
       if (h == NULL || (h->fail_reply == NULL && h->fail_err == 0)) continue;
       it->reply = reply_ref(h->fail_reply);
-      it->cls = h->fail_cls;
       it->err = h->fail_err;
       it->reason = h->fail_reason;
       it->detail = h->fail_detail;
@@ -250,7 +250,7 @@ void smtpc__adopt_host_failure(item *it, const group *g) {
 /* A domain's probe: one RCPT to a random local part (the same one for the whole run: a
  * greylisting server must see it again on the retry). The item is never reported. */
 item *smtpc__probe_new(smtpc_plan *p, domain *d) {
-  unsigned char rnd[10];
+  unsigned char rnd[10], slab;
   size_t k, dl;
   item *pr;
   if (d->probe_rcpt == NULL) {
@@ -268,15 +268,15 @@ item *smtpc__probe_new(smtpc_plan *p, domain *d) {
     memcpy(d->probe_rcpt + 7 + sizeof rnd, d->name, dl + 1);
   }
   dl = strlen(d->probe_rcpt);
-  if ((pr = smtpc__pcalloc(p, sizeof *pr + dl + 1)) == NULL) return NULL;
-  pr->rcpt = (char *)(pr + 1);
-  memcpy(pr->rcpt, d->probe_rcpt, dl + 1);
-  pr->rcpt_len = dl;
+  if ((pr = smtpc__item_mem(p, sizeof *pr + dl + 1, &slab)) == NULL) return NULL;
+  memset(pr, 0, sizeof *pr);
+  pr->slab = slab;
+  memcpy(item_input(pr), d->probe_rcpt, dl + 1); /* its RCPT address: it has no input */
+  pr->rcpt_len = (uint16_t)dl;
   pr->probe = 1;
   pr->dom = d;
-  pr->reason = pr->cls.reason = SMTPC_REASON_UNDEFINED;
+  pr->reason = SMTPC_REASON_UNDEFINED;
   l_init(&pr->q);
-  l_init(&pr->all);
   return pr;
 }
 
@@ -339,7 +339,7 @@ static void on_rcpt_reply(smtpc_plan *p, session *s, item *it) {
       backoff_host(p, s, it);
       smtpc__retry_or_report(p, it, 0);
     } else if (p->o.greylist_delay >= 0 && it->temp_retries < MAX_TEMP_RETRIES &&
-               p->now + delay < it->deadline) {
+               p->now + delay < it->added + p->deadline_us) {
       it->temp_retries++;
       delay_item(p, it, delay);
     } else {
@@ -381,6 +381,8 @@ void smtpc__on_event(void *ud, const smtpc_dialog_event *ev) {
   session *s = ud;
   smtpc_plan *p = s->p;
   item *it = s->items[ev->index];
+  /* the replies come in RCPT order, mostly several per read: the next one's item is wanted */
+  if (ev->index + 1 < s->nitems && s->items[ev->index + 1]) item_prefetch(s->items[ev->index + 1]);
   it->in_dialog = 0;
   if (!it->probe) s->items[ev->index] = NULL; /* from here the item lives on its own */
   if (it->reported) { /* expired or canceled while its RCPT was out */

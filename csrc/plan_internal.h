@@ -24,7 +24,7 @@
 #ifndef SMTPC_PLAN_INTERNAL_H
 #define SMTPC_PLAN_INTERNAL_H
 
-#include "smtpcode.h"
+#include "internal.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -67,10 +67,13 @@ static inline void l_push_front(link *h, link *n) {
 /* ---------------------------------------------------------------------------------------- */
 /* types */
 
-typedef struct saved { /* a reply kept past its read buffer; shared (refs) by the items of a
-                          session that got the very same reply ("250 2.1.5 Ok" fifty times) */
+typedef struct saved { /* a reply kept past its read buffer, with its class; shared (refs)
+                          by the items of a session that got the very same reply ("250 2.1.5
+                          Ok" fifty times), and by a host that failed with it */
   unsigned refs;
   smtpc_reply r;
+  smtpc_class cls;        /* the class is a function of the reply and its context (command,
+                             host), which a session's items share: kept once, not per item */
   smtpc_span lines[1];
 } saved;
 
@@ -85,30 +88,45 @@ enum { S_FREE, S_CONNECTING, S_OPEN, S_CLOSING };
 struct group;
 struct domain;
 
+/* An item is small (120 octets, and its input after it, in one slab block: see
+ * smtpc__item_mem): a million of them are pending at once, and each is touched again long
+ * after it was last, from cold memory. Its input follows the struct (item_input), then, when
+ * it differs from the input, what RCPT TO carries (item_rcpt); a probe has only the latter. */
 typedef struct item {
   link q;                 /* the list of its state                                    */
-  link all;               /* every unreported input, in add order (deadline FIFO)     */
   struct domain *dom;
+  saved *reply;           /* the last reply learnt and its class; NULL: none           */
   uint64_t tag;
-  char *input;
-  size_t input_len;
-  char *rcpt;             /* what RCPT TO carries: local part @ A-label domain          */
-  size_t rcpt_len;
-  unsigned utf8 : 1, probe : 1, reported : 1, in_dialog : 1, in_queue : 1;
-  int state;
-  int attempts, temp_retries;
-  uint64_t deadline, ready_at, added;
-  /* the last thing learnt */
-  int reason, err, tls, greylisted;
-  saved *reply;
-  smtpc_class cls;
+  uint64_t added;         /* its deadline is added + p->deadline_us                      */
+  uint64_t ready_at;
   const char *detail;
   const char *mx, *mx_addr;
   char *transcript;
-  size_t transcript_len;
-  int verdict;            /* as reported                                                */
-  int catch_all;          /* the domain's, when it was reported                          */
+  size_t input_len;
+  uint32_t seq;           /* its slot in p->all, while unreported                       */
+  uint32_t transcript_len;
+  uint16_t rcpt_len;      /* what RCPT TO carries: local part @ A-label domain          */
+  unsigned char slab;     /* its block's size class (smtpc__item_mem)                   */
+  unsigned char state;
+  short reason, err;      /* the last thing learnt                                      */
+  signed char attempts, temp_retries;
+  signed char verdict;    /* as reported                                                */
+  signed char catch_all;  /* the domain's, when it was reported                          */
+  unsigned char utf8 : 1, probe : 1, reported : 1, in_dialog : 1, in_queue : 1, greylisted : 1,
+      rcpt_apart : 1, tls : 1;
 } item;
+
+static inline char *item_input(item *it) { return (char *)(it + 1); }
+/* An item about to be looked at: its lines are asked for while the one at hand is worked on
+ * (items are touched long after they were last, from cold memory). */
+static inline void item_prefetch(const item *it) {
+  PREFETCH(it);
+  PREFETCH((const char *)it + 64);
+  PREFETCH((const char *)it + 128);
+}
+static inline const char *item_rcpt(const item *it) {
+  return (const char *)(it + 1) + (it->rcpt_apart ? it->input_len + 1 : 0);
+}
 
 typedef struct host {
   struct host *hnext;
@@ -125,8 +143,9 @@ typedef struct host {
   int fail_err, fail_reason;
   const char *fail_detail;
   saved *fail_reply;
-  smtpc_class fail_cls;
 } host;
+
+struct session;
 
 typedef struct group {
   struct group *hnext;
@@ -139,13 +158,18 @@ typedef struct group {
   host **hosts;           /* one per (mx, addr) of route, in route order                 */
   link queue;
   size_t nqueued;
+  struct session *open;   /* its last session, if it took all there was and has room left:
+                             what is queued next joins it (smtpc__top_up)                */
   double reject_rate;     /* moving average of its RCPT replies >= 400 (see reject_odds) */
   unsigned long replies;  /* RCPT replies seen                                           */
 } group;
 
 typedef struct domain {
   struct domain *hnext;
-  char *name;
+  uint64_t hash;          /* of name (the table's): a chain is walked without the names  */
+  char *name;             /* in the domain's own block                                  */
+  int literal;
+  smtpc__domain_facts facts; /* inspect.c's, worked out at its first result            */
   uint64_t token;         /* RESOLVE token: index in p->dom_by_token + 1                 */
   int state;
   int dns_error, null_mx, failed_status;
@@ -178,16 +202,20 @@ typedef struct session {
   int close_out;          /* its CLOSE was handed out: the driver may release it now      */
   item **items;
   size_t nitems;
-  saved *last;            /* its last reply to an item, and that reply's class:
-                             the next item that gets the same one shares both             */
+  double expect;          /* the rejections its items can be expected to get (reject_odds) */
+  group *open_for;        /* the group whose `open` it is                                 */
+  saved *last;            /* its last reply to an item (with its class): the next item
+                             that gets the same one shares it                             */
   int last_stage;
-  smtpc_class last_cls;
 } session;
 
 typedef struct table {
   void **slots;
   size_t cap, n;
 } table;
+
+#define SLAB_GRAIN 32   /* item blocks are multiples of this, aligned to it             */
+#define SLAB_CLASSES 16 /* up to 512 octets; a longer input gets a block of its own       */
 
 typedef struct sleeper { /* a group waiting for a host's pause to end */
   uint64_t at;
@@ -210,7 +238,20 @@ struct smtpc_plan {
   size_t mem, mem_peak;
   uint64_t rng;           /* splitmix64 state for probe local parts                     */
   uint64_t now;
-  link delayed, all, groups, sessions;
+  link delayed, groups, sessions;
+  /* Every unreported input in add order (deadline order): a ring of pointers, an item's
+   * slot NULLed when it is reported. Not a list through the items: unlinking one touched
+   * its two neighbours, cold. */
+  item **all;
+  uint32_t all_head, all_tail; /* slots seq: head <= seq < tail (modulo 2^32)             */
+  size_t all_cap;              /* a power of two                                        */
+  uint64_t deadline_us;
+  /* the items' slab: blocks of SLAB_GRAIN * k octets carved from chunks (opts.alloc), freed
+   * blocks kept per class; every chunk goes when the last item does */
+  void *slab_free[SLAB_CLASSES + 1];
+  void *slab_chunks;
+  char *slab_cur;
+  size_t slab_left, slab_next, slab_live;
   /* The scheduling pass looks only at groups that may start a session: those in p->ready
    * (put there when addresses are queued to them or one of their hosts frees a slot) and
    * those whose wait in p->sleepers (a min-heap on at) is over. Work is O(what changed). */
@@ -266,6 +307,13 @@ void smtpc__group_ready(smtpc_plan *p, group *g);    /* it may start a session: 
 void smtpc__host_freed(smtpc_plan *p, host *h);      /* a slot on h: its groups are ready  */
 void smtpc__group_sleep(smtpc_plan *p, group *g, uint64_t at); /* ready again at `at`      */
 void smtpc__wake_sleepers(smtpc_plan *p, uint64_t now, uint64_t *next);
+void *smtpc__item_mem(smtpc_plan *p, size_t n, unsigned char *cls); /* uninitialised */
+void smtpc__item_mem_free(smtpc_plan *p, void *ptr, unsigned cls);
+int smtpc__all_push(smtpc_plan *p, item *it);   /* it becomes the newest unreported     */
+void smtpc__all_del(smtpc_plan *p, item *it);   /* it is reported                        */
+static inline item *all_oldest(const smtpc_plan *p) {
+  return p->all_head != p->all_tail ? p->all[p->all_head & (p->all_cap - 1)] : NULL;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* plan_decide.c */
@@ -291,6 +339,7 @@ void smtpc__on_event(void *ud, const smtpc_dialog_event *ev); /* the dialog's ca
 /* plan_session.c */
 
 int smtpc__start_session(smtpc_plan *p, group *g, host *h, const char *mx);
+int smtpc__top_up(smtpc_plan *p, group *g); /* into g->open; 1 when g's queue is empty     */
 void smtpc__sess_step(session *s);      /* after every input to the dialog              */
 void smtpc__sess_close(session *s);     /* CLOSE it (once)                              */
 void smtpc__sess_connect_failed(session *s, int err, const char *detail);

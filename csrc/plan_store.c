@@ -58,6 +58,91 @@ void *smtpc__pgrow(smtpc_plan *p, void *arr, size_t n, size_t size, size_t *cap,
   return na;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* the items' slab: an item's block is freed with one store (malloc's free merged it with its
+ * neighbours, reading their cold headers), and blocks come out of chunks in add order */
+
+void *smtpc__item_mem(smtpc_plan *p, size_t n, unsigned char *cls) {
+  size_t k = (n + SLAB_GRAIN - 1) / SLAB_GRAIN, size = k * SLAB_GRAIN;
+  void *b;
+  if (k > SLAB_CLASSES) { /* a long input: a block of its own */
+    *cls = 0;
+    return smtpc__pmalloc(p, n);
+  }
+  if ((b = p->slab_free[k]) != NULL) {
+    p->slab_free[k] = *(void **)b;
+  } else {
+    if (p->slab_left < size) { /* a new chunk: its first grain links the chunks */
+      size_t csize = p->slab_next ? p->slab_next : 4096;
+      char *c = smtpc__pmalloc(p, csize), *start;
+      if (c == NULL) return NULL;
+      *(void **)c = p->slab_chunks;
+      p->slab_chunks = c;
+      start = c + sizeof(void *);
+      start += (SLAB_GRAIN - (size_t)((uintptr_t)start % SLAB_GRAIN)) % SLAB_GRAIN;
+      p->slab_cur = start;
+      p->slab_left = csize - (size_t)(start - c);
+      if (csize < 262144) p->slab_next = csize * 2; /* 4 KiB for a few items, then more */
+    }
+    b = p->slab_cur;
+    p->slab_cur += size;
+    p->slab_left -= size;
+  }
+  p->slab_live++;
+  *cls = (unsigned char)k;
+  return b;
+}
+
+void smtpc__item_mem_free(smtpc_plan *p, void *ptr, unsigned cls) {
+  if (cls == 0) {
+    smtpc__pfree(p, ptr);
+    return;
+  }
+  *(void **)ptr = p->slab_free[cls];
+  p->slab_free[cls] = ptr;
+  if (--p->slab_live > 0) return;
+  /* no item left: the chunks go (a run's end gives its memory back) */
+  while (p->slab_chunks) {
+    void *c = p->slab_chunks;
+    p->slab_chunks = *(void **)c;
+    smtpc__pfree(p, c);
+  }
+  memset(p->slab_free, 0, sizeof p->slab_free);
+  p->slab_cur = NULL;
+  p->slab_left = p->slab_next = 0; /* chunks grow with the run again, from 4 KiB */
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the unreported inputs in add order (p->all, a ring indexed by the items' seq) */
+
+int smtpc__all_push(smtpc_plan *p, item *it) {
+  if ((size_t)(uint32_t)(p->all_tail - p->all_head) == p->all_cap) {
+    size_t ncap = p->all_cap ? p->all_cap * 2 : 64;
+    item **na;
+    uint32_t k;
+    if (ncap > ((size_t)1 << 31) || (na = smtpc__pmalloc(p, ncap * sizeof *na)) == NULL)
+      return SMTPC_ENOMEM;
+    for (k = p->all_head; k != p->all_tail; k++) na[k & (ncap - 1)] = p->all[k & (p->all_cap - 1)];
+    smtpc__pfree(p, p->all);
+    p->all = na;
+    p->all_cap = ncap;
+  }
+  it->seq = p->all_tail++;
+  p->all[it->seq & (p->all_cap - 1)] = it;
+  return 0;
+}
+
+void smtpc__all_del(smtpc_plan *p, item *it) {
+  size_t mask = p->all_cap - 1;
+  p->all[it->seq & mask] = NULL;
+  while (p->all_head != p->all_tail && p->all[p->all_head & mask] == NULL) p->all_head++;
+  if (p->all_head == p->all_tail && p->all_cap > 4096) { /* a big batch is over */
+    smtpc__pfree(p, p->all);
+    p->all = NULL;
+    p->all_cap = 0;
+  }
+}
+
 char *smtpc__pstrdup(smtpc_plan *p, const char *s) {
   size_t n = strlen(s);
   char *r = smtpc__pmalloc(p, n + 1);
@@ -390,19 +475,28 @@ int smtpc__domain_route(smtpc_plan *p, domain *d, const smtpc_route *route) {
   return 0;
 }
 
-/* The domain record for name, made (and its RESOLVE queued) on first sight. */
+/* The domain record for name, made (and its RESOLVE queued) on first sight. A look-up for
+ * every address: the chain is walked on the records' hashes, the name (in the record's
+ * block) compared only on a match. */
 domain *smtpc__domain_for(smtpc_plan *p, const char *name, int literal) {
-  domain *d = t_get(&p->domains, name, domain_key);
-  if (d) return d;
+  uint64_t hash = fnv(name);
+  size_t n;
+  domain *d;
+  if (p->domains.cap)
+    for (d = p->domains.slots[hash & (p->domains.cap - 1)]; d; d = d->hnext)
+      if (d->hash == hash && strcmp(d->name, name) == 0) return d;
   if (p->ndom == p->cap_dom) {
     domain **nb = smtpc__pgrow(p, p->dom_by_token, p->ndom, sizeof *nb, &p->cap_dom, 64);
     if (nb == NULL) return NULL;
     p->dom_by_token = nb;
   }
-  d = smtpc__pcalloc(p, sizeof *d);
-  if (d == NULL || (d->name = smtpc__pstrdup(p, name)) == NULL ||
-      t_put(p, &p->domains, d, domain_key) != 0) {
-    if (d) smtpc__pfree(p, d->name);
+  n = strlen(name);
+  d = smtpc__pcalloc(p, sizeof *d + n + 1);
+  if (d == NULL) return NULL;
+  d->name = (char *)(d + 1);
+  memcpy(d->name, name, n + 1);
+  d->hash = hash;
+  if (t_put(p, &p->domains, d, domain_key) != 0) {
     smtpc__pfree(p, d);
     return NULL;
   }
@@ -411,6 +505,7 @@ domain *smtpc__domain_for(smtpc_plan *p, const char *name, int literal) {
   l_init(&d->waiting);
   l_init(&d->held);
   d->catch_all = -1;
+  d->literal = literal;
   if (literal) {
     d->state = D_FAILED;
     d->dns_error = SMTPC_DNS_NOADDRESS;
@@ -431,7 +526,6 @@ void smtpc__store_free(smtpc_plan *p) {
   size_t i;
   for (i = 0; i < p->ndom; i++) {
     domain *d = p->dom_by_token[i];
-    smtpc__pfree(p, d->name);
     smtpc__pfree(p, d->probe_rcpt);
     smtpc__pfree(p, d);
   }
@@ -462,6 +556,7 @@ void smtpc__store_free(smtpc_plan *p) {
   smtpc__pfree(p, p->hosts.slots);
   smtpc__pfree(p, p->q);
   smtpc__pfree(p, p->sleepers);
+  smtpc__pfree(p, p->all);
   p->dom_by_token = NULL;
   p->q = NULL;
 }

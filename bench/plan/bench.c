@@ -274,11 +274,44 @@ static void perform(const smtpc_plan_action *a) {
   }
 }
 
+/* What each RESULT said (not only that it came): two builds of the core that should behave
+ * alike must agree on this too. Summed in the simulation run only (not timed). */
+static uint64_t results_sum;
+
+static uint64_t str_sum(uint64_t h, const char *s, size_t n) {
+  size_t i;
+  if (s == NULL) return mix(h + 1);
+  for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return mix(h);
+}
+
+static void result_sum(const smtpc_result *r) {
+  uint64_t h = r->tag;
+  size_t i;
+  h = mix(h * 31 + (uint64_t)(r->verdict * 1000 + r->reason));
+  h = mix(h * 31 + (uint64_t)r->reply.code);
+  h = str_sum(h, r->reply.status, strlen(r->reply.status));
+  for (i = 0; i < r->reply.nlines; i++) h = str_sum(h, r->reply.lines[i].ptr, r->reply.lines[i].len);
+  h = mix(h * 31 + (uint64_t)(r->cls.reason * 64 + r->cls.temporary * 32 + r->cls.hard_bounce * 16 +
+                             r->cls.retry * 8 + r->cls.greylisted * 4) + (uint64_t)r->cls.retry_after);
+  h = str_sum(h, r->mx, r->mx ? strlen(r->mx) : 0);
+  h = str_sum(h, r->mx_addr, r->mx_addr ? strlen(r->mx_addr) : 0);
+  h = str_sum(h, r->detail, r->detail ? strlen(r->detail) : 0);
+  h = mix(h * 31 + (uint64_t)((r->catch_all + 1) * 1000 + r->tls * 100 + r->greylisted * 10) +
+          (uint64_t)(r->error + 1000) * 100000);
+  h = mix(h * 31 + (uint64_t)(r->inspect.disposable * 4 + r->inspect.role * 2 +
+                             r->inspect.free_provider));
+  h = str_sum(h, r->inspect.suggestion, strlen(r->inspect.suggestion));
+  h = mix(h * 31 + (uint64_t)(r->duration * 1e6 + 0.5));
+  results_sum += h; /* in any order */
+}
+
 static void drain(void) {
   smtpc_plan_action a;
   record(R_DRAIN, now, 0, 0, NULL);
   while (smtpc_plan_next(P, now, &a)) {
     actions_sum = action_sum(actions_sum, &a);
+    if (a.type == SMTPC_PLAN_RESULT) result_sum(a.result);
     perform(&a);
   }
 }
@@ -507,6 +540,9 @@ int main(int argc, char **argv) {
          "replayed alone, median of %ld: %.2f..%.2f us; replay %s)\n",
          plan_cpu * 1e6 / (double)n_addr, ntrace, nrep, runs[0] * 1e6 / (double)n_addr,
          runs[nrep - 1] * 1e6 / (double)n_addr, ok ? "identical" : "DIFFERED");
+  /* the same figure from two builds of the core: they handed out the very same actions */
+  printf("  checksums               actions %016llx, results %016llx\n",
+         (unsigned long long)actions_sum, (unsigned long long)results_sum);
   printf("  the simulator's own CPU %.2f us per address (the simulation run's %.2f us less "
          "the planner's)\n", (sim_cpu - plan_cpu) * 1e6 / (double)n_addr,
          sim_cpu * 1e6 / (double)n_addr);
