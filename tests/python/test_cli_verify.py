@@ -224,7 +224,10 @@ def test_ctrl_c_stops_cleanly(mail_world, tmp_path):
     src.write_text("alice@greylist.mta.test\n")
     p = subprocess.Popen([sys.executable, "-m", "smtpcode", "verify", str(src), "--format",
                           "jsonl", "--greylist-delay", "30", "--no-catch-all"] + args,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # SIGINT at its default in the child even if this suite inherited it
+                         # ignored (a background start without job control): see test_verify.
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(2.0)
     assert p.poll() is None
     started = time.monotonic()

@@ -444,8 +444,12 @@ def test_ctrl_c_interrupts_a_long_wait(mail_world, mode):
     sender = "probe-%s@probe.test" % uuid.uuid4().hex[:12]
     start = time.monotonic()
     # Without a prompt wake-up the child sits in the 60 s delay: the timeout below fails it.
+    # SIGINT at its default in the child whatever this process inherited: a shell that starts
+    # the suite in the background without job control ignores SIGINT, exec keeps "ignored",
+    # and Python then installs no KeyboardInterrupt handler at all.
     p = subprocess.run([sys.executable, "-c", _CTRL_C_CHILD, str(PORT), DNS_SERVERS, sender, mode],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     took = time.monotonic() - start
     assert "first alice@users.mta.test deliverable" in p.stdout, (p.stdout, p.stderr)
     assert "result alice@greylist" not in p.stdout, p.stdout   # it really was still waiting
