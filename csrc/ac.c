@@ -32,9 +32,8 @@ static unsigned char fold(unsigned char c) {
 
 void smtpc__ac_free(smtpc__ac *ac) {
   free(ac->delta);
-  free(ac->first);
-  free(ac->dict);
-  free(ac->same);
+  free(ac->out_at);
+  free(ac->outs);
   free(ac->plen);
   memset(ac, 0, sizeof *ac);
 }
@@ -43,7 +42,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   size_t i, total = 1;
   unsigned c, nc = 1, s, maxstates, nstates = 1, qh = 0, qt = 0, sp;
   size_t stride;
-  int32_t *tr = NULL, *fail = NULL, *first = NULL, *dict = NULL;
+  int32_t *tr = NULL, *fail = NULL, *first = NULL, *dict = NULL, *same = NULL;
   unsigned *queue = NULL, *newid = NULL;
   uint8_t *bysp = NULL;
 
@@ -68,9 +67,9 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   queue = malloc(maxstates * sizeof *queue);
   newid = malloc(maxstates * sizeof *newid);
   bysp = calloc(maxstates, 1);
-  ac->same = malloc((n ? n : 1) * sizeof *ac->same);
+  same = malloc((n ? n : 1) * sizeof *same);
   ac->plen = malloc((n ? n : 1) * sizeof *ac->plen);
-  if (!tr || !fail || !first || !dict || !queue || !newid || !bysp || !ac->same || !ac->plen)
+  if (!tr || !fail || !first || !dict || !queue || !newid || !bysp || !same || !ac->plen)
     goto fail;
   memset(tr, 0xFF, (size_t)maxstates * nc * sizeof *tr);
   for (s = 0; s < maxstates; s++) first[s] = dict[s] = -1;
@@ -90,7 +89,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
       s = (unsigned)*e;
     }
     ac->plen[i] = (uint16_t)strlen(patterns[i]);
-    ac->same[i] = first[s];
+    same[i] = first[s];
     first[s] = (int32_t)i;
   }
 
@@ -125,13 +124,29 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   stride = SMTPC__AC_OUT + nstates + 40;
   ac->delta = calloc((size_t)nc * stride, sizeof *ac->delta);
   for (c = 0; c < 256; c++) ac->col[c] = ac->delta + (size_t)ac->cls[c] * stride;
-  ac->first = malloc(nstates * sizeof *ac->first);
-  ac->dict = malloc(nstates * sizeof *ac->dict);
-  if (!ac->delta || !ac->first || !ac->dict) goto fail;
+  ac->out_at = malloc((nstates + 1) * sizeof *ac->out_at);
+  if (!ac->delta || !ac->out_at) goto fail;
+  /* Each state's matches as one list, in the order the links give them: the patterns ending
+   * at the state itself (equal texts in pattern order), then those at its dictionary link,
+   * and so on. The scan then reads one short run of pattern numbers per match instead of
+   * following three arrays' links. queue[] holds the old numbers in new (BFS) order. */
+  for (i = 0, s = 0; s < nstates; s++) {
+    int32_t q = first[queue[s]] >= 0 ? (int32_t)queue[s] : dict[queue[s]], pat;
+    ac->out_at[s] = (uint32_t)i;
+    for (; q >= 0; q = dict[q])
+      for (pat = first[q]; pat >= 0; pat = same[pat]) i++;
+  }
+  if (i > UINT32_MAX) goto fail;
+  ac->out_at[nstates] = (uint32_t)i;
+  ac->outs = malloc((i ? i : 1) * sizeof *ac->outs);
+  if (!ac->outs) goto fail;
+  for (i = 0, s = 0; s < nstates; s++) {
+    int32_t q = first[queue[s]] >= 0 ? (int32_t)queue[s] : dict[queue[s]], pat;
+    for (; q >= 0; q = dict[q])
+      for (pat = first[q]; pat >= 0; pat = same[pat]) ac->outs[i++] = (uint32_t)pat;
+  }
   for (s = 0; s < nstates; s++) {
     unsigned ns = newid[s], twin = first[s] >= 0 || dict[s] >= 0 ? ns | SMTPC__AC_OUT : ns;
-    ac->first[ns] = first[s];
-    ac->dict[ns] = dict[s] >= 0 ? (int32_t)newid[dict[s]] : -1;
     for (c = 0; c < nc; c++) {
       unsigned t = (unsigned)tr[(size_t)s * nc + c];
       unsigned out = first[t] >= 0 || dict[t] >= 0 ? SMTPC__AC_OUT : 0;
@@ -147,6 +162,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   free(fail);
   free(first);
   free(dict);
+  free(same);
   free(queue);
   free(newid);
   free(bysp);
@@ -157,6 +173,7 @@ fail:
   free(fail);
   free(first);
   free(dict);
+  free(same);
   free(queue);
   free(newid);
   free(bysp);
@@ -167,12 +184,8 @@ fail:
 /* Report every pattern that ends in state s, at byte i of the chunk. */
 static void report(const smtpc__ac *ac, unsigned s, size_t base, size_t i, smtpc__ac_cb cb,
                    void *ud) {
-  int32_t q = ac->first[s] >= 0 ? (int32_t)s : ac->dict[s];
-  while (q >= 0) {
-    int32_t pat;
-    for (pat = ac->first[q]; pat >= 0; pat = ac->same[pat]) cb(ud, (size_t)pat, base + i + 1, i + 1);
-    q = ac->dict[q];
-  }
+  const uint32_t *p = ac->outs + ac->out_at[s], *e = ac->outs + ac->out_at[s + 1];
+  for (; p < e; p++) cb(ud, *p, base + i + 1, i + 1);
 }
 
 /* One state after another over u[from, to), reporting as it goes; returns the last state. */
@@ -204,64 +217,75 @@ static unsigned feed_serial(const smtpc__ac *ac, unsigned s, const unsigned char
 
 typedef struct lane {
   size_t i, begin, end;   /* next byte; segment [begin, end)                      */
+  size_t start;           /* where scan4 started the lane (begin - OVERLAP)      */
   unsigned s, entry;      /* current state; state on reaching begin              */
   unsigned nhit;          /* buffered matches; LANE_HITS + 1 means overflow       */
   uint32_t hit_at[LANE_HITS];
   uint16_t hit_state[LANE_HITS];
 } lane;
 
-static void hold(lane *l) {
+static void hold(lane *l, size_t at, unsigned s) {
   if (l->nhit < LANE_HITS) {
-    l->hit_at[l->nhit] = (uint32_t)l->i;
-    l->hit_state[l->nhit++] = (uint16_t)l->s;
+    l->hit_at[l->nhit] = (uint32_t)at;
+    l->hit_state[l->nhit++] = (uint16_t)s;
   } else {
     l->nhit = LANE_HITS + 1;
   }
 }
 
+/* A step of scan4 at which some lane entered a reporting state: lane 0 reports, the others
+ * buffer. Kept out of line and rare: inline, its stores into ln[] made the compiler keep the
+ * loop's pointers and counters in memory (three stack increments and four reloads per step). */
+__attribute__((noinline)) static void lanes_out(const smtpc__ac *ac, lane *ln, size_t j,
+                                                unsigned s0, unsigned s1, unsigned s2,
+                                                unsigned s3, size_t base, smtpc__ac_cb cb,
+                                                void *ud) {
+  if (s0 & SMTPC__AC_OUT) report(ac, s0 & ~SMTPC__AC_OUT, base, j, cb, ud);
+  if (s1 & SMTPC__AC_OUT) hold(&ln[1], ln[1].start + j, s1 & ~SMTPC__AC_OUT);
+  if (s2 & SMTPC__AC_OUT) hold(&ln[2], ln[2].start + j, s2 & ~SMTPC__AC_OUT);
+  if (s3 & SMTPC__AC_OUT) hold(&ln[3], ln[3].start + j, s3 & ~SMTPC__AC_OUT);
+}
+
 /* The four lanes side by side, written out so the four states live in registers: first the
  * warm-up (lanes 1..3 run up to their segment start, lane 0 reports as it goes), then all four
- * for as many steps as lanes 0..2 have bytes (the last lane has as many or a few more). */
+ * for as many steps as lanes 0..2 have bytes (the last lane has as many or a few more). Lane 0
+ * starts at u; lane k reads d_k bytes further on. */
 static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t steps,
                   size_t base, smtpc__ac_cb cb, void *ud) {
   const uint16_t *const *col = ac->col;
   unsigned s0 = ln[0].s, s1 = 0, s2 = 0, s3 = 0;
-  const unsigned char *p0 = u, *p1 = u + ln[1].i, *p2 = u + ln[2].i, *p3 = u + ln[3].i;
-  size_t j, n3 = ln[3].end - ln[3].i; /* the last lane's bytes: steps or a few more */
+  const size_t d1 = ln[1].start, d2 = ln[2].start, d3 = ln[3].start;
+  const unsigned char *q = u, *warm = u + OVERLAP, *end;
+  size_t j, n3 = ln[3].end - d3; /* the last lane's bytes: steps or a few more */
   if (steps > n3) steps = n3;
-  for (j = 0; j < OVERLAP; j++) {
-    s0 = col[p0[j]][s0];
-    s1 = col[p1[j]][s1];
-    s2 = col[p2[j]][s2];
-    s3 = col[p3[j]][s3];
-    if (s0 & SMTPC__AC_OUT) report(ac, s0 & ~SMTPC__AC_OUT, base, j, cb, ud);
+  end = u + steps;
+  for (; q < warm; q++) {
+    s0 = col[q[0]][s0];
+    s1 = col[q[d1]][s1];
+    s2 = col[q[d2]][s2];
+    s3 = col[q[d3]][s3];
+    if (s0 & SMTPC__AC_OUT) report(ac, s0 & ~SMTPC__AC_OUT, base, (size_t)(q - u), cb, ud);
   }
   ln[1].entry = s1 & ~SMTPC__AC_OUT;
   ln[2].entry = s2 & ~SMTPC__AC_OUT;
   ln[3].entry = s3 & ~SMTPC__AC_OUT;
-  for (; j < steps; j++) {
-    s0 = col[p0[j]][s0];
-    s1 = col[p1[j]][s1];
-    s2 = col[p2[j]][s2];
-    s3 = col[p3[j]][s3];
-    if ((s0 | s1 | s2 | s3) & SMTPC__AC_OUT) {
-      if (s0 & SMTPC__AC_OUT) report(ac, s0 & ~SMTPC__AC_OUT, base, j, cb, ud);
-      if (s1 & SMTPC__AC_OUT)
-        ln[1].s = s1 & ~SMTPC__AC_OUT, ln[1].i = (size_t)(p1 - u) + j, hold(&ln[1]);
-      if (s2 & SMTPC__AC_OUT)
-        ln[2].s = s2 & ~SMTPC__AC_OUT, ln[2].i = (size_t)(p2 - u) + j, hold(&ln[2]);
-      if (s3 & SMTPC__AC_OUT)
-        ln[3].s = s3 & ~SMTPC__AC_OUT, ln[3].i = (size_t)(p3 - u) + j, hold(&ln[3]);
-    }
+  for (; q < end; q++) {
+    s0 = col[q[0]][s0];
+    s1 = col[q[d1]][s1];
+    s2 = col[q[d2]][s2];
+    s3 = col[q[d3]][s3];
+    if ((s0 | s1 | s2 | s3) & SMTPC__AC_OUT)
+      lanes_out(ac, ln, (size_t)(q - u), s0, s1, s2, s3, base, cb, ud);
   }
+  j = (size_t)(q - u);
   ln[0].s = s0 & ~SMTPC__AC_OUT;
   ln[1].s = s1 & ~SMTPC__AC_OUT;
   ln[2].s = s2 & ~SMTPC__AC_OUT;
   ln[3].s = s3 & ~SMTPC__AC_OUT;
   ln[0].i = j;
-  ln[1].i = (size_t)(p1 - u) + j;
-  ln[2].i = (size_t)(p2 - u) + j;
-  ln[3].i = (size_t)(p3 - u) + j;
+  ln[1].i = d1 + j;
+  ln[2].i = d2 + j;
+  ln[3].i = d3 + j;
 }
 
 void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size_t len,
@@ -290,7 +314,7 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
   for (k = 1; k < LANES; k++) {
     ln[k].begin = ln[k - 1].end;
     ln[k].end = k + 1 == LANES ? len : ln[k].begin + seg;
-    ln[k].i = ln[k].begin - OVERLAP;
+    ln[k].i = ln[k].start = ln[k].begin - OVERLAP;
     ln[k].s = 0;
     ln[k].nhit = 0;
   }
@@ -298,12 +322,32 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
   /* lane 0 finishes alone; then each later lane, in order, is checked, finished, reported */
   ln[0].s = feed_serial(ac, ln[0].s, u, ln[0].i, ln[0].end, base, cb, ud);
   for (k = 1; k < LANES; k++) {
-    unsigned h;
-    if (ln[k].entry != ln[k - 1].s || ln[k].nhit > LANE_HITS) {
+    unsigned h = 0;
+    size_t i = ln[k].begin;
+    if (ln[k].nhit > LANE_HITS) {
       ln[k].s = feed_serial(ac, ln[k - 1].s, u, ln[k].begin, ln[k].end, base, cb, ud);
       continue;
     }
-    for (h = 0; h < ln[k].nhit; h++) report(ac, ln[k].hit_state[h], base, ln[k].hit_at[h], cb, ud);
+    if (ln[k].entry != ln[k - 1].s) {
+      /* The lane started in the wrong state: scan from the segment start in the right one
+       * until the two agree, which they do once the pending pattern prefix that the lane
+       * could not see has ended (a few bytes, mostly). From there the lane's own matches
+       * stand; without agreement, the rest is scanned serially. */
+      unsigned t = ln[k - 1].s, e = ln[k].entry;
+      const uint16_t *const *col = ac->col;
+      while (i < ln[k].i && ((t ^ e) & ~SMTPC__AC_OUT)) {
+        t = col[u[i]][t];
+        e = col[u[i]][e];
+        if (t & SMTPC__AC_OUT) report(ac, t & ~SMTPC__AC_OUT, base, i, cb, ud);
+        i++;
+      }
+      if ((t ^ e) & ~SMTPC__AC_OUT) {
+        ln[k].s = feed_serial(ac, t & ~SMTPC__AC_OUT, u, i, ln[k].end, base, cb, ud);
+        continue;
+      }
+      while (h < ln[k].nhit && ln[k].hit_at[h] < i) h++; /* reported above */
+    }
+    for (; h < ln[k].nhit; h++) report(ac, ln[k].hit_state[h], base, ln[k].hit_at[h], cb, ud);
     ln[k].s = feed_serial(ac, ln[k].s, u, ln[k].i, ln[k].end, base, cb, ud);
   }
   sc->state = ln[LANES - 1].s;

@@ -24,9 +24,8 @@ typedef struct smtpc__ac {
   unsigned nclasses;
   unsigned nstates;    /* numbered breadth-first: shallow (often visited) states first */
   uint16_t *delta;     /* the columns, one after the other                            */
-  int32_t *first;      /* per state: first pattern that ends here, -1 when none       */
-  int32_t *dict;       /* per state: nearest proper suffix state with output, -1      */
-  int32_t *same;       /* per pattern: next pattern with the same text, -1            */
+  uint32_t *out_at;    /* per state (and one more): where its matches start in outs   */
+  uint32_t *outs;      /* every state's matches (pattern numbers), state after state  */
   uint16_t *plen;      /* per pattern: its length in bytes                            */
   size_t npatterns;
 } smtpc__ac;
