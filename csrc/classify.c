@@ -202,9 +202,16 @@ static const uint8_t reason_order[] = {
 
 #define MAX_PAIRS 64
 
-static smtpc__ac g_ac;   /* every rule but K_HOST; pattern i is rule g_text_rule[i] */
+static smtpc__ac g_ac;   /* every rule but K_HOST; pattern i is rule g_text[i].rule  */
 static smtpc__ac g_host; /* the K_HOST rules; pattern i is rule g_host_rule[i]       */
-static uint16_t g_text_rule[NRULES], g_host_rule[NRULES];
+static uint16_t g_host_rule[NRULES];
+/* What a match needs of its rule, by pattern number, in one load: a match otherwise looked up
+ * the rule number, then the rule (two dependent cache misses, mostly). */
+typedef struct text_rule {
+  uint16_t rule;
+  uint8_t kind, reason, prio, provider, pair; /* as in rules[]; pair as g_pair */
+} text_rule;
+static text_rule g_text[NRULES];
 static int g_ok;
 static uint8_t g_rank[SMTPC_REASON_COUNT];
 static uint8_t g_pair[NRULES]; /* pair number of K_HEAD / K_TAIL rules */
@@ -231,7 +238,12 @@ static void build(void) {
         g_host_rule[nh] = (uint16_t)i;
         host[nh++] = patterns[i];
       } else {
-        g_text_rule[nt] = (uint16_t)i;
+        g_text[nt].rule = (uint16_t)i;
+        g_text[nt].kind = rules[i].kind;
+        g_text[nt].reason = rules[i].reason;
+        g_text[nt].prio = rules[i].prio;
+        g_text[nt].provider = rules[i].provider;
+        g_text[nt].pair = g_pair[i];
         text[nt++] = patterns[i];
       }
     }
@@ -338,8 +350,8 @@ static const smtpc_span *line_at(const scan *st, size_t at, size_t *off) {
 
 static void on_match(void *ud, size_t i, size_t end, size_t end_chunk) {
   scan *st = ud;
-  size_t pat = g_text_rule[i];
-  const rule *r = &rules[pat];
+  const text_rule *r = &g_text[i];
+  size_t pat = r->rule;
   (void)end_chunk;
   /* In a relaying MTA's framing only the command and provider markers count: its words
    * ("rejected", "failed") are about the relay, not the reason. */
@@ -356,7 +368,7 @@ static void on_match(void *ud, size_t i, size_t end, size_t end_chunk) {
     take_phrase(st, r->reason, r->prio);
     break;
   case K_HEAD: {
-    unsigned k = g_pair[pat];
+    unsigned k = r->pair;
     if (!(st->heads & ((uint64_t)1 << k))) {
       st->heads |= (uint64_t)1 << k;
       st->head_end[k] = end;
@@ -364,7 +376,7 @@ static void on_match(void *ud, size_t i, size_t end, size_t end_chunk) {
     break;
   }
   case K_TAIL: {
-    unsigned k = g_pair[pat];
+    unsigned k = r->pair;
     if ((st->heads & ((uint64_t)1 << k)) && st->head_end[k] + g_ac.plen[i] <= end)
       take_phrase(st, r->reason, r->prio);
     break;

@@ -174,7 +174,8 @@ static int bracket_depth(const char *p, size_t n) {
 }
 
 static void close_bracket(smtpc_span frame, smtpc_span *t) {
-  if (bracket_depth(frame.ptr, frame.len) <= 0 || !t->len || t->ptr[t->len - 1] != ']') return;
+  /* the cheap test first: most replies do not end in ']' */
+  if (!t->len || t->ptr[t->len - 1] != ']' || bracket_depth(frame.ptr, frame.len) <= 0) return;
   if (bracket_depth(t->ptr, t->len) >= 0) return;
   t->len--;
   while (t->len && is_space(t->ptr[t->len - 1])) t->len--;
