@@ -217,6 +217,7 @@ static uint8_t g_rank[SMTPC_REASON_COUNT];
 static uint8_t g_pair[NRULES]; /* pair number of K_HEAD / K_TAIL rules */
 
 static void build_status_keys(void);
+static void build_host_slots(const char *const *host, size_t nh);
 
 static void build(void) {
   size_t i;
@@ -248,6 +249,7 @@ static void build(void) {
       }
     }
     g_ok = smtpc__ac_build(&g_ac, text, nt) == 0 && smtpc__ac_build(&g_host, host, nh) == 0;
+    build_host_slots(host, nh);
   }
 }
 typedef char rules_fit_in_16_bits[NRULES <= 65536 ? 1 : -1];
@@ -331,6 +333,105 @@ static void on_host(void *ud, size_t k, size_t end_folded, size_t end_input) {
   scan *st = ud;
   (void)end_folded, (void)end_input;
   if (st->host_pv == PV_NONE) st->host_pv = rules[g_host_rule[k]].provider;
+}
+
+/* Host suffixes without the automaton. Every K_HOST pattern is "." suffix "\n", and the host
+ * is fed as "." host "\n"; when the host holds no white space, that last "\n" is the only byte
+ * where a pattern can end, so the first match on_host sees is the longest pattern that is a
+ * suffix of the stream (among equal texts the last rule: ac.c reports those newest first).
+ * Such a suffix starts at a dot, so one hash per dot, taken right to left, finds it:
+ * the automaton's serial walk over the host cost about a ninth of a decode (bench/decode
+ * corpus), waiting on one table load per byte. A host with white space, or longer than
+ * HOST_MAXLEN, still goes through the automaton. Folding as ac.c: A-Z as a-z. */
+#define HOST_SLOTS 1024 /* a power of two, at least twice the host patterns (else no hash) */
+#define HOST_MAXLEN 250
+#define HOST_EMPTY 0xFFFFu
+
+typedef struct host_slot {
+  uint32_t hash;
+  uint16_t rule; /* HOST_EMPTY: free */
+  uint16_t len;  /* of ".suffix" */
+} host_slot;
+
+static host_slot g_host_slot[HOST_SLOTS];
+static int16_t g_host_fold[256]; /* byte -> folded byte; -1 for white space */
+static int g_host_hashed;
+
+/* One step of the hash, taken from a string's last byte to its first: a rotate and an xor, so
+ * the bytes cost two cycles each in sequence and every suffix's hash comes on the way. */
+static uint32_t host_step(uint32_t h, unsigned c) { return ((h << 5) | (h >> 27)) ^ c; }
+
+static size_t host_index(uint32_t h) { return (size_t)((h * 2654435761u) >> 22) & (HOST_SLOTS - 1); }
+
+/* p[0, n) folded equals q[0, n) folded */
+static int host_same(const char *p, const char *q, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (g_host_fold[(unsigned char)p[i]] != g_host_fold[(unsigned char)q[i]]) return 0;
+  return 1;
+}
+
+static void build_host_slots(const char *const *host, size_t nh) {
+  size_t i, k;
+  for (i = 0; i < 256; i++)
+    g_host_fold[i] = (int16_t)(i >= 'A' && i <= 'Z' ? i + 32 : i);
+  g_host_fold[' '] = g_host_fold['\t'] = g_host_fold['\r'] = g_host_fold['\n'] = -1;
+  g_host_fold['\v'] = g_host_fold['\f'] = -1;
+  if (nh * 2 > HOST_SLOTS) return;
+  for (i = 0; i < HOST_SLOTS; i++) g_host_slot[i].rule = HOST_EMPTY;
+  for (k = 0; k < nh; k++) {
+    const char *t = host[k];
+    size_t n = strlen(t) - 1; /* ".suffix", without the "\n" */
+    uint32_t h = 0;
+    if (n < 1 || n > HOST_MAXLEN + 1 || t[0] != '.' || t[n] != '\n') return;
+    for (i = n; i-- > 0;) {
+      if (g_host_fold[(unsigned char)t[i]] < 0) return;
+      h = host_step(h, (unsigned)g_host_fold[(unsigned char)t[i]]);
+    }
+    for (i = host_index(h);; i = (i + 1) & (HOST_SLOTS - 1)) {
+      host_slot *e = &g_host_slot[i];
+      if (e->rule == HOST_EMPTY) {
+        e->hash = h;
+        e->rule = g_host_rule[k];
+        e->len = (uint16_t)n;
+        break;
+      }
+      if (e->hash == h && e->len == n && host_same(patterns[e->rule], t, n)) {
+        e->rule = g_host_rule[k]; /* the same text again: the later rule is reported first */
+        break;
+      }
+    }
+  }
+  g_host_hashed = 1;
+}
+
+/* The rule of the pattern "." + suffix (n bytes with the dot) in the table, or HOST_EMPTY. */
+static unsigned host_find(uint32_t h, const char *suffix, size_t n) {
+  size_t i;
+  for (i = host_index(h);; i = (i + 1) & (HOST_SLOTS - 1)) {
+    const host_slot *e = &g_host_slot[i];
+    if (e->rule == HOST_EMPTY) return HOST_EMPTY;
+    if (e->hash == h && e->len == n && host_same(patterns[e->rule] + 1, suffix, n - 1))
+      return e->rule;
+  }
+}
+
+/* The provider the host names, as the automaton would find it, or -1 when the hash cannot
+ * tell (white space in the host, too long, no table). */
+static int host_provider(const char *h, size_t hl) {
+  uint32_t sum = 0;
+  unsigned best = HOST_EMPTY, r;
+  size_t i;
+  if (!g_host_hashed || hl > HOST_MAXLEN) return -1;
+  for (i = hl; i-- > 0;) {
+    int c = g_host_fold[(unsigned char)h[i]];
+    if (c < 0) return -1;
+    sum = host_step(sum, (unsigned)c);
+    if (c == '.' && (r = host_find(sum, h + i + 1, hl - i)) != HOST_EMPTY) best = r;
+  }
+  /* the dot fed before the host */
+  if ((r = host_find(host_step(sum, '.'), h, hl + 1)) != HOST_EMPTY) best = r;
+  return best == HOST_EMPTY ? PV_NONE : rules[best].provider;
 }
 
 /* The line whose bytes hold stream offset `at` (*off gets the offset in it), or NULL. */
@@ -650,8 +751,11 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
     if ((ctx != NULL && ctx->host != NULL) || frame_host.len) {
       const char *h = ctx != NULL && ctx->host != NULL ? ctx->host : frame_host.ptr;
       size_t hl = ctx != NULL && ctx->host != NULL ? strlen(ctx->host) : frame_host.len;
+      int pv_h = host_provider(h, hl);
       smtpc__ac_scan_init(&sc);
-      if (hl + 2 <= sizeof buf) { /* one feed, as for the text */
+      if (pv_h >= 0) {
+        st.host_pv = pv_h;
+      } else if (hl + 2 <= sizeof buf) { /* one feed, as for the text */
         buf[0] = '.';
         memcpy(buf + 1, h, hl);
         buf[hl + 1] = '\n';

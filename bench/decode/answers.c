@@ -166,7 +166,10 @@ static size_t below(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
 static const char *const hosts[] = {
   "gmail-smtp-in.l.google.com", "mx.google.com", "mta5.am0.yahoodns.net", "mx1.hotmail.com",
   "example-com.mail.protection.outlook.com", "mx.yandex.ru", "mxs.mail.ru", "mx01.mail.icloud.com",
-  "mx.zoho.com", "mail.protonmail.ch", "mx00.gmx.net", "mx.example.jp", "a.b", "", ".", "x"};
+  "mx.zoho.com", "mail.protonmail.ch", "mx00.gmx.net", "mx.example.jp", "a.b", "", ".", "x",
+  "google.com", ".google.com", "xgoogle.com", "MX.GOOGLE.COM", "mx.google.com.", "mx.google..com",
+  "a b.google.com", "mx.google.com\n", "mx.google.com x", "\tgoogle.com", "mx.outlook.com.evil.example",
+  "aspmx.l.google.com", "mx.google.com.google.com", "..", "yahoo.co.jp", "mx.ocn.ad.jp"};
 static const char *const cmds[] = {NULL, "RCPT", "MAIL", "DATA", "CONN", "HELO", "EHLO", "rcpt to"};
 static const char *const frames[] = {
   "host mx.example.jp[192.0.2.1] said: ", "SMTP error from remote mail server after RCPT TO:<a@b>: ",
@@ -249,6 +252,13 @@ static void mutants(size_t count) {
     {
       const char *cmd = cmds[below(sizeof cmds / sizeof cmds[0])];
       const char *host = below(3) ? NULL : hosts[below(sizeof hosts / sizeof hosts[0])];
+      static char hostbuf[64];
+      if (host && below(3) == 0) { /* case flipped here and there */
+        size_t i, hl = strlen(host) < sizeof hostbuf - 1 ? strlen(host) : sizeof hostbuf - 1;
+        for (i = 0; i < hl; i++) hostbuf[i] = (char)(below(2) && (host[i] | 0x20) >= 'a' && (host[i] | 0x20) <= 'z' ? host[i] ^ 0x20 : host[i]);
+        hostbuf[hl] = '\0';
+        host = hostbuf;
+      }
       char *t = malloc(n + 1);
       memcpy(t, buf, n);
       t[n] = '\0';
