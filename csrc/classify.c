@@ -217,6 +217,7 @@ static uint8_t g_rank[SMTPC_REASON_COUNT];
 static uint8_t g_pair[NRULES]; /* pair number of K_HEAD / K_TAIL rules */
 
 static void build_status_keys(void);
+static void build_pstatus(void);
 static void build_host_slots(const char *const *host, size_t nh);
 
 static void build(void) {
@@ -231,6 +232,7 @@ static void build(void) {
     }
   }
   build_status_keys();
+  build_pstatus();
   {
     static const char *text[NRULES], *host[NRULES];
     size_t nt = 0, nh = 0;
@@ -532,15 +534,33 @@ static long status_num(const char *s) {
   return k == 2 && digits ? part[0] * 1000000 + part[1] * 1000 + part[2] : -1;
 }
 
+/* Each provider's PSTATUS rules in rule order, so a lookup reads only that provider's few
+ * (a walk over all of them, with strlen, was some seventy instructions per decode). */
+#define NPSTATUS (sizeof pstatus_rules / sizeof pstatus_rules[0])
+static uint16_t g_pstatus_first[PV_COUNT], g_pstatus_next[NPSTATUS + 1];
+typedef char pstatus_fit_in_16_bits[NPSTATUS < 65535 ? 1 : -1];
+
+static void build_pstatus(void) {
+  size_t i, pv;
+  uint16_t *tail[PV_COUNT];
+  for (pv = 0; pv < PV_COUNT; pv++) {
+    g_pstatus_first[pv] = NPSTATUS;
+    tail[pv] = &g_pstatus_first[pv];
+  }
+  for (i = 0; i < NPSTATUS; i++) {
+    g_pstatus_next[i] = NPSTATUS;
+    *tail[pstatus_rules[i].provider] = (uint16_t)i;
+    tail[pstatus_rules[i].provider] = &g_pstatus_next[i];
+  }
+}
+
 /* Provider meaning of a status code. */
 static int provider_status(int pv, const char *status) {
   size_t i;
   if (!status_ok(status)) return -1;
-  for (i = 0; i < sizeof pstatus_rules / sizeof pstatus_rules[0]; i++) {
+  for (i = g_pstatus_first[pv]; i < NPSTATUS; i = g_pstatus_next[i]) {
     const pstatus_rule *r = &pstatus_rules[i];
-    size_t n;
-    if (r->provider != pv) continue;
-    n = strlen(r->status);
+    size_t n = strlen(r->status);
     if (r->status[n - 1] == 'x') {
       if (strncmp(status, r->status, n - 1) == 0) return r->reason;
     } else if (strcmp(status, r->status) == 0) {
