@@ -4,9 +4,10 @@
  * Build: a trie in a scratch table (missing edges are -1); one breadth-first pass that
  * numbers the states in BFS order, computes failure links, fills every missing edge from the
  * failure state (a scan is then one table lookup per byte) and links each state to the
- * nearest suffix state that ends a pattern (the "dictionary" link) so matches are reported
- * without walking failure chains. The "reports matches" bit rides in the transition itself, so the scan loop
- * touches only the transition table until something matches.
+ * nearest suffix state that ends a pattern (the "dictionary" link); the links then become one
+ * flat list of pattern numbers per state, so a match is reported without walking any chain.
+ * The "reports matches" bit rides in the transition itself, so the scan loop touches only the
+ * transition table until something matches.
  * The table is stored by column: all states' transitions on one byte class, then the next
  * class. A scan spends most bytes in shallow states, which BFS numbers first, so their
  * transitions on the common classes share a few cache lines; stored by state (a row of every

@@ -342,9 +342,10 @@ static void on_host(void *ud, size_t k, size_t end_folded, size_t end_input) {
  * where a pattern can end, so the first match on_host sees is the longest pattern that is a
  * suffix of the stream (among equal texts the last rule: ac.c reports those newest first).
  * Such a suffix starts at a dot, so one hash per dot, taken right to left, finds it:
- * the automaton's serial walk over the host cost about a ninth of a decode (bench/decode
- * corpus), waiting on one table load per byte. A host with white space, or longer than
- * HOST_MAXLEN, still goes through the automaton. Folding as ac.c: A-Z as a-z. */
+ * the automaton's walk over the host waits on one table load per byte, often a cache miss
+ * after the text scan (about 4% of a decode on the bench/decode corpus). A host with white
+ * space, or longer than HOST_MAXLEN, still goes through the automaton. Folding as ac.c: A-Z
+ * as a-z. */
 #define HOST_SLOTS 1024 /* a power of two, at least twice the host patterns (else no hash) */
 #define HOST_MAXLEN 250
 #define HOST_EMPTY 0xFFFFu
