@@ -128,9 +128,10 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   ac->out_at = malloc((nstates + 1) * sizeof *ac->out_at);
   if (!ac->delta || !ac->out_at) goto fail;
   /* Each state's matches as one list, in the order the links give them: the patterns ending
-   * at the state itself (equal texts in pattern order), then those at its dictionary link,
-   * and so on. The scan then reads one short run of pattern numbers per match instead of
-   * following three arrays' links. queue[] holds the old numbers in new (BFS) order. */
+   * at the state itself (equal texts newest first, as the trie chained them), then those at
+   * its dictionary link, and so on. The scan then reads one short run of pattern numbers per
+   * match instead of following three arrays' links. queue[] holds the old numbers in new
+   * (BFS) order. */
   for (i = 0, s = 0; s < nstates; s++) {
     int32_t q = first[queue[s]] >= 0 ? (int32_t)queue[s] : dict[queue[s]], pat;
     ac->out_at[s] = (uint32_t)i;
