@@ -349,6 +349,7 @@ static void on_host(void *ud, size_t k, size_t end_folded, size_t end_input) {
 #define HOST_SLOTS 1024 /* a power of two, at least twice the host patterns (else no hash) */
 #define HOST_MAXLEN 250
 #define HOST_EMPTY 0xFFFFu
+typedef char host_rules_below_empty[NRULES < HOST_EMPTY ? 1 : -1];
 
 typedef struct host_slot {
   uint32_t hash;
