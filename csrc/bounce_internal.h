@@ -29,8 +29,9 @@
 
 #include "internal.h"
 
-/* One header field: name as written, value unfolded (CR/LF + WSP -> one space), RFC 2047 words
- * decoded to UTF-8, leading/trailing white space trimmed. NUL-terminated. */
+/* One header field: name as written (a view into the text it was read from, NOT NUL-terminated:
+ * read name_len octets), value unfolded (CR/LF + WSP -> one space), RFC 2047 words decoded to
+ * UTF-8, leading/trailing white space trimmed, NUL-terminated. */
 typedef struct smtpc__bheader {
   const char *name;
   size_t name_len;

@@ -5,6 +5,7 @@
  * Everything decoded goes to the parser's arena; the message bytes are never changed.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,6 +264,17 @@ static char *decode_words(smtpc_bounce_parser *p, const char *v, size_t n, size_
   return d;
 }
 
+/* Does v[0..n) hold "=?" (an encoded word may start there)? Searched by its '?': values full
+ * of '=' (DKIM signatures, base64 parameters) hold few '?'. */
+static int has_word_start(const char *v, size_t n) {
+  const char *q = n > 1 ? memchr(v + 1, '?', n - 1) : NULL;
+  while (q) {
+    if (q[-1] == '=') return 1;
+    q = q + 1 < v + n ? memchr(q + 1, '?', (size_t)(v + n - q - 1)) : NULL;
+  }
+  return 0;
+}
+
 /* val is bheaders' arena copy of the unfolded value, with room for a NUL after it. */
 static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char *val,
                        size_t vl) {
@@ -274,10 +286,9 @@ static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char
     p->caphdr = cap;
   }
   smtpc__bheader *h = &p->hdr[p->nhdr];
-  h->name = smtpc__bstrdup(p, name, nl);
+  h->name = name; /* a view: every reader compares name_len octets */
   h->name_len = nl;
-  if (!h->name) return SMTPC_ENOMEM;
-  if (smtpc__bmemmem(val, vl, "=?", 2) || memchr(val, 0x1b, vl)) {
+  if (has_word_start(val, vl) || memchr(val, 0x1b, vl)) {
     size_t n;
     char *v = memchr(val, 0x1b, vl) ? smtpc__butf8(p, "iso-2022-jp", val, vl, &n)
                                     : smtpc__bstrdup(p, val, vl);
@@ -294,9 +305,20 @@ static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char
   return 0;
 }
 
+/* The octets of a field name (RFC 5322 ftext: printable ASCII but ':'). */
+static const unsigned char ftext[256] = {
+#define F1(c) ((c) > 32 && (c) < 127 && (c) != ':')
+#define F4(c) F1(c), F1(c + 1), F1(c + 2), F1(c + 3)
+#define F16(c) F4(c), F4(c + 4), F4(c + 8), F4(c + 12)
+    F16(0), F16(16), F16(32), F16(48), F16(64), F16(80), F16(96), F16(112),
+#undef F16
+#undef F4
+#undef F1
+};
+
 static int header_name(const char *s, size_t n, size_t *nl) {
   size_t i = 0;
-  while (i < n && s[i] > 32 && s[i] < 127 && s[i] != ':') i++;
+  while (i < n && ftext[(unsigned char)s[i]]) i++;
   if (i == 0 || i >= n || s[i] != ':') {
     /* "Name :" with a space before the colon is seen in old MTAs' DSNs */
     size_t j = i;
@@ -381,31 +403,52 @@ typedef struct ctype {
   char report[40];
 } ctype;
 
-/* One parameter value into out (lower-cased unless keep_case). */
-static void param(const char *v, size_t n, const char *name, char *out, size_t cap, int keep) {
-  size_t k = strlen(name);
-  out[0] = '\0';
-  for (size_t i = 0; i + k < n; i++) {
-    if ((i == 0 || v[i - 1] == ';' || is_wsp(v[i - 1])) && smtpc__bstarts(v + i, n - i, name)) {
-      size_t j = i + k;
-      while (j < n && is_wsp(v[j])) j++;
-      if (j >= n || v[j] != '=') continue;
-      j++;
-      while (j < n && is_wsp(v[j])) j++;
-      size_t o = 0;
-      if (j < n && v[j] == '"') {
-        j++;
-        while (j < n && v[j] != '"' && o < cap - 1) {
-          if (v[j] == '\\' && j + 1 < n) j++;
-          out[o++] = v[j++];
-        }
-      } else {
-        while (j < n && v[j] != ';' && !is_wsp(v[j]) && o < cap - 1) out[o++] = v[j++];
-      }
-      out[o] = '\0';
-      if (!keep)
-        for (size_t t = 0; t < o; t++) out[t] = (char)lower((unsigned char)out[t]);
-      return;
+/* The value of the parameter at v[j..n) (j just after its name) into out, lower-cased unless
+ * keep; 0 when no '=' follows the name (not this parameter: the search goes on). */
+static int param_value(const char *v, size_t n, size_t j, char *out, size_t cap, int keep) {
+  while (j < n && is_wsp(v[j])) j++;
+  if (j >= n || v[j] != '=') return 0;
+  j++;
+  while (j < n && is_wsp(v[j])) j++;
+  size_t o = 0;
+  if (j < n && v[j] == '"') {
+    j++;
+    while (j < n && v[j] != '"' && o < cap - 1) {
+      if (v[j] == '\\' && j + 1 < n) j++;
+      out[o++] = v[j++];
+    }
+  } else {
+    while (j < n && v[j] != ';' && !is_wsp(v[j]) && o < cap - 1) out[o++] = v[j++];
+  }
+  out[o] = '\0';
+  if (!keep)
+    for (size_t t = 0; t < o; t++) out[t] = (char)lower((unsigned char)out[t]);
+  return 1;
+}
+
+/* boundary, charset and report-type in one pass over the value: a name counts where it starts
+ * the value or follows ';' or white space, and the first one followed by '=' gives the value. */
+static void params(const char *v, size_t n, ctype *ct) {
+  static const struct {
+    const char *name;
+    size_t len;
+    size_t off, cap;
+    int keep;
+  } want[] = {
+      {"boundary", 8, offsetof(ctype, boundary), sizeof ct->boundary, 1},
+      {"charset", 7, offsetof(ctype, charset), sizeof ct->charset, 0},
+      {"report-type", 11, offsetof(ctype, report), sizeof ct->report, 0},
+  };
+  int found = 0;
+  for (size_t i = 0; i < n && found != 7; i++) {
+    if (i > 0 && v[i - 1] != ';' && !is_wsp(v[i - 1])) continue;
+    int c = lower((unsigned char)v[i]);
+    for (int w = 0; w < 3; w++) {
+      if (found & (1 << w) || c != want[w].name[0] || i + want[w].len >= n ||
+          !smtpc__bstarts(v + i, n - i, want[w].name))
+        continue;
+      if (param_value(v, n, i + want[w].len, (char *)ct + want[w].off, want[w].cap, want[w].keep))
+        found |= 1 << w;
     }
   }
 }
@@ -418,9 +461,7 @@ static void parse_ctype(const char *v, size_t n, const char *deflt, ctype *ct) {
     while (i < n && is_wsp(v[i])) i++;
     while (i < n && v[i] != ';' && !is_wsp(v[i]) && k < sizeof ct->type - 1)
       ct->type[k++] = (char)lower((unsigned char)v[i++]);
-    param(v, n, "boundary", ct->boundary, sizeof ct->boundary, 1);
-    param(v, n, "charset", ct->charset, sizeof ct->charset, 0);
-    param(v, n, "report-type", ct->report, sizeof ct->report, 0);
+    params(v, n, ct);
   }
   ct->type[k] = '\0';
   if (!k || !strchr(ct->type, '/')) strcpy(ct->type, deflt);

@@ -65,10 +65,9 @@ const char *smtpc__bfind(const char *hay, size_t n, const char *needle) {
 }
 
 int smtpc__bstarts(const char *s, size_t n, const char *prefix) {
-  size_t k = strlen(prefix);
-  if (k > n) return 0;
-  for (size_t i = 0; i < k; i++)
-    if (lower_tab[(unsigned char)s[i]] != lower_tab[(unsigned char)prefix[i]]) return 0;
+  /* the prefix's end found on the way (no strlen first): most calls fail at the first octet */
+  for (size_t i = 0; prefix[i]; i++)
+    if (i >= n || lower_tab[(unsigned char)s[i]] != lower_tab[(unsigned char)prefix[i]]) return 0;
   return 1;
 }
 
