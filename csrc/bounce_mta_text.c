@@ -138,10 +138,28 @@ static const struct {
     {"command 'MAIL FROM", "MAIL"},     {"command 'DATA", "DATA"},
 };
 
+/* The first row (in table order) whose phrase occurs anywhere in s: one pass over the text,
+ * each position compared only with the rows whose phrase starts with its letter, and only
+ * with rows before the best one found so far. */
 const char *smtpc__bmta_command(const char *s, size_t n) {
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (smtpc__bfind(s, n, commands[i].phrase)) return commands[i].command;
-  return NULL;
+  enum { NC = sizeof commands / sizeof commands[0] };
+  uint8_t head[256], next[NC];
+  memset(head, 0xff, sizeof head);
+  for (size_t i = NC; i-- > 0;) { /* chains in table order */
+    int c = lower((unsigned char)commands[i].phrase[0]);
+    next[i] = head[c];
+    head[c] = (uint8_t)i;
+    if (c >= 'a' && c <= 'z') head[c - 32] = (uint8_t)i;
+  }
+  size_t best = NC;
+  for (size_t j = 0; j < n && best > 0; j++)
+    for (size_t i = head[(unsigned char)s[j]]; i < best; i = next[i]) {
+      const char *ph = commands[i].phrase;
+      size_t t = 1; /* ph[0] matched: it chose the chain */
+      while (ph[t] && j + t < n && lower((unsigned char)s[j + t]) == lower((unsigned char)ph[t])) t++;
+      if (!ph[t]) best = i;
+    }
+  return best < NC ? commands[best].command : NULL;
 }
 
 static int host_char(int c) {
