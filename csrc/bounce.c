@@ -212,10 +212,9 @@ smtpc_bounce *smtpc__bounce_rec(smtpc__bmsg *m, size_t i) {
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-/* Copy with white space runs squeezed to one space and the ends trimmed. */
-static char *squeeze(smtpc_bounce_parser *p, const char *s, size_t n, size_t *out_len) {
-  char *d = smtpc__balloc(p, n + 1);
-  if (!d) return NULL;
+/* s[0..n) into d with white space runs squeezed to one space and the ends trimmed; returns the
+ * length written (at most n; no NUL added). */
+static size_t squeeze_into(char *d, const char *s, size_t n) {
   size_t k = 0;
   int space = 0;
   for (size_t i = 0; i < n; i++) {
@@ -227,6 +226,14 @@ static char *squeeze(smtpc_bounce_parser *p, const char *s, size_t n, size_t *ou
     space = 0;
     d[k++] = s[i];
   }
+  return k;
+}
+
+/* Copy with white space runs squeezed to one space and the ends trimmed. */
+static char *squeeze(smtpc_bounce_parser *p, const char *s, size_t n, size_t *out_len) {
+  char *d = smtpc__balloc(p, n + 1);
+  if (!d) return NULL;
+  size_t k = squeeze_into(d, s, n);
   d[k] = '\0';
   *out_len = k;
   return d;
@@ -272,6 +279,21 @@ int smtpc__bounce_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char 
   const char *old = r->field[field];
   if (!old) return smtpc__bounce_set(m, r, field, s, len);
   size_t ol = strlen(old);
+  if (field != SMTPC_BOUNCE_F_RECIPIENT && ol && old[ol - 1] != ' ') {
+    /* every field but the recipient holds what squeeze() made of it (bounce_set is the only
+     * writer but for fixed words), so squeezing old + ' ' + s again would give old back:
+     * only the new words are squeezed, onto a copy of old (appending stays linear). Not when
+     * old ends in a space or is empty: a NUL octet the text carried cut it short there. */
+    char *d = smtpc__balloc(m->p, ol + 1 + len + 1);
+    if (!d) return SMTPC_ENOMEM;
+    size_t k = squeeze_into(d + ol + 1, s, len);
+    if (!k) return 0; /* nothing but white space: the field stays as it is */
+    memcpy(d, old, ol);
+    d[ol] = ' ';
+    d[ol + 1 + k] = '\0';
+    r->field[field] = d;
+    return 0;
+  }
   char *tmp = smtpc__balloc(m->p, ol + 1 + len + 1);
   if (!tmp) return SMTPC_ENOMEM;
   memcpy(tmp, old, ol);

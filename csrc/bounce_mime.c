@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,21 @@ static iconv_t get_iconv(smtpc_bounce_parser *p, const char *cs) {
   return cd;
 }
 
+/* No octet >= 0x80 and no ESC in s[0..n)? Eight octets a step. */
+static int plain_ascii(const char *s, size_t n) {
+  const uint64_t high = 0x8080808080808080u, ones = 0x0101010101010101u, esc = 0x1b * ones;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w, x;
+    memcpy(&w, s + i, 8);
+    x = w ^ esc; /* a zero octet where s holds ESC */
+    if ((w & high) || ((x - ones) & ~x & high)) return 0;
+  }
+  for (; i < n; i++)
+    if ((unsigned char)s[i] >= 0x80 || s[i] == 0x1b) return 0;
+  return 1;
+}
+
 /* s[0..n) -> UTF-8 with LF line ends. Text without 8-bit octets or ESC needs no converter:
  * that is nearly every bounce, so the common case is one copying pass. */
 char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
@@ -60,12 +76,7 @@ char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, s
   /* undeclared ISO-2022-JP (older Japanese MTAs write it with no MIME header at all) */
   if (!cs[0] && memchr(s, 0x1b, n) && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
   int convert = cs[0] && strcmp(cs, "utf-8") && strcmp(cs, "us-ascii") && strcmp(cs, "utf8");
-  if (convert) { /* a declared charset over plain ASCII needs no converter either */
-    int plain = 1;
-    for (size_t i = 0; i < n && plain; i++)
-      if ((unsigned char)s[i] >= 0x80 || s[i] == 0x1b) plain = 0;
-    convert = !plain;
-  }
+  if (convert) convert = !plain_ascii(s, n); /* a declared charset over it needs no converter */
   if (!strcmp(cs, "utf-7")) convert = 1; /* all 7-bit, yet encoded */
   const char *src = s;
   size_t srclen = n;
