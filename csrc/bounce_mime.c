@@ -67,17 +67,41 @@ static int plain_ascii(const char *s, size_t n) {
 
 /* s[0..n) -> UTF-8 with LF line ends. Text without 8-bit octets or ESC needs no converter:
  * that is nearly every bounce, so the common case is one copying pass. */
-char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
-                   size_t *out_len) {
-  char cs[32];
+/* The charset s[0..n) is read in (lower-cased into cs) and whether it needs a converter. */
+static int want_converter(const char *charset, const char *s, size_t n, char cs[32]) {
   size_t k = 0;
-  for (; charset && charset[k] && k < sizeof cs - 1; k++) cs[k] = (char)lower((unsigned char)charset[k]);
+  for (; charset && charset[k] && k < 31; k++) cs[k] = (char)lower((unsigned char)charset[k]);
   cs[k] = '\0';
   /* undeclared ISO-2022-JP (older Japanese MTAs write it with no MIME header at all) */
   if (!cs[0] && memchr(s, 0x1b, n) && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
   int convert = cs[0] && strcmp(cs, "utf-8") && strcmp(cs, "us-ascii") && strcmp(cs, "utf8");
   if (convert) convert = !plain_ascii(s, n); /* a declared charset over it needs no converter */
   if (!strcmp(cs, "utf-7")) convert = 1; /* all 7-bit, yet encoded */
+  return convert;
+}
+
+/* Could converting a text in `charset` be noted ("unknown charset")? Only when iconv does not
+ * know the charset the text may turn out to be in (the declared one, or ISO-2022-JP found in an
+ * undeclared text); UTF-8 and ASCII are never converted. */
+static int charset_unknown(smtpc_bounce_parser *p, const char *charset) {
+  char cs[32];
+  want_converter(charset, "", 0, cs);
+  if (!cs[0]) strcpy(cs, "iso-2022-jp");
+  if (!strcmp(cs, "utf-8") || !strcmp(cs, "us-ascii") || !strcmp(cs, "utf8")) return 0;
+  return get_iconv(p, cs) == (iconv_t)-1;
+}
+
+/* What smtpc__butf8 notes about s[0..n), for a text nobody reads: no conversion made. */
+static void charset_note(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n) {
+  char cs[32];
+  if (want_converter(charset, s, n, cs) && get_iconv(p, cs) == (iconv_t)-1)
+    smtpc__bnote(p, "unknown charset %s", cs);
+}
+
+char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
+                   size_t *out_len) {
+  char cs[32];
+  int convert = want_converter(charset, s, n, cs);
   const char *src = s;
   size_t srclen = n;
   char *conv = NULL;
@@ -135,7 +159,8 @@ static int b64val(int c) {
   return -1;
 }
 
-/* Returns the decoded length, or -1 - (offset of the first bad octet). */
+/* Returns the decoded length, or -1 - (offset of the first bad octet). With out NULL, only
+ * checks. */
 static long b64decode(const char *s, size_t n, char *out) {
   unsigned acc = 0;
   int bits = 0;
@@ -150,7 +175,8 @@ static long b64decode(const char *s, size_t n, char *out) {
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out[k++] = (char)((acc >> bits) & 0xff);
+      if (out) out[k] = (char)((acc >> bits) & 0xff);
+      k++;
     }
   }
   return (long)k;
@@ -506,6 +532,14 @@ static int add_part(smtpc_bounce_parser *p, const ctype *ct, size_t hfirst, size
   return 0;
 }
 
+/* The parts whose text the parser reads: the body (the first text/plain), delivery-status and
+ * feedback-report parts, outside a returned message (bounce.c view(), bounce_dsn.c). */
+static int read_type(const char *type) {
+  return !strcmp(type, "text/plain") || !strcmp(type, "message/delivery-status") ||
+         !strcmp(type, "message/global-delivery-status") ||
+         !strcmp(type, "message/feedback-report");
+}
+
 static int wanted_text(const char *type) {
   return !strncmp(type, "text/", 5) || !strncmp(type, "message/", 8) ||
          !strcmp(type, "application/json");
@@ -614,6 +648,19 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
   if (wanted_text(ct.type) || is822) {
     long bad;
     size_t rawl;
+    /* Only some parts' text is read (read_type); a returned message's headers are parsed
+     * once. Other parts are not decoded: they keep an empty text, and only what decoding
+     * them would have noted is noted (bad base64, an unknown charset). */
+    int read = !is822 && !in822 && read_type(ct.type);
+    if (!read && !(is822 && !p->have_orig && !in822) && !charset_unknown(p, ct.charset)) {
+      if (cte && smtpc__bstarts(cte, ctel, "base64") && (bad = b64decode(buf + pos, end - pos, NULL)) < 0) {
+        smtpc__bnote(p, "part %zu (%s) skipped: bad base64 at octet %zu", p->nparts_seen, ct.type,
+                     base + pos + (size_t)(-1 - bad));
+        return 0;
+      }
+      if (is822 && (size_t)depth + 1 > p->lim.max_depth) return smtpc__bfail(p, SMTPC_ETOODEEP, base + start);
+      return add_part(p, &ct, hfirst, hn, "", 0, depth, is822 || in822);
+    }
     const char *raw = undo_cte(p, cte, ctel, buf + pos, end - pos, &rawl, &bad);
     if (!raw && bad < 0) return SMTPC_ENOMEM;
     if (!raw) {
@@ -636,9 +683,12 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
         p->orig_n = p->nhdr - of;
         p->have_orig = p->orig_n > 0;
       }
-      char *u = smtpc__butf8(p, ct.charset, raw, hdr_end, &len);
-      if (!u) return SMTPC_ENOMEM;
-      return add_part(p, &ct, hfirst, hn, u, len, depth, 1);
+      charset_note(p, ct.charset, raw, hdr_end);
+      return add_part(p, &ct, hfirst, hn, "", 0, depth, 1);
+    }
+    if (!read) {
+      charset_note(p, ct.charset, raw, rawl);
+      return add_part(p, &ct, hfirst, hn, "", 0, depth, in822);
     }
     char *u = smtpc__butf8(p, ct.charset, raw, rawl, &len);
     if (!u) return SMTPC_ENOMEM;
