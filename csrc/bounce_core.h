@@ -22,6 +22,8 @@ struct smtpc_bounce_parser {
   size_t len, cap;
   int truncated;             /* octets beyond max_message were dropped                   */
   int nocr;                  /* msg holds no CR: its lines end at LF alone (bounce_mime.c) */
+  int noword;                /* msg holds no ESC and no "=?": its header fields need no
+                                RFC 2047 or ISO-2022-JP decoding (bounce_mime.c)           */
   int err;                   /* sticky error of feed/finish                              */
   uint64_t erroff;
   smtpc__chunk *arena;       /* head = the chunk in use; older ones follow               */

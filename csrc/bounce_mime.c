@@ -312,9 +312,11 @@ static int has_word_start(const char *v, size_t n) {
   return 0;
 }
 
-/* val is bheaders' arena copy of the unfolded value, with room for a NUL after it. */
+/* val is bheaders' arena copy of the unfolded value, with room for a NUL after it. With
+ * plain, its source holds no ESC and no "=?" (unfolding joins lines with a space, so it
+ * makes neither): nothing to decode. */
 static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char *val,
-                       size_t vl) {
+                       size_t vl, int plain) {
   if (p->nhdr == p->caphdr) {
     size_t cap = p->caphdr ? p->caphdr * 2 : 64;
     smtpc__bheader *h = realloc(p->hdr, cap * sizeof *h);
@@ -325,7 +327,7 @@ static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char
   smtpc__bheader *h = &p->hdr[p->nhdr];
   h->name = name; /* a view: every reader compares name_len octets */
   h->name_len = nl;
-  if (has_word_start(val, vl) || memchr(val, 0x1b, vl)) {
+  if (!plain && (has_word_start(val, vl) || memchr(val, 0x1b, vl))) {
     size_t n;
     char *v = memchr(val, 0x1b, vl) ? smtpc__butf8(p, "iso-2022-jp", val, vl, &n)
                                     : smtpc__bstrdup(p, val, vl);
@@ -377,7 +379,10 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   size_t nl = 0;
   char *val = NULL;
   size_t vl = 0, vcap = 0;
-  int rc = 0, nocr = msg == p->msg && p->nocr;
+  /* a text inside the message (the message itself, a returned message not encoded) has its
+   * properties; a decoded one is looked at line by line */
+  int inmsg = (uintptr_t)msg >= (uintptr_t)p->msg && (uintptr_t)msg <= (uintptr_t)(p->msg + p->len);
+  int rc = 0, nocr = inmsg && p->nocr, plain = inmsg && p->noword;
   while (1) {
     size_t here = at;
     if (!next_line(msg, end, &at, &line, &ll, nocr)) break;
@@ -408,7 +413,7 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
       at = here; /* not a header: the body starts here without an empty line */
       break;
     }
-    if (name && (rc = push_header(p, name, nl, val, vl))) return rc;
+    if (name && (rc = push_header(p, name, nl, val, vl, plain))) return rc;
     if (p->nhdr - first >= p->lim.max_headers) return smtpc__bfail(p, SMTPC_ETOOMANYHEADERS, base + line);
     started = 1;
     name = s;
@@ -425,7 +430,7 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   }
   if (name) {
     while (vl && is_wsp(val[vl - 1])) vl--;
-    if ((rc = push_header(p, name, nl, val, vl))) return rc;
+    if ((rc = push_header(p, name, nl, val, vl, plain))) return rc;
   }
   *pos = at;
   return 0;
@@ -671,19 +676,21 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
     if (is822) {
       /* the returned message: only its header fields matter, and only the first one's */
       if ((size_t)depth + 1 > p->lim.max_depth) return smtpc__bfail(p, SMTPC_ETOODEEP, base + start);
-      size_t hdr_end = 0, at = 0, line, ll;
-      while (smtpc__bnext_line(raw, rawl, &at, &line, &ll))
-        if (ll == 0) break;
-      hdr_end = at;
       if (!p->have_orig && !in822) {
+        /* read up to the text's end: the fields stop at the first empty line all the same */
         size_t of = p->nhdr, hp = 0;
         size_t ob = raw == buf + pos ? base + pos : base + pos; /* offsets of decoded text are approximate */
-        if ((rc = smtpc__bheaders(p, raw, hdr_end, &hp, ob)) < 0) return rc;
+        if ((rc = smtpc__bheaders(p, raw, rawl, &hp, ob)) < 0) return rc;
         p->orig_first = of;
         p->orig_n = p->nhdr - of;
         p->have_orig = p->orig_n > 0;
       }
-      charset_note(p, ct.charset, raw, hdr_end);
+      if (charset_unknown(p, ct.charset)) { /* what converting its header would have noted */
+        size_t at = 0, line, ll;
+        while (smtpc__bnext_line(raw, rawl, &at, &line, &ll))
+          if (ll == 0) break;
+        charset_note(p, ct.charset, raw, at);
+      }
       return add_part(p, &ct, hfirst, hn, "", 0, depth, 1);
     }
     if (!read) {
@@ -701,6 +708,7 @@ int smtpc__bmime(smtpc_bounce_parser *p) {
   const char *msg = p->msg;
   size_t n = p->len;
   p->nocr = !memchr(msg, '\r', n);
+  p->noword = !memchr(msg, 0x1b, n) && !has_word_start(msg, n);
   /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
    * only a long stretch is looked at for CRs (a CR-only message is one long stretch). A
    * message no longer than the bound has no line longer than it. */
