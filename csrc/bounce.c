@@ -517,10 +517,8 @@ static void view(smtpc_bounce_parser *p, smtpc__bmsg *m) {
   m->nrecords = p->nrec;
 }
 
-int smtpc_bounce_finish(smtpc_bounce_parser *p) {
-  if (!p) return SMTPC_EINVAL;
-  if (p->err) return p->err;
-  if (!p->msg && smtpc_bounce_feed(p, "", 0)) return p->err;
+/* The order of work over p->src[0..srclen). */
+static int finish(smtpc_bounce_parser *p) {
   int rc = smtpc__bmime(p);
   if (rc < 0) return rc;
   smtpc__bmsg m;
@@ -557,11 +555,34 @@ int smtpc_bounce_finish(smtpc_bounce_parser *p) {
   return (int)p->nrec;
 }
 
+int smtpc_bounce_finish(smtpc_bounce_parser *p) {
+  if (!p) return SMTPC_EINVAL;
+  if (p->err) return p->err;
+  if (!p->msg && smtpc_bounce_feed(p, "", 0)) return p->err;
+  p->src = p->msg;
+  p->srclen = p->len;
+  return finish(p);
+}
+
 int smtpc_bounce_parse(smtpc_bounce_parser *p, const char *msg, size_t len) {
   if (!p) return SMTPC_EINVAL;
   smtpc_bounce_reset(p);
-  int rc = smtpc_bounce_feed(p, msg, len);
-  return rc < 0 ? rc : smtpc_bounce_finish(p);
+  if (!msg && len) return SMTPC_EINVAL;
+  /* what feed would have kept of it */
+  if (len > p->lim.max_message) {
+    smtpc__bnote(p, "message cut at octet %zu (size limit)", p->lim.max_message);
+    p->truncated = 1;
+    len = p->lim.max_message;
+  }
+  /* read where it is: copying every message into the parser cost more than some of the
+   * steps that read it. The caller's octets stay unchanged during the call, and nothing the
+   * records hold points into them (every field is an arena copy or a constant). */
+  p->src = msg ? msg : "";
+  p->srclen = len;
+  int rc = finish(p);
+  p->src = NULL;
+  p->srclen = 0;
+  return rc;
 }
 
 const smtpc_bounce *smtpc_bounce_record(const smtpc_bounce_parser *p, size_t i) {

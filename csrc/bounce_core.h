@@ -21,6 +21,9 @@ struct smtpc_bounce_parser {
   char *msg;                 /* the current message as fed (original line ends)          */
   size_t len, cap;
   int truncated;             /* octets beyond max_message were dropped                   */
+  const char *src;           /* the octets finish reads: msg, or smtpc_bounce_parse's
+                                own argument read in place (no copy)                     */
+  size_t srclen;
   int nocr;                  /* msg holds no CR: its lines end at LF alone (bounce_mime.c) */
   int noword;                /* msg holds no ESC and no "=?": its header fields need no
                                 RFC 2047 or ISO-2022-JP decoding (bounce_mime.c)           */

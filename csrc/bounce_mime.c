@@ -381,7 +381,7 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   size_t vl = 0, vcap = 0;
   /* a text inside the message (the message itself, a returned message not encoded) has its
    * properties; a decoded one is looked at line by line */
-  int inmsg = (uintptr_t)msg >= (uintptr_t)p->msg && (uintptr_t)msg <= (uintptr_t)(p->msg + p->len);
+  int inmsg = (uintptr_t)msg >= (uintptr_t)p->src && (uintptr_t)msg <= (uintptr_t)(p->src + p->srclen);
   int rc = 0, nocr = inmsg && p->nocr, plain = inmsg && p->noword;
   while (1) {
     size_t here = at;
@@ -585,7 +585,7 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
   size_t at = pos, line, ll, part_start = 0, nparts = 0;
   int open = 0, closed = 0;
   size_t prev_end = pos; /* end of the line before the current one, line end excluded */
-  while (next_line(buf, end, &at, &line, &ll, p->nocr)) { /* buf is p->msg */
+  while (next_line(buf, end, &at, &line, &ll, p->nocr)) { /* buf is p->src */
     const char *s = buf + line;
     if (ll >= bl + 2 && s[0] == '-' && s[1] == '-' && !memcmp(s + 2, ct->boundary, bl)) {
       size_t r = bl + 2;
@@ -705,8 +705,8 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
 }
 
 int smtpc__bmime(smtpc_bounce_parser *p) {
-  const char *msg = p->msg;
-  size_t n = p->len;
+  const char *msg = p->src;
+  size_t n = p->srclen;
   p->nocr = !memchr(msg, '\r', n);
   p->noword = !memchr(msg, 0x1b, n) && !has_word_start(msg, n);
   /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
