@@ -364,11 +364,26 @@ static const char *find_phrase(const char *t, size_t n, size_t nlead) {
 /* The first reply code in a diagnostic: "said: 550 5.1.1 ...", "<<< 421 ...", "smtp; 554-...".
  * A code stands alone: not part of a number, an address or a host name. Returns its offset
  * (or -1) and the code in *code; want (0 = any) asks for one code in particular. */
+/* The next octet at or after i that is one of the `nlead` digits lead[] ("45" or "452"), or n;
+ * next[k] caches where lead[k] was found (memchr skips the prose between). */
+static size_t next_lead(const char *t, size_t n, size_t i, const char *lead, size_t nlead,
+                        const char **next) {
+  size_t best = n;
+  for (size_t k = 0; k < nlead; k++) {
+    if (next[k] && next[k] < t + i) next[k] = i < n ? memchr(t + i, lead[k], n - i) : NULL;
+    if (next[k] && (size_t)(next[k] - t) < best) best = (size_t)(next[k] - t);
+  }
+  return best;
+}
+
 static long find_code(const char *t, size_t n, int want, int *code, int with2) {
-  for (size_t i = 0; i + 3 <= n; i++) {
-    if ((t[i] != '4' && t[i] != '5' && (t[i] != '2' || !with2)) || t[i + 1] < '0' || t[i + 1] > '5' ||
-        t[i + 2] < '0' || t[i + 2] > '9')
-      continue;
+  const size_t nlead = with2 ? 3 : 2;
+  const char *next[3];
+  size_t i = 0;
+  if (n < 3) return -1;
+  for (size_t k = 0; k < nlead; k++) next[k] = memchr(t, "452"[k], n);
+  for (; (i = next_lead(t, n, i, "452", nlead, next)) + 3 <= n; i++) {
+    if (t[i + 1] < '0' || t[i + 1] > '5' || t[i + 2] < '0' || t[i + 2] > '9') continue;
     if (i > 0 && (!t[i - 1] || !strchr(" :;(<[\"'#=", t[i - 1]))) continue;
     if (i + 3 < n && (!t[i + 3] || !strchr(" -;:,)", t[i + 3]))) continue;
     if (i + 4 < n && (t[i + 3] == ':' || t[i + 3] == ',') && t[i + 4] >= '0' && t[i + 4] <= '9') continue;
@@ -412,10 +427,9 @@ static const char *paragraph(smtpc__bmsg *m, size_t from, const char *rcpt, size
   if (from >= m->body_len) return NULL;
   const char *at = smtpc__bfind(m->body + from, m->body_len - from, rcpt);
   if (!at) return NULL;
-  size_t start = (size_t)(at - m->body), end = start;
+  size_t start = (size_t)(at - m->body), end;
   while (start && !(m->body[start - 1] == '\n' && start >= 2 && m->body[start - 2] == '\n')) start--;
-  while (end < m->body_len && !(m->body[end] == '\n' && end + 1 < m->body_len && m->body[end + 1] == '\n')) end++;
-  if (end - start > 2000) end = start + 2000;
+  end = smtpc__bpara_end(m->body, m->body_len, (size_t)(at - m->body), start + 2000);
   *len = end - start;
   return m->body + start;
 }

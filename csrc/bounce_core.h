@@ -58,6 +58,9 @@ int smtpc__bnext_line(const char *msg, size_t end, size_t *pos, size_t *line, si
 
 /* bounce_util.c: memmem, which C99 and POSIX lack */
 const char *smtpc__bmemmem(const char *hay, size_t n, const char *needle, size_t k);
+/* The end of the paragraph of t[0..len) that goes on at `from`: the first LF at or after from
+ * that another LF follows, else len; and no further than `cap`. */
+size_t smtpc__bpara_end(const char *t, size_t len, size_t from, size_t cap);
 
 /* bounce_mime.c: the MIME tree of p->msg into p->hdr / p->part. Returns 0 or an error. */
 int smtpc__bmime(smtpc_bounce_parser *p);

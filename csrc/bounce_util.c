@@ -123,6 +123,18 @@ int smtpc__bmta_none(smtpc__bmsg *m) {
   return 0;
 }
 
+size_t smtpc__bpara_end(const char *t, size_t len, size_t from, size_t cap) {
+  size_t lim = cap < len ? cap + 1 : len; /* an end found at cap is still cap */
+  for (size_t e = from; e < lim;) {
+    const char *nl = memchr(t + e, '\n', lim - e);
+    if (!nl) break;
+    e = (size_t)(nl - t);
+    if (e + 1 < len && t[e + 1] == '\n') return e;
+    e++;
+  }
+  return cap < len ? cap : len;
+}
+
 const char *smtpc__bmemmem(const char *hay, size_t n, const char *needle, size_t k) {
   if (k == 0) return hay;
   while (n >= k) {
