@@ -483,7 +483,10 @@ static void params(const char *v, size_t n, ctype *ct) {
   };
   int found = 0;
   for (size_t i = 0; i < n && found != 7; i++) {
-    if (i > 0 && v[i - 1] != ';' && !is_wsp(v[i - 1])) continue;
+    if (i > 0 && v[i - 1] != ';' && !is_wsp(v[i - 1])) {
+      while (i < n && v[i] != ';' && !is_wsp(v[i])) i++; /* to the next delimiter ... */
+      continue;                                           /* ... and the octet after it */
+    }
     int c = lower((unsigned char)v[i]);
     for (int w = 0; w < 3; w++) {
       if (found & (1 << w) || c != want[w].name[0] || i + want[w].len >= n ||
