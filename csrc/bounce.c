@@ -31,7 +31,7 @@ static const struct {
 
 /* ---- memory -------------------------------------------------------------------------------- */
 
-void *smtpc__balloc(smtpc_bounce_parser *p, size_t n) {
+void *smtpc__balloc_chunk(smtpc_bounce_parser *p, size_t n) {
   n = (n + 7) & ~(size_t)7;
   smtpc__chunk *c = p->arena;
   if (!c || c->size - c->used < n) {

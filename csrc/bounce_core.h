@@ -49,7 +49,19 @@ struct smtpc_bounce_parser {
 };
 
 /* bounce.c */
-void *smtpc__balloc(smtpc_bounce_parser *p, size_t n);     /* arena memory; NULL = no memory */
+void *smtpc__balloc_chunk(smtpc_bounce_parser *p, size_t n); /* smtpc__balloc, a new chunk  */
+/* Arena memory; NULL = no memory. Inline: every header field and record field takes some, and
+ * the call cost more than the bump. */
+static inline void *smtpc__balloc(smtpc_bounce_parser *p, size_t n) {
+  size_t r = (n + 7) & ~(size_t)7;
+  smtpc__chunk *c = p->arena;
+  if (c && r >= n && c->size - c->used >= r) {
+    void *d = c->data + c->used;
+    c->used += r;
+    return d;
+  }
+  return smtpc__balloc_chunk(p, n);
+}
 char *smtpc__bstrdup(smtpc_bounce_parser *p, const char *s, size_t n);  /* NUL added      */
 void smtpc__bnote(smtpc_bounce_parser *p, const char *fmt, ...);
 int smtpc__bfail(smtpc_bounce_parser *p, int err, size_t offset);      /* sets, returns err */
