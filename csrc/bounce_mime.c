@@ -585,33 +585,45 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
                      size_t base, int depth, int in822, const ctype *ct) {
   size_t bl = strlen(ct->boundary);
   const char *child = !strcmp(ct->type, "multipart/digest") ? "message/rfc822" : "text/plain";
-  size_t at = pos, line, ll, part_start = 0, nparts = 0;
+  size_t part_start = 0, nparts = 0;
   int open = 0, closed = 0;
-  size_t prev_end = pos; /* end of the line before the current one, line end excluded */
-  while (next_line(buf, end, &at, &line, &ll, p->nocr)) { /* buf is p->src */
-    const char *s = buf + line;
-    if (ll >= bl + 2 && s[0] == '-' && s[1] == '-' && !memcmp(s + 2, ct->boundary, bl)) {
-      size_t r = bl + 2;
-      int close = ll >= r + 2 && s[r] == '-' && s[r + 1] == '-';
-      if (close) r += 2;
-      while (r < ll && is_wsp(s[r])) r++;
-      if (r == ll) {
-        if (open) {
-          int rc = entity(p, buf, part_start, prev_end, base, depth + 1, in822, child);
-          if (rc < 0) return rc;
-          nparts++;
-        }
-        if (close) {
-          closed = 1;
-          break;
-        }
-        open = 1;
-        part_start = at;
-        prev_end = at;
-        continue;
-      }
+  /* A boundary line starts with "--": memchr goes from '-' to '-' (base64 has none, prose
+   * few) instead of from line to line, and only a "--" that starts a line is looked at. Lines
+   * end at LF, CR LF or a lone CR, as next_line() splits them. */
+  for (size_t from = pos; from < end;) {
+    const char *d = memchr(buf + from, '-', end - from);
+    if (!d) break;
+    size_t q = (size_t)(d - buf), j, at;
+    from = q + 1;
+    if (q + 1 >= end || buf[q + 1] != '-') continue;
+    if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') continue; /* not a line start */
+    const char *nl = memchr(buf + q, '\n', end - q), *cr;
+    j = nl ? (size_t)(nl - buf) : end;
+    if (!p->nocr && (cr = memchr(buf + q, '\r', j - q)) != NULL) j = (size_t)(cr - buf);
+    size_t ll = j - q;
+    const char *s = buf + q;
+    if (ll < bl + 2 || memcmp(s + 2, ct->boundary, bl)) continue;
+    size_t r = bl + 2;
+    int close = ll >= r + 2 && s[r] == '-' && s[r + 1] == '-';
+    if (close) r += 2;
+    while (r < ll && is_wsp(s[r])) r++;
+    if (r != ll) continue;
+    at = j; /* past the line end: CR LF is one */
+    if (at < end && buf[at] == '\r') at++;
+    if (at < end && buf[at] == '\n' && (at == j || buf[at - 1] == '\r')) at++;
+    if (open) {
+      /* the part ends where the line before this one does (without its line end) */
+      size_t prev_end = q == part_start ? q : q - (buf[q - 1] == '\n' && q >= 2 && buf[q - 2] == '\r' ? 2 : 1);
+      int rc = entity(p, buf, part_start, prev_end, base, depth + 1, in822, child);
+      if (rc < 0) return rc;
+      nparts++;
     }
-    prev_end = line + ll;
+    if (close) {
+      closed = 1;
+      break;
+    }
+    open = 1;
+    part_start = from = at;
   }
   if (open && !closed) {
     smtpc__bnote(p, "no closing boundary at octet %zu", base + end);
