@@ -382,7 +382,9 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   /* a text inside the message (the message itself, a returned message not encoded) has its
    * properties; a decoded one is looked at line by line */
   int inmsg = (uintptr_t)msg >= (uintptr_t)p->src && (uintptr_t)msg <= (uintptr_t)(p->src + p->srclen);
-  int rc = 0, nocr = inmsg && p->nocr, plain = inmsg && p->noword;
+  int rc = 0, plain = inmsg && p->noword;
+  /* lines split by one memchr each when no CR can end them (converted text has none) */
+  int nocr = inmsg ? p->nocr : at >= end || !memchr(msg + at, '\r', end - at);
   while (1) {
     size_t here = at;
     if (!next_line(msg, end, &at, &line, &ll, nocr)) break;
