@@ -130,26 +130,41 @@ static const struct {
 };
 
 /* The first row (in table order) whose phrase occurs anywhere in s: one pass over the text,
- * each position compared only with the rows whose phrase starts with its letter, and only
- * with rows before the best one found so far. */
+ * each position compared only with the rows whose phrase starts with its letter and goes on
+ * with the next one (most positions stop at one of the two table looks), and only with rows
+ * before the best one found so far. */
 const char *smtpc__bmta_command(const char *s, size_t n) {
   enum { NC = sizeof commands / sizeof commands[0] };
-  uint8_t head[256], next[NC];
+  uint8_t head[256], next[NC], gid[256]; /* gid: a group per first letter (at most 16) */
+  uint16_t second[256];                   /* second[c]: the groups whose phrases go on with c */
+  unsigned ngroups = 0;
   memset(head, 0xff, sizeof head);
+  memset(gid, 0xff, sizeof gid);
+  memset(second, 0, sizeof second);
   for (size_t i = NC; i-- > 0;) { /* chains in table order */
     int c = lower((unsigned char)commands[i].phrase[0]);
     next[i] = head[c];
     head[c] = (uint8_t)i;
     if (c >= 'a' && c <= 'z') head[c - 32] = (uint8_t)i;
   }
+  for (size_t i = 0; i < NC; i++) { /* every phrase has two letters at least */
+    int c = lower((unsigned char)commands[i].phrase[0]), d = lower((unsigned char)commands[i].phrase[1]);
+    if (gid[c] == 0xff) gid[c] = (uint8_t)(ngroups < 15 ? ngroups++ : 15); /* 15: shared, still right */
+    if (c >= 'a' && c <= 'z') gid[c - 32] = gid[c];
+    second[d] |= (uint16_t)(1u << gid[c]);
+    if (d >= 'a' && d <= 'z') second[d - 32] |= (uint16_t)(1u << gid[c]);
+  }
   size_t best = NC;
-  for (size_t j = 0; j < n && best > 0; j++)
+  for (size_t j = 0; j + 1 < n && best > 0; j++) {
+    unsigned g = gid[(unsigned char)s[j]];
+    if (g == 0xff || !(second[(unsigned char)s[j + 1]] >> g & 1)) continue;
     for (size_t i = head[(unsigned char)s[j]]; i < best; i = next[i]) {
       const char *ph = commands[i].phrase;
       size_t t = 1; /* ph[0] matched: it chose the chain */
       while (ph[t] && j + t < n && lower((unsigned char)s[j + t]) == lower((unsigned char)ph[t])) t++;
       if (!ph[t]) best = i;
     }
+  }
   return best < NC ? commands[best].command : NULL;
 }
 
