@@ -210,21 +210,21 @@ smtpc_bounce *smtpc__bounce_rec(smtpc__bmsg *m, size_t i) {
   return i < m->p->nrec ? &m->p->rec[i] : NULL;
 }
 
-static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 /* s[0..n) into d with white space runs squeezed to one space and the ends trimmed; returns the
  * length written (at most n; no NUL added). */
 static size_t squeeze_into(char *d, const char *s, size_t n) {
-  size_t k = 0;
-  int space = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (is_ws(s[i])) {
-      space = 1;
+  static const unsigned char ws[256] = {['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1};
+  size_t k = 0, i = 0;
+  while (i < n && ws[(unsigned char)s[i]]) i++; /* leading white space */
+  while (i < n) {
+    unsigned char c = (unsigned char)s[i++];
+    if (!ws[c]) {
+      d[k++] = (char)c;
       continue;
     }
-    if (space && k) d[k++] = ' ';
-    space = 0;
-    d[k++] = s[i];
+    while (i < n && ws[(unsigned char)s[i]]) i++; /* a run: one space, none at the end */
+    if (i < n) d[k++] = ' ';
   }
   return k;
 }
