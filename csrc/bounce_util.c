@@ -108,10 +108,8 @@ int smtpc__baddr(const char *s, size_t n, const char **addr, size_t *addr_len) {
 
 const char *smtpc__bheader_get(const smtpc__bheader *h, size_t n, const char *name, size_t *len) {
   size_t k = strlen(name);
-  unsigned char first = lower_tab[(unsigned char)name[0]];
   for (size_t i = 0; i < n; i++) {
-    if (h[i].name_len == k && (!k || lower_tab[(unsigned char)h[i].name[0]] == first) &&
-        smtpc__bstarts(h[i].name, k, name)) {
+    if (h[i].name_len == k && smtpc__bstarts(h[i].name, k, name)) {
       if (len) *len = h[i].value_len;
       return h[i].value;
     }
