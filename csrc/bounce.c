@@ -210,7 +210,6 @@ smtpc_bounce *smtpc__bounce_rec(smtpc__bmsg *m, size_t i) {
   return i < m->p->nrec ? &m->p->rec[i] : NULL;
 }
 
-
 /* s[0..n) into d with white space runs squeezed to one space and the ends trimmed; returns the
  * length written (at most n; no NUL added). */
 static size_t squeeze_into(char *d, const char *s, size_t n) {
@@ -361,9 +360,6 @@ static const char *find_phrase(const char *t, size_t n, size_t nlead) {
   return best < NK ? k[best].cmd : NULL;
 }
 
-/* The first reply code in a diagnostic: "said: 550 5.1.1 ...", "<<< 421 ...", "smtp; 554-...".
- * A code stands alone: not part of a number, an address or a host name. Returns its offset
- * (or -1) and the code in *code; want (0 = any) asks for one code in particular. */
 /* The next octet at or after i that is one of the `nlead` digits lead[] ("45" or "452"), or n;
  * next[k] caches where lead[k] was found (memchr skips the prose between). */
 static size_t next_lead(const char *t, size_t n, size_t i, const char *lead, size_t nlead,
@@ -376,6 +372,9 @@ static size_t next_lead(const char *t, size_t n, size_t i, const char *lead, siz
   return best;
 }
 
+/* The first reply code in a diagnostic: "said: 550 5.1.1 ...", "<<< 421 ...", "smtp; 554-...".
+ * A code stands alone: not part of a number, an address or a host name. Returns its offset
+ * (or -1) and the code in *code; want (0 = any) asks for one code in particular. */
 static long find_code(const char *t, size_t n, int want, int *code, int with2) {
   const size_t nlead = with2 ? 3 : 2;
   const char *next[3];
