@@ -31,7 +31,7 @@ static const struct {
 
 /* ---- memory -------------------------------------------------------------------------------- */
 
-void *smtpc__balloc(smtpc_bounce_parser *p, size_t n) {
+void *smtpc__balloc_chunk(smtpc_bounce_parser *p, size_t n) {
   n = (n + 7) & ~(size_t)7;
   smtpc__chunk *c = p->arena;
   if (!c || c->size - c->used < n) {
@@ -210,23 +210,29 @@ smtpc_bounce *smtpc__bounce_rec(smtpc__bmsg *m, size_t i) {
   return i < m->p->nrec ? &m->p->rec[i] : NULL;
 }
 
-static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+/* s[0..n) into d with white space runs squeezed to one space and the ends trimmed; returns the
+ * length written (at most n; no NUL added). */
+static size_t squeeze_into(char *d, const char *s, size_t n) {
+  static const unsigned char ws[256] = {['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1};
+  size_t k = 0, i = 0;
+  while (i < n && ws[(unsigned char)s[i]]) i++; /* leading white space */
+  while (i < n) {
+    unsigned char c = (unsigned char)s[i++];
+    if (!ws[c]) {
+      d[k++] = (char)c;
+      continue;
+    }
+    while (i < n && ws[(unsigned char)s[i]]) i++; /* a run: one space, none at the end */
+    if (i < n) d[k++] = ' ';
+  }
+  return k;
+}
 
 /* Copy with white space runs squeezed to one space and the ends trimmed. */
 static char *squeeze(smtpc_bounce_parser *p, const char *s, size_t n, size_t *out_len) {
   char *d = smtpc__balloc(p, n + 1);
   if (!d) return NULL;
-  size_t k = 0;
-  int space = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (is_ws(s[i])) {
-      space = 1;
-      continue;
-    }
-    if (space && k) d[k++] = ' ';
-    space = 0;
-    d[k++] = s[i];
-  }
+  size_t k = squeeze_into(d, s, n);
   d[k] = '\0';
   *out_len = k;
   return d;
@@ -272,6 +278,21 @@ int smtpc__bounce_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char 
   const char *old = r->field[field];
   if (!old) return smtpc__bounce_set(m, r, field, s, len);
   size_t ol = strlen(old);
+  if (field != SMTPC_BOUNCE_F_RECIPIENT && ol && old[ol - 1] != ' ') {
+    /* every field but the recipient holds what squeeze() made of it (bounce_set is the only
+     * writer but for fixed words), so squeezing old + ' ' + s again would give old back:
+     * only the new words are squeezed, onto a copy of old (appending stays linear). Not when
+     * old ends in a space or is empty: a NUL octet the text carried cut it short there. */
+    char *d = smtpc__balloc(m->p, ol + 1 + len + 1);
+    if (!d) return SMTPC_ENOMEM;
+    size_t k = squeeze_into(d + ol + 1, s, len);
+    if (!k) return 0; /* nothing but white space: the field stays as it is */
+    memcpy(d, old, ol);
+    d[ol] = ' ';
+    d[ol + 1 + k] = '\0';
+    r->field[field] = d;
+    return 0;
+  }
   char *tmp = smtpc__balloc(m->p, ol + 1 + len + 1);
   if (!tmp) return SMTPC_ENOMEM;
   memcpy(tmp, old, ol);
@@ -339,14 +360,29 @@ static const char *find_phrase(const char *t, size_t n, size_t nlead) {
   return best < NK ? k[best].cmd : NULL;
 }
 
+/* The next octet at or after i that is one of the `nlead` digits lead[] ("45" or "452"), or n;
+ * next[k] caches where lead[k] was found (memchr skips the prose between). */
+static size_t next_lead(const char *t, size_t n, size_t i, const char *lead, size_t nlead,
+                        const char **next) {
+  size_t best = n;
+  for (size_t k = 0; k < nlead; k++) {
+    if (next[k] && next[k] < t + i) next[k] = i < n ? memchr(t + i, lead[k], n - i) : NULL;
+    if (next[k] && (size_t)(next[k] - t) < best) best = (size_t)(next[k] - t);
+  }
+  return best;
+}
+
 /* The first reply code in a diagnostic: "said: 550 5.1.1 ...", "<<< 421 ...", "smtp; 554-...".
  * A code stands alone: not part of a number, an address or a host name. Returns its offset
  * (or -1) and the code in *code; want (0 = any) asks for one code in particular. */
 static long find_code(const char *t, size_t n, int want, int *code, int with2) {
-  for (size_t i = 0; i + 3 <= n; i++) {
-    if ((t[i] != '4' && t[i] != '5' && (t[i] != '2' || !with2)) || t[i + 1] < '0' || t[i + 1] > '5' ||
-        t[i + 2] < '0' || t[i + 2] > '9')
-      continue;
+  const size_t nlead = with2 ? 3 : 2;
+  const char *next[3];
+  size_t i = 0;
+  if (n < 3) return -1;
+  for (size_t k = 0; k < nlead; k++) next[k] = memchr(t, "452"[k], n);
+  for (; (i = next_lead(t, n, i, "452", nlead, next)) + 3 <= n; i++) {
+    if (t[i + 1] < '0' || t[i + 1] > '5' || t[i + 2] < '0' || t[i + 2] > '9') continue;
     if (i > 0 && (!t[i - 1] || !strchr(" :;(<[\"'#=", t[i - 1]))) continue;
     if (i + 3 < n && (!t[i + 3] || !strchr(" -;:,)", t[i + 3]))) continue;
     if (i + 4 < n && (t[i + 3] == ':' || t[i + 3] == ',') && t[i + 4] >= '0' && t[i + 4] <= '9') continue;
@@ -390,10 +426,9 @@ static const char *paragraph(smtpc__bmsg *m, size_t from, const char *rcpt, size
   if (from >= m->body_len) return NULL;
   const char *at = smtpc__bfind(m->body + from, m->body_len - from, rcpt);
   if (!at) return NULL;
-  size_t start = (size_t)(at - m->body), end = start;
+  size_t start = (size_t)(at - m->body), end;
   while (start && !(m->body[start - 1] == '\n' && start >= 2 && m->body[start - 2] == '\n')) start--;
-  while (end < m->body_len && !(m->body[end] == '\n' && end + 1 < m->body_len && m->body[end + 1] == '\n')) end++;
-  if (end - start > 2000) end = start + 2000;
+  end = smtpc__bpara_end(m->body, m->body_len, (size_t)(at - m->body), start + 2000);
   *len = end - start;
   return m->body + start;
 }
@@ -495,10 +530,8 @@ static void view(smtpc_bounce_parser *p, smtpc__bmsg *m) {
   m->nrecords = p->nrec;
 }
 
-int smtpc_bounce_finish(smtpc_bounce_parser *p) {
-  if (!p) return SMTPC_EINVAL;
-  if (p->err) return p->err;
-  if (!p->msg && smtpc_bounce_feed(p, "", 0)) return p->err;
+/* The order of work over p->src[0..srclen). */
+static int finish(smtpc_bounce_parser *p) {
   int rc = smtpc__bmime(p);
   if (rc < 0) return rc;
   smtpc__bmsg m;
@@ -535,11 +568,34 @@ int smtpc_bounce_finish(smtpc_bounce_parser *p) {
   return (int)p->nrec;
 }
 
+int smtpc_bounce_finish(smtpc_bounce_parser *p) {
+  if (!p) return SMTPC_EINVAL;
+  if (p->err) return p->err;
+  if (!p->msg && smtpc_bounce_feed(p, "", 0)) return p->err;
+  p->src = p->msg;
+  p->srclen = p->len;
+  return finish(p);
+}
+
 int smtpc_bounce_parse(smtpc_bounce_parser *p, const char *msg, size_t len) {
   if (!p) return SMTPC_EINVAL;
   smtpc_bounce_reset(p);
-  int rc = smtpc_bounce_feed(p, msg, len);
-  return rc < 0 ? rc : smtpc_bounce_finish(p);
+  if (!msg && len) return SMTPC_EINVAL;
+  /* what feed would have kept of it */
+  if (len > p->lim.max_message) {
+    smtpc__bnote(p, "message cut at octet %zu (size limit)", p->lim.max_message);
+    p->truncated = 1;
+    len = p->lim.max_message;
+  }
+  /* read where it is: copying every message into the parser cost more than some of the
+   * steps that read it. The caller's octets stay unchanged during the call, and nothing the
+   * records hold points into them (every field is an arena copy or a constant). */
+  p->src = msg ? msg : "";
+  p->srclen = len;
+  int rc = finish(p);
+  p->src = NULL;
+  p->srclen = 0;
+  return rc;
 }
 
 const smtpc_bounce *smtpc_bounce_record(const smtpc_bounce_parser *p, size_t i) {

@@ -21,7 +21,12 @@ struct smtpc_bounce_parser {
   char *msg;                 /* the current message as fed (original line ends)          */
   size_t len, cap;
   int truncated;             /* octets beyond max_message were dropped                   */
+  const char *src;           /* the octets finish reads: msg, or smtpc_bounce_parse's
+                                own argument read in place (no copy)                     */
+  size_t srclen;
   int nocr;                  /* msg holds no CR: its lines end at LF alone (bounce_mime.c) */
+  int noword;                /* msg holds no ESC and no "=?": its header fields need no
+                                RFC 2047 or ISO-2022-JP decoding (bounce_mime.c)           */
   int err;                   /* sticky error of feed/finish                              */
   uint64_t erroff;
   smtpc__chunk *arena;       /* head = the chunk in use; older ones follow               */
@@ -44,7 +49,19 @@ struct smtpc_bounce_parser {
 };
 
 /* bounce.c */
-void *smtpc__balloc(smtpc_bounce_parser *p, size_t n);     /* arena memory; NULL = no memory */
+void *smtpc__balloc_chunk(smtpc_bounce_parser *p, size_t n); /* smtpc__balloc, a new chunk  */
+/* Arena memory; NULL = no memory. Inline: every header field and record field takes some, and
+ * the call cost more than the bump. */
+static inline void *smtpc__balloc(smtpc_bounce_parser *p, size_t n) {
+  size_t r = (n + 7) & ~(size_t)7;
+  smtpc__chunk *c = p->arena;
+  if (c && r >= n && c->size - c->used >= r) {
+    void *d = c->data + c->used;
+    c->used += r;
+    return d;
+  }
+  return smtpc__balloc_chunk(p, n);
+}
 char *smtpc__bstrdup(smtpc_bounce_parser *p, const char *s, size_t n);  /* NUL added      */
 void smtpc__bnote(smtpc_bounce_parser *p, const char *fmt, ...);
 int smtpc__bfail(smtpc_bounce_parser *p, int err, size_t offset);      /* sets, returns err */
@@ -53,6 +70,9 @@ int smtpc__bnext_line(const char *msg, size_t end, size_t *pos, size_t *line, si
 
 /* bounce_util.c: memmem, which C99 and POSIX lack */
 const char *smtpc__bmemmem(const char *hay, size_t n, const char *needle, size_t k);
+/* The end of the paragraph of t[0..len) that goes on at `from`: the first LF at or after from
+ * that another LF follows, else len; and no further than `cap`. */
+size_t smtpc__bpara_end(const char *t, size_t len, size_t from, size_t cap);
 
 /* bounce_mime.c: the MIME tree of p->msg into p->hdr / p->part. Returns 0 or an error. */
 int smtpc__bmime(smtpc_bounce_parser *p);

@@ -183,10 +183,9 @@ static int diag_from_body(smtpc__bmsg *m, smtpc_bounce *r) {
   if (!rcpt || !m->body_len) return 0;
   const char *at = smtpc__bfind(m->body, m->body_len, rcpt);
   if (!at) return 0;
-  size_t start = (size_t)(at - m->body), end = start;
+  size_t start = (size_t)(at - m->body), end;
   while (start && m->body[start - 1] != '\n') start--;
-  while (end < m->body_len && !(m->body[end] == '\n' && end + 1 < m->body_len && m->body[end + 1] == '\n')) end++;
-  if (end - start > 2000) end = start + 2000;
+  end = smtpc__bpara_end(m->body, m->body_len, (size_t)(at - m->body), start + 2000);
   const char *s = m->body + start;
   size_t n = end - start;
   /* only worth it when it carries a reply: a code or a status */

@@ -29,8 +29,9 @@
 
 #include "internal.h"
 
-/* One header field: name as written, value unfolded (CR/LF + WSP -> one space), RFC 2047 words
- * decoded to UTF-8, leading/trailing white space trimmed. NUL-terminated. */
+/* One header field: name as written (a view into the text it was read from, NOT NUL-terminated:
+ * read name_len octets), value unfolded (CR/LF + WSP -> one space), RFC 2047 words decoded to
+ * UTF-8, leading/trailing white space trimmed, NUL-terminated. */
 typedef struct smtpc__bheader {
   const char *name;
   size_t name_len;
@@ -46,7 +47,10 @@ typedef struct smtpc__bpart {
   size_t nheaders;
   const char *text;           /* decoded content, converted to UTF-8 for text parts
                                  (undecodable octets kept as they are), LF line ends;
-                                 NUL-terminated                                           */
+                                 NUL-terminated. Only for the parts the core reads: the
+                                 text/plain, delivery-status and feedback-report parts
+                                 outside a returned message (bounce_mime.c read_type);
+                                 "" for the others, which are not decoded              */
   size_t len;
   int depth;                  /* 0 = top-level body, 1 = child of the top multipart ...  */
   int in_rfc822;              /* inside a returned message (message/rfc822): not the

@@ -5,6 +5,8 @@
  * Everything decoded goes to the parser's arena; the message bytes are never changed.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,24 +50,58 @@ static iconv_t get_iconv(smtpc_bounce_parser *p, const char *cs) {
   return cd;
 }
 
+/* No octet >= 0x80 and no ESC in s[0..n)? Eight octets a step. */
+static int plain_ascii(const char *s, size_t n) {
+  const uint64_t high = 0x8080808080808080u, ones = 0x0101010101010101u, esc = 0x1b * ones;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w, x;
+    memcpy(&w, s + i, 8);
+    x = w ^ esc; /* a zero octet where s holds ESC */
+    if ((w & high) || ((x - ones) & ~x & high)) return 0;
+  }
+  for (; i < n; i++)
+    if ((unsigned char)s[i] >= 0x80 || s[i] == 0x1b) return 0;
+  return 1;
+}
+
 /* s[0..n) -> UTF-8 with LF line ends. Text without 8-bit octets or ESC needs no converter:
  * that is nearly every bounce, so the common case is one copying pass. */
-char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
-                   size_t *out_len) {
-  char cs[32];
+/* The charset s[0..n) is read in (lower-cased into cs) and whether it needs a converter. */
+static int want_converter(const char *charset, const char *s, size_t n, char cs[32]) {
   size_t k = 0;
-  for (; charset && charset[k] && k < sizeof cs - 1; k++) cs[k] = (char)lower((unsigned char)charset[k]);
+  for (; charset && charset[k] && k < 31; k++) cs[k] = (char)lower((unsigned char)charset[k]);
   cs[k] = '\0';
   /* undeclared ISO-2022-JP (older Japanese MTAs write it with no MIME header at all) */
   if (!cs[0] && memchr(s, 0x1b, n) && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
   int convert = cs[0] && strcmp(cs, "utf-8") && strcmp(cs, "us-ascii") && strcmp(cs, "utf8");
-  if (convert) { /* a declared charset over plain ASCII needs no converter either */
-    int plain = 1;
-    for (size_t i = 0; i < n && plain; i++)
-      if ((unsigned char)s[i] >= 0x80 || s[i] == 0x1b) plain = 0;
-    convert = !plain;
-  }
+  if (convert) convert = !plain_ascii(s, n); /* a declared charset over it needs no converter */
   if (!strcmp(cs, "utf-7")) convert = 1; /* all 7-bit, yet encoded */
+  return convert;
+}
+
+/* Could converting a text in `charset` be noted ("unknown charset")? Only when iconv does not
+ * know the charset the text may turn out to be in (the declared one, or ISO-2022-JP found in an
+ * undeclared text); UTF-8 and ASCII are never converted. */
+static int charset_unknown(smtpc_bounce_parser *p, const char *charset) {
+  char cs[32];
+  want_converter(charset, "", 0, cs);
+  if (!cs[0]) strcpy(cs, "iso-2022-jp");
+  if (!strcmp(cs, "utf-8") || !strcmp(cs, "us-ascii") || !strcmp(cs, "utf8")) return 0;
+  return get_iconv(p, cs) == (iconv_t)-1;
+}
+
+/* What smtpc__butf8 notes about s[0..n), for a text nobody reads: no conversion made. */
+static void charset_note(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n) {
+  char cs[32];
+  if (want_converter(charset, s, n, cs) && get_iconv(p, cs) == (iconv_t)-1)
+    smtpc__bnote(p, "unknown charset %s", cs);
+}
+
+char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
+                   size_t *out_len) {
+  char cs[32];
+  int convert = want_converter(charset, s, n, cs);
   const char *src = s;
   size_t srclen = n;
   char *conv = NULL;
@@ -123,7 +159,8 @@ static int b64val(int c) {
   return -1;
 }
 
-/* Returns the decoded length, or -1 - (offset of the first bad octet). */
+/* Returns the decoded length, or -1 - (offset of the first bad octet). With out NULL, only
+ * checks. */
 static long b64decode(const char *s, size_t n, char *out) {
   unsigned acc = 0;
   int bits = 0;
@@ -138,7 +175,8 @@ static long b64decode(const char *s, size_t n, char *out) {
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out[k++] = (char)((acc >> bits) & 0xff);
+      if (out) out[k] = (char)((acc >> bits) & 0xff);
+      k++;
     }
   }
   return (long)k;
@@ -263,9 +301,22 @@ static char *decode_words(smtpc_bounce_parser *p, const char *v, size_t n, size_
   return d;
 }
 
-/* val is bheaders' arena copy of the unfolded value, with room for a NUL after it. */
+/* Does v[0..n) hold "=?" (an encoded word may start there)? Searched by its '?': values full
+ * of '=' (DKIM signatures, base64 parameters) hold few '?'. */
+static int has_word_start(const char *v, size_t n) {
+  const char *q = n > 1 ? memchr(v + 1, '?', n - 1) : NULL;
+  while (q) {
+    if (q[-1] == '=') return 1;
+    q = q + 1 < v + n ? memchr(q + 1, '?', (size_t)(v + n - q - 1)) : NULL;
+  }
+  return 0;
+}
+
+/* val is bheaders' arena copy of the unfolded value, with room for a NUL after it. With
+ * plain, its source holds no ESC and no "=?" (unfolding joins lines with a space, so it
+ * makes neither): nothing to decode. */
 static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char *val,
-                       size_t vl) {
+                       size_t vl, int plain) {
   if (p->nhdr == p->caphdr) {
     size_t cap = p->caphdr ? p->caphdr * 2 : 64;
     smtpc__bheader *h = realloc(p->hdr, cap * sizeof *h);
@@ -274,10 +325,9 @@ static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char
     p->caphdr = cap;
   }
   smtpc__bheader *h = &p->hdr[p->nhdr];
-  h->name = smtpc__bstrdup(p, name, nl);
+  h->name = name; /* a view: every reader compares name_len octets */
   h->name_len = nl;
-  if (!h->name) return SMTPC_ENOMEM;
-  if (smtpc__bmemmem(val, vl, "=?", 2) || memchr(val, 0x1b, vl)) {
+  if (!plain && (has_word_start(val, vl) || memchr(val, 0x1b, vl))) {
     size_t n;
     char *v = memchr(val, 0x1b, vl) ? smtpc__butf8(p, "iso-2022-jp", val, vl, &n)
                                     : smtpc__bstrdup(p, val, vl);
@@ -294,9 +344,20 @@ static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char
   return 0;
 }
 
+/* The octets of a field name (RFC 5322 ftext: printable ASCII but ':'). */
+static const unsigned char ftext[256] = {
+#define F1(c) ((c) > 32 && (c) < 127 && (c) != ':')
+#define F4(c) F1(c), F1(c + 1), F1(c + 2), F1(c + 3)
+#define F16(c) F4(c), F4(c + 4), F4(c + 8), F4(c + 12)
+    F16(0), F16(16), F16(32), F16(48), F16(64), F16(80), F16(96), F16(112),
+#undef F16
+#undef F4
+#undef F1
+};
+
 static int header_name(const char *s, size_t n, size_t *nl) {
   size_t i = 0;
-  while (i < n && s[i] > 32 && s[i] < 127 && s[i] != ':') i++;
+  while (i < n && ftext[(unsigned char)s[i]]) i++;
   if (i == 0 || i >= n || s[i] != ':') {
     /* "Name :" with a space before the colon is seen in old MTAs' DSNs */
     size_t j = i;
@@ -318,7 +379,12 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   size_t nl = 0;
   char *val = NULL;
   size_t vl = 0, vcap = 0;
-  int rc = 0, nocr = msg == p->msg && p->nocr;
+  /* a text inside the message (the message itself, a returned message not encoded) has its
+   * properties; a decoded one is looked at line by line */
+  int inmsg = (uintptr_t)msg >= (uintptr_t)p->src && (uintptr_t)msg <= (uintptr_t)(p->src + p->srclen);
+  int rc = 0, plain = inmsg && p->noword;
+  /* lines split by one memchr each when no CR can end them (converted text has none) */
+  int nocr = inmsg ? p->nocr : at >= end || !memchr(msg + at, '\r', end - at);
   while (1) {
     size_t here = at;
     if (!next_line(msg, end, &at, &line, &ll, nocr)) break;
@@ -349,7 +415,7 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
       at = here; /* not a header: the body starts here without an empty line */
       break;
     }
-    if (name && (rc = push_header(p, name, nl, val, vl))) return rc;
+    if (name && (rc = push_header(p, name, nl, val, vl, plain))) return rc;
     if (p->nhdr - first >= p->lim.max_headers) return smtpc__bfail(p, SMTPC_ETOOMANYHEADERS, base + line);
     started = 1;
     name = s;
@@ -366,7 +432,7 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   }
   if (name) {
     while (vl && is_wsp(val[vl - 1])) vl--;
-    if ((rc = push_header(p, name, nl, val, vl))) return rc;
+    if ((rc = push_header(p, name, nl, val, vl, plain))) return rc;
   }
   *pos = at;
   return 0;
@@ -381,31 +447,55 @@ typedef struct ctype {
   char report[40];
 } ctype;
 
-/* One parameter value into out (lower-cased unless keep_case). */
-static void param(const char *v, size_t n, const char *name, char *out, size_t cap, int keep) {
-  size_t k = strlen(name);
-  out[0] = '\0';
-  for (size_t i = 0; i + k < n; i++) {
-    if ((i == 0 || v[i - 1] == ';' || is_wsp(v[i - 1])) && smtpc__bstarts(v + i, n - i, name)) {
-      size_t j = i + k;
-      while (j < n && is_wsp(v[j])) j++;
-      if (j >= n || v[j] != '=') continue;
-      j++;
-      while (j < n && is_wsp(v[j])) j++;
-      size_t o = 0;
-      if (j < n && v[j] == '"') {
-        j++;
-        while (j < n && v[j] != '"' && o < cap - 1) {
-          if (v[j] == '\\' && j + 1 < n) j++;
-          out[o++] = v[j++];
-        }
-      } else {
-        while (j < n && v[j] != ';' && !is_wsp(v[j]) && o < cap - 1) out[o++] = v[j++];
-      }
-      out[o] = '\0';
-      if (!keep)
-        for (size_t t = 0; t < o; t++) out[t] = (char)lower((unsigned char)out[t]);
-      return;
+/* The value of the parameter at v[j..n) (j just after its name) into out, lower-cased unless
+ * keep; 0 when no '=' follows the name (not this parameter: the search goes on). */
+static int param_value(const char *v, size_t n, size_t j, char *out, size_t cap, int keep) {
+  while (j < n && is_wsp(v[j])) j++;
+  if (j >= n || v[j] != '=') return 0;
+  j++;
+  while (j < n && is_wsp(v[j])) j++;
+  size_t o = 0;
+  if (j < n && v[j] == '"') {
+    j++;
+    while (j < n && v[j] != '"' && o < cap - 1) {
+      if (v[j] == '\\' && j + 1 < n) j++;
+      out[o++] = v[j++];
+    }
+  } else {
+    while (j < n && v[j] != ';' && !is_wsp(v[j]) && o < cap - 1) out[o++] = v[j++];
+  }
+  out[o] = '\0';
+  if (!keep)
+    for (size_t t = 0; t < o; t++) out[t] = (char)lower((unsigned char)out[t]);
+  return 1;
+}
+
+/* boundary, charset and report-type in one pass over the value: a name counts where it starts
+ * the value or follows ';' or white space, and the first one followed by '=' gives the value. */
+static void params(const char *v, size_t n, ctype *ct) {
+  static const struct {
+    const char *name;
+    size_t len;
+    size_t off, cap;
+    int keep;
+  } want[] = {
+      {"boundary", 8, offsetof(ctype, boundary), sizeof ct->boundary, 1},
+      {"charset", 7, offsetof(ctype, charset), sizeof ct->charset, 0},
+      {"report-type", 11, offsetof(ctype, report), sizeof ct->report, 0},
+  };
+  int found = 0;
+  for (size_t i = 0; i < n && found != 7; i++) {
+    if (i > 0 && v[i - 1] != ';' && !is_wsp(v[i - 1])) {
+      while (i < n && v[i] != ';' && !is_wsp(v[i])) i++; /* to the next delimiter ... */
+      continue;                                           /* ... and the octet after it */
+    }
+    int c = lower((unsigned char)v[i]);
+    for (int w = 0; w < 3; w++) {
+      if (found & (1 << w) || c != want[w].name[0] || i + want[w].len >= n ||
+          !smtpc__bstarts(v + i, n - i, want[w].name))
+        continue;
+      if (param_value(v, n, i + want[w].len, (char *)ct + want[w].off, want[w].cap, want[w].keep))
+        found |= 1 << w;
     }
   }
 }
@@ -418,9 +508,7 @@ static void parse_ctype(const char *v, size_t n, const char *deflt, ctype *ct) {
     while (i < n && is_wsp(v[i])) i++;
     while (i < n && v[i] != ';' && !is_wsp(v[i]) && k < sizeof ct->type - 1)
       ct->type[k++] = (char)lower((unsigned char)v[i++]);
-    param(v, n, "boundary", ct->boundary, sizeof ct->boundary, 1);
-    param(v, n, "charset", ct->charset, sizeof ct->charset, 0);
-    param(v, n, "report-type", ct->report, sizeof ct->report, 0);
+    params(v, n, ct);
   }
   ct->type[k] = '\0';
   if (!k || !strchr(ct->type, '/')) strcpy(ct->type, deflt);
@@ -452,6 +540,14 @@ static int add_part(smtpc_bounce_parser *p, const ctype *ct, size_t hfirst, size
   pt->in_rfc822 = in822;
   p->part_hfirst[p->npart++] = hfirst;
   return 0;
+}
+
+/* The parts whose text the parser reads: the body (the first text/plain), delivery-status and
+ * feedback-report parts, outside a returned message (bounce.c view(), bounce_dsn.c). */
+static int read_type(const char *type) {
+  return !strcmp(type, "text/plain") || !strcmp(type, "message/delivery-status") ||
+         !strcmp(type, "message/global-delivery-status") ||
+         !strcmp(type, "message/feedback-report");
 }
 
 static int wanted_text(const char *type) {
@@ -491,33 +587,45 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
                      size_t base, int depth, int in822, const ctype *ct) {
   size_t bl = strlen(ct->boundary);
   const char *child = !strcmp(ct->type, "multipart/digest") ? "message/rfc822" : "text/plain";
-  size_t at = pos, line, ll, part_start = 0, nparts = 0;
+  size_t part_start = 0, nparts = 0;
   int open = 0, closed = 0;
-  size_t prev_end = pos; /* end of the line before the current one, line end excluded */
-  while (next_line(buf, end, &at, &line, &ll, p->nocr)) { /* buf is p->msg */
-    const char *s = buf + line;
-    if (ll >= bl + 2 && s[0] == '-' && s[1] == '-' && !memcmp(s + 2, ct->boundary, bl)) {
-      size_t r = bl + 2;
-      int close = ll >= r + 2 && s[r] == '-' && s[r + 1] == '-';
-      if (close) r += 2;
-      while (r < ll && is_wsp(s[r])) r++;
-      if (r == ll) {
-        if (open) {
-          int rc = entity(p, buf, part_start, prev_end, base, depth + 1, in822, child);
-          if (rc < 0) return rc;
-          nparts++;
-        }
-        if (close) {
-          closed = 1;
-          break;
-        }
-        open = 1;
-        part_start = at;
-        prev_end = at;
-        continue;
-      }
+  /* A boundary line starts with "--": memchr goes from '-' to '-' (base64 has none, prose
+   * few) instead of from line to line, and only a "--" that starts a line is looked at. Lines
+   * end at LF, CR LF or a lone CR, as next_line() splits them. */
+  for (size_t from = pos; from < end;) {
+    const char *d = memchr(buf + from, '-', end - from);
+    if (!d) break;
+    size_t q = (size_t)(d - buf), j, at;
+    from = q + 1;
+    if (q + 1 >= end || buf[q + 1] != '-') continue;
+    if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') continue; /* not a line start */
+    const char *nl = memchr(buf + q, '\n', end - q), *cr;
+    j = nl ? (size_t)(nl - buf) : end;
+    if (!p->nocr && (cr = memchr(buf + q, '\r', j - q)) != NULL) j = (size_t)(cr - buf);
+    size_t ll = j - q;
+    const char *s = buf + q;
+    if (ll < bl + 2 || memcmp(s + 2, ct->boundary, bl)) continue;
+    size_t r = bl + 2;
+    int close = ll >= r + 2 && s[r] == '-' && s[r + 1] == '-';
+    if (close) r += 2;
+    while (r < ll && is_wsp(s[r])) r++;
+    if (r != ll) continue;
+    at = j; /* past the line end: CR LF is one */
+    if (at < end && buf[at] == '\r') at++;
+    if (at < end && buf[at] == '\n' && (at == j || buf[at - 1] == '\r')) at++;
+    if (open) {
+      /* the part ends where the line before this one does (without its line end) */
+      size_t prev_end = q == part_start ? q : q - (buf[q - 1] == '\n' && q >= 2 && buf[q - 2] == '\r' ? 2 : 1);
+      int rc = entity(p, buf, part_start, prev_end, base, depth + 1, in822, child);
+      if (rc < 0) return rc;
+      nparts++;
     }
-    prev_end = line + ll;
+    if (close) {
+      closed = 1;
+      break;
+    }
+    open = 1;
+    part_start = from = at;
   }
   if (open && !closed) {
     smtpc__bnote(p, "no closing boundary at octet %zu", base + end);
@@ -562,6 +670,19 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
   if (wanted_text(ct.type) || is822) {
     long bad;
     size_t rawl;
+    /* Only some parts' text is read (read_type); a returned message's headers are parsed
+     * once. Other parts are not decoded: they keep an empty text, and only what decoding
+     * them would have noted is noted (bad base64, an unknown charset). */
+    int read = !is822 && !in822 && read_type(ct.type);
+    if (!read && !(is822 && !p->have_orig && !in822) && !charset_unknown(p, ct.charset)) {
+      if (cte && smtpc__bstarts(cte, ctel, "base64") && (bad = b64decode(buf + pos, end - pos, NULL)) < 0) {
+        smtpc__bnote(p, "part %zu (%s) skipped: bad base64 at octet %zu", p->nparts_seen, ct.type,
+                     base + pos + (size_t)(-1 - bad));
+        return 0;
+      }
+      if (is822 && (size_t)depth + 1 > p->lim.max_depth) return smtpc__bfail(p, SMTPC_ETOODEEP, base + start);
+      return add_part(p, &ct, hfirst, hn, "", 0, depth, is822 || in822);
+    }
     const char *raw = undo_cte(p, cte, ctel, buf + pos, end - pos, &rawl, &bad);
     if (!raw && bad < 0) return SMTPC_ENOMEM;
     if (!raw) {
@@ -572,21 +693,26 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
     if (is822) {
       /* the returned message: only its header fields matter, and only the first one's */
       if ((size_t)depth + 1 > p->lim.max_depth) return smtpc__bfail(p, SMTPC_ETOODEEP, base + start);
-      size_t hdr_end = 0, at = 0, line, ll;
-      while (smtpc__bnext_line(raw, rawl, &at, &line, &ll))
-        if (ll == 0) break;
-      hdr_end = at;
       if (!p->have_orig && !in822) {
+        /* read up to the text's end: the fields stop at the first empty line all the same */
         size_t of = p->nhdr, hp = 0;
         size_t ob = raw == buf + pos ? base + pos : base + pos; /* offsets of decoded text are approximate */
-        if ((rc = smtpc__bheaders(p, raw, hdr_end, &hp, ob)) < 0) return rc;
+        if ((rc = smtpc__bheaders(p, raw, rawl, &hp, ob)) < 0) return rc;
         p->orig_first = of;
         p->orig_n = p->nhdr - of;
         p->have_orig = p->orig_n > 0;
       }
-      char *u = smtpc__butf8(p, ct.charset, raw, hdr_end, &len);
-      if (!u) return SMTPC_ENOMEM;
-      return add_part(p, &ct, hfirst, hn, u, len, depth, 1);
+      if (charset_unknown(p, ct.charset)) { /* what converting its header would have noted */
+        size_t at = 0, line, ll;
+        while (smtpc__bnext_line(raw, rawl, &at, &line, &ll))
+          if (ll == 0) break;
+        charset_note(p, ct.charset, raw, at);
+      }
+      return add_part(p, &ct, hfirst, hn, "", 0, depth, 1);
+    }
+    if (!read) {
+      charset_note(p, ct.charset, raw, rawl);
+      return add_part(p, &ct, hfirst, hn, "", 0, depth, in822);
     }
     char *u = smtpc__butf8(p, ct.charset, raw, rawl, &len);
     if (!u) return SMTPC_ENOMEM;
@@ -596,9 +722,10 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
 }
 
 int smtpc__bmime(smtpc_bounce_parser *p) {
-  const char *msg = p->msg;
-  size_t n = p->len;
+  const char *msg = p->src;
+  size_t n = p->srclen;
   p->nocr = !memchr(msg, '\r', n);
+  p->noword = !memchr(msg, 0x1b, n) && !has_word_start(msg, n);
   /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
    * only a long stretch is looked at for CRs (a CR-only message is one long stretch). A
    * message no longer than the bound has no line longer than it. */

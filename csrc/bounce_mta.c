@@ -54,10 +54,31 @@ static void on_gate(void *ud, size_t pattern, size_t end_stream, size_t end_chun
   h->bits[f / 64] |= (uint64_t)1 << (f % 64);
 }
 
-/* Feed text followed by a line end, so that no marker spans two fed pieces. */
-static void feed(smtpc__ac_scan *sc, const char *s, size_t n, hits *h) {
-  smtpc__ac_feed(&g_ac, sc, s, n, on_gate, h);
-  smtpc__ac_feed(&g_ac, sc, "\n", 1, on_gate, h);
+/* What the gate reads besides the body, gathered so that the automaton is fed long pieces
+ * (a feed call per header name cost more than the name's octets): the scanner state carries
+ * over, so feeding the pieces one after another or in one buffer finds the same markers. */
+typedef struct gather {
+  char buf[4096];
+  size_t len;
+} gather;
+
+static void flush(smtpc__ac_scan *sc, gather *g, hits *h) {
+  if (g->len) smtpc__ac_feed(&g_ac, sc, g->buf, g->len, on_gate, h);
+  g->len = 0;
+}
+
+/* Text followed by a line end, so that no marker spans two pieces. */
+static void feed(smtpc__ac_scan *sc, gather *g, const char *s, size_t n, hits *h) {
+  if (n + 1 > sizeof g->buf - g->len) {
+    flush(sc, g, h);
+    if (n + 1 > sizeof g->buf) { /* a long value: fed as it is */
+      smtpc__ac_feed(&g_ac, sc, s, n, on_gate, h);
+      n = 0;
+    }
+  }
+  memcpy(g->buf + g->len, s, n);
+  g->buf[g->len + n] = '\n';
+  g->len += n + 1;
 }
 
 /* The header fields whose values a format reads (smtpc__bmta_hdr, smtpc__bmta_hdr_has): a
@@ -65,10 +86,11 @@ static void feed(smtpc__ac_scan *sc, const char *s, size_t n, hits *h) {
  * requires, so the gate reads only these values, and every field's name. Keep in step with
  * the modules: a format that reads another field's value must add it here. */
 static int read_by_a_format(const smtpc__bheader *h) {
-  static const char *const names[] = {"From", "X-Mailer", "X-Original-Mailer",
-                                      "X-Failed-Recipients", "Content-Type", NULL};
-  for (const char *const *n = names; *n; n++)
-    if (h->name_len == strlen(*n) && smtpc__bstarts(h->name, h->name_len, *n)) return 1;
+  static const struct { const char *name; size_t len; } names[] = {
+      {"From", 4}, {"X-Mailer", 8}, {"X-Original-Mailer", 17}, {"X-Failed-Recipients", 19},
+      {"Content-Type", 12}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (h->name_len == names[i].len && smtpc__bstarts(h->name, h->name_len, names[i].name)) return 1;
   return 0;
 }
 
@@ -86,17 +108,21 @@ int smtpc__bmta_formats(smtpc__bmsg *m) {
   memset(&h, 0xff, sizeof h); /* without the automaton (no memory): try every format */
   if (g_ok) {
     smtpc__ac_scan sc;
+    gather g;
     memset(&h, 0, sizeof h);
     smtpc__ac_scan_init(&sc);
-    feed(&sc, m->body, m->body_len, &h);
+    g.len = 0;
+    smtpc__ac_feed(&g_ac, &sc, m->body, m->body_len, on_gate, &h);
+    feed(&sc, &g, "", 0, &h); /* the body's line end */
     for (size_t i = 0; i < m->nheaders; i++) {
-      feed(&sc, m->headers[i].name, m->headers[i].name_len, &h);
+      feed(&sc, &g, m->headers[i].name, m->headers[i].name_len, &h);
       if (read_by_a_format(&m->headers[i]))
-        feed(&sc, m->headers[i].value, m->headers[i].value_len, &h);
+        feed(&sc, &g, m->headers[i].value, m->headers[i].value_len, &h);
     }
     const smtpc_bounce *r0 = m->nrecords ? smtpc__bounce_rec(m, 0) : NULL;
     const char *rep = r0 ? r0->field[SMTPC_BOUNCE_F_REPORTING_MTA] : NULL;
-    if (rep) feed(&sc, rep, strlen(rep), &h);
+    if (rep) feed(&sc, &g, rep, strlen(rep), &h);
+    flush(&sc, &g, &h);
   }
   for (size_t f = 0; f < NFORMATS; f++) {
     if (!(h.bits[f / 64] >> (f % 64) & 1)) continue;

@@ -17,28 +17,19 @@ int smtpc__bmta_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
 /* Offset of the first place in s[0..n) where any marker starts (ASCII case-insensitive), or
- * n. One pass whatever the number of markers: a position is compared only with the markers
- * that begin with its letter, so a format that does not match costs one scan of the text. */
+ * n. Each marker is searched with smtpc__bfind, which skips through the text with memchr on
+ * the marker's rarest letter (a pass comparing every position with the markers' first letters
+ * cost several instructions an octet, and the texts are long); once one is found, the next
+ * ones are searched only before it. */
 static size_t first_of(const char *s, size_t n, const char *const *marks) {
-  uint8_t starts[256] = {0};
-  size_t k = 0;
-  for (const char *const *mk = marks; *mk; mk++, k++) {
+  size_t best = n;
+  for (const char *const *mk = marks; *mk; mk++) {
     if (!**mk) return 0; /* "" matches at once */
-    int c = (unsigned char)**mk;
-    starts[lower(c)] = starts[c >= 'a' && c <= 'z' ? c - 32 : c] = 1;
+    size_t k = strlen(*mk), lim = best < n ? best + k - 1 : n; /* a match starting before best */
+    const char *at = smtpc__bfind(s, lim < n ? lim : n, *mk);
+    if (at) best = (size_t)(at - s);
   }
-  for (size_t i = 0; i < n; i++) {
-    if (!starts[(unsigned char)s[i]]) continue;
-    for (const char *const *mk = marks; *mk; mk++) {
-      const char *x = *mk;
-      size_t j = 0;
-      while (x[j] && i + j < n && lower((unsigned char)s[i + j]) == lower((unsigned char)x[j]))
-        j++;
-      if (!x[j]) return i;
-    }
-  }
-  (void)k;
-  return n;
+  return best;
 }
 
 int smtpc__bmta_any(const char *s, size_t n, const char *const *marks) {
@@ -138,10 +129,43 @@ static const struct {
     {"command 'MAIL FROM", "MAIL"},     {"command 'DATA", "DATA"},
 };
 
+/* The first row (in table order) whose phrase occurs anywhere in s: one pass over the text,
+ * each position compared only with the rows whose phrase starts with its letter and goes on
+ * with the next one (most positions stop at one of the two table looks), and only with rows
+ * before the best one found so far. */
 const char *smtpc__bmta_command(const char *s, size_t n) {
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (smtpc__bfind(s, n, commands[i].phrase)) return commands[i].command;
-  return NULL;
+  enum { NC = sizeof commands / sizeof commands[0] };
+  uint8_t head[256], next[NC], gid[256]; /* gid: a group per first letter (at most 16) */
+  uint16_t second[256];                   /* second[c]: the groups whose phrases go on with c */
+  unsigned ngroups = 0;
+  memset(head, 0xff, sizeof head);
+  memset(gid, 0xff, sizeof gid);
+  memset(second, 0, sizeof second);
+  for (size_t i = NC; i-- > 0;) { /* chains in table order */
+    int c = lower((unsigned char)commands[i].phrase[0]);
+    next[i] = head[c];
+    head[c] = (uint8_t)i;
+    if (c >= 'a' && c <= 'z') head[c - 32] = (uint8_t)i;
+  }
+  for (size_t i = 0; i < NC; i++) { /* every phrase has two letters at least */
+    int c = lower((unsigned char)commands[i].phrase[0]), d = lower((unsigned char)commands[i].phrase[1]);
+    if (gid[c] == 0xff) gid[c] = (uint8_t)(ngroups < 15 ? ngroups++ : 15); /* 15: shared, still right */
+    if (c >= 'a' && c <= 'z') gid[c - 32] = gid[c];
+    second[d] |= (uint16_t)(1u << gid[c]);
+    if (d >= 'a' && d <= 'z') second[d - 32] |= (uint16_t)(1u << gid[c]);
+  }
+  size_t best = NC;
+  for (size_t j = 0; j + 1 < n && best > 0; j++) {
+    unsigned g = gid[(unsigned char)s[j]];
+    if (g == 0xff || !(second[(unsigned char)s[j + 1]] >> g & 1)) continue;
+    for (size_t i = head[(unsigned char)s[j]]; i < best; i = next[i]) {
+      const char *ph = commands[i].phrase;
+      size_t t = 1; /* ph[0] matched: it chose the chain */
+      while (ph[t] && j + t < n && lower((unsigned char)s[j + t]) == lower((unsigned char)ph[t])) t++;
+      if (!ph[t]) best = i;
+    }
+  }
+  return best < NC ? commands[best].command : NULL;
 }
 
 static int host_char(int c) {

@@ -43,8 +43,10 @@ const char *smtpc__bfind(const char *hay, size_t n, const char *needle) {
     }
     return NULL;
   }
+  /* any anchor finds the same first match: the rarest among the first 16 octets is rare
+   * enough, and choosing costs no more for a long needle */
   size_t j = 0;
-  for (size_t i = 1; i < k; i++)
+  for (size_t i = 1; i < k && i < 16; i++)
     if (commonness[nd[i]] < commonness[nd[j]]) j = i;
   unsigned char lo = lower_tab[nd[j]], up = (lo >= 'a' && lo <= 'z') ? (unsigned char)(lo - 32) : lo;
   /* anchor positions: [j, n - k + j] */
@@ -65,10 +67,9 @@ const char *smtpc__bfind(const char *hay, size_t n, const char *needle) {
 }
 
 int smtpc__bstarts(const char *s, size_t n, const char *prefix) {
-  size_t k = strlen(prefix);
-  if (k > n) return 0;
-  for (size_t i = 0; i < k; i++)
-    if (lower_tab[(unsigned char)s[i]] != lower_tab[(unsigned char)prefix[i]]) return 0;
+  /* the prefix's end found on the way (no strlen first): most calls fail at the first octet */
+  for (size_t i = 0; prefix[i]; i++)
+    if (i >= n || lower_tab[(unsigned char)s[i]] != lower_tab[(unsigned char)prefix[i]]) return 0;
   return 1;
 }
 
@@ -120,6 +121,18 @@ const char *smtpc__bheader_get(const smtpc__bheader *h, size_t n, const char *na
 int smtpc__bmta_none(smtpc__bmsg *m) {
   (void)m;
   return 0;
+}
+
+size_t smtpc__bpara_end(const char *t, size_t len, size_t from, size_t cap) {
+  size_t lim = cap < len ? cap + 1 : len; /* an end found at cap is still cap */
+  for (size_t e = from; e < lim;) {
+    const char *nl = memchr(t + e, '\n', lim - e);
+    if (!nl) break;
+    e = (size_t)(nl - t);
+    if (e + 1 < len && t[e + 1] == '\n') return e;
+    e++;
+  }
+  return cap < len ? cap : len;
 }
 
 const char *smtpc__bmemmem(const char *hay, size_t n, const char *needle, size_t k) {

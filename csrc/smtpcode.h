@@ -1101,7 +1101,7 @@ SMTPC_API int smtpc_bounce_feed(smtpc_bounce_parser *p, const char *buf, size_t 
  * SMTPC_E* error (limits: SMTPC_EMSGLINE, SMTPC_ETOOMANYHEADERS, SMTPC_ETOOMANYPARTS,
  * SMTPC_ETOODEEP; smtpc_bounce_error gives the offset in the message). */
 SMTPC_API int smtpc_bounce_finish(smtpc_bounce_parser *p);
-/* reset + feed + finish. */
+/* reset + feed + finish, msg read in place (not copied; the records do not point into it). */
 SMTPC_API int smtpc_bounce_parse(smtpc_bounce_parser *p, const char *msg, size_t len);
 /* Record i of the last finished message; NULL out of range. */
 SMTPC_API const smtpc_bounce *smtpc_bounce_record(const smtpc_bounce_parser *p, size_t i);
