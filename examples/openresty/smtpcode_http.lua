@@ -18,15 +18,67 @@ local conf = {
   results_dict = "smtpcode_results",
   clients_dict = "smtpcode_clients",
   hosts_dict = "smtpcode_hosts",
+  -- the library's defaults, written out because a request's options are compared with them
+  -- (the cache key names only what differs) and bounded by them (REQUEST_OPTS)
+  starttls = "opportunistic",
+  tls_verify = false,
+  catch_all = true,
+  transcript = false,
+  deadline = 300,
+  timeout = 30,
+  greylist_delay = 60,
 }
 
--- Options that go to smtpcode.resty.verify as they are (a request cannot set them).
+-- Options that go to smtpcode.resty.verify from the configuration.
 local VERIFY_OPTS = { "dns_servers", "mail_from", "helo", "port", "timeout", "per_host",
   "rcpt_per_session", "starttls", "tls_verify", "host_pause", "max_rejections", "greylist_delay",
-  "deadline", "concurrency", "catch_all", "connect_timeout" }
+  "deadline", "concurrency", "catch_all", "connect_timeout", "transcript" }
 
+-- The ones a caller may also set for one request, as query parameters of /v1/verify, and how the
+-- query text becomes a value: only the type is read here; whether smtpcode takes the value (a
+-- starttls mode, a positive deadline) is the C planner's to say, and its message is the 400.
+-- Time limits are bounded by the configured ones: a caller may wait less but not hold the worker
+-- longer, and may not retry a greylisting server sooner than the operator's delay. The sender,
+-- HELO, port, resolver, concurrency and politeness are the operator's alone.
+local REQUEST_OPTS = {
+  starttls = "text",              -- opportunistic | required | off
+  tls_verify = "boolean",         -- true | false (or 1 | 0)
+  catch_all = "boolean",
+  transcript = "boolean",         -- results carry the SMTP transcript; never cached
+  deadline = "at_most",           -- seconds, lowered to the configured deadline
+  timeout = "at_most",            -- seconds, lowered to the configured timeout
+  greylist_delay = "at_least",    -- seconds, raised to the configured delay
+}
+
+local MAX_ARGS = 20 -- query parameters of /v1/verify: the address and the options, with room
+
+-- smtpcode.resty, or nil (logged once) where it is not installed: decode and explain still work.
+local resty_loaded
+local function resty_mod()
+  if resty_loaded == nil then
+    local ok, m = pcall(require, "smtpcode.resty")
+    if not ok then ngx.log(ngx.ERR, "smtpcode.resty: ", m) end
+    resty_loaded = ok and m or false
+  end
+  return resty_loaded or nil
+end
+
+local function verify_opts()
+  local o = {}
+  for _, k in ipairs(VERIFY_OPTS) do o[k] = conf[k] end
+  o.shared_dict = conf.hosts_dict
+  return o
+end
+
+-- The configuration is checked when nginx starts, by the planner as a request's options are, so
+-- a bad one stops nginx there instead of failing every request.
 function _M.configure(opts)
   for k, v in pairs(opts or {}) do conf[k] = v end
+  local resty = resty_mod()
+  if resty then
+    local ok, err = resty.check_options(verify_opts())
+    if not ok then error("smtpcode_http.configure: " .. err, 2) end
+  end
 end
 
 -- Replies are bytes, and some servers send Latin-1 or worse; JSON must be UTF-8. Each byte that
@@ -147,17 +199,73 @@ function _M.explain()
   return send_json(200, e)
 end
 
-local function verify_opts()
-  local o = {}
-  for _, k in ipairs(VERIFY_OPTS) do o[k] = conf[k] end
-  o.shared_dict = conf.hosts_dict
-  return o
+-- The request's options over the configured ones: (options for smtpcode.resty, cache key
+-- prefix), or (nil, the 400 message). The prefix names each option whose value differs from the
+-- configured one, so a cached result only answers requests that would have asked the same way
+-- (a catch_all=false "deliverable" never answers a default request); it is false when the
+-- result is not to be cached at all (a transcript belongs to the session that made it).
+local function request_options(args, skip)
+  local o, set = verify_opts(), {}
+  for name, text in pairs(args) do
+    if name ~= skip then
+      local kind = REQUEST_OPTS[name]
+      if not kind then
+        for _, k in ipairs(VERIFY_OPTS) do
+          if k == name then
+            return nil, "option '" .. name .. "' is the service's, not a request's"
+          end
+        end
+        return nil, "unknown option '" .. name .. "'"
+      end
+      if type(text) ~= "string" then -- a bare ?name, or the name twice
+        return nil, "invalid option: " .. name .. " (give it one value)"
+      end
+      local v
+      if kind == "boolean" then
+        if text == "true" or text == "1" then
+          v = true
+        elseif text == "false" or text == "0" then
+          v = false
+        end
+      elseif kind == "text" then
+        v = text
+      else
+        v = tonumber(text)
+        if v and (v ~= v or v == math.huge or v == -math.huge) then v = nil end -- nan, inf
+        if v and kind == "at_most" then v = math.min(v, conf[name]) end
+        if v and kind == "at_least" then v = math.max(v, conf[name]) end
+      end
+      if v == nil then
+        return nil, "invalid option: " .. name
+                    .. (kind == "boolean" and " (true or false)" or " (a number)")
+      end
+      o[name] = v
+      set[#set + 1] = name
+    end
+  end
+  if #set > 0 then -- (the configured options alone were checked by configure())
+    local ok, err = resty_mod().check_options(o)
+    if not ok then return nil, err end
+  end
+  if o.transcript then return o, false end
+  table.sort(set)
+  local key = {}
+  for _, name in ipairs(set) do
+    if o[name] ~= conf[name] then key[#key + 1] = name .. "=" .. tostring(o[name]) end
+  end
+  return o, table.concat(key, "&")
 end
 
-local function cached(address)
+-- The prefix holds no NUL (its values passed the planner), so prefix, NUL, address is one key
+-- for one pair; a default request's prefix is "".
+local function cache_key(prefix, address)
+  return prefix .. "\0" .. address
+end
+
+local function cached(prefix, address)
   local dict = ngx.shared[conf.results_dict]
-  if not dict or not conf.cache_ttl or conf.cache_ttl <= 0 then return nil end
-  local v = dict:get(address)
+  if not prefix or not dict or not conf.cache_ttl or conf.cache_ttl <= 0 then return nil end
+  local v = dict:get(cache_key(prefix, address))
   if v then
     local r = cjson.decode(v)
     if r then r.cached = true end
@@ -165,11 +273,11 @@ local function cached(address)
   end
 end
 
-local function remember(r)
+local function remember(prefix, r)
   local dict = ngx.shared[conf.results_dict]
   -- unknown results say nothing lasting about the address: never cached
-  if dict and conf.cache_ttl and conf.cache_ttl > 0 and r.verdict ~= "unknown" then
-    dict:set(r.address, cjson.encode(r), conf.cache_ttl)
+  if prefix and dict and conf.cache_ttl and conf.cache_ttl > 0 and r.verdict ~= "unknown" then
+    dict:set(cache_key(prefix, r.address), cjson.encode(r), conf.cache_ttl)
   end
 end
 
@@ -191,27 +299,34 @@ local function parse_addresses(body)
   return out
 end
 
--- GET /v1/verify?address=..., POST /v1/verify (JSON lines streamed as results arrive).
+-- GET /v1/verify?address=...[&option=...], POST /v1/verify[?option=...] (JSON lines streamed as
+-- results arrive). The options (REQUEST_OPTS) are query parameters for both methods.
 function _M.verify()
   local method = ngx.req.get_method()
   if method ~= "GET" and method ~= "POST" then return _M.error(405, "method not allowed") end
   if over_rate() then return _M.error(429, "too many requests") end
-  local ok, resty = pcall(require, "smtpcode.resty")
-  if not ok then
-    ngx.log(ngx.ERR, "smtpcode.resty: ", resty)
+  local resty = resty_mod()
+  if not resty then
     return _M.error(501, "verify is not available: smtpcode.resty is not installed")
   end
+  local args, aerr = ngx.req.get_uri_args(MAX_ARGS)
+  if aerr == "truncated" then
+    return _M.error(400, "more than " .. MAX_ARGS .. " query parameters")
+  end
+  local o, prefix = request_options(args, method == "GET" and "address" or nil)
+  if not o then return _M.error(400, prefix) end
 
   if method == "GET" then
-    local address = ngx.var.arg_address
-    if not address or address == "" then return _M.error(400, "missing ?address=") end
-    address = ngx.unescape_uri(address)
-    local r = cached(address)
+    local address = args.address
+    if type(address) ~= "string" or address == "" then
+      return _M.error(400, "missing ?address= (one address; POST a list)")
+    end
+    local r = cached(prefix, address)
     if not r then
       local err
-      r, err = resty.verify_one(address, verify_opts())
+      r, err = resty.verify_one(address, o)
       if not r then return _M.error(500, err) end
-      remember(r)
+      remember(prefix, r)
     end
     return send_json(200, r)
   end
@@ -229,14 +344,13 @@ function _M.verify()
   ngx.header["Content-Type"] = "application/x-ndjson"
   local todo = {}
   for _, a in ipairs(addresses) do
-    local r = cached(a)
+    local r = cached(prefix, a)
     if r then ngx.say(cjson.encode(clean(r))) else todo[#todo + 1] = a end
   end
   ngx.flush(true)
   if #todo > 0 then
-    local o = verify_opts()
     o.on_result = function(r)
-      remember(r)
+      remember(prefix, r)
       ngx.say(cjson.encode(clean(r)))
       ngx.flush(true)
     end

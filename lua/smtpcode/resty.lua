@@ -6,6 +6,7 @@
 --       dns_servers = "127.0.0.1:53", shared_dict = "smtpcode_hosts",
 --       on_result = function(r) ... end})     -- r as smtpcode.verify returns it, as it comes
 --   local r, err = resty.verify_one("a@example.org", opts)
+--   local ok, err = resty.check_options(opts)  -- would verify() take them? (nothing is sent)
 --
 -- Works in content_by_lua*, access_by_lua*, ngx.timer.at callbacks and timers made in
 -- init_worker. Options: those of smtpcode.verify, plus
@@ -385,21 +386,44 @@ local function run_queue(st)
   end
 end
 
-local function check_opts(opts)
+-- The planner for opts, and the DNS servers, or nil and what was refused. The option values are
+-- the C planner's to check (smtpcode.plan); here only what this driver adds or cannot do.
+local function new_plan(opts)
   if type(opts) ~= "table" then return nil, "options table required (mail_from, helo)" end
-  local po = {}
-  for k, v in pairs(opts) do if not DRIVER_OPTS[k] then po[k] = v end end
   for _, k in ipairs(NOT_HERE) do -- the libuv driver's; refused rather than silently ignored
-    if opts[k] ~= nil then return nil, "invalid option: " .. k .. " (not supported by smtpcode.resty)" end
+    if opts[k] ~= nil then
+      return nil, "invalid option: " .. k .. " (not supported by smtpcode.resty)"
+    end
   end
-  po.seed = math.random(0, 2 ^ 31)
-  local p, err = smtpcode.plan(po)
-  if not p then return nil, err end
-  local servers, serr = parse_servers(opts.dns_servers)
-  if not servers then return nil, "invalid option: " .. serr end
   if opts.on_result ~= nil and type(opts.on_result) ~= "function" then
     return nil, "invalid option: on_result"
   end
+  if opts.shared_dict ~= nil and not ngx.shared[opts.shared_dict] then
+    return nil, "invalid option: shared_dict (no lua_shared_dict "
+                .. tostring(opts.shared_dict) .. ")"
+  end
+  local servers, serr = parse_servers(opts.dns_servers)
+  if not servers then return nil, "invalid option: " .. serr end
+  local po = {}
+  for k, v in pairs(opts) do if not DRIVER_OPTS[k] then po[k] = v end end
+  po.seed = math.random(0, 2 ^ 31)
+  local p, err = smtpcode.plan(po)
+  if not p then return nil, err end
+  return p, servers
+end
+
+-- check_options(opts) -> true | nil, err: whether verify() would take opts, without verifying
+-- (a service checks a caller's options before it starts an answer).
+function _M.check_options(opts)
+  local p, err = new_plan(opts)
+  if not p then return nil, err end
+  p:close()
+  return true
+end
+
+local function check_opts(opts)
+  local p, servers = new_plan(opts)
+  if not p then return nil, servers end
   local st = new_state(opts)
   st.p = p
   st.servers = servers
@@ -417,9 +441,6 @@ local function check_opts(opts)
   st.count_ttl = deadline + 60
   if opts.shared_dict ~= nil then
     st.dict = ngx.shared[opts.shared_dict]
-    if not st.dict then
-      return nil, "invalid option: shared_dict (no lua_shared_dict " .. tostring(opts.shared_dict) .. ")"
-    end
     start_heartbeat(opts.shared_dict)
   end
   return st

@@ -1,7 +1,8 @@
 """Fixture `http_service(**env)`: Debian's nginx with the Lua module running
 examples/openresty/nginx.conf (through tests/fixtures/nginx/ctl, on loopback), and a small HTTP
-client for it. Each distinct setting (workers, rate, body limit, sender) is its own instance on its own
-port and state directory; all are stopped at the end of the session. Imported by conftest.py."""
+client for it. Each distinct setting (workers, rate, body limit, sender, extra configuration) is
+its own instance on its own port and state directory; all are stopped at the end of the session.
+Imported by conftest.py."""
 import http.client
 import json
 import os
@@ -38,14 +39,17 @@ class HttpService:
 def http_service():
     running = {}
 
-    def start(workers=1, rate=1000, body_max="64k", mail_from="probe@sender.test", dns_port=5353):
-        key = (workers, rate, body_max, mail_from, dns_port)
+    def start(workers=1, rate=1000, body_max="64k", mail_from="probe@sender.test", dns_port=5353,
+              extra=""):
+        """extra: more configure() entries, Lua text ("deadline = 2,"), after the others."""
+        key = (workers, rate, body_max, mail_from, dns_port, extra)
         if key in running:
             return running[key][0]
         port = 8089 + len(running)
         env = dict(os.environ, SMTPC_HTTP_PORT=str(port), SMTPC_HTTP_WORKERS=str(workers),
                    SMTPC_HTTP_RATE=str(rate), SMTPC_HTTP_BODY_MAX=body_max,
                    SMTPC_HTTP_MAIL_FROM=mail_from, SMTPC_DNS_PORT=str(dns_port),
+                   SMTPC_HTTP_EXTRA=extra,
                    SMTPC_HTTP_STATE=str(_ROOT / "build" / "fixtures" / ("nginx-%d" % port)))
         r = subprocess.run([str(_CTL), "start"], env=env, capture_output=True, text=True, timeout=60)
         if r.returncode != 0:

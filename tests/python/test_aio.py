@@ -36,15 +36,7 @@ def aio_run(addresses, **kw):
 SHARED = [
     tv.test_postfix_world_verdicts,
     tv.test_result_fields,
-    tv.test_catch_all_off_reports_accepted_as_deliverable,
-    tv.test_starttls_required_without_starttls,
-    tv.test_starttls_off,
-    tv.test_tls_verify_rejects_self_signed,
-    tv.test_transcript,
-    tv.test_deferring_only_mx_is_unknown,
-    tv.test_duplicates_each_get_a_result,
     tv.test_greylisting_is_retried,
-    tv.test_greylisting_past_the_deadline_says_greylisted,
     tv.test_batching_connections_and_no_data,
     tv.test_postfix_error_limits_do_not_lose_addresses,
     tv.test_catch_all_found_beside_many_unknown_users,
@@ -58,6 +50,12 @@ def test_shared_behaviour_through_asyncio(case, request, monkeypatch):
     monkeypatch.setattr(tv, "run", aio_run)
     names = case.__code__.co_varnames[:case.__code__.co_argcount]
     case(*[request.getfixturevalue(n) for n in names])
+
+
+@pytest.mark.parametrize("name", list(tv.OPTION_CASES))
+def test_option_case_through_asyncio(mail_world, name, monkeypatch):
+    monkeypatch.setattr(tv, "run", aio_run)
+    tv.test_option_case(mail_world, name)
 
 
 @pytest.mark.parametrize("stage,fault,reason,code", [

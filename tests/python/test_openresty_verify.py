@@ -1,7 +1,9 @@
 """/v1/verify of the HTTP service (examples/openresty: nginx + smtpcode.resty on cosockets)
 against the same real servers as test_verify.py: Postfix (+ postgrey) and dnsmasq on loopback,
-and the fault server for what Postfix will not do (slow replies). The expected verdicts are the
-hand-written table of test_verify.py: the same world must give the same verdicts through HTTP.
+and the fault server for what Postfix will not do (slow replies). The expectations are
+test_verify.py's hand-written ones (POSTFIX_CASES, and OPTION_CASES with their options as query
+parameters): the same world must give the same verdicts through HTTP. Then what only the service
+has: which options a request may set, how far, and a cache kept apart per options.
 
 Each test that must not see another's cached results gets its own nginx instance (a distinct
 sender is a distinct instance in the http_service fixture)."""
@@ -18,27 +20,41 @@ import uuid
 
 import pytest
 
-from test_verify import POSTFIX_CASES
+from test_verify import OPTION_CASES, POSTFIX_CASES, new_sender
 
 
 def lines(body):
     return [json.loads(x) for x in body.decode("utf-8").splitlines() if x.strip()]
 
 
-def get_verify(svc, address):
-    status, r = svc.json("GET", "/v1/verify?address=" + urllib.parse.quote(address, safe="@"))
+def query(options):
+    """verify()'s options as the service's query parameters (booleans as true/false)."""
+    return urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v
+                                   for k, v in options.items()})
+
+
+def get_verify(svc, address, **options):
+    path = "/v1/verify?address=" + urllib.parse.quote(address, safe="@")
+    if options:
+        path += "&" + query(options)
+    status, r = svc.json("GET", path)
     assert status == 200, r
     return r
 
 
-def post_verify(svc, addresses, timeout=90):
-    status, hdrs, body = svc.request("POST", "/v1/verify", body=json.dumps(addresses),
-                                     timeout=timeout)
+def post_lines(svc, addresses, timeout=90, **options):
+    """The results of POST /v1/verify in the order they came: exactly one per address."""
+    path = "/v1/verify" + ("?" + query(options) if options else "")
+    status, hdrs, body = svc.request("POST", path, body=json.dumps(addresses), timeout=timeout)
     assert status == 200, body[:300]
     assert hdrs.get("content-type", "").startswith("application/x-ndjson")
     out = lines(body)
     assert sorted(r["address"] for r in out) == sorted(addresses), "not one result per address"
-    return {r["address"]: r for r in out}
+    return out
+
+
+def post_verify(svc, addresses, timeout=90, **options):
+    return {r["address"]: r for r in post_lines(svc, addresses, timeout, **options)}
 
 
 def test_every_verdict_case_through_get(http_service, mail_world):
@@ -55,6 +71,135 @@ def test_every_verdict_case_in_one_streamed_batch(http_service, mail_world):
         r = res[address]
         assert (r["verdict"], r["reason"]) == (verdict, reason), (address, r)
         assert not r.get("cached"), r  # verified now, not served from the cache
+
+
+@pytest.mark.parametrize("name", list(OPTION_CASES))
+def test_option_case_through_post(http_service, mail_world, name):
+    # test_verify.py's cases with their options as query parameters, and the same checks. Each
+    # has an instance of its own (its own sender), so no result can come from another's cache.
+    addresses, options, fresh, check = OPTION_CASES[name]
+    sender = new_sender("sender.test") if fresh else "opt-%s@sender.test" % name.replace("_", "-")
+    results = post_lines(http_service(mail_from=sender), addresses, **options)
+    assert not any(r["cached"] for r in results), results
+    check(results, sender)
+
+
+def test_cache_is_kept_apart_per_options(http_service, mail_world):
+    svc = http_service(mail_from="probe-cache@sender.test")
+    a = "x@catchall.mta.test"
+    first = get_verify(svc, a)
+    assert (first["verdict"], first["cached"]) == ("risky", False), first
+    # the default request's "risky" is not an answer to catch_all=false
+    off = get_verify(svc, a, catch_all=False)
+    assert (off["verdict"], off["cached"]) == ("deliverable", False), off
+    assert (get_verify(svc, a)["verdict"], get_verify(svc, a)["cached"]) == ("risky", True)
+    again = get_verify(svc, a, catch_all=False)
+    assert (again["verdict"], again["cached"]) == ("deliverable", True), again
+    (posted,) = post_lines(svc, [a], catch_all=False)      # POST reads the same entries
+    assert (posted["verdict"], posted["cached"]) == ("deliverable", True), posted
+    # asking for what the service does anyway is the default request (deadline: the fixture's)
+    same = get_verify(svc, a, deadline=60, catch_all=True)
+    assert (same["verdict"], same["cached"]) == ("risky", True), same
+    # a transcript is of the session that made it: neither served from the cache nor kept
+    for _ in range(2):
+        t = get_verify(svc, a, transcript=True)
+        assert t["cached"] is False and "RCPT TO:<%s>" % a in t["transcript"], t
+
+
+def test_transcripts_configured_for_every_request_are_not_cached(http_service, mail_world):
+    svc = http_service(mail_from="probe-transcripts@sender.test", extra="transcript = true,")
+    for _ in range(2):
+        r = get_verify(svc, "alice@users.mta.test")
+        assert r["cached"] is False and "RCPT TO:<alice@users.mta.test>" in r["transcript"], r
+
+
+# (query, the option the 400 must name): values the HTTP layer cannot read as the option's type,
+# values the C planner refuses (its message is passed on), options nobody knows, and the
+# operator's options, which no request may set.
+BAD_OPTIONS = [
+    ("starttls=sometimes", "starttls"),
+    ("starttls=", "starttls"),
+    ("catch_all=maybe", "catch_all"),
+    ("tls_verify=", "tls_verify"),
+    ("transcript=yes", "transcript"),
+    ("catch_all", "catch_all"),
+    ("catch_all=true&catch_all=false", "catch_all"),
+    ("deadline=-1", "deadline"),
+    ("deadline=0", "deadline"),
+    ("timeout=0", "timeout"),
+    ("deadline=soon", "deadline"),
+    ("timeout=nan", "timeout"),
+    ("greylist_delay=inf", "greylist_delay"),
+    ("frobnicate=1", "frobnicate"),
+    ("mail_from=x%40evil.test", "mail_from"),
+    ("helo=evil.test", "helo"),
+    ("port=25", "port"),
+    ("dns_servers=127.0.0.1%3A53", "dns_servers"),
+    ("per_host=100", "per_host"),
+    ("concurrency=1000", "concurrency"),
+    ("host_pause=0", "host_pause"),
+]
+
+
+@pytest.mark.parametrize("bad,option", BAD_OPTIONS, ids=[q for q, _ in BAD_OPTIONS])
+def test_bad_or_foreign_option_is_400_naming_it(http_service, mail_world, bad, option):
+    svc = http_service()
+    for method, path, body in (
+            ("GET", "/v1/verify?address=alice@users.mta.test&" + bad, None),
+            ("POST", "/v1/verify?" + bad, b'["alice@users.mta.test"]')):
+        status, r = svc.json(method, path, body=body)
+        assert status == 400, (method, r)
+        assert option in r["error"], (method, r)
+
+
+def test_a_bad_configuration_stops_nginx_at_start(http_service):
+    # checked by the same planner as a request's options, but when nginx starts: a service
+    # that would refuse every request does not come up
+    with pytest.raises(RuntimeError, match="invalid option: starttls"):
+        http_service(extra='starttls = "sometimes",')
+
+
+def test_post_takes_no_address_parameter(http_service):
+    status, r = http_service().json("POST", "/v1/verify?address=a@b.test", body=b'["a@b.test"]')
+    assert status == 400 and "address" in r["error"], r
+
+
+# Every reply of this server, the banner too, comes 1.5 s late (faultsmtp "delay"): a run with
+# the fixture's 5 s timeout and 60 s deadline is answered after a few seconds, but not within a
+# 1 s timeout or a 2 s deadline. A request that asks for more than the service's own timeout or
+# deadline gets the service's.
+SLOW = {"delay": 1.5}
+
+
+def test_slow_server_answers_within_the_configured_limits(http_service, fault_server):
+    fault_server(10, SLOW)
+    r = get_verify(http_service(), "a@f10.fault.mta.test", catch_all=False)
+    assert (r["verdict"], r["reason"]) == ("deliverable", "delivered"), r
+
+
+@pytest.mark.parametrize("configured,asked,reason", [
+    ("timeout = 1,", dict(timeout=100), "networkerror"),
+    ("deadline = 2,", dict(deadline=1000), "expired"),
+])
+def test_a_request_cannot_raise_the_time_limits(http_service, fault_server, configured, asked,
+                                                 reason):
+    fault_server(10, SLOW)
+    svc = http_service(extra=configured)
+    r = get_verify(svc, "a@f10.fault.mta.test", catch_all=False, **asked)
+    assert (r["verdict"], r["reason"]) == ("unknown", reason), r
+
+
+def test_a_request_cannot_retry_greylisting_sooner(http_service, fault_server):
+    # "grey..." local parts are always answered 450 Greylisted. The service waits 4 s before a
+    # retry (the fixture's greylist_delay), longer than this request's deadline: one RCPT only.
+    # Retries 0.2 s apart, as asked, would have made three within the deadline.
+    srv = fault_server(11, {})
+    svc = http_service(mail_from="probe-greyfloor@sender.test")
+    r = get_verify(svc, "grey1@f11.fault.mta.test", greylist_delay=0.2, deadline=3,
+                   catch_all=False)
+    assert r["verdict"] == "unknown" and r["reply"]["greylisted"] is True, r
+    rcpts = b"".join(srv.connections()).count(b"RCPT TO:<grey1@f11.fault.mta.test>")
+    assert rcpts == 1, rcpts
 
 
 def test_newline_list_body_and_cache(http_service, mail_world):
