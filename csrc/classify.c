@@ -847,6 +847,13 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
     else if (st.best_prio == 1) reason = st.best_reason;
     else if (sr) reason = sr->reason;
     else reason = code_lookup(code);
+    /* X.4.1 "no answer from host" in a live reply (a reply code before it: "450 4.4.1 No
+     * answer from host", "451 4.4.1 [internal] No valid hosts") is the relaying server's
+     * network failure now; the same status alone in a DSN is the sender giving up after
+     * retrying (expired), which status.def keeps. Only the status decided, no phrase. */
+    if (reason == R(EXPIRED) && code != 0 && st.best_prio < 1 && sr && status != NULL &&
+        strcmp(status + 1, ".4.1") == 0)
+      reason = R(NETWORKERROR);
 
     /* The command-context rule, stated once for every "no such user" phrase: such a text
      * answering RCPT, or with no command known at all (a bare reply as a person or a probe
