@@ -501,7 +501,8 @@ static void params(const char *v, size_t n, ctype *ct) {
 }
 
 static void parse_ctype(const char *v, size_t n, const char *deflt, ctype *ct) {
-  memset(ct, 0, sizeof *ct);
+  /* every field is read as a string only: empty strings, not 216 zero octets a part */
+  ct->type[0] = ct->boundary[0] = ct->charset[0] = ct->report[0] = '\0';
   size_t k = 0;
   if (v) {
     size_t i = 0;
@@ -598,13 +599,20 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
     size_t q = (size_t)(d - buf), j, at;
     from = q + 1;
     if (q + 1 >= end || buf[q + 1] != '-') continue;
-    if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') continue; /* not a line start */
+    if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') {
+      /* not a line start, nor is any octet of this run of '-': one memchr for the run */
+      while (from < end && buf[from] == '-') from++;
+      continue;
+    }
     const char *nl = memchr(buf + q, '\n', end - q), *cr;
     j = nl ? (size_t)(nl - buf) : end;
     if (!p->nocr && (cr = memchr(buf + q, '\r', j - q)) != NULL) j = (size_t)(cr - buf);
     size_t ll = j - q;
     const char *s = buf + q;
-    if (ll < bl + 2 || memcmp(s + 2, ct->boundary, bl)) continue;
+    if (ll < bl + 2 || memcmp(s + 2, ct->boundary, bl)) {
+      from = j; /* the next line start is past this line's end (j holds CR or LF, not '-') */
+      continue;
+    }
     size_t r = bl + 2;
     int close = ll >= r + 2 && s[r] == '-' && s[r + 1] == '-';
     if (close) r += 2;
