@@ -115,6 +115,17 @@ char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, s
       if (!conv) return NULL;
       char *in = (char *)s, *out = conv;
       size_t inleft = n, outleft = cap;
+      if (!strcmp(cs, "iso-2022-jp")) {
+        /* Japanese mail is mostly ASCII before its first escape sequence, and the converter
+         * (freshly reset: ASCII, no G2 set) gives those octets back as they are, one by one
+         * at tens of instructions each: copied here instead, the converter starts at the
+         * first ESC in the same state. SO and SI (0x0E, 0x0F) stop the copy too. */
+        size_t k = 0;
+        while (k < n && (unsigned char)s[k] < 0x80 && s[k] != 0x1b && s[k] != 0x0e && s[k] != 0x0f) k++;
+        memcpy(out, in, k);
+        in += k, out += k;
+        inleft -= k, outleft -= k;
+      }
       while (inleft) {
         if (iconv(cd, &in, &inleft, &out, &outleft) != (size_t)-1) break;
         if (errno == E2BIG || outleft < 4) break;
