@@ -494,20 +494,24 @@ static void params(const char *v, size_t n, ctype *ct) {
       {"charset", 7, offsetof(ctype, charset), sizeof ct->charset, 0},
       {"report-type", 11, offsetof(ctype, report), sizeof ct->report, 0},
   };
+  static const unsigned char delim[256] = {[';'] = 1, [' '] = 1, ['\t'] = 1};
   int found = 0;
   for (size_t i = 0; i < n && found != 7; i++) {
-    if (i > 0 && v[i - 1] != ';' && !is_wsp(v[i - 1])) {
-      while (i < n && v[i] != ';' && !is_wsp(v[i])) i++; /* to the next delimiter ... */
-      continue;                                           /* ... and the octet after it */
+    if (i > 0 && !delim[(unsigned char)v[i - 1]]) {
+      while (i < n && !delim[(unsigned char)v[i]]) i++; /* to the next delimiter ... */
+      continue;                                         /* ... and the octet after it */
     }
-    int c = lower((unsigned char)v[i]);
-    for (int w = 0; w < 3; w++) {
-      if (found & (1 << w) || c != want[w].name[0] || i + want[w].len >= n ||
-          !smtpc__bstarts(v + i, n - i, want[w].name))
-        continue;
-      if (param_value(v, n, i + want[w].len, (char *)ct + want[w].off, want[w].cap, want[w].keep))
-        found |= 1 << w;
+    int w; /* the names start with three different letters: the one that can match here */
+    switch (lower((unsigned char)v[i])) {
+    case 'b': w = 0; break;
+    case 'c': w = 1; break;
+    case 'r': w = 2; break;
+    default: continue;
     }
+    if (found & (1 << w) || i + want[w].len >= n || !smtpc__bstarts(v + i, n - i, want[w].name))
+      continue;
+    if (param_value(v, n, i + want[w].len, (char *)ct + want[w].off, want[w].cap, want[w].keep))
+      found |= 1 << w;
   }
 }
 
