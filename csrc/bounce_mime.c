@@ -367,8 +367,11 @@ static const unsigned char ftext[256] = {
 };
 
 static int header_name(const char *s, size_t n, size_t *nl) {
+  const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
-  while (i < n && ftext[(unsigned char)s[i]]) i++;
+  /* four octets a step while all four are ftext (names are ten octets or more, mostly) */
+  while (i + 4 <= n && (ftext[u[i]] & ftext[u[i + 1]] & ftext[u[i + 2]] & ftext[u[i + 3]])) i += 4;
+  while (i < n && ftext[u[i]]) i++;
   if (i == 0 || i >= n || s[i] != ':') {
     /* "Name :" with a space before the colon is seen in old MTAs' DSNs */
     size_t j = i;
