@@ -307,16 +307,17 @@ int smtpc__bounce_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char 
  * table that occurs anywhere in the text. Every phrase starts with a lead word, so the text is
  * searched for those (one pass per lead word among the first nlead, not one per phrase) and the
  * phrases are compared where a lead word stands. */
-static const char *find_phrase(const char *t, size_t n, size_t nlead);
+static const char *find_phrase(const char *t, size_t n, size_t nlead, int *has_command);
 
 /* The command a text says a reply answered. Where the usual phrases are missing and the text
  * speaks of a command, it may be quoted (Stalwart "rejected command 'RCPT TO:<x>'") or folded
  * over lines ("(in\n    reply to RCPT TO command)"): searched again, with one space for every
  * run of white space. */
 static const char *find_command(const char *t, size_t n) {
-  const char *c = find_phrase(t, n, 3);
-  if (c || !smtpc__bfind(t, n, "command")) return c;
-  if (!memchr(t, '\n', n)) return find_phrase(t, n, 4);
+  int has_command;
+  const char *c = find_phrase(t, n, 3, &has_command);
+  if (c || !has_command) return c;
+  if (!memchr(t, '\n', n)) return find_phrase(t, n, 4, NULL);
   char buf[2048];
   size_t k = 0;
   for (size_t i = 0; i < n && k < sizeof buf; i++) {
@@ -325,10 +326,18 @@ static const char *find_command(const char *t, size_t n) {
     if (ch == ' ' && k && buf[k - 1] == ' ') continue;
     buf[k++] = ch;
   }
-  return find_phrase(buf, k, 4);
+  return find_phrase(buf, k, 4, NULL);
 }
 
-static const char *find_phrase(const char *t, size_t n, size_t nlead) {
+/* find_phrase over a text of fewer than FIND_SHORT octets: one pass looking at every octet
+ * that may start a lead word, not one smtpc__bfind per lead word (which, for a text this short,
+ * is itself a pass over every octet). The same phrases at the same places: the same answer. */
+#define FIND_SHORT 96 /* smtpc__bfind scans a text this short octet by octet too */
+
+/* find_phrase: the first row (lowest index) whose phrase occurs in t, looked for where a lead
+ * word stands. With has_command, *has_command says whether "command" occurs in t when no row
+ * does (find_command's next question, answered on the way). */
+static const char *find_phrase(const char *t, size_t n, size_t nlead, int *has_command) {
   static const char *const lead[] = {"in reply to ", ">>> ", "after ", "command '"};
   static const struct { const char *phrase; const char *cmd; } k[] = {
       {"in reply to rcpt to", "RCPT"}, {"in reply to end of data", "DATA"},
@@ -346,9 +355,30 @@ static const char *find_phrase(const char *t, size_t n, size_t nlead) {
       {"command 'rcpt to", "RCPT"},      {"command 'mail from", "MAIL"},
       {"command 'data", "DATA"},
   };
-  enum { NK = sizeof k / sizeof k[0] };
+  enum { NK = sizeof k / sizeof k[0], NLEAD = sizeof lead / sizeof lead[0] };
   size_t best = NK;
-  for (size_t l = 0; l < nlead && l < sizeof lead / sizeof lead[0]; l++) {
+  if (nlead > NLEAD) nlead = NLEAD;
+  if (n < FIND_SHORT) {
+    /* bit l: lead[l] starts with this octet (ASCII case-insensitive); "command" is lead 3's */
+    static const unsigned char starts[256] = {['i'] = 1, ['I'] = 1, ['>'] = 2, ['a'] = 4,
+                                              ['A'] = 4, ['c'] = 8, ['C'] = 8};
+    int cmd = 0;
+    for (size_t j = 0; j < n; j++) {
+      unsigned m = starts[(unsigned char)t[j]];
+      if (!m) continue;
+      if (m == 8 && !cmd && smtpc__bstarts(t + j, n - j, "command")) cmd = 1;
+      for (size_t l = 0; l < nlead; l++) {
+        if (!(m >> l & 1) || !smtpc__bstarts(t + j, n - j, lead[l])) continue;
+        size_t ll = strlen(lead[l]);
+        for (size_t i = 0; i < best; i++) /* only an earlier row can change the answer */
+          if (!strncmp(k[i].phrase, lead[l], ll) && smtpc__bstarts(t + j, n - j, k[i].phrase))
+            best = i;
+      }
+    }
+    if (has_command) *has_command = cmd;
+    return best < NK ? k[best].cmd : NULL;
+  }
+  for (size_t l = 0; l < nlead; l++) {
     size_t ll = strlen(lead[l]);
     for (const char *at = smtpc__bfind(t, n, lead[l]); at;
          at = smtpc__bfind(at + 1, n - (size_t)(at + 1 - t), lead[l]))
@@ -357,6 +387,7 @@ static const char *find_phrase(const char *t, size_t n, size_t nlead) {
             smtpc__bstarts(at, n - (size_t)(at - t), k[i].phrase))
           best = i;
   }
+  if (has_command) *has_command = best == NK && smtpc__bfind(t, n, "command") != NULL;
   return best < NK ? k[best].cmd : NULL;
 }
 

@@ -115,6 +115,17 @@ char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, s
       if (!conv) return NULL;
       char *in = (char *)s, *out = conv;
       size_t inleft = n, outleft = cap;
+      if (!strcmp(cs, "iso-2022-jp")) {
+        /* Japanese mail is mostly ASCII before its first escape sequence, and the converter
+         * (freshly reset: ASCII, no G2 set) gives those octets back as they are, one by one
+         * at tens of instructions each: copied here instead, the converter starts at the
+         * first ESC in the same state. SO and SI (0x0E, 0x0F) stop the copy too. */
+        size_t k = 0;
+        while (k < n && (unsigned char)s[k] < 0x80 && s[k] != 0x1b && s[k] != 0x0e && s[k] != 0x0f) k++;
+        memcpy(out, in, k);
+        in += k, out += k;
+        inleft -= k, outleft -= k;
+      }
       while (inleft) {
         if (iconv(cd, &in, &inleft, &out, &outleft) != (size_t)-1) break;
         if (errno == E2BIG || outleft < 4) break;
@@ -356,8 +367,11 @@ static const unsigned char ftext[256] = {
 };
 
 static int header_name(const char *s, size_t n, size_t *nl) {
+  const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
-  while (i < n && ftext[(unsigned char)s[i]]) i++;
+  /* four octets a step while all four are ftext (names are ten octets or more, mostly) */
+  while (i + 4 <= n && (ftext[u[i]] & ftext[u[i + 1]] & ftext[u[i + 2]] & ftext[u[i + 3]])) i += 4;
+  while (i < n && ftext[u[i]]) i++;
   if (i == 0 || i >= n || s[i] != ':') {
     /* "Name :" with a space before the colon is seen in old MTAs' DSNs */
     size_t j = i;
@@ -483,25 +497,30 @@ static void params(const char *v, size_t n, ctype *ct) {
       {"charset", 7, offsetof(ctype, charset), sizeof ct->charset, 0},
       {"report-type", 11, offsetof(ctype, report), sizeof ct->report, 0},
   };
+  static const unsigned char delim[256] = {[';'] = 1, [' '] = 1, ['\t'] = 1};
   int found = 0;
   for (size_t i = 0; i < n && found != 7; i++) {
-    if (i > 0 && v[i - 1] != ';' && !is_wsp(v[i - 1])) {
-      while (i < n && v[i] != ';' && !is_wsp(v[i])) i++; /* to the next delimiter ... */
-      continue;                                           /* ... and the octet after it */
+    if (i > 0 && !delim[(unsigned char)v[i - 1]]) {
+      while (i < n && !delim[(unsigned char)v[i]]) i++; /* to the next delimiter ... */
+      continue;                                         /* ... and the octet after it */
     }
-    int c = lower((unsigned char)v[i]);
-    for (int w = 0; w < 3; w++) {
-      if (found & (1 << w) || c != want[w].name[0] || i + want[w].len >= n ||
-          !smtpc__bstarts(v + i, n - i, want[w].name))
-        continue;
-      if (param_value(v, n, i + want[w].len, (char *)ct + want[w].off, want[w].cap, want[w].keep))
-        found |= 1 << w;
+    int w; /* the names start with three different letters: the one that can match here */
+    switch (lower((unsigned char)v[i])) {
+    case 'b': w = 0; break;
+    case 'c': w = 1; break;
+    case 'r': w = 2; break;
+    default: continue;
     }
+    if (found & (1 << w) || i + want[w].len >= n || !smtpc__bstarts(v + i, n - i, want[w].name))
+      continue;
+    if (param_value(v, n, i + want[w].len, (char *)ct + want[w].off, want[w].cap, want[w].keep))
+      found |= 1 << w;
   }
 }
 
 static void parse_ctype(const char *v, size_t n, const char *deflt, ctype *ct) {
-  memset(ct, 0, sizeof *ct);
+  /* every field is read as a string only: empty strings, not 216 zero octets a part */
+  ct->type[0] = ct->boundary[0] = ct->charset[0] = ct->report[0] = '\0';
   size_t k = 0;
   if (v) {
     size_t i = 0;
@@ -598,13 +617,20 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
     size_t q = (size_t)(d - buf), j, at;
     from = q + 1;
     if (q + 1 >= end || buf[q + 1] != '-') continue;
-    if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') continue; /* not a line start */
+    if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') {
+      /* not a line start, nor is any octet of this run of '-': one memchr for the run */
+      while (from < end && buf[from] == '-') from++;
+      continue;
+    }
     const char *nl = memchr(buf + q, '\n', end - q), *cr;
     j = nl ? (size_t)(nl - buf) : end;
     if (!p->nocr && (cr = memchr(buf + q, '\r', j - q)) != NULL) j = (size_t)(cr - buf);
     size_t ll = j - q;
     const char *s = buf + q;
-    if (ll < bl + 2 || memcmp(s + 2, ct->boundary, bl)) continue;
+    if (ll < bl + 2 || memcmp(s + 2, ct->boundary, bl)) {
+      from = j; /* the next line start is past this line's end (j holds CR or LF, not '-') */
+      continue;
+    }
     size_t r = bl + 2;
     int close = ll >= r + 2 && s[r] == '-' && s[r + 1] == '-';
     if (close) r += 2;

@@ -1,5 +1,6 @@
 /* bounce_mta_text.c -- text helpers and the generic "recipient: words" reader shared by the MTA
  * modules (see bounce_mta.h). */
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -129,31 +130,47 @@ static const struct {
     {"command 'MAIL FROM", "MAIL"},     {"command 'DATA", "DATA"},
 };
 
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+/* The tables of that pass, built once from commands[] (a call used to build them again, which
+ * cost more than most texts' pass): head/next chain the rows by first letter (either case),
+ * gid puts each first letter in a group (at most 16), second[c] holds the groups whose phrases
+ * go on with c. Read-only after the build. */
+static struct {
+  uint8_t head[256], next[NCOMMANDS], gid[256];
+  uint16_t second[256];
+} g_cmd;
+static pthread_once_t g_cmd_once = PTHREAD_ONCE_INIT;
+
+static void build_command_tables(void) {
+  unsigned ngroups = 0;
+  memset(g_cmd.head, 0xff, sizeof g_cmd.head);
+  memset(g_cmd.gid, 0xff, sizeof g_cmd.gid);
+  memset(g_cmd.second, 0, sizeof g_cmd.second);
+  for (size_t i = NCOMMANDS; i-- > 0;) { /* chains in table order */
+    int c = lower((unsigned char)commands[i].phrase[0]);
+    g_cmd.next[i] = g_cmd.head[c];
+    g_cmd.head[c] = (uint8_t)i;
+    if (c >= 'a' && c <= 'z') g_cmd.head[c - 32] = (uint8_t)i;
+  }
+  for (size_t i = 0; i < NCOMMANDS; i++) { /* every phrase has two letters at least */
+    int c = lower((unsigned char)commands[i].phrase[0]), d = lower((unsigned char)commands[i].phrase[1]);
+    if (g_cmd.gid[c] == 0xff) g_cmd.gid[c] = (uint8_t)(ngroups < 15 ? ngroups++ : 15); /* 15: shared, still right */
+    if (c >= 'a' && c <= 'z') g_cmd.gid[c - 32] = g_cmd.gid[c];
+    g_cmd.second[d] |= (uint16_t)(1u << g_cmd.gid[c]);
+    if (d >= 'a' && d <= 'z') g_cmd.second[d - 32] |= (uint16_t)(1u << g_cmd.gid[c]);
+  }
+}
+
 /* The first row (in table order) whose phrase occurs anywhere in s: one pass over the text,
  * each position compared only with the rows whose phrase starts with its letter and goes on
  * with the next one (most positions stop at one of the two table looks), and only with rows
  * before the best one found so far. */
 const char *smtpc__bmta_command(const char *s, size_t n) {
-  enum { NC = sizeof commands / sizeof commands[0] };
-  uint8_t head[256], next[NC], gid[256]; /* gid: a group per first letter (at most 16) */
-  uint16_t second[256];                   /* second[c]: the groups whose phrases go on with c */
-  unsigned ngroups = 0;
-  memset(head, 0xff, sizeof head);
-  memset(gid, 0xff, sizeof gid);
-  memset(second, 0, sizeof second);
-  for (size_t i = NC; i-- > 0;) { /* chains in table order */
-    int c = lower((unsigned char)commands[i].phrase[0]);
-    next[i] = head[c];
-    head[c] = (uint8_t)i;
-    if (c >= 'a' && c <= 'z') head[c - 32] = (uint8_t)i;
-  }
-  for (size_t i = 0; i < NC; i++) { /* every phrase has two letters at least */
-    int c = lower((unsigned char)commands[i].phrase[0]), d = lower((unsigned char)commands[i].phrase[1]);
-    if (gid[c] == 0xff) gid[c] = (uint8_t)(ngroups < 15 ? ngroups++ : 15); /* 15: shared, still right */
-    if (c >= 'a' && c <= 'z') gid[c - 32] = gid[c];
-    second[d] |= (uint16_t)(1u << gid[c]);
-    if (d >= 'a' && d <= 'z') second[d - 32] |= (uint16_t)(1u << gid[c]);
-  }
+  enum { NC = NCOMMANDS };
+  const uint8_t *head = g_cmd.head, *next = g_cmd.next, *gid = g_cmd.gid;
+  const uint16_t *second = g_cmd.second;
+  pthread_once(&g_cmd_once, build_command_tables);
   size_t best = NC;
   for (size_t j = 0; j + 1 < n && best > 0; j++) {
     unsigned g = gid[(unsigned char)s[j]];

@@ -43,10 +43,11 @@ const char *smtpc__bfind(const char *hay, size_t n, const char *needle) {
     }
     return NULL;
   }
-  /* any anchor finds the same first match: the rarest among the first 16 octets is rare
-   * enough, and choosing costs no more for a long needle */
+  /* any anchor finds the same first match: the rarest among the first 8 octets is rare
+   * enough, and choosing costs no more for a long needle (corpus, callgrind: 8 cost fewer
+   * instructions than 4, 12 or 16) */
   size_t j = 0;
-  for (size_t i = 1; i < k && i < 16; i++)
+  for (size_t i = 1; i < k && i < 8; i++)
     if (commonness[nd[i]] < commonness[nd[j]]) j = i;
   unsigned char lo = lower_tab[nd[j]], up = (lo >= 'a' && lo <= 'z') ? (unsigned char)(lo - 32) : lo;
   /* anchor positions: [j, n - k + j] */
