@@ -12,13 +12,24 @@
 
 static const char *nz(const char *s) { return s && s[0] ? s : NULL; }
 
+/* A held-back row ('h<set>x-' id): drawn at random before its set was scored, never given a rule
+ * (see heldout.tsv's header and tests/python/test_heldout.py). */
+static int held_back(const char *id) {
+  const char *p = id;
+  if (*p++ != 'h' || *p < '0' || *p > '9') return 0;
+  while (*p >= '0' && *p <= '9') p++;
+  return p[0] == 'x' && p[1] == '-';
+}
+
+/* The rows with rules for their set's misses hold 95% / 99%; the held-back rows a floor under
+ * their last measured figure (70.0% / 95.6%), 65% / 93%. */
 static void held_out(void **state) {
   vec_table *t = vec_load("heldout.tsv");
-  int i, reason_ok = 0, hard_ok = 0;
+  int i, n[2] = {0, 0}, reason_ok[2] = {0, 0}, hard_ok[2] = {0, 0};
   (void)state;
-  assert_true(t->nrows >= 150);
   for (i = 0; i < t->nrows; i++) {
     const vec_row *row = &t->rows[i];
+    int k = held_back(row->field[0]);
     size_t len;
     const char *text = vec_get(t, row, "text", &len);
     smtpc_context ctx = {nz(vec_get(t, row, "command", NULL)), nz(vec_get(t, row, "host", NULL))};
@@ -27,16 +38,21 @@ static void held_out(void **state) {
     assert_int_equal(smtpc_decode(text, len, &ctx, &d), 0);
     ok_reason = strcmp(smtpc_reason_name(d.cls.reason), vec_get(t, row, "reason", NULL)) == 0;
     ok_hard = d.cls.hard_bounce == atoi(vec_get(t, row, "hard_bounce", NULL));
-    reason_ok += ok_reason;
-    hard_ok += ok_hard;
+    n[k]++;
+    reason_ok[k] += ok_reason;
+    hard_ok[k] += ok_hard;
     if (!ok_reason || !ok_hard)
       print_message("miss %s: want %s got %s hb=%d\n", row->field[0], vec_get(t, row, "reason", NULL),
                     smtpc_reason_name(d.cls.reason), d.cls.hard_bounce);
     if (d.cls.hard_bounce) assert_false(d.cls.retry);
   }
-  print_message("held-out %d: reasons %d, hard bounce %d\n", t->nrows, reason_ok, hard_ok);
-  assert_true(reason_ok * 100 >= t->nrows * 95);
-  assert_true(hard_ok * 100 >= t->nrows * 99);
+  print_message("held-out with rules %d: reasons %d, hard bounce %d; held back %d: reasons %d, hard bounce %d\n",
+                n[0], reason_ok[0], hard_ok[0], n[1], reason_ok[1], hard_ok[1]);
+  assert_true(n[0] >= 150 && n[1] >= 90);
+  assert_true(reason_ok[0] * 100 >= n[0] * 95);
+  assert_true(hard_ok[0] * 100 >= n[0] * 99);
+  assert_true(reason_ok[1] * 100 >= n[1] * 65);
+  assert_true(hard_ok[1] * 100 >= n[1] * 93);
   vec_free(t);
 }
 

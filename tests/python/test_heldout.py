@@ -2,12 +2,22 @@
 suites: tests/vectors/heldout.tsv (real replies from MTA sources and providers' documentation,
 each group with its source) and tests/vectors/framing.tsv (replies inside relaying MTAs'
 framing: code, status and command found, text without the framing)."""
+import re
+
 import smtpcode
 from reply_contract import assert_reply_contract
 import vectors
 
+# Two kinds of rows (see the header of heldout.tsv). Most rows had rules written for their
+# misses after their set was scored at first sight: they hold the bars below. The held-back
+# rows (ids 'h<set>x-', drawn at random before scoring) never had a rule written for them: they
+# measure how far the rules reach text nobody fitted them to, and hold a floor under the figure
+# they gave when last measured (70.0% / 95.6% over 90 rows), so a change that loses them shows.
 REASON_BAR = 0.95
 HARD_BOUNCE_BAR = 0.99
+HELD_BACK_REASON_FLOOR = 0.65
+HELD_BACK_HARD_BOUNCE_FLOOR = 0.93
+HELD_BACK = re.compile(rb"h[0-9]+x-")
 HELD_OUT = vectors.load("heldout.tsv")
 FRAMING = vectors.load("framing.tsv")
 
@@ -21,11 +31,10 @@ def _decode(row):
     return smtpcode.decode(row["text"], **ctx)
 
 
-def test_held_out_agreement():
-    assert len(HELD_OUT) >= 150
+def _score(rows):
     reason_ok = hard_ok = 0
     misses = []
-    for row in HELD_OUT:
+    for row in rows:
         r = _decode(row)
         assert_reply_contract(r)
         want_reason, want_hb = vectors.text(row["reason"]), row["hard_bounce"] == b"1"
@@ -35,11 +44,29 @@ def test_held_out_agreement():
             misses.append("%s: want %s hb=%d, got %s hb=%d | %.90s" % (
                 vectors.text(row["id"]), want_reason, want_hb, r.reason, r.hard_bounce,
                 vectors.text(row["text"])))
-    n = len(HELD_OUT)
-    print("\nheld-out %d: reasons %.1f%%, hard bounce %.1f%%" % (n, 100.0 * reason_ok / n, 100.0 * hard_ok / n))
+    n = len(rows)
+    return reason_ok / n, hard_ok / n, misses
+
+
+def test_held_out_agreement():
+    fitted = [row for row in HELD_OUT if not HELD_BACK.match(row["id"])]
+    assert len(fitted) >= 150
+    reasons, hard, misses = _score(fitted)
+    print("\nheld-out, rows with rules for their set's misses %d: reasons %.1f%%, hard bounce %.1f%%"
+          % (len(fitted), 100.0 * reasons, 100.0 * hard))
     print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
-    assert reason_ok / n >= REASON_BAR, misses
-    assert hard_ok / n >= HARD_BOUNCE_BAR, misses
+    assert reasons >= REASON_BAR, misses
+    assert hard >= HARD_BOUNCE_BAR, misses
+
+
+def test_held_back_rows():
+    held_back = [row for row in HELD_OUT if HELD_BACK.match(row["id"])]
+    assert len(held_back) >= 90
+    reasons, hard, misses = _score(held_back)
+    print("\nheld-back rows %d: reasons %.1f%%, hard bounce %.1f%%" % (len(held_back), 100.0 * reasons, 100.0 * hard))
+    print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
+    assert reasons >= HELD_BACK_REASON_FLOOR, misses
+    assert hard >= HELD_BACK_HARD_BOUNCE_FLOOR, misses
 
 
 def test_held_out_rows_are_sourced_and_unique():
