@@ -31,7 +31,9 @@ def _decode(row):
     return smtpcode.decode(row["text"], **ctx)
 
 
-def _score(rows):
+def _check(rows, label, min_rows, reason_bar, hard_bar):
+    """Decodes rows, prints their figures and every miss, and holds them to the bars."""
+    assert len(rows) >= min_rows
     reason_ok = hard_ok = 0
     misses = []
     for row in rows:
@@ -45,28 +47,20 @@ def _score(rows):
                 vectors.text(row["id"]), want_reason, want_hb, r.reason, r.hard_bounce,
                 vectors.text(row["text"])))
     n = len(rows)
-    return reason_ok / n, hard_ok / n, misses
+    print("\n%s %d: reasons %.1f%%, hard bounce %.1f%%" % (label, n, 100.0 * reason_ok / n, 100.0 * hard_ok / n))
+    print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
+    assert reason_ok / n >= reason_bar, misses
+    assert hard_ok / n >= hard_bar, misses
 
 
 def test_held_out_agreement():
-    fitted = [row for row in HELD_OUT if not HELD_BACK.match(row["id"])]
-    assert len(fitted) >= 150
-    reasons, hard, misses = _score(fitted)
-    print("\nheld-out, rows with rules for their set's misses %d: reasons %.1f%%, hard bounce %.1f%%"
-          % (len(fitted), 100.0 * reasons, 100.0 * hard))
-    print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
-    assert reasons >= REASON_BAR, misses
-    assert hard >= HARD_BOUNCE_BAR, misses
+    _check([row for row in HELD_OUT if not HELD_BACK.match(row["id"])],
+           "held-out, rows with rules for their set's misses", 150, REASON_BAR, HARD_BOUNCE_BAR)
 
 
 def test_held_back_rows():
-    held_back = [row for row in HELD_OUT if HELD_BACK.match(row["id"])]
-    assert len(held_back) >= 90
-    reasons, hard, misses = _score(held_back)
-    print("\nheld-back rows %d: reasons %.1f%%, hard bounce %.1f%%" % (len(held_back), 100.0 * reasons, 100.0 * hard))
-    print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
-    assert reasons >= HELD_BACK_REASON_FLOOR, misses
-    assert hard >= HELD_BACK_HARD_BOUNCE_FLOOR, misses
+    _check([row for row in HELD_OUT if HELD_BACK.match(row["id"])],
+           "held-back rows", 90, HELD_BACK_REASON_FLOOR, HELD_BACK_HARD_BOUNCE_FLOOR)
 
 
 def test_held_out_rows_are_sourced_and_unique():
