@@ -25,8 +25,10 @@ struct smtpc_bounce_parser {
                                 own argument read in place (no copy)                     */
   size_t srclen;
   int nocr;                  /* msg holds no CR: its lines end at LF alone (bounce_mime.c) */
-  int noword;                /* msg holds no ESC and no "=?": its header fields need no
-                                RFC 2047 or ISO-2022-JP decoding (bounce_mime.c)           */
+  size_t mark_from, mark;     /* the first ESC or "=?" of src at or after mark_from is at
+                                mark (srclen when none); a header field read from src
+                                whose octets end before it needs no RFC 2047 or
+                                ISO-2022-JP decoding (bounce_mime.c word_mark)            */
   int err;                   /* sticky error of feed/finish                              */
   uint64_t erroff;
   smtpc__chunk *arena;       /* head = the chunk in use; older ones follow               */

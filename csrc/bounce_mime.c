@@ -323,6 +323,27 @@ static int has_word_start(const char *v, size_t n) {
   return 0;
 }
 
+/* Where the first ESC or "=?" of p->src at or after `from` is ('=' of "=?"; srclen when none).
+ * Fields are read in order, so one search serves every field up to the mark: most messages
+ * have none, or a few in one Subject. */
+static size_t word_mark(smtpc_bounce_parser *p, size_t from) {
+  if (from >= p->mark_from && from <= p->mark) return p->mark;
+  const char *s = p->src + from;
+  size_t n = p->srclen - from;
+  const char *e = memchr(s, 0x1b, n);
+  size_t lim = e ? (size_t)(e - s) : n, w = lim;
+  /* "=?" before the ESC, found by its '?' (values full of '=', as DKIM's, have few '?') */
+  for (const char *q = lim > 1 ? memchr(s + 1, '?', lim - 1) : NULL; q;
+       q = q + 1 < s + lim ? memchr(q + 1, '?', (size_t)(s + lim - q - 1)) : NULL)
+    if (q[-1] == '=') {
+      w = (size_t)(q - 1 - s);
+      break;
+    }
+  p->mark_from = from;
+  p->mark = from + w;
+  return p->mark;
+}
+
 /* val is bheaders' arena copy of the unfolded value, with room for a NUL after it. With
  * plain, its source holds no ESC and no "=?" (unfolding joins lines with a space, so it
  * makes neither): nothing to decode. */
@@ -384,6 +405,14 @@ static int header_name(const char *s, size_t n, size_t *nl) {
   return (int)(i + 1);
 }
 
+/* Is the field at msg[a..b) plain: read from the message itself, and no ESC or "=?" in its
+ * octets? (A decoded text is looked at value by value in push_header.) */
+static int plain_field(smtpc_bounce_parser *p, const char *msg, int inmsg, size_t a, size_t b) {
+  if (!inmsg) return 0;
+  size_t off = (size_t)(msg - p->src);
+  return word_mark(p, off + a) >= off + b;
+}
+
 int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t *pos,
                     size_t base) {
   size_t first = p->nhdr;
@@ -396,7 +425,8 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   /* a text inside the message (the message itself, a returned message not encoded) has its
    * properties; a decoded one is looked at line by line */
   int inmsg = (uintptr_t)msg >= (uintptr_t)p->src && (uintptr_t)msg <= (uintptr_t)(p->src + p->srclen);
-  int rc = 0, plain = inmsg && p->noword;
+  int rc = 0;
+  size_t field = 0; /* where the field being read starts in msg */
   /* lines split by one memchr each when no CR can end them (converted text has none) */
   int nocr = inmsg ? p->nocr : at >= end || !memchr(msg + at, '\r', end - at);
   while (1) {
@@ -429,7 +459,9 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
       at = here; /* not a header: the body starts here without an empty line */
       break;
     }
-    if (name && (rc = push_header(p, name, nl, val, vl, plain))) return rc;
+    if (name && (rc = push_header(p, name, nl, val, vl, plain_field(p, msg, inmsg, field, here))))
+      return rc;
+    field = here;
     if (p->nhdr - first >= p->lim.max_headers) return smtpc__bfail(p, SMTPC_ETOOMANYHEADERS, base + line);
     started = 1;
     name = s;
@@ -446,7 +478,7 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
   }
   if (name) {
     while (vl && is_wsp(val[vl - 1])) vl--;
-    if ((rc = push_header(p, name, nl, val, vl, plain))) return rc;
+    if ((rc = push_header(p, name, nl, val, vl, plain_field(p, msg, inmsg, field, at)))) return rc;
   }
   *pos = at;
   return 0;
@@ -608,29 +640,35 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
   const char *child = !strcmp(ct->type, "multipart/digest") ? "message/rfc822" : "text/plain";
   size_t part_start = 0, nparts = 0;
   int open = 0, closed = 0;
-  /* A boundary line starts with "--": memchr goes from '-' to '-' (base64 has none, prose
-   * few) instead of from line to line, and only a "--" that starts a line is looked at. Lines
-   * end at LF, CR LF or a lone CR, as next_line() splits them. */
-  for (size_t from = pos; from < end;) {
-    const char *d = memchr(buf + from, '-', end - from);
-    if (!d) break;
-    size_t q = (size_t)(d - buf), j, at;
-    from = q + 1;
-    if (q + 1 >= end || buf[q + 1] != '-') continue;
-    if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') {
-      /* not a line start, nor is any octet of this run of '-': one memchr for the run */
-      while (from < end && buf[from] == '-') from++;
-      continue;
+  /* A boundary line is "--" boundary at a line start. "--" boundary is looked for as one
+   * string (Horspool: the text is read in steps of up to its length, not octet by octet, nor
+   * '-' by '-': prose and base64 alike are mostly skipped), and kept when it starts a line.
+   * Lines end at LF, CR LF or a lone CR, as next_line() splits them. */
+  char needle[sizeof ct->boundary + 2];
+  needle[0] = needle[1] = '-';
+  memcpy(needle + 2, ct->boundary, bl);
+  const size_t k = bl + 2;
+  uint8_t skip[256];
+  memset(skip, (int)(k < 255 ? k : 255), sizeof skip);
+  for (size_t i = 0; i + 1 < k; i++) skip[(unsigned char)needle[i]] = (uint8_t)(k - 1 - i < 255 ? k - 1 - i : 255);
+  for (size_t from = pos; from + k <= end;) {
+    /* the next "--" boundary at or after from */
+    size_t q = from;
+    for (;;) {
+      unsigned char last = (unsigned char)buf[q + k - 1];
+      if (last == (unsigned char)needle[k - 1] && !memcmp(buf + q, needle, k - 1)) break;
+      q += skip[last];
+      if (q + k > end) break;
     }
+    if (q + k > end) break;
+    from = q + 1;
+    if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') continue;
+    size_t j, at;
     const char *nl = memchr(buf + q, '\n', end - q), *cr;
     j = nl ? (size_t)(nl - buf) : end;
     if (!p->nocr && (cr = memchr(buf + q, '\r', j - q)) != NULL) j = (size_t)(cr - buf);
     size_t ll = j - q;
     const char *s = buf + q;
-    if (ll < bl + 2 || memcmp(s + 2, ct->boundary, bl)) {
-      from = j; /* the next line start is past this line's end (j holds CR or LF, not '-') */
-      continue;
-    }
     size_t r = bl + 2;
     int close = ll >= r + 2 && s[r] == '-' && s[r + 1] == '-';
     if (close) r += 2;
@@ -751,7 +789,7 @@ int smtpc__bmime(smtpc_bounce_parser *p) {
   const char *msg = p->src;
   size_t n = p->srclen;
   p->nocr = !memchr(msg, '\r', n);
-  p->noword = !memchr(msg, 0x1b, n) && !has_word_start(msg, n);
+  p->mark_from = 1, p->mark = 0; /* nothing known yet (mark < mark_from) */
   /* the line bound first, over the raw octets, before any work: memchr from LF to LF, and
    * only a long stretch is looked at for CRs (a CR-only message is one long stretch). A
    * message no longer than the bound has no line longer than it. */
