@@ -1,22 +1,15 @@
 /* bounce_mta.c -- the dispatcher over the non-RFC 3464 formats of bounce_mta_formats.def.
  *
  * Thirty-odd formats each looking through every message would read the text thirty times; a
- * bounce reader meets mostly messages that are none of them. So one scan of the bounce's text
- * and of the header fields the formats read finds which formats' gate markers occur, and
- * only those formats are tried, in the file's order.
- *
- * The scan skips (Wu-Manber): each marker has a key, six octets of it without white space,
- * and the scan looks at the last two octets of a six-octet window; a pair that ends no key
- * moves the window as far as no key can be missed (five octets for most pairs of text, a
- * quarter of the octets looked at). Where a key may end, the keys ending in that pair are
- * compared and a marker whose key is there is checked around it. The Aho-Corasick DFA of
- * ac.h, which loads a transition for every octet, cost half as much again on the corpus
- * (callgrind: the whole parse 57,000 -> 55,000 instructions a message). The tables are built
- * once and read-only after. */
+ * bounce reader meets mostly messages that are none of them. So one Aho-Corasick scan of the
+ * bounce's text and of the header fields the formats read finds which formats' gate markers
+ * occur, and only those formats are tried, in the file's order. The automaton is built once
+ * and read-only after. */
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "ac.h"
 #include "bounce_mta.h"
 
 static const struct format {
@@ -36,169 +29,62 @@ enum {
 #include "bounce_mta_formats.def"
 #undef SMTPC__FMT
 };
-
 #define MAX_GATES 256
-#define KEY 6          /* octets of a marker's key: every marker has a word this long */
-#define NCHAINS 4096   /* hashes of a key's last octet pair: six bits an octet */
 
-/* Which formats a scan found: one bit each. */
-typedef uint64_t hits;
-typedef char formats_fit_in_hits[NFORMATS <= 64 ? 1 : -1];
-
-static struct {
-  uint8_t shift[65536];       /* octet pair (as loaded: pair_at) -> octets the window may
-                                 move; 0: a key may end here. 64 KiB, of which text touches
-                                 the few lines of its common pairs                          */
-  uint8_t fold[256];          /* octet -> as compared: lower case, white space ' '          */
-  uint16_t chain[NCHAINS];    /* hash -> first marker + 1 whose key ends in it, 0: none     */
-  struct gate {
-    uint64_t key, fold;       /* the key's octets in lower case, and 0x20 where a letter is:
-                                 six octets of text t match when (t | fold) == key           */
-    hits formats;             /* the formats it lets in (Exim's markers are Mail.Ru's too)   */
-    const char *mark;
-    uint16_t next;            /* the next marker + 1 in the same chain                      */
-    uint8_t key_at;           /* where its key starts in it                                  */
-  } gate[MAX_GATES];
-  size_t ngates;
-  int ok;
-} g;
+/* One automaton over every gate marker; gate_format[i] is the format of pattern i. */
+static smtpc__ac g_ac;
+static int g_ok;
+static uint8_t g_gate_format[MAX_GATES];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static int is_ws(unsigned char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
-static unsigned hash(unsigned char a, unsigned char b) { /* either case alike */
-  return (unsigned)(g.fold[a] & 63) << 6 | (g.fold[b] & 63);
-}
-static unsigned pair_at(const char *s) { /* two octets as one index, in the order loaded */
-  uint16_t v;
-  memcpy(&v, s, 2);
-  return v;
-}
-static uint64_t octets(const char *s) { /* KEY octets as one word (the same on any byte order) */
-  uint64_t w = 0;
-  memcpy(&w, s, KEY);
-  return w;
-}
-
-/* How many gate markers contain w[0..KEY) (any case; duplicates counted). */
-static int markers_with(const char *w) {
-  char k[KEY + 1];
-  int n = 0;
-  memcpy(k, w, KEY);
-  k[KEY] = '\0';
-  for (size_t f = 0; f < NFORMATS; f++)
-    for (const char *const *mk = formats[f].gate; *mk; mk++)
-      n += smtpc__bfind(*mk, strlen(*mk), k) != NULL;
-  return n;
-}
-
-/* The key of a marker: of its space-free runs of KEY octets, one of rare letters and in few
- * other markers, so that the text's words seldom end one: a word the markers share
- * ("following", "delivered", "-----") is one that bounces use all the time, and a key found
- * costs a check of every marker it stands in. -1 when it has none. */
-static int choose_key(const char *mk) {
-  static const char by_frequency[] = "etaoinshrdlcumwfgypbvkjxqz";
-  int best = -1, best_score = 0;
-  for (size_t i = 0; mk[i]; i++) {
-    int score = 0;
-    size_t k;
-    for (k = 0; k < KEY && mk[i + k] && mk[i + k] != ' '; k++) {
-      const char *f = strchr(by_frequency, lower((unsigned char)mk[i + k]));
-      score += f && *f ? (int)(f - by_frequency) : mk[i + k] == '-' ? 0 : 20; /* "-----" rules */
-    }
-    if (k < KEY) continue;
-    score -= 30 * markers_with(mk + i);
-    if (best < 0 || score > best_score) best = (int)i, best_score = score;
-  }
-  return best;
-}
-
-static int same_mark(const char *a, const char *b) { /* ASCII case-insensitive */
-  while (*a && lower((unsigned char)*a) == lower((unsigned char)*b)) a++, b++;
-  return lower((unsigned char)*a) == lower((unsigned char)*b);
-}
-
 static void build(void) {
-  for (unsigned c = 0; c < 256; c++)
-    g.fold[c] = is_ws((unsigned char)c) ? ' ' : lower((unsigned char)c);
-  memset(g.shift, KEY - 1, sizeof g.shift); /* a pair in no key: the window moves past it */
+  const char *patterns[MAX_GATES];
+  size_t n = 0;
   for (size_t f = 0; f < NFORMATS; f++)
-    for (const char *const *mk = formats[f].gate; *mk; mk++) {
-      size_t n = 0;
-      while (n < g.ngates && !same_mark(g.gate[n].mark, *mk)) n++;
-      if (n < g.ngates) { /* the same marker for another format */
-        g.gate[n].formats |= (hits)1 << f;
-        continue;
-      }
-      int at = choose_key(*mk);
-      if (n == MAX_GATES || at < 0) return; /* g.ok stays 0: every format is tried */
-      struct gate *gt = &g.gate[n];
-      char key[KEY], fold[KEY];
-      for (size_t j = 0; j < KEY; j++) {
-        unsigned char c = lower((unsigned char)(*mk)[at + j]);
-        key[j] = (char)c;
-        fold[j] = c >= 'a' && c <= 'z' ? 0x20 : 0;
-        for (unsigned v = 0; j && v < 4; v++) { /* the pair ending at j, in either case */
-          char two[2] = {(char)(key[j - 1] ^ (v & 1 ? fold[j - 1] : 0)),
-                         (char)(c ^ (v & 2 ? fold[j] : 0))};
-          uint8_t *sh = &g.shift[pair_at(two)];
-          if (*sh > KEY - 1 - j) *sh = (uint8_t)(KEY - 1 - j);
-        }
-      }
-      gt->key = octets(key);
-      gt->fold = octets(fold);
-      gt->formats = (hits)1 << f;
-      gt->mark = *mk;
-      gt->key_at = (uint8_t)at;
-      unsigned h = hash((unsigned char)key[KEY - 2], (unsigned char)key[KEY - 1]);
-      gt->next = g.chain[h];
-      g.chain[h] = (uint16_t)(n + 1);
-      g.ngates = n + 1;
+    for (const char *const *g = formats[f].gate; *g; g++) {
+      if (n == MAX_GATES) return; /* g_ok stays 0: every format is tried, slower but right */
+      g_gate_format[n] = (uint8_t)f;
+      patterns[n++] = *g;
     }
-  g.ok = 1;
+  g_ok = smtpc__ac_build(&g_ac, patterns, n) == 0;
 }
 
-/* Does marker mk occur in t[0..n) around its key, which stands at t[i..i + KEY)? As
- * bounce_mta_formats.def says markers match: ASCII case-insensitive, and a space in the marker
- * stands for any run of white space (a phrase wrapped across lines still counts). */
-static int marker_at(const char *t, size_t n, size_t i, const char *mk, size_t key_at) {
-  const unsigned char *u = (const unsigned char *)t, *f = g.fold;
-  size_t q = i + KEY, p = key_at + KEY;
-  for (; mk[p]; p++) { /* after the key */
-    unsigned char c = f[(unsigned char)mk[p]];
-    if (q >= n || f[u[q++]] != c) return 0;
-    if (c == ' ')
-      while (q < n && f[u[q]] == ' ') q++;
-  }
-  for (q = i, p = key_at; p > 0;) { /* before it, backwards */
-    unsigned char c = f[(unsigned char)mk[--p]];
-    if (q == 0 || f[u[--q]] != c) return 0;
-    if (c == ' ')
-      while (q > 0 && f[u[q - 1]] == ' ') q--;
-  }
-  return 1;
+typedef struct hits {
+  uint64_t bits[(NFORMATS + 63) / 64];
+} hits;
+
+static void on_gate(void *ud, size_t pattern, size_t end_stream, size_t end_chunk) {
+  hits *h = ud;
+  size_t f = g_gate_format[pattern];
+  (void)end_stream, (void)end_chunk;
+  h->bits[f / 64] |= (uint64_t)1 << (f % 64);
 }
 
-/* The formats whose markers occur in t[0..n), added to *h. A marker is looked for within one
- * piece of text (the body, a field's value): none that a format requires spans two. */
-static void scan(const char *t, size_t n, hits *h) {
-  const unsigned char *u = (const unsigned char *)t;
-  for (size_t e = KEY - 1; e < n; e++) { /* e: the window's last octet */
-    unsigned s = g.shift[pair_at(t + e - 1)];
-    if (s) {
-      e += s - 1;
-      continue;
-    }
-    uint64_t w = octets(t + e + 1 - KEY);
-    for (unsigned k = g.chain[hash(u[e - 1], u[e])]; k; k = g.gate[k - 1].next) {
-      const struct gate *gt = &g.gate[k - 1];
-      if ((w | gt->fold) == gt->key && (gt->formats & ~*h) &&
-          marker_at(t, n, e + 1 - KEY, gt->mark, gt->key_at))
-        *h |= gt->formats;
+/* What the gate reads besides the body, gathered so that the automaton is fed long pieces
+ * (a feed call per header name cost more than the name's octets): the scanner state carries
+ * over, so feeding the pieces one after another or in one buffer finds the same markers. */
+typedef struct gather {
+  char buf[4096];
+  size_t len;
+} gather;
+
+static void flush(smtpc__ac_scan *sc, gather *g, hits *h) {
+  if (g->len) smtpc__ac_feed(&g_ac, sc, g->buf, g->len, on_gate, h);
+  g->len = 0;
+}
+
+/* Text followed by a line end, so that no marker spans two pieces. */
+static void feed(smtpc__ac_scan *sc, gather *g, const char *s, size_t n, hits *h) {
+  if (n + 1 > sizeof g->buf - g->len) {
+    flush(sc, g, h);
+    if (n + 1 > sizeof g->buf) { /* a long value: fed as it is */
+      smtpc__ac_feed(&g_ac, sc, s, n, on_gate, h);
+      n = 0;
     }
   }
+  memcpy(g->buf + g->len, s, n);
+  g->buf[g->len + n] = '\n';
+  g->len += n + 1;
 }
 
 /* The header fields that may hold a format's gate marker: the gate reads these values and no
@@ -217,8 +103,7 @@ static const struct gate_field {
 
 static const struct gate_field *gate_field(const smtpc__bheader *h) {
   for (size_t i = 0; i < sizeof gate_fields / sizeof gate_fields[0]; i++)
-    if (h->name_len == gate_fields[i].len &&
-        smtpc__bstarts(h->name, h->name_len, gate_fields[i].name))
+    if (h->name_len == gate_fields[i].len && smtpc__bstarts(h->name, h->name_len, gate_fields[i].name))
       return &gate_fields[i];
   return NULL;
 }
@@ -232,22 +117,30 @@ int smtpc__bmta_delay_notice(smtpc__bmsg *m) {
 }
 
 int smtpc__bmta_formats(smtpc__bmsg *m) {
-  hits h = ~(hits)0; /* without the tables (a marker without a key): every format */
+  hits h;
   pthread_once(&g_once, build);
-  if (g.ok) {
-    h = 0;
-    scan(m->body, m->body_len, &h);
+  memset(&h, 0xff, sizeof h); /* without the automaton (no memory): try every format */
+  if (g_ok) {
+    smtpc__ac_scan sc;
+    gather g;
+    memset(&h, 0, sizeof h);
+    smtpc__ac_scan_init(&sc);
+    g.len = 0;
+    /* the body and its line end, gathered with the fields when it fits: one scan of the lot
+     * (each scan's lanes cost a start-up of their own) */
+    feed(&sc, &g, m->body, m->body_len, &h);
     for (size_t i = 0; i < m->nheaders; i++) {
       const struct gate_field *f = gate_field(&m->headers[i]);
-      if (f && f->format >= 0) h |= (hits)1 << f->format;
-      else if (f) scan(m->headers[i].value, m->headers[i].value_len, &h);
+      if (f && f->format >= 0) h.bits[f->format / 64] |= (uint64_t)1 << (f->format % 64);
+      else if (f) feed(&sc, &g, m->headers[i].value, m->headers[i].value_len, &h);
     }
     const smtpc_bounce *r0 = m->nrecords ? smtpc__bounce_rec(m, 0) : NULL;
     const char *rep = r0 ? r0->field[SMTPC_BOUNCE_F_REPORTING_MTA] : NULL;
-    if (rep) scan(rep, strlen(rep), &h);
+    if (rep) feed(&sc, &g, rep, strlen(rep), &h);
+    flush(&sc, &g, &h);
   }
   for (size_t f = 0; f < NFORMATS; f++) {
-    if (!(h >> f & 1)) continue;
+    if (!(h.bits[f / 64] >> (f % 64) & 1)) continue;
     int rc = formats[f].fn(m);
     if (rc < 0) return rc;
     if (rc == 0) continue;
