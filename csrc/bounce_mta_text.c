@@ -132,17 +132,25 @@ static const struct {
 
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
-/* The tables of that pass, built once from commands[] (a call used to build them again, which
- * cost more than most texts' pass): head/next chain the rows by first letter (either case),
- * and starts marks every two octets, as loaded (pair_at), that begin some phrase in some
- * case: a position of the text costs one load and a test, nearly always no (a test of the
- * first letter, then the second, was twice the time: a third of the letters passed the first).
- * Read-only after the build. */
+/* Phrases after which a remote host's name or address follows, the first found first. */
+static const char *const host_after[] = {"remote host ", "Connected to ", "Giving up on ", "host: ",
+                                         "by the server for the recipient domain "};
+
+enum { NHOST_AFTER = sizeof host_after / sizeof host_after[0] };
+
+/* The tables of the passes over a diagnostic for those phrases, built once (a call used to
+ * build them again, which cost more than most texts' pass): head/next chain the rows of
+ * commands[] by first letter (either case), and starts marks every two octets, as loaded
+ * (pair_at), that begin a phrase in some case, STARTS_COMMAND or STARTS_HOST: a position of
+ * the text costs one load and a test, nearly always no (a test of the first letter, then the
+ * second, was twice the time: a third of the letters passed the first). Read-only after the
+ * build. */
+enum { STARTS_COMMAND = 1, STARTS_HOST = 2 };
 static struct {
   uint8_t head[256], next[NCOMMANDS];
   uint8_t starts[65536];
-} g_cmd;
-static pthread_once_t g_cmd_once = PTHREAD_ONCE_INIT;
+} g_phrase;
+static pthread_once_t g_phrase_once = PTHREAD_ONCE_INIT;
 
 static unsigned pair_at(const char *s) { /* two octets as one index, in the order loaded */
   uint16_t v;
@@ -154,22 +162,25 @@ static int other_case(int c) {
   return c >= 'a' && c <= 'z' ? c - 32 : c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-static void build_command_tables(void) {
-  memset(g_cmd.head, 0xff, sizeof g_cmd.head);
+static void mark_start(const char *ph, int which) { /* both octets in either case */
+  for (unsigned v = 0; v < 4; v++) {
+    char two[2] = {(char)(v & 1 ? other_case(ph[0]) : ph[0]),
+                   (char)(v & 2 ? other_case(ph[1]) : ph[1])};
+    g_phrase.starts[pair_at(two)] |= (uint8_t)which;
+  }
+}
+
+static void build_phrase_tables(void) {
+  memset(g_phrase.head, 0xff, sizeof g_phrase.head);
   for (size_t i = NCOMMANDS; i-- > 0;) { /* chains in table order */
     int c = lower((unsigned char)commands[i].phrase[0]);
-    g_cmd.next[i] = g_cmd.head[c];
-    g_cmd.head[c] = (uint8_t)i;
-    if (c >= 'a' && c <= 'z') g_cmd.head[c - 32] = (uint8_t)i;
+    g_phrase.next[i] = g_phrase.head[c];
+    g_phrase.head[c] = (uint8_t)i;
+    if (c >= 'a' && c <= 'z') g_phrase.head[c - 32] = (uint8_t)i;
   }
-  for (size_t i = 0; i < NCOMMANDS; i++) { /* every phrase has two letters at least */
-    const char *ph = commands[i].phrase;
-    for (unsigned v = 0; v < 4; v++) { /* both octets in either case */
-      char two[2] = {(char)(v & 1 ? other_case(ph[0]) : ph[0]),
-                     (char)(v & 2 ? other_case(ph[1]) : ph[1])};
-      g_cmd.starts[pair_at(two)] = 1;
-    }
-  }
+  /* every phrase has two letters at least */
+  for (size_t i = 0; i < NCOMMANDS; i++) mark_start(commands[i].phrase, STARTS_COMMAND);
+  for (size_t i = 0; i < NHOST_AFTER; i++) mark_start(host_after[i], STARTS_HOST);
 }
 
 /* The first row (in table order) whose phrase occurs anywhere in s: one pass over the text,
@@ -177,11 +188,11 @@ static void build_command_tables(void) {
  * with rows before the best one found so far. */
 const char *smtpc__bmta_command(const char *s, size_t n) {
   enum { NC = NCOMMANDS };
-  const uint8_t *head = g_cmd.head, *next = g_cmd.next, *starts = g_cmd.starts;
-  pthread_once(&g_cmd_once, build_command_tables);
+  const uint8_t *head = g_phrase.head, *next = g_phrase.next, *starts = g_phrase.starts;
+  pthread_once(&g_phrase_once, build_phrase_tables);
   size_t best = NC;
   for (size_t j = 0; j + 1 < n && best > 0; j++) {
-    if (!starts[pair_at(s + j)]) continue;
+    if (!(starts[pair_at(s + j)] & STARTS_COMMAND)) continue;
     for (size_t i = head[(unsigned char)s[j]]; i < best; i = next[i]) {
       const char *ph = commands[i].phrase;
       size_t t = 1; /* ph[0] matched: it chose the chain */
@@ -210,15 +221,12 @@ static int ip_literal(const char *s, size_t n) {
   return i < n;
 }
 
-/* Phrases after which a remote host's name or address follows. */
-static const char *const host_after[] = {"remote host ", "Connected to ", "Giving up on ", "host: ",
-                                         "by the server for the recipient domain ", NULL};
-
 int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_len) {
-  for (size_t i = 1; i < n; i++) {
-    /* "mx.example.jp [192.0.2.1]", and Postfix's "mx.example.jp[192.0.2.1]" */
-    if (s[i] != '[' || (s[i - 1] != ' ' && !host_char((unsigned char)s[i - 1])) ||
-        !ip_literal(s + i, n - i))
+  /* "mx.example.jp [192.0.2.1]", and Postfix's "mx.example.jp[192.0.2.1]" */
+  for (const char *br = n > 1 ? memchr(s + 1, '[', n - 1) : NULL; br;
+       br = br + 1 < s + n ? memchr(br + 1, '[', (size_t)(s + n - br - 1)) : NULL) {
+    size_t i = (size_t)(br - s);
+    if ((s[i - 1] != ' ' && !host_char((unsigned char)s[i - 1])) || !ip_literal(s + i, n - i))
       continue;
     size_t b = s[i - 1] == ' ' ? i - 1 : i, a;
     while (b > 0 && s[b - 1] == ' ') b--;
@@ -230,10 +238,18 @@ int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_le
     *host_len = b - a;
     return 1;
   }
-  for (const char *const *p = host_after; *p; p++) {
-    const char *f = smtpc__bfind(s, n, *p);
-    if (!f) continue;
-    size_t a = (size_t)(f - s) + strlen(*p), b = a;
+  /* the phrases: where each is first, in one pass (not a search of the text per phrase) */
+  size_t first[NHOST_AFTER];
+  pthread_once(&g_phrase_once, build_phrase_tables);
+  for (size_t k = 0; k < NHOST_AFTER; k++) first[k] = n;
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (!(g_phrase.starts[pair_at(s + i)] & STARTS_HOST)) continue;
+    for (size_t k = 0; k < NHOST_AFTER; k++)
+      if (first[k] == n && smtpc__bstarts(s + i, n - i, host_after[k])) first[k] = i;
+  }
+  for (size_t k = 0; k < NHOST_AFTER; k++) {
+    if (first[k] == n) continue;
+    size_t a = first[k] + strlen(host_after[k]), b = a;
     while (b < n && host_char((unsigned char)s[b])) b++;
     while (b > a && s[b - 1] == '.') b--;
     if (b - a < 3 || !memchr(s + a, '.', b - a)) continue;
