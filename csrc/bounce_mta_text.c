@@ -88,6 +88,7 @@ int smtpc__bmta_code_at(const char *s, size_t n) {
 
 int smtpc__bmta_code_find(const char *s, size_t n) {
   for (size_t i = 0; i + 3 <= n; i++) {
+    if (s[i] < '2' || s[i] > '5') continue; /* no code starts here: the cheap test first */
     /* a code stands at the start, or after a colon and white space ("]: 550", "said: 550") */
     if (i > 0) {
       size_t k = i;
