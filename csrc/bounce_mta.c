@@ -29,6 +29,7 @@ enum {
 #include "bounce_mta_formats.def"
 #undef SMTPC__FMT
 };
+
 #define MAX_GATES 256
 
 /* One automaton over every gate marker; gate_format[i] is the format of pattern i. */
@@ -61,7 +62,7 @@ static void on_gate(void *ud, size_t pattern, size_t end_stream, size_t end_chun
 }
 
 /* What the gate reads besides the body, gathered so that the automaton is fed long pieces
- * (a feed call per header name cost more than the name's octets): the scanner state carries
+ * (a feed call has a start-up of its own, more than a short value's octets): the state carries
  * over, so feeding the pieces one after another or in one buffer finds the same markers. */
 typedef struct gather {
   char buf[4096];
@@ -103,7 +104,8 @@ static const struct gate_field {
 
 static const struct gate_field *gate_field(const smtpc__bheader *h) {
   for (size_t i = 0; i < sizeof gate_fields / sizeof gate_fields[0]; i++)
-    if (h->name_len == gate_fields[i].len && smtpc__bstarts(h->name, h->name_len, gate_fields[i].name))
+    if (h->name_len == gate_fields[i].len &&
+        smtpc__bstarts(h->name, h->name_len, gate_fields[i].name))
       return &gate_fields[i];
   return NULL;
 }
