@@ -23,6 +23,13 @@ static const struct format {
 };
 
 #define NFORMATS (sizeof formats / sizeof formats[0])
+
+enum {
+#define SMTPC__FMT(id, ...) FMT_##id,
+#include "bounce_mta_formats.def"
+#undef SMTPC__FMT
+};
+
 #define MAX_GATES 256
 
 /* One automaton over every gate marker; gate_format[i] is the format of pattern i. */
@@ -55,7 +62,7 @@ static void on_gate(void *ud, size_t pattern, size_t end_stream, size_t end_chun
 }
 
 /* What the gate reads besides the body, gathered so that the automaton is fed long pieces
- * (a feed call per header name cost more than the name's octets): the scanner state carries
+ * (a feed call has a start-up of its own, more than a short value's octets): the state carries
  * over, so feeding the pieces one after another or in one buffer finds the same markers. */
 typedef struct gather {
   char buf[4096];
@@ -81,17 +88,26 @@ static void feed(smtpc__ac_scan *sc, gather *g, const char *s, size_t n, hits *h
   g->len += n + 1;
 }
 
-/* The header fields whose values a format reads (smtpc__bmta_hdr, smtpc__bmta_hdr_has): a
- * marker elsewhere in the header (Received: lines are most of it) cannot be what a format
- * requires, so the gate reads only these values, and every field's name. Keep in step with
- * the modules: a format that reads another field's value must add it here. */
-static int read_by_a_format(const smtpc__bheader *h) {
-  static const struct { const char *name; size_t len; } names[] = {
-      {"From", 4}, {"X-Mailer", 8}, {"X-Original-Mailer", 17}, {"X-Failed-Recipients", 19},
-      {"Content-Type", 12}};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (h->name_len == names[i].len && smtpc__bstarts(h->name, h->name_len, names[i].name)) return 1;
-  return 0;
+/* The header fields that may hold a format's gate marker: the gate reads these values and no
+ * other field (Received: lines are most of a header, Content-Type's boundary is long, and
+ * neither holds what a format requires). A field whose presence alone a format requires
+ * lets that format through by its name. Keep in step with the modules: a format whose
+ * marker stands in another field (smtpc__bmta_hdr_has) must add it here. */
+static const struct gate_field {
+  const char *name;
+  size_t len;
+  int format; /* -1: the value is read for markers; else the format its presence lets in */
+} gate_fields[] = {
+    {"From", 4, -1}, {"X-Mailer", 8, -1}, {"X-Original-Mailer", 17, -1},
+    {"x-amz-sns-message-id", 20, FMT_AMAZONSES}, /* SES's SNS notifications */
+};
+
+static const struct gate_field *gate_field(const smtpc__bheader *h) {
+  for (size_t i = 0; i < sizeof gate_fields / sizeof gate_fields[0]; i++)
+    if (h->name_len == gate_fields[i].len &&
+        smtpc__bstarts(h->name, h->name_len, gate_fields[i].name))
+      return &gate_fields[i];
+  return NULL;
 }
 
 /* The delay notice row: its markers in the head of the notice (not in a returned copy of
@@ -116,9 +132,9 @@ int smtpc__bmta_formats(smtpc__bmsg *m) {
      * (each scan's lanes cost a start-up of their own) */
     feed(&sc, &g, m->body, m->body_len, &h);
     for (size_t i = 0; i < m->nheaders; i++) {
-      feed(&sc, &g, m->headers[i].name, m->headers[i].name_len, &h);
-      if (read_by_a_format(&m->headers[i]))
-        feed(&sc, &g, m->headers[i].value, m->headers[i].value_len, &h);
+      const struct gate_field *f = gate_field(&m->headers[i]);
+      if (f && f->format >= 0) h.bits[f->format / 64] |= (uint64_t)1 << (f->format % 64);
+      else if (f) feed(&sc, &g, m->headers[i].value, m->headers[i].value_len, &h);
     }
     const smtpc_bounce *r0 = m->nrecords ? smtpc__bounce_rec(m, 0) : NULL;
     const char *rep = r0 ? r0->field[SMTPC_BOUNCE_F_REPORTING_MTA] : NULL;

@@ -25,7 +25,7 @@ typedef const char *const smtpc__bmta_marks[];
 /* Does any marker occur in s[0..n) (ASCII case-insensitive)? */
 int smtpc__bmta_any(const char *s, size_t n, const char *const *marks);
 /* Value of a top-level header of the bounce, "" when absent. The dispatcher's gate reads only
- * the values of the fields listed in bounce_mta.c (read_by_a_format): add a new one there. */
+ * the fields listed in bounce_mta.c (gate_fields): a marker in another field must be added. */
 const char *smtpc__bmta_hdr(const smtpc__bmsg *m, const char *name, size_t *len);
 /* Does header `name` of the bounce contain any of marks? */
 int smtpc__bmta_hdr_has(const smtpc__bmsg *m, const char *name, const char *const *marks);

@@ -147,7 +147,7 @@ int smtpc__bmta_exim(smtpc__bmsg *m) {
   return exim_read(m);
 }
 
-static smtpc__bmta_marks mailru_body = {"Mail.Ru", "mail.ru", NULL};
+static smtpc__bmta_marks mailru_body = {"Mail.Ru", NULL}; /* any case: "mail.ru" too */
 
 int smtpc__bmta_mailru(smtpc__bmsg *m) {
   if (m->nrecords > 0) return 0;

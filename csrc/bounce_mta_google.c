@@ -52,7 +52,9 @@ static int gmail_finish(smtpc__bmsg *m, smtpc_bounce *r) {
   int rc;
   if (!d) return 0;
   size_t n = strlen(d);
-  for (size_t i = 0; i < sizeof gmail_states / sizeof gmail_states[0]; i++) {
+  /* every state is "(state N)": a diagnostic without that is searched once, not nine times */
+  int stated = smtpc__bfind(d, n, "(state ") != NULL;
+  for (size_t i = 0; stated && i < sizeof gmail_states / sizeof gmail_states[0]; i++) {
     if (!smtpc__bfind(d, n, gmail_states[i].state)) continue;
     rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, gmail_states[i].command,
                            strlen(gmail_states[i].command));

@@ -88,6 +88,7 @@ int smtpc__bmta_code_at(const char *s, size_t n) {
 
 int smtpc__bmta_code_find(const char *s, size_t n) {
   for (size_t i = 0; i + 3 <= n; i++) {
+    if (s[i] < '2' || s[i] > '5') continue; /* no code starts here: the cheap test first */
     /* a code stands at the start, or after a colon and white space ("]: 550", "said: 550") */
     if (i > 0) {
       size_t k = i;
@@ -132,49 +133,67 @@ static const struct {
 
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
-/* The tables of that pass, built once from commands[] (a call used to build them again, which
- * cost more than most texts' pass): head/next chain the rows by first letter (either case),
- * gid puts each first letter in a group (at most 16), second[c] holds the groups whose phrases
- * go on with c. Read-only after the build. */
-static struct {
-  uint8_t head[256], next[NCOMMANDS], gid[256];
-  uint16_t second[256];
-} g_cmd;
-static pthread_once_t g_cmd_once = PTHREAD_ONCE_INIT;
+/* Phrases after which a remote host's name or address follows, the first found first. */
+static const char *const host_after[] = {"remote host ", "Connected to ", "Giving up on ", "host: ",
+                                         "by the server for the recipient domain "};
 
-static void build_command_tables(void) {
-  unsigned ngroups = 0;
-  memset(g_cmd.head, 0xff, sizeof g_cmd.head);
-  memset(g_cmd.gid, 0xff, sizeof g_cmd.gid);
-  memset(g_cmd.second, 0, sizeof g_cmd.second);
-  for (size_t i = NCOMMANDS; i-- > 0;) { /* chains in table order */
-    int c = lower((unsigned char)commands[i].phrase[0]);
-    g_cmd.next[i] = g_cmd.head[c];
-    g_cmd.head[c] = (uint8_t)i;
-    if (c >= 'a' && c <= 'z') g_cmd.head[c - 32] = (uint8_t)i;
-  }
-  for (size_t i = 0; i < NCOMMANDS; i++) { /* every phrase has two letters at least */
-    int c = lower((unsigned char)commands[i].phrase[0]), d = lower((unsigned char)commands[i].phrase[1]);
-    if (g_cmd.gid[c] == 0xff) g_cmd.gid[c] = (uint8_t)(ngroups < 15 ? ngroups++ : 15); /* 15: shared, still right */
-    if (c >= 'a' && c <= 'z') g_cmd.gid[c - 32] = g_cmd.gid[c];
-    g_cmd.second[d] |= (uint16_t)(1u << g_cmd.gid[c]);
-    if (d >= 'a' && d <= 'z') g_cmd.second[d - 32] |= (uint16_t)(1u << g_cmd.gid[c]);
+enum { NHOST_AFTER = sizeof host_after / sizeof host_after[0] };
+
+/* The tables of the passes over a diagnostic for those phrases, built once (a call used to
+ * build them again, which cost more than most texts' pass): head/next chain the rows of
+ * commands[] by first letter (either case), and starts marks every two octets, as loaded
+ * (pair_at), that begin a phrase in some case, STARTS_COMMAND or STARTS_HOST: a position of
+ * the text costs one load and a test, nearly always no (a test of the first letter, then the
+ * second, was twice the time: a third of the letters passed the first). Read-only after the
+ * build. */
+enum { STARTS_COMMAND = 1, STARTS_HOST = 2 };
+static struct {
+  uint8_t head[256], next[NCOMMANDS];
+  uint8_t starts[65536];
+} g_phrase;
+static pthread_once_t g_phrase_once = PTHREAD_ONCE_INIT;
+
+static unsigned pair_at(const char *s) { /* two octets as one index, in the order loaded */
+  uint16_t v;
+  memcpy(&v, s, 2);
+  return v;
+}
+
+static int other_case(int c) {
+  return c >= 'a' && c <= 'z' ? c - 32 : c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+static void mark_start(const char *ph, int which) { /* both octets in either case */
+  for (unsigned v = 0; v < 4; v++) {
+    char two[2] = {(char)(v & 1 ? other_case(ph[0]) : ph[0]),
+                   (char)(v & 2 ? other_case(ph[1]) : ph[1])};
+    g_phrase.starts[pair_at(two)] |= (uint8_t)which;
   }
 }
 
+static void build_phrase_tables(void) {
+  memset(g_phrase.head, 0xff, sizeof g_phrase.head);
+  for (size_t i = NCOMMANDS; i-- > 0;) { /* chains in table order */
+    int c = lower((unsigned char)commands[i].phrase[0]);
+    g_phrase.next[i] = g_phrase.head[c];
+    g_phrase.head[c] = (uint8_t)i;
+    if (c >= 'a' && c <= 'z') g_phrase.head[c - 32] = (uint8_t)i;
+  }
+  /* every phrase has two letters at least */
+  for (size_t i = 0; i < NCOMMANDS; i++) mark_start(commands[i].phrase, STARTS_COMMAND);
+  for (size_t i = 0; i < NHOST_AFTER; i++) mark_start(host_after[i], STARTS_HOST);
+}
+
 /* The first row (in table order) whose phrase occurs anywhere in s: one pass over the text,
- * each position compared only with the rows whose phrase starts with its letter and goes on
- * with the next one (most positions stop at one of the two table looks), and only with rows
- * before the best one found so far. */
+ * each position compared only with the rows whose phrase starts with its two octets, and only
+ * with rows before the best one found so far. */
 const char *smtpc__bmta_command(const char *s, size_t n) {
   enum { NC = NCOMMANDS };
-  const uint8_t *head = g_cmd.head, *next = g_cmd.next, *gid = g_cmd.gid;
-  const uint16_t *second = g_cmd.second;
-  pthread_once(&g_cmd_once, build_command_tables);
+  const uint8_t *head = g_phrase.head, *next = g_phrase.next, *starts = g_phrase.starts;
+  pthread_once(&g_phrase_once, build_phrase_tables);
   size_t best = NC;
   for (size_t j = 0; j + 1 < n && best > 0; j++) {
-    unsigned g = gid[(unsigned char)s[j]];
-    if (g == 0xff || !(second[(unsigned char)s[j + 1]] >> g & 1)) continue;
+    if (!(starts[pair_at(s + j)] & STARTS_COMMAND)) continue;
     for (size_t i = head[(unsigned char)s[j]]; i < best; i = next[i]) {
       const char *ph = commands[i].phrase;
       size_t t = 1; /* ph[0] matched: it chose the chain */
@@ -203,15 +222,12 @@ static int ip_literal(const char *s, size_t n) {
   return i < n;
 }
 
-/* Phrases after which a remote host's name or address follows. */
-static const char *const host_after[] = {"remote host ", "Connected to ", "Giving up on ", "host: ",
-                                         "by the server for the recipient domain ", NULL};
-
 int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_len) {
-  for (size_t i = 1; i < n; i++) {
-    /* "mx.example.jp [192.0.2.1]", and Postfix's "mx.example.jp[192.0.2.1]" */
-    if (s[i] != '[' || (s[i - 1] != ' ' && !host_char((unsigned char)s[i - 1])) ||
-        !ip_literal(s + i, n - i))
+  /* "mx.example.jp [192.0.2.1]", and Postfix's "mx.example.jp[192.0.2.1]" */
+  for (const char *br = n > 1 ? memchr(s + 1, '[', n - 1) : NULL; br;
+       br = br + 1 < s + n ? memchr(br + 1, '[', (size_t)(s + n - br - 1)) : NULL) {
+    size_t i = (size_t)(br - s);
+    if ((s[i - 1] != ' ' && !host_char((unsigned char)s[i - 1])) || !ip_literal(s + i, n - i))
       continue;
     size_t b = s[i - 1] == ' ' ? i - 1 : i, a;
     while (b > 0 && s[b - 1] == ' ') b--;
@@ -223,10 +239,18 @@ int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_le
     *host_len = b - a;
     return 1;
   }
-  for (const char *const *p = host_after; *p; p++) {
-    const char *f = smtpc__bfind(s, n, *p);
-    if (!f) continue;
-    size_t a = (size_t)(f - s) + strlen(*p), b = a;
+  /* the phrases: where each is first, in one pass (not a search of the text per phrase) */
+  size_t first[NHOST_AFTER];
+  pthread_once(&g_phrase_once, build_phrase_tables);
+  for (size_t k = 0; k < NHOST_AFTER; k++) first[k] = n;
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (!(g_phrase.starts[pair_at(s + i)] & STARTS_HOST)) continue;
+    for (size_t k = 0; k < NHOST_AFTER; k++)
+      if (first[k] == n && smtpc__bstarts(s + i, n - i, host_after[k])) first[k] = i;
+  }
+  for (size_t k = 0; k < NHOST_AFTER; k++) {
+    if (first[k] == n) continue;
+    size_t a = first[k] + strlen(host_after[k]), b = a;
     while (b < n && host_char((unsigned char)s[b])) b++;
     while (b > a && s[b - 1] == '.') b--;
     if (b - a < 3 || !memchr(s + a, '.', b - a)) continue;
