@@ -1,0 +1,100 @@
+"""Real MTAs that write bounces, for the bounce parser's tests: the bouncing Postfix
+(tests/fixtures/bouncer), Exim (tests/fixtures/exim) and OpenSMTPD (tests/fixtures/opensmtpd)
+each relay every message to the test MTA (tests/fixtures/mta), which refuses recipients with
+its canned replies (rcpt_access: full, disabled, moved; unknown users from its virtual mailbox
+table), and keep the bounce they write in a Maildir. The expected values below come from those
+configured replies, not from the parser: the parser reads messages nobody wrote by hand, fresh
+each run, in each MTA's own format."""
+import contextlib
+import email.header
+import email.message
+import pathlib
+import smtplib
+import time
+
+import smtpcode
+from fixture_mta import _ctl, _ensure
+
+# recipient -> (status, reply code, reason, hard bounce), as the test MTA's configuration makes
+# it answer RCPT (tests/fixtures/mta/rcpt_access and main.cf's virtual mailbox table).
+REFUSED = {
+    "nobody@users.mta.test": ("5.1.1", 550, "userunknown", True),    # not in the user table
+    "moved@users.mta.test": ("5.1.6", 551, "hasmoved", True),        # 551 5.1.6 User has moved
+    "disabled@users.mta.test": ("5.2.1", 550, "suspend", False),     # 550 5.2.1 Mailbox disabled
+    "full@users.mta.test": ("4.2.2", 452, "mailboxfull", False),     # 452 4.2.2 Mailbox full
+}
+ACCEPTED = "alice@users.mta.test"
+
+
+@contextlib.contextmanager
+def running(*names):
+    """The fixtures `names` up (in order) for the block; only those this call started are
+    stopped after it. Yields their state directories by name."""
+    started = []
+    try:
+        for n in names:
+            if _ensure(n):
+                started.append(n)
+        yield {n: pathlib.Path(_ctl(n, "dir").stdout.strip()) for n in names}
+    finally:
+        for n in reversed(started):
+            _ctl(n, "stop", check=False)
+
+
+def clear(maildir):
+    for sub in ("new", "cur", "tmp"):
+        for p in (maildir / sub).glob("*") if (maildir / sub).is_dir() else ():
+            p.unlink()
+
+
+def send(submit, sender, subject, msgid, rcpts):
+    m = email.message.EmailMessage()
+    m["From"] = sender
+    m["To"] = ", ".join(rcpts)
+    m["Subject"] = subject
+    m["Message-ID"] = msgid
+    m.set_content("a message for the bounce tests\n")
+    with smtplib.SMTP(*submit, timeout=10) as s:
+        refused = s.send_message(m, from_addr=sender, to_addrs=rcpts)
+    assert refused == {}   # the bouncing MTA takes every recipient; the next hop refuses
+
+
+def wait_bounces(maildir, want_records, timeout=30.0):
+    """The records of every bounce in the Maildir, once there are want_records of them."""
+    end = time.monotonic() + timeout
+    while True:
+        recs = list(smtpcode.bounces(str(maildir))) if (maildir / "new").is_dir() else []
+        if len(recs) >= want_records or time.monotonic() > end:
+            return recs
+        time.sleep(0.2)
+
+
+def reparsed(maildir):
+    """The same Maildir's files through parse_bounce, one by one."""
+    out = []
+    for p in sorted((maildir / "new").iterdir()):
+        out.extend(smtpcode.parse_bounce(p.read_bytes()))
+    return out
+
+
+def send_japanese_subject(submit, sender, rcpt, msgid):
+    """A message whose Subject is RFC 2047 ISO-2022-JP, as Japanese mailers send it; returns the
+    subject's text, which the bounce's original_subject must give back."""
+    subject = "配信テスト（不達）"
+    encoded = email.header.Header(subject, "iso-2022-jp").encode()
+    assert encoded.startswith("=?iso-2022-jp?b?")
+    send(submit, sender, encoded, msgid, [rcpt])
+    return subject
+
+
+def bounce_all_refused(submit, sender, maildir, subject, msgid):
+    """One message to every REFUSED recipient and to ACCEPTED, through the bouncing MTA at
+    submit; the records of the bounces it writes, by recipient: exactly one per refused
+    recipient, and the same when the Maildir's files are parsed one by one."""
+    clear(maildir)
+    send(submit, sender, subject, msgid, sorted(REFUSED) + [ACCEPTED])
+    recs = wait_bounces(maildir, len(REFUSED))
+    got = {r.recipient: r for r in recs}
+    assert len(recs) == len(REFUSED) and set(got) == set(REFUSED), [r.recipient for r in recs]
+    assert sorted(reparsed(maildir)) == sorted(recs)
+    return got

@@ -1,0 +1,46 @@
+"""Bounces that a real Exim writes, read back: Debian's Exim 4 on loopback (tests/fixtures/exim,
+127.0.0.71:2525) relays each message to the test MTA, which refuses recipients with its canned
+replies (bounce_world.REFUSED), and delivers the bounce to the sender's Maildir. Exim's bounce
+is its own text ("SMTP error from remote mail server after RCPT TO:...", wrapped) beside an
+RFC 3464 part whose Status is 5.0.0 for every failure; a temporary refusal bounces once its
+retry rule's cutoff has passed ("retry timeout exceeded")."""
+import os
+
+import pytest
+
+from bounce_world import REFUSED, bounce_all_refused, clear, running, \
+    send_japanese_subject, wait_bounces
+
+SUBMIT = ("127.0.0.71", 2525)
+SENDER = "sender@exim.mta.test"
+
+
+@pytest.fixture(scope="module")
+def exim(mail_world):
+    with running("exim") as d:
+        yield d["exim"] / "mail" / "sender"
+
+
+def test_one_record_per_refused_recipient(exim):
+    msgid = "<refused.%d@exim.mta.test>" % os.getpid()
+    got = bounce_all_refused(SUBMIT, SENDER, exim, "exim bounce test", msgid)
+    for rcpt, (status, code, reason, hard) in REFUSED.items():
+        r = got[rcpt]
+        # the remote server's own status, not the 5.0.0 Exim's DSN part puts on every failure
+        assert (r.kind, r.action, r.status, r.reply_code) == ("bounce", "failed", status, code), r
+        assert (r.reason, r.hard_bounce) == (reason, hard), r
+        assert (r.mta, r.reporting_mta) == ("exim", "exim.mta.test"), r
+        assert r.command == "RCPT" and r.rhost == "127.0.0.1", r
+        assert r.diagnostic.startswith("%d %s <%s>: Recipient address rejected" % (code, status, rcpt)), r
+        assert (r.original_message_id, r.original_subject, r.original_from) == \
+            (msgid, "exim bounce test", SENDER), r
+    # Exim gave up on the temporary refusal when its retry time ran out, and says so
+    assert got["full@users.mta.test"].diagnostic.endswith("retry timeout exceeded")
+
+
+def test_encoded_subject_of_the_returned_message(exim):
+    clear(exim)
+    subject = send_japanese_subject(SUBMIT, SENDER, "nobody@users.mta.test",
+                                    "<ja.%d@exim.mta.test>" % os.getpid())
+    recs = wait_bounces(exim, 1)
+    assert [(r.recipient, r.original_subject) for r in recs] == [("nobody@users.mta.test", subject)]
