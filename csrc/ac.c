@@ -194,12 +194,13 @@ static void report(const smtpc__ac *ac, unsigned s, size_t base, size_t i, smtpc
 static unsigned feed_serial(const smtpc__ac *ac, unsigned s, const unsigned char *u, size_t from,
                             size_t to, size_t base, smtpc__ac_cb cb, void *ud) {
   const uint16_t *const *col = ac->col;
+  uint16_t t = (uint16_t)s; /* 16-bit, as in scan4 */
   size_t i;
   for (i = from; i < to; i++) {
-    s = col[u[i]][s];
-    if (s & SMTPC__AC_OUT) report(ac, s & ~SMTPC__AC_OUT, base, i, cb, ud);
+    t = col[u[i]][t];
+    if (t & SMTPC__AC_OUT) report(ac, t & ~SMTPC__AC_OUT, base, i, cb, ud);
   }
-  return s & ~SMTPC__AC_OUT;
+  return t & ~SMTPC__AC_OUT;
 }
 
 /* Lanes. Each byte costs one table load that depends on the previous one, and the table is
@@ -255,7 +256,9 @@ __attribute__((noinline)) static void lanes_out(const smtpc__ac *ac, lane *ln, s
 static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t steps,
                   size_t base, smtpc__ac_cb cb, void *ud) {
   const uint16_t *const *col = ac->col;
-  unsigned s0 = ln[0].s, s1 = 0, s2 = 0, s3 = 0;
+  /* the states as 16-bit values, as the table holds them: as unsigned, gcc copied each one
+   * loaded to test the flags (four more instructions a step) */
+  uint16_t s0 = (uint16_t)ln[0].s, s1 = 0, s2 = 0, s3 = 0;
   const size_t d1 = ln[1].start, d2 = ln[2].start, d3 = ln[3].start;
   const unsigned char *q = u, *warm = u + OVERLAP, *end;
   size_t j, n3 = ln[3].end - d3; /* the last lane's bytes: steps or a few more */
