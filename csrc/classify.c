@@ -431,9 +431,16 @@ static int host_provider(const char *h, size_t hl) {
   if (!g_host_hashed || hl > HOST_MAXLEN) return -1;
   for (i = hl; i-- > 0;) {
     int c = g_host_fold[(unsigned char)h[i]];
-    if (c < 0) return -1;
+    /* one test for the two rare cases, white space (-1) and a dot; letters and digits pass */
+    if ((unsigned)(c + 1) <= '.' + 1u) {
+      if (c < 0) return -1;
+      if (c == '.') {
+        sum = host_step(sum, '.');
+        if ((r = host_find(sum, h + i + 1, hl - i)) != HOST_EMPTY) best = r;
+        continue;
+      }
+    }
     sum = host_step(sum, (unsigned)c);
-    if (c == '.' && (r = host_find(sum, h + i + 1, hl - i)) != HOST_EMPTY) best = r;
   }
   /* the dot fed before the host */
   if ((r = host_find(host_step(sum, '.'), h, hl + 1)) != HOST_EMPTY) best = r;

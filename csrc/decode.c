@@ -217,9 +217,13 @@ static int add_line(smtpc_decoded *out, smtpc_span t, int code, int folded) {
   for (;;) {
     size_t i, cut = t.len;
     smtpc_span rest = {NULL, 0};
-    if (folded && code) {
-      for (i = 1; i + 4 <= t.len; i++) {
+    if (folded && code && t.len >= 5) {
+      /* the code's first digit, found by memchr (a byte loop over the whole line cost more) */
+      const char *d = t.ptr + 1, *end = t.ptr + t.len - 3;
+      char first = (char)('0' + code / 100);
+      for (; d < end && (d = memchr(d, first, (size_t)(end - d))) != NULL; d++) {
         char sep;
+        i = (size_t)(d - t.ptr);
         if (!is_space(t.ptr[i - 1])) continue;
         if (code_at(t.ptr + i, t.len - i, &sep) == code && sep) {
           cut = i;
