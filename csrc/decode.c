@@ -181,13 +181,13 @@ static void close_bracket(smtpc_span frame, smtpc_span *t) {
   while (t->len && is_space(t->ptr[t->len - 1])) t->len--;
 }
 
-/* Skip an RFC 3464 diagnostic type such as "smtp;" or "X-Postfix;" at the start. */
 /* The characters of a diagnostic type name (A-Z a-z 0-9 '-'), one flag a byte: a load a
  * byte instead of up to seven comparisons. */
 static const char type_char[129] =
   "0000000000000000000000000000000000000000000001001111111111000000"
   "0111111111111111111111111110000001111111111111111111111111100000";
 
+/* Skip an RFC 3464 diagnostic type such as "smtp;" or "X-Postfix;" at the start. */
 static size_t skip_diag_type(const char *p, size_t len) {
   size_t i = 0, n = len < 32 ? len : 32;
   while (i < n && (unsigned char)p[i] < 128 && type_char[(unsigned char)p[i]] == '1') i++;
