@@ -194,12 +194,13 @@ static void report(const smtpc__ac *ac, unsigned s, size_t base, size_t i, smtpc
 static unsigned feed_serial(const smtpc__ac *ac, unsigned s, const unsigned char *u, size_t from,
                             size_t to, size_t base, smtpc__ac_cb cb, void *ud) {
   const uint16_t *const *col = ac->col;
+  uint16_t t = (uint16_t)s; /* 16-bit, as in scan4 */
   size_t i;
   for (i = from; i < to; i++) {
-    s = col[u[i]][s];
-    if (s & SMTPC__AC_OUT) report(ac, s & ~SMTPC__AC_OUT, base, i, cb, ud);
+    t = col[u[i]][t];
+    if (t & SMTPC__AC_OUT) report(ac, t & ~SMTPC__AC_OUT, base, i, cb, ud);
   }
-  return s & ~SMTPC__AC_OUT;
+  return t & ~SMTPC__AC_OUT;
 }
 
 /* Lanes. Each byte costs one table load that depends on the previous one, and the table is
@@ -212,9 +213,18 @@ static unsigned feed_serial(const smtpc__ac *ac, unsigned s, const unsigned char
  * segment ended in, or its match buffer overflowed, the segment is scanned again serially.
  * Matches of lanes k > 0 are buffered and reported after the lanes before them, so the
  * callback sees exactly the calls, in the same order, that a serial scan makes. Four lanes
- * measured fastest on the classifier's corpus (2, 3, 5, 6 and 8 were slower). */
+ * measured fastest on the classifier's corpus (2, 3, 5, 6 and 8 were slower).
+ * OVERLAP and LANES_MIN by callgrind, with no difference in time above the noise of a shared
+ * machine (bench/decode, bench/bounce): the warm-up is three lanes' wasted lookups, and with
+ * the diagnostics of 50-300 octets the classifier mostly scans, OVERLAP 24 cost more than the
+ * rare mismatch that 12 lets through (then lane and true state run side by side until they
+ * agree, a few bytes); 12 and 64 took 4% off smtpc_classify's instructions (0, 4, 8 and 16,
+ * and lanes from 32 or 48 octets, did less; from 96 did more, but leaves more texts on one
+ * chain of dependent loads, which an instruction count does not see). */
 #define LANES 4
-#define OVERLAP 24
+#define OVERLAP 12
+#define LANES_MIN 64 /* shorter chunks are scanned serially */
+typedef char lanes_min_covers_overlap[LANES_MIN >= 2 * OVERLAP ? 1 : -1];
 #define LANE_HITS 16
 
 typedef struct lane {
@@ -255,7 +265,9 @@ __attribute__((noinline)) static void lanes_out(const smtpc__ac *ac, lane *ln, s
 static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t steps,
                   size_t base, smtpc__ac_cb cb, void *ud) {
   const uint16_t *const *col = ac->col;
-  unsigned s0 = ln[0].s, s1 = 0, s2 = 0, s3 = 0;
+  /* the states as 16-bit values, as the table holds them: as unsigned, gcc copied each one
+   * loaded to test the flags (four more instructions a step) */
+  uint16_t s0 = (uint16_t)ln[0].s, s1 = 0, s2 = 0, s3 = 0;
   const size_t d1 = ln[1].start, d2 = ln[2].start, d3 = ln[3].start;
   const unsigned char *q = u, *warm = u + OVERLAP, *end;
   size_t j, n3 = ln[3].end - d3; /* the last lane's bytes: steps or a few more */
@@ -271,6 +283,9 @@ static void scan4(const smtpc__ac *ac, const unsigned char *u, lane *ln, size_t 
   ln[1].entry = s1 & ~SMTPC__AC_OUT;
   ln[2].entry = s2 & ~SMTPC__AC_OUT;
   ln[3].entry = s3 & ~SMTPC__AC_OUT;
+  /* unrolled twice (gcc and clang honour this pragma): a loop test and an increment fewer a
+   * step; unrolled by hand, with one flag test for both steps, gcc ran out of registers */
+#pragma GCC unroll 2
   for (; q < end; q++) {
     s0 = col[q[0]][s0];
     s1 = col[q[d1]][s1];
@@ -297,8 +312,8 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
   size_t seg, steps, base = sc->pos;
   unsigned k;
 
-  /* below 2 * OVERLAP bytes the lanes' extra work outweighs what they save */
-  if (len < 2 * OVERLAP || len > UINT32_MAX) {
+  /* below LANES_MIN bytes the lanes' extra work outweighs what they save */
+  if (len < LANES_MIN || len > UINT32_MAX) {
     sc->state = feed_serial(ac, sc->state, u, 0, len, base, cb, ud);
     sc->pos += len;
     return;
@@ -306,7 +321,8 @@ void smtpc__ac_feed(const smtpc__ac *ac, smtpc__ac_scan *sc, const char *p, size
   /* Equal work per lane: lane 0 scans its segment, the others OVERLAP bytes more; the last
    * lane takes the up to LANES - 1 bytes left over, so that the others end with the loop of
    * scan4 and only it goes on alone (a loop of varying length is a mispredicted branch). With
-   * len >= 2 * OVERLAP every segment is non-empty and starts at least OVERLAP bytes in. */
+   * len >= LANES_MIN >= 2 * OVERLAP every segment is non-empty and starts at least OVERLAP
+   * bytes in. */
   steps = (len + (LANES - 1) * OVERLAP) / LANES;
   seg = steps - OVERLAP;
   ln[0].i = ln[0].begin = 0;

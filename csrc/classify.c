@@ -217,6 +217,7 @@ static uint8_t g_rank[SMTPC_REASON_COUNT];
 static uint8_t g_pair[NRULES]; /* pair number of K_HEAD / K_TAIL rules */
 
 static void build_status_keys(void);
+static void build_status_direct(void);
 static void build_pstatus(void);
 static void build_host_slots(const char *const *host, size_t nh);
 
@@ -232,6 +233,7 @@ static void build(void) {
     }
   }
   build_status_keys();
+  build_status_direct();
   build_pstatus();
   {
     static const char *text[NRULES], *host[NRULES];
@@ -429,9 +431,16 @@ static int host_provider(const char *h, size_t hl) {
   if (!g_host_hashed || hl > HOST_MAXLEN) return -1;
   for (i = hl; i-- > 0;) {
     int c = g_host_fold[(unsigned char)h[i]];
-    if (c < 0) return -1;
+    /* one test for the two rare cases, white space (-1) and a dot; letters and digits pass */
+    if ((unsigned)(c + 1) <= '.' + 1u) {
+      if (c < 0) return -1;
+      if (c == '.') {
+        sum = host_step(sum, '.');
+        if ((r = host_find(sum, h + i + 1, hl - i)) != HOST_EMPTY) best = r;
+        continue;
+      }
+    }
     sum = host_step(sum, (unsigned)c);
-    if (c == '.' && (r = host_find(sum, h + i + 1, hl - i)) != HOST_EMPTY) best = r;
   }
   /* the dot fed before the host */
   if ((r = host_find(host_step(sum, '.'), h, hl + 1)) != HOST_EMPTY) best = r;
@@ -624,12 +633,53 @@ static size_t first_status_rule(long key) {
   return b < end && b->key == key ? b->rule : NSTATUS;
 }
 
-/* The first rule whose key is the status (as status_num gives it) or its "s.d" (any class). */
-static const status_rule *status_lookup(long num) {
+/* The first rule whose key is the status (as status_num gives it) or its "s.d" (any class),
+ * found by the two searches. */
+static size_t status_rule_of(long num) {
   size_t a, b;
   a = first_status_rule(num);
   b = first_status_rule(num % 1000000);
-  if (b < a) a = b;
+  return b < a ? b : a;
+}
+
+/* Every rule's subject and detail are small: for the statuses that have them, the answer of
+ * status_rule_of is taken once (build_status_direct) into a table indexed by class, subject
+ * and detail, so a call does one load where it did two binary searches. Statuses outside the
+ * table (subject or detail too large) have no rule; build_status_direct checks that. */
+#define SD_SUBJECTS 8
+#define SD_DETAILS 64
+static uint8_t g_status_direct[3][SD_SUBJECTS][SD_DETAILS]; /* classes 2, 4, 5 */
+static int g_status_direct_ok;
+typedef char status_rules_fit_in_8_bits[NSTATUS < 255 ? 1 : -1];
+
+static int status_class_index(long c) { return c == 2 ? 0 : c == 4 ? 1 : c == 5 ? 2 : -1; }
+
+static void build_status_direct(void) {
+  size_t i, s, d;
+  int k;
+  static const long cls[3] = {2, 4, 5};
+  for (i = 0; i < g_nstatus_keys; i++) {
+    long key = g_status_keys[i].key, c = key / 1000000;
+    if ((c != 0 && status_class_index(c) < 0) || (key % 1000000) / 1000 >= SD_SUBJECTS ||
+        key % 1000 >= SD_DETAILS)
+      return; /* a rule the table cannot hold: the searches stay */
+  }
+  for (k = 0; k < 3; k++)
+    for (s = 0; s < SD_SUBJECTS; s++)
+      for (d = 0; d < SD_DETAILS; d++)
+        g_status_direct[k][s][d] =
+          (uint8_t)status_rule_of(cls[k] * 1000000 + (long)s * 1000 + (long)d);
+  g_status_direct_ok = 1;
+}
+
+static const status_rule *status_lookup(long num) {
+  size_t a;
+  long c = num / 1000000, s = (num / 1000) % 1000, d = num % 1000;
+  int k = status_class_index(c);
+  if (g_status_direct_ok && k >= 0)
+    a = s < SD_SUBJECTS && d < SD_DETAILS ? g_status_direct[k][s][d] : NSTATUS;
+  else
+    a = status_rule_of(num);
   return a < NSTATUS ? &status_rules[a] : NULL;
 }
 

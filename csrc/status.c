@@ -37,12 +37,11 @@ int smtpc_status_parse(const char *s, size_t len, char out[SMTPC_STATUS_SIZE]) {
     int n = 0;
     out[n++] = (char)('0' + part[0]);
     for (p = 1; p < 3; p++) {
-      char tmp[4];
-      int k = 0;
-      unsigned v = part[p];
+      unsigned v = part[p]; /* at most 999 */
       out[n++] = '.';
-      do { tmp[k++] = (char)('0' + v % 10); v /= 10; } while (v);
-      while (k) out[n++] = tmp[--k];
+      if (v >= 100) out[n++] = (char)('0' + v / 100);
+      if (v >= 10) out[n++] = (char)('0' + v / 10 % 10);
+      out[n++] = (char)('0' + v % 10);
     }
     out[n] = '\0';
   }
