@@ -1,4 +1,4 @@
-/* test_ac.c -- the Aho-Corasick matcher: a chunk scanned in lanes (ac.c, smtpc__ac_feed on 48
+/* test_ac.c -- the Aho-Corasick matcher: a chunk scanned in lanes (ac.c, smtpc__ac_feed on 64
  * bytes or more) reports exactly the matches, in the same order and at the same offsets, as
  * the same bytes fed one at a time (which always takes the plain serial loop), and ends in the
  * same state. The inputs are built to reach the lanes' corner cases: a pattern prefix longer
