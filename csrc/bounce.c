@@ -86,9 +86,9 @@ int smtpc__bnext_line(const char *msg, size_t end, size_t *pos, size_t *line, si
   size_t i = *pos;
   if (i >= end) return 0;
   /* the line ends at the first LF or CR: memchr for each (fast), CR being rare or just before LF */
-  const char *nl = memchr(msg + i, '\n', end - i);
+  const char *nl = smtpc__bchr(msg + i, end - i, '\n');
   size_t j = nl ? (size_t)(nl - msg) : end;
-  const char *cr = memchr(msg + i, '\r', j - i);
+  const char *cr = smtpc__bchr(msg + i, j - i, '\r');
   if (cr) j = (size_t)(cr - msg);
   *line = i;
   *line_len = j - i;

@@ -11,7 +11,7 @@ static int is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 /* "dns; mx.example.com" -> "mx.example.com"; "rfc822; a@b" -> "a@b" (type prefix dropped). */
 static void strip_type(const char **v, size_t *n) {
-  const char *semi = memchr(*v, ';', *n);
+  const char *semi = smtpc__bchr(*v, *n, ';');
   if (!semi) return;
   size_t k = (size_t)(semi - *v) + 1;
   *v += k;
@@ -61,7 +61,7 @@ static int fields(smtpc__bmsg *m, const char *t, size_t n, field_fn fn, void *st
       if ((rc = fn(m, st, NULL, 0, NULL, 0))) return rc;
       continue;
     }
-    const char *colon = memchr(line, ':', ll);
+    const char *colon = smtpc__bchr(line, ll, ':');
     if (!colon || colon == line) continue;
     size_t k = (size_t)(colon - line);
     while (k && is_wsp(line[k - 1])) k--;
@@ -159,7 +159,7 @@ static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, con
     host_only(&v, &vl);
     f = SMTPC_BOUNCE_F_RHOST;
   } else if (is(name, nl, "Diagnostic-Code")) {
-    const char *semi = memchr(v, ';', vl);
+    const char *semi = smtpc__bchr(v, vl, ';');
     if (semi) {
       int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE, v, (size_t)(semi - v));
       if (rc) return rc;

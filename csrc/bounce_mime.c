@@ -244,7 +244,7 @@ static int next_line(const char *msg, size_t end, size_t *pos, size_t *line, siz
   if (!nocr) return smtpc__bnext_line(msg, end, pos, line, line_len);
   size_t i = *pos;
   if (i >= end) return 0;
-  const char *nl = memchr(msg + i, '\n', end - i);
+  const char *nl = smtpc__bchr(msg + i, end - i, '\n');
   size_t j = nl ? (size_t)(nl - msg) : end;
   *line = i;
   *line_len = j - i;
@@ -664,7 +664,7 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
     from = q + 1;
     if (q > pos && buf[q - 1] != '\n' && buf[q - 1] != '\r') continue;
     size_t j, at;
-    const char *nl = memchr(buf + q, '\n', end - q), *cr;
+    const char *nl = smtpc__bchr(buf + q, end - q, '\n'), *cr;
     j = nl ? (size_t)(nl - buf) : end;
     if (!p->nocr && (cr = memchr(buf + q, '\r', j - q)) != NULL) j = (size_t)(cr - buf);
     size_t ll = j - q;

@@ -513,7 +513,7 @@ static const struct {
 };
 
 static const char *after_type(const char *v, size_t *n) {  /* "dns; x" -> "x" */
-  const char *semi = memchr(v, ';', *n);
+  const char *semi = smtpc__bchr(v, *n, ';');
   if (semi && semi - v < 12) *n -= (size_t)(semi + 1 - v), v = semi + 1;
   return smtpc__bmta_trim(v, n);
 }
@@ -545,7 +545,7 @@ int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
       for (size_t i = 0; i < sizeof dsn_fields / sizeof dsn_fields[0]; i++) {
         size_t k = strlen(dsn_fields[i].name), vl = n - k;
         if (!smtpc__bstarts(line, n, dsn_fields[i].name)) continue;
-        const char *v = smtpc__bmta_trim(line + k, &vl), *semi = memchr(v, ';', vl);
+        const char *v = smtpc__bmta_trim(line + k, &vl), *semi = smtpc__bchr(v, vl, ';');
         if (dsn_fields[i].field == SMTPC_BOUNCE_F_DIAGNOSTIC && semi && semi - v < 12 &&
             (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE, v, (size_t)(semi - v))))
           return rc;

@@ -77,7 +77,7 @@ int smtpc__bstarts(const char *s, size_t n, const char *prefix) {
 int smtpc__bline(const char *text, size_t len, size_t *pos, const char **line, size_t *line_len) {
   if (*pos >= len) return 0;
   const char *start = text + *pos;
-  const char *nl = memchr(start, '\n', len - *pos);
+  const char *nl = smtpc__bchr(start, len - *pos, '\n');
   size_t n = nl ? (size_t)(nl - start) : len - *pos;
   *line = start;
   *line_len = n;
@@ -127,7 +127,7 @@ int smtpc__bmta_none(smtpc__bmsg *m) {
 size_t smtpc__bpara_end(const char *t, size_t len, size_t from, size_t cap) {
   size_t lim = cap < len ? cap + 1 : len; /* an end found at cap is still cap */
   for (size_t e = from; e < lim;) {
-    const char *nl = memchr(t + e, '\n', lim - e);
+    const char *nl = smtpc__bchr(t + e, lim - e, '\n');
     if (!nl) break;
     e = (size_t)(nl - t);
     if (e + 1 < len && t[e + 1] == '\n') return e;
