@@ -930,6 +930,20 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
         (reason == R(REJECTED) || reason == R(HOSTUNKNOWN) || reason == R(SYNTAXERROR) ||
          reason == R(UNDEFINED)))
       reason = R(BLOCKED);
+    /* A refusal of STARTTLS is TLS not starting, whatever the server blames (Exchange "554
+     * 5.7.3 Unable to initialize security subsystem", an "Internal error"): what the sender
+     * must act on is the failed negotiation. Words that say more (a rate limit, a refused host,
+     * a command out of sequence) keep their reason. */
+    if (cmd_is(cmd, "STARTTLS") && (klass == 4 || klass == 5) &&
+        (reason == R(SYSTEMERROR) || reason == R(SECURITYERROR) || reason == R(UNDEFINED) ||
+         reason == R(ONHOLD)))
+      reason = R(FAILEDSTARTTLS);
+    /* A refusal of AUTH is the authentication failing: "no such user" there names the login
+     * (the rule above made it "filtered"), not a mailbox. */
+    if (cmd_is(cmd, "AUTH") && (klass == 4 || klass == 5) &&
+        (reason == R(USERUNKNOWN) || reason == R(FILTERED) || reason == R(UNDEFINED) ||
+         reason == R(ONHOLD)))
+      reason = R(SECURITYERROR);
   }
 
   /* Greylisting: named outright, or a generic "try again later" deferral in a 450/451 with a
