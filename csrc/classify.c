@@ -933,14 +933,15 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
     /* A refusal of STARTTLS is TLS not starting, whatever the server blames (Exchange "554
      * 5.7.3 Unable to initialize security subsystem", an "Internal error"): what the sender
      * must act on is the failed negotiation. Words that say more (a rate limit, a refused host,
-     * a command out of sequence) keep their reason. */
-    if (cmd_is(cmd, "STARTTLS") && (klass == 4 || klass == 5) &&
+     * a command out of sequence) keep their reason, and a 421 closes the session whatever
+     * command it answered. */
+    if (cmd_is(cmd, "STARTTLS") && (klass == 4 || klass == 5) && code != 421 &&
         (reason == R(SYSTEMERROR) || reason == R(SECURITYERROR) || reason == R(UNDEFINED) ||
          reason == R(ONHOLD)))
       reason = R(FAILEDSTARTTLS);
     /* A refusal of AUTH is the authentication failing: "no such user" there names the login
      * (the rule above made it "filtered"), not a mailbox. */
-    if (cmd_is(cmd, "AUTH") && (klass == 4 || klass == 5) &&
+    if (cmd_is(cmd, "AUTH") && (klass == 4 || klass == 5) && code != 421 &&
         (reason == R(USERUNKNOWN) || reason == R(FILTERED) || reason == R(UNDEFINED) ||
          reason == R(ONHOLD)))
       reason = R(SECURITYERROR);
