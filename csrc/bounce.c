@@ -492,14 +492,17 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
      * mx[ip] said: 550 ... (in reply to RCPT TO command)" in the paragraph naming the recipient,
      * Sendmail ">>> RCPT To:<rcpt>" in its transcript, a later paragraph. (Only for what a DSN
      * part said: a text format's own reader knows which words are whose.) */
-    size_t n, from = 0;
-    const char *para;
+    size_t n = 0, from = 0;
+    const char *para = NULL;
     for (int k = 0; k < 4 && !f[SMTPC_BOUNCE_F_COMMAND] &&
                     (para = paragraph(m, from, f[SMTPC_BOUNCE_F_RECIPIENT], &n)) != NULL;
          k++) {
       f[SMTPC_BOUNCE_F_COMMAND] = find_command(para, n);
       from = (size_t)(para - m->body) + n;
     }
+    if (f[SMTPC_BOUNCE_F_COMMAND] && !strcmp(f[SMTPC_BOUNCE_F_COMMAND], "DATA") &&
+        smtpc__bmta_sendmail_verdict(para, n, f[SMTPC_BOUNCE_F_RECIPIENT]))
+      f[SMTPC_BOUNCE_F_COMMAND] = "RCPT"; /* a pipelined RCPT's refusal */
   }
   code_and_status(p, r, diag, dlen);
   if (!strcmp(f[SMTPC_BOUNCE_F_KIND], "feedback")) {

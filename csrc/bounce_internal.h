@@ -130,6 +130,11 @@ int smtpc__bstarts(const char *s, size_t n, const char *prefix);
 /* An address "local@domain" in s[0..n) (the first one; <> stripped); 0 when none. */
 int smtpc__baddr(const char *s, size_t n, const char **addr, size_t *addr_len);
 
+/* Is there, in t[0..n), Sendmail's own transcript line refusing rcpt, "550 5.1.1 <rcpt>... User
+ * unknown" or "<rcpt>... Deferred: ..." (bounce_mta_sendmail.c)? Sendmail writes one for a
+ * refused RCPT, also when its transcript shows ">>> DATA" above the (pipelined) RCPT replies. */
+int smtpc__bmta_sendmail_verdict(const char *t, size_t n, const char *rcpt);
+
 /* A module: returns > 0 when it recognised the message (its records added or amended), 0 when
  * the message is not its format, or a negative SMTPC_E* error. */
 typedef int (*smtpc__bmta_fn)(smtpc__bmsg *m);

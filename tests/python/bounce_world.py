@@ -48,12 +48,16 @@ def clear(maildir):
 
 
 def send(submit, sender, subject, msgid, rcpts):
-    m = email.message.EmailMessage()
+    # compat32's Message writes the headers as given: EmailMessage would decode an encoded
+    # subject and write it again as UTF-8 (=?utf-8?b?...?=), whatever charset it was in
+    m = email.message.Message()
     m["From"] = sender
     m["To"] = ", ".join(rcpts)
     m["Subject"] = subject
     m["Message-ID"] = msgid
-    m.set_content("a message for the bounce tests\n")
+    m["MIME-Version"] = "1.0"
+    m["Content-Type"] = 'text/plain; charset="us-ascii"'
+    m.set_payload("a message for the bounce tests\n")
     with smtplib.SMTP(*submit, timeout=10) as s:
         refused = s.send_message(m, from_addr=sender, to_addrs=rcpts)
     assert refused == {}   # the bouncing MTA takes every recipient; the next hop refuses
