@@ -1,0 +1,59 @@
+"""Bounces that a real Courier writes, read back: Debian's Courier MTA on loopback
+(tests/fixtures/courier, 127.0.0.74:2525) relays each message to the test MTA, which refuses
+recipients with its canned replies (bounce_world.REFUSED); its bounces go to the bouncing
+Postfix's Maildir courier/. Courier's notification is a standard multipart/report: a text part
+that quotes each refused RCPT TO (">>> RCPT TO:<...>", "<<< reply"), a delivery-status part whose
+Status is 5.0.0 for every failure with Remote-MTA "dns; [127.0.0.1] [127.0.0.1]" and the
+server's reply as Diagnostic-Code, and the returned message. Courier writes one notification
+per message, once every recipient is settled: the permanent refusals wait for the temporary
+one, which is given up on when queuetime runs out and then reported as failed, with its 452 as
+it was. The parser has no Courier format of its own: it reads the report as RFC 3464. Courier
+re-encodes a Subject it relays, so the ISO-2022-JP subject comes back as UTF-8."""
+import os
+
+import pytest
+
+from bounce_world import REFUSED, bounce_all_refused, clear, running, \
+    send_japanese_subject, wait_bounces
+
+SUBMIT = ("127.0.0.74", 2525)
+SENDER = "courier@bouncer.mta.test"
+
+
+@pytest.fixture(scope="module")
+def courier(mail_world):
+    with running("bouncer", "courier") as d:
+        yield d["bouncer"] / "mail" / "courier"
+
+
+def test_one_record_per_refused_recipient(courier):
+    msgid = "<refused.%d@courier.mta.test>" % os.getpid()
+    got = bounce_all_refused(SUBMIT, SENDER, courier, "courier bounce test", msgid)
+    # one notification for the whole message, written once the temporary refusal expired
+    assert len(list((courier / "new").iterdir())) == 1
+    for rcpt, (status, code, reason, hard) in REFUSED.items():
+        r = got[rcpt]
+        # the remote server's own status, not the 5.0.0 Courier's DSN part puts on every
+        # failure; the temporary refusal too is "failed", its reply still the 452 it was
+        assert (r.kind, r.action, r.status, r.reply_code) == ("bounce", "failed", status, code), r
+        assert (r.reason, r.hard_bounce) == (reason, hard), r
+        assert (r.mta, r.reporting_mta) == ("rfc3464", "courier.mta.test"), r
+        assert r.command == "RCPT" and r.rhost == "127.0.0.1", r
+        assert r.diagnostic_type == "smtp", r
+        assert r.diagnostic.startswith("%d %s <%s>: Recipient address rejected" % (code, status, rcpt)), r
+        assert (r.original_message_id, r.original_subject, r.original_from) == \
+            (msgid, "courier bounce test", SENDER), r
+    assert got["full@users.mta.test"].temporary is True
+
+
+def test_encoded_subject_of_the_returned_message(courier):
+    clear(courier)
+    subject = send_japanese_subject(SUBMIT, SENDER, "nobody@users.mta.test",
+                                    "<ja.%d@courier.mta.test>" % os.getpid())
+    recs = wait_bounces(courier, 1)
+    assert [(r.recipient, r.original_subject) for r in recs] == [("nobody@users.mta.test", subject)]
+    # Courier's submit re-encodes the header when it takes the message: the returned copy's
+    # Subject is a UTF-8 encoded word, the ISO-2022-JP one sent is gone
+    raw = next((courier / "new").iterdir()).read_bytes()
+    returned = raw[raw.index(b"Content-Type: message/rfc822"):]
+    assert b"\nSubject: =?utf-8?b?" in returned and b"iso-2022-jp" not in raw.lower()
