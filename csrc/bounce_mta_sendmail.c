@@ -312,26 +312,16 @@ int smtpc__bmta_textdsn(smtpc__bmsg *m) {
 /* Sendmail's own verdict on one recipient in its transcript, a line that is not a ">>>" command
  * or a "<<<" reply: "550 5.1.1 <rcpt>... User unknown", "<rcpt>... Deferred: 452 ...". Sendmail
  * writes one for a refused RCPT; with PIPELINING its transcript names the last command it wrote,
- * ">>> DATA", above the RCPT replies, and this line says whose refusal each reply was. */
+ * ">>> DATA", above the RCPT replies, and this line (as sm_rcpt_line reads it) says whose
+ * refusal each reply was. */
 int smtpc__bmta_sendmail_verdict(const char *t, size_t n, const char *rcpt) {
-  size_t k = strlen(rcpt), pos = 0;
-  const char *line;
-  size_t l;
+  size_t pos = 0, l, al, tl;
+  const char *line, *a, *text;
+  int code;
   while (smtpc__bline(t, n, &pos, &line, &l)) {
     line = smtpc__bmta_trim(line, &l);
-    if (l < k + 3 || line[0] == '>' || (line[0] == '<' && l > 1 && line[1] == '<')) continue;
-    size_t i = 0;
-    if (smtpc__bmta_code_at(line, l)) { /* "550 5.1.1 " */
-      i = 4;
-      if (i < l && line[i] >= '2' && line[i] <= '5')
-        while (i < l && line[i] != ' ') i++;
-      while (i < l && line[i] == ' ') i++;
-    }
-    if (i < l && line[i] == '<') i++;
-    if (l - i < k + 3 || !smtpc__bstarts(line + i, l - i, rcpt)) continue;
-    i += k;
-    if (i < l && line[i] == '>') i++;
-    if (smtpc__bstarts(line + i, l - i, "...")) return 1;
+    if (smtpc__bstarts(line, l, ">>>") || smtpc__bstarts(line, l, "<<")) continue;
+    if (sm_rcpt_line(line, l, &code, &a, &al, &text, &tl) && smtpc__bmta_eq(rcpt, a, al)) return 1;
   }
   return 0;
 }
