@@ -312,15 +312,13 @@ static char *decode_words(smtpc_bounce_parser *p, const char *v, size_t n, size_
   return d;
 }
 
-/* Does v[0..n) hold "=?" (an encoded word may start there)? Searched by its '?': values full
- * of '=' (DKIM signatures, base64 parameters) hold few '?'. */
-static int has_word_start(const char *v, size_t n) {
-  const char *q = n > 1 ? memchr(v + 1, '?', n - 1) : NULL;
-  while (q) {
-    if (q[-1] == '=') return 1;
-    q = q + 1 < v + n ? memchr(q + 1, '?', (size_t)(v + n - q - 1)) : NULL;
-  }
-  return 0;
+/* The first "=?" in v[0..n) (where an encoded word may start), NULL when none. Searched by its
+ * '?': values full of '=' (DKIM signatures, base64 parameters) hold few '?'. */
+static const char *word_start(const char *v, size_t n) {
+  for (const char *q = n > 1 ? memchr(v + 1, '?', n - 1) : NULL; q;
+       q = q + 1 < v + n ? memchr(q + 1, '?', (size_t)(v + n - q - 1)) : NULL)
+    if (q[-1] == '=') return q - 1;
+  return NULL;
 }
 
 /* Where the first ESC or "=?" of p->src at or after `from` is ('=' of "=?"; srclen when none).
@@ -331,16 +329,10 @@ static size_t word_mark(smtpc_bounce_parser *p, size_t from) {
   const char *s = p->src + from;
   size_t n = p->srclen - from;
   const char *e = memchr(s, 0x1b, n);
-  size_t lim = e ? (size_t)(e - s) : n, w = lim;
-  /* "=?" before the ESC, found by its '?' (values full of '=', as DKIM's, have few '?') */
-  for (const char *q = lim > 1 ? memchr(s + 1, '?', lim - 1) : NULL; q;
-       q = q + 1 < s + lim ? memchr(q + 1, '?', (size_t)(s + lim - q - 1)) : NULL)
-    if (q[-1] == '=') {
-      w = (size_t)(q - 1 - s);
-      break;
-    }
+  size_t lim = e ? (size_t)(e - s) : n; /* an "=?" counts only before the ESC */
+  const char *w = word_start(s, lim);
   p->mark_from = from;
-  p->mark = from + w;
+  p->mark = from + (w ? (size_t)(w - s) : lim);
   return p->mark;
 }
 
@@ -359,7 +351,7 @@ static int push_header(smtpc_bounce_parser *p, const char *name, size_t nl, char
   smtpc__bheader *h = &p->hdr[p->nhdr];
   h->name = name; /* a view: every reader compares name_len octets */
   h->name_len = nl;
-  if (!plain && (has_word_start(val, vl) || memchr(val, 0x1b, vl))) {
+  if (!plain && (word_start(val, vl) || memchr(val, 0x1b, vl))) {
     size_t n;
     char *v = memchr(val, 0x1b, vl) ? smtpc__butf8(p, "iso-2022-jp", val, vl, &n)
                                     : smtpc__bstrdup(p, val, vl);
@@ -492,6 +484,8 @@ typedef struct ctype {
   char charset[32];
   char report[40];
 } ctype;
+/* multipart()'s Horspool shifts, at most the length of "--" boundary, are octets */
+typedef char boundary_shift_fits[sizeof ((ctype *)0)->boundary + 1 <= 255 ? 1 : -1];
 
 /* The value of the parameter at v[j..n) (j just after its name) into out, lower-cased unless
  * keep; 0 when no '=' follows the name (not this parameter: the search goes on). */
@@ -648,9 +642,9 @@ static int multipart(smtpc_bounce_parser *p, const char *buf, size_t pos, size_t
   needle[0] = needle[1] = '-';
   memcpy(needle + 2, ct->boundary, bl);
   const size_t k = bl + 2;
-  uint8_t skip[256];
-  memset(skip, (int)(k < 255 ? k : 255), sizeof skip);
-  for (size_t i = 0; i + 1 < k; i++) skip[(unsigned char)needle[i]] = (uint8_t)(k - 1 - i < 255 ? k - 1 - i : 255);
+  uint8_t skip[256]; /* every shift fits an octet (boundary_shift_fits) */
+  memset(skip, (int)k, sizeof skip);
+  for (size_t i = 0; i + 1 < k; i++) skip[(unsigned char)needle[i]] = (uint8_t)(k - 1 - i);
   for (size_t from = pos; from + k <= end;) {
     /* the next "--" boundary at or after from */
     size_t q = from;
