@@ -118,6 +118,12 @@ int smtpc__bmta_delay_notice(smtpc__bmsg *m) {
   return 0;
 }
 
+int smtpc__bmta_prepare(void) {
+  pthread_once(&g_once, build);
+  smtpc__bmta_text_prepare();
+  return g_ok ? 0 : SMTPC_ENOMEM;
+}
+
 int smtpc__bmta_formats(smtpc__bmsg *m) {
   hits h;
   pthread_once(&g_once, build);

@@ -49,6 +49,7 @@ int smtpc__bmta_code_find(const char *s, size_t n);
  * of DATA command", "does not like recipient" ...): "RCPT", "MAIL", "DATA", "HELO"/"EHLO",
  * "CONN" or NULL. */
 const char *smtpc__bmta_command(const char *s, size_t n);
+void smtpc__bmta_text_prepare(void); /* builds the tables smtpc__bmta_command reads */
 /* The host name in "host mx.example.jp [192.0.2.1]" / "mx.example.jp [192.0.2.1]" within
  * s[0..n) (the word before the first "[" that follows a word with a dot); 0 when none. */
 int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_len);

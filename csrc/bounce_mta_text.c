@@ -184,6 +184,8 @@ static void build_phrase_tables(void) {
   for (size_t i = 0; i < NHOST_AFTER; i++) mark_start(host_after[i], STARTS_HOST);
 }
 
+void smtpc__bmta_text_prepare(void) { pthread_once(&g_phrase_once, build_phrase_tables); }
+
 /* The first row (in table order) whose phrase occurs anywhere in s: one pass over the text,
  * each position compared only with the rows whose phrase starts with its two octets, and only
  * with rows before the best one found so far. */

@@ -260,6 +260,11 @@ typedef char rules_fit_in_16_bits[NRULES <= 65536 ? 1 : -1];
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
+int smtpc__classify_prepare(void) {
+  pthread_once(&g_once, build);
+  return g_ok ? 0 : SMTPC_ENOMEM;
+}
+
 /* ---- per-call scan ----------------------------------------------------------------------- */
 
 #define MAX_PHITS 8

@@ -2,9 +2,14 @@
  * smtpcode.h, kept in one place so every binding reads the same names. */
 #include <string.h>
 
-#include "smtpcode.h"
+#include "internal.h"
 
 const char *smtpc_version(void) { return SMTPC_VERSION; }
+
+int smtpc_library_init(void) {
+  int a = smtpc__classify_prepare(), b = smtpc__bmta_prepare();
+  return a < 0 ? a : b;
+}
 
 static const char *const err_msgs[] = {
   "success",

@@ -36,6 +36,15 @@ extern "C" {
 
 SMTPC_API const char *smtpc_version(void);
 
+/* Builds now the tables the library otherwise builds on its first use of them: the classifier's
+ * phrase automaton and the bounce formats' markers (some 30 ms of work, once per process).
+ * Optional, idempotent and safe from any thread. A program on an event loop calls it before
+ * the loop runs, so that no first decode holds the loop up; the Python and Lua bindings call
+ * it when loaded (in OpenResty: require the module in init_by_lua, before the workers fork).
+ * 0, or SMTPC_ENOMEM when a table could not be built: the calls then still answer, with less
+ * (a classifier without its phrases, every bounce format tried). */
+SMTPC_API int smtpc_library_init(void);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Error codes: one X-macro table; the values are negative (SMTPC_EBADCODE == -3 ...).        */
 /* Later modules append their rows at the end so that earlier values never change.            */

@@ -404,6 +404,9 @@ static const luaL_Reg functions[] = { /* decode and classify: closures, see luao
 SMTPC_API int luaopen_smtpcode(lua_State *L);
 
 int luaopen_smtpcode(lua_State *L) {
+  /* the tables otherwise built by the first decode or bounce, in a request (OpenResty loads
+   * this in init_by_lua, so they are built once, in the master, before the workers fork) */
+  if (smtpc_library_init() < 0) return luaL_error(L, "smtpcode: %s", smtpc_strerror(SMTPC_ENOMEM));
   if (luaL_newmetatable(L, READER_MT)) {
     lua_createtable(L, 0, 4);
     lsmtpc_setfuncs(L, reader_methods);

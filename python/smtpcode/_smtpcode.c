@@ -462,7 +462,12 @@ PyMODINIT_FUNC PyInit__smtpcode(void);
 
 PyMODINIT_FUNC PyInit__smtpcode(void) {
   PyObject *m;
-  int i;
+  int i, built;
+  /* the tables otherwise built by the first decode or bounce, which may be on an event loop */
+  Py_BEGIN_ALLOW_THREADS
+  built = smtpc_library_init();
+  Py_END_ALLOW_THREADS
+  if (built < 0) return PyErr_NoMemory();
   for (i = 0; i < SMTPC_REASON_COUNT; i++) {
     if (reason_str[i] == NULL && (reason_str[i] = PyUnicode_InternFromString(smtpc_reason_name(i))) == NULL)
       return NULL;

@@ -8,7 +8,9 @@ The same options and the same results as ``smtpcode.verify``, decided by the sam
 (csrc/plan.c): this module only moves bytes and time for it. Sockets are asyncio transports
 (STARTTLS through ``loop.start_tls``); MX lookups are the C route machine (csrc/dns_route.c,
 the one behind ``verify``'s resolver) with its messages over asyncio datagrams, TCP when an
-answer is truncated (smtpcode/_aio_dns.py). No thread, no executor: nothing blocks the loop.
+answer is truncated (smtpcode/_aio_dns.py). Nothing blocks the loop: the C tables are built
+when the module is imported, and the one slow step left, loading the system's CA certificates
+for ``tls_verify=True`` (some 40 ms), is done once per process in the loop's default executor.
 Cancelling the task that iterates (or leaving the ``async for``) closes every session.
 
 ``smtpcode.verify`` (libuv, the GIL released) is the faster path for batch jobs; this one is
@@ -67,7 +69,7 @@ class _Session(asyncio.Protocol):
 
 
 class _Driver:
-    def __init__(self, loop, dns_servers, tls_verify, opts, results):
+    def __init__(self, loop, dns_servers, ssl_context, opts, results):
         self.loop = loop
         self.plan = _smtpcode._Plan(seed=int.from_bytes(os.urandom(8), "little"), **opts)
         self.dns = Resolver(loop, dns_servers)
@@ -77,13 +79,7 @@ class _Driver:
         self.timer = None
         self.pumping = False
         self.failed = None
-        self.ssl = None
-        if opts.get("starttls", "opportunistic") != "off":
-            ctx = ssl.create_default_context()
-            if not tls_verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self.ssl = ctx
+        self.ssl = ssl_context
 
     def now(self):
         return int(self.loop.time() * 1e6)
@@ -239,6 +235,26 @@ class _Driver:
         self.dns.close()
 
 
+_contexts = {}  # tls_verify -> the ssl.SSLContext every session of this process shares
+
+
+def _context(verify):
+    if verify:
+        return ssl.create_default_context()  # reads the CA store: slow, and not on the loop
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # nothing to load: no check, no CA store
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def _ssl_context(loop, verify):
+    ctx = _contexts.get(verify)
+    if ctx is None:
+        ctx = await loop.run_in_executor(None, _context, True) if verify else _context(False)
+        ctx = _contexts.setdefault(verify, ctx)
+    return ctx
+
+
 async def verify(addresses, *, mail_from, helo, dns_servers=None, tls_verify=False, **options):
     """Check addresses by SMTP without sending mail; an async iterator of smtpcode.Result.
 
@@ -253,7 +269,10 @@ async def verify(addresses, *, mail_from, helo, dns_servers=None, tls_verify=Fal
     loop = asyncio.get_running_loop()
     opts = dict(options, mail_from=mail_from, helo=helo)
     results = asyncio.Queue()
-    drv = _Driver(loop, dns_servers, tls_verify, opts, results)
+    tls = None
+    if opts.get("starttls", "opportunistic") != "off":
+        tls = await _ssl_context(loop, bool(tls_verify))
+    drv = _Driver(loop, dns_servers, tls, opts, results)
     conc = opts.get("concurrency", 100)
     window = max(256, min(65536, conc * opts.get("rcpt_per_session", 50) * 2))
     if hasattr(addresses, "__aiter__"):

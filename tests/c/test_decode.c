@@ -1,5 +1,6 @@
 /* test_decode.c -- smtpc_decode / smtpc_classify over tests/vectors/decode.tsv, plus the
  * guarantees the vectors cannot show (views into the input, bounded lines, bad arguments). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,30 @@
 
 #include "smtpcode.h"
 #include "vectors.h"
+
+/* First in the group, so the tables are built here: by several threads at once, as a server
+ * whose workers all load the library would. Each call answers 0, later calls too, and the
+ * classifier then has its phrases (a 5.0.0 reply whose reason only the text can give). */
+static void *init_thread(void *arg) {
+  *(int *)arg = smtpc_library_init();
+  return NULL;
+}
+
+static void library_init_is_idempotent_across_threads(void **state) {
+  pthread_t th[8];
+  int rc[8], i;
+  smtpc_decoded d;
+  static const char reply[] = "550 5.0.0 <x@example.org>... User unknown";
+  (void)state;
+  for (i = 0; i < 8; i++) assert_int_equal(pthread_create(&th[i], NULL, init_thread, &rc[i]), 0);
+  for (i = 0; i < 8; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(rc[i], 0);
+  }
+  assert_int_equal(smtpc_library_init(), 0);
+  assert_int_equal(smtpc_decode(reply, sizeof reply - 1, NULL, &d), 0);
+  assert_string_equal(smtpc_reason_name(d.cls.reason), "userunknown");
+}
 
 static void decode_vectors(void **state) {
   vec_table *t = vec_load("decode.tsv");
@@ -110,6 +135,7 @@ static void arbitrary_bytes_never_crash(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(library_init_is_idempotent_across_threads),
     cmocka_unit_test(decode_vectors),
     cmocka_unit_test(too_many_lines_is_an_error),
     cmocka_unit_test(classify_overrides_and_validates),
