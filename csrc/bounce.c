@@ -206,6 +206,10 @@ smtpc_bounce *smtpc__bounce_add(smtpc__bmsg *m) {
   return r;
 }
 
+int smtpc__bounce_add_failed(const smtpc__bmsg *m) {
+  return m->p->nrec >= m->p->lim.max_records ? 1 : SMTPC_ENOMEM;
+}
+
 smtpc_bounce *smtpc__bounce_rec(smtpc__bmsg *m, size_t i) {
   return i < m->p->nrec ? &m->p->rec[i] : NULL;
 }

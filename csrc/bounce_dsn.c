@@ -39,19 +39,29 @@ static int fields(smtpc__bmsg *m, const char *t, size_t n, field_fn fn, void *st
   size_t ll;
   const char *name = NULL, *v = NULL;
   size_t nl = 0, vl = 0;
-  char *buf = NULL;
+  char *buf = NULL; /* the unfolded value, when its field was folded; capacity cap */
+  size_t cap = 0;
   int rc;
   while (smtpc__bline(t, n, &pos, &line, &ll)) {
     while (ll && (line[ll - 1] == '\r' || is_wsp(line[ll - 1]))) ll--;
     if (ll && is_wsp(line[0]) && name) {
-      size_t a = 0;
+      size_t a = 0, need;
       while (a < ll && is_wsp(line[a])) a++;
-      char *nb = smtpc__balloc(m->p, vl + 1 + ll - a + 1);
-      if (!nb) return SMTPC_ENOMEM;
-      memcpy(nb, v, vl);
-      nb[vl] = ' ';
-      memcpy(nb + vl + 1, line + a, ll - a);
-      v = buf = nb;
+      need = vl + 1 + ll - a + 1;
+      /* The buffer doubles as it fills (the arena frees nothing before the message ends), so
+       * a field folded over thousands of lines costs linear time and memory, not a copy of
+       * all of it per line. */
+      if (v != buf || need > cap) {
+        size_t nc = need > 2 * cap ? need : 2 * cap;
+        char *nb = smtpc__balloc(m->p, nc);
+        if (!nb) return SMTPC_ENOMEM;
+        memcpy(nb, v, vl);
+        buf = nb;
+        cap = nc;
+      }
+      buf[vl] = ' ';
+      memcpy(buf + vl + 1, line + a, ll - a);
+      v = buf;
       vl += 1 + ll - a;
       continue;
     }
@@ -71,7 +81,6 @@ static int fields(smtpc__bmsg *m, const char *t, size_t n, field_fn fn, void *st
     vl = ll - (size_t)(colon + 1 - line);
     while (vl && is_wsp(*v)) v++, vl--;
   }
-  (void)buf;
   if (name && (rc = fn(m, st, name, nl, v, vl))) return rc;
   return 0;
 }

@@ -87,6 +87,10 @@ const char *smtpc__bheader_get(const smtpc__bheader *h, size_t n, const char *na
 /* Append a record (all fields absent, reply_code 0); NULL when the record limit is reached or
  * memory is out (the core reports it). The pointer is valid until the next add. */
 smtpc_bounce *smtpc__bounce_add(smtpc__bmsg *m);
+/* What a module returns when smtpc__bounce_add gave NULL: 1 when the record limit stopped it
+ * (the message is recognised; the records past the limit were dropped with a note), else
+ * SMTPC_ENOMEM. A bounce listing more recipients than the limit is not out of memory. */
+int smtpc__bounce_add_failed(const smtpc__bmsg *m);
 /* Record i (0 <= i < m->nrecords); valid until the next add. */
 smtpc_bounce *smtpc__bounce_rec(smtpc__bmsg *m, size_t i);
 /* Set field `field` (SMTPC_BOUNCE_F_*) of r to a copy of s[0..len): white space runs (CR, LF,

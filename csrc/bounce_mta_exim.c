@@ -119,7 +119,7 @@ static int exim_read(smtpc__bmsg *m) {
       } else {
         skipping = smtpc__bmta_find_from(m, first, a, al) != NULL;  /* Mail.Ru repeats it */
         if (skipping) continue;
-        if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+        if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
         found++;
         if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
       }

@@ -95,7 +95,7 @@ int smtpc__bmta_gmail(smtpc__bmsg *m) {
     int indented = n > 0 && (line[0] == ' ' || line[0] == '\t');
     if (indented && smtpc__bmta_rcpt_line(line, n, 0, 0, &a, &al, &rest, &rl) && rl == 0) {
       if (r && (rc = gmail_finish(m, r)) != 0) return rc;
-      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
       if (!found++) {  /* the sentences above the first recipient belong to it */
         size_t p2 = begin;
@@ -129,7 +129,7 @@ int smtpc__bmta_googlegroups(smtpc__bmsg *m) {
   int found = 0, rc;
   while (smtpc__baddr(failed, fl, &a, &al)) {
     smtpc_bounce *r = smtpc__bounce_add(m);
-    if (!r) return SMTPC_ENOMEM;
+    if (!r) return smtpc__bounce_add_failed(m);
     if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0 ||
         (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, m->body, end)) != 0)
       return rc;

@@ -77,7 +77,7 @@ int smtpc__bmta_exchange2003(smtpc__bmsg *m) {
     if (n == 0) continue;
     if (on && smtpc__baddr(t, (size_t)(on - t), &a, &al)) {
       if (r && (rc = ex_finish(m, r)) != 0) return rc;
-      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
       found++;
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
       continue;

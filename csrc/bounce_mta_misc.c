@@ -28,7 +28,7 @@ int smtpc__bmta_imailserver(smtpc__bmsg *m) {
     for (const char *const *h = headerish; *h; h++) hdr |= smtpc__bstarts(t, n, *h);
     /* a line that ends in the recipient's address names it */
     if (!r && !hdr && smtpc__baddr(t, n, &a, &al) && a + al == t + n) {
-      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
       rline = t, rl = n;
       continue;
@@ -72,7 +72,7 @@ int smtpc__bmta_mfilter(smtpc__bmsg *m) {
         if ((rc = smtpc__bmta_diag_line(m, smtpc__bounce_rec(m, i), t, n, &multi)) != 0) return rc;
     } else if (section == 0 && smtpc__bmta_rcpt_line(t, n, 0, 0, &a, &al, &rest, &rlen) && !rlen) {
       smtpc_bounce *r = smtpc__bounce_add(m);
-      if (!r) return SMTPC_ENOMEM;
+      if (!r) return smtpc__bounce_add_failed(m);
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
     }
   }
@@ -109,7 +109,7 @@ int smtpc__bmta_office365(smtpc__bmsg *m) {
       continue;
     if (smtpc__bmta_rcpt_line(t, n, 0, 0, &a, &al, &rest, &rl) && !rl) {
       if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
-      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
       found++;
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
       continue;
@@ -148,7 +148,7 @@ static int summary(smtpc__bmsg *m, const char *section, const char *label, const
   size_t pos = smtpc__bmta_line_with(m->body, m->body_len, (const char *const[]){heading, NULL});
   if (pos >= m->body_len) return 0;
   smtpc_bounce *r = smtpc__bounce_add(m);
-  if (!r) return SMTPC_ENOMEM;
+  if (!r) return smtpc__bounce_add_failed(m);
   if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
   smtpc__bline(m->body, m->body_len, &pos, &line, &n);
   if (same_line) { /* "Error: No valid recipients for this MM" */
@@ -204,7 +204,7 @@ int smtpc__bmta_x6(smtpc__bmsg *m) {
   size_t ll = reason ? (size_t)(reason - list) : n - (size_t)(list - line);
   while (smtpc__baddr(list, ll, &a, &al)) {
     smtpc_bounce *r = smtpc__bounce_add(m);
-    if (!r) return SMTPC_ENOMEM;
+    if (!r) return smtpc__bounce_add_failed(m);
     found++;
     if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0 ||
         (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, line, n)) != 0)
@@ -277,7 +277,7 @@ int smtpc__bmta_mdaemon(smtpc__bmsg *m) {
   if (!a) return 0;
   smtpc_bounce *r = smtpc__bounce_add(m);
   int rc, multi = 0;
-  if (!r) return SMTPC_ENOMEM;
+  if (!r) return smtpc__bounce_add_failed(m);
   if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
   if (reply && cmd && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmd, cmdl)) != 0)
     return rc;

@@ -88,7 +88,7 @@ int smtpc__bmta_sendmail(smtpc__bmsg *m) {
     }
     smtpc_bounce *r = smtpc__bmta_find_from(m, first, a, al);
     if (r) continue;  /* "550 <x>... User unknown" repeats the "<<<" reply's recipient */
-    if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+    if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
     found++;
     if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0 ||
         (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, words, wl)) != 0)
@@ -109,7 +109,7 @@ int smtpc__bmta_sendmail(smtpc__bmsg *m) {
     size_t al;
     if (!to || !smtpc__baddr(to, n, &a, &al)) return 0;
     smtpc_bounce *r = smtpc__bounce_add(m);
-    if (!r) return SMTPC_ENOMEM;
+    if (!r) return smtpc__bounce_add_failed(m);
     if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0 ||
         (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, lone, lonel)) != 0)
       return rc;
@@ -164,6 +164,7 @@ static int postfix_transcript(smtpc__bmsg *m) {
   }
   if (fail_in) last_in = fail_in, last_inl = fail_inl, out_from = fail_from, out_to = fail_to;
   /* pass 2: every RCPT TO is a recipient */
+  size_t first = 0;
   pos = 0;
   while (smtpc__bline(text, len, &pos, &line, &n)) {
     const char *t = smtpc__bmta_trim(line, &n);
@@ -172,7 +173,7 @@ static int postfix_transcript(smtpc__bmsg *m) {
     t = smtpc__bmta_trim(t, &n);
     if (!smtpc__bstarts(t, n, "RCPT TO:") || !smtpc__baddr(t, n, &a, &al)) continue;
     smtpc_bounce *r = smtpc__bounce_add(m);
-    if (!r) return SMTPC_ENOMEM;
+    if (!r) return smtpc__bounce_add_failed(m);
     found++;
     int multi = 0;
     if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
@@ -186,6 +187,16 @@ static int postfix_transcript(smtpc__bmsg *m) {
     const char *l2;
     size_t n2;
     r->reply_code = 0;
+    if (found > 1) {
+      /* The failing reply is the same for every recipient: read once, for the first (a
+       * transcript of thousands of RCPTs would otherwise cost their number squared). */
+      const smtpc_bounce *r1 = smtpc__bounce_rec(m, first);
+      r->reply_code = r1->reply_code;
+      r->field[SMTPC_BOUNCE_F_STATUS] = r1->field[SMTPC_BOUNCE_F_STATUS];
+      r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = r1->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+      continue;
+    }
+    first = m->nrecords - 1;
     while (p2 < out_to && smtpc__bline(text, out_to, &p2, &l2, &n2)) {
       l2 = smtpc__bmta_trim(l2, &n2);
       if (smtpc__bstarts(l2, n2, "Out:")) l2 += 4, n2 -= 4;

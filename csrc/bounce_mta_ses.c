@@ -155,7 +155,7 @@ static int ses_records(smtpc__bmsg *m, const char *js, size_t n, int *claimed) {
     size_t ol = json_skip(o, (size_t)(js + lend - o));
     if (json_str(o, ol, "emailAddress", &v, &vl)) {
       smtpc_bounce *r = smtpc__bounce_add(m);
-      if (!r) return SMTPC_ENOMEM;
+      if (!r) return smtpc__bounce_add_failed(m);
       found++;
       if ((rc = set_json(m, r, SMTPC_BOUNCE_F_RECIPIENT, v, vl)) != 0) return rc;
       if (complaint) {

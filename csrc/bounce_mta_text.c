@@ -474,7 +474,7 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
         if ((rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0) return rc;
         continue;
       } else {
-        if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+        if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
         if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
       }
       multi = 0;
@@ -537,7 +537,7 @@ int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
     } else if (smtpc__bstarts(line, n, "Final-Recipient:")) {
       size_t vl = n - 16;
       const char *v = after_type(line + 16, &vl);
-      if (!(r = smtpc__bounce_add(m))) return SMTPC_ENOMEM;
+      if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
       found++;
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, v, vl)) != 0) return rc;
       if (reporting &&

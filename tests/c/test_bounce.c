@@ -104,6 +104,41 @@ static void size_cut_with_note(void **state) {
   free(msg);
 }
 
+/* More recipients than max_records: the first ones are kept, a note says the rest were
+ * dropped, and the parse succeeds, in an RFC 3464 report as in an MTA's own format (a qmail
+ * body): a long list of recipients is not a memory failure. */
+static void limit_records_keeps_what_fits(void **state) {
+  (void)state;
+  static const char *const msgs[] = {
+      "From: MAILER-DAEMON@example.org\nSubject: Undelivered\nMIME-Version: 1.0\n"
+      "Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
+      "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n"
+      "Final-Recipient: rfc822; u1@example.com\nAction: failed\nStatus: 5.1.1\n\n"
+      "Final-Recipient: rfc822; u2@example.com\nAction: failed\nStatus: 5.1.1\n\n"
+      "Final-Recipient: rfc822; u3@example.com\nAction: failed\nStatus: 5.1.1\n\n"
+      "Final-Recipient: rfc822; u4@example.com\nAction: failed\nStatus: 5.1.1\n\n--B--\n",
+      "From: MAILER-DAEMON@example.org\nSubject: failure notice\n\n"
+      "Hi. This is the qmail-send program at example.org.\n"
+      "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+      "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+      "<u1@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+      "<u2@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+      "<u3@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+      "<u4@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"};
+  smtpc_bounce_limits lim = {.max_records = 2};
+  smtpc_bounce_parser *p = smtpc_bounce_new(&lim);
+  for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++) {
+    uint64_t off;
+    assert_int_equal(parse_str(p, msgs[i], &off), 2);
+    assert_string_equal(smtpc_bounce_record(p, 0)->field[SMTPC_BOUNCE_F_RECIPIENT], "u1@example.com");
+    assert_string_equal(smtpc_bounce_record(p, 1)->field[SMTPC_BOUNCE_F_RECIPIENT], "u2@example.com");
+    const char *note = smtpc_bounce_record(p, 0)->field[SMTPC_BOUNCE_F_NOTE];
+    assert_non_null(note);
+    assert_non_null(strstr(note, "records beyond 2 dropped"));
+  }
+  smtpc_bounce_free(p);
+}
+
 static void bad_arguments(void **state) {
   (void)state;
   assert_int_equal(smtpc_bounce_feed(NULL, "x", 1), SMTPC_EINVAL);
@@ -193,6 +228,7 @@ int main(void) {
       cmocka_unit_test(vectors_whole),     cmocka_unit_test(vectors_bytewise),
       cmocka_unit_test(limit_line),        cmocka_unit_test(limit_headers),
       cmocka_unit_test(limit_depth_and_parts), cmocka_unit_test(size_cut_with_note),
+      cmocka_unit_test(limit_records_keeps_what_fits),
       cmocka_unit_test(bad_arguments),     cmocka_unit_test(mbox_whole),
       cmocka_unit_test(mbox_chunks),       cmocka_unit_test(mbox_single_message),
   };
