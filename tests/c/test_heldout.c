@@ -12,24 +12,28 @@
 
 static const char *nz(const char *s) { return s && s[0] ? s : NULL; }
 
-/* A held-back row ('h<set>x-' id): drawn at random before its set was scored, never given a rule
- * (see heldout.tsv's header and tests/python/test_heldout.py). */
-static int held_back(const char *id) {
+/* 1 for a held-back row ('h<set>x-' id: drawn at random before its set was scored, never given a
+ * rule; see heldout.tsv's header and tests/python/test_heldout.py); 2 for another row of the
+ * seventeenth set on ('h17-' ...: a rule only where a second real text was found); else 0. */
+static int row_kind(const char *id) {
   const char *p = id;
+  int set = 0;
   if (*p++ != 'h' || *p < '0' || *p > '9') return 0;
-  while (*p >= '0' && *p <= '9') p++;
-  return p[0] == 'x' && p[1] == '-';
+  while (*p >= '0' && *p <= '9') set = set * 10 + (*p++ - '0');
+  if (p[0] == 'x' && p[1] == '-') return 1;
+  return p[0] == '-' && set >= 17 ? 2 : 0;
 }
 
-/* The rows with rules for their set's misses hold 95% / 99%; the held-back rows a floor under
- * their last measured figure (69.2% / 94.6% over 240 rows), 65% / 93%. */
+/* The rows of the first sixteen sets with rules for their misses hold 95% / 99%; the held-back
+ * rows a floor under their last measured figure (68.0% / 94.7% over 300 rows), 65% / 93%, and so
+ * do the other rows of the seventeenth set on (68.7% / 95.5% over 67 rows). */
 static void held_out(void **state) {
   vec_table *t = vec_load("heldout.tsv");
-  int i, n[2] = {0, 0}, reason_ok[2] = {0, 0}, hard_ok[2] = {0, 0};
+  int i, n[3] = {0, 0, 0}, reason_ok[3] = {0, 0, 0}, hard_ok[3] = {0, 0, 0};
   (void)state;
   for (i = 0; i < t->nrows; i++) {
     const vec_row *row = &t->rows[i];
-    int k = held_back(row->field[0]);
+    int k = row_kind(row->field[0]);
     size_t len;
     const char *text = vec_get(t, row, "text", &len);
     smtpc_context ctx = {nz(vec_get(t, row, "command", NULL)), nz(vec_get(t, row, "host", NULL))};
@@ -46,13 +50,16 @@ static void held_out(void **state) {
                     smtpc_reason_name(d.cls.reason), d.cls.hard_bounce);
     if (d.cls.hard_bounce) assert_false(d.cls.retry);
   }
-  print_message("held-out with rules %d: reasons %d, hard bounce %d; held back %d: reasons %d, hard bounce %d\n",
-                n[0], reason_ok[0], hard_ok[0], n[1], reason_ok[1], hard_ok[1]);
-  assert_true(n[0] >= 150 && n[1] >= 90);
+  print_message("held-out with rules %d: reasons %d, hard bounce %d; held back %d: reasons %d, hard bounce %d; "
+                "sets 17 on %d: reasons %d, hard bounce %d\n",
+                n[0], reason_ok[0], hard_ok[0], n[1], reason_ok[1], hard_ok[1], n[2], reason_ok[2], hard_ok[2]);
+  assert_true(n[0] >= 150 && n[1] >= 90 && n[2] >= 60);
   assert_true(reason_ok[0] * 100 >= n[0] * 95);
   assert_true(hard_ok[0] * 100 >= n[0] * 99);
-  assert_true(reason_ok[1] * 100 >= n[1] * 65);
-  assert_true(hard_ok[1] * 100 >= n[1] * 93);
+  for (i = 1; i < 3; i++) {
+    assert_true(reason_ok[i] * 100 >= n[i] * 65);
+    assert_true(hard_ok[i] * 100 >= n[i] * 93);
+  }
   vec_free(t);
 }
 

@@ -7,9 +7,11 @@ local smtpcode = require "smtpcode"
 local function opt(s) if s == "" then return nil end return s end
 
 describe("held-out replies", function()
-  -- Rows with rules for their set's misses hold 95% / 99%; the held-back rows ('h<set>x-' ids,
-  -- drawn at random before their set was scored, never given a rule) a floor under their last
-  -- measured figure (69.2% / 94.6% over 240 rows): 65% / 93%. See heldout.tsv's header.
+  -- Rows of the first sixteen sets with rules for their misses hold 95% / 99%; the held-back rows
+  -- ('h<set>x-' ids, drawn at random before their set was scored, never given a rule) a floor
+  -- under their last measured figure (68.0% / 94.7% over 300 rows): 65% / 93%, and so do the other
+  -- rows of the seventeenth set on ('h17-' ..., a rule only where a second real text was found;
+  -- 68.7% / 95.5% over 67 rows). See heldout.tsv's header.
   local function check(rows, min_rows, reason_bar, hard_bar)
     assert.is_true(#rows >= min_rows)
     local reason_ok, hard_ok, misses = 0, 0, {}
@@ -27,9 +29,10 @@ describe("held-out replies", function()
     assert.is_true(reason_ok / #rows >= reason_bar, msg)
     assert.is_true(hard_ok / #rows >= hard_bar, msg)
   end
-  local fitted, held_back = {}, {}
+  local fitted, held_back, later = {}, {}, {}
   for _, row in ipairs(vectors.load("heldout.tsv")) do
-    local t = row.id:match("^h%d+x%-") and held_back or fitted
+    local set = tonumber(row.id:match("^h(%d+)%-") or "0")
+    local t = row.id:match("^h%d+x%-") and held_back or (set >= 17 and later or fitted)
     t[#t + 1] = row
   end
 
@@ -39,6 +42,10 @@ describe("held-out replies", function()
 
   it("keeps the held-back rows above their floor (65% / 93%)", function()
     check(held_back, 90, 0.65, 0.93)
+  end)
+
+  it("keeps the later sets' rows above the same floor (65% / 93%)", function()
+    check(later, 60, 0.65, 0.93)
   end)
 
   for _, row in ipairs(vectors.load("inferred_codes.tsv")) do

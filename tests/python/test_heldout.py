@@ -8,16 +8,21 @@ import smtpcode
 from reply_contract import assert_reply_contract
 import vectors
 
-# Two kinds of rows (see the header of heldout.tsv). Most rows had rules written for their
-# misses after their set was scored at first sight: they hold the bars below. The held-back
-# rows (ids 'h<set>x-', drawn at random before scoring) never had a rule written for them: they
-# measure how far the rules reach text nobody fitted them to, and hold a floor under the figure
-# they gave when last measured (69.2% / 94.6% over 240 rows), so a change that loses them shows.
+# Three kinds of rows (see the header of heldout.tsv). The rows of the first sixteen sets had
+# rules written for their misses after their set was scored at first sight: they hold the bars
+# below. The held-back rows (ids 'h<set>x-', drawn at random before scoring) never had a rule
+# written for them: they measure how far the rules reach text nobody fitted them to, and hold a
+# floor under the figure they gave when last measured (68.0% / 94.7% over 300 rows), so a change
+# that loses them shows. From the seventeenth set on, a miss gets a rule only when a second real
+# text of its cause from another source exists, and those sets' other rows ('h17-' ...) hold the
+# same floor (68.7% / 95.5% over 67 rows now): a 95% bar would ask for a rule per miss, most of
+# them fitted to the one row.
 REASON_BAR = 0.95
 HARD_BOUNCE_BAR = 0.99
 HELD_BACK_REASON_FLOOR = 0.65
 HELD_BACK_HARD_BOUNCE_FLOOR = 0.93
 HELD_BACK = re.compile(rb"h[0-9]+x-")
+FLOOR_SETS = re.compile(rb"h(1[7-9]|[2-9][0-9])-")  # sets 17 on, rows not held back
 HELD_OUT = vectors.load("heldout.tsv")
 FRAMING = vectors.load("framing.tsv")
 
@@ -54,8 +59,14 @@ def _check(rows, label, min_rows, reason_bar, hard_bar):
 
 
 def test_held_out_agreement():
-    _check([row for row in HELD_OUT if not HELD_BACK.match(row["id"])],
+    _check([row for row in HELD_OUT if not HELD_BACK.match(row["id"]) and not FLOOR_SETS.match(row["id"])],
            "held-out, rows with rules for their set's misses", 150, REASON_BAR, HARD_BOUNCE_BAR)
+
+
+def test_later_sets_rows_with_rules():
+    _check([row for row in HELD_OUT if FLOOR_SETS.match(row["id"])],
+           "held-out, sets 17 on, rows with rules where a second text was found", 60,
+           HELD_BACK_REASON_FLOOR, HELD_BACK_HARD_BOUNCE_FLOOR)
 
 
 def test_held_back_rows():
