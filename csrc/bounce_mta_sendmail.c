@@ -164,7 +164,6 @@ static int postfix_transcript(smtpc__bmsg *m) {
   }
   if (fail_in) last_in = fail_in, last_inl = fail_inl, out_from = fail_from, out_to = fail_to;
   /* pass 2: every RCPT TO is a recipient */
-  size_t first = 0;
   pos = 0;
   while (smtpc__bline(text, len, &pos, &line, &n)) {
     const char *t = smtpc__bmta_trim(line, &n);
@@ -190,13 +189,12 @@ static int postfix_transcript(smtpc__bmsg *m) {
     if (found > 1) {
       /* The failing reply is the same for every recipient: read once, for the first (a
        * transcript of thousands of RCPTs would otherwise cost their number squared). */
-      const smtpc_bounce *r1 = smtpc__bounce_rec(m, first);
+      const smtpc_bounce *r1 = smtpc__bounce_rec(m, m->nrecords - (size_t)found);
       r->reply_code = r1->reply_code;
       r->field[SMTPC_BOUNCE_F_STATUS] = r1->field[SMTPC_BOUNCE_F_STATUS];
       r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = r1->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
       continue;
     }
-    first = m->nrecords - 1;
     while (p2 < out_to && smtpc__bline(text, out_to, &p2, &l2, &n2)) {
       l2 = smtpc__bmta_trim(l2, &n2);
       if (smtpc__bstarts(l2, n2, "Out:")) l2 += 4, n2 -= 4;

@@ -9,12 +9,6 @@
 #define PREFETCH(p) __builtin_prefetch(p)
 #else
 #define PREFETCH(p) ((void)(p))
-/* The tables built on first use, built now (smtpc_library_init): 0, or SMTPC_ENOMEM when one
- * could not be (its calls then answer with less). classify.c; bounce_mta.c, which also builds
- * bounce_mta_text.c's. */
-int smtpc__classify_prepare(void);
-int smtpc__bmta_prepare(void);
-
 #endif
 
 /* status.c: find a status code anywhere in text (class cls, or any when 0). */
