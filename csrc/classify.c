@@ -930,6 +930,18 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
                                 reason == R(NOTACCEPT) ||
                                 (reason == R(BLOCKED) && st.best_prio < 3)))
       reason = R(REJECTED);
+    /* So does an X.1.7 or X.1.8 status (RFC 3463: "bad sender's mailbox address syntax", "bad
+     * sender's system address), whatever command it answered: "an address that does not exist"
+     * under it is the sender's (Microsoft "550 5.1.7 Invalid address", Gmail "553 5.1.7 The
+     * sender address <a@b> is not a valid RFC-5321 address", which Gmail may give at RCPT).
+     * At RCPT a domain that does not exist stays the recipient's ("550 5.1.8 Recipient domain
+     * must exist"), and other reasons keep their words (LBBS "501 5.1.7 Syntax error in RCPT
+     * command"). */
+    if (snum >= 0 && status != NULL &&
+        (strcmp(status + 1, ".1.7") == 0 || strcmp(status + 1, ".1.8") == 0) &&
+        (reason == R(USERUNKNOWN) ||
+         (!cmd_is(cmd, "RCPT") && (reason == R(HOSTUNKNOWN) || reason == R(NOTACCEPT)))))
+      reason = R(REJECTED);
     /* Refused at connection or greeting time: the sending host was refused. */
     if ((cmd_is(cmd, "CONN") || cmd_is(cmd, "HELO") || cmd_is(cmd, "EHLO")) &&
         (reason == R(REJECTED) || reason == R(HOSTUNKNOWN) || reason == R(SYNTAXERROR) ||
