@@ -755,9 +755,46 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
   smtpc__classify_framed(code, status, none, lines, nlines, none, ctx, none, out);
 }
 
+/* The spans of a reply that went through a wrong charset on its way here (mojibake.c), each
+ * repaired into buf (STREAM_BUF octets) and fix (MOJIBAKE_LINES spans): 1 when any was, and
+ * *frame, *lines and *tail then point at the repaired text; the caller's spans stay as they are. */
+#define MOJIBAKE_LINES 32
+static int unmangle(smtpc_span *frame, const smtpc_span **lines, size_t nlines, smtpc_span *tail,
+                    char *buf, smtpc_span *fix) {
+  size_t used = 0, i, any = 0;
+  smtpc_span *one[2];
+  if (nlines > MOJIBAKE_LINES) return 0;
+  for (i = 0; i < nlines; i++) {
+    size_t n = 0;
+    fix[i] = (*lines)[i];
+    if (fix[i].ptr != NULL &&
+        (n = smtpc__unmojibake(fix[i].ptr, fix[i].len, buf + used, STREAM_BUF - used)) > 0) {
+      fix[i].ptr = buf + used;
+      fix[i].len = n;
+      used += n;
+      any = 1;
+    }
+  }
+  one[0] = frame;
+  one[1] = tail;
+  for (i = 0; i < 2; i++) {
+    size_t n = one[i]->len ? smtpc__unmojibake(one[i]->ptr, one[i]->len, buf + used, STREAM_BUF - used) : 0;
+    if (n > 0) {
+      one[i]->ptr = buf + used;
+      one[i]->len = n;
+      used += n;
+      any = 1;
+    }
+  }
+  if (any) *lines = fix;
+  return (int)any;
+}
+
 void smtpc__classify_framed(int code, const char *status, smtpc_span frame, const smtpc_span *lines,
                             size_t nlines, smtpc_span tail, const smtpc_context *ctx,
                             smtpc_span frame_host, smtpc_class *out) {
+  char fixed[STREAM_BUF];
+  smtpc_span fixed_lines[MOJIBAKE_LINES];
   scan st;
   int klass, reason = -1, pv = PV_NONE, decided, has_cmd;
   long snum = -1;
@@ -767,6 +804,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
 
   pthread_once(&g_once, build);
   memset(out, 0, sizeof *out);
+  unmangle(&frame, &lines, nlines, &tail, fixed, fixed_lines);
   if (status != NULL && (!status_ok(status) || (snum = status_num(status)) < 0)) status = NULL;
   if (code < 100 || code > 599) code = 0;
   klass = code ? code / 100 : (status ? status[0] - '0' : 0);

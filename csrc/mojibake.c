@@ -1,0 +1,101 @@
+/*
+ * mojibake.c -- UTF-8 text that was read once as Latin-1 or Windows-1252 and written out again
+ * as UTF-8 ("ãƒ¦ãƒ¼ã‚¶ãƒ¼" for "ユーザー", "mÃ¶chten" for "möchten"), turned back into what it
+ * was. Replies reach decode() through logs, spreadsheets and CSV exports, and a tool that
+ * guessed the wrong charset on the way leaves every non-ASCII word in this form, where no
+ * phrase can match it. The repair is the one ftfy makes for this case: map each code point
+ * back to the single octet the wrong charset gave it, and keep the result only when those
+ * octets are well-formed UTF-8 with multi-octet sequences in them. Proper text almost never
+ * passes that test ("Empfänger" gives the octets E4 6E, which UTF-8 refuses).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Windows-1252's octets 0x80-0x9F: the code point each stands for (0 where it has none, and
+ * Latin-1 readers give the C1 control U+0080-U+009F itself, which maps back directly). */
+static const uint16_t cp1252_high[32] = {
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178,
+};
+
+/* One UTF-8 sequence at s[0..n): its code point and length; length 0 when malformed. */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+  unsigned char c = s[0];
+  size_t len, i;
+  uint32_t v;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  if (c >= 0xC2 && c <= 0xDF) len = 2, v = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) len = 3, v = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) len = 4, v = c & 0x07;
+  else return 0;
+  if (len > n) return 0;
+  for (i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (s[i] & 0x3F);
+  }
+  if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
+      (v >= 0xD800 && v <= 0xDFFF))
+    return 0;
+  *cp = v;
+  return len;
+}
+
+/* The octet a Latin-1 or Windows-1252 reader turned into code point cp; -1 when none did. */
+static int octet_of(uint32_t cp) {
+  int k;
+  if (cp < 0x100) return (int)cp;
+  for (k = 0; k < 32; k++)
+    if (cp1252_high[k] == cp) return 0x80 + k;
+  return -1;
+}
+
+/* Is s[0..n) well-formed UTF-8 with at least `want` multi-octet sequences? A sequence cut
+ * short at the very end (a text truncated by whoever stored it) is forgiven. */
+static int utf8_with_sequences(const unsigned char *s, size_t n, size_t want) {
+  size_t i = 0, seq = 0;
+  uint32_t cp;
+  while (i < n) {
+    size_t l = utf8_next(s + i, n - i, &cp);
+    if (l == 0) {
+      size_t k = 1;
+      if (s[i] < 0xC2 || s[i] > 0xF4) return 0;
+      while (i + k < n && (s[i + k] & 0xC0) == 0x80) k++;
+      if (i + k != n) return 0; /* malformed inside: not what a mis-read left */
+      break;
+    }
+    seq += l > 1;
+    i += l;
+  }
+  return seq >= want;
+}
+
+size_t smtpc__unmojibake(const char *in, size_t n, char *out, size_t cap) {
+  const unsigned char *s = (const unsigned char *)in;
+  size_t i = 0, o = 0;
+  /* every mis-read multi-octet sequence starts with U+00C2-U+00F4, which UTF-8 writes as C3 xx */
+  if (n < 4 || !memchr(in, 0xC3, n)) return 0;
+  while (i < n) {
+    uint32_t cp;
+    size_t l = utf8_next(s + i, n - i, &cp);
+    int b;
+    if (l == 0) return 0; /* not UTF-8 at all: nothing to undo */
+    b = octet_of(cp);
+    if (b >= 0) {
+      if (o + 1 > cap) return 0;
+      out[o++] = (char)b;
+    } else { /* U+FFFD and the like: kept as they are */
+      if (o + l > cap) return 0;
+      memcpy(out + o, in + i, l);
+      o += l;
+    }
+    i += l;
+  }
+  return utf8_with_sequences((const unsigned char *)out, o, 1) ? o : 0;
+}
