@@ -761,7 +761,8 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
 #define MOJIBAKE_LINES 32
 static int unmangle(smtpc_span *frame, const smtpc_span **lines, size_t nlines, smtpc_span *tail,
                     char *buf, smtpc_span *fix) {
-  size_t used = 0, i, any = 0;
+  size_t used = 0, i;
+  int any = 0;
   smtpc_span *one[2];
   if (nlines > MOJIBAKE_LINES) return 0;
   for (i = 0; i < nlines; i++) {
@@ -787,7 +788,7 @@ static int unmangle(smtpc_span *frame, const smtpc_span **lines, size_t nlines, 
     }
   }
   if (any) *lines = fix;
-  return (int)any;
+  return any;
 }
 
 void smtpc__classify_framed(int code, const char *status, smtpc_span frame, const smtpc_span *lines,
@@ -969,7 +970,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
                                 (reason == R(BLOCKED) && st.best_prio < 3)))
       reason = R(REJECTED);
     /* So does an X.1.7 or X.1.8 status (RFC 3463: "bad sender's mailbox address syntax", "bad
-     * sender's system address), whatever command it answered: "an address that does not exist"
+     * sender's system address"), whatever command it answered: "an address that does not exist"
      * under it is the sender's (Microsoft "550 5.1.7 Invalid address", Gmail "553 5.1.7 The
      * sender address <a@b> is not a valid RFC-5321 address", which Gmail may give at RCPT).
      * At RCPT a domain that does not exist stays the recipient's ("550 5.1.8 Recipient domain
