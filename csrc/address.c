@@ -13,7 +13,7 @@
  *      non-transitional, UTS #46 mapping) and back to U-labels for the UTF-8 form.
  *   4. the limits of RFC 5321 on the forms that would be sent.
  * No global state: everything lives on the stack or in *out; libidn2 is thread-safe. */
-#include "smtpcode.h"
+#include "internal.h"
 
 #include <idn2.h>
 #include <stdint.h>
@@ -68,33 +68,6 @@ static int char_class(uint32_t cp) {
     else return special_chars[mid].cls;
   }
   return CH_PLAIN;
-}
-
-/* Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
- * Returns the octets used, 0 when p does not start a valid sequence. */
-static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp) {
-  unsigned char b = p[0], lo = 0x80, hi = 0xBF;
-  size_t need, i;
-  uint32_t c;
-  if (b < 0x80) { *cp = b; return 1; }
-  if (b >= 0xC2 && b <= 0xDF) { need = 1; c = b & 0x1F; }
-  else if (b >= 0xE0 && b <= 0xEF) {
-    need = 2; c = b & 0x0F;
-    if (b == 0xE0) lo = 0xA0;       /* overlong */
-    else if (b == 0xED) hi = 0x9F;  /* surrogates */
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    need = 3; c = b & 0x07;
-    if (b == 0xF0) lo = 0x90;       /* overlong */
-    else if (b == 0xF4) hi = 0x8F;  /* above U+10FFFF */
-  } else return 0;
-  if (n < need + 1) return 0;
-  if (p[1] < lo || p[1] > hi) return 0;
-  for (i = 1; i <= need; i++) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    c = (c << 6) | (p[i] & 0x3F);
-  }
-  *cp = c;
-  return need + 1;
 }
 
 /* RFC 5322 atext and LDH, ASCII part, as bit sets over the 128 ASCII codes: one shift and one
@@ -173,7 +146,7 @@ static int scan_chars(parser *p) {
       i++;
       continue;
     }
-    n = utf8_decode(p->s + i, p->len - i, &cp);
+    n = smtpc__utf8_decode(p->s + i, p->len - i, &cp);
     if (n == 0) return fail(p, SMTPC_ADDR_EINVALID_UTF8, i);
     if (char_class(cp) == CH_CONTROL) return fail(p, SMTPC_ADDR_ECONTROL_CHAR, i);
     i += n;
@@ -193,7 +166,7 @@ static int check_dot_string(parser *p, const unsigned char *s, size_t n, size_t 
       i++;
     } else if (s[i] >= 0x80) {
       uint32_t cp;
-      size_t k = utf8_decode(s + i, n - i, &cp);
+      size_t k = smtpc__utf8_decode(s + i, n - i, &cp);
       if (k == 0 || char_class(cp) != CH_PLAIN) return fail(p, SMTPC_ADDR_EBAD_CHAR, base + i);
       i += k;
     } else if (is_atext(s[i])) {
@@ -478,7 +451,7 @@ static int parse_label(parser *p, size_t start, size_t end, int nonascii, text *
    * part to LDH here, and leave the rest to IDNA. */
   for (i = 0; i < n;) {
     uint32_t cp;
-    size_t k2 = utf8_decode(s + i, n - i, &cp);
+    size_t k2 = smtpc__utf8_decode(s + i, n - i, &cp);
     if (k2 == 0 || (cp < 0x80 && !is_ldh((unsigned char)cp)) || char_class(cp) != CH_PLAIN)
       return fail(p, SMTPC_ADDR_EBAD_DOMAIN_CHAR, start + i);
     i += k2;

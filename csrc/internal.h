@@ -11,6 +11,34 @@
 #define PREFETCH(p) ((void)(p))
 #endif
 
+/* Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF): the code point
+ * at p[0..n) into *cp; returns the octets used, 0 when p does not start a valid sequence.
+ * address.c (SMTPUTF8 local parts), mojibake.c. */
+static inline size_t smtpc__utf8_decode(const unsigned char *p, size_t n, uint32_t *cp) {
+  unsigned char b = p[0], lo = 0x80, hi = 0xBF;
+  size_t need, i;
+  uint32_t c;
+  if (b < 0x80) { *cp = b; return 1; }
+  if (b >= 0xC2 && b <= 0xDF) { need = 1; c = b & 0x1F; }
+  else if (b >= 0xE0 && b <= 0xEF) {
+    need = 2; c = b & 0x0F;
+    if (b == 0xE0) lo = 0xA0;       /* overlong */
+    else if (b == 0xED) hi = 0x9F;  /* surrogates */
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    need = 3; c = b & 0x07;
+    if (b == 0xF0) lo = 0x90;       /* overlong */
+    else if (b == 0xF4) hi = 0x8F;  /* above U+10FFFF */
+  } else return 0;
+  if (n < need + 1) return 0;
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (i = 1; i <= need; i++) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    c = (c << 6) | (p[i] & 0x3F);
+  }
+  *cp = c;
+  return need + 1;
+}
+
 /* status.c: find a status code anywhere in text (class cls, or any when 0). */
 int smtpc__status_find(const char *text, size_t len, char cls, char out[SMTPC_STATUS_SIZE]);
 

@@ -22,31 +22,6 @@ static const uint16_t cp1252_high[32] = {
     0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178,
 };
 
-/* One UTF-8 sequence at s[0..n): its code point and length; length 0 when malformed. */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
-  unsigned char c = s[0];
-  size_t len, i;
-  uint32_t v;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  if (c >= 0xC2 && c <= 0xDF) len = 2, v = c & 0x1F;
-  else if (c >= 0xE0 && c <= 0xEF) len = 3, v = c & 0x0F;
-  else if (c >= 0xF0 && c <= 0xF4) len = 4, v = c & 0x07;
-  else return 0;
-  if (len > n) return 0;
-  for (i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
-      (v >= 0xD800 && v <= 0xDFFF))
-    return 0;
-  *cp = v;
-  return len;
-}
-
 /* The octet a Latin-1 or Windows-1252 reader turned into code point cp; -1 when none did. */
 static int octet_of(uint32_t cp) {
   int k;
@@ -62,7 +37,7 @@ static int utf8_with_sequences(const unsigned char *s, size_t n, size_t want) {
   size_t i = 0, seq = 0;
   uint32_t cp;
   while (i < n) {
-    size_t l = utf8_next(s + i, n - i, &cp);
+    size_t l = smtpc__utf8_decode(s + i, n - i, &cp);
     if (l == 0) {
       size_t k = 1;
       if (s[i] < 0xC2 || s[i] > 0xF4) return 0;
@@ -83,7 +58,7 @@ size_t smtpc__unmojibake(const char *in, size_t n, char *out, size_t cap) {
   if (n < 4 || !memchr(in, 0xC3, n)) return 0;
   while (i < n) {
     uint32_t cp;
-    size_t l = utf8_next(s + i, n - i, &cp);
+    size_t l = smtpc__utf8_decode(s + i, n - i, &cp);
     int b;
     if (l == 0) return 0; /* not UTF-8 at all: nothing to undo */
     b = octet_of(cp);
