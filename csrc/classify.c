@@ -755,38 +755,32 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
   smtpc__classify_framed(code, status, none, lines, nlines, none, ctx, none, out);
 }
 
-/* The spans of a reply that went through a wrong charset on its way here (mojibake.c), each
- * repaired into buf (STREAM_BUF octets) and fix (MOJIBAKE_LINES spans): 1 when any was, and
- * *frame, *lines and *tail then point at the repaired text; the caller's spans stay as they are. */
+/* One span of a reply that went through a wrong charset on its way here (mojibake.c), repaired
+ * into buf[*used..STREAM_BUF) and pointed there: 1 when it was. */
+static int repair_span(smtpc_span *sp, char *buf, size_t *used) {
+  size_t n = sp->ptr != NULL && sp->len ? smtpc__unmojibake(sp->ptr, sp->len, buf + *used, STREAM_BUF - *used) : 0;
+  if (n == 0) return 0;
+  sp->ptr = buf + *used;
+  sp->len = n;
+  *used += n;
+  return 1;
+}
+
+/* The frame, lines and tail of such a reply, each repaired (buf: STREAM_BUF octets; fix:
+ * MOJIBAKE_LINES spans): 1 when any was, and *lines then points at fix; the caller's spans stay
+ * as they are. */
 #define MOJIBAKE_LINES 32
 static int unmangle(smtpc_span *frame, const smtpc_span **lines, size_t nlines, smtpc_span *tail,
                     char *buf, smtpc_span *fix) {
   size_t used = 0, i;
   int any = 0;
-  smtpc_span *one[2];
   if (nlines > MOJIBAKE_LINES) return 0;
   for (i = 0; i < nlines; i++) {
-    size_t n = 0;
     fix[i] = (*lines)[i];
-    if (fix[i].ptr != NULL &&
-        (n = smtpc__unmojibake(fix[i].ptr, fix[i].len, buf + used, STREAM_BUF - used)) > 0) {
-      fix[i].ptr = buf + used;
-      fix[i].len = n;
-      used += n;
-      any = 1;
-    }
+    any |= repair_span(&fix[i], buf, &used);
   }
-  one[0] = frame;
-  one[1] = tail;
-  for (i = 0; i < 2; i++) {
-    size_t n = one[i]->len ? smtpc__unmojibake(one[i]->ptr, one[i]->len, buf + used, STREAM_BUF - used) : 0;
-    if (n > 0) {
-      one[i]->ptr = buf + used;
-      one[i]->len = n;
-      used += n;
-      any = 1;
-    }
-  }
+  any |= repair_span(frame, buf, &used);
+  any |= repair_span(tail, buf, &used);
   if (any) *lines = fix;
   return any;
 }
@@ -976,7 +970,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
      * At RCPT a domain that does not exist stays the recipient's ("550 5.1.8 Recipient domain
      * must exist"), and other reasons keep their words (LBBS "501 5.1.7 Syntax error in RCPT
      * command"). */
-    if (snum >= 0 && status != NULL &&
+    if (status != NULL &&
         (strcmp(status + 1, ".1.7") == 0 || strcmp(status + 1, ".1.8") == 0) &&
         (reason == R(USERUNKNOWN) ||
          (!cmd_is(cmd, "RCPT") && (reason == R(HOSTUNKNOWN) || reason == R(NOTACCEPT)))))

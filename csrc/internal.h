@@ -76,9 +76,10 @@ void smtpc__inspect_with(smtpc__domain_facts *f, const char *domain, size_t n, c
  * could not be (its calls then answer with less). classify.c; bounce_mta.c, which also builds
  * bounce_mta_text.c's. */
 int smtpc__classify_prepare(void);
+int smtpc__bmta_prepare(void);
+
 /* UTF-8 text that a Latin-1 or Windows-1252 reader mangled ("ãƒ¦ãƒ¼" for "ユー"), repaired into
  * out[0..cap): its length, or 0 when in[0..n) is not such text (mojibake.c). */
 size_t smtpc__unmojibake(const char *in, size_t n, char *out, size_t cap);
-int smtpc__bmta_prepare(void);
 
 #endif
