@@ -570,20 +570,27 @@ static void build_pstatus(void) {
   }
 }
 
-/* Provider meaning of a status code. */
+/* Provider meaning of a status code: the most specific rule that matches, whatever the order
+ * of the file. A trailing 'x' completes a three-digit detail ("4.7.5x" is 4.7.500-599), so it
+ * never takes RFC 3463's own two-digit codes ("4.7.5", cryptographic failure; "5.7.60"), and
+ * a longer pattern ("4.7.65x") beats a shorter one ("4.7.6x"). */
 static int provider_status(int pv, const char *status) {
-  size_t i;
+  size_t i, best_len = 0;
+  int best = -1;
+  const char *detail;
   if (!status_ok(status)) return -1;
+  detail = strrchr(status, '.') + 1;
   for (i = g_pstatus_first[pv]; i < NPSTATUS; i = g_pstatus_next[i]) {
     const pstatus_rule *r = &pstatus_rules[i];
     size_t n = strlen(r->status);
-    if (r->status[n - 1] == 'x') {
-      if (strncmp(status, r->status, n - 1) == 0) return r->reason;
-    } else if (strcmp(status, r->status) == 0) {
-      return r->reason;
+    if (r->status[n - 1] != 'x') {
+      if (strcmp(status, r->status) == 0) return r->reason;
+    } else if (strlen(detail) == 3 && strncmp(status, r->status, n - 1) == 0 && n > best_len) {
+      best = r->reason;
+      best_len = n;
     }
   }
-  return -1;
+  return best;
 }
 
 /* Status rules as numbers, built once ("s.d" rules as class 0: any class): each key once,
