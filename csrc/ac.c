@@ -25,9 +25,13 @@ static int is_space(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
+/* Quotes count as white space: a reply is often quoted whole ("Remote server returned '550
+ * ...'", JSON and CSV logs), and a quote before its first word must not hide that word from a
+ * pattern that starts at a word (" ip is "). An apostrophe inside a word ("isn't") becomes a
+ * space in the patterns too, so those still match. */
 static unsigned char fold(unsigned char c) {
   if (c >= 'A' && c <= 'Z') return (unsigned char)(c + 32);
-  if (is_space(c)) return ' ';
+  if (is_space(c) || c == '"' || c == '\'' || c == '`') return ' ';
   return c;
 }
 
@@ -81,7 +85,12 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
     const unsigned char *p = (const unsigned char *)patterns[i];
     s = 0;
     for (; *p; p++) {
-      int32_t *e = &tr[(size_t)s * nc + ac->cls[*p]];
+      int32_t *e;
+      /* a run of white space in a pattern is one space, as in the text scanned */
+      if (ac->cls[*p] == sp && sp != 0 && p != (const unsigned char *)patterns[i] &&
+          ac->cls[p[-1]] == sp)
+        continue;
+      e = &tr[(size_t)s * nc + ac->cls[*p]];
       if (*e < 0) {
         if (nstates >= maxstates) goto fail;
         bysp[nstates] = ac->cls[*p] == sp && sp != 0;

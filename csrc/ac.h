@@ -4,8 +4,9 @@
  * Built once from a list of patterns into a dense DFA over a reduced alphabet: every byte that
  * occurs in some pattern gets its own class (upper and lower case letters share one), every
  * other byte falls into class 0, which no pattern contains. White space (SP, HT, CR, LF, VT, FF)
- * is one class, and a run of it counts as a single space (states entered by a space loop on
- * further spaces), so phrases match across folded or wrapped lines.
+ * and the quotes (" ' `) are one class, and a run of it counts as a single space (states entered
+ * by a space loop on further spaces), in patterns as in text, so phrases match across folded or
+ * wrapped lines and inside quoted text.
  * Scanning allocates nothing; the automaton is read-only after build and safe to share between
  * threads.
  */
