@@ -561,6 +561,14 @@ static void view(smtpc_bounce_parser *p, smtpc__bmsg *m) {
       break;
     }
   }
+  /* a bounce that comes as HTML alone: the text it shows (bounce_html.c) */
+  for (size_t i = 0; !m->body_len && i < p->npart; i++) {
+    const smtpc__bpart *pt = &p->part[i];
+    if (!pt->in_rfc822 && !strcmp(pt->type, "text/html")) {
+      m->body = pt->text;
+      m->body_len = pt->len;
+    }
+  }
   if (p->have_orig && p->hdr) {
     m->orig_headers = p->hdr + p->orig_first;
     m->norig_headers = p->orig_n;

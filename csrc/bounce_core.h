@@ -86,6 +86,10 @@ int smtpc__bheaders(smtpc_bounce_parser *p, const char *msg, size_t end, size_t 
 char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
                    size_t *out_len);
 
+/* bounce_html.c: the text an HTML body shows (arena copy; line breaks where a browser breaks
+ * lines, character references decoded); NULL = no memory. */
+char *smtpc__bhtml_text(smtpc_bounce_parser *p, const char *s, size_t n, size_t *out_len);
+
 /* bounce_dsn.c */
 int smtpc__bdsn(smtpc__bmsg *m);        /* records from message/delivery-status parts       */
 int smtpc__barf(smtpc__bmsg *m);        /* > 0 when an ARF report (records of kind feedback) */

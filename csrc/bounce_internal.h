@@ -49,7 +49,8 @@ typedef struct smtpc__bpart {
                                  (undecodable octets kept as they are), LF line ends;
                                  NUL-terminated. Only for the parts the core reads: the
                                  text/plain, delivery-status and feedback-report parts
-                                 outside a returned message (bounce_mime.c read_type);
+                                 outside a returned message (bounce_mime.c read_type), and
+                                 a text/html one before any text/plain (its shown text);
                                  "" for the others, which are not decoded              */
   size_t len;
   int depth;                  /* 0 = top-level body, 1 = child of the top multipart ...  */
@@ -65,7 +66,8 @@ typedef struct smtpc__bmsg {
   const smtpc__bpart *parts;
   size_t nparts;
   /* the first text/plain part that is not inside a returned message (the whole decoded body
-   * for a non-MIME message); "" when none. What most non-standard bounces are read from. */
+   * for a non-MIME message), else the text the first such text/html part shows; "" when none.
+   * What most non-standard bounces are read from. */
   const char *body;
   size_t body_len;
   /* header fields of the returned original message (message/rfc822, text/rfc822-headers, or

@@ -587,12 +587,22 @@ static int add_part(smtpc_bounce_parser *p, const ctype *ct, size_t hfirst, size
   return 0;
 }
 
-/* The parts whose text the parser reads: the body (the first text/plain), delivery-status and
- * feedback-report parts, outside a returned message (bounce.c view(), bounce_dsn.c). */
+/* The parts whose text the parser reads: the body (the first text/plain, else the first
+ * text/html: html_read), delivery-status and feedback-report parts, outside a returned
+ * message (bounce.c view(), bounce_dsn.c). */
 static int read_type(const char *type) {
   return !strcmp(type, "text/plain") || !strcmp(type, "message/delivery-status") ||
          !strcmp(type, "message/global-delivery-status") ||
          !strcmp(type, "message/feedback-report");
+}
+
+/* An HTML part is read only while no text/plain part of the bounce's own has been: the bounce
+ * that comes as HTML alone (multipart/alternative puts its text/plain first). */
+static int html_read(const smtpc_bounce_parser *p, const char *type) {
+  if (strcmp(type, "text/html")) return 0;
+  for (size_t i = 0; i < p->npart; i++)
+    if (!p->part[i].in_rfc822 && !strcmp(p->part[i].type, "text/plain")) return 0;
+  return 1;
 }
 
 static int wanted_text(const char *type) {
@@ -731,7 +741,8 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
     /* Only some parts' text is read (read_type); a returned message's headers are parsed
      * once. Other parts are not decoded: they keep an empty text, and only what decoding
      * them would have noted is noted (bad base64, an unknown charset). */
-    int read = !is822 && !in822 && read_type(ct.type);
+    int html = !is822 && !in822 && html_read(p, ct.type);
+    int read = html || (!is822 && !in822 && read_type(ct.type));
     if (!read && !(is822 && !p->have_orig && !in822) && !charset_unknown(p, ct.charset)) {
       if (cte && smtpc__bstarts(cte, ctel, "base64") && (bad = b64decode(buf + pos, end - pos, NULL)) < 0) {
         smtpc__bnote(p, "part %zu (%s) skipped: bad base64 at octet %zu", p->nparts_seen, ct.type,
@@ -773,6 +784,7 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
       return add_part(p, &ct, hfirst, hn, "", 0, depth, in822);
     }
     char *u = smtpc__butf8(p, ct.charset, raw, rawl, &len);
+    if (u && html) u = smtpc__bhtml_text(p, u, len, &len);
     if (!u) return SMTPC_ENOMEM;
     text = u;
   }
@@ -822,6 +834,7 @@ int smtpc__bmime(smtpc_bounce_parser *p) {
   }
   if (!wanted_text(ct.type)) return add_part(p, &ct, 0, p->top_nhdr, "", 0, 0, 0);
   char *u = smtpc__butf8(p, ct.charset, raw, rawl, &len);
+  if (u && !strcmp(ct.type, "text/html")) u = smtpc__bhtml_text(p, u, len, &len);
   if (!u) return SMTPC_ENOMEM;
   return add_part(p, &ct, 0, p->top_nhdr, u, len, 0, 0);
 }

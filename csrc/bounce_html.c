@@ -1,0 +1,150 @@
+/* bounce_html.c -- the text an HTML body shows, for the bounces that come as text/html alone
+ * (no text/plain beside it), so that the MTA modules read them as they read plain bodies.
+ *
+ * Not an HTML parser: the bounce's words are what matter, and their line structure, which the
+ * modules split on. So: tags go; the ones that break a line in a browser (br, p, div, tr, li,
+ * headings, ...) leave a line end; cells leave a space; the content of head, script, style and
+ * title goes with them; comments go; character references are decoded (the five XML ones,
+ * &nbsp; as a space, numeric ones as UTF-8). The source's own line ends are kept: HTML
+ * bounces are written as their plain versions with tags around the lines.
+ * A '<' that opens no tag ("< 5 tries", a bare "<bob@example.net>" an MTA pasted in without
+ * escaping it) stays text. The output is never longer than the input plus one octet. */
+#include <string.h>
+
+#include "bounce_core.h"
+
+static int lc(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static int alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int alnum(int c) { return alpha(c) || (c >= '0' && c <= '9'); }
+
+/* Elements after which a browser starts a new line. */
+static int breaks_line(const char *name) {
+  static const char *const names[] = {"br", "p", "div", "tr", "li", "ul", "ol", "dl", "dt", "dd",
+                                      "table", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "pre",
+                                      "blockquote", "center", "address", "body", "html"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (!strcmp(name, names[i])) return 1;
+  return 0;
+}
+
+/* Elements whose content is not shown. */
+static int hides_content(const char *name) {
+  return !strcmp(name, "head") || !strcmp(name, "script") || !strcmp(name, "style") ||
+         !strcmp(name, "title");
+}
+
+static size_t put_utf8(char *o, unsigned long cp) {
+  if (cp < 0x80) {
+    o[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | (cp >> 18));
+  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* A character reference at s[0] == '&': its length, with what it stands for written to o
+ * (*olen octets); 0 when it is none, and the '&' is text. The output is never longer than the
+ * reference ("&#1;" is 4 octets for 1, "&#x10FFFF;" 10 for 4). */
+static size_t reference(const char *s, size_t n, char *o, size_t *olen) {
+  static const struct { const char *name; char c; } named[] = {
+      {"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"quot;", '"'}, {"apos;", '\''}, {"nbsp;", ' '}};
+  if (n >= 2 && s[1] == '#') {
+    size_t i = 2;
+    int hex = i < n && lc(s[i]) == 'x';
+    unsigned long cp = 0;
+    if (hex) i++;
+    size_t first = i;
+    for (; i < n && i - first < 8; i++) {
+      int c = lc(s[i]), d = c >= '0' && c <= '9' ? c - '0' : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) break;
+      cp = cp * (hex ? 16 : 10) + (unsigned long)d;
+    }
+    if (i == first || i >= n || s[i] != ';') return 0;
+    /* NUL, surrogates and what Unicode lacks are no text: a replacement character instead */
+    if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) cp = 0xFFFD;
+    *olen = put_utf8(o, cp);
+    return i + 1;
+  }
+  for (size_t k = 0; k < sizeof named / sizeof named[0]; k++) {
+    size_t l = strlen(named[k].name);
+    size_t j = 0;
+    while (j < l && 1 + j < n && lc(s[1 + j]) == named[k].name[j]) j++;
+    if (j == l) {
+      o[0] = named[k].c;
+      *olen = 1;
+      return 1 + l;
+    }
+  }
+  return 0;
+}
+
+/* Where the element `name`'s content ends: just past its end tag "</name ...>", or n. */
+static size_t skip_content(const char *s, size_t n, size_t from, const char *name) {
+  size_t l = strlen(name);
+  for (size_t i = from; i + 2 + l <= n; i++) {
+    if (s[i] != '<' || s[i + 1] != '/') continue;
+    size_t j = 0;
+    while (j < l && lc(s[i + 2 + j]) == name[j]) j++;
+    if (j < l || (i + 2 + l < n && alnum(s[i + 2 + l]))) continue;
+    const char *gt = memchr(s + i, '>', n - i);
+    return gt ? (size_t)(gt - s) + 1 : n;
+  }
+  return n;
+}
+
+char *smtpc__bhtml_text(smtpc_bounce_parser *p, const char *s, size_t n, size_t *out_len) {
+  char *o = smtpc__balloc(p, n + 1);
+  size_t k = 0, i = 0;
+  if (!o) return NULL;
+  while (i < n) {
+    char c = s[i];
+    if (c == '&') {
+      size_t ol = 0, used = reference(s + i, n - i, o + k, &ol);
+      if (used) {
+        k += ol;
+        i += used;
+        continue;
+      }
+    } else if (c == '<' && i + 3 < n && !memcmp(s + i, "<!--", 4)) {
+      const char *e = smtpc__bmemmem(s + i + 4, n - i - 4, "-->", 3);
+      i = e ? (size_t)(e - s) + 3 : n;
+      continue;
+    } else if (c == '<' && i + 1 < n && (alpha(s[i + 1]) || s[i + 1] == '/' || s[i + 1] == '!')) {
+      const char *gt = memchr(s + i, '>', n - i);
+      size_t j = i + 1 + (s[i + 1] == '/' || s[i + 1] == '!'), nl = 0;
+      char name[12];
+      while (j < n && alnum(s[j]) && nl < sizeof name - 1) name[nl++] = (char)lc(s[j++]);
+      name[nl] = '\0';
+      /* an address in angle brackets, not a tag: "<bob@example.net>" stays text */
+      if (gt && !memchr(s + i, ' ', (size_t)(gt - s) - i) && memchr(s + i, '@', (size_t)(gt - s) - i))
+        gt = NULL;
+      if (gt) {
+        size_t end = (size_t)(gt - s) + 1;
+        if (s[i + 1] != '/' && hides_content(name)) end = skip_content(s, n, end, name);
+        else if (breaks_line(name)) o[k++] = '\n';
+        else if (!strcmp(name, "td") || !strcmp(name, "th")) o[k++] = ' ';
+        i = end;
+        continue;
+      }
+    }
+    o[k++] = c;
+    i++;
+  }
+  o[k] = '\0';
+  *out_len = k;
+  return o;
+}
