@@ -12,7 +12,8 @@ describe("held-out replies", function()
   -- under their last measured figure (65.6% / 93.5% over 448 rows): 62% / 90%, and so do the other
   -- rows of the seventeenth set on ('h17-' ..., a rule only where a second real text was found;
   -- 70.8% / 96.6% over 233 rows). See heldout.tsv's header and test_heldout.py.
-  local function check(rows, min_rows, reason_bar, hard_bar)
+  -- A held-back row's miss is reported by its id alone (ids_only): those rows are measured, not read.
+  local function check(rows, min_rows, reason_bar, hard_bar, ids_only)
     assert.is_true(#rows >= min_rows)
     local reason_ok, hard_ok, misses = 0, 0, {}
     for _, row in ipairs(rows) do
@@ -21,7 +22,7 @@ describe("held-out replies", function()
       if r.reason == row.reason then reason_ok = reason_ok + 1 end
       if r.hard_bounce == want_hb then hard_ok = hard_ok + 1 end
       if r.reason ~= row.reason or r.hard_bounce ~= want_hb then
-        misses[#misses + 1] = row.id .. ": want " .. row.reason .. " got " .. r.reason
+        misses[#misses + 1] = ids_only and row.id or (row.id .. ": want " .. row.reason .. " got " .. r.reason)
       end
       if r.hard_bounce then assert.is_false(r.retry) end
     end
@@ -41,7 +42,7 @@ describe("held-out replies", function()
   end)
 
   it("keeps the held-back rows above their floor (62% / 90%)", function()
-    check(held_back, 90, 0.62, 0.90)
+    check(held_back, 90, 0.62, 0.90, true)
   end)
 
   it("keeps the later sets' rows above the same floor (62% / 90%)", function()

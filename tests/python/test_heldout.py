@@ -38,8 +38,11 @@ def _decode(row):
     return smtpcode.decode(row["text"], **ctx)
 
 
-def _check(rows, label, min_rows, reason_bar, hard_bar):
-    """Decodes rows, prints their figures and every miss, and holds them to the bars."""
+def _check(rows, label, min_rows, reason_bar, hard_bar, show_misses=True):
+    """Decodes rows, prints their figures and every miss, and holds them to the bars. The misses
+    of held-back rows are listed by id alone (show_misses=False): those rows are to be measured,
+    not read, and a log that showed their texts and labels would invite the rule that makes their
+    figure mean nothing."""
     assert len(rows) >= min_rows
     reason_ok = hard_ok = 0
     misses = []
@@ -49,7 +52,9 @@ def _check(rows, label, min_rows, reason_bar, hard_bar):
         want_reason, want_hb = vectors.text(row["reason"]), row["hard_bounce"] == b"1"
         reason_ok += r.reason == want_reason
         hard_ok += bool(r.hard_bounce) == want_hb
-        if r.reason != want_reason or bool(r.hard_bounce) != want_hb:
+        if (r.reason != want_reason or bool(r.hard_bounce) != want_hb) and not show_misses:
+            misses.append(vectors.text(row["id"]))
+        elif r.reason != want_reason or bool(r.hard_bounce) != want_hb:
             misses.append("%s: want %s hb=%d, got %s hb=%d | %.90s" % (
                 vectors.text(row["id"]), want_reason, want_hb, r.reason, r.hard_bounce,
                 vectors.text(row["text"])))
@@ -73,7 +78,7 @@ def test_later_sets_rows_with_rules():
 
 def test_held_back_rows():
     _check([row for row in HELD_OUT if HELD_BACK.match(row["id"])],
-           "held-back rows", 90, HELD_BACK_REASON_FLOOR, HELD_BACK_HARD_BOUNCE_FLOOR)
+           "held-back rows", 90, HELD_BACK_REASON_FLOOR, HELD_BACK_HARD_BOUNCE_FLOOR, show_misses=False)
 
 
 def test_held_out_rows_are_sourced_and_unique():
