@@ -139,6 +139,7 @@ void smtpc_bounce_reset(smtpc_bounce_parser *p) {
   p->top_nhdr = p->orig_first = p->orig_n = 0;
   p->have_orig = 0;
   p->nparts_seen = 0;
+  p->html_part = (size_t)-1;
   p->note_len = 0;
   p->note[0] = '\0';
   /* a big message's buffer is not kept either: memory stays bounded by typical messages */

@@ -44,6 +44,11 @@ struct smtpc_bounce_parser {
   size_t orig_first, orig_n; /* the returned message's fields: hdr[orig_first..+orig_n)  */
   int have_orig;
   size_t nparts_seen;        /* entities visited (bounded by max_parts)                  */
+  /* the first text/html part of the bounce's own, not yet decoded: read (bounce_html.c)
+   * only when the tree holds no text/plain of the bounce's own (html_part = npart: none) */
+  size_t html_part;
+  const char *html_raw, *html_cte;
+  size_t html_rawlen, html_ctel;
   char note[512];            /* what was skipped, copied onto every record               */
   size_t note_len;
   struct { char name[32]; iconv_t cd; } iconv[SMTPC__ICONV_CACHE];

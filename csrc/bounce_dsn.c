@@ -50,9 +50,11 @@ static int fields(smtpc__bmsg *m, const char *t, size_t n, field_fn fn, void *st
       need = vl + 1 + ll - a + 1;
       /* The buffer doubles as it fills (the arena frees nothing before the message ends), so
        * a field folded over thousands of lines costs linear time and memory, not a copy of
-       * all of it per line. */
+       * all of it per line. A new field starts a buffer of its own (fn may keep the last
+       * one's value) sized by its own length: doubling the last field's capacity for each
+       * new field made 30 folded fields ask for a gigabyte (found by fuzz_bounce). */
       if (v != buf || need > cap) {
-        size_t nc = need > 2 * cap ? need : 2 * cap;
+        size_t nc = v == buf && 2 * cap > need ? 2 * cap : 2 * need;
         char *nb = smtpc__balloc(m->p, nc);
         if (!nb) return SMTPC_ENOMEM;
         memcpy(nb, v, vl);

@@ -50,7 +50,8 @@ typedef struct smtpc__bpart {
                                  NUL-terminated. Only for the parts the core reads: the
                                  text/plain, delivery-status and feedback-report parts
                                  outside a returned message (bounce_mime.c read_type), and
-                                 a text/html one before any text/plain (its shown text);
+                                 the first text/html one when the bounce has no text/plain
+                                 (its shown text: bounce_mime.c html_fallback);
                                  "" for the others, which are not decoded              */
   size_t len;
   int depth;                  /* 0 = top-level body, 1 = child of the top multipart ...  */
