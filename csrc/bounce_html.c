@@ -13,6 +13,8 @@
 
 #include "bounce_core.h"
 
+#define MAX_TAG 4096 /* octets from '<' to '>'; tags with long style attributes fit */
+
 static int lc(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 static int alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static int alnum(int c) { return alpha(c) || (c >= '0' && c <= '9'); }
@@ -147,7 +149,9 @@ char *smtpc__bhtml_text(smtpc_bounce_parser *p, const char *s, size_t n, size_t 
       i = e ? (size_t)(e - s) + 3 : n;
       continue;
     } else if (c == '<' && i + 1 < n && (alpha(s[i + 1]) || s[i + 1] == '/' || s[i + 1] == '!')) {
-      const char *gt = memchr(s + i, '>', n - i);
+      /* a tag ends within MAX_TAG octets or is no tag: a '<' with no '>' after it must not send
+       * every later '<' to the end of the part again (quadratic; bench/bounce/hostile.py) */
+      const char *gt = memchr(s + i, '>', n - i < MAX_TAG ? n - i : MAX_TAG);
       size_t j = i + 1 + (s[i + 1] == '/' || s[i + 1] == '!'), nl = 0;
       char name[12];
       while (j < n && alnum(s[j]) && nl < sizeof name - 1) name[nl++] = (char)lc(s[j++]);

@@ -11,8 +11,8 @@ about 1 when the cost is linear, about F when it is quadratic. Baseline in the s
 parser's cost per MB over the corpus as it is.
 
 Shapes: built ones (folded fields and headers, many recipients in a DSN and in qmail's format,
-encoded words, a Postfix transcript with many RCPTs), then every corpus message with each kind of
-line repeated until it fills K KB, and F times that (lines with an address, indented lines, blank lines, lines with a
+encoded words, a Postfix transcript with many RCPTs, HTML bodies with unclosed tags), then every
+corpus message with each kind of line repeated until it fills K KB, and F times that (lines with an address, indented lines, blank lines, lines with a
 colon, lines starting with a reply code). The worst growth is printed, of the inputs that take
 10 ms or more at the big size (below that there is no cost to speak of, and too little to time);
 the run fails (exit 1) when one is over 3, which a linear parser does not reach. Times are CPU
@@ -62,6 +62,14 @@ SHAPES = {
         b"This is the mail system at host mx.example.org.\n\n<u@example.com>: host "
         b"mx.example.com[192.0.2.1] said: 550 5.1.1 user unknown" + b"\n    more words" * n +
         b" (in reply to RCPT TO command)\n"),
+    # a bounce that comes as HTML alone (csrc/bounce_html.c): '<' that opens no tag, and tags
+    # with no end, must not make the reader look to the end of the part again for each
+    "HTML body, n '<' and no '>'": lambda n: (
+        HEAD + b"Subject: failure notice\nContent-Type: text/html\n\n<p>" + b"<a\n" * n),
+    "HTML body, n tags open to one '>' at the end": lambda n: (
+        HEAD + b"Subject: failure notice\nContent-Type: text/html\n\n" + b"<b x@y\n" * n + b">\n"),
+    "HTML body, n scripts never closed": lambda n: (
+        HEAD + b"Subject: failure notice\nContent-Type: text/html\n\n" + b"<script>x\n" * n),
 }
 
 
