@@ -45,7 +45,7 @@ struct smtpc_bounce_parser {
   int have_orig;
   size_t nparts_seen;        /* entities visited (bounded by max_parts)                  */
   /* the first text/html part of the bounce's own, not yet decoded: read (bounce_html.c)
-   * only when the tree holds no text/plain of the bounce's own (html_part = npart: none) */
+   * only when the tree holds no text/plain of the bounce's own ((size_t)-1: none) */
   size_t html_part;
   const char *html_raw, *html_cte;
   size_t html_rawlen, html_ctel;

@@ -746,6 +746,7 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
       if (cte && smtpc__bstarts(cte, ctel, "base64") && (bad = b64decode(buf + pos, end - pos, NULL)) < 0) {
         smtpc__bnote(p, "part %zu (%s) skipped: bad base64 at octet %zu", p->nparts_seen, ct.type,
                      base + pos + (size_t)(-1 - bad));
+        if (p->html_part == p->npart) p->html_part = (size_t)-1; /* not added: the next may be */
         return 0;
       }
       if (is822 && (size_t)depth + 1 > p->lim.max_depth) return smtpc__bfail(p, SMTPC_ETOODEEP, base + start);
@@ -756,6 +757,7 @@ static int entity(smtpc_bounce_parser *p, const char *buf, size_t start, size_t 
     if (!raw) {
       smtpc__bnote(p, "part %zu (%s) skipped: bad base64 at octet %zu", p->nparts_seen, ct.type,
                    base + pos + (size_t)bad);
+      if (p->html_part == p->npart) p->html_part = (size_t)-1;
       return 0;
     }
     if (is822) {
