@@ -15,7 +15,6 @@
 
 #define MAX_TAG 4096 /* octets from '<' to '>'; tags with long style attributes fit */
 
-static int lc(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 static int alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static int alnum(int c) { return alpha(c) || (c >= '0' && c <= '9'); }
 
@@ -45,29 +44,6 @@ static int hides_content(const char *name, size_t nl) {
          (nl == 5 && !memcmp(name, "style", 5)) || (nl == 5 && !memcmp(name, "title", 5));
 }
 
-static size_t put_utf8(char *o, unsigned long cp) {
-  if (cp < 0x80) {
-    o[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 /* A character reference at s[0] == '&': its length, with what it stands for written to o
  * (*olen octets); 0 when it is none, and the '&' is text. The output is never longer than the
  * reference ("&#1;" is 4 octets for 1, "&#x10FFFF;" 10 for 4). */
@@ -76,25 +52,25 @@ static size_t reference(const char *s, size_t n, char *o, size_t *olen) {
       {"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"quot;", '"'}, {"apos;", '\''}, {"nbsp;", ' '}};
   if (n >= 2 && s[1] == '#') {
     size_t i = 2;
-    int hex = i < n && lc(s[i]) == 'x';
-    unsigned long cp = 0;
+    int hex = i < n && smtpc__blower(s[i]) == 'x';
+    uint32_t cp = 0;
     if (hex) i++;
     size_t first = i;
     for (; i < n && i - first < 8; i++) {
-      int c = lc(s[i]), d = c >= '0' && c <= '9' ? c - '0' : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-      if (d < 0) break;
-      cp = cp * (hex ? 16 : 10) + (unsigned long)d;
+      int d = smtpc__bhexval(s[i]);
+      if (d < 0 || (!hex && d > 9)) break;
+      cp = cp * (hex ? 16 : 10) + (uint32_t)d;
     }
     if (i == first || i >= n || s[i] != ';') return 0;
     /* NUL, surrogates and what Unicode lacks are no text: a replacement character instead */
     if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) cp = 0xFFFD;
-    *olen = put_utf8(o, cp);
+    *olen = smtpc__utf8_encode(cp, o);
     return i + 1;
   }
   for (size_t k = 0; k < sizeof named / sizeof named[0]; k++) {
     size_t l = strlen(named[k].name);
     size_t j = 0;
-    while (j < l && 1 + j < n && lc(s[1 + j]) == named[k].name[j]) j++;
+    while (j < l && 1 + j < n && smtpc__blower(s[1 + j]) == named[k].name[j]) j++;
     if (j == l) {
       o[0] = named[k].c;
       *olen = 1;
@@ -114,7 +90,7 @@ static size_t skip_content(const char *s, size_t n, size_t from, const char *nam
     if (i + 2 + l > n) break;
     if (s[i + 1] != '/') continue;
     size_t j = 0;
-    while (j < l && lc(s[i + 2 + j]) == name[j]) j++;
+    while (j < l && smtpc__blower(s[i + 2 + j]) == name[j]) j++;
     if (j < l || (i + 2 + l < n && alnum(s[i + 2 + l]))) continue;
     const char *gt = memchr(s + i, '>', n - i);
     return gt ? (size_t)(gt - s) + 1 : n;
@@ -154,7 +130,7 @@ char *smtpc__bhtml_text(smtpc_bounce_parser *p, const char *s, size_t n, size_t 
       const char *gt = memchr(s + i, '>', n - i < MAX_TAG ? n - i : MAX_TAG);
       size_t j = i + 1 + (s[i + 1] == '/' || s[i + 1] == '!'), nl = 0;
       char name[12];
-      while (j < n && alnum(s[j]) && nl < sizeof name - 1) name[nl++] = (char)lc(s[j++]);
+      while (j < n && alnum(s[j]) && nl < sizeof name - 1) name[nl++] = (char)smtpc__blower(s[j++]);
       name[nl] = '\0';
       /* an address in angle brackets, not a tag: "<bob@example.net>" stays text */
       if (gt && !memchr(s + i, ' ', (size_t)(gt - s) - i) && memchr(s + i, '@', (size_t)(gt - s) - i))

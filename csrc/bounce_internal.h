@@ -29,6 +29,15 @@
 
 #include "internal.h"
 
+/* ASCII lower case, and a hex digit's value (-1 when c is none): the MIME decoders, the MTA
+ * modules and the HTML reader all read both. */
+static inline int smtpc__blower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static inline int smtpc__bhexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = smtpc__blower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /* One header field: name as written (a view into the text it was read from, NOT NUL-terminated:
  * read name_len octets), value unfolded (CR/LF + WSP -> one space), RFC 2047 words decoded to
  * UTF-8, leading/trailing white space trimmed, NUL-terminated. */

@@ -12,7 +12,6 @@
 
 #include "bounce_core.h"
 
-static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 static int is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 /* ---- charsets -------------------------------------------------------------------------------- */
@@ -70,7 +69,7 @@ static int plain_ascii(const char *s, size_t n) {
 /* The charset s[0..n) is read in (lower-cased into cs) and whether it needs a converter. */
 static int want_converter(const char *charset, const char *s, size_t n, char cs[32]) {
   size_t k = 0;
-  for (; charset && charset[k] && k < 31; k++) cs[k] = (char)lower((unsigned char)charset[k]);
+  for (; charset && charset[k] && k < 31; k++) cs[k] = (char)smtpc__blower((unsigned char)charset[k]);
   cs[k] = '\0';
   /* undeclared ISO-2022-JP (older Japanese MTAs write it with no MIME header at all) */
   if (!cs[0] && memchr(s, 0x1b, n) && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
@@ -193,13 +192,6 @@ static long b64decode(const char *s, size_t n, char *out) {
   return (long)k;
 }
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = lower(c);
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 /* Quoted-printable; header = 1 for the "Q" encoding of RFC 2047 ('_' is a space). Lenient: a
  * '=' not followed by two hex digits or a line end stays as it is, as readers do. */
 static size_t qpdecode(const char *s, size_t n, char *out, int header) {
@@ -213,9 +205,9 @@ static size_t qpdecode(const char *s, size_t n, char *out, int header) {
       if ((i = e) == n) break;
     }
     char c = s[i];
-    if (c == '=' && i + 2 < n + 0 && hexval((unsigned char)s[i + 1]) >= 0 &&
-        hexval((unsigned char)s[i + 2]) >= 0) {
-      out[k++] = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+    if (c == '=' && i + 2 < n + 0 && smtpc__bhexval((unsigned char)s[i + 1]) >= 0 &&
+        smtpc__bhexval((unsigned char)s[i + 2]) >= 0) {
+      out[k++] = (char)(smtpc__bhexval((unsigned char)s[i + 1]) * 16 + smtpc__bhexval((unsigned char)s[i + 2]));
       i += 2;
     } else if (c == '=' && !header) {
       size_t j = i + 1;
@@ -267,7 +259,7 @@ static char *decode_words(smtpc_bounce_parser *p, const char *v, size_t n, size_
       size_t cs0 = i + 2, cs1 = cs0;
       while (cs1 < n && v[cs1] != '?' && cs1 - cs0 < 40) cs1++;
       if (cs1 + 2 < n && v[cs1 + 2] == '?' && (q = smtpc__bmemmem(v + cs1 + 3, n - cs1 - 3, "?=", 2))) {
-        char enc = (char)lower((unsigned char)v[cs1 + 1]);
+        char enc = (char)smtpc__blower((unsigned char)v[cs1 + 1]);
         const char *t = v + cs1 + 3;
         size_t tl = (size_t)(q - t);
         char cs[41];
@@ -506,7 +498,7 @@ static int param_value(const char *v, size_t n, size_t j, char *out, size_t cap,
   }
   out[o] = '\0';
   if (!keep)
-    for (size_t t = 0; t < o; t++) out[t] = (char)lower((unsigned char)out[t]);
+    for (size_t t = 0; t < o; t++) out[t] = (char)smtpc__blower((unsigned char)out[t]);
   return 1;
 }
 
@@ -531,7 +523,7 @@ static void params(const char *v, size_t n, ctype *ct) {
       continue;                                         /* ... and the octet after it */
     }
     int w; /* the names start with three different letters: the one that can match here */
-    switch (lower((unsigned char)v[i])) {
+    switch (smtpc__blower((unsigned char)v[i])) {
     case 'b': w = 0; break;
     case 'c': w = 1; break;
     case 'r': w = 2; break;
@@ -552,7 +544,7 @@ static void parse_ctype(const char *v, size_t n, const char *deflt, ctype *ct) {
     size_t i = 0;
     while (i < n && is_wsp(v[i])) i++;
     while (i < n && v[i] != ';' && !is_wsp(v[i]) && k < sizeof ct->type - 1)
-      ct->type[k++] = (char)lower((unsigned char)v[i++]);
+      ct->type[k++] = (char)smtpc__blower((unsigned char)v[i++]);
     params(v, n, ct);
   }
   ct->type[k] = '\0';

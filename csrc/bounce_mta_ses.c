@@ -51,11 +51,6 @@ static int json_str(const char *s, size_t n, const char *key, const char **v, si
   return 0;
 }
 
-static int hexval(int c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* Undo JSON string escapes of s[0..n) into out (room for n + 1: the result is never longer);
  * \uXXXX becomes UTF-8 (surrogates become '?'). Returns the length. */
 static size_t json_unescape(const char *s, size_t n, char *out) {
@@ -70,19 +65,13 @@ static size_t json_unescape(const char *s, size_t n, char *out) {
     else if (c == 't') out[k++] = '\t';
     else if (c == 'r') out[k++] = '\r';
     else if (c == 'b' || c == 'f') out[k++] = ' ';
-    else if (c == 'u' && i + 4 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0 &&
-             hexval(s[i + 3]) >= 0 && hexval(s[i + 4]) >= 0) {
-      unsigned u = (unsigned)(hexval(s[i + 1]) << 12 | hexval(s[i + 2]) << 8 |
-                              hexval(s[i + 3]) << 4 | hexval(s[i + 4]));
+    else if (c == 'u' && i + 4 < n && smtpc__bhexval(s[i + 1]) >= 0 && smtpc__bhexval(s[i + 2]) >= 0 &&
+             smtpc__bhexval(s[i + 3]) >= 0 && smtpc__bhexval(s[i + 4]) >= 0) {
+      unsigned u = (unsigned)(smtpc__bhexval(s[i + 1]) << 12 | smtpc__bhexval(s[i + 2]) << 8 |
+                              smtpc__bhexval(s[i + 3]) << 4 | smtpc__bhexval(s[i + 4]));
       i += 4;
       if (u >= 0xD800 && u <= 0xDFFF) out[k++] = '?';
-      else if (u < 0x80) out[k++] = (char)u;
-      else if (u < 0x800) out[k++] = (char)(0xC0 | u >> 6), out[k++] = (char)(0x80 | (u & 0x3F));
-      else {  /* 3 octets from 6 escaped characters: still shorter */
-        out[k++] = (char)(0xE0 | u >> 12);
-        out[k++] = (char)(0x80 | ((u >> 6) & 0x3F));
-        out[k++] = (char)(0x80 | (u & 0x3F));
-      }
+      else k += smtpc__utf8_encode(u, out + k); /* at most 3 octets from 6 escaped characters */
     } else out[k++] = c;
   }
   out[k] = 0;

@@ -15,7 +15,6 @@ int smtpc__bmta_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *s
   return smtpc__bounce_append(m, r, field, s, n);
 }
 
-static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
 /* Offset of the first place in s[0..n) where any marker starts (ASCII case-insensitive), or
  * n. Each marker is searched with smtpc__bfind, which skips through the text with memchr on
@@ -174,7 +173,7 @@ static void mark_start(const char *ph, int which) { /* both octets in either cas
 static void build_phrase_tables(void) {
   memset(g_phrase.head, 0xff, sizeof g_phrase.head);
   for (size_t i = NCOMMANDS; i-- > 0;) { /* chains in table order */
-    int c = lower((unsigned char)commands[i].phrase[0]);
+    int c = smtpc__blower((unsigned char)commands[i].phrase[0]);
     g_phrase.next[i] = g_phrase.head[c];
     g_phrase.head[c] = (uint8_t)i;
     if (c >= 'a' && c <= 'z') g_phrase.head[c - 32] = (uint8_t)i;
@@ -199,7 +198,7 @@ const char *smtpc__bmta_command(const char *s, size_t n) {
     for (size_t i = head[(unsigned char)s[j]]; i < best; i = next[i]) {
       const char *ph = commands[i].phrase;
       size_t t = 1; /* ph[0] matched: it chose the chain */
-      while (ph[t] && j + t < n && lower((unsigned char)s[j + t]) == lower((unsigned char)ph[t])) t++;
+      while (ph[t] && j + t < n && smtpc__blower((unsigned char)s[j + t]) == smtpc__blower((unsigned char)ph[t])) t++;
       if (!ph[t]) best = i;
     }
   }

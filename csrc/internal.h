@@ -39,6 +39,32 @@ static inline size_t smtpc__utf8_decode(const unsigned char *p, size_t n, uint32
   return need + 1;
 }
 
+/* Code point cp (at most U+10FFFF, no surrogate: the caller has checked) as UTF-8 into out[0..4);
+ * returns the octets written. bounce_html.c (character references), bounce_mta_ses.c (JSON
+ * \u escapes). */
+static inline size_t smtpc__utf8_encode(uint32_t cp, char *out) {
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xE0 | (cp >> 12));
+    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = (char)(0xF0 | (cp >> 18));
+  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
 /* status.c: find a status code anywhere in text (class cls, or any when 0). */
 int smtpc__status_find(const char *text, size_t len, char cls, char out[SMTPC_STATUS_SIZE]);
 

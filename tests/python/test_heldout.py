@@ -52,12 +52,10 @@ def _check(rows, label, min_rows, reason_bar, hard_bar, show_misses=True):
         want_reason, want_hb = vectors.text(row["reason"]), row["hard_bounce"] == b"1"
         reason_ok += r.reason == want_reason
         hard_ok += bool(r.hard_bounce) == want_hb
-        if (r.reason != want_reason or bool(r.hard_bounce) != want_hb) and not show_misses:
-            misses.append(vectors.text(row["id"]))
-        elif r.reason != want_reason or bool(r.hard_bounce) != want_hb:
+        if r.reason != want_reason or bool(r.hard_bounce) != want_hb:
             misses.append("%s: want %s hb=%d, got %s hb=%d | %.90s" % (
                 vectors.text(row["id"]), want_reason, want_hb, r.reason, r.hard_bounce,
-                vectors.text(row["text"])))
+                vectors.text(row["text"])) if show_misses else vectors.text(row["id"]))
     n = len(rows)
     print("\n%s %d: reasons %.1f%%, hard bounce %.1f%%" % (label, n, 100.0 * reason_ok / n, 100.0 * hard_ok / n))
     print("misses (%d):\n  %s" % (len(misses), "\n  ".join(misses)))
