@@ -414,11 +414,19 @@ static int idna_label(parser *p, const unsigned char *s, size_t n, size_t pos, i
       if (text_put(ascii, a, alen) < 0 || text_put(utf8, a, alen) < 0)
         k = fail(p, SMTPC_ADDR_EDOMAIN_TOO_LONG, pos);
     } else {
+      uint8_t *back = NULL;
       rc = idn2_to_unicode_8z8z((const char *)a, &u, 0);
+      /* the U-label must stand for the same A-label: a label that maps onto an "xn--" string
+       * ("xn--...ｘl..." with full-width letters) is taken as that A-label by libidn2, whose
+       * decoding need not be a valid U-label (fuzz_address: the address did not parse again) */
+      if (rc == IDN2_OK)
+        rc = idn2_lookup_u8((const uint8_t *)u, &back, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
       if (rc == IDN2_MALLOC) k = SMTPC_ENOMEM;
-      else if (rc != IDN2_OK) k = fail(p, SMTPC_ADDR_EIDNA, pos);
+      else if (rc != IDN2_OK || strcmp((const char *)back, (const char *)a) != 0)
+        k = fail(p, SMTPC_ADDR_EIDNA, pos);
       else if (text_put(ascii, a, alen) < 0 || text_put(utf8, u, strlen(u)) < 0)
         k = fail(p, SMTPC_ADDR_EDOMAIN_TOO_LONG, pos);
+      idn2_free(back);
     }
   }
   idn2_free(a);
