@@ -916,6 +916,12 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
     /* An X.2/X.3/X.7 status says the mailbox exists, whatever the provider's words. */
     if (reason == R(USERUNKNOWN) && !cmd_is(cmd, "RCPT") && status_says_filter(status))
       reason = R(FILTERED);
+    /* Answering MAIL FROM, a provider's words for an address or domain that does not exist
+     * speak of the sender, as the generic rule below says of anyone's (GMX's "550-Requested
+     * action not taken: mailbox unavailable / 550 Sender address is not allowed" to MAIL). */
+    if (cmd_is(cmd, "MAIL") &&
+        (reason == R(USERUNKNOWN) || reason == R(HOSTUNKNOWN) || reason == R(NOTACCEPT)))
+      reason = R(REJECTED);
   }
   decided = reason >= 0 || st.best_prio >= 3;
 
