@@ -762,10 +762,21 @@ void smtpc_classify_lines(int code, const char *status, const smtpc_span *lines,
   smtpc__classify_framed(code, status, none, lines, nlines, none, ctx, none, out);
 }
 
-/* One span of a reply that went through a wrong charset on its way here (mojibake.c), repaired
- * into buf[*used..STREAM_BUF) and pointed there: 1 when it was. */
+/* One span of a reply that went through a wrong charset on its way here, or through a word
+ * processor's typographic quotes (mojibake.c), repaired into buf[*used..STREAM_BUF) and
+ * pointed there: 1 when it was. */
 static int repair_span(smtpc_span *sp, char *buf, size_t *used) {
-  size_t n = sp->ptr != NULL && sp->len ? smtpc__unmojibake(sp->ptr, sp->len, buf + *used, STREAM_BUF - *used) : 0;
+  size_t n;
+  if (sp->ptr == NULL || sp->len == 0) return 0;
+  n = smtpc__unmojibake(sp->ptr, sp->len, buf + *used, STREAM_BUF - *used);
+  if (smtpc__has_curly_quote(n ? buf + *used : sp->ptr, n ? n : sp->len)) {
+    if (n == 0) {
+      if (sp->len > STREAM_BUF - *used) return 0;
+      memcpy(buf + *used, sp->ptr, sp->len);
+      n = sp->len;
+    }
+    smtpc__plain_quotes(buf + *used, n);
+  }
   if (n == 0) return 0;
   sp->ptr = buf + *used;
   sp->len = n;

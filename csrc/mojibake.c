@@ -74,3 +74,44 @@ size_t smtpc__unmojibake(const char *in, size_t n, char *out, size_t cap) {
   }
   return utf8_with_sequences((const unsigned char *)out, o, 1) ? o : 0;
 }
+
+/* Typographic quotes: a reply copied out of a web page, a word processor or a rendered
+ * non-delivery report comes with ‘ ’ “ ” (and „ ‟ ‚ ‛, primes, « ») where the server wrote
+ * ' and ". Each becomes its ASCII quote followed by spaces, the same number of octets, so
+ * "doesn’t exist" reads as "doesn't exist" does (the matcher folds quotes and runs of white
+ * space into one space) and every offset into the text stays where it was. */
+static int quote_at(const unsigned char *s, size_t n, size_t i) {
+  if (s[i] == 0xE2 && i + 2 < n && s[i + 1] == 0x80 &&
+      ((s[i + 2] >= 0x98 && s[i + 2] <= 0x9F) || s[i + 2] == 0xB2 || s[i + 2] == 0xB3))
+    return 3;
+  if (s[i] == 0xC2 && i + 1 < n && (s[i + 1] == 0xAB || s[i + 1] == 0xBB)) return 2;
+  return 0;
+}
+
+int smtpc__has_curly_quote(const char *in, size_t n) {
+  const unsigned char *s = (const unsigned char *)in, *p = s, *e = s + n;
+  while (p < e) {
+    const unsigned char *q = memchr(p, 0xE2, (size_t)(e - p)), *r = memchr(p, 0xC2, (size_t)(e - p));
+    const unsigned char *c = q == NULL ? r : r == NULL ? q : q < r ? q : r;
+    if (c == NULL) return 0;
+    if (quote_at(s, n, (size_t)(c - s))) return 1;
+    p = c + 1;
+  }
+  return 0;
+}
+
+void smtpc__plain_quotes(char *text, size_t n) {
+  unsigned char *s = (unsigned char *)text;
+  size_t i = 0;
+  while (i < n) {
+    int l = quote_at(s, n, i);
+    if (l == 0) {
+      i++;
+      continue;
+    }
+    /* U+201C-U+201F, U+2033 and the guillemets are double quotes; the rest single ones */
+    s[i] = (l == 2 || (s[i + 2] >= 0x9C && s[i + 2] <= 0x9F) || s[i + 2] == 0xB3) ? '"' : '\'';
+    memset(s + i + 1, ' ', (size_t)l - 1);
+    i += (size_t)l;
+  }
+}

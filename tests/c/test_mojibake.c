@@ -1,7 +1,7 @@
 /* test_mojibake.c -- smtpc__unmojibake: UTF-8 that went through a Latin-1 or Windows-1252
  * reader is repaired, and text that did not (proper UTF-8, ASCII, other octets) is left alone.
  * The mangled forms are built here from the proper text, as such a reader builds them, so each
- * case states both ends. */
+ * case states both ends. Also smtpc__plain_quotes: typographic quotes read as ASCII ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -104,12 +104,39 @@ static void decode_reads_the_repaired_text(void **state) {
   assert_string_equal(smtpc_reason_name(d.cls.reason), "userunknown");
 }
 
+/* Typographic quotes become ASCII quotes padded with spaces, the length unchanged; other
+ * octets (an em dash shares the E2 80 lead, U+00A0 the C2 one) stay. */
+static void plain_quotes(void **state) {
+  char s[] = "\xe2\x80\x9cNo such user\xe2\x80\x9d \xe2\x80\x94 doesn\xe2\x80\x99t \xc2\xabx\xc2\xbb\xc2\xa0";
+  const char *want = "\"  No such user\"   \xe2\x80\x94 doesn'  t \" x\" \xc2\xa0";
+  (void)state;
+  assert_true(smtpc__has_curly_quote(s, strlen(s)));
+  assert_false(smtpc__has_curly_quote("a \xe2\x80\x94 b\xc2\xa0", 9));
+  assert_false(smtpc__has_curly_quote("cut \xe2\x80", 6)); /* a sequence cut at the end */
+  smtpc__plain_quotes(s, strlen(s));
+  assert_int_equal(strlen(s), strlen(want));
+  assert_string_equal(s, want);
+}
+
+/* decode() reads "doesn’t" as "doesn't": the reason of the ASCII text, the text returned as
+ * the caller gave it. */
+static void decode_reads_typographic_quotes(void **state) {
+  const char *t = "550 Recipient\xe2\x80\x99s mailbox doesn\xe2\x80\x99t exist";
+  smtpc_decoded d;
+  (void)state;
+  assert_int_equal(smtpc_decode(t, strlen(t), NULL, &d), 0);
+  assert_string_equal(smtpc_reason_name(d.cls.reason), "userunknown");
+  assert_true(d.nlines == 1 && memchr(d.lines[0].ptr, 0xE2, d.lines[0].len) != NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(repairs_both_readers),
       cmocka_unit_test(leaves_proper_text_alone),
       cmocka_unit_test(truncated_and_bounded),
       cmocka_unit_test(decode_reads_the_repaired_text),
+      cmocka_unit_test(plain_quotes),
+      cmocka_unit_test(decode_reads_typographic_quotes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

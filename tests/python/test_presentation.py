@@ -8,7 +8,9 @@ presentation must give the same reason; a handful of exceptions are tolerated pe
 (a wrapper that names its own cause, a reply already framed once), and each is printed.
 
 Quotes hid a reply's first word from the phrases that start at a word until the matcher folded
-them with white space (ac.c): seven vectors changed reason when quoted before that."""
+them with white space (ac.c): seven vectors changed reason when quoted before that. Typographic
+quotes (a reply copied from a web page: "doesn\u2019t exist") changed 18 of the 138 vectors with a quote until classify.c
+read them as ASCII quotes (mojibake.c, smtpc__plain_quotes)."""
 import re
 import textwrap
 
@@ -55,6 +57,20 @@ def _multiline(text):
     return "%s-%s\r\n%s %s" % (m.group(1), " ".join(words[:half]), m.group(1), " ".join(words[half:]))
 
 
+def _typographic(text):
+    """As a web page or a word processor prints it: apostrophes as U+2019, "..." as U+201C/U+201D."""
+    if "'" not in text and '"' not in text:
+        return None
+    out, opening = [], True
+    for ch in text:
+        if ch == "'":
+            ch = "\u2019"
+        elif ch == '"':
+            ch, opening = ("\u201c" if opening else "\u201d"), not opening
+        out.append(ch)
+    return "".join(out)
+
+
 def _fold(text):
     if len(text) <= 50 or "\n" in text:
         return None
@@ -72,6 +88,7 @@ PRESENTATIONS = {
     "multi-line": lambda t, c: _multiline(t),
     "folded": lambda t, c: _fold(t),
     "lower case": lambda t, c: t.lower() if t.isascii() else None,
+    "typographic quotes": lambda t, c: _typographic(t),
 }
 
 
