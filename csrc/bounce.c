@@ -469,9 +469,22 @@ static const char *paragraph(smtpc__bmsg *m, size_t from, const char *rcpt, size
   return m->body + start;
 }
 
+/* The same address, ASCII case aside ("rfc822; <X@Y>" and "x@y" alike). */
+static int same_address(const char *a, const char *b) {
+  if (*a == '<') a++;
+  if (*b == '<') b++;
+  for (; *a && *a != '>' && *b && *b != '>'; a++, b++)
+    if (smtpc__blower((unsigned char)*a) != smtpc__blower((unsigned char)*b)) return 0;
+  return (*a == 0 || *a == '>') && (*b == 0 || *b == '>');
+}
+
 static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, const char *mta) {
   const char **f = r->field;
   if (!f[SMTPC_BOUNCE_F_KIND]) f[SMTPC_BOUNCE_F_KIND] = "bounce";
+  /* the original recipient only when it is another address than the final one */
+  if (f[SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT] && f[SMTPC_BOUNCE_F_RECIPIENT] &&
+      same_address(f[SMTPC_BOUNCE_F_RECIPIENT], f[SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT]))
+    f[SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT] = NULL;
   if (!f[SMTPC_BOUNCE_F_MTA]) f[SMTPC_BOUNCE_F_MTA] = mta;
   if (!f[SMTPC_BOUNCE_F_ACTION] && !strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce"))
     f[SMTPC_BOUNCE_F_ACTION] = m->delay_notice ? "delayed" : "failed";

@@ -119,7 +119,10 @@ static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, con
     const char *a = v;
     size_t al = vl;
     strip_type(&a, &al);
-    /* the final recipient wins; the original one only fills a gap */
+    /* the final recipient wins; the original one only fills a gap, and is kept apart: the
+     * address the sender wrote, which a mailing list knows its member by */
+    if (orig && memchr(a, '@', al) && smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT, a, al))
+      return SMTPC_ENOMEM;
     if (final || !r->field[SMTPC_BOUNCE_F_RECIPIENT])
       if (memchr(a, '@', al) || !r->field[SMTPC_BOUNCE_F_RECIPIENT])
         if (smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) return SMTPC_ENOMEM;

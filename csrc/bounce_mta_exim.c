@@ -30,6 +30,36 @@ static smtpc__bmta_marks exim_stop = {
     "The following text was generated", "No action is required", "*****", "--- The header of",
     "------ The body of the message", NULL};
 
+/* Older Exim and its rewordings say "The following addresses failed:", and a notice wrapped at
+ * 72 columns may break it as "... The following addresses\nfailed:". The list then starts at
+ * the first line ending in "failed:" whose line, or the line above, names addresses. */
+static size_t failed_line(const char *text, size_t len) {
+  size_t pos = 0, at = 0, prevn = 0;
+  const char *line, *prev = NULL;
+  size_t n;
+  for (; smtpc__bline(text, len, &pos, &line, &n); at = pos) {
+    size_t tn = n;
+    const char *t = smtpc__bmta_trim(line, &tn);
+    if (tn >= 7 && smtpc__bstarts(t + tn - 7, 7, "failed:") &&
+        (smtpc__bfind(t, tn, "address") || (prev && smtpc__bfind(prev, prevn, "address"))))
+      return at;
+    if (tn) prev = t, prevn = tn;
+  }
+  return len;
+}
+
+/* A line that is an address alone, "x@y", "<x@y>" or "x@y:": some Exim setups (1&1's) write
+ * the list's recipients flush left, their words indented below them. */
+static int bare_address(const char *t, size_t tn) {
+  const char *a;
+  size_t al;
+  if (!smtpc__baddr(t, tn, &a, &al) || (a != t && !(a == t + 1 && t[0] == '<'))) return 0;
+  size_t rest = tn - (size_t)(a + al - t);
+  const char *r = a + al;
+  if (rest && *r == '>') r++, rest--;
+  return rest == 0 || (rest == 1 && *r == ':');
+}
+
 static size_t indent(const char *s, size_t n) {
   size_t i = 0;
   while (i < n && (s[i] == ' ' || s[i] == '\t')) i += s[i] == '\t' ? 8 : 1;
@@ -70,11 +100,17 @@ static int exim_finish(smtpc__bmsg *m, smtpc_bounce *r, const char *rl, size_t r
   return smtpc__bmta_finish_rec(m, r);
 }
 
-static int exim_read(smtpc__bmsg *m) {
+static int exim_read(smtpc__bmsg *m, int loose) {
   const char *text = m->body;
   size_t len = m->body_len;
   size_t begin = smtpc__bmta_line_with(text, len, exim_start);
-  if (begin >= len) return 0;
+  int wrapped = 0;
+  if (begin >= len) {
+    if (!loose) return 0;
+    size_t cut = smtpc__bmta_cut(text, len, exim_stop);
+    if ((begin = failed_line(text, cut)) >= cut) return 0;
+    wrapped = 1;
+  }
   size_t end = begin + smtpc__bmta_cut(text + begin, len - begin, exim_stop);
   int delayed = smtpc__bfind(text, begin, "has not yet been delivered") != NULL;
   /* records read from Exim's DSN part: the list fills what they lack, adds none */
@@ -86,13 +122,14 @@ static int exim_read(smtpc__bmsg *m) {
   smtpc_bounce *r = NULL;
   /* the start line itself (none when a boundary cuts the text right there) */
   if (!smtpc__bline(text, end, &pos, &line, &n) ||
-      (!smtpc__bfind(line, n, "incorrectly constructed") && !smtpc__bmta_any(line, n, exim_start)))
+      (!wrapped && !smtpc__bfind(line, n, "incorrectly constructed") &&
+       !smtpc__bmta_any(line, n, exim_start)))
     return 0;
   while (smtpc__bline(text, end, &pos, &line, &n)) {
     size_t in = indent(line, n), tn = n;
     const char *t = smtpc__bmta_trim(line, &tn);
     if (tn == 0) continue;
-    if (in == 0) {
+    if (in == 0 && !(loose && (!found || rcpt_indent == 0) && bare_address(t, tn))) {
       if (found || amend) break;  /* the prose after the list */
       continue;
     }
@@ -144,7 +181,15 @@ int smtpc__bmta_exim(smtpc__bmsg *m) {
   if (!smtpc__bmta_any(m->body, m->body_len, exim_body) &&
       !smtpc__bmta_hdr(m, "X-Failed-Recipients", NULL)[0])
     return 0;
-  return exim_read(m);
+  return exim_read(m, 0);
+}
+
+/* Exim's template as other servers reword it (1&1's older notices: "The following addresses
+ * failed:" wrapped onto two lines, the recipients flush left), tried after every format that
+ * reuses the template in its own way (GMX, MX Logic) has declined. */
+int smtpc__bmta_exim_loose(smtpc__bmsg *m) {
+  if (m->nrecords > 0 || !smtpc__bmta_any(m->body, m->body_len, exim_body)) return 0;
+  return exim_read(m, 1);
 }
 
 static smtpc__bmta_marks mailru_body = {"Mail.Ru", NULL}; /* any case: "mail.ru" too */
@@ -154,5 +199,5 @@ int smtpc__bmta_mailru(smtpc__bmsg *m) {
   if (!smtpc__bmta_any(m->body, m->body_len, mailru_body) &&
       !smtpc__bmta_hdr_has(m, "From", mailru_body))
     return 0;
-  return exim_read(m);
+  return exim_read(m, 0);
 }

@@ -46,6 +46,8 @@ static int sm_rcpt_line(const char *s, size_t n, int *code, const char **a, size
   return 1;
 }
 
+static int sm_fatal_list(smtpc__bmsg *m);
+
 int smtpc__bmta_sendmail(smtpc__bmsg *m) {
   if (m->nrecords > 0) return 0;
   const char *text = m->body;
@@ -103,6 +105,7 @@ int smtpc__bmta_sendmail(smtpc__bmsg *m) {
     if (!r->reply_code) r->reply_code = code;
     cmd = reply = NULL;
   }
+  if (!found && (found = sm_fatal_list(m)) != 0) return found;
   if (!found && lone) {
     /* no recipient line: the returned message's To: is who it was for */
     const char *to = smtpc__bheader_get(m->orig_headers, m->norig_headers, "To", &n), *a;
@@ -276,6 +279,74 @@ static int transcript_diag(smtpc__bmsg *m, smtpc_bounce *r, const char *text, si
   return 0;
 }
 
+/* Sendmail's own list of who failed, above its transcript:
+ *      ----- The following addresses had permanent fatal errors -----
+ *   <kijitora@example.org>
+ *       (reason: 550 5.1.1 <kijitora@example.org>... User unknown)
+ *       (expanded from: <alias@example.org>)
+ * read when the transcript names no recipient of its own (a hop count exceeded, a local
+ * mailer's failure, a notice without a transcript): each flush-left address is a recipient,
+ * its "(reason: ...)" the words, else the transcript's coded line; "(expanded from: ...)" is
+ * the address the sender wrote. The transient list of a warning gives "delayed" records. */
+static smtpc__bmta_marks sm_lists = {"----- The following addresses had permanent fatal errors",
+                                     "----- The following addresses had transient non-fatal errors",
+                                     NULL};
+
+static int sm_paren(smtpc__bmsg *m, smtpc_bounce *r, int field, const char *t, size_t n, size_t k) {
+  size_t vl = n - k;
+  const char *v = t + k;
+  if (vl && v[vl - 1] == ')') vl--;
+  v = smtpc__bmta_trim(v, &vl);
+  if (field == SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT) {
+    const char *a;
+    size_t al;
+    if (!smtpc__baddr(v, vl, &a, &al)) return 0;
+    v = a, vl = al;
+  }
+  return vl ? smtpc__bounce_set(m, r, field, v, vl) : 0;
+}
+
+static int sm_fatal_list(smtpc__bmsg *m) {
+  const char *text = m->body, *line;
+  size_t len = m->body_len, begin = smtpc__bmta_line_with(text, len, sm_lists), pos, n;
+  size_t first = m->nrecords;
+  int rc, found = 0, transient;
+  smtpc_bounce *r = NULL;
+  if (begin >= len) return 0;
+  pos = begin;
+  smtpc__bline(text, len, &pos, &line, &n); /* the heading */
+  transient = smtpc__bfind(line, n, "transient") != NULL;
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
+    size_t tn = n;
+    const char *t = smtpc__bmta_trim(line, &tn), *a;
+    size_t al;
+    if (tn == 0) continue;
+    if (smtpc__bstarts(t, tn, "-----")) break; /* the next heading */
+    if (t[0] == '(') {
+      if (!r) continue;
+      if (smtpc__bstarts(t, tn, "(reason:")) rc = sm_paren(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, tn, 8);
+      else if (smtpc__bstarts(t, tn, "(expanded from:"))
+        rc = sm_paren(m, r, SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT, t, tn, 15);
+      else rc = 0;
+      if (rc) return rc;
+      continue;
+    }
+    if (line[0] == ' ' || line[0] == '\t' || !smtpc__baddr(t, tn, &a, &al)) break;
+    if (smtpc__bmta_find_from(m, first, a, al)) continue;
+    if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
+    found++;
+    if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+    if (transient && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ACTION, "delayed", 7)) != 0)
+      return rc;
+  }
+  for (size_t i = first; i < m->nrecords; i++) {
+    r = smtpc__bounce_rec(m, i);
+    if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && (rc = transcript_diag(m, r, text, len)) != 0) return rc;
+    if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
+  }
+  return found;
+}
+
 /* A DSN whose MIME structure was lost (no or broken Content-Type at the top) reads as text. */
 static int text_dsn(smtpc__bmsg *m, int sendmail) {
   const char *b = m->body;
@@ -298,7 +369,10 @@ int smtpc__bmta_sendmail_text(smtpc__bmsg *m) {
                                     "----- The following addresses had permanent fatal errors",
                                     NULL};
   if (!smtpc__bmta_any(m->body, m->body_len, marks)) return 0;
-  if (m->nrecords == 0) return text_dsn(m, 1);
+  if (m->nrecords == 0) {
+    int n = text_dsn(m, 1);
+    return n ? n : sm_fatal_list(m);
+  }
   /* Sendmail's own DSN was read; where its Diagnostic-Code is no SMTP reply ("X-Unix; 255"),
    * the transcript in the text part says what failed */
   int amended = 0, rc;

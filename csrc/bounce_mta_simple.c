@@ -42,6 +42,24 @@ static const simple_format qmail = {
                .need_angle = 1}};
 int smtpc__bmta_qmail(smtpc__bmsg *m) { return simple(m, &qmail); }
 
+/* qmail reworded: providers running qmail replace its greeting ("This is the mail delivery
+ * agent at messagelabs.com.", "Unfortunately, your mail was not delivered to the following
+ * address:", "He/Her is not HBC e-mail users.", "Hi. The MTA program at mta6-1.us4.outblaze.com
+ * was unable to deliver", GoDaddy's "We're sorry. There's a problem with the e-mail
+ * address(es)") but keep its skeleton: "<recipient>:" paragraphs, then qmail's boundary line.
+ * Tried after every named format, so the boundary and the "<x@y>:" lines are the whole test. */
+static const simple_format qmail_reworded = {
+    .from = NULL,
+    .body = MARKS("--- Below this line is a copy of the message",
+                  "--- Below the next line is a copy of the message",
+                  "--- Enclosed is a copy of the message"),
+    .layout = {.start = MARKS(""),
+               .stop = MARKS("--- Below this line is a copy", "--- Enclosed is a copy",
+                             "--- Below the next line is a copy"),
+               .need_angle = 1},
+    .fresh_only = 1};
+int smtpc__bmta_qmail_reworded(smtpc__bmsg *m) { return simple(m, &qmail_reworded); }
+
 /* Yahoo (a qmail descendant):
  *   Sorry, we were unable to deliver your message to the following address.
  *   <kijitora@example.org>:

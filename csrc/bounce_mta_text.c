@@ -476,6 +476,12 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
         if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
         if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
       }
+      /* Postfix: "<rcpt> (expanded from <alias>): ..." -- the address the sender wrote */
+      const char *ex = r ? smtpc__bfind(line, n, "(expanded from ") : NULL, *oa;
+      size_t oal;
+      if (ex && smtpc__baddr(ex + 15, n - (size_t)(ex + 15 - line), &oa, &oal) &&
+          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT, oa, oal)) != 0)
+        return rc;
       multi = 0;
       if (!r) continue;
       found++;
@@ -520,9 +526,9 @@ static const char *after_type(const char *v, size_t *n) {  /* "dns; x" -> "x" */
 }
 
 int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
-  size_t pos = 0, n, rl = 0;
-  const char *line, *reporting = NULL;
-  int rc, found = 0, field = -1;
+  size_t pos = 0, n, rl = 0, ol = 0;
+  const char *line, *reporting = NULL, *orig = NULL;
+  int rc, found = 0, field = -1, block_final = 0;
   smtpc_bounce *r = NULL;
   while (smtpc__bline(text, len, &pos, &line, &n)) {
     if (n && (line[0] == ' ' || line[0] == '\t')) {  /* a folded field goes on */
@@ -530,7 +536,18 @@ int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
       continue;
     }
     field = -1;
-    if (smtpc__bstarts(line, n, "Reporting-MTA:")) {
+    if (n == 0) block_final = 0;
+    if (smtpc__bstarts(line, n, "Original-Recipient:")) {
+      /* before its block's Final-Recipient (RFC 3464's order) or after it */
+      size_t vl = n - 19;
+      const char *v = after_type(line + 19, &vl);
+      if (!memchr(v, '@', vl)) continue;
+      if (block_final && r) {
+        if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT, v, vl)) != 0) return rc;
+      } else {
+        orig = v, ol = vl;
+      }
+    } else if (smtpc__bstarts(line, n, "Reporting-MTA:")) {
       rl = n - 14;
       reporting = after_type(line + 14, &rl);
     } else if (smtpc__bstarts(line, n, "Final-Recipient:")) {
@@ -539,6 +556,10 @@ int smtpc__bmta_dsn_text(smtpc__bmsg *m, const char *text, size_t len) {
       if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
       found++;
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, v, vl)) != 0) return rc;
+      block_final = 1;
+      if (orig && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT, orig, ol)) != 0)
+        return rc;
+      orig = NULL;
       if (reporting &&
           (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_REPORTING_MTA, reporting, rl)) != 0)
         return rc;

@@ -1050,6 +1050,8 @@ SMTPC_API const char *smtpc_socks_detail(const smtpc_socks *s);
 #define SMTPC_BOUNCE_FIELD_MAP(XX)                 \
   XX(KIND, "kind")                 /* "bounce", "feedback", "autoreply" */ \
   XX(RECIPIENT, "recipient")                       \
+  XX(ORIGINAL_RECIPIENT, "original_recipient") /* as the sender wrote it, when alias  \
+                                      expansion or forwarding made another recipient */ \
   XX(ACTION, "action")             /* failed delayed delivered relayed expanded */ \
   XX(STATUS, "status")             /* "5.1.1" */   \
   XX(DIAGNOSTIC, "diagnostic")     /* the remote server's text, unfolded */ \

@@ -265,6 +265,7 @@ class Bounce(Tuple[object, ...]):
     auto-reply ("autoreply"). A named tuple: fields by name, immutable."""
     kind: str
     recipient: Optional[str]
+    original_recipient: Optional[str]
     action: Optional[str]
     status: Optional[str]
     diagnostic: Optional[str]

@@ -192,6 +192,19 @@ def test_cli_jsonl_summary_and_unsubscribe_list(tmp_path):
     assert "7 messages" in err and "by reason:" in err and "userunknown 2" in err
 
 
+def test_cli_unsubscribe_list_names_the_original_recipient(tmp_path):
+    # a forwarded address that bounced hard: the list knows its member by the address it sent
+    # to (Original-Recipient), so both go into the list; the mailbox-full one goes nowhere
+    u = tmp_path / "unsub.txt"
+    r = cli("-", "--format", "jsonl", "--unsubscribe-list", str(u),
+            stdin=read("dsn-original-recipient.eml"))
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(ln) for ln in r.stdout.decode().splitlines()]
+    assert [x["original_recipient"] for x in recs] == ["mia@example.com", None, "liv@example.com"]
+    assert u.read_text().split() == ["liv@example.com", "noah@example.com",
+                                     "olivia@mail.example.com"]
+
+
 def test_cli_csv_stdin_and_japanese(tmp_path):
     r = cli("-", "--format", "csv", "--lang", "ja", stdin=read("encoded-parts.eml"))
     assert r.returncode == 0, r.stderr

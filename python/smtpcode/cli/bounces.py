@@ -15,7 +15,7 @@ from smtpcode._bounces import messages
 from .formats import CsvWriter, JsonlWriter, printable
 from .main import EXIT_FAILURE, EXIT_OK, Failure
 
-FIELDS = ("source", "kind", "recipient", "action", "status", "reply_code", "reason",
+FIELDS = ("source", "kind", "recipient", "original_recipient", "action", "status", "reply_code", "reason",
           "hard_bounce", "retry", "command", "rhost", "diagnostic", "mta", "reporting_mta",
           "arrival_date", "original_message_id", "original_subject", "original_from",
           "original_to", "feedback_type", "note", "explanation")
@@ -34,7 +34,9 @@ def add_parser(sub):
     sp.add_argument("--lang", choices=("en", "ja"), default="en",
                     help="language of the explanation column")
     sp.add_argument("--unsubscribe-list", metavar="FILE",
-                    help="write the addresses with a hard bounce to FILE, one a line, sorted")
+                    help="write the addresses with a hard bounce to FILE, one a line, sorted "
+                         "(with the address the sender wrote, when forwarding or an alias "
+                         "made another recipient)")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.set_defaults(run=run, parser=sp)
 
@@ -124,6 +126,9 @@ def run(a):
                             reasons[b.reason] += 1
                             if b.hard_bounce and b.recipient:
                                 hard.add(b.recipient)
+                                # the address the sender wrote, which the list knows
+                                if b.original_recipient:
+                                    hard.add(b.original_recipient)
             except OSError as e:
                 raise Failure("%s: %s" % (path, e.strerror or e)) from None
     finally:
