@@ -105,10 +105,12 @@ int smtpc__bmta_better_status(smtpc__bmsg *m, smtpc_bounce *r);
 /* What a delay notice says of itself (the DELAYNOTICE row's markers, confirmed in the notice's
  * head by smtpc__bmta_delay_notice): Postfix and Sendmail "THIS IS A WARNING", Exim "has not
  * yet been delivered", OpenSMTPD "temporary failure report", Gmail and Stalwart "temporary
- * problem delivering". */
+ * problem delivering", Symantec's gateway "Delivery attempts will continue to be made for 5
+ * day(s)", a site's "has been postponed ... We will continue to try to deliver". */
 #define SMTPC__DELAY_MARKS                                                                        \
   "THIS IS A WARNING", "has not yet been delivered", "temporary failure report",                \
-      "temporary problem delivering", "has been delayed"
+      "temporary problem delivering", "has been delayed", "has been postponed",                  \
+      "attempts will continue", "will continue to try"
 
 /* The formats (bounce_mta_formats.def rows), each: > 0 claimed, 0 not its format, < 0 error. */
 #define SMTPC__FMT(id, name, fn, ...) int fn(smtpc__bmsg *m);
