@@ -17,8 +17,9 @@ int smtpc__bmta_imailserver(smtpc__bmsg *m) {
   static smtpc__bmta_marks headerish = {"To:", "CC:", "From:", "Date:", "Subject:", NULL};
   if (m->nrecords > 0 || !smtpc__bmta_hdr_has(m, "X-Mailer", mailer)) return 0;
   size_t end = smtpc__bmta_cut(m->body, m->body_len, stop), pos = 0, n, rl = 0;
+  size_t first = m->nrecords;
   const char *line, *rline = NULL;
-  int rc, multi = 0, words = 0;
+  int rc, multi = 0, words = 0, found = 0;
   smtpc_bounce *r = NULL;
   while (smtpc__bline(m->body, end, &pos, &line, &n)) {
     const char *t = smtpc__bmta_trim(line, &n), *a;
@@ -26,11 +27,16 @@ int smtpc__bmta_imailserver(smtpc__bmsg *m) {
     if (n == 0) continue;
     int hdr = 0;
     for (const char *const *h = headerish; *h; h++) hdr |= smtpc__bstarts(t, n, *h);
-    /* a line that ends in the recipient's address names it */
-    if (!r && !hdr && smtpc__baddr(t, n, &a, &al) && a + al == t + n) {
+    /* a line that ends in an address not yet named names the next recipient (IMail writes
+     * one such paragraph per recipient: "Unknown user: a@b", then its reply) */
+    if (!hdr && smtpc__baddr(t, n, &a, &al) && a + al == t + n &&
+        !smtpc__bmta_find_from(m, first, a, al)) {
+      if (r && !words && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, rline, rl)) != 0)
+        return rc;
+      if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
       if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
       if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
-      rline = t, rl = n;
+      rline = t, rl = n, words = 0, multi = 0, found++;
       continue;
     }
     if (r && (rc = smtpc__bmta_diag_line(m, r, t, n, &multi)) != 0) return rc;
@@ -40,7 +46,7 @@ int smtpc__bmta_imailserver(smtpc__bmsg *m) {
   if (!words && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, rline, rl)) != 0)
     return rc;
   if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
-  return 1;
+  return found;
 }
 
 /* m-FILTER: addresses alone on their lines, then "-------server message" and

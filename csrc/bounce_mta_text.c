@@ -128,6 +128,9 @@ static const struct {
     {"sent: RCPT TO", "RCPT"},          {"sent: MAIL FROM", "MAIL"},
     {"sent: DATA", "DATA"},             {"command 'RCPT TO", "RCPT"},
     {"command 'MAIL FROM", "MAIL"},     {"command 'DATA", "DATA"},
+    /* IMail: "RCPT TO generated following response:", "Body of message generated response:" */
+    {"RCPT TO generated following", "RCPT"}, {"MAIL FROM generated following", "MAIL"},
+    {"Body of message generated response", "DATA"},
 };
 
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };

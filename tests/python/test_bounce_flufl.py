@@ -12,9 +12,9 @@ record names one of them. 40 of the files were drawn at random
 (random.Random(20261207).sample over the sorted names) before any format was written for the
 others, and were not read: their misses are printed by name alone, their figure measures how
 far the formats reach. When this test was written the parser agreed on 39 of the other 77 and
-23 of the 39 labelled held-back ones; after the formats of this change (bounce_mta_generic.c,
-the reworded qmail and Exim, Sendmail's fatal-errors list, original_recipient), 71 of 77 and 30
-of 39. The floors sit a few messages under those figures."""
+23 of the 39 labelled held-back ones; after the formats of this stop (bounce_mta_generic.c,
+the reworded qmail and Exim, Sendmail's fatal-errors list, IMail's later recipients,
+original_recipient), 72 of 77 and 30 of 39. The floors sit a few messages under those figures."""
 import ast
 import os
 import re
@@ -33,7 +33,7 @@ simple_06.txt simple_11.txt simple_13.txt simple_19.txt simple_26.txt simple_27.
 simple_28.txt simple_29.txt simple_32.txt simple_33.txt simple_36.txt simple_39.txt
 simple_40.txt simple_42.txt smtp32_03.txt smtp32_05.txt yahoo_04.txt yahoo_08.txt yahoo_09.txt
 yahoo_10.txt yahoo_11.txt yahoo_13.txt""".split())
-DEV_FLOOR = 0.88      # 71 of 77 now
+DEV_FLOOR = 0.88      # 72 of 77 now
 HELD_BACK_FLOOR = 0.70  # 30 of 39 now
 
 
