@@ -68,6 +68,13 @@ static const char *strip_decor(const char *s, size_t *n) {
   return s;
 }
 
+/* Two spans equal, ASCII case aside. */
+static int same_span(const char *x, const char *y, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (smtpc__blower((unsigned char)x[i]) != smtpc__blower((unsigned char)y[i])) return 0;
+  return 1;
+}
+
 /* A recipient line: an address alone, in <>, [], "" or [SMTP:...], maybe followed by the
  * server's words after ':', '...' or a space. *rest gets those words. */
 static int rcpt_line(const char *s, size_t n, const char **a, size_t *al, const char **rest,
@@ -79,6 +86,10 @@ static int rcpt_line(const char *s, size_t n, const char **a, size_t *al, const 
   size_t i = (size_t)(*a - s) + *al;
   while (i < n && (s[i] == '>' || s[i] == ']' || s[i] == '"' || s[i] == ')')) i++;
   while (i < n && (s[i] == ':' || s[i] == '.' || s[i] == ',' || s[i] == ' ' || s[i] == '\t')) i++;
+  /* '"x@y" <x@y>': the address again is no words */
+  if (i + *al + 2 <= n && s[i] == '<' && s[i + 1 + *al] == '>' && same_span(s + i + 1, *a, *al))
+    i += *al + 2;
+  while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
   *rest = s + i;
   *rl = n - i;
   return 1;
@@ -155,14 +166,16 @@ int smtpc__bmta_generic(smtpc__bmsg *m) {
   const char *text = m->body, *line;
   size_t len = smtpc__bmta_line_with(m->body, m->body_len, returned), pos = 0, n;
   size_t first = m->nrecords, announced_at = len, window = 0;
-  int rc, found = 0, multi = 0, words = 0;
+  int rc, found = 0, multi = 0, words = 0, listed = 0;
   smtpc_bounce *r = NULL;
   while (smtpc__bline(text, len, &pos, &line, &n)) {
     size_t tn = n, al, rl;
     const char *t = smtpc__bmta_trim(line, &tn), *a, *rest;
-    if (tn == 0) {  /* a blank line ends a recipient's words (a list's later paragraphs are
-                     * the notice's, not the last recipient's) */
-      r = NULL;
+    if (tn == 0) {
+      /* a blank line ends a recipient's words; a list's later paragraphs are the notice's,
+       * not its last recipient's. A lone recipient without words yet keeps the paragraph
+       * below it ("Your message to:\n\tx@y\n\nhas not yet been delivered because ...") */
+      if (words || listed > 1) r = NULL;
       continue;
     }
     if (smtpc__bstarts(t, tn, "Received:") || smtpc__bstarts(t, tn, "Return-Path:")) break;
@@ -178,13 +191,14 @@ int smtpc__bmta_generic(smtpc__bmsg *m) {
       if (announced_at == len) announced_at = (size_t)(line - text);
       window = 8;
       r = NULL;
+      listed = 0;
       /* the address in the sentence itself, right after its words: "Did not reach the
        * following recipient: x@y", "Your message to <x@y> was automatically rejected:"
        * (not "... are not accepting mail from x@y:", the sender) */
       if (inl && smtpc__baddr(inl, tn - (size_t)(inl - t), &a, &al) && a == inl) {
         if ((r = add(m, first, a, al, &rc)) == NULL && rc) return rc;
         if (r) {
-          found++, multi = 0, words = 0;
+          found++, multi = 0, words = 0, listed++;
           const char *after = a + al;
           size_t left = tn - (size_t)(after - t);
           while (left && (*after == '>' || *after == ']' || *after == '"' || *after == ')'))
@@ -206,7 +220,7 @@ int smtpc__bmta_generic(smtpc__bmsg *m) {
       smtpc_bounce *nr = add(m, first, a, al, &rc);
       if (!nr && rc) return rc;
       if (nr) {
-        r = nr, found++, multi = 0, words = 0, window = 8;
+        r = nr, found++, multi = 0, words = 0, window = 8, listed++;
         if (rl && (rc = smtpc__bmta_diag_line(m, r, rest, rl, &multi)) != 0) return rc;
         words += rl > 0;
       }
