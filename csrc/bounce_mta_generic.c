@@ -142,10 +142,12 @@ static smtpc_bounce *add(smtpc__bmsg *m, size_t first, const char *a, size_t al,
 }
 
 /* The notice's words before its announcement ("Your message was not delivered because the
- * destination computer was not reachable ..."), for records whose list said nothing more. */
+ * destination computer was not reachable ..."), for records whose list said nothing more: the
+ * last 2000 octets before it, read once (later records share the first one's words). */
 static int preamble(smtpc__bmsg *m, smtpc_bounce *r, const char *text, size_t to) {
-  size_t pos = 0, n;
+  size_t pos = to > 2000 ? to - 2000 : 0, n;
   const char *line;
+  while (pos > 0 && pos < to && text[pos - 1] != '\n') pos++; /* from a line's start */
   int multi = 0, rc;
   while (smtpc__bline(text, to, &pos, &line, &n)) {
     const char *t = smtpc__bmta_trim(line, &n);
@@ -249,11 +251,17 @@ int smtpc__bmta_generic(smtpc__bmsg *m) {
       words++;
     }
   }
+  const char *shared = NULL;
   for (size_t i = first; i < m->nrecords; i++) {
     r = smtpc__bounce_rec(m, i);
-    if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && announced_at < len &&
-        (rc = preamble(m, r, text, announced_at)) != 0)
-      return rc;
+    if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && announced_at < len) {
+      if (shared) {
+        r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = shared;
+      } else {
+        if ((rc = preamble(m, r, text, announced_at)) != 0) return rc;
+        shared = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+      }
+    }
     if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
   }
   return found;

@@ -11,7 +11,8 @@ about 1 when the cost is linear, about F when it is quadratic. Baseline in the s
 parser's cost per MB over the corpus as it is.
 
 Shapes: built ones (folded fields and headers, many recipients in a DSN and in qmail's format,
-encoded words, a Postfix transcript with many RCPTs, HTML bodies with unclosed tags), then every
+encoded words, a Postfix transcript with many RCPTs, HTML bodies with unclosed tags, long lists
+and announcements for the last-resort reader), then every
 corpus message with each kind of line repeated until it fills K KB, and F times that (lines with an address, indented lines, blank lines, lines with a
 colon, lines starting with a reply code). The worst growth is printed, of the inputs that take
 10 ms or more at the big size (below that there is no cost to speak of, and too little to time);
@@ -70,6 +71,16 @@ SHAPES = {
         HEAD + b"Subject: failure notice\nContent-Type: text/html\n\n" + b"<b x@y\n" * n + b">\n"),
     "HTML body, n scripts never closed": lambda n: (
         HEAD + b"Subject: failure notice\nContent-Type: text/html\n\n" + b"<script>x\n" * n),
+    # the last-resort reader (csrc/bounce_mta_generic.c): a long list with no words of its own
+    # after a long preamble (each record takes the preamble), and announcements on every line
+    "n recipients, no format, long preamble": lambda n: (
+        HEAD + b"Subject: Returned mail\n\n" + b"The destination was not reachable.\n" * n +
+        b"The following recipients did not receive your message:\n" +
+        b"".join(b"  <u%d@example.com>\n" % i for i in range(n))),
+    "n announcements, no format": lambda n: (
+        HEAD + b"Subject: Returned mail\n\n" +
+        b"".join(b"Your message to <u%d@example.com> could not be delivered to the following "
+                 b"recipients did not receive\n" % i for i in range(n))),
 }
 
 
