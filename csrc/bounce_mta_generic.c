@@ -35,7 +35,8 @@ static smtpc__bmta_marks subject_marks = {
 static smtpc__bmta_marks announce_failed = {
     "did not receive", "could not be delivered to", "not delivered to", "failed recipient",
     "undeliverable address", "delivery has failed to", "did not reach", "undeliverable to",
-    "unable to deliver your message to", "failed to deliver to", "could not deliver to", NULL};
+    "unable to deliver your message to", "failed to deliver to", "could not deliver to",
+    "wasn't able to deliver", "was not able to deliver", NULL};
 static smtpc__bmta_marks announce_list = {
     "following recipient", "following address", "following user", "following destination",
     "your message to", "addressed to", "delivery of email to", "error-for:", "recipient address:",
@@ -95,6 +96,26 @@ static int rcpt_line(const char *s, size_t n, const char **a, size_t *al, const 
   return 1;
 }
 
+/* "words: <x@y>" (or "words: x@y") ending the line, the words (*hl octets) being a failure the
+ * classifier names: 1 with the address. */
+static int reason_then_address(const char *t, size_t tn, const char **a, size_t *al, size_t *hl) {
+  if (tn < 8 || tn > 200 || !memchr(t, ':', tn)) return 0;
+  size_t end = tn;
+  if (t[end - 1] == '>') end--;
+  if (!smtpc__baddr(t, end, a, al) || *a + *al != t + end) return 0;
+  const char *p = *a;
+  if (p > t && p[-1] == '<') p--;
+  while (p > t && (p[-1] == ' ' || p[-1] == '\t')) p--;
+  if (p == t || p[-1] != ':') return 0;
+  size_t h = (size_t)(p - 1 - t);
+  if (h < 4 || h > 100 || memchr(t, '@', h)) return 0;
+  smtpc_decoded d;
+  if (smtpc_classify(0, NULL, t, h, NULL, &d) != 0) return 0;
+  *hl = h;
+  return d.cls.reason != SMTPC_REASON_UNDEFINED && d.cls.reason != SMTPC_REASON_ONHOLD &&
+         d.cls.reason != SMTPC_REASON_DELIVERED;
+}
+
 /* Is a[0..al) one of the addresses that are not recipients here (the bounce's From and To, the
  * returned message's From)? */
 static int not_a_recipient(const smtpc__bmsg *m, const char *a, size_t al) {
@@ -144,13 +165,16 @@ static smtpc_bounce *add(smtpc__bmsg *m, size_t first, const char *a, size_t al,
 /* The notice's words before its announcement ("Your message was not delivered because the
  * destination computer was not reachable ..."), for records whose list said nothing more: the
  * last 2000 octets before it, read once (later records share the first one's words). */
-static int preamble(smtpc__bmsg *m, smtpc_bounce *r, const char *text, size_t to) {
+static int preamble(smtpc__bmsg *m, smtpc_bounce *r, const char *text, size_t to, size_t len) {
   size_t pos = to > 2000 ? to - 2000 : 0, n;
   const char *line;
   while (pos > 0 && pos < to && text[pos - 1] != '\n') pos++; /* from a line's start */
-  int multi = 0, rc;
-  while (smtpc__bline(text, to, &pos, &line, &n)) {
+  int multi = 0, rc, past = 0;
+  /* up to the announcement, and its own paragraph ("I'm afraid I wasn't able to deliver the
+   * following message. This is a permanent error; I've given up.") */
+  while (smtpc__bline(text, len, &pos, &line, &n)) {
     const char *t = smtpc__bmta_trim(line, &n);
+    if (pos > to && (past++ > 8 || n == 0)) break;
     if (n && (rc = smtpc__bmta_diag_line(m, r, t, n, &multi)) != 0) return rc;
   }
   return 0;
@@ -228,6 +252,17 @@ int smtpc__bmta_generic(smtpc__bmsg *m) {
       }
       continue;
     }
+    /* "User's mailbox is full: <x@y>", "No such user: x@y": the reason, then the address it
+     * concerns, on one line -- when the classifier reads those words as a reason */
+    if (reason_then_address(t, tn, &a, &al, &rl)) {
+      smtpc_bounce *nr = add(m, first, a, al, &rc);
+      if (!nr && rc) return rc;
+      if (nr) {
+        r = nr, found++, multi = 0, words = 1, listed++;
+        if ((rc = smtpc__bmta_diag_line(m, r, t, rl, &multi)) != 0) return rc;
+      }
+      continue;
+    }
     if (window) window--;
     /* a transcript below the list ("--- Session Transcript ---", MDaemon): its failing reply is
      * the words of the recipient it names, else of the last one; its greeting and 250s are
@@ -258,7 +293,7 @@ int smtpc__bmta_generic(smtpc__bmsg *m) {
       if (shared) {
         r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = shared;
       } else {
-        if ((rc = preamble(m, r, text, announced_at)) != 0) return rc;
+        if ((rc = preamble(m, r, text, announced_at, len)) != 0) return rc;
         shared = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
       }
     }
