@@ -93,12 +93,18 @@ static int is(const char *name, size_t nl, const char *want) {
 
 /* ---- RFC 3464 -------------------------------------------------------------------------------- */
 
+#define DSN_COMMENTS 64 /* records of a part whose Status comment is kept */
+
 typedef struct dsn_state {
   size_t first;          /* records of this part start here */
   long cur;              /* index of the record being filled, -1 = none */
   int cur_final, cur_orig;
   const char *reporting, *arrival;
   size_t reporting_len, arrival_len;
+  /* "Status: 5.0.0 (recipient reached disk quota)": the comment, for a record whose block has
+   * no Diagnostic-Code (Oracle Messaging Server writes them so) */
+  const char *comment[DSN_COMMENTS];
+  size_t comment_len[DSN_COMMENTS];
 } dsn_state;
 
 static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, const char *v,
@@ -166,9 +172,18 @@ static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, con
     char st_[SMTPC_STATUS_SIZE];
     size_t a = 0;
     while (a < vl && is_wsp(v[a])) a++;
-    if (smtpc_status_parse(v + a, vl - a, st_) > 0)
-      return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, st_, strlen(st_));
-    return 0;
+    if (smtpc_status_parse(v + a, vl - a, st_) <= 0) return 0;
+    const char *open = smtpc__bchr(v + a, vl - a, '(');
+    size_t k = (size_t)st->cur - st->first;
+    if (open && k < DSN_COMMENTS) {
+      size_t cl = vl - (size_t)(open + 1 - v);
+      const char *c = open + 1;
+      if (cl && c[cl - 1] == ')') cl--;
+      while (cl && is_wsp(*c)) c++, cl--;
+      while (cl && is_wsp(c[cl - 1])) cl--;
+      st->comment[k] = c, st->comment_len[k] = cl;
+    }
+    return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, st_, strlen(st_));
   } else if (is(name, nl, "Remote-MTA")) {
     host_only(&v, &vl);
     f = SMTPC_BOUNCE_F_RHOST;
@@ -249,7 +264,10 @@ int smtpc__bdsn(smtpc__bmsg *m) {
         strcmp(pt->type, "message/global-delivery-status")) {
       if (have_part || strcmp(pt->type, "text/plain") || !(text = inline_dsn(pt, &len))) continue;
     }
-    dsn_state st = {m->nrecords, -1, 0, 0, NULL, NULL, 0, 0};
+    dsn_state st;
+    memset(&st, 0, sizeof st);
+    st.first = m->nrecords;
+    st.cur = -1;
     int rc = fields(m, text, len, dsn_field, &st);
     if (rc < 0) return rc;
     for (size_t k = st.first; k < m->nrecords; k++) {
@@ -261,6 +279,10 @@ int smtpc__bdsn(smtpc__bmsg *m) {
           (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ARRIVAL_DATE, st.arrival, st.arrival_len)))
         return rc;
       if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && (rc = diag_from_body(m, r))) return rc;
+      size_t j = k - st.first;
+      if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && j < DSN_COMMENTS && st.comment_len[j] &&
+          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, st.comment[j], st.comment_len[j])))
+        return rc;
     }
   }
   return 0;
