@@ -377,6 +377,14 @@ int smtpc__bmta_rcpt_line(const char *s, size_t n, int need_angle, int space, co
   }
   size_t after = i;
   while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+  /* Postfix: "<rcpt> (expanded from <alias>): ..." -- the alias is read by the caller */
+  if (i < n && s[i] == '(' && smtpc__bstarts(s + i, n - i, "(expanded from ")) {
+    const char *close = memchr(s + i, ')', n - i);
+    if (close) {
+      i = (size_t)(close + 1 - s);
+      while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    }
+  }
   *rest = s + n, *rlen = 0;
   if (i < n && s[i] == '<' && s[n - 1] == '>' && !memchr(s + i, ' ', n - i)) i = n; /* "x <x>" */
   if (i < n) {
