@@ -478,9 +478,37 @@ static int same_address(const char *a, const char *b) {
   return (*a == 0 || *a == '>') && (*b == 0 || *b == '>');
 }
 
+/* A recipient that is no mailbox address as written: an RFC 821 source route
+ * ("@smtp.example.net:kijitora@server", Oracle Messaging Server's Final-Recipient) loses its
+ * route; one with no local part ("@mx.example.org", a Sendmail DSN) or no domain of its own
+ * ("kijitora@server") gives way to the original recipient, else to the one address the
+ * diagnostic names ("550 5.1.2 <kijitora@example.org>... Host unknown"). */
+static void fix_recipient(smtpc_bounce_parser *p, const char **f) {
+  const char *rc = f[SMTPC_BOUNCE_F_RECIPIENT], *colon, *at;
+  if (!rc || rc[0] != '@' || !(colon = strchr(rc, ':'))) {
+    if (!rc) return;
+  } else {
+    f[SMTPC_BOUNCE_F_RECIPIENT] = rc = colon + 1; /* a suffix of an arena string */
+  }
+  at = strchr(rc, '@');
+  if (at && at != rc && strchr(at, '.')) return; /* a mailbox at a qualified domain */
+  const char *orig = f[SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT], *a, *d = f[SMTPC_BOUNCE_F_DIAGNOSTIC];
+  size_t al;
+  if (orig && orig[0] != '@' && (at = strchr(orig, '@')) && strchr(at, '.')) {
+    f[SMTPC_BOUNCE_F_RECIPIENT] = orig;
+    f[SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT] = NULL;
+  } else if (d && smtpc__baddr(d, strlen(d), &a, &al)) {
+    const char *rest = a + al, *b;
+    size_t bl;
+    if (!smtpc__baddr(rest, strlen(rest), &b, &bl) || (bl == al && !strncmp(a, b, al)))
+      f[SMTPC_BOUNCE_F_RECIPIENT] = smtpc__bstrdup(p, a, al);
+  }
+}
+
 static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, const char *mta) {
   const char **f = r->field;
   if (!f[SMTPC_BOUNCE_F_KIND]) f[SMTPC_BOUNCE_F_KIND] = "bounce";
+  if (!strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce")) fix_recipient(p, f);
   /* the original recipient only when it is another address than the final one */
   if (f[SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT] && f[SMTPC_BOUNCE_F_RECIPIENT] &&
       same_address(f[SMTPC_BOUNCE_F_RECIPIENT], f[SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT]))
