@@ -36,19 +36,39 @@ static smtpc__bmta_marks announce_failed = {
     "did not receive", "could not be delivered to", "not delivered to", "failed recipient",
     "undeliverable address", "delivery has failed to", "did not reach", "undeliverable to",
     "unable to deliver your message to", "failed to deliver to", "could not deliver to",
-    "wasn't able to deliver", "was not able to deliver", NULL};
+    "wasn't able to deliver", "was not able to deliver", "wasn't delivered to",
+    "couldn't be delivered to", "cannot be delivered", "can't be delivered", NULL};
 static smtpc__bmta_marks announce_list = {
     "following recipient", "following address", "following user", "following destination",
     "your message to", "addressed to", "delivery of email to", "error-for:", "recipient address:",
-    "delivery to the following", NULL};
+    "delivery to the following", "affected recipient", NULL};
 
 /* Where the notice's own words end: the returned message, or a header block of it. */
-static smtpc__bmta_marks returned = {
-    "original message", "message headers follow", "unsent message", "returned mail --",
-    "below this line", "copy of the original", "copy of the message follows",
-    "copy of your message follows", "is a copy of the message", "is a copy of your message",
-    "your message reads", "lines of your original", "message header follows", "message headers:",
-    "attachment is a copy", NULL};
+/* Where the notice's own words end: the returned message, or a header block of it. The first
+ * words count at a line's start only, past its dashes ("------ Original message ------",
+ * "Original message follows."): "The original message was received at ..." is the notice's. */
+static smtpc__bmta_marks returned_start = {
+    "original message", "returned message", "unsent message", "message headers follow",
+    "message header follows", "message headers:", "returned mail", "below this line",
+    "attachment is a copy", "your message reads", NULL};
+static smtpc__bmta_marks returned_in = {
+    "copy of the original", "copy of the message follows", "copy of your message follows",
+    "is a copy of the message", "is a copy of your message", "lines of your original", NULL};
+
+/* Offset of the line where the returned message starts, or len. */
+static size_t returned_at(const char *text, size_t len) {
+  size_t pos = 0, at = 0, n;
+  const char *line;
+  for (; smtpc__bline(text, len, &pos, &line, &n); at = pos) {
+    const char *t = line;
+    size_t tn = n;
+    while (tn && (*t == '-' || *t == '=' || *t == '*' || *t == ' ' || *t == '\t')) t++, tn--;
+    for (const char *const *mk = returned_start; *mk; mk++)
+      if (smtpc__bstarts(t, tn, *mk)) return at;
+    if (smtpc__bmta_any(line, n, returned_in)) return at;
+  }
+  return len;
+}
 
 /* Leading decorations of a recipient line: bullets, quote marks, a label ending in a colon. */
 static const char *strip_decor(const char *s, size_t *n) {
@@ -190,7 +210,7 @@ int smtpc__bmta_generic(smtpc__bmsg *m) {
                     strcmp(smtpc__bmta_hdr(m, "Return-Path", NULL), "<>") != 0;
   if (strong_only && !smtpc__bmta_hdr_has(m, "Subject", subject_marks)) return 0;
   const char *text = m->body, *line;
-  size_t len = smtpc__bmta_line_with(m->body, m->body_len, returned), pos = 0, n;
+  size_t len = returned_at(m->body, m->body_len), pos = 0, n;
   size_t first = m->nrecords, announced_at = len, window = 0;
   int rc, found = 0, multi = 0, words = 0, listed = 0;
   smtpc_bounce *r = NULL;
