@@ -135,3 +135,27 @@ def test_corpus_main_mtas_give_every_recipient(measured):
     _, wrong_count, _ = measured
     bad = [w for w in wrong_count if MUST_COUNT.match(w[0])]
     assert not bad, "files whose recipients differ from the TSV (name, want, got): %s" % bad
+
+
+def test_text_alone_names_the_dsn_recipients():
+    """A bounce forwarded or filed without its attachments keeps only its text. For every corpus
+    bounce with a delivery-status part, that part is hidden (its type renamed) and the rest read
+    again: the text's formats (and the last-resort reader) must name the same recipients as the
+    DSN did for most of them. 201 of 247 did before the text readers of stop 27, 213 now; the
+    others are notices whose text names nobody (Amazon SES's receiving notices, Office 365's
+    HTML-only text) or Sendmail's naming the expanded address where its DSN names the alias."""
+    same = total = 0
+    for name in sorted(os.listdir(MAILS)):
+        with open(os.path.join(MAILS, name), "rb") as f:
+            data = f.read()
+        if not re.search(rb"(?i)content-type:\s*message/delivery-status", data):
+            continue
+        hidden = re.sub(rb"(?i)(content-type:\s*)message/delivery-status", rb"\1application/x-hidden",
+                        data)
+        want = {r.recipient.lower() for r in smtpcode.parse_bounce(data) if r.kind == "bounce"}
+        got = {r.recipient.lower() for r in smtpcode.parse_bounce(hidden) if r.kind == "bounce"}
+        total += 1
+        same += want == got
+    print("\ntext alone names the DSN's recipients: %d of %d" % (same, total))
+    assert total >= 240
+    assert same / total >= 0.84
