@@ -108,8 +108,9 @@ int smtpc__bmta_prepare(void);
  * out[0..cap): its length, or 0 when in[0..n) is not such text (mojibake.c). */
 size_t smtpc__unmojibake(const char *in, size_t n, char *out, size_t cap);
 
-/* Typographic quotes (‘ ’ “ ” „ ‟ ‚ ‛ ′ ″ « ») in in[0..n)? And each made its ASCII quote followed by
- * spaces in place, the length unchanged (mojibake.c). */
+/* Typographic quotes (‘ ’ “ ” „ ‟ ‚ ‛ ′ ″ « ») or escaped ones (&#39; &quot; &rsquo; ... and JSON's
+ * \u0027 \u0022 \u2019 ...) in in[0..n)? And each made its ASCII quote followed by spaces in
+ * place, the length unchanged (mojibake.c). */
 int smtpc__has_curly_quote(const char *in, size_t n);
 void smtpc__plain_quotes(char *text, size_t n);
 

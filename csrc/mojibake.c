@@ -75,27 +75,54 @@ size_t smtpc__unmojibake(const char *in, size_t n, char *out, size_t cap) {
   return utf8_with_sequences((const unsigned char *)out, o, 1) ? o : 0;
 }
 
-/* Typographic quotes: a reply copied out of a web page, a word processor or a rendered
- * non-delivery report comes with ‘ ’ “ ” (and „ ‟ ‚ ‛, primes, « ») where the server wrote
- * ' and ". Each becomes its ASCII quote followed by spaces, the same number of octets, so
- * "doesn’t exist" reads as "doesn't exist" does (the matcher folds quotes and runs of white
- * space into one space) and every offset into the text stays where it was. */
-static int quote_at(const unsigned char *s, size_t n, size_t i) {
+/* Typographic and escaped quotes: a reply copied out of a web page, a word processor or a
+ * rendered non-delivery report comes with ‘ ’ “ ” (and „ ‟ ‚ ‛, primes, « ») where the server
+ * wrote ' and "; one shown by a web page or kept in a JSON log, with the quote escaped
+ * ("doesn&#39;t", "&quot;IP is rejected&quot;", "doesn\u0027t"). Each becomes its ASCII quote
+ * followed by spaces, the same number of octets, so "doesn’t exist" reads as "doesn't exist"
+ * does (the matcher folds quotes and runs of white space into one space) and every offset into
+ * the text stays where it was. */
+static const struct {
+  const char *seq;
+  unsigned char len, dbl;
+} escaped[] = {
+    {"&#39;", 5, 0},   {"&#x27;", 6, 0},  {"&#X27;", 6, 0},  {"&apos;", 6, 0},  {"&rsquo;", 7, 0},
+    {"&lsquo;", 7, 0}, {"&quot;", 6, 1},  {"&#34;", 5, 1},   {"&#x22;", 6, 1},  {"&#X22;", 6, 1},
+    {"&ldquo;", 7, 1}, {"&rdquo;", 7, 1}, {"\\u0027", 6, 0}, {"\\u2019", 6, 0}, {"\\u2018", 6, 0},
+    {"\\u0022", 6, 1}, {"\\u201c", 6, 1}, {"\\u201d", 6, 1},
+};
+
+/* The length of the quote at s[i] (0: none); *dbl = 1 for a double quote. */
+static int quote_at(const unsigned char *s, size_t n, size_t i, int *dbl) {
   if (s[i] == 0xE2 && i + 2 < n && s[i + 1] == 0x80 &&
-      ((s[i + 2] >= 0x98 && s[i + 2] <= 0x9F) || s[i + 2] == 0xB2 || s[i + 2] == 0xB3))
+      ((s[i + 2] >= 0x98 && s[i + 2] <= 0x9F) || s[i + 2] == 0xB2 || s[i + 2] == 0xB3)) {
+    /* U+201C-U+201F and U+2033 are double quotes; the rest single ones */
+    *dbl = (s[i + 2] >= 0x9C && s[i + 2] <= 0x9F) || s[i + 2] == 0xB3;
     return 3;
-  if (s[i] == 0xC2 && i + 1 < n && (s[i + 1] == 0xAB || s[i + 1] == 0xBB)) return 2;
+  }
+  if (s[i] == 0xC2 && i + 1 < n && (s[i + 1] == 0xAB || s[i + 1] == 0xBB)) {
+    *dbl = 1;
+    return 2;
+  }
+  if (s[i] == '&' || s[i] == '\\')
+    for (size_t k = 0; k < sizeof escaped / sizeof escaped[0]; k++)
+      if (i + escaped[k].len <= n && !memcmp(s + i, escaped[k].seq, escaped[k].len)) {
+        *dbl = escaped[k].dbl;
+        return escaped[k].len;
+      }
   return 0;
 }
 
 int smtpc__has_curly_quote(const char *in, size_t n) {
-  const unsigned char *s = (const unsigned char *)in, *p = s, *e = s + n;
-  while (p < e) {
-    const unsigned char *q = memchr(p, 0xE2, (size_t)(e - p)), *r = memchr(p, 0xC2, (size_t)(e - p));
-    const unsigned char *c = q == NULL ? r : r == NULL ? q : q < r ? q : r;
-    if (c == NULL) return 0;
-    if (quote_at(s, n, (size_t)(c - s))) return 1;
-    p = c + 1;
+  static const unsigned char leads[] = {0xE2, 0xC2, '&', '\\'};
+  const unsigned char *s = (const unsigned char *)in;
+  for (size_t k = 0; k < sizeof leads; k++) {
+    const unsigned char *p = s, *e = s + n, *c;
+    int dbl;
+    while (p < e && (c = memchr(p, leads[k], (size_t)(e - p))) != NULL) {
+      if (quote_at(s, n, (size_t)(c - s), &dbl)) return 1;
+      p = c + 1;
+    }
   }
   return 0;
 }
@@ -104,13 +131,12 @@ void smtpc__plain_quotes(char *text, size_t n) {
   unsigned char *s = (unsigned char *)text;
   size_t i = 0;
   while (i < n) {
-    int l = quote_at(s, n, i);
+    int dbl, l = quote_at(s, n, i, &dbl);
     if (l == 0) {
       i++;
       continue;
     }
-    /* U+201C-U+201F, U+2033 and the guillemets are double quotes; the rest single ones */
-    s[i] = (l == 2 || (s[i + 2] >= 0x9C && s[i + 2] <= 0x9F) || s[i + 2] == 0xB3) ? '"' : '\'';
+    s[i] = dbl ? '"' : '\'';
     memset(s + i + 1, ' ', (size_t)l - 1);
     i += (size_t)l;
   }

@@ -120,6 +120,17 @@ static void plain_quotes(void **state) {
 
 /* decode() reads "doesn’t" as "doesn't": the reason of the ASCII text, the text returned as
  * the caller gave it. */
+/* Escaped quotes, as a web page or a JSON log keeps them, likewise; a lone '&' or '\\' stays. */
+static void plain_escaped_quotes(void **state) {
+  char s[] = "doesn&#39;t &quot;x&quot; can\\u0027t a & b \\n &amp;";
+  const char *want = "doesn'    t \"     x\"      can'     t a & b \\n &amp;";
+  (void)state;
+  assert_true(smtpc__has_curly_quote(s, strlen(s)));
+  assert_false(smtpc__has_curly_quote("a & b \\n &amp; &#3", 16));
+  smtpc__plain_quotes(s, strlen(s));
+  assert_string_equal(s, want);
+}
+
 static void decode_reads_typographic_quotes(void **state) {
   const char *t = "550 Recipient\xe2\x80\x99s mailbox doesn\xe2\x80\x99t exist";
   smtpc_decoded d;
@@ -136,6 +147,7 @@ int main(void) {
       cmocka_unit_test(truncated_and_bounded),
       cmocka_unit_test(decode_reads_the_repaired_text),
       cmocka_unit_test(plain_quotes),
+      cmocka_unit_test(plain_escaped_quotes),
       cmocka_unit_test(decode_reads_typographic_quotes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
