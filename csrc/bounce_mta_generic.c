@@ -11,9 +11,11 @@
  *   Undeliverable Address: carol@example.com                       <- or the address in it
  *   Reason: ...
  *
- * Only a message that says it is a bounce (its From or Subject) is read, only the text before
- * the returned message, and only addresses on such lines or right after such a sentence: the
- * bounce's own From and To, and the returned message's sender, are never recipients. */
+ * Only a message that says it is a bounce (its sender, its make, or its Subject with a sentence
+ * saying that delivery failed) is read, only the text before the returned message, and only
+ * addresses on such lines, right after such a sentence, or after a reason the classifier
+ * names ("User's mailbox is full: <x@y>"): the bounce's own From, To, Reply-To and Sender, and
+ * the returned message's sender, are never recipients. */
 #include <string.h>
 
 #include "bounce_mta.h"
@@ -43,7 +45,6 @@ static smtpc__bmta_marks announce_list = {
     "your message to", "addressed to", "delivery of email to", "error-for:", "recipient address:",
     "delivery to the following", "affected recipient", NULL};
 
-/* Where the notice's own words end: the returned message, or a header block of it. */
 /* Where the notice's own words end: the returned message, or a header block of it. The first
  * words count at a line's start only, past its dashes ("------ Original message ------",
  * "Original message follows."): "The original message was received at ..." is the notice's. */
@@ -293,7 +294,9 @@ int smtpc__bmta_generic(smtpc__bmsg *m) {
       if (smtpc__baddr(t, tn, &a, &al)) to = smtpc__bmta_find_from(m, first, a, al);
       if (!to) to = smtpc__bounce_rec(m, m->nrecords - 1);
       const char *d = to->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
-      if (!d || smtpc__bmta_code_find(d, strlen(d)) < 400) {
+      /* its head only: a transcript of thousands of coded lines must not read a long
+       * diagnostic again for each */
+      if (!d || smtpc__bmta_code_find(d, strnlen(d, 64)) < 400) {
         if ((rc = smtpc__bounce_set(m, to, SMTPC_BOUNCE_F_DIAGNOSTIC, t, tn)) != 0) return rc;
         if (to == r) words = 6;
       }
