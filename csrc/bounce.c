@@ -469,13 +469,12 @@ static const char *paragraph(smtpc__bmsg *m, size_t from, const char *rcpt, size
   return m->body + start;
 }
 
-/* The same address, ASCII case aside ("rfc822; <X@Y>" and "x@y" alike). */
+/* The same address, ASCII case aside ("<X@Y>" and "x@y" alike). */
 static int same_address(const char *a, const char *b) {
   if (*a == '<') a++;
   if (*b == '<') b++;
-  for (; *a && *a != '>' && *b && *b != '>'; a++, b++)
-    if (smtpc__blower((unsigned char)*a) != smtpc__blower((unsigned char)*b)) return 0;
-  return (*a == 0 || *a == '>') && (*b == 0 || *b == '>');
+  size_t al = strcspn(a, ">"), bl = strcspn(b, ">");
+  return al == bl && smtpc__bsame(a, b, al);
 }
 
 /* A recipient that is no mailbox address as written: an RFC 821 source route
@@ -485,11 +484,9 @@ static int same_address(const char *a, const char *b) {
  * diagnostic names ("550 5.1.2 <kijitora@example.org>... Host unknown"). */
 static void fix_recipient(smtpc_bounce_parser *p, const char **f) {
   const char *rc = f[SMTPC_BOUNCE_F_RECIPIENT], *colon, *at;
-  if (!rc || rc[0] != '@' || !(colon = strchr(rc, ':'))) {
-    if (!rc) return;
-  } else {
+  if (!rc) return;
+  if (rc[0] == '@' && (colon = strchr(rc, ':')) != NULL)
     f[SMTPC_BOUNCE_F_RECIPIENT] = rc = colon + 1; /* a suffix of an arena string */
-  }
   at = strchr(rc, '@');
   if (at && at != rc && strchr(at, '.')) return; /* a mailbox at a qualified domain */
   const char *orig = f[SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT], *a, *d = f[SMTPC_BOUNCE_F_DIAGNOSTIC];

@@ -32,6 +32,12 @@
 /* ASCII lower case, and a hex digit's value (-1 when c is none): the MIME decoders, the MTA
  * modules and the HTML reader all read both. */
 static inline int smtpc__blower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+/* Are x[0..n) and y[0..n) the same, ASCII case aside? (Addresses compared by the MTA modules.) */
+static inline int smtpc__bsame(const char *x, const char *y, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (smtpc__blower((unsigned char)x[i]) != smtpc__blower((unsigned char)y[i])) return 0;
+  return 1;
+}
 static inline int smtpc__bhexval(int c) {
   if (c >= '0' && c <= '9') return c - '0';
   c = smtpc__blower(c);

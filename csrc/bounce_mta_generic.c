@@ -90,13 +90,6 @@ static const char *strip_decor(const char *s, size_t *n) {
   return s;
 }
 
-/* Two spans equal, ASCII case aside. */
-static int same_span(const char *x, const char *y, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (smtpc__blower((unsigned char)x[i]) != smtpc__blower((unsigned char)y[i])) return 0;
-  return 1;
-}
-
 /* A recipient line: an address alone, in <>, [], "" or [SMTP:...], maybe followed by the
  * server's words after ':', '...' or a space. *rest gets those words. */
 static int rcpt_line(const char *s, size_t n, const char **a, size_t *al, const char **rest,
@@ -109,7 +102,7 @@ static int rcpt_line(const char *s, size_t n, const char **a, size_t *al, const 
   while (i < n && (s[i] == '>' || s[i] == ']' || s[i] == '"' || s[i] == ')')) i++;
   while (i < n && (s[i] == ':' || s[i] == '.' || s[i] == ',' || s[i] == ' ' || s[i] == '\t')) i++;
   /* '"x@y" <x@y>': the address again is no words */
-  if (i + *al + 2 <= n && s[i] == '<' && s[i + 1 + *al] == '>' && same_span(s + i + 1, *a, *al))
+  if (i + *al + 2 <= n && s[i] == '<' && s[i + 1 + *al] == '>' && smtpc__bsame(s + i + 1, *a, *al))
     i += *al + 2;
   while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
   *rest = s + i;

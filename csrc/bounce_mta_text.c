@@ -409,14 +409,7 @@ int smtpc__bmta_better_status(smtpc__bmsg *m, smtpc_bounce *r) {
 }
 
 int smtpc__bmta_eq(const char *x, const char *a, size_t al) {
-  if (!x || strlen(x) != al) return 0;
-  for (size_t i = 0; i < al; i++) {
-    int c = (unsigned char)x[i], d = (unsigned char)a[i];
-    if (c >= 'A' && c <= 'Z') c += 32;
-    if (d >= 'A' && d <= 'Z') d += 32;
-    if (c != d) return 0;
-  }
-  return 1;
+  return x && strlen(x) == al && smtpc__bsame(x, a, al);
 }
 
 smtpc_bounce *smtpc__bmta_find_from(smtpc__bmsg *m, size_t from, const char *a, size_t al) {
