@@ -339,9 +339,21 @@ static int sm_fatal_list(smtpc__bmsg *m) {
     if (transient && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ACTION, "delayed", 7)) != 0)
       return rc;
   }
+  /* the transcript is the same for every record without words of its own: read once, for the
+   * first (a list of thousands would otherwise read it thousands of times) */
+  const smtpc_bounce *read = NULL;
   for (size_t i = first; i < m->nrecords; i++) {
     r = smtpc__bounce_rec(m, i);
-    if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && (rc = transcript_diag(m, r, text, len)) != 0) return rc;
+    if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC]) {
+      if (read) {
+        r->reply_code = read->reply_code;
+        r->field[SMTPC_BOUNCE_F_STATUS] = read->field[SMTPC_BOUNCE_F_STATUS];
+        r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = read->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+      } else {
+        if ((rc = transcript_diag(m, r, text, len)) != 0) return rc;
+        read = r;
+      }
+    }
     if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
   }
   return found;

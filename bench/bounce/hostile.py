@@ -77,6 +77,13 @@ SHAPES = {
         HEAD + b"Subject: Returned mail\n\n" + b"The destination was not reachable.\n" * n +
         b"The following recipients did not receive your message:\n" +
         b"".join(b"  <u%d@example.com>\n" % i for i in range(n))),
+    # Sendmail's list of fatal errors above one transcript that names nobody: every recipient
+    # takes the transcript's words, read once
+    "n recipients, Sendmail fatal list": lambda n: (
+        HEAD + b"Subject: Returned mail\n\n   ----- The following addresses had permanent fatal "
+        b"errors -----\n" + b"".join(b"u%d@example.com\n" % i for i in range(n)) +
+        b"\n   ----- Transcript of session follows -----\n" + b"   hop text\n" * n +
+        b"554 Too many hops\n"),
     "n announcements, no format": lambda n: (
         HEAD + b"Subject: Returned mail\n\n" +
         b"".join(b"Your message to <u%d@example.com> could not be delivered to the following "
