@@ -927,12 +927,6 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
     /* An X.2/X.3/X.7 status says the mailbox exists, whatever the provider's words. */
     if (reason == R(USERUNKNOWN) && !cmd_is(cmd, "RCPT") && status_says_filter(status))
       reason = R(FILTERED);
-    /* Answering MAIL FROM, a provider's words for an address or domain that does not exist
-     * speak of the sender, as the generic rule below says of anyone's (GMX's "550-Requested
-     * action not taken: mailbox unavailable / 550 Sender address is not allowed" to MAIL). */
-    if (cmd_is(cmd, "MAIL") &&
-        (reason == R(USERUNKNOWN) || reason == R(HOSTUNKNOWN) || reason == R(NOTACCEPT)))
-      reason = R(REJECTED);
   }
   decided = reason >= 0 || st.best_prio >= 3;
 
@@ -981,15 +975,12 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
         !(sr && sr->reason == R(USERUNKNOWN)) &&
         (has_cmd || status_says_filter(status)))
       reason = R(FILTERED);
-    /* The reply to MAIL FROM concerns the sender: an unknown domain, a null MX (RFC 7505
-     * 5.7.27) or a plain refusal there means the sender was rejected, not the recipient. */
-    if (cmd_is(cmd, "MAIL") && (reason == R(HOSTUNKNOWN) || reason == R(USERUNKNOWN) ||
-                                reason == R(NOTACCEPT) ||
-                                (reason == R(BLOCKED) && st.best_prio < 3)))
-      reason = R(REJECTED);
-    /* So does an X.1.7 or X.1.8 status (RFC 3463: "bad sender's mailbox address syntax", "bad
-     * sender's system address"), whatever command it answered: "an address that does not exist"
-     * under it is the sender's (Microsoft "550 5.1.7 Invalid address", Gmail "553 5.1.7 The
+    /* A plain refusal of MAIL FROM (a weak "blocked") refuses the sender; its unknown
+     * address or domain is the rule after this block. */
+    if (cmd_is(cmd, "MAIL") && reason == R(BLOCKED) && st.best_prio < 3) reason = R(REJECTED);
+    /* The sender too under an X.1.7 or X.1.8 status (RFC 3463: "bad sender's mailbox address
+     * syntax", "bad sender's system address"), whatever command it answered: "an address that
+     * does not exist" under it is the sender's (Microsoft "550 5.1.7 Invalid address", Gmail "553 5.1.7 The
      * sender address <a@b> is not a valid RFC-5321 address", which Gmail may give at RCPT).
      * At RCPT a domain that does not exist stays the recipient's ("550 5.1.8 Recipient domain
      * must exist"), and other reasons keep their words (LBBS "501 5.1.7 Syntax error in RCPT
@@ -1020,6 +1011,14 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
          reason == R(ONHOLD)))
       reason = R(SECURITYERROR);
   }
+
+  /* The reply to MAIL FROM concerns the sender: an unknown domain, a null MX (RFC 7505
+   * 5.7.27) or an unknown mailbox there means the sender was rejected, not the recipient,
+   * whether a provider's words said it (GMX's "550-Requested action not taken: mailbox
+   * unavailable / 550 Sender address is not allowed" to MAIL) or anyone's. */
+  if (cmd_is(cmd, "MAIL") &&
+      (reason == R(HOSTUNKNOWN) || reason == R(USERUNKNOWN) || reason == R(NOTACCEPT)))
+    reason = R(REJECTED);
 
   /* Greylisting: named outright, or a generic "try again later" deferral in a 450/451 with a
    * 4.7.x (policy) status or none that no provider rule or decisive phrase explains better.
