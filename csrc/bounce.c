@@ -567,8 +567,9 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
     } else {
       r->cls = (smtpc_class){0};
     }
-    /* a bounce whose words no rule places is "on hold" (Sisimai's onhold: there is a reason,
-     * not enough detail to name it); "undefined" stays for a bounce with nothing to judge */
+    /* classify already calls words that no rule places "onhold"; a bounce whose diagnostic is
+     * a bare code is on hold too (Sisimai's onhold: the bounce failed for a reason it does not
+     * give in enough detail); "undefined" stays for a bounce with no diagnostic at all */
     if (!hint && r->cls.reason == SMTPC_REASON_UNDEFINED && dlen) hint = SMTPC_REASON_ONHOLD;
     if (hint > 0 && hint < SMTPC_REASON_COUNT) {
       const char *s = f[SMTPC_BOUNCE_F_STATUS];

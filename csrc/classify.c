@@ -803,6 +803,17 @@ static int unmangle(smtpc_span *frame, const smtpc_span **lines, size_t nlines, 
   return any;
 }
 
+/* Whether the reply's own lines (its code and status taken off) hold a letter or a digit. */
+static int has_words(const smtpc_span *lines, size_t nlines) {
+  size_t i, j;
+  for (i = 0; i < nlines; i++)
+    for (j = 0; lines[i].ptr != NULL && j < lines[i].len; j++) {
+      unsigned char c = (unsigned char)lines[i].ptr[j];
+      if (c >= 0x80 || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return 1;
+    }
+  return 0;
+}
+
 void smtpc__classify_framed(int code, const char *status, smtpc_span frame, const smtpc_span *lines,
                             size_t nlines, smtpc_span tail, const smtpc_context *ctx,
                             smtpc_span frame_host, smtpc_class *out) {
@@ -1034,7 +1045,11 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
   if (klass == 2) reason = SMTPC_REASON_DELIVERED;
   if (reason < 0 && (cmd_is(cmd, "CONN") || cmd_is(cmd, "HELO") || cmd_is(cmd, "EHLO")))
     reason = SMTPC_REASON_BLOCKED;
-  if (reason < 0) reason = SMTPC_REASON_UNDEFINED;
+  /* Nothing decided: "onhold" when the reply has words that no rule places (Sisimai's sense:
+   * there is a reason, the text does not give enough to name it, as the bounce parser says of
+   * such a bounce); "undefined" when there is nothing to judge but a code. */
+  if (reason < 0 || reason == SMTPC_REASON_UNDEFINED)
+    reason = has_words(lines, nlines) ? SMTPC_REASON_ONHOLD : SMTPC_REASON_UNDEFINED;
 
   smtpc__class_set_reason(out, reason, klass);
   if (out->greylisted) {

@@ -93,6 +93,8 @@ static void evidence_order(void **state) {
   assert_int_equal(reason_of(552, "5.3.4", "", "DATA", NULL), SMTPC_REASON_EMAILTOOLARGE);
   assert_int_equal(reason_of(552, NULL, "", "RCPT", NULL), SMTPC_REASON_MAILBOXFULL);
   assert_int_equal(reason_of(550, NULL, "", "RCPT", NULL), SMTPC_REASON_UNDEFINED);
+  /* words that no rule places are "onhold"; only a reply without words is "undefined" */
+  assert_int_equal(reason_of(550, NULL, "xyzzy plugh", "RCPT", NULL), SMTPC_REASON_ONHOLD);
   /* a phrase split over folded lines still matches */
   assert_int_equal(reason_of(550, NULL, "Relay   access\r\n denied", "RCPT", NULL), SMTPC_REASON_NORELAYING);
   /* case does not matter */
