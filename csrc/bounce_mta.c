@@ -100,6 +100,7 @@ static const struct gate_field {
 } gate_fields[] = {
     {"From", 4, -1}, {"X-Mailer", 8, -1}, {"X-Original-Mailer", 17, -1},
     {"x-amz-sns-message-id", 20, FMT_AMAZONSES}, /* SES's SNS notifications */
+    {"X-Failed-Recipients", 19, FMT_EXIM},       /* Exim's list under a site's own intro */
 };
 
 static const struct gate_field *gate_field(const smtpc__bheader *h) {

@@ -10,7 +10,8 @@
  *   ------ This is a copy of the message, including all the headers. ------
  *
  * Recipients are indented less than their diagnostics; a recipient that is not an address
- * ("save to ~/mbox", "pipe to |prog") takes the address from X-Failed-Recipients. */
+ * ("save to ~/mbox", "pipe to |prog") takes the address from X-Failed-Recipients. A site's own
+ * intro in place of the first paragraph (any language) leaves the list as it is. */
 #include <string.h>
 
 #include "bounce_mta.h"
@@ -83,6 +84,44 @@ static int failed_rcpt(const smtpc__bmsg *m, size_t k, const char **a, size_t *a
   return first != NULL;
 }
 
+/* Whether X-Failed-Recipients names the address a (any case). */
+static int failed_names(const smtpc__bmsg *m, const char *a, size_t al) {
+  size_t n;
+  const char *v = smtpc__bmta_hdr(m, "X-Failed-Recipients", &n), *b;
+  size_t bl;
+  for (int i = 0; i < 64 && smtpc__baddr(v, n, &b, &bl); i++) {
+    if (bl == al && smtpc__bsame(a, b, al)) return 1;
+    size_t used = (size_t)(b - v) + bl;
+    v += used, n -= used;
+  }
+  return 0;
+}
+
+/* A site may replace Exim's English intro with its own words (deliver.c reads it from the
+ * bounce_message_file's "intro" part), but the list keeps the layout deliver.c prints: each
+ * failed address indented two spaces, its error lines four. Without the intro, the list starts
+ * at the first such address that X-Failed-Recipients (which Exim adds to every bounce) names
+ * and whose next line is indented deeper: where it starts, or len. */
+static size_t listed_line(const smtpc__bmsg *m, const char *text, size_t len) {
+  size_t pos = 0, at = 0, cand = len;
+  const char *line;
+  size_t n;
+  for (; smtpc__bline(text, len, &pos, &line, &n); at = pos) {
+    if (cand < len) {
+      if (n == 0) continue;
+      if (indent(line, n) > 2) return cand;
+      cand = len;
+    }
+    const char *a;
+    size_t al, tn = n;
+    const char *t = smtpc__bmta_trim(line, &tn);
+    if (n > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ' && line[2] != '\t' &&
+        bare_address(t, tn) && smtpc__baddr(t, tn, &a, &al) && failed_names(m, a, al))
+      cand = at;
+  }
+  return len;
+}
+
 /* The list ends: a record without words of its own takes its recipient line ("pipe to |prog",
  * "save to ~/mbox": a local delivery that failed, which is a mailer's error). */
 static int exim_finish(smtpc__bmsg *m, smtpc_bounce *r, const char *rl, size_t rn, int local) {
@@ -104,12 +143,12 @@ static int exim_read(smtpc__bmsg *m, int loose) {
   const char *text = m->body;
   size_t len = m->body_len;
   size_t begin = smtpc__bmta_line_with(text, len, exim_start);
-  int wrapped = 0;
+  int wrapped = 0, headless = 0;
   if (begin >= len) {
-    if (!loose) return 0;
     size_t cut = smtpc__bmta_cut(text, len, exim_stop);
-    if ((begin = failed_line(text, cut)) >= cut) return 0;
-    wrapped = 1;
+    if (loose && (begin = failed_line(text, cut)) < cut) wrapped = 1;
+    else if (!loose && (begin = listed_line(m, text, cut)) < cut) headless = 1;
+    else return 0;
   }
   size_t end = begin + smtpc__bmta_cut(text + begin, len - begin, exim_stop);
   int delayed = smtpc__bfind(text, begin, "has not yet been delivered") != NULL;
@@ -120,8 +159,10 @@ static int exim_read(smtpc__bmsg *m, int loose) {
   size_t n;
   int multi = 0, rc = 0, found = 0, skipping = 0, local = 0;
   smtpc_bounce *r = NULL;
-  /* the start line itself (none when a boundary cuts the text right there) */
-  if (!smtpc__bline(text, end, &pos, &line, &n) ||
+  /* the start line itself (none when a boundary cuts the text right there; none either
+   * when the list was found without it) */
+  if (!headless && !smtpc__bline(text, end, &pos, &line, &n)) return 0;
+  if (!headless &&
       (!wrapped && !smtpc__bfind(line, n, "incorrectly constructed") &&
        !smtpc__bmta_any(line, n, exim_start)))
     return 0;

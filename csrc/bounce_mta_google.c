@@ -119,8 +119,13 @@ int smtpc__bmta_gmail(smtpc__bmsg *m) {
 int smtpc__bmta_googlegroups(smtpc__bmsg *m) {
   size_t fl;
   const char *failed = smtpc__bmta_hdr(m, "X-Failed-Recipients", &fl);
-  if (m->nrecords > 0 || !smtpc__bfind(failed, fl, "googlegroups.com")) return 0;
-  if (!smtpc__bfind(m->body, m->body_len, "Google Groups") &&
+  /* A group on its own domain (a Workspace group: kernel-team@android.com) is named by the
+   * notice's sentence, in English: "the group you tried to contact (kernel-team) may not
+   * exist, or you may not have permission to post messages to the group". */
+  int sentence = smtpc__bfind(m->body, m->body_len, "the group you tried to contact") != NULL;
+  if (m->nrecords > 0 || !fl || (!sentence && !smtpc__bfind(failed, fl, "googlegroups.com")))
+    return 0;
+  if (!sentence && !smtpc__bfind(m->body, m->body_len, "Google Groups") &&
       !smtpc__bfind(m->body, m->body_len, "groups.google.com"))
     return 0;
   size_t end = smtpc__bmta_cut(m->body, m->body_len, gmail_stop);

@@ -65,9 +65,12 @@ int smtpc__bmta_sendmail(smtpc__bmsg *m) {
     size_t al, wl;
     int code;
     if (n == 0) continue;
-    if (smtpc__bstarts(t, n, "While talking to ")) {
-      host = t + 17, hostl = n - 17;
+    /* V5 "While talking to host:", V8 "... while talking to host.:" (usersmtp.c reply()) */
+    size_t wt = smtpc__bstarts(t, n, "... ") ? 4 : 0;
+    if (smtpc__bstarts(t + wt, n - wt, "While talking to ")) {
+      host = t + wt + 17, hostl = n - wt - 17;
       if (hostl && host[hostl - 1] == ':') hostl--;
+      if (hostl && host[hostl - 1] == '.') hostl--;
       cmd = reply = NULL;
       continue;
     }

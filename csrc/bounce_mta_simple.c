@@ -345,17 +345,20 @@ static const simple_format mailfoundry = {
     .fresh_only = 1};
 int smtpc__bmta_mailfoundry(smtpc__bmsg *m) { return simple(m, &mailfoundry); }
 
-/* An old MTA's framed log (Exim 3 era):
+/* Smail 3's framed log (notify.c), and Deutsche Telekom's (T-Online's) notices in its layout,
+ * which return only the message's header:
  *   |------------------------- Message log follows: -------------------------|
  *    no valid recipients were found for this message
  *   |------------------------- Failed addresses follow: ---------------------|
  *    kijitora@example.com ... unknown host
- *   |------------------------- Message text follows: ------------------------| */
+ *   |------------------------- Message text follows: ------------------------|
+ * (T-Online: " <x@t-online.de>", its reply on the next line, then "Message header follows") */
 static const simple_format framedlog = {
     .from = NULL,
     .body = MARKS("------- Failed addresses follow:"),
     .layout = {.start = MARKS("------- Message log follows:", "------- Failed addresses follow:"),
-               .stop = MARKS("|------------------------- Message text follows"),
+               .stop = MARKS("|------------------------- Message text follows",
+                             "|------------------------- Message header follows"),
                .preamble = 1,
                .rcpt_space = 1},
     .fresh_only = 1};
