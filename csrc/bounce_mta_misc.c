@@ -229,6 +229,53 @@ int smtpc__bmta_x6(smtpc__bmsg *m) {
   return found;
 }
 
+/* Mimecast's notices put each item on a "-- " line under a label ending in " :":
+ *   An email that you attempted to send to the following address could not be delivered:
+ *   -- kijitora@example.org
+ *
+ *   The problem appears to be :
+ *   -- Recipient email address is possibly incorrect
+ *
+ *   Additional information follows :
+ *   -- 5.4.1 Recipient address rejected: Access denied.
+ * (or "This is a delivery failure notification message indicating that / an email you
+ * addressed to email address : / -- x@y / could not be delivered. The problem appears to
+ * be :"). An item that is an address alone is a recipient; the others are the words, shared
+ * by the recipients listed before them. */
+int smtpc__bmta_mimecast(smtpc__bmsg *m) {
+  static smtpc__bmta_marks problem = {"The problem appears to be", NULL};
+  if (m->nrecords > 0 || smtpc__bmta_line_with(m->body, m->body_len, problem) >= m->body_len)
+    return 0;
+  size_t pos = 0, first = m->nrecords, n, al;
+  const char *line, *a;
+  int rc, found = 0, multi = 0, worded = 0;
+  while (smtpc__bline(m->body, m->body_len, &pos, &line, &n)) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (n < 4 || !smtpc__bstarts(t, n, "-- ")) continue;
+    t += 3, n -= 3;
+    t = smtpc__bmta_trim(t, &n);
+    if (n && !memchr(t, ' ', n) && smtpc__baddr(t, n, &a, &al)) {
+      if (worded) break; /* a second list after the words: not this layout */
+      if (smtpc__bmta_find_from(m, first, a, al)) continue;
+      smtpc_bounce *r = smtpc__bounce_add(m);
+      if (!r) return smtpc__bounce_add_failed(m);
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      found++;
+      continue;
+    }
+    if (!found || !n) continue;
+    worded = 1;
+    for (size_t i = first; i < m->nrecords; i++) {
+      int each = multi;
+      if ((rc = smtpc__bmta_diag_line(m, smtpc__bounce_rec(m, i), t, n, &each)) != 0) return rc;
+      if (i + 1 == m->nrecords) multi = each;
+    }
+  }
+  for (size_t i = first; found && i < m->nrecords; i++)
+    if ((rc = smtpc__bmta_finish_rec(m, smtpc__bounce_rec(m, i))) != 0) return rc;
+  return found;
+}
+
 /* MDaemon and Alt-N's SecurityGateway: the recipient in the session transcript's summary
  * ("*  To: x@y") or a "Failed address:" line; the failure is the last reply of 400 or more
  * ("<-- 550 ...", after "--> RCPT To:<x@y>"), else the transcript's last note ("*  Name server
