@@ -201,12 +201,14 @@ int smtpc__bmta_mxlogic(smtpc__bmsg *m) { return simple(m, &mxlogic); }
  *       Recipient: <kijitora@ezweb.ne.jp>
  *       >>> RCPT TO:<kijitora@ezweb.ne.jp>
  *       <<< 550 <kijitora@ezweb.ne.jp>: User unknown */
+/* (au moved its mail from ezweb.ne.jp to au.com in 2018: Postmaster@au.com writes the same
+ * notices; their rule may be 50 dashes long.) */
 static const simple_format ezweb = {
-    .from = MARKS("ezweb.ne.jp"),
+    .from = MARKS("ezweb.ne.jp", "@au.com"),
     .body = MARKS("recipients was rejected by", "did not receive this message",
                   "account is disabled", "Recipient:", "was not delivered within"),
     .layout = {.start = MARKS(""),
-               .stop = MARKS("---------------------------------------------------",
+               .stop = MARKS("--------------------------------------------------",
                              "--- Original message"),
                .need_angle = 1,
                .preamble = 1}};
