@@ -489,8 +489,8 @@ static void fix_recipient(smtpc_bounce_parser *p, const char **f) {
     f[SMTPC_BOUNCE_F_RECIPIENT] = rc = colon + 1; /* a suffix of an arena string */
   /* Exchange's address-type prefix: an X.400 recipient line's "cat:SMTP=user@example.com"
    * (Exchange 2000/2003 NDRs), or a proxy address written "SMTP:user@example.com" */
-  if ((rc[0] | 0x20) == 's' && (rc[1] | 0x20) == 'm' && (rc[2] | 0x20) == 't' &&
-      (rc[3] | 0x20) == 'p' && (rc[4] == '=' || rc[4] == ':') && strchr(rc + 5, '@'))
+  size_t rl = strlen(rc);
+  if ((smtpc__bstarts(rc, rl, "smtp=") || smtpc__bstarts(rc, rl, "smtp:")) && strchr(rc + 5, '@'))
     f[SMTPC_BOUNCE_F_RECIPIENT] = rc = rc + 5;
   at = strchr(rc, '@');
   if (at && at != rc && strchr(at, '.')) return; /* a mailbox at a qualified domain */

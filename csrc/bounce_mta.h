@@ -29,6 +29,9 @@ int smtpc__bmta_any(const char *s, size_t n, const char *const *marks);
 const char *smtpc__bmta_hdr(const smtpc__bmsg *m, const char *name, size_t *len);
 /* Does header `name` of the bounce contain any of marks? */
 int smtpc__bmta_hdr_has(const smtpc__bmsg *m, const char *name, const char *const *marks);
+/* Does the list of addresses v[0..n) (a header's value) name a[0..al) (any case), among its
+ * first `max` addresses? */
+int smtpc__bmta_names(const char *v, size_t n, const char *a, size_t al, size_t max);
 
 /* Offset of the start of the first line of text[0..len) containing any of `marks`, or len. */
 size_t smtpc__bmta_line_with(const char *text, size_t len, const char *const *marks);

@@ -84,27 +84,14 @@ static int failed_rcpt(const smtpc__bmsg *m, size_t k, const char **a, size_t *a
   return first != NULL;
 }
 
-/* Whether X-Failed-Recipients names the address a (any case). */
-static int failed_names(const smtpc__bmsg *m, const char *a, size_t al) {
-  size_t n;
-  const char *v = smtpc__bmta_hdr(m, "X-Failed-Recipients", &n), *b;
-  size_t bl;
-  for (int i = 0; i < 64 && smtpc__baddr(v, n, &b, &bl); i++) {
-    if (bl == al && smtpc__bsame(a, b, al)) return 1;
-    size_t used = (size_t)(b - v) + bl;
-    v += used, n -= used;
-  }
-  return 0;
-}
-
 /* A site may replace Exim's English intro with its own words (deliver.c reads it from the
  * bounce_message_file's "intro" part), but the list keeps the layout deliver.c prints: each
  * failed address indented two spaces, its error lines four. Without the intro, the list starts
  * at the first such address that X-Failed-Recipients (which Exim adds to every bounce) names
  * and whose next line is indented deeper: where it starts, or len. */
 static size_t listed_line(const smtpc__bmsg *m, const char *text, size_t len) {
-  size_t pos = 0, at = 0, cand = len;
-  const char *line;
+  size_t pos = 0, at = 0, cand = len, fn;
+  const char *line, *failed = smtpc__bmta_hdr(m, "X-Failed-Recipients", &fn);
   size_t n;
   for (; smtpc__bline(text, len, &pos, &line, &n); at = pos) {
     if (cand < len) {
@@ -116,7 +103,8 @@ static size_t listed_line(const smtpc__bmsg *m, const char *text, size_t len) {
     size_t al, tn = n;
     const char *t = smtpc__bmta_trim(line, &tn);
     if (n > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ' && line[2] != '\t' &&
-        bare_address(t, tn) && smtpc__baddr(t, tn, &a, &al) && failed_names(m, a, al))
+        bare_address(t, tn) && smtpc__baddr(t, tn, &a, &al) &&
+        smtpc__bmta_names(failed, fn, a, al, 64)) /* bounded: called per candidate line */
       cand = at;
   }
   return len;

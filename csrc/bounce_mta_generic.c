@@ -136,19 +136,13 @@ static int not_a_recipient(const smtpc__bmsg *m, const char *a, size_t al) {
   static const char *const fields[] = {"From", "To", "Reply-To", "Sender", NULL};
   for (const char *const *f = fields; *f; f++) {
     size_t n;
-    const char *v = smtpc__bmta_hdr(m, *f, &n), *x;
-    size_t xl;
-    while (n && smtpc__baddr(v, n, &x, &xl)) {
-      if (xl == al && smtpc__bmta_eq(x, a, al)) return 1;
-      size_t used = (size_t)(x - v) + xl;
-      v += used, n -= used;
-    }
+    const char *v = smtpc__bmta_hdr(m, *f, &n);
+    if (smtpc__bmta_names(v, n, a, al, (size_t)-1)) return 1;
   }
   size_t n;
   const char *v = m->orig_headers ? smtpc__bheader_get(m->orig_headers, m->norig_headers, "From", &n)
-                                  : NULL, *x;
-  size_t xl;
-  return v && smtpc__baddr(v, n, &x, &xl) && xl == al && smtpc__bmta_eq(x, a, al);
+                                  : NULL;
+  return smtpc__bmta_names(v, n, a, al, 1);
 }
 
 /* Where an address starts right after an announcement's words (past ':', white space and an

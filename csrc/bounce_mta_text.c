@@ -50,6 +50,17 @@ int smtpc__bmta_hdr_has(const smtpc__bmsg *m, const char *name, const char *cons
   return smtpc__bmta_any(v, n, marks);
 }
 
+int smtpc__bmta_names(const char *v, size_t n, const char *a, size_t al, size_t max) {
+  const char *x;
+  size_t xl;
+  for (size_t i = 0; v && i < max && smtpc__baddr(v, n, &x, &xl); i++) {
+    if (xl == al && smtpc__bsame(x, a, al)) return 1;
+    size_t used = (size_t)(x - v) + xl;
+    v += used, n -= used;
+  }
+  return 0;
+}
+
 size_t smtpc__bmta_line_with(const char *text, size_t len, const char *const *marks) {
   if (!*marks) return len;
   size_t at = first_of(text, len, marks);

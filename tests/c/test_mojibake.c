@@ -118,8 +118,6 @@ static void plain_quotes(void **state) {
   assert_string_equal(s, want);
 }
 
-/* decode() reads "doesn’t" as "doesn't": the reason of the ASCII text, the text returned as
- * the caller gave it. */
 /* Escaped quotes, as a web page or a JSON log keeps them, likewise; a lone '&' or '\\' stays. */
 static void plain_escaped_quotes(void **state) {
   char s[] = "doesn&#39;t &quot;x&quot; can\\u0027t a & b \\n &amp;";
@@ -131,6 +129,8 @@ static void plain_escaped_quotes(void **state) {
   assert_string_equal(s, want);
 }
 
+/* decode() reads "doesn’t" as "doesn't": the reason of the ASCII text, the text returned as
+ * the caller gave it. */
 static void decode_reads_typographic_quotes(void **state) {
   const char *t = "550 Recipient\xe2\x80\x99s mailbox doesn\xe2\x80\x99t exist";
   smtpc_decoded d;
