@@ -139,7 +139,7 @@ static int not_a_recipient(const smtpc__bmsg *m, const char *a, size_t al) {
     const char *v = smtpc__bmta_hdr(m, *f, &n);
     if (smtpc__bmta_names(v, n, a, al, (size_t)-1)) return 1;
   }
-  size_t n;
+  size_t n = 0;
   const char *v = m->orig_headers ? smtpc__bheader_get(m->orig_headers, m->norig_headers, "From", &n)
                                   : NULL;
   return smtpc__bmta_names(v, n, a, al, 1);
