@@ -396,3 +396,63 @@ int smtpc__bmta_mdaemon(smtpc__bmsg *m) {
   if ((rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
   return 1;
 }
+
+/* AOL's own notice ("Mail Delivery Problem" from MAILER-DAEMON@aol.com, its AIRmail mailer),
+ * as real ones of 2006-2009 show it (Mail::DeliveryStatus::BounceParser's and flufl.bounce's
+ * test bounces):
+ *   Your mail to the following recipients could not be delivered because they are not
+ *   accepting mail from list@example.com:
+ *   <TAB>screenname
+ * The recipients are AOL screen names, without a domain: each is a mailbox at the domain of the
+ * notice's own From address. The sentence is the diagnostic. */
+int smtpc__bmta_aol(smtpc__bmsg *m) {
+  static smtpc__bmta_marks start = {
+      "Your mail to the following recipients could not be delivered", NULL};
+  if (m->nrecords > 0) return 0;
+  size_t fl, al, n, pos = smtpc__bmta_line_with(m->body, m->body_len, start);
+  const char *from = smtpc__bmta_hdr(m, "From", &fl), *a, *line;
+  if (pos >= m->body_len || !smtpc__baddr(from, fl, &a, &al) ||
+      !smtpc__bstarts(a, al, "MAILER-DAEMON@"))
+    return 0;
+  const char *domain = a + 14;
+  size_t dl = al - 14;
+  const char *diag = smtpc__bfind(m->body + pos, m->body_len - pos, start[0]), *diag_end = NULL;
+  int rc, found = 0;
+  while (smtpc__bline(m->body, m->body_len, &pos, &line, &n)) {
+    size_t tl = n;
+    const char *t = smtpc__bmta_trim(line, &tl);
+    if (!diag_end) { /* the sentence runs to the line that ends in a colon */
+      if (tl && t[tl - 1] == ':') diag_end = t + tl - 1;
+      else if (tl == 0) return 0; /* a paragraph without the list */
+      continue;
+    }
+    if (tl == 0) {
+      if (found) break;
+      continue;
+    }
+    /* a screen name: one word, indented, no address syntax around it */
+    if (line == t || tl > 64 || memchr(t, ' ', tl) || memchr(t, '<', tl) || memchr(t, ':', tl))
+      break;
+    char buf[64 + 1 + 256];
+    size_t bl;
+    if (memchr(t, '@', tl)) {
+      memcpy(buf, t, tl);
+      bl = tl;
+    } else {
+      if (dl > 256) return 0;
+      memcpy(buf, t, tl);
+      buf[tl] = '@';
+      memcpy(buf + tl + 1, domain, dl);
+      bl = tl + 1 + dl;
+    }
+    smtpc_bounce *r = smtpc__bounce_add(m);
+    if (!r) return smtpc__bounce_add_failed(m);
+    found++;
+    if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, buf, bl)) != 0 ||
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, diag,
+                                (size_t)(diag_end - diag))) != 0 ||
+        (rc = smtpc__bmta_finish_rec(m, r)) != 0)
+      return rc;
+  }
+  return found;
+}
