@@ -14,10 +14,11 @@ others, and were not read: their misses are printed by name alone, their figure 
 far the formats reach. When this test was written the parser agreed on 39 of the other 77 and
 23 of the 39 labelled held-back ones; after the formats of this stop (bounce_mta_generic.c,
 the reworded qmail and Exim, Sendmail's fatal-errors list, IMail's later recipients,
-original_recipient), 74 of 77 and 30 of 39. The three left: an AOL screen name without a
-domain, a Yale directory name without one, and a notice naming a second mailbox in its reply,
-which flufl.bounce counts as a recipient and this parser does not. The floors sit a few messages
-under those figures."""
+original_recipient), 74 of 77 and 30 of 39; then 75 of 77 with a reader for AOL's own notice,
+whose recipients are screen names without a domain (a second project's test bounces show the
+same notice: test_bounce_bounceparser.py). The two left: a Yale directory name without a
+domain, and a notice naming a second mailbox in its reply, which flufl.bounce counts as a
+recipient and this parser does not. The floors sit a few messages under those figures."""
 import ast
 import os
 import re
@@ -36,7 +37,7 @@ simple_06.txt simple_11.txt simple_13.txt simple_19.txt simple_26.txt simple_27.
 simple_28.txt simple_29.txt simple_32.txt simple_33.txt simple_36.txt simple_39.txt
 simple_40.txt simple_42.txt smtp32_03.txt smtp32_05.txt yahoo_04.txt yahoo_08.txt yahoo_09.txt
 yahoo_10.txt yahoo_11.txt yahoo_13.txt""".split())
-DEV_FLOOR = 0.90      # 74 of 77 now
+DEV_FLOOR = 0.90      # 75 of 77 now
 HELD_BACK_FLOOR = 0.70  # 30 of 39 now
 
 
