@@ -533,6 +533,20 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   }
   const char *diag = f[SMTPC_BOUNCE_F_DIAGNOSTIC];
   size_t dlen = diag ? strlen(diag) : 0;
+  if (!dlen && f[SMTPC_BOUNCE_F_RECIPIENT] && !strcmp(f[SMTPC_BOUNCE_F_MTA], "rfc3464") &&
+      !strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce")) {
+    /* a delivery-status part without Diagnostic-Code: the paragraph of the bounce's own text
+     * that names the recipient says why (CommuniGate Pro "Failed to deliver to '<a@b>' / LOCAL
+     * module(account a) reports: / account is full (quota exceeded)") */
+    size_t n;
+    const char *para = paragraph(m, 0, f[SMTPC_BOUNCE_F_RECIPIENT], &n);
+    if (para) {
+      char *d = squeeze(p, para, n, &dlen);
+      /* words besides the address: a paragraph that is the address alone says nothing */
+      if (d && dlen > strlen(f[SMTPC_BOUNCE_F_RECIPIENT]) + 2) f[SMTPC_BOUNCE_F_DIAGNOSTIC] = diag = d;
+      else dlen = 0;
+    }
+  }
   if (!f[SMTPC_BOUNCE_F_COMMAND] && diag) f[SMTPC_BOUNCE_F_COMMAND] = find_command(diag, dlen);
   if (!f[SMTPC_BOUNCE_F_COMMAND] && f[SMTPC_BOUNCE_F_RECIPIENT] && m->body_len &&
       (f[SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE] || !strcmp(f[SMTPC_BOUNCE_F_MTA], "rfc3464"))) {

@@ -33,16 +33,18 @@ line) before this test existed; four of those eight files were drawn.
 First run: 53 of the other 70 and 38 of the 46 drawn. Then, in this order: the 'reports' key
 (a count of reports; spam-with-image.msg says 0 of a message it calls a bounce) was read, which
 had been left out; AOL's own notice got a reader (bounce_mta_misc.c; flufl.bounce's aol_01 is
-the same notice); a filter's "(RCPTs: a@b)" label stopped reading as a count of recipients. Now
-57 of 70 and 39 of 46 (the drawn file that changed did so with the 'reports' key). Of the 13
-left, 10 are the two projects labelling alike texts differently, and stay: relaying denied
-(norelaying) and a malformed DNS reply (networkerror, as Sisimai says) where the module says
-domain_error, a disabled account (suspend) it calls user_unknown, 'max message size exceeded'
-(emailtoolarge) it calls over_quota, a reply code it makes of a status (447 of 4.4.7), a
-Boxbe challenge-response notice written as a failed DSN. Three are misses of ours: a bounce
-that names nobody ('<<< No Message Collected >>>'), CommuniGate Pro's words beside a DSN without
-Diagnostic-Code (quota-5, a 'todo' in the module's own test), and '554 Rcpt <a@b> does not
-exist' (rejected: 'Rcpt' is no mailbox word of the rules). The floors sit a few files under."""
+the same notice); a filter's "(RCPTs: a@b)" label stopped reading as a count of recipients; a
+delivery-status block without Diagnostic-Code takes its words from the paragraph of the text
+naming the recipient (CommuniGate Pro's "LOCAL module(account x) reports: account is full",
+quota-5, a 'todo' in the module's own test). Now 58 of 70 and 39 of 46 (the drawn file that
+changed did so with the 'reports' key). Of the 12 left, 10 are the two projects labelling alike
+texts differently, and stay: relaying denied (norelaying) and a malformed DNS reply
+(networkerror, as Sisimai says) where the module says domain_error, a disabled account
+(suspend) it calls user_unknown, 'max message size exceeded' (emailtoolarge) it calls
+over_quota, a reply code it makes of a status (447 of 4.4.7), a Boxbe challenge-response notice
+written as a failed DSN. Two are misses of ours: a bounce that names nobody ('<<< No Message
+Collected >>>'), and '554 Rcpt <a@b> does not exist' (rejected: 'Rcpt' is no mailbox word of
+the rules). The floors sit a few files under."""
 import json
 import os
 import random
@@ -92,7 +94,7 @@ sub DESTROY {}
 """
 
 HELD_BACK_SEED, HELD_BACK_SHARE = 20261208, 2 / 5
-DEV_FLOOR = 0.75        # 57 of 70 now
+DEV_FLOOR = 0.75        # 58 of 70 now
 HELD_BACK_FLOOR = 0.75  # 39 of 46 now
 
 
