@@ -74,8 +74,15 @@ int smtpc__bmta_mfilter(smtpc__bmsg *m) {
     if (section == 2 && !cmd) {
       cmd = t, cmdl = n;
     } else if (section == 1) {
-      for (size_t i = first; i < m->nrecords; i++) /* the server's words concern them all */
-        if ((rc = smtpc__bmta_diag_line(m, smtpc__bounce_rec(m, i), t, n, &multi)) != 0) return rc;
+      /* the server's words concern them all: each record reads the line from the state the
+       * previous line left (one shared state would make the second record of a multi-line
+       * reply read its first line as a continuation) */
+      int after = multi;
+      for (size_t i = first; i < m->nrecords; i++) {
+        after = multi;
+        if ((rc = smtpc__bmta_diag_line(m, smtpc__bounce_rec(m, i), t, n, &after)) != 0) return rc;
+      }
+      multi = after;
     } else if (section == 0 && smtpc__bmta_rcpt_line(t, n, 0, 0, &a, &al, &rest, &rlen) && !rlen) {
       smtpc_bounce *r = smtpc__bounce_add(m);
       if (!r) return smtpc__bounce_add_failed(m);
