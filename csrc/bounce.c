@@ -457,10 +457,20 @@ static void code_and_status(smtpc_bounce_parser *p, smtpc_bounce *r, const char 
   f[SMTPC_BOUNCE_F_STATUS] = have ? smtpc__bstrdup(p, have, strlen(have)) : NULL;
 }
 
+/* Budgeted: see bounce_internal.h. Each record's search may read the whole text, and a message
+ * can hold thousands of records. */
+#define PARA_BUDGET 16
+const char *smtpc__bfind_rcpt(smtpc__bmsg *m, size_t from, const char *rcpt) {
+  if (!rcpt || from >= m->body_len || m->para_scanned > PARA_BUDGET * m->body_len + (1u << 20))
+    return NULL;
+  const char *at = smtpc__bfind(m->body + from, m->body_len - from, rcpt);
+  m->para_scanned += at ? (size_t)(at - (m->body + from)) : m->body_len - from;
+  return at;
+}
+
 /* The paragraph of the bounce's own text that names the recipient (at most 2000 octets). */
 static const char *paragraph(smtpc__bmsg *m, size_t from, const char *rcpt, size_t *len) {
-  if (from >= m->body_len) return NULL;
-  const char *at = smtpc__bfind(m->body + from, m->body_len - from, rcpt);
+  const char *at = smtpc__bfind_rcpt(m, from, rcpt);
   if (!at) return NULL;
   size_t start = (size_t)(at - m->body), end;
   while (start && !(m->body[start - 1] == '\n' && start >= 2 && m->body[start - 2] == '\n')) start--;
@@ -533,19 +543,19 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   }
   const char *diag = f[SMTPC_BOUNCE_F_DIAGNOSTIC];
   size_t dlen = diag ? strlen(diag) : 0;
-  if (!dlen && f[SMTPC_BOUNCE_F_RECIPIENT] && !strcmp(f[SMTPC_BOUNCE_F_MTA], "rfc3464") &&
-      !strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce")) {
-    /* a delivery-status part without Diagnostic-Code: the paragraph of the bounce's own text
-     * that names the recipient says why (CommuniGate Pro "Failed to deliver to '<a@b>' / LOCAL
-     * module(account a) reports: / account is full (quota exceeded)") */
-    size_t n;
-    const char *para = paragraph(m, 0, f[SMTPC_BOUNCE_F_RECIPIENT], &n);
-    if (para) {
-      char *d = squeeze(p, para, n, &dlen);
-      /* words besides the address: a paragraph that is the address alone says nothing */
-      if (d && dlen > strlen(f[SMTPC_BOUNCE_F_RECIPIENT]) + 2) f[SMTPC_BOUNCE_F_DIAGNOSTIC] = diag = d;
-      else dlen = 0;
-    }
+  if (!dlen && !strcmp(f[SMTPC_BOUNCE_F_MTA], "rfc3464") && !strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce")) {
+    /* a DSN block without Diagnostic-Code or Status comment, which no format's reader
+     * completed: the bounce's own words on the recipient say why, with or without a reply
+     * (CommuniGate Pro "Failed to deliver to '<a@b>' / LOCAL module(account a) reports: /
+     * account is full (quota exceeded)" beside Status 5.0.0) */
+    const char *w;
+    size_t wl;
+    char *d;
+    if (smtpc__bwords_on(m, f[SMTPC_BOUNCE_F_RECIPIENT], &w, &wl) >= 0 &&
+        (d = squeeze(p, w, wl, &dlen)) != NULL && dlen)
+      f[SMTPC_BOUNCE_F_DIAGNOSTIC] = diag = d;
+    else
+      dlen = 0;
   }
   if (!f[SMTPC_BOUNCE_F_COMMAND] && diag) f[SMTPC_BOUNCE_F_COMMAND] = find_command(diag, dlen);
   if (!f[SMTPC_BOUNCE_F_COMMAND] && f[SMTPC_BOUNCE_F_RECIPIENT] && m->body_len &&

@@ -205,25 +205,27 @@ static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, con
   return smtpc__bounce_set(m, r, f, v, vl);
 }
 
-/* The paragraph of the bounce's own text that names the recipient: where MTAs put the remote
- * server's words when the DSN part leaves the Diagnostic-Code out. */
-static int diag_from_body(smtpc__bmsg *m, smtpc_bounce *r) {
-  const char *rcpt = r->field[SMTPC_BOUNCE_F_RECIPIENT];
-  if (!rcpt || !m->body_len) return 0;
-  const char *at = smtpc__bfind(m->body, m->body_len, rcpt);
-  if (!at) return 0;
+/* The bounce's own words on the recipient (bounce_internal.h). With a reply in them (a code)
+ * they are a DSN block's diagnostic at once, when it has no Diagnostic-Code: MTAs put the remote
+ * server's words there. */
+int smtpc__bwords_on(smtpc__bmsg *m, const char *rcpt, const char **s, size_t *n) {
+  const char *at = smtpc__bfind_rcpt(m, 0, rcpt);
+  if (!at) return -1;
   size_t start = (size_t)(at - m->body), end;
   while (start && m->body[start - 1] != '\n') start--;
   end = smtpc__bpara_end(m->body, m->body_len, (size_t)(at - m->body), start + 2000);
-  const char *s = m->body + start;
-  size_t n = end - start;
-  /* only worth it when it carries a reply: a code or a status */
-  for (size_t i = 0; i + 3 <= n; i++) {
-    if ((s[i] == '4' || s[i] == '5') && s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
-        s[i + 2] <= '9' && (i == 0 || s[i - 1] == ' ') && (i + 3 == n || s[i + 3] == ' ' || s[i + 3] == '-'))
-      return smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, s, n);
+  *s = m->body + start;
+  *n = end - start;
+  const char *t = *s;
+  for (size_t i = 0; i + 3 <= *n; i++) {
+    if ((t[i] == '4' || t[i] == '5') && t[i + 1] >= '0' && t[i + 1] <= '9' && t[i + 2] >= '0' &&
+        t[i + 2] <= '9' && (i == 0 || t[i - 1] == ' ') && (i + 3 == *n || t[i + 3] == ' ' || t[i + 3] == '-'))
+      return 1;
   }
-  return 0;
+  /* more than the address and the brackets or quotes around it */
+  size_t words = 0;
+  for (size_t i = 0; i < *n; i++) words += (unsigned char)t[i] > ' ';
+  return words > strlen(rcpt) + 4 ? 0 : -1;
 }
 
 /* Where RFC 3464 fields start in a text part, when an MTA wrote them into the text instead of a
@@ -278,11 +280,14 @@ int smtpc__bdsn(smtpc__bmsg *m) {
       if (st.arrival && !r->field[SMTPC_BOUNCE_F_ARRIVAL_DATE] &&
           (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_ARRIVAL_DATE, st.arrival, st.arrival_len)))
         return rc;
-      if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && (rc = diag_from_body(m, r))) return rc;
-      size_t j = k - st.first;
-      if (!r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] && j < DSN_COMMENTS && st.comment_len[j] &&
-          (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, st.comment[j], st.comment_len[j])))
-        return rc;
+      if (r->field[SMTPC_BOUNCE_F_DIAGNOSTIC]) continue;
+      const char *w;
+      size_t wl, j = k - st.first;
+      if (smtpc__bwords_on(m, r->field[SMTPC_BOUNCE_F_RECIPIENT], &w, &wl) == 1)
+        rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, w, wl);
+      else if (j < DSN_COMMENTS && st.comment_len[j])
+        rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, st.comment[j], st.comment_len[j]);
+      if (rc) return rc;
     }
   }
   return 0;

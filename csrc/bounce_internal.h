@@ -95,8 +95,19 @@ typedef struct smtpc__bmsg {
   /* the notice's own words say it is a warning (a delay), not a failure: records no DSN field
    * gave an Action are "delayed" (set by the format gate, bounce_mta.c) */
   int delay_notice;
+  /* octets of the body searched so far for a record's recipient (smtpc__bfind_rcpt) */
+  size_t para_scanned;
   struct smtpc_bounce_parser *p;  /* opaque to modules: pass m to the functions below */
 } smtpc__bmsg;
+
+/* Where the body names rcpt (ASCII case-insensitive), searching from body[from]; NULL when it
+ * does not. The searches of one message read at most 16 times its body (and 1 MiB more); after
+ * that every search answers NULL, so that thousands of records cost linear time (bounce.c). */
+const char *smtpc__bfind_rcpt(smtpc__bmsg *m, size_t from, const char *rcpt);
+/* The bounce's own words on rcpt: from the line of the body that names it to the end of that
+ * paragraph (at most 2000 octets), in s[0..n). 1 = they hold a reply (a code), 0 = words without
+ * one, -1 = none (not named, or nothing but the address) (bounce_dsn.c). */
+int smtpc__bwords_on(smtpc__bmsg *m, const char *rcpt, const char **s, size_t *n);
 
 /* Value of the first header field called `name` (ASCII case-insensitive) in h[0..n); NULL when
  * absent; *len (may be NULL) gets its length. */

@@ -84,6 +84,15 @@ SHAPES = {
         b"errors -----\n" + b"".join(b"u%d@example.com\n" % i for i in range(n)) +
         b"\n   ----- Transcript of session follows -----\n" + b"   hop text\n" * n +
         b"554 Too many hops\n"),
+    # DSN blocks without Diagnostic-Code beside a long text that names none of them: each
+    # record looks for its recipient in the text (csrc/bounce.c smtpc__bfind_rcpt, budgeted)
+    "n recipients, RFC 3464 without Diagnostic-Code, long text": lambda n: (
+        HEAD + b"Subject: Undelivered\nMIME-Version: 1.0\nContent-Type: multipart/report; "
+        b"report-type=delivery-status; boundary=B\n\n--B\nContent-Type: text/plain\n\n" +
+        b"The mail system could not deliver your message.\n" * n +
+        b"\n--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n" +
+        b"".join(b"Final-Recipient: rfc822; u%d@example.com\nAction: failed\nStatus: 5.0.0\n\n" % i
+                 for i in range(n)) + b"--B--\n"),
     "n announcements, no format": lambda n: (
         HEAD + b"Subject: Returned mail\n\n" +
         b"".join(b"Your message to <u%d@example.com> could not be delivered to the following "
