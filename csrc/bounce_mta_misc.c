@@ -441,16 +441,13 @@ int smtpc__bmta_aol(smtpc__bmsg *m) {
     if (line == t || tl > 64 || memchr(t, ' ', tl) || memchr(t, '<', tl) || memchr(t, ':', tl))
       break;
     char buf[64 + 1 + 256];
-    size_t bl;
-    if (memchr(t, '@', tl)) {
-      memcpy(buf, t, tl);
-      bl = tl;
-    } else {
+    size_t bl = tl;
+    memcpy(buf, t, tl);
+    if (!memchr(t, '@', tl)) { /* the screen name at the notice's domain */
       if (dl > 256) return 0;
-      memcpy(buf, t, tl);
-      buf[tl] = '@';
-      memcpy(buf + tl + 1, domain, dl);
-      bl = tl + 1 + dl;
+      buf[bl++] = '@';
+      memcpy(buf + bl, domain, dl);
+      bl += dl;
     }
     smtpc_bounce *r = smtpc__bounce_add(m);
     if (!r) return smtpc__bounce_add_failed(m);

@@ -54,6 +54,7 @@ import subprocess
 import pytest
 
 import smtpcode
+from bounce_agree import names, picked, same_recipients
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DIST = os.environ.get("SMTPCODE_BOUNCEPARSER") or os.path.join(
@@ -125,14 +126,9 @@ def expectations(tmp_path):
     return want
 
 
-def failed(records):
-    return [r for r in records if r.kind == "bounce" and
-            r.action not in ("delayed", "delivered", "relayed", "expanded")]
-
-
 def verdict(row, records):
     """None when the message agrees, else what differs."""
-    recs = failed(records)
+    recs = picked(records)
     if row.get("reports") is not None and len(recs) != row["reports"]:
         return "%d failed records, want %d" % (len(recs), row["reports"])
     if not row.get("is_bounce") or row.get("reports") == 0:
@@ -140,10 +136,8 @@ def verdict(row, records):
     if not recs:
         return "no failed record"
     addrs = {a.lower() for a in row.get("addresses") or ()}
-    if addrs:
-        names = [{x.lower() for x in (r.recipient, r.original_recipient) if x} for r in recs]
-        if not (all(any(a in n for n in names) for a in addrs) and all(n & addrs for n in names)):
-            return "recipients %s, want %s" % (sorted(set().union(*names)), sorted(addrs))
+    if addrs and not same_recipients(recs, addrs):
+        return "recipients %s, want %s" % (sorted(set().union(*names(recs))), sorted(addrs))
     reason = row.get("std_reason")
     if reason in REASONS and recs[0].reason not in REASONS[reason]:
         return "reason %s, want %s" % (recs[0].reason, reason)

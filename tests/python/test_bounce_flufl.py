@@ -26,6 +26,7 @@ import re
 import pytest
 
 import smtpcode
+from bounce_agree import picked, same_recipients
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 FLUFL = os.environ.get("SMTPCODE_FLUFL_BOUNCE") or os.path.join(ROOT, "build", "ext",
@@ -62,11 +63,7 @@ def expectations():
 
 
 def agrees(records, addrs, temporary):
-    picked = [r for r in records if r.kind == "bounce" and
-              (r.action == "delayed" if temporary else r.action not in ("delayed", "delivered",
-                                                                        "relayed", "expanded"))]
-    names = [{x.lower() for x in (r.recipient, r.original_recipient) if x} for r in picked]
-    return all(any(a in n for n in names) for a in addrs) and all(n & addrs for n in names)
+    return same_recipients(picked(records, temporary), addrs)
 
 
 def test_real_bounces_of_another_project():
