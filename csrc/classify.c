@@ -287,6 +287,7 @@ typedef struct scan {
   size_t lines_from, tail_from;
   const smtpc_span *lines;
   size_t nlines;
+  int rescan;                          /* scanning the text again, addresses taken out */
 } scan;
 
 static void take_phrase(scan *st, int reason, int prio) {
@@ -522,7 +523,8 @@ static void on_match(void *ud, size_t i, size_t end, size_t end_chunk) {
     break;
   case K_AFTER: {
     size_t off;
-    const smtpc_span *l = st->after < 0 ? line_at(st, end - 1, &off) : NULL;
+    /* a rescan's offsets are not the lines' own; the first scan read what there was */
+    const smtpc_span *l = st->after < 0 && !st->rescan ? line_at(st, end - 1, &off) : NULL;
     if (l != NULL) st->after = parse_after(l->ptr + off + 1, l->len - off - 1);
     break;
   }
@@ -803,6 +805,40 @@ static int unmangle(smtpc_span *frame, const smtpc_span **lines, size_t nlines, 
   return any;
 }
 
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static int is_alnum(char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+/* Takes out of buf[0, n) every word (a run of characters between white space) that holds an
+ * address: an '@' with a character of a mailbox before it and of a domain after it, bare or in
+ * <>, (), brackets or quotes, with what sticks to it (a colon, "..."). The white space around
+ * stays, and the framing's bounds in *st move with the bytes (a word never holds the space that
+ * separates the framing from the reply). Returns the new length. */
+static size_t elide_addresses(char *buf, size_t n, scan *st) {
+  size_t r = 0, w = 0, e, k;
+  while (r < n) {
+    int addr = 0;
+    if (is_blank(buf[r])) {
+      buf[w++] = buf[r++];
+      continue;
+    }
+    for (e = r; e < n && !is_blank(buf[e]); e++)
+      if (buf[e] == '@' && e > r && e + 1 < n && is_alnum(buf[e + 1]) &&
+          (is_alnum(buf[e - 1]) || strchr("._-+", buf[e - 1]) != NULL))
+        addr = 1;
+    if (addr) {
+      if (st->lines_from > r) st->lines_from -= e - r;
+      if (st->tail_from > r) st->tail_from -= e - r;
+      r = e;
+      continue;
+    }
+    for (k = r; k < e; k++) buf[w++] = buf[k];
+    r = e;
+  }
+  return w;
+}
+
 /* Whether the reply's own lines (its code and status taken off) hold a letter or a digit. */
 static int has_words(const smtpc_span *lines, size_t nlines) {
   size_t i, j;
@@ -844,6 +880,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
   st.heads = 0;
   st.cmd = -1;
   st.pcodes = 0;
+  st.rescan = 0;
   st.lines = lines;
   st.nlines = nlines;
   st.lines_from = frame.len ? 1 + frame.len : 0;
@@ -874,6 +911,20 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
       }
       if (tail.len) memcpy(p, tail.ptr, tail.len);
       smtpc__ac_feed(&g_ac, &sc, buf, n, on_match, &st);
+      /* An address between a mailbox word and what is said of it ("User <bob@example.net>
+       * unknown", "Account bob@example.net is disabled", "The recipient <a@b> does not
+       * exist") hides the two from the phrases, which are written without one. When no
+       * phrase of strength 2 or more and no provider's phrase matched, the text is scanned
+       * again with its addresses taken out; a text that matched keeps its answer. */
+      if (st.best_prio < 2 && st.nphit == 0 && memchr(buf, '@', n) != NULL) {
+        size_t m = elide_addresses(buf, n, &st);
+        if (m < n) {
+          st.heads = 0;
+          st.rescan = 1;
+          smtpc__ac_scan_init(&sc);
+          smtpc__ac_feed(&g_ac, &sc, buf, m, on_match, &st);
+        }
+      }
     } else {
       if (frame.len) {
         smtpc__ac_feed(&g_ac, &sc, " ", 1, on_match, &st);
