@@ -1,6 +1,6 @@
 """Real MTAs that write bounces, for the bounce parser's tests: the bouncing Postfix
-(tests/fixtures/bouncer), Exim (tests/fixtures/exim) and OpenSMTPD (tests/fixtures/opensmtpd)
-each relay every message to the test MTA (tests/fixtures/mta), which refuses recipients with
+(tests/fixtures/bouncer), Exim (tests/fixtures/exim), OpenSMTPD (tests/fixtures/opensmtpd) and
+the others of README's table (Sendmail, Courier, chasquid, dma) each relay every message to the test MTA (tests/fixtures/mta), which refuses recipients with
 its canned replies (rcpt_access: full, disabled, moved; unknown users from its virtual mailbox
 table), and keep the bounce they write in a Maildir. The expected values below come from those
 configured replies, not from the parser: the parser reads messages nobody wrote by hand, fresh
@@ -47,7 +47,8 @@ def clear(maildir):
             p.unlink()
 
 
-def send(submit, sender, subject, msgid, rcpts):
+def message(sender, subject, msgid, rcpts):
+    """The test message every bouncing MTA is given."""
     # compat32's Message writes the headers as given: EmailMessage would decode an encoded
     # subject and write it again as UTF-8 (=?utf-8?b?...?=), whatever charset it was in
     m = email.message.Message()
@@ -58,6 +59,11 @@ def send(submit, sender, subject, msgid, rcpts):
     m["MIME-Version"] = "1.0"
     m["Content-Type"] = 'text/plain; charset="us-ascii"'
     m.set_payload("a message for the bounce tests\n")
+    return m
+
+
+def send(submit, sender, subject, msgid, rcpts):
+    m = message(sender, subject, msgid, rcpts)
     with smtplib.SMTP(*submit, timeout=10) as s:
         refused = s.send_message(m, from_addr=sender, to_addrs=rcpts)
     assert refused == {}   # the bouncing MTA takes every recipient; the next hop refuses
@@ -81,12 +87,18 @@ def reparsed(maildir):
     return out
 
 
-def send_japanese_subject(submit, sender, rcpt, msgid):
-    """A message whose Subject is RFC 2047 ISO-2022-JP, as Japanese mailers send it; returns the
-    subject's text, which the bounce's original_subject must give back."""
+def japanese_subject():
+    """A Subject as Japanese mailers write it, RFC 2047 ISO-2022-JP: (its text, which the
+    bounce's original_subject must give back; the encoded header to send)."""
     subject = "配信テスト（不達）"
     encoded = email.header.Header(subject, "iso-2022-jp").encode()
     assert encoded.startswith("=?iso-2022-jp?b?")
+    return subject, encoded
+
+
+def send_japanese_subject(submit, sender, rcpt, msgid):
+    """A message with japanese_subject(), through submit; returns the subject's text."""
+    subject, encoded = japanese_subject()
     send(submit, sender, encoded, msgid, [rcpt])
     return subject
 
