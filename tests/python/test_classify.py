@@ -1,5 +1,6 @@
 """smtpcode.classify: held-out provider replies (tests/vectors/classify.tsv, shared with the C
-and Lua suites), the binding's argument handling, and invariants on arbitrary input."""
+and Lua suites), the same replies written differently (case, a full stop, doubled spaces), the
+binding's argument handling, and invariants on arbitrary input."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -95,3 +96,28 @@ def test_invariants_on_arbitrary_input(code, status, text, command, host):
     except smtpcode.ReplyError:
         return
     assert_reply_contract(r)
+
+
+# How a reply was written down, not what it says: upper case (replies are case-insensitive; a
+# log or a client may shout them), a closing full stop, doubled spaces (from a flattened
+# multi-line reply or a hand-copied log).
+RESPELLINGS = {
+    "upper case": lambda t: t.upper() if t.isascii() else t,
+    "full stop": lambda t: t + ".",
+    "doubled spaces": lambda t: t.replace(" ", "  "),
+}
+
+
+@pytest.mark.parametrize("respelling", sorted(RESPELLINGS))
+def test_the_writing_does_not_change_the_reason(respelling):
+    change = RESPELLINGS[respelling]
+    differ = []
+    for row in HELD_OUT:
+        code = int(row["code"]) or None
+        status = vectors.text(row["status"]) or None
+        text = vectors.text(row["text"])
+        a = smtpcode.classify(code, status, text, **_ctx(row))
+        b = smtpcode.classify(code, status, change(text), **_ctx(row))
+        if (a.reason, a.hard_bounce, a.temporary) != (b.reason, b.hard_bounce, b.temporary):
+            differ.append((vectors.text(row["id"]), a.reason, b.reason))
+    assert differ == [], differ
