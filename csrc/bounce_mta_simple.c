@@ -13,14 +13,47 @@ typedef struct simple_format {
   const char *hdr;             /* and this header field ...                                */
   const char *const *hdr_has;  /* ... contains one of these (NULL: not checked)            */
   int fresh_only;              /* a DSN part, when there is one, says more: leave it be    */
+  const char *greeting;        /* the line that names the reporting host: "<greeting> ...
+                                  at HOST." (NULL: none)                                   */
 } simple_format;
+
+static int is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '-';
+}
+
+/* The reporting MTA as the greeting names it ("Hi. This is the qmail-send program at
+ * mx.example.jp.", "This is the DragonFly Mail Agent v0.13 at df.example.jp."): the word after
+ * the line's " at ", its closing full stop dropped, given to every record that has none. */
+static int greeting_host(smtpc__bmsg *m, const char *greeting) {
+  const char *g = smtpc__bfind(m->body, m->body_len, greeting), *end = m->body + m->body_len;
+  if (!g) return 0;
+  const char *eol = smtpc__bchr(g, (size_t)(end - g), '\n');
+  if (!eol) eol = end;
+  const char *at = smtpc__bfind(g, (size_t)(eol - g), " at ");
+  if (!at) return 0;
+  const char *h = at + 4, *e = h;
+  while (e < eol && is_host_char(*e)) e++;
+  while (e > h && e[-1] == '.') e--;
+  if (e == h || !smtpc__bchr(h, (size_t)(e - h), '.')) return 0;  /* a name with a dot only */
+  for (size_t i = 0; i < m->nrecords; i++) {
+    smtpc_bounce *r = smtpc__bounce_rec(m, i);
+    int rc;
+    if (!r->field[SMTPC_BOUNCE_F_REPORTING_MTA] &&
+        (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_REPORTING_MTA, h, (size_t)(e - h))) != 0)
+      return rc;
+  }
+  return 0;
+}
 
 static int simple(smtpc__bmsg *m, const simple_format *f) {
   if (f->fresh_only && m->nrecords > 0) return 0;
   if (f->from && !smtpc__bmta_hdr_has(m, "From", f->from)) return 0;
   if (f->hdr && !smtpc__bmta_hdr_has(m, f->hdr, f->hdr_has)) return 0;
   if (!smtpc__bmta_any(m->body, m->body_len, f->body)) return 0;
-  return smtpc__bmta_read(m, m->body, m->body_len, &f->layout);
+  int n = smtpc__bmta_read(m, m->body, m->body_len, &f->layout), rc;
+  if (n > 0 && f->greeting && (rc = greeting_host(m, f->greeting)) != 0) return rc;
+  return n;
 }
 
 #define MARKS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -39,7 +72,8 @@ static const simple_format qmail = {
     .layout = {.start = MARKS("to the following addresses", "following recipients"),
                .stop = MARKS("--- Below this line is a copy", "--- Enclosed is a copy",
                              "--- Enclosed are the original", "--- Below the next line is a copy"),
-               .need_angle = 1}};
+               .need_angle = 1},
+    .greeting = "This is the qmail-send program at"};
 int smtpc__bmta_qmail(smtpc__bmsg *m) { return simple(m, &qmail); }
 
 /* qmail reworded: providers running qmail replace its greeting ("This is the mail delivery
@@ -83,7 +117,8 @@ static const simple_format dragonfly = {
     .layout = {.start = MARKS("There was an error delivering your mail to"),
                .stop = MARKS("Original message follows", "Message headers follow"),
                .rcpt_in_start = 1,
-               .need_angle = 1}};
+               .need_angle = 1},
+    .greeting = "This is the DragonFly Mail Agent"};
 int smtpc__bmta_dragonfly(smtpc__bmsg *m) { return simple(m, &dragonfly); }
 
 /* OpenSMTPD:
