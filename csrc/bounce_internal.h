@@ -134,6 +134,11 @@ int smtpc__bounce_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char 
 /* Helpers every module needs (bounce_util.c). */
 /* ASCII case-insensitive search of needle in hay[0..n); NULL when absent. */
 const char *smtpc__bfind(const char *hay, size_t n, const char *needle);
+/* An octet of a host name as bounces write them (letters, digits, '-', '.', '_'). */
+static inline int smtpc__bhost_char(int c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
+}
 /* memchr, for the short spans the bounce parser splits by the tens a message: lines, fields.
  * A call of the library's memchr costs its set-up and a mispredicted branch or two however
  * short the span; this one tests 16 octets a step inline (SSE2, on every x86-64), octet by

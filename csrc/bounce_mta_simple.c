@@ -17,11 +17,6 @@ typedef struct simple_format {
                                   at HOST." (NULL: none)                                   */
 } simple_format;
 
-static int is_host_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '-';
-}
-
 /* The reporting MTA as the greeting names it ("Hi. This is the qmail-send program at
  * mx.example.jp.", "This is the DragonFly Mail Agent v0.13 at df.example.jp."): the word after
  * the line's " at ", its closing full stop dropped, given to every record that has none. */
@@ -33,7 +28,7 @@ static int greeting_host(smtpc__bmsg *m, const char *greeting) {
   const char *at = smtpc__bfind(g, (size_t)(eol - g), " at ");
   if (!at) return 0;
   const char *h = at + 4, *e = h;
-  while (e < eol && is_host_char(*e)) e++;
+  while (e < eol && smtpc__bhost_char((unsigned char)*e)) e++;
   while (e > h && e[-1] == '.') e--;
   if (e == h || !smtpc__bchr(h, (size_t)(e - h), '.')) return 0;  /* a name with a dot only */
   for (size_t i = 0; i < m->nrecords; i++) {

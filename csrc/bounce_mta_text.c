@@ -219,11 +219,6 @@ const char *smtpc__bmta_command(const char *s, size_t n) {
   return best < NC ? commands[best].command : NULL;
 }
 
-static int host_char(int c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' ||
-         c == '.' || c == '_';
-}
-
 /* "[192.0.2.1]", "[IPv6:2001:db8::1]", "[192.0.2.1:25]": an address literal. */
 static int ip_literal(const char *s, size_t n) {
   size_t i = 1;
@@ -242,12 +237,13 @@ int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_le
   for (const char *br = n > 1 ? memchr(s + 1, '[', n - 1) : NULL; br;
        br = br + 1 < s + n ? memchr(br + 1, '[', (size_t)(s + n - br - 1)) : NULL) {
     size_t i = (size_t)(br - s);
-    if ((s[i - 1] != ' ' && !host_char((unsigned char)s[i - 1])) || !ip_literal(s + i, n - i))
+    if ((s[i - 1] != ' ' && !smtpc__bhost_char((unsigned char)s[i - 1])) ||
+        !ip_literal(s + i, n - i))
       continue;
     size_t b = s[i - 1] == ' ' ? i - 1 : i, a;
     while (b > 0 && s[b - 1] == ' ') b--;
     a = b;
-    while (a > 0 && host_char((unsigned char)s[a - 1])) a--;
+    while (a > 0 && smtpc__bhost_char((unsigned char)s[a - 1])) a--;
     if (b > a && s[b - 1] == '.') b--;  /* "mx.example.jp. [192.0.2.1]" */
     if (b - a < 3 || !memchr(s + a, '.', b - a)) continue;
     *host = s + a;
@@ -266,7 +262,7 @@ int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_le
   for (size_t k = 0; k < NHOST_AFTER; k++) {
     if (first[k] == n) continue;
     size_t a = first[k] + strlen(host_after[k]), b = a;
-    while (b < n && host_char((unsigned char)s[b])) b++;
+    while (b < n && smtpc__bhost_char((unsigned char)s[b])) b++;
     while (b > a && s[b - 1] == '.') b--;
     if (b - a < 3 || !memchr(s + a, '.', b - a)) continue;
     *host = s + a;
