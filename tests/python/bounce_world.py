@@ -104,6 +104,18 @@ def send_japanese_subject(submit, sender, rcpt, msgid):
     return subject
 
 
+def japanese_subject_bounced(submit, sender, maildir, msgid):
+    """A message with japanese_subject() to an unknown user, through the bouncing MTA at submit:
+    its one bounce in the (cleared) Maildir must give the subject's text back as
+    original_subject. Returns that bounce's octets, for what each MTA keeps of the subject."""
+    clear(maildir)
+    subject = send_japanese_subject(submit, sender, "nobody@users.mta.test", msgid)
+    recs = wait_bounces(maildir, 1)
+    assert [(r.recipient, r.original_subject) for r in recs] == [("nobody@users.mta.test", subject)]
+    (notice,) = (maildir / "new").iterdir()
+    return notice.read_bytes()
+
+
 def bounce_all_refused(submit, sender, maildir, subject, msgid):
     """One message to every REFUSED recipient and to ACCEPTED, through the bouncing MTA at
     submit; the records of the bounces it writes, by recipient: exactly one per refused

@@ -21,8 +21,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, bounce_all_refused, clear, running, send, \
-    send_japanese_subject, wait_bounces
+from bounce_world import REFUSED, bounce_all_refused, clear, japanese_subject_bounced, running, \
+    send, wait_bounces
 
 SUBMIT = ("127.0.0.76", 2525)
 SENDER = "haraka@bouncer.mta.test"
@@ -95,7 +95,8 @@ def test_refused_alone_keep_their_replies(haraka):
         assert (r.status, r.reply_code, r.reason, r.hard_bounce, r.temporary) == \
             (status, code, reason, hard, False), r
         assert (r.diagnostic_type, r.rhost) == ("smtp", "127.0.0.1"), r
-        assert r.diagnostic.startswith("%d %s <%s>: Recipient address rejected: " % (code, status, rcpt)), r
+        assert r.diagnostic.startswith(
+            "%d %s <%s>: Recipient address rejected: " % (code, status, rcpt)), r
 
 
 def test_domain_without_a_route(haraka):
@@ -115,12 +116,7 @@ def test_domain_without_a_route(haraka):
 
 
 def test_encoded_subject_of_the_returned_headers(haraka):
-    clear(haraka)
-    subject = send_japanese_subject(SUBMIT, SENDER, "nobody@users.mta.test",
-                                    "<ja.%d@haraka.mta.test>" % os.getpid())
-    recs = wait_bounces(haraka, 1)
-    assert [(r.recipient, r.original_subject) for r in recs] == [("nobody@users.mta.test", subject)]
+    raw = japanese_subject_bounced(SUBMIT, SENDER, haraka, "<ja.%d@haraka.mta.test>" % os.getpid())
     # the returned headers keep the Subject as it was sent, an ISO-2022-JP encoded word
-    raw = notifications(haraka)[0]
     returned = raw[raw.index(b"Content-Type: text/rfc822-headers"):]
     assert b"\nSubject: =?iso-2022-jp?b?" in returned
