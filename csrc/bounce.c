@@ -610,6 +610,52 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   if (p->note_len && !f[SMTPC_BOUNCE_F_NOTE]) f[SMTPC_BOUNCE_F_NOTE] = p->note;
 }
 
+/* Whether address a (a_len octets) is the record's recipient or original recipient. */
+static int names_own(const smtpc_bounce *r, const char *a, size_t a_len) {
+  for (int k = 0; k < 2; k++) {
+    const char *own = r->field[k ? SMTPC_BOUNCE_F_ORIGINAL_RECIPIENT : SMTPC_BOUNCE_F_RECIPIENT];
+    if (own && strlen(own) == a_len && smtpc__bsame(own, a, a_len)) return 1;
+  }
+  return 0;
+}
+
+/* A reply that names another recipient of the same report, and not the record's own, is that
+ * recipient's reply. nullmailer gives up on a whole message when one RCPT is refused, and its
+ * report lists every recipient with that one reply ("550 5.1.1 <nobody@x>: ... User unknown"
+ * under Final-Recipient alice@x as well): what the reply says of its mailbox is no fact about
+ * this one, which was never tried. Such a record keeps what the report says (action, status,
+ * code, diagnostic) but is on hold, never a hard bounce, to be sent again, with a note. Only
+ * for reasons that speak of one mailbox; a refusal of the message or of the sender concerns
+ * every recipient, whichever address it quotes. */
+static void others_reply(smtpc_bounce_parser *p) {
+  for (size_t i = 0; i < p->nrec; i++) {
+    smtpc_bounce *r = &p->rec[i];
+    const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC], *a, *other = NULL;
+    size_t n, al, other_len = 0;
+    int reason = r->cls.reason, own = 0;
+    if (!d || !r->field[SMTPC_BOUNCE_F_RECIPIENT] || strcmp(r->field[SMTPC_BOUNCE_F_KIND], "bounce") ||
+        !(reason == SMTPC_REASON_USERUNKNOWN || reason == SMTPC_REASON_MAILBOXFULL ||
+          reason == SMTPC_REASON_SUSPEND || reason == SMTPC_REASON_HASMOVED ||
+          reason == SMTPC_REASON_HOSTUNKNOWN || reason == SMTPC_REASON_FILTERED))
+      continue;
+    for (n = strlen(d); !own && smtpc__baddr(d, n, &a, &al); n -= (size_t)(a + al - d), d = a + al) {
+      own = names_own(r, a, al);
+      for (size_t j = 0; j < p->nrec && !other && !own; j++)
+        if (j != i && names_own(&p->rec[j], a, al)) other = a, other_len = al;
+    }
+    if (!other || own) continue;
+    int klass = r->reply_code ? r->reply_code / 100 : 5;
+    smtpc__class_set_reason(&r->cls, SMTPC_REASON_ONHOLD, klass);
+    r->cls.retry = klass != 2;
+    char note[sizeof p->note + 160];
+    int len = snprintf(note, sizeof note, "the reply names another recipient, %.*s, not this one%s%s",
+                       (int)(other_len > 120 ? 120 : other_len), other, p->note_len ? "; " : "",
+                       p->note_len ? p->note : "");
+    if (len > 0 && (size_t)len < sizeof note)
+      r->field[SMTPC_BOUNCE_F_NOTE] = smtpc__bstrdup(p, note, (size_t)len);
+  }
+}
+
 /* ---- the order of work ---------------------------------------------------------------------- */
 
 static void view(smtpc_bounce_parser *p, smtpc__bmsg *m) {
@@ -680,6 +726,7 @@ static int finish(smtpc_bounce_parser *p) {
     }
     complete(p, &m, r, mta);
   }
+  others_reply(p);
   return (int)p->nrec;
 }
 

@@ -1,7 +1,7 @@
 """Real MTAs that write bounces, for the bounce parser's tests: the bouncing Postfix
 (tests/fixtures/bouncer), Exim (tests/fixtures/exim), OpenSMTPD (tests/fixtures/opensmtpd) and
-the others of README's table (Sendmail, Courier, chasquid, dma, Haraka) each relay every
-message to the test MTA (tests/fixtures/mta), which refuses recipients with its canned replies
+the others of README's table (Sendmail, Courier, chasquid, dma, Haraka, nullmailer) each relay
+every message to the test MTA (tests/fixtures/mta), which refuses recipients with its canned replies
 (rcpt_access: full, disabled, moved; unknown users from its virtual mailbox table), and keep the
 bounce they write in a Maildir (dma: an mbox). The expected values below come from those
 configured replies, not from the parser: the parser reads messages nobody wrote by hand, fresh
