@@ -356,6 +356,9 @@ static const char *find_phrase(const char *t, size_t n, size_t nlead, int *has_c
       {"after data", "DATA"},          {"after ehlo", "EHLO"},
       {"after helo", "HELO"},          {"after initial connection", "CONN"},
       {"after pipelined rcpt to", "RCPT"}, {"after pipelined mail from", "MAIL"},
+      /* Exim names a command it wrote while pipelining so: "SMTP error from remote mail server
+       * after pipelined end of data:" (Gmail's refusals quoted in bounces and logs) */
+      {"after pipelined end of data", "DATA"}, {"after pipelined data", "DATA"},
       /* the command quoted: Stalwart "rejected command 'RCPT TO:<x>'" */
       {"command 'rcpt to", "RCPT"},      {"command 'mail from", "MAIL"},
       {"command 'data", "DATA"},
@@ -468,6 +471,67 @@ const char *smtpc__bfind_rcpt(smtpc__bmsg *m, size_t from, const char *rcpt) {
   return at;
 }
 
+/* chasquid's error text names the phase before the reply: "DATA 554 ...", "DATA closing 550 ...",
+ * "DATA writing ..." (its courier/smtp.go; "MAIL+RCPT 550 ..." names two commands, so nothing).
+ * "DATA" when the diagnostic starts so and a reply code follows. */
+static const char *phase_command(const char *d, size_t n) {
+  static const char *const lead[] = {"DATA closing ", "DATA writing ", "DATA "};
+  for (size_t i = 0; i < sizeof lead / sizeof lead[0]; i++) {
+    size_t k = strlen(lead[i]);
+    if (n >= k + 4 && !strncmp(d, lead[i], k) && d[k] >= '2' && d[k] <= '5' &&
+        d[k + 1] >= '0' && d[k + 1] <= '9' && d[k + 2] >= '0' && d[k + 2] <= '9' &&
+        (d[k + 3] == ' ' || d[k + 3] == '-'))
+      return "DATA";
+  }
+  return NULL;
+}
+
+/* The reply at s (n octets) starts as the diagnostic does: the first octets of both, ASCII case
+ * aside, a multi-line reply's "550-" read as "550 " (the diagnostic is unfolded). */
+static int same_reply_start(const char *s, size_t n, const char *diag, size_t dlen) {
+  size_t k = dlen < 32 ? dlen : 32;
+  if (n < k || k < 5) return 0;
+  for (size_t i = 0; i < k; i++) {
+    int a = smtpc__blower((unsigned char)s[i]), b = smtpc__blower((unsigned char)diag[i]);
+    if (i == 3 && a == '-') a = ' ';
+    if (i == 3 && b == '-') b = ' ';
+    if (a != b) return 0;
+  }
+  return 1;
+}
+
+/* The command of a session transcript (Sendmail: "... while talking to mx.example.net.:", then
+ * ">>> DATA" and "<<< 554 5.7.9 Header error") that the diagnostic's reply answered: the ">>>"
+ * line above the "<<<" lines that start as the diagnostic does. A refusal after DATA or MAIL
+ * names no recipient, so the paragraphs that name one do not hold it. *at and *len: the
+ * transcript from that command line to the end of its paragraph. */
+static const char *transcript_command(const smtpc__bmsg *m, const char *diag, size_t dlen,
+                                      const char **at, size_t *len) {
+  const char *b = m->body, *q;
+  size_t n = m->body_len;
+  for (size_t from = 0; from < n && (q = smtpc__bfind(b + from, n - from, "<<< ")) != NULL;) {
+    size_t i = (size_t)(q - b);
+    from = i + 4;
+    if ((i && b[i - 1] != '\n') || !same_reply_start(q + 4, n - i - 4, diag, dlen)) continue;
+    /* up over the reply's earlier lines to the line above them */
+    while (i) {
+      size_t e = i - 1, s0 = e; /* e: the line end of the line above */
+      while (s0 && b[s0 - 1] != '\n') s0--;
+      size_t l = e - s0 - (e > s0 && b[e - 1] == '\r');
+      if (smtpc__bstarts(b + s0, l, "<<< ")) {
+        i = s0;
+        continue;
+      }
+      if (!smtpc__bstarts(b + s0, l, ">>> ")) return NULL;
+      *at = b + s0;
+      *len = smtpc__bpara_end(b, n, s0, s0 + 2000) - s0;
+      return find_command(b + s0, l);
+    }
+    return NULL;
+  }
+  return NULL;
+}
+
 /* The paragraph of the bounce's own text that names the recipient (at most 2000 octets). */
 static const char *paragraph(smtpc__bmsg *m, size_t from, const char *rcpt, size_t *len) {
   const char *at = smtpc__bfind_rcpt(m, from, rcpt);
@@ -558,6 +622,7 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
       dlen = 0;
   }
   if (!f[SMTPC_BOUNCE_F_COMMAND] && diag) f[SMTPC_BOUNCE_F_COMMAND] = find_command(diag, dlen);
+  if (!f[SMTPC_BOUNCE_F_COMMAND] && diag) f[SMTPC_BOUNCE_F_COMMAND] = phase_command(diag, dlen);
   if (!f[SMTPC_BOUNCE_F_COMMAND] && f[SMTPC_BOUNCE_F_RECIPIENT] && m->body_len &&
       (f[SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE] || !strcmp(f[SMTPC_BOUNCE_F_MTA], "rfc3464"))) {
     /* the bounce's own text often says more than the DSN part: Postfix writes "<rcpt>: host
@@ -572,6 +637,8 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
       f[SMTPC_BOUNCE_F_COMMAND] = find_command(para, n);
       from = (size_t)(para - m->body) + n;
     }
+    if (!f[SMTPC_BOUNCE_F_COMMAND] && diag && dlen)
+      f[SMTPC_BOUNCE_F_COMMAND] = transcript_command(m, diag, dlen, &para, &n);
     if (f[SMTPC_BOUNCE_F_COMMAND] && !strcmp(f[SMTPC_BOUNCE_F_COMMAND], "DATA") &&
         smtpc__bmta_sendmail_verdict(para, n, f[SMTPC_BOUNCE_F_RECIPIENT]))
       f[SMTPC_BOUNCE_F_COMMAND] = "RCPT"; /* a pipelined RCPT's refusal */

@@ -122,6 +122,8 @@ static const struct {
     {"did not like our RCPT TO", "RCPT"}, {"[RCPT_TO]", "RCPT"},
     {"after MAIL FROM", "MAIL"},        {"in reply to MAIL FROM", "MAIL"},
     {"sender was rejected", "MAIL"},    {"[MAIL_FROM]", "MAIL"},
+    {"after pipelined end of data", "DATA"}, {"after pipelined DATA", "DATA"},
+    {"after pipelined RCPT TO", "RCPT"}, {"after pipelined MAIL FROM", "MAIL"},
     {"after end of data", "DATA"},      {"in reply to end of DATA", "DATA"},
     {"in reply to DATA", "DATA"},       {"after DATA", "DATA"},
     {"did not like our final DATA", "DATA"}, {"did not like our DATA", "DATA"},

@@ -25,6 +25,9 @@ REFUSED = {
     "full@users.mta.test": ("4.2.2", 452, "mailboxfull", False),     # 452 4.2.2 Mailbox full
 }
 ACCEPTED = "alice@users.mta.test"
+# A message with this Subject is refused after its data by the test MTA (its header_checks), in
+# rspamd's words: "550 5.7.1 Spam message rejected", for every recipient, ACCEPTED included.
+CONTENT_REFUSED_SUBJECT = "content refusal test [content-refused]"
 
 
 @contextlib.contextmanager
@@ -127,3 +130,25 @@ def bounce_all_refused(submit, sender, maildir, subject, msgid):
     assert len(recs) == len(REFUSED) and set(got) == set(REFUSED), [r.recipient for r in recs]
     assert sorted(reparsed(maildir)) == sorted(recs)
     return got
+
+
+def assert_content_refusal(recs, command):
+    """The records of the bounce for a message with CONTENT_REFUSED_SUBJECT sent to ACCEPTED:
+    one, ACCEPTED refused with the test MTA's reply after the data, the command as the bouncing
+    MTA names it (None for an MTA that names none)."""
+    assert len(recs) == 1, recs
+    (r,) = recs
+    assert (r.recipient, r.action, r.status, r.reply_code) == (ACCEPTED, "failed", "5.7.1", 550), r
+    assert r.diagnostic.endswith("550 5.7.1 Spam message rejected"), r
+    assert (r.command, r.reason, r.hard_bounce, r.original_subject) == \
+        (command, "spamdetected", False, CONTENT_REFUSED_SUBJECT), r
+
+
+def content_refused(submit, sender, maildir, msgid):
+    """A message with CONTENT_REFUSED_SUBJECT to ACCEPTED through the bouncing MTA at submit; the
+    records of its bounce in the (cleared) Maildir, the same when its file is parsed alone."""
+    clear(maildir)
+    send(submit, sender, CONTENT_REFUSED_SUBJECT, msgid, [ACCEPTED])
+    recs = wait_bounces(maildir, 1)
+    assert sorted(reparsed(maildir)) == sorted(recs)
+    return recs

@@ -20,8 +20,8 @@ import smtplib
 
 import pytest
 
-from bounce_world import ACCEPTED, REFUSED, clear, japanese_subject, message, reparsed, running, \
-    wait_bounces
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, assert_content_refusal, \
+    clear, japanese_subject, message, reparsed, running, wait_bounces
 from fixture_mta import _ctl
 
 SUBMIT = ("127.0.0.75", 2525)
@@ -86,3 +86,12 @@ def test_encoded_subject_of_the_returned_message(chasquid):
     raw = next((chasquid / "new").iterdir()).read_bytes()
     returned = raw[raw.index(b"Content-Type: message/rfc822"):]
     assert b"\nsubject: =?iso-2022-jp?b?" in returned.lower()
+
+
+def test_a_refusal_after_the_data(chasquid):
+    clear(chasquid)
+    send(CONTENT_REFUSED_SUBJECT, "<content.%d@chasquid.mta.test>" % os.getpid(), [ACCEPTED])
+    recs = wait_bounces(chasquid, 1)
+    assert sorted(reparsed(chasquid)) == sorted(recs)
+    # chasquid's error text names the phase it failed in: "DATA closing 550 5.7.1 ..."
+    assert_content_refusal(recs, "DATA")

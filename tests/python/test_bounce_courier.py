@@ -12,7 +12,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, bounce_all_refused, japanese_subject_bounced, running
+from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, content_refused, \
+    japanese_subject_bounced, running
 
 SUBMIT = ("127.0.0.74", 2525)
 SENDER = "courier@bouncer.mta.test"
@@ -50,3 +51,9 @@ def test_encoded_subject_of_the_returned_message(courier):
     # the returned copy keeps the Subject as it was sent, an ISO-2022-JP encoded word
     returned = raw[raw.index(b"Content-Type: message/rfc822"):]
     assert b"\nsubject: =?iso-2022-jp?b?" in returned.lower()
+
+
+def test_a_refusal_after_the_data(courier):
+    # Courier names the command it was answered after
+    recs = content_refused(SUBMIT, SENDER, courier, "<content.%d@courier.mta.test>" % os.getpid())
+    assert_content_refusal(recs, "DATA")

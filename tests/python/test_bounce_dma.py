@@ -18,7 +18,8 @@ import subprocess
 import pytest
 
 import smtpcode
-from bounce_world import ACCEPTED, REFUSED, japanese_subject, message
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, assert_content_refusal, \
+    japanese_subject, message
 from fixture_mta import FIXTURES, _ctl
 
 CTL = str(FIXTURES / "dma" / "ctl")
@@ -101,3 +102,9 @@ def test_multiline_reply_and_data_refusal(mbox, fault_server):
         ("dragonfly", "failed", "DATA", "5.5.1", 554, "syntaxerror"), r
     assert r.diagnostic == "127.0.0.35 [127.0.0.35] did not like our DATA: " \
         "554 5.5.1 faultsmtp: DATA is never expected from a prober", r
+
+
+def test_a_refusal_after_the_data(mbox):
+    recs = send(mbox, CONTENT_REFUSED_SUBJECT, "<content.%d@dma.mta.test>" % os.getpid(), [ACCEPTED])
+    # "127.0.0.1 [127.0.0.1] did not like our final DATA: 550 5.7.1 Spam message rejected"
+    assert_content_refusal(recs, "DATA")

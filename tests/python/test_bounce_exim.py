@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, bounce_all_refused, japanese_subject_bounced, running
+from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, content_refused, \
+    japanese_subject_bounced, running
 
 SUBMIT = ("127.0.0.71", 2525)
 SENDER = "sender@exim.mta.test"
@@ -39,3 +40,9 @@ def test_one_record_per_refused_recipient(exim):
 
 def test_encoded_subject_of_the_returned_message(exim):
     japanese_subject_bounced(SUBMIT, SENDER, exim, "<ja.%d@exim.mta.test>" % os.getpid())
+
+
+def test_a_refusal_after_the_data(exim):
+    # Exim 4.96: "SMTP error from remote mail server after pipelined end of data:"
+    recs = content_refused(SUBMIT, SENDER, exim, "<content.%d@exim.mta.test>" % os.getpid())
+    assert_content_refusal(recs, "DATA")

@@ -21,8 +21,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, bounce_all_refused, clear, japanese_subject_bounced, running, \
-    send, wait_bounces
+from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, clear, \
+    content_refused, japanese_subject_bounced, running, send, wait_bounces
 
 SUBMIT = ("127.0.0.76", 2525)
 SENDER = "haraka@bouncer.mta.test"
@@ -120,3 +120,9 @@ def test_encoded_subject_of_the_returned_headers(haraka):
     # the returned headers keep the Subject as it was sent, an ISO-2022-JP encoded word
     returned = raw[raw.index(b"Content-Type: text/rfc822-headers"):]
     assert b"\nSubject: =?iso-2022-jp?b?" in returned
+
+
+def test_a_refusal_after_the_data(haraka):
+    # Haraka names no command
+    recs = content_refused(SUBMIT, SENDER, haraka, "<content.%d@haraka.mta.test>" % os.getpid())
+    assert_content_refusal(recs, None)

@@ -25,8 +25,8 @@ import sys
 import pytest
 
 import smtpcode
-from bounce_world import ACCEPTED, REFUSED, clear, japanese_subject, message, reparsed, \
-    running, wait_bounces
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, assert_content_refusal, \
+    clear, japanese_subject, message, reparsed, running, wait_bounces
 from fixture_mta import FIXTURES
 
 CTL = str(FIXTURES / "nullmailer" / "ctl")
@@ -125,3 +125,8 @@ def test_encoded_subject_of_the_returned_headers(maildir):
     (notice,) = (maildir / "new").iterdir()
     assert encoded.encode() in notice.read_bytes()
     assert smtpcode.parse_bounce(notice.read_bytes())[0].original_subject == subject
+
+
+def test_a_refusal_after_the_data(maildir):
+    recs = send(maildir, CONTENT_REFUSED_SUBJECT, "<content.%d@nm.mta.test>" % os.getpid(), [ACCEPTED])
+    assert_content_refusal(recs, None)   # nullmailer names no command

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, bounce_all_refused, japanese_subject_bounced, running
+from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, content_refused, \
+    japanese_subject_bounced, running
 
 SUBMIT = ("127.0.0.72", 2525)
 SENDER = "smtpd@bouncer.mta.test"
@@ -45,3 +46,9 @@ def test_one_record_per_refused_recipient(opensmtpd):
 
 def test_encoded_subject_of_the_returned_headers(opensmtpd):
     japanese_subject_bounced(SUBMIT, SENDER, opensmtpd, "<ja.%d@smtpd.mta.test>" % os.getpid())
+
+
+def test_a_refusal_after_the_data(opensmtpd):
+    # OpenSMTPD: "alice@...: 550 5.7.1 ..." names no command
+    recs = content_refused(SUBMIT, SENDER, opensmtpd, "<content.%d@opensmtpd.mta.test>" % os.getpid())
+    assert_content_refusal(recs, None)

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from bounce_world import REFUSED, bounce_all_refused, clear, running, \
-    send_japanese_subject, wait_bounces
+from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, clear, \
+    content_refused, running, send_japanese_subject, wait_bounces
 
 SUBMIT = ("127.0.0.70", 2525)
 SENDER = "sender@bouncer.mta.test"
@@ -58,3 +58,9 @@ def test_command_writes_the_unsubscribe_list_from_real_bounces(bouncer, tmp_path
     assert sorted(row["recipient"] for row in rows) == sorted(REFUSED)
     hard = sorted(a for a, v in REFUSED.items() if v[3])
     assert sorted(out.read_text().split()) == hard
+
+
+def test_a_refusal_after_the_data(bouncer):
+    # Postfix: "(in reply to end of DATA command)"
+    recs = content_refused(SUBMIT, SENDER, bouncer, "<content.%d@postfix.mta.test>" % os.getpid())
+    assert_content_refusal(recs, "DATA")

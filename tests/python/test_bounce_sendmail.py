@@ -14,7 +14,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, bounce_all_refused, japanese_subject_bounced, running
+from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, content_refused, \
+    japanese_subject_bounced, running
 
 SUBMIT = ("127.0.0.73", 2525)
 SENDER = "sendmail@bouncer.mta.test"
@@ -60,3 +61,10 @@ def test_encoded_subject_of_the_returned_message(sendmail):
                                    "<ja.%d@sendmail.mta.test>" % os.getpid())
     # Sendmail returns the message as it was sent: the subject still in ISO-2022-JP
     assert b"Subject: =?iso-2022-jp?b?" in raw
+
+
+def test_a_refusal_after_the_data(sendmail):
+    # Sendmail: its transcript's ">>> DATA" above "<<< 550 5.7.1 ...", a paragraph that names
+    # no recipient
+    recs = content_refused(SUBMIT, SENDER, sendmail, "<content.%d@sendmail.mta.test>" % os.getpid())
+    assert_content_refusal(recs, "DATA")
