@@ -28,6 +28,11 @@ ACCEPTED = "alice@users.mta.test"
 # A message with this Subject is refused after its data by the test MTA (its header_checks), in
 # rspamd's words: "550 5.7.1 Spam message rejected", for every recipient, ACCEPTED included.
 CONTENT_REFUSED_SUBJECT = "content refusal test [content-refused]"
+# A message with this Subject carries 300 KiB of text, past the test MTA's size limit (256 KiB):
+# "552 5.3.4 Message size exceeds fixed limit" to a MAIL FROM with SIZE=, "552 5.3.4 Error:
+# message file too big" after the data of one without; an MTA that reads the limit from the
+# server's EHLO may give up by itself.
+TOO_LARGE_SUBJECT = "size limit test"
 
 
 @contextlib.contextmanager
@@ -62,7 +67,8 @@ def message(sender, subject, msgid, rcpts):
     m["Message-ID"] = msgid
     m["MIME-Version"] = "1.0"
     m["Content-Type"] = 'text/plain; charset="us-ascii"'
-    m.set_payload("a message for the bounce tests\n")
+    m.set_payload(("x" * 76 + "\n") * 4000 if subject == TOO_LARGE_SUBJECT else
+                  "a message for the bounce tests\n")
     return m
 
 
@@ -152,3 +158,24 @@ def content_refused(submit, sender, maildir, msgid):
     recs = wait_bounces(maildir, 1)
     assert sorted(reparsed(maildir)) == sorted(recs)
     return recs
+
+
+def too_large(submit, sender, maildir, msgid):
+    """content_refused for a message with TOO_LARGE_SUBJECT."""
+    clear(maildir)
+    send(submit, sender, TOO_LARGE_SUBJECT, msgid, [ACCEPTED])
+    recs = wait_bounces(maildir, 1)
+    assert sorted(reparsed(maildir)) == sorted(recs)
+    return recs
+
+
+def assert_too_large(recs, status, code, command, diagnostic):
+    """The records of the bounce for a message with TOO_LARGE_SUBJECT sent to ACCEPTED: one,
+    ACCEPTED failed as too large, with the status, reply code, command and diagnostic (its end:
+    some MTAs put their own words or a size first) that the bouncing MTA wrote."""
+    assert len(recs) == 1, recs
+    (r,) = recs
+    assert (r.recipient, r.action, r.status, r.reply_code) == (ACCEPTED, "failed", status, code), r
+    assert r.diagnostic.endswith(diagnostic), r
+    assert (r.command, r.reason, r.hard_bounce, r.original_subject) == \
+        (command, "emailtoolarge", False, TOO_LARGE_SUBJECT), r

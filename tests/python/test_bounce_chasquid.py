@@ -20,8 +20,9 @@ import smtplib
 
 import pytest
 
-from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, assert_content_refusal, \
-    clear, japanese_subject, message, reparsed, running, wait_bounces
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, \
+    assert_content_refusal, assert_too_large, clear, japanese_subject, message, reparsed, running, \
+    wait_bounces
 from fixture_mta import _ctl
 
 SUBMIT = ("127.0.0.75", 2525)
@@ -95,3 +96,13 @@ def test_a_refusal_after_the_data(chasquid):
     assert sorted(reparsed(chasquid)) == sorted(recs)
     # chasquid's error text names the phase it failed in: "DATA closing 550 5.7.1 ..."
     assert_content_refusal(recs, "DATA")
+
+
+def test_a_message_too_large(chasquid):
+    clear(chasquid)
+    send(TOO_LARGE_SUBJECT, "<large.%d@chasquid.mta.test>" % os.getpid(), [ACCEPTED])
+    recs = wait_bounces(chasquid, 1)
+    assert sorted(reparsed(chasquid)) == sorted(recs)
+    # chasquid sends no SIZE=: refused after the data ("DATA closing 552 ...")
+    assert_too_large(recs, "5.3.4", 552, "DATA",
+                     "DATA closing 552 5.3.4 Error: message file too big")

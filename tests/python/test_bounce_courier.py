@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, content_refused, \
-    japanese_subject_bounced, running
+from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
+    content_refused, japanese_subject_bounced, running, too_large
 
 SUBMIT = ("127.0.0.74", 2525)
 SENDER = "courier@bouncer.mta.test"
@@ -57,3 +57,9 @@ def test_a_refusal_after_the_data(courier):
     # Courier names the command it was answered after
     recs = content_refused(SUBMIT, SENDER, courier, "<content.%d@courier.mta.test>" % os.getpid())
     assert_content_refusal(recs, "DATA")
+
+
+def test_a_message_too_large(courier):
+    # Courier names MAIL FROM
+    recs = too_large(SUBMIT, SENDER, courier, "<large.%d@courier.mta.test>" % os.getpid())
+    assert_too_large(recs, "5.3.4", 552, "MAIL", "552 5.3.4 Message size exceeds fixed limit")

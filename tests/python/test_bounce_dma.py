@@ -18,8 +18,8 @@ import subprocess
 import pytest
 
 import smtpcode
-from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, assert_content_refusal, \
-    japanese_subject, message
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, \
+    assert_content_refusal, assert_too_large, japanese_subject, message
 from fixture_mta import FIXTURES, _ctl
 
 CTL = str(FIXTURES / "dma" / "ctl")
@@ -108,3 +108,10 @@ def test_a_refusal_after_the_data(mbox):
     recs = send(mbox, CONTENT_REFUSED_SUBJECT, "<content.%d@dma.mta.test>" % os.getpid(), [ACCEPTED])
     # "127.0.0.1 [127.0.0.1] did not like our final DATA: 550 5.7.1 Spam message rejected"
     assert_content_refusal(recs, "DATA")
+
+
+def test_a_message_too_large(mbox):
+    # dma sends no SIZE=: refused after the data
+    recs = send(mbox, TOO_LARGE_SUBJECT, "<large.%d@dma.mta.test>" % os.getpid(), [ACCEPTED])
+    assert_too_large(recs, "5.3.4", 552, "DATA",
+                     "did not like our final DATA: 552 5.3.4 Error: message file too big")

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, content_refused, \
-    japanese_subject_bounced, running
+from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
+    content_refused, japanese_subject_bounced, running, too_large
 
 SUBMIT = ("127.0.0.71", 2525)
 SENDER = "sender@exim.mta.test"
@@ -46,3 +46,10 @@ def test_a_refusal_after_the_data(exim):
     # Exim 4.96: "SMTP error from remote mail server after pipelined end of data:"
     recs = content_refused(SUBMIT, SENDER, exim, "<content.%d@exim.mta.test>" % os.getpid())
     assert_content_refusal(recs, "DATA")
+
+
+def test_a_message_too_large(exim):
+    # Exim 4.96 pipelines MAIL FROM with SIZE= and BDAT: the refusal is reported "after pipelined
+    # sending data block", which names no command
+    recs = too_large(SUBMIT, SENDER, exim, "<large.%d@exim.mta.test>" % os.getpid())
+    assert_too_large(recs, "5.3.4", 552, None, "552 5.3.4 Message size exceeds fixed limit")

@@ -21,8 +21,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, clear, \
-    content_refused, japanese_subject_bounced, running, send, wait_bounces
+from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
+    clear, content_refused, japanese_subject_bounced, running, send, too_large, wait_bounces
 
 SUBMIT = ("127.0.0.76", 2525)
 SENDER = "haraka@bouncer.mta.test"
@@ -126,3 +126,9 @@ def test_a_refusal_after_the_data(haraka):
     # Haraka names no command
     recs = content_refused(SUBMIT, SENDER, haraka, "<content.%d@haraka.mta.test>" % os.getpid())
     assert_content_refusal(recs, None)
+
+
+def test_a_message_too_large(haraka):
+    # Haraka sends no SIZE=: refused after the data, and it names no command
+    recs = too_large(SUBMIT, SENDER, haraka, "<large.%d@haraka.mta.test>" % os.getpid())
+    assert_too_large(recs, "5.3.4", 552, None, "552 5.3.4 Error: message file too big")

@@ -25,8 +25,9 @@ import sys
 import pytest
 
 import smtpcode
-from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, assert_content_refusal, \
-    clear, japanese_subject, message, reparsed, running, wait_bounces
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, \
+    assert_content_refusal, assert_too_large, clear, japanese_subject, message, reparsed, running, \
+    wait_bounces
 from fixture_mta import FIXTURES
 
 CTL = str(FIXTURES / "nullmailer" / "ctl")
@@ -130,3 +131,9 @@ def test_encoded_subject_of_the_returned_headers(maildir):
 def test_a_refusal_after_the_data(maildir):
     recs = send(maildir, CONTENT_REFUSED_SUBJECT, "<content.%d@nm.mta.test>" % os.getpid(), [ACCEPTED])
     assert_content_refusal(recs, None)   # nullmailer names no command
+
+
+def test_a_message_too_large(maildir):
+    # nullmailer sends no SIZE=: refused after the data; it names no command
+    recs = send(maildir, TOO_LARGE_SUBJECT, "<large.%d@nm.mta.test>" % os.getpid(), [ACCEPTED])
+    assert_too_large(recs, "5.3.4", 552, None, "552 5.3.4 Error: message file too big")

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, content_refused, \
-    japanese_subject_bounced, running
+from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
+    content_refused, japanese_subject_bounced, running, too_large
 
 SUBMIT = ("127.0.0.72", 2525)
 SENDER = "smtpd@bouncer.mta.test"
@@ -52,3 +52,9 @@ def test_a_refusal_after_the_data(opensmtpd):
     # OpenSMTPD: "alice@...: 550 5.7.1 ..." names no command
     recs = content_refused(SUBMIT, SENDER, opensmtpd, "<content.%d@opensmtpd.mta.test>" % os.getpid())
     assert_content_refusal(recs, None)
+
+
+def test_a_message_too_large(opensmtpd):
+    # OpenSMTPD gives up itself: "message too large for peer", no reply
+    recs = too_large(SUBMIT, SENDER, opensmtpd, "<large.%d@opensmtpd.mta.test>" % os.getpid())
+    assert_too_large(recs, "5.0.0", None, None, "message too large for peer")

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, clear, \
-    content_refused, running, send_japanese_subject, wait_bounces
+from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
+    clear, content_refused, running, send_japanese_subject, too_large, wait_bounces
 
 SUBMIT = ("127.0.0.70", 2525)
 SENDER = "sender@bouncer.mta.test"
@@ -64,3 +64,10 @@ def test_a_refusal_after_the_data(bouncer):
     # Postfix: "(in reply to end of DATA command)"
     recs = content_refused(SUBMIT, SENDER, bouncer, "<content.%d@postfix.mta.test>" % os.getpid())
     assert_content_refusal(recs, "DATA")
+
+
+def test_a_message_too_large(bouncer):
+    # Postfix reads the limit from the server's EHLO and gives up itself, sending nothing: "message
+    # size N exceeds size limit 262144 of server ...", X-Postfix, no reply
+    recs = too_large(SUBMIT, SENDER, bouncer, "<large.%d@postfix.mta.test>" % os.getpid())
+    assert_too_large(recs, "5.3.4", None, None, "exceeds size limit 262144 of server 127.0.0.1[127.0.0.1]")

@@ -14,8 +14,8 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, bounce_all_refused, content_refused, \
-    japanese_subject_bounced, running
+from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
+    content_refused, japanese_subject_bounced, running, too_large
 
 SUBMIT = ("127.0.0.73", 2525)
 SENDER = "sendmail@bouncer.mta.test"
@@ -68,3 +68,9 @@ def test_a_refusal_after_the_data(sendmail):
     # no recipient
     recs = content_refused(SUBMIT, SENDER, sendmail, "<content.%d@sendmail.mta.test>" % os.getpid())
     assert_content_refusal(recs, "DATA")
+
+
+def test_a_message_too_large(sendmail):
+    # Sendmail: the transcript's ">>> MAIL From:<...> SIZE=..." above the reply
+    recs = too_large(SUBMIT, SENDER, sendmail, "<large.%d@sendmail.mta.test>" % os.getpid())
+    assert_too_large(recs, "5.3.4", 552, "MAIL", "552 5.3.4 Message size exceeds fixed limit")
