@@ -532,6 +532,155 @@ static const char *transcript_command(const smtpc__bmsg *m, const char *diag, si
   return NULL;
 }
 
+/* A reply code at d: three digits, the first 2 to 5. */
+static int code_at(const char *d, size_t n) {
+  return n >= 3 && d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' &&
+         d[2] <= '9';
+}
+
+/* The length of an enhanced status code ("5.7.26") at d, or 0. */
+static size_t status_len(const char *d, size_t n) {
+  size_t i = 0;
+  for (int part = 0; part < 3; part++) {
+    size_t start = i;
+    while (i < n && i - start < 3 && d[i] >= '0' && d[i] <= '9') i++;
+    if (i == start || (part < 2 && (i >= n || d[i++] != '.'))) return 0;
+  }
+  return i < n && d[i] != ' ' ? 0 : i;
+}
+
+/* Appends the words of one line of a multi-line reply (code, then "-" or " ", then the text)
+ * to o[*k..]: the first line's code and status once, as "550 5.7.1 ", every later line's
+ * dropped when they are the first line's. Returns 0 when the line is not one of the reply's:
+ * another code, or nothing after it. *last: the line ends the reply ("550 " not "550-"). */
+static int reply_line(char *o, size_t *k, const char *l, size_t n, const char *first, int *last) {
+  if (n < 4 || !code_at(l, n) || memcmp(l, first, 3) || (l[3] != '-' && l[3] != ' ')) return 0;
+  size_t fst = status_len(first + 4, strlen(first + 4)), i = 4;
+  *last = l[3] == ' ';
+  if (*k == 0) {
+    memcpy(o, l, 3);
+    o[3] = ' ';
+    *k = 4;
+  } else {
+    if (fst && n >= 4 + fst && !memcmp(l + 4, first + 4, fst) && (n == 4 + fst || l[4 + fst] == ' '))
+      i += fst;
+    if (*k && o[*k - 1] != ' ') o[(*k)++] = ' ';
+  }
+  while (i < n && l[i] == ' ' && *k && o[*k - 1] == ' ') i++;
+  memcpy(o + *k, l + i, n - i);
+  *k += n - i;
+  return 1;
+}
+
+/* A multi-line reply as one diagnostic. A DSN's folded Diagnostic-Code, unfolded, keeps every
+ * line's code ("550-5.2.1 The account is disabled. Learn more at 550 5.2.1 https://..."); the
+ * text formats' readers drop those of the continuation lines (smtpc__bmta_diag_line), and so
+ * does this: "550 5.2.1 The account is disabled. Learn more at https://...". Sendmail's DSN
+ * gives only the first line ("Diagnostic-Code: SMTP; 552-5.7.0 This message was blocked because
+ * its content presents a potential"), while its transcript has all of them as "<<< " lines:
+ * those are read instead. NULL when the diagnostic is no cut or folded multi-line reply. */
+/* Go's net/textproto joins the lines of a multi-line reply without their codes but with their
+ * status ("550 5.1.1 The email account ... Please try\n5.1.1 double-checking ..."), and Go
+ * MTAs quote it so (chasquid "MAIL+RCPT 550 5.1.1 ... Please try 5.1.1 double-checking ..."):
+ * the status of a reply near the start, again as a word of its own later, is dropped there. */
+static char *drop_repeated_status(smtpc_bounce_parser *p, const char *d, size_t n, size_t *out_len) {
+  size_t i, st = 0;
+  for (i = 0; i + 6 < n && i < 40; i++)
+    if ((i == 0 || d[i - 1] == ' ') && code_at(d + i, n - i) && d[i + 3] == ' ' &&
+        (st = status_len(d + i + 4, n - i - 4)) != 0)
+      break;
+  if (!st) return NULL;
+  const char *status = d + i + 4;
+  size_t from = i + 4 + st, k = 0, drops = 0;
+  char *o = smtpc__balloc(p, n + 1);
+  if (!o) return NULL;
+  memcpy(o, d, from);
+  k = from;
+  for (size_t j = from; j < n; j++) {
+    /* not after a reply code: "550 5.1.10 x 550 5.1.10 x" repeats a whole reply */
+    if (d[j] == ' ' && j + 1 + st <= n && !memcmp(d + j + 1, status, st) &&
+        (j + 1 + st == n || d[j + 1 + st] == ' ') &&
+        !(j >= 4 && code_at(d + j - 3, 3) && d[j - 4] == ' ')) {
+      j += st; /* the space stays, the status goes */
+      drops++;
+      o[k++] = ' ';
+      while (j + 1 < n && d[j + 1] == ' ') j++;
+      continue;
+    }
+    o[k++] = d[j];
+  }
+  if (!drops) return NULL;
+  while (k && o[k - 1] == ' ') k--;
+  o[k] = '\0';
+  *out_len = k;
+  return o;
+}
+
+static char *whole_reply(smtpc_bounce_parser *p, const smtpc__bmsg *m, const char *d, size_t n,
+                         size_t *out_len) {
+  if (n < 5 || !code_at(d, n) || d[3] != '-') return drop_repeated_status(p, d, n, out_len);
+  const char *b = m->body, *q;
+  size_t bn = m->body_len, k = 0;
+  int last = 0;
+  char first[16];
+  memcpy(first, d, 4);
+  size_t fst = status_len(d + 4, n - 4);
+  memcpy(first + 4, d + 4, fst < 11 ? fst : 0);
+  first[4 + (fst < 11 ? fst : 0)] = '\0';
+  /* the transcript's lines, when one starts as the diagnostic does */
+  for (size_t from = 0; from < bn && (q = smtpc__bfind(b + from, bn - from, "<<< ")) != NULL;) {
+    size_t i = (size_t)(q - b);
+    from = i + 4;
+    if ((i && b[i - 1] != '\n') || !same_reply_start(q + 4, bn - i - 4, d, n)) continue;
+    char *o = smtpc__balloc(p, bn - i + 1);
+    if (!o) return NULL;
+    for (size_t at = i; at < bn && !last && smtpc__bstarts(b + at, bn - at, "<<< ");) {
+      const char *nl = smtpc__bchr(b + at, bn - at, '\n');
+      size_t e = nl ? (size_t)(nl - b) : bn, l = e - at - 4;
+      if (l && b[at + 4 + l - 1] == '\r') l--;
+      if (!reply_line(o, &k, b + at + 4, l, first, &last)) break;
+      at = e + 1;
+    }
+    if (k > n) { /* more than the diagnostic gave */
+      o[k] = '\0';
+      *out_len = k;
+      return o;
+    }
+    k = 0, last = 0;
+    break;
+  }
+  /* the diagnostic's own lines: each later one starts at a space and the first line's code,
+   * then "-" (a continuation) or " " and the first line's status (the last line; with no
+   * status, the first "NNN " after the last continuation) -- not at a code in running text
+   * ("exceeded 550 messages") */
+  char *o = smtpc__balloc(p, n + 1);
+  if (!o) return NULL;
+  size_t last_cont = 0, start = 0, joined = 0;
+  for (size_t i = 0; i + 5 <= n; i++)
+    if (d[i] == ' ' && !memcmp(d + i + 1, d, 3) && d[i + 4] == '-') last_cont = i;
+  for (size_t i = 0; i <= n; i++) {
+    if (i < n) {
+      if (d[i] != ' ' || i + 5 > n || memcmp(d + i + 1, d, 3)) continue;
+      if (d[i + 4] == ' ') {
+        const char *st = d + i + 5;
+        size_t rest = n - i - 5;
+        if (fst ? !(rest >= fst && !memcmp(st, first + 4, fst) && (rest == fst || st[fst] == ' '))
+                : !(last_cont && i > last_cont && !last))
+          continue;
+      } else if (d[i + 4] != '-') {
+        continue;
+      }
+    }
+    if (!reply_line(o, &k, d + start, i - start, first, &last)) return NULL;
+    joined += i < n;
+    start = i + 1;
+  }
+  if (!joined) return NULL;
+  o[k] = '\0';
+  *out_len = k;
+  return o;
+}
+
 /* The paragraph of the bounce's own text that names the recipient (at most 2000 octets). */
 static const char *paragraph(smtpc__bmsg *m, size_t from, const char *rcpt, size_t *len) {
   const char *at = smtpc__bfind_rcpt(m, from, rcpt);
@@ -607,6 +756,10 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   }
   const char *diag = f[SMTPC_BOUNCE_F_DIAGNOSTIC];
   size_t dlen = diag ? strlen(diag) : 0;
+  char *whole;
+  size_t wl;
+  if (dlen && (whole = whole_reply(p, m, diag, dlen, &wl)) != NULL)
+    f[SMTPC_BOUNCE_F_DIAGNOSTIC] = diag = whole, dlen = wl;
   if (!dlen && !strcmp(f[SMTPC_BOUNCE_F_MTA], "rfc3464") && !strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce")) {
     /* a DSN block without Diagnostic-Code or Status comment, which no format's reader
      * completed: the bounce's own words on the recipient say why, with or without a reply

@@ -28,6 +28,21 @@ static void host_only(const char **v, size_t *n) {
   *n = k;
 }
 
+static int is(const char *name, size_t nl, const char *want);
+
+/* Whether line (not indented) goes on with the reply in field value v: it starts with a reply
+ * code and "-" or " ", and the last reply line in v with that code ended in "-" (more to come). */
+static int continues_reply(const char *v, size_t vl, const char *line, size_t ll) {
+  if (ll < 4 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' ||
+      line[2] > '9' || (line[3] != '-' && line[3] != ' '))
+    return 0;
+  for (size_t j = vl >= 4 ? vl - 4 + 1 : 0; j-- > 0;)
+    if (!memcmp(v + j, line, 3) && (j == 0 || v[j - 1] == ' ' || v[j - 1] == ';') &&
+        (v[j + 3] == '-' || v[j + 3] == ' '))
+      return v[j + 3] == '-';
+  return 0;
+}
+
 /* Field reader over a UTF-8, LF-ended text: calls back once per field (unfolded) and once per
  * empty line (name NULL). */
 typedef int (*field_fn)(smtpc__bmsg *m, void *st, const char *name, size_t nl, const char *v,
@@ -44,10 +59,13 @@ static int fields(smtpc__bmsg *m, const char *t, size_t n, field_fn fn, void *st
   int rc;
   while (smtpc__bline(t, n, &pos, &line, &ll)) {
     while (ll && (line[ll - 1] == '\r' || is_wsp(line[ll - 1]))) ll--;
-    if (ll && is_wsp(line[0]) && name) {
-      size_t a = 0, need;
+    size_t a = 0;
+    /* a folded line; or, in Diagnostic-Code, a line nullmailer did not fold: the later lines
+     * of a multi-line reply, flush left, where the reply said more would follow ("550-") */
+    if (name && ((ll && is_wsp(line[0])) ||
+                 (is(name, nl, "Diagnostic-Code") && continues_reply(v, vl, line, ll)))) {
       while (a < ll && is_wsp(line[a])) a++;
-      need = vl + 1 + ll - a + 1;
+      size_t need = vl + 1 + ll - a + 1;
       /* The buffer doubles as it fills (the arena frees nothing before the message ends), so
        * a field folded over thousands of lines costs linear time and memory, not a copy of
        * all of it per line. A new field starts a buffer of its own (fn may keep the last

@@ -28,6 +28,14 @@ ACCEPTED = "alice@users.mta.test"
 # A message with this Subject is refused after its data by the test MTA (its header_checks), in
 # rspamd's words: "550 5.7.1 Spam message rejected", for every recipient, ACCEPTED included.
 CONTENT_REFUSED_SUBJECT = "content refusal test [content-refused]"
+# Refused with Gmail's four-line reply for an unknown address (rcpt_access and footer_maps):
+# "550-5.1.1 <WORDY>: Recipient address rejected: The email account ... Please try" and three
+# continuation lines. Its words unfolded, as a record's diagnostic gives them:
+WORDY = "wordy@users.mta.test"
+WORDY_REPLY = ("550 5.1.1 <wordy@users.mta.test>: Recipient address rejected: The email account "
+               "that you tried to reach does not exist. Please try double-checking the recipient's "
+               "email address for typos or unnecessary spaces. For more information, go to "
+               "https://support.google.com/mail/?p=NoSuchUser")
 # A message with this Subject carries 300 KiB of text, past the test MTA's size limit (256 KiB):
 # "552 5.3.4 Message size exceeds fixed limit" to a MAIL FROM with SIZE=, "552 5.3.4 Error:
 # message file too big" after the data of one without; an MTA that reads the limit from the
@@ -179,3 +187,23 @@ def assert_too_large(recs, status, code, command, diagnostic):
     assert r.diagnostic.endswith(diagnostic), r
     assert (r.command, r.reason, r.hard_bounce, r.original_subject) == \
         (command, "emailtoolarge", False, TOO_LARGE_SUBJECT), r
+
+
+def multi_line_refused(submit, sender, maildir, msgid):
+    """content_refused for a message to WORDY."""
+    clear(maildir)
+    send(submit, sender, "multi-line reply test", msgid, [WORDY])
+    recs = wait_bounces(maildir, 1)
+    assert sorted(reparsed(maildir)) == sorted(recs)
+    return recs
+
+
+def assert_multi_line_refusal(recs, command):
+    """The records of the bounce for a message to WORDY: one, refused with the whole reply, each
+    line's words once and their codes and status dropped (whatever words of its own the bouncing
+    MTA puts before it), userunknown."""
+    assert len(recs) == 1, recs
+    (r,) = recs
+    assert (r.recipient, r.action, r.status, r.reply_code) == (WORDY, "failed", "5.1.1", 550), r
+    assert r.diagnostic.endswith(WORDY_REPLY), r
+    assert (r.command, r.reason, r.hard_bounce) == (command, "userunknown", True), r

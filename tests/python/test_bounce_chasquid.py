@@ -20,9 +20,9 @@ import smtplib
 
 import pytest
 
-from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, \
-    assert_content_refusal, assert_too_large, clear, japanese_subject, message, reparsed, running, \
-    wait_bounces
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, clear, japanese_subject, \
+    message, reparsed, running, wait_bounces
 from fixture_mta import _ctl
 
 SUBMIT = ("127.0.0.75", 2525)
@@ -106,3 +106,11 @@ def test_a_message_too_large(chasquid):
     # chasquid sends no SIZE=: refused after the data ("DATA closing 552 ...")
     assert_too_large(recs, "5.3.4", 552, "DATA",
                      "DATA closing 552 5.3.4 Error: message file too big")
+
+
+def test_a_multi_line_reply(chasquid):
+    clear(chasquid)
+    send("multi-line reply test", "<wordy.%d@chasquid.mta.test>" % os.getpid(), [WORDY])
+    recs = wait_bounces(chasquid, 1)
+    assert sorted(reparsed(chasquid)) == sorted(recs)
+    assert_multi_line_refusal(recs, None)   # "MAIL+RCPT ..." names two commands

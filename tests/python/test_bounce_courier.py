@@ -12,8 +12,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
-    content_refused, japanese_subject_bounced, running, too_large
+from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
+    assert_too_large, bounce_all_refused, content_refused, japanese_subject_bounced, \
+    multi_line_refused, running, too_large
 
 SUBMIT = ("127.0.0.74", 2525)
 SENDER = "courier@bouncer.mta.test"
@@ -63,3 +64,9 @@ def test_a_message_too_large(courier):
     # Courier names MAIL FROM
     recs = too_large(SUBMIT, SENDER, courier, "<large.%d@courier.mta.test>" % os.getpid())
     assert_too_large(recs, "5.3.4", 552, "MAIL", "552 5.3.4 Message size exceeds fixed limit")
+
+
+def test_a_multi_line_reply(courier):
+    # Courier folds the reply into Diagnostic-Code, every line with its code
+    recs = multi_line_refused(SUBMIT, SENDER, courier, "<wordy.%d@courier.mta.test>" % os.getpid())
+    assert_multi_line_refusal(recs, "RCPT")

@@ -18,8 +18,8 @@ import subprocess
 import pytest
 
 import smtpcode
-from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, \
-    assert_content_refusal, assert_too_large, japanese_subject, message
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, japanese_subject, message
 from fixture_mta import FIXTURES, _ctl
 
 CTL = str(FIXTURES / "dma" / "ctl")
@@ -115,3 +115,8 @@ def test_a_message_too_large(mbox):
     recs = send(mbox, TOO_LARGE_SUBJECT, "<large.%d@dma.mta.test>" % os.getpid(), [ACCEPTED])
     assert_too_large(recs, "5.3.4", 552, "DATA",
                      "did not like our final DATA: 552 5.3.4 Error: message file too big")
+
+
+def test_a_multi_line_reply(mbox):
+    recs = send(mbox, "multi-line reply test", "<wordy.%d@dma.mta.test>" % os.getpid(), [WORDY])
+    assert_multi_line_refusal(recs, "RCPT")

@@ -8,8 +8,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
-    content_refused, japanese_subject_bounced, running, too_large
+from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
+    assert_too_large, bounce_all_refused, content_refused, japanese_subject_bounced, \
+    multi_line_refused, running, too_large
 
 SUBMIT = ("127.0.0.71", 2525)
 SENDER = "sender@exim.mta.test"
@@ -53,3 +54,9 @@ def test_a_message_too_large(exim):
     # sending data block", which names no command
     recs = too_large(SUBMIT, SENDER, exim, "<large.%d@exim.mta.test>" % os.getpid())
     assert_too_large(recs, "5.3.4", 552, None, "552 5.3.4 Message size exceeds fixed limit")
+
+
+def test_a_multi_line_reply(exim):
+    # Exim writes every line of the reply, in its text and in Diagnostic-Code
+    recs = multi_line_refused(SUBMIT, SENDER, exim, "<wordy.%d@exim.mta.test>" % os.getpid())
+    assert_multi_line_refusal(recs, "RCPT")

@@ -21,8 +21,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
-    clear, content_refused, japanese_subject_bounced, running, send, too_large, wait_bounces
+from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
+    assert_too_large, bounce_all_refused, clear, content_refused, japanese_subject_bounced, \
+    multi_line_refused, running, send, too_large, wait_bounces
 
 SUBMIT = ("127.0.0.76", 2525)
 SENDER = "haraka@bouncer.mta.test"
@@ -132,3 +133,9 @@ def test_a_message_too_large(haraka):
     # Haraka sends no SIZE=: refused after the data, and it names no command
     recs = too_large(SUBMIT, SENDER, haraka, "<large.%d@haraka.mta.test>" % os.getpid())
     assert_too_large(recs, "5.3.4", 552, None, "552 5.3.4 Error: message file too big")
+
+
+def test_a_multi_line_reply(haraka):
+    # Haraka joins the lines itself and names no command
+    recs = multi_line_refused(SUBMIT, SENDER, haraka, "<wordy.%d@haraka.mta.test>" % os.getpid())
+    assert_multi_line_refusal(recs, None)

@@ -25,9 +25,9 @@ import sys
 import pytest
 
 import smtpcode
-from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, \
-    assert_content_refusal, assert_too_large, clear, japanese_subject, message, reparsed, running, \
-    wait_bounces
+from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, clear, japanese_subject, \
+    message, reparsed, running, wait_bounces
 from fixture_mta import FIXTURES
 
 CTL = str(FIXTURES / "nullmailer" / "ctl")
@@ -137,3 +137,8 @@ def test_a_message_too_large(maildir):
     # nullmailer sends no SIZE=: refused after the data; it names no command
     recs = send(maildir, TOO_LARGE_SUBJECT, "<large.%d@nm.mta.test>" % os.getpid(), [ACCEPTED])
     assert_too_large(recs, "5.3.4", 552, None, "552 5.3.4 Error: message file too big")
+
+
+def test_a_multi_line_reply(maildir):
+    recs = send(maildir, "multi-line reply test", "<wordy.%d@nm.mta.test>" % os.getpid(), [WORDY])
+    assert_multi_line_refusal(recs, None)   # nullmailer names no command

@@ -10,8 +10,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
-    content_refused, japanese_subject_bounced, running, too_large
+from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
+    assert_too_large, bounce_all_refused, content_refused, japanese_subject_bounced, \
+    multi_line_refused, running, too_large
 
 SUBMIT = ("127.0.0.72", 2525)
 SENDER = "smtpd@bouncer.mta.test"
@@ -58,3 +59,9 @@ def test_a_message_too_large(opensmtpd):
     # OpenSMTPD gives up itself: "message too large for peer", no reply
     recs = too_large(SUBMIT, SENDER, opensmtpd, "<large.%d@opensmtpd.mta.test>" % os.getpid())
     assert_too_large(recs, "5.0.0", None, None, "message too large for peer")
+
+
+def test_a_multi_line_reply(opensmtpd):
+    # OpenSMTPD joins the lines itself
+    recs = multi_line_refused(SUBMIT, SENDER, opensmtpd, "<wordy.%d@opensmtpd.mta.test>" % os.getpid())
+    assert_multi_line_refusal(recs, None)

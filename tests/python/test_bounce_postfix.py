@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
-    clear, content_refused, running, send_japanese_subject, too_large, wait_bounces
+from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
+    assert_too_large, bounce_all_refused, clear, content_refused, multi_line_refused, running, \
+    send_japanese_subject, too_large, wait_bounces
 
 SUBMIT = ("127.0.0.70", 2525)
 SENDER = "sender@bouncer.mta.test"
@@ -71,3 +72,9 @@ def test_a_message_too_large(bouncer):
     # size N exceeds size limit 262144 of server ...", X-Postfix, no reply
     recs = too_large(SUBMIT, SENDER, bouncer, "<large.%d@postfix.mta.test>" % os.getpid())
     assert_too_large(recs, "5.3.4", None, None, "exceeds size limit 262144 of server 127.0.0.1[127.0.0.1]")
+
+
+def test_a_multi_line_reply(bouncer):
+    # Postfix folds the reply into Diagnostic-Code, every line with its code
+    recs = multi_line_refused(SUBMIT, SENDER, bouncer, "<wordy.%d@postfix.mta.test>" % os.getpid())
+    assert_multi_line_refusal(recs, "RCPT")

@@ -14,8 +14,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_too_large, bounce_all_refused, \
-    content_refused, japanese_subject_bounced, running, too_large
+from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
+    assert_too_large, bounce_all_refused, content_refused, japanese_subject_bounced, \
+    multi_line_refused, running, too_large
 
 SUBMIT = ("127.0.0.73", 2525)
 SENDER = "sendmail@bouncer.mta.test"
@@ -74,3 +75,9 @@ def test_a_message_too_large(sendmail):
     # Sendmail: the transcript's ">>> MAIL From:<...> SIZE=..." above the reply
     recs = too_large(SUBMIT, SENDER, sendmail, "<large.%d@sendmail.mta.test>" % os.getpid())
     assert_too_large(recs, "5.3.4", 552, "MAIL", "552 5.3.4 Message size exceeds fixed limit")
+
+
+def test_a_multi_line_reply(sendmail):
+    # Sendmail's Diagnostic-Code holds the first line only; its transcript has all four
+    recs = multi_line_refused(SUBMIT, SENDER, sendmail, "<wordy.%d@sendmail.mta.test>" % os.getpid())
+    assert_multi_line_refusal(recs, "RCPT")
