@@ -532,6 +532,43 @@ static const char *transcript_command(const smtpc__bmsg *m, const char *diag, si
   return NULL;
 }
 
+/* Exim writes the octets of a reply outside printable ASCII as a backslash and three octal
+ * digits (its string_printing(): "Recipient address rejected: \351\202\256..." for a server's
+ * UTF-8 "邮箱..."). A run of such escapes that spells valid UTF-8 is those characters again;
+ * any other stays as written. NULL when nothing was undone. */
+static char *undo_octal_escapes(smtpc_bounce_parser *p, const char *d, size_t n, size_t *out_len) {
+  if (!memchr(d, '\\', n)) return NULL;
+  char *o = smtpc__balloc(p, n + 1);
+  if (!o) return NULL;
+  size_t k = 0, undone = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i, start = k;
+    while (j + 4 <= n && d[j] == '\\' && (d[j + 1] == '2' || d[j + 1] == '3') &&
+           d[j + 2] >= '0' && d[j + 2] <= '7' && d[j + 3] >= '0' && d[j + 3] <= '7') {
+      o[k++] = (char)((d[j + 1] - '0') * 64 + (d[j + 2] - '0') * 8 + (d[j + 3] - '0'));
+      j += 4;
+    }
+    if (j == i) {
+      o[k++] = d[i++];
+      continue;
+    }
+    uint32_t cp;
+    size_t a = start, u = 1;
+    while (a < k && (u = smtpc__utf8_decode((const unsigned char *)o + a, k - a, &cp)) != 0) a += u;
+    if (a == k) {
+      undone++;
+    } else { /* not UTF-8: the escapes as they were (they are longer, and k <= i) */
+      memcpy(o + start, d + i, j - i);
+      k = start + (j - i);
+    }
+    i = j;
+  }
+  if (!undone) return NULL;
+  o[k] = '\0';
+  *out_len = k;
+  return o;
+}
+
 /* A reply code at d: three digits, the first 2 to 5. */
 static int code_at(const char *d, size_t n) {
   return n >= 3 && d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' &&
@@ -758,6 +795,8 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
   size_t dlen = diag ? strlen(diag) : 0;
   char *whole;
   size_t wl;
+  if (dlen && (whole = undo_octal_escapes(p, diag, dlen, &wl)) != NULL)
+    f[SMTPC_BOUNCE_F_DIAGNOSTIC] = diag = whole, dlen = wl;
   if (dlen && (whole = whole_reply(p, m, diag, dlen, &wl)) != NULL)
     f[SMTPC_BOUNCE_F_DIAGNOSTIC] = diag = whole, dlen = wl;
   if (!dlen && !strcmp(f[SMTPC_BOUNCE_F_MTA], "rfc3464") && !strcmp(f[SMTPC_BOUNCE_F_KIND], "bounce")) {

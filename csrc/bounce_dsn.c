@@ -391,7 +391,7 @@ int smtpc__bautoreply(smtpc__bmsg *m) {
       smtpc__bfind(v, n, "multipart/report"))
     return 0;
   const char *from = smtpc__bheader_get(m->headers, m->nheaders, "From", &n);
-  if (!from) return 0;
+  if (!from || !memchr(from, '@', n)) return 0; /* no one to name (a From cut short, or empty) */
   /* a mailer daemon's notice (Postfix marks its bounces auto-replied) is no one's vacation, even
    * when its layout was not recognised */
   if (smtpc__bfind(from, n, "MAILER-DAEMON")) return 0;

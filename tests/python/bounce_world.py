@@ -36,6 +36,10 @@ WORDY_REPLY = ("550 5.1.1 <wordy@users.mta.test>: Recipient address rejected: Th
                "that you tried to reach does not exist. Please try double-checking the recipient's "
                "email address for typos or unnecessary spaces. For more information, go to "
                "https://support.google.com/mail/?p=NoSuchUser")
+# Refused in UTF-8 (rcpt_access: a Chinese server's "550 邮箱不存在", the mailbox does not exist),
+# which the test MTA sends 8-bit after its "5.7.1 <rcpt>: Recipient address rejected: ".
+ZH_USER = "zhuser@users.mta.test"
+ZH_REPLY = "550 5.7.1 <zhuser@users.mta.test>: Recipient address rejected: 邮箱不存在"
 # A message with this Subject carries 300 KiB of text, past the test MTA's size limit (256 KiB):
 # "552 5.3.4 Message size exceeds fixed limit" to a MAIL FROM with SIZE=, "552 5.3.4 Error:
 # message file too big" after the data of one without; an MTA that reads the limit from the
@@ -158,25 +162,6 @@ def assert_content_refusal(recs, command):
         (command, "spamdetected", False, CONTENT_REFUSED_SUBJECT), r
 
 
-def content_refused(submit, sender, maildir, msgid):
-    """A message with CONTENT_REFUSED_SUBJECT to ACCEPTED through the bouncing MTA at submit; the
-    records of its bounce in the (cleared) Maildir, the same when its file is parsed alone."""
-    clear(maildir)
-    send(submit, sender, CONTENT_REFUSED_SUBJECT, msgid, [ACCEPTED])
-    recs = wait_bounces(maildir, 1)
-    assert sorted(reparsed(maildir)) == sorted(recs)
-    return recs
-
-
-def too_large(submit, sender, maildir, msgid):
-    """content_refused for a message with TOO_LARGE_SUBJECT."""
-    clear(maildir)
-    send(submit, sender, TOO_LARGE_SUBJECT, msgid, [ACCEPTED])
-    recs = wait_bounces(maildir, 1)
-    assert sorted(reparsed(maildir)) == sorted(recs)
-    return recs
-
-
 def assert_too_large(recs, status, code, command, diagnostic):
     """The records of the bounce for a message with TOO_LARGE_SUBJECT sent to ACCEPTED: one,
     ACCEPTED failed as too large, with the status, reply code, command and diagnostic (its end:
@@ -189,15 +174,6 @@ def assert_too_large(recs, status, code, command, diagnostic):
         (command, "emailtoolarge", False, TOO_LARGE_SUBJECT), r
 
 
-def multi_line_refused(submit, sender, maildir, msgid):
-    """content_refused for a message to WORDY."""
-    clear(maildir)
-    send(submit, sender, "multi-line reply test", msgid, [WORDY])
-    recs = wait_bounces(maildir, 1)
-    assert sorted(reparsed(maildir)) == sorted(recs)
-    return recs
-
-
 def assert_multi_line_refusal(recs, command):
     """The records of the bounce for a message to WORDY: one, refused with the whole reply, each
     line's words once and their codes and status dropped (whatever words of its own the bouncing
@@ -207,3 +183,24 @@ def assert_multi_line_refusal(recs, command):
     assert (r.recipient, r.action, r.status, r.reply_code) == (WORDY, "failed", "5.1.1", 550), r
     assert r.diagnostic.endswith(WORDY_REPLY), r
     assert (r.command, r.reason, r.hard_bounce) == (command, "userunknown", True), r
+
+
+def assert_utf8_refusal(recs, command):
+    """The records of the bounce for a message to ZH_USER: one, refused with the reply's words
+    as the server wrote them, in UTF-8, whatever the bouncing MTA made of its octets on the way
+    (Exim escapes them in octal), userunknown."""
+    assert len(recs) == 1, recs
+    (r,) = recs
+    assert (r.recipient, r.action, r.status, r.reply_code) == (ZH_USER, "failed", "5.7.1", 550), r
+    assert r.diagnostic.endswith(ZH_REPLY), r
+    assert (r.command, r.reason, r.hard_bounce) == (command, "userunknown", True), r
+
+
+def one_bounce(submit, sender, maildir, subject, msgid, rcpt=ACCEPTED):
+    """One message to rcpt through the bouncing MTA at submit; the records of the one bounce it
+    writes into the (cleared) Maildir, the same when its file is parsed alone."""
+    clear(maildir)
+    send(submit, sender, subject, msgid, [rcpt])
+    recs = wait_bounces(maildir, 1)
+    assert sorted(reparsed(maildir)) == sorted(recs)
+    return recs

@@ -21,8 +21,8 @@ import smtplib
 import pytest
 
 from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, \
-    assert_content_refusal, assert_multi_line_refusal, assert_too_large, clear, japanese_subject, \
-    message, reparsed, running, wait_bounces
+    ZH_USER, assert_content_refusal, assert_multi_line_refusal, assert_too_large, \
+    assert_utf8_refusal, clear, japanese_subject, message, reparsed, running, wait_bounces
 from fixture_mta import _ctl
 
 SUBMIT = ("127.0.0.75", 2525)
@@ -44,6 +44,15 @@ def send(subject, msgid, rcpts):
         s.login(SENDER, PASSWORD)
         refused = s.send_message(m, from_addr=SENDER, to_addrs=rcpts)
     assert refused == {}   # chasquid takes every recipient; the next hop refuses
+
+
+def one_bounce(maildir, subject, msgid, rcpt=ACCEPTED):
+    """bounce_world.one_bounce, sent as send() does."""
+    clear(maildir)
+    send(subject, msgid, [rcpt])
+    recs = wait_bounces(maildir, 1)
+    assert sorted(reparsed(maildir)) == sorted(recs)
+    return recs
 
 
 def test_one_record_per_refused_recipient(chasquid):
@@ -90,27 +99,27 @@ def test_encoded_subject_of_the_returned_message(chasquid):
 
 
 def test_a_refusal_after_the_data(chasquid):
-    clear(chasquid)
-    send(CONTENT_REFUSED_SUBJECT, "<content.%d@chasquid.mta.test>" % os.getpid(), [ACCEPTED])
-    recs = wait_bounces(chasquid, 1)
-    assert sorted(reparsed(chasquid)) == sorted(recs)
+    msgid = "<content.%d@chasquid.mta.test>" % os.getpid()
+    recs = one_bounce(chasquid, CONTENT_REFUSED_SUBJECT, msgid)
     # chasquid's error text names the phase it failed in: "DATA closing 550 5.7.1 ..."
     assert_content_refusal(recs, "DATA")
 
 
 def test_a_message_too_large(chasquid):
-    clear(chasquid)
-    send(TOO_LARGE_SUBJECT, "<large.%d@chasquid.mta.test>" % os.getpid(), [ACCEPTED])
-    recs = wait_bounces(chasquid, 1)
-    assert sorted(reparsed(chasquid)) == sorted(recs)
+    msgid = "<large.%d@chasquid.mta.test>" % os.getpid()
+    recs = one_bounce(chasquid, TOO_LARGE_SUBJECT, msgid)
     # chasquid sends no SIZE=: refused after the data ("DATA closing 552 ...")
     assert_too_large(recs, "5.3.4", 552, "DATA",
                      "DATA closing 552 5.3.4 Error: message file too big")
 
 
 def test_a_multi_line_reply(chasquid):
-    clear(chasquid)
-    send("multi-line reply test", "<wordy.%d@chasquid.mta.test>" % os.getpid(), [WORDY])
-    recs = wait_bounces(chasquid, 1)
-    assert sorted(reparsed(chasquid)) == sorted(recs)
+    msgid = "<wordy.%d@chasquid.mta.test>" % os.getpid()
+    recs = one_bounce(chasquid, "multi-line reply test", msgid, WORDY)
     assert_multi_line_refusal(recs, None)   # "MAIL+RCPT ..." names two commands
+
+
+def test_a_reply_in_utf8(chasquid):
+    msgid = "<zh.%d@chasquid.mta.test>" % os.getpid()
+    recs = one_bounce(chasquid, "UTF-8 reply test", msgid, ZH_USER)
+    assert_utf8_refusal(recs, None)   # "MAIL+RCPT ..." names two commands

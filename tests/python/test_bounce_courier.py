@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
-    assert_too_large, bounce_all_refused, content_refused, japanese_subject_bounced, \
-    multi_line_refused, running, too_large
+from bounce_world import CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, ZH_USER, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, assert_utf8_refusal, \
+    bounce_all_refused, japanese_subject_bounced, one_bounce, running
 
 SUBMIT = ("127.0.0.74", 2525)
 SENDER = "courier@bouncer.mta.test"
@@ -56,17 +56,27 @@ def test_encoded_subject_of_the_returned_message(courier):
 
 def test_a_refusal_after_the_data(courier):
     # Courier names the command it was answered after
-    recs = content_refused(SUBMIT, SENDER, courier, "<content.%d@courier.mta.test>" % os.getpid())
+    msgid = "<content.%d@courier.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, courier, CONTENT_REFUSED_SUBJECT, msgid)
     assert_content_refusal(recs, "DATA")
 
 
 def test_a_message_too_large(courier):
     # Courier names MAIL FROM
-    recs = too_large(SUBMIT, SENDER, courier, "<large.%d@courier.mta.test>" % os.getpid())
+    msgid = "<large.%d@courier.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, courier, TOO_LARGE_SUBJECT, msgid)
     assert_too_large(recs, "5.3.4", 552, "MAIL", "552 5.3.4 Message size exceeds fixed limit")
 
 
 def test_a_multi_line_reply(courier):
     # Courier folds the reply into Diagnostic-Code, every line with its code
-    recs = multi_line_refused(SUBMIT, SENDER, courier, "<wordy.%d@courier.mta.test>" % os.getpid())
+    msgid = "<wordy.%d@courier.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, courier, "multi-line reply test", msgid, WORDY)
     assert_multi_line_refusal(recs, "RCPT")
+
+
+def test_a_reply_in_utf8(courier):
+    # Courier writes the octets as they came
+    msgid = "<zh.%d@courier.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, courier, "UTF-8 reply test", msgid, ZH_USER)
+    assert_utf8_refusal(recs, "RCPT")

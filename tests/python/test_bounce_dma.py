@@ -19,7 +19,8 @@ import pytest
 
 import smtpcode
 from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, \
-    assert_content_refusal, assert_multi_line_refusal, assert_too_large, japanese_subject, message
+    ZH_USER, assert_content_refusal, assert_multi_line_refusal, assert_too_large, \
+    assert_utf8_refusal, japanese_subject, message
 from fixture_mta import FIXTURES, _ctl
 
 CTL = str(FIXTURES / "dma" / "ctl")
@@ -120,3 +121,8 @@ def test_a_message_too_large(mbox):
 def test_a_multi_line_reply(mbox):
     recs = send(mbox, "multi-line reply test", "<wordy.%d@dma.mta.test>" % os.getpid(), [WORDY])
     assert_multi_line_refusal(recs, "RCPT")
+
+
+def test_a_reply_in_utf8(mbox):
+    recs = send(mbox, "UTF-8 reply test", "<zh.%d@dma.mta.test>" % os.getpid(), [ZH_USER])
+    assert_utf8_refusal(recs, "RCPT")

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
-    assert_too_large, bounce_all_refused, content_refused, japanese_subject_bounced, \
-    multi_line_refused, running, too_large
+from bounce_world import CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, ZH_USER, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, assert_utf8_refusal, \
+    bounce_all_refused, japanese_subject_bounced, one_bounce, running
 
 SUBMIT = ("127.0.0.71", 2525)
 SENDER = "sender@exim.mta.test"
@@ -45,18 +45,28 @@ def test_encoded_subject_of_the_returned_message(exim):
 
 def test_a_refusal_after_the_data(exim):
     # Exim 4.96: "SMTP error from remote mail server after pipelined end of data:"
-    recs = content_refused(SUBMIT, SENDER, exim, "<content.%d@exim.mta.test>" % os.getpid())
+    msgid = "<content.%d@exim.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, exim, CONTENT_REFUSED_SUBJECT, msgid)
     assert_content_refusal(recs, "DATA")
 
 
 def test_a_message_too_large(exim):
     # Exim 4.96 pipelines MAIL FROM with SIZE= and BDAT: the refusal is reported "after pipelined
     # sending data block", which names no command
-    recs = too_large(SUBMIT, SENDER, exim, "<large.%d@exim.mta.test>" % os.getpid())
+    msgid = "<large.%d@exim.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, exim, TOO_LARGE_SUBJECT, msgid)
     assert_too_large(recs, "5.3.4", 552, None, "552 5.3.4 Message size exceeds fixed limit")
 
 
 def test_a_multi_line_reply(exim):
     # Exim writes every line of the reply, in its text and in Diagnostic-Code
-    recs = multi_line_refused(SUBMIT, SENDER, exim, "<wordy.%d@exim.mta.test>" % os.getpid())
+    msgid = "<wordy.%d@exim.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, exim, "multi-line reply test", msgid, WORDY)
     assert_multi_line_refusal(recs, "RCPT")
+
+
+def test_a_reply_in_utf8(exim):
+    # Exim writes the octets as octal escapes ("\\351\\202\\256..."): read back as UTF-8
+    msgid = "<zh.%d@exim.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, exim, "UTF-8 reply test", msgid, ZH_USER)
+    assert_utf8_refusal(recs, "RCPT")

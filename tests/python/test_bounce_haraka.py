@@ -21,9 +21,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
-    assert_too_large, bounce_all_refused, clear, content_refused, japanese_subject_bounced, \
-    multi_line_refused, running, send, too_large, wait_bounces
+from bounce_world import CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, ZH_USER, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, assert_utf8_refusal, \
+    bounce_all_refused, clear, japanese_subject_bounced, one_bounce, running, send, wait_bounces
 
 SUBMIT = ("127.0.0.76", 2525)
 SENDER = "haraka@bouncer.mta.test"
@@ -125,17 +125,27 @@ def test_encoded_subject_of_the_returned_headers(haraka):
 
 def test_a_refusal_after_the_data(haraka):
     # Haraka names no command
-    recs = content_refused(SUBMIT, SENDER, haraka, "<content.%d@haraka.mta.test>" % os.getpid())
+    msgid = "<content.%d@haraka.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, haraka, CONTENT_REFUSED_SUBJECT, msgid)
     assert_content_refusal(recs, None)
 
 
 def test_a_message_too_large(haraka):
     # Haraka sends no SIZE=: refused after the data, and it names no command
-    recs = too_large(SUBMIT, SENDER, haraka, "<large.%d@haraka.mta.test>" % os.getpid())
+    msgid = "<large.%d@haraka.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, haraka, TOO_LARGE_SUBJECT, msgid)
     assert_too_large(recs, "5.3.4", 552, None, "552 5.3.4 Error: message file too big")
 
 
 def test_a_multi_line_reply(haraka):
     # Haraka joins the lines itself and names no command
-    recs = multi_line_refused(SUBMIT, SENDER, haraka, "<wordy.%d@haraka.mta.test>" % os.getpid())
+    msgid = "<wordy.%d@haraka.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, haraka, "multi-line reply test", msgid, WORDY)
     assert_multi_line_refusal(recs, None)
+
+
+def test_a_reply_in_utf8(haraka):
+    # Haraka writes the octets as they came
+    msgid = "<zh.%d@haraka.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, haraka, "UTF-8 reply test", msgid, ZH_USER)
+    assert_utf8_refusal(recs, None)

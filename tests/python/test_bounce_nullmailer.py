@@ -26,8 +26,8 @@ import pytest
 
 import smtpcode
 from bounce_world import ACCEPTED, CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, \
-    assert_content_refusal, assert_multi_line_refusal, assert_too_large, clear, japanese_subject, \
-    message, reparsed, running, wait_bounces
+    ZH_USER, assert_content_refusal, assert_multi_line_refusal, assert_too_large, \
+    assert_utf8_refusal, clear, japanese_subject, message, reparsed, running, wait_bounces
 from fixture_mta import FIXTURES
 
 CTL = str(FIXTURES / "nullmailer" / "ctl")
@@ -142,3 +142,8 @@ def test_a_message_too_large(maildir):
 def test_a_multi_line_reply(maildir):
     recs = send(maildir, "multi-line reply test", "<wordy.%d@nm.mta.test>" % os.getpid(), [WORDY])
     assert_multi_line_refusal(recs, None)   # nullmailer names no command
+
+
+def test_a_reply_in_utf8(maildir):
+    recs = send(maildir, "UTF-8 reply test", "<zh.%d@nm.mta.test>" % os.getpid(), [ZH_USER])
+    assert_utf8_refusal(recs, None)   # nullmailer names no command

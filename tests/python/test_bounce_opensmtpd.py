@@ -10,9 +10,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
-    assert_too_large, bounce_all_refused, content_refused, japanese_subject_bounced, \
-    multi_line_refused, running, too_large
+from bounce_world import CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, ZH_USER, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, assert_utf8_refusal, \
+    bounce_all_refused, japanese_subject_bounced, one_bounce, running
 
 SUBMIT = ("127.0.0.72", 2525)
 SENDER = "smtpd@bouncer.mta.test"
@@ -51,17 +51,27 @@ def test_encoded_subject_of_the_returned_headers(opensmtpd):
 
 def test_a_refusal_after_the_data(opensmtpd):
     # OpenSMTPD: "alice@...: 550 5.7.1 ..." names no command
-    recs = content_refused(SUBMIT, SENDER, opensmtpd, "<content.%d@opensmtpd.mta.test>" % os.getpid())
+    msgid = "<content.%d@opensmtpd.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, opensmtpd, CONTENT_REFUSED_SUBJECT, msgid)
     assert_content_refusal(recs, None)
 
 
 def test_a_message_too_large(opensmtpd):
     # OpenSMTPD gives up itself: "message too large for peer", no reply
-    recs = too_large(SUBMIT, SENDER, opensmtpd, "<large.%d@opensmtpd.mta.test>" % os.getpid())
+    msgid = "<large.%d@opensmtpd.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, opensmtpd, TOO_LARGE_SUBJECT, msgid)
     assert_too_large(recs, "5.0.0", None, None, "message too large for peer")
 
 
 def test_a_multi_line_reply(opensmtpd):
     # OpenSMTPD joins the lines itself
-    recs = multi_line_refused(SUBMIT, SENDER, opensmtpd, "<wordy.%d@opensmtpd.mta.test>" % os.getpid())
+    msgid = "<wordy.%d@opensmtpd.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, opensmtpd, "multi-line reply test", msgid, WORDY)
     assert_multi_line_refusal(recs, None)
+
+
+def test_a_reply_in_utf8(opensmtpd):
+    # OpenSMTPD writes the octets as they came
+    msgid = "<zh.%d@opensmtpd.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, opensmtpd, "UTF-8 reply test", msgid, ZH_USER)
+    assert_utf8_refusal(recs, None)

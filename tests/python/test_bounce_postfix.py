@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
-    assert_too_large, bounce_all_refused, clear, content_refused, multi_line_refused, running, \
-    send_japanese_subject, too_large, wait_bounces
+from bounce_world import CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, ZH_USER, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, assert_utf8_refusal, \
+    bounce_all_refused, clear, one_bounce, running, send_japanese_subject, wait_bounces
 
 SUBMIT = ("127.0.0.70", 2525)
 SENDER = "sender@bouncer.mta.test"
@@ -63,18 +63,28 @@ def test_command_writes_the_unsubscribe_list_from_real_bounces(bouncer, tmp_path
 
 def test_a_refusal_after_the_data(bouncer):
     # Postfix: "(in reply to end of DATA command)"
-    recs = content_refused(SUBMIT, SENDER, bouncer, "<content.%d@postfix.mta.test>" % os.getpid())
+    msgid = "<content.%d@postfix.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, bouncer, CONTENT_REFUSED_SUBJECT, msgid)
     assert_content_refusal(recs, "DATA")
 
 
 def test_a_message_too_large(bouncer):
     # Postfix reads the limit from the server's EHLO and gives up itself, sending nothing: "message
     # size N exceeds size limit 262144 of server ...", X-Postfix, no reply
-    recs = too_large(SUBMIT, SENDER, bouncer, "<large.%d@postfix.mta.test>" % os.getpid())
+    msgid = "<large.%d@postfix.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, bouncer, TOO_LARGE_SUBJECT, msgid)
     assert_too_large(recs, "5.3.4", None, None, "exceeds size limit 262144 of server 127.0.0.1[127.0.0.1]")
 
 
 def test_a_multi_line_reply(bouncer):
     # Postfix folds the reply into Diagnostic-Code, every line with its code
-    recs = multi_line_refused(SUBMIT, SENDER, bouncer, "<wordy.%d@postfix.mta.test>" % os.getpid())
+    msgid = "<wordy.%d@postfix.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, bouncer, "multi-line reply test", msgid, WORDY)
     assert_multi_line_refusal(recs, "RCPT")
+
+
+def test_a_reply_in_utf8(bouncer):
+    # Postfix writes the octets into its report as they came
+    msgid = "<zh.%d@postfix.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, bouncer, "UTF-8 reply test", msgid, ZH_USER)
+    assert_utf8_refusal(recs, "RCPT")

@@ -14,9 +14,9 @@ import os
 
 import pytest
 
-from bounce_world import REFUSED, assert_content_refusal, assert_multi_line_refusal, \
-    assert_too_large, bounce_all_refused, content_refused, japanese_subject_bounced, \
-    multi_line_refused, running, too_large
+from bounce_world import CONTENT_REFUSED_SUBJECT, REFUSED, TOO_LARGE_SUBJECT, WORDY, ZH_USER, \
+    assert_content_refusal, assert_multi_line_refusal, assert_too_large, assert_utf8_refusal, \
+    bounce_all_refused, japanese_subject_bounced, one_bounce, running
 
 SUBMIT = ("127.0.0.73", 2525)
 SENDER = "sendmail@bouncer.mta.test"
@@ -67,17 +67,27 @@ def test_encoded_subject_of_the_returned_message(sendmail):
 def test_a_refusal_after_the_data(sendmail):
     # Sendmail: its transcript's ">>> DATA" above "<<< 550 5.7.1 ...", a paragraph that names
     # no recipient
-    recs = content_refused(SUBMIT, SENDER, sendmail, "<content.%d@sendmail.mta.test>" % os.getpid())
+    msgid = "<content.%d@sendmail.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, sendmail, CONTENT_REFUSED_SUBJECT, msgid)
     assert_content_refusal(recs, "DATA")
 
 
 def test_a_message_too_large(sendmail):
     # Sendmail: the transcript's ">>> MAIL From:<...> SIZE=..." above the reply
-    recs = too_large(SUBMIT, SENDER, sendmail, "<large.%d@sendmail.mta.test>" % os.getpid())
+    msgid = "<large.%d@sendmail.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, sendmail, TOO_LARGE_SUBJECT, msgid)
     assert_too_large(recs, "5.3.4", 552, "MAIL", "552 5.3.4 Message size exceeds fixed limit")
 
 
 def test_a_multi_line_reply(sendmail):
     # Sendmail's Diagnostic-Code holds the first line only; its transcript has all four
-    recs = multi_line_refused(SUBMIT, SENDER, sendmail, "<wordy.%d@sendmail.mta.test>" % os.getpid())
+    msgid = "<wordy.%d@sendmail.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, sendmail, "multi-line reply test", msgid, WORDY)
     assert_multi_line_refusal(recs, "RCPT")
+
+
+def test_a_reply_in_utf8(sendmail):
+    # Sendmail writes the octets as they came
+    msgid = "<zh.%d@sendmail.mta.test>" % os.getpid()
+    recs = one_bounce(SUBMIT, SENDER, sendmail, "UTF-8 reply test", msgid, ZH_USER)
+    assert_utf8_refusal(recs, "RCPT")
