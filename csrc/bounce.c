@@ -693,6 +693,7 @@ static char *whole_reply(smtpc_bounce_parser *p, const smtpc__bmsg *m, const cha
   char *o = smtpc__balloc(p, n + 1);
   if (!o) return NULL;
   size_t last_cont = 0, start = 0, joined = 0;
+  int final_line = 0; /* with no status: the last line's "NNN " was found */
   for (size_t i = 0; i + 5 <= n; i++)
     if (d[i] == ' ' && !memcmp(d + i + 1, d, 3) && d[i + 4] == '-') last_cont = i;
   for (size_t i = 0; i <= n; i++) {
@@ -702,8 +703,9 @@ static char *whole_reply(smtpc_bounce_parser *p, const smtpc__bmsg *m, const cha
         const char *st = d + i + 5;
         size_t rest = n - i - 5;
         if (fst ? !(rest >= fst && !memcmp(st, first + 4, fst) && (rest == fst || st[fst] == ' '))
-                : !(last_cont && i > last_cont && !last))
+                : !(last_cont && i > last_cont && !final_line))
           continue;
+        final_line = 1;
       } else if (d[i + 4] != '-') {
         continue;
       }
