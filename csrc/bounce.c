@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bounce_core.h"
+#include "bounce_mta.h"
 
 static const char *const field_names[] = {
 #define SMTPC__XX(id, name) name,
@@ -478,8 +479,7 @@ static const char *phase_command(const char *d, size_t n) {
   static const char *const lead[] = {"DATA closing ", "DATA writing ", "DATA "};
   for (size_t i = 0; i < sizeof lead / sizeof lead[0]; i++) {
     size_t k = strlen(lead[i]);
-    if (n >= k + 4 && !strncmp(d, lead[i], k) && d[k] >= '2' && d[k] <= '5' &&
-        d[k + 1] >= '0' && d[k + 1] <= '9' && d[k + 2] >= '0' && d[k + 2] <= '9' &&
+    if (n >= k + 4 && !strncmp(d, lead[i], k) && smtpc__bmta_code_at(d + k, n - k) &&
         (d[k + 3] == ' ' || d[k + 3] == '-'))
       return "DATA";
   }
@@ -500,6 +500,20 @@ static int same_reply_start(const char *s, size_t n, const char *diag, size_t dl
   return 1;
 }
 
+/* Where a session transcript in the bounce's text (Sendmail's ">>> DATA" / "<<< 554 ...") has
+ * the diagnostic's reply: the offset of the first "<<< " line that starts as the diagnostic
+ * does, or the body's length when none does. */
+static size_t transcript_reply(const smtpc__bmsg *m, const char *diag, size_t dlen) {
+  const char *b = m->body, *q;
+  size_t n = m->body_len;
+  for (size_t from = 0; from < n && (q = smtpc__bfind(b + from, n - from, "<<< ")) != NULL;) {
+    size_t i = (size_t)(q - b);
+    from = i + 4;
+    if ((!i || b[i - 1] == '\n') && same_reply_start(q + 4, n - i - 4, diag, dlen)) return i;
+  }
+  return n;
+}
+
 /* The command of a session transcript (Sendmail: "... while talking to mx.example.net.:", then
  * ">>> DATA" and "<<< 554 5.7.9 Header error") that the diagnostic's reply answered: the ">>>"
  * line above the "<<<" lines that start as the diagnostic does. A refusal after DATA or MAIL
@@ -507,12 +521,9 @@ static int same_reply_start(const char *s, size_t n, const char *diag, size_t dl
  * transcript from that command line to the end of its paragraph. */
 static const char *transcript_command(const smtpc__bmsg *m, const char *diag, size_t dlen,
                                       const char **at, size_t *len) {
-  const char *b = m->body, *q;
-  size_t n = m->body_len;
-  for (size_t from = 0; from < n && (q = smtpc__bfind(b + from, n - from, "<<< ")) != NULL;) {
-    size_t i = (size_t)(q - b);
-    from = i + 4;
-    if ((i && b[i - 1] != '\n') || !same_reply_start(q + 4, n - i - 4, diag, dlen)) continue;
+  const char *b = m->body;
+  size_t n = m->body_len, i = transcript_reply(m, diag, dlen);
+  if (i < n) {
     /* up over the reply's earlier lines to the line above them */
     while (i) {
       size_t e = i - 1, s0 = e; /* e: the line end of the line above */
@@ -527,7 +538,6 @@ static const char *transcript_command(const smtpc__bmsg *m, const char *diag, si
       *len = smtpc__bpara_end(b, n, s0, s0 + 2000) - s0;
       return find_command(b + s0, l);
     }
-    return NULL;
   }
   return NULL;
 }
@@ -569,30 +579,14 @@ static char *undo_octal_escapes(smtpc_bounce_parser *p, const char *d, size_t n,
   return o;
 }
 
-/* A reply code at d: three digits, the first 2 to 5. */
-static int code_at(const char *d, size_t n) {
-  return n >= 3 && d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' &&
-         d[2] <= '9';
-}
-
-/* The length of an enhanced status code ("5.7.26") at d, or 0. */
-static size_t status_len(const char *d, size_t n) {
-  size_t i = 0;
-  for (int part = 0; part < 3; part++) {
-    size_t start = i;
-    while (i < n && i - start < 3 && d[i] >= '0' && d[i] <= '9') i++;
-    if (i == start || (part < 2 && (i >= n || d[i++] != '.'))) return 0;
-  }
-  return i < n && d[i] != ' ' ? 0 : i;
-}
-
 /* Appends the words of one line of a multi-line reply (code, then "-" or " ", then the text)
  * to o[*k..]: the first line's code and status once, as "550 5.7.1 ", every later line's
  * dropped when they are the first line's. Returns 0 when the line is not one of the reply's:
  * another code, or nothing after it. *last: the line ends the reply ("550 " not "550-"). */
 static int reply_line(char *o, size_t *k, const char *l, size_t n, const char *first, int *last) {
-  if (n < 4 || !code_at(l, n) || memcmp(l, first, 3) || (l[3] != '-' && l[3] != ' ')) return 0;
-  size_t fst = status_len(first + 4, strlen(first + 4)), i = 4;
+  if (n < 4 || !smtpc__bmta_code_at(l, n) || memcmp(l, first, 3) || (l[3] != '-' && l[3] != ' '))
+    return 0;
+  size_t fst = smtpc__bmta_status_at(first + 4, strlen(first + 4)), i = 4;
   *last = l[3] == ' ';
   if (*k == 0) {
     memcpy(o, l, 3);
@@ -609,13 +603,6 @@ static int reply_line(char *o, size_t *k, const char *l, size_t n, const char *f
   return 1;
 }
 
-/* A multi-line reply as one diagnostic. A DSN's folded Diagnostic-Code, unfolded, keeps every
- * line's code ("550-5.2.1 The account is disabled. Learn more at 550 5.2.1 https://..."); the
- * text formats' readers drop those of the continuation lines (smtpc__bmta_diag_line), and so
- * does this: "550 5.2.1 The account is disabled. Learn more at https://...". Sendmail's DSN
- * gives only the first line ("Diagnostic-Code: SMTP; 552-5.7.0 This message was blocked because
- * its content presents a potential"), while its transcript has all of them as "<<< " lines:
- * those are read instead. NULL when the diagnostic is no cut or folded multi-line reply. */
 /* Go's net/textproto joins the lines of a multi-line reply without their codes but with their
  * status ("550 5.1.1 The email account ... Please try\n5.1.1 double-checking ..."), and Go
  * MTAs quote it so (chasquid "MAIL+RCPT 550 5.1.1 ... Please try 5.1.1 double-checking ..."):
@@ -623,8 +610,8 @@ static int reply_line(char *o, size_t *k, const char *l, size_t n, const char *f
 static char *drop_repeated_status(smtpc_bounce_parser *p, const char *d, size_t n, size_t *out_len) {
   size_t i, st = 0;
   for (i = 0; i + 6 < n && i < 40; i++)
-    if ((i == 0 || d[i - 1] == ' ') && code_at(d + i, n - i) && d[i + 3] == ' ' &&
-        (st = status_len(d + i + 4, n - i - 4)) != 0)
+    if ((i == 0 || d[i - 1] == ' ') && smtpc__bmta_code_at(d + i, n - i) && d[i + 3] == ' ' &&
+        (st = smtpc__bmta_status_at(d + i + 4, n - i - 4)) != 0)
       break;
   if (!st) return NULL;
   const char *status = d + i + 4;
@@ -637,7 +624,7 @@ static char *drop_repeated_status(smtpc_bounce_parser *p, const char *d, size_t 
     /* not after a reply code: "550 5.1.10 x 550 5.1.10 x" repeats a whole reply */
     if (d[j] == ' ' && j + 1 + st <= n && !memcmp(d + j + 1, status, st) &&
         (j + 1 + st == n || d[j + 1 + st] == ' ') &&
-        !(j >= 4 && code_at(d + j - 3, 3) && d[j - 4] == ' ')) {
+        !(j >= 4 && smtpc__bmta_code_at(d + j - 3, 3) && d[j - 4] == ' ')) {
       j += st; /* the space stays, the status goes */
       drops++;
       o[k++] = ' ';
@@ -653,22 +640,28 @@ static char *drop_repeated_status(smtpc_bounce_parser *p, const char *d, size_t 
   return o;
 }
 
+/* A multi-line reply as one diagnostic. A DSN's folded Diagnostic-Code, unfolded, keeps every
+ * line's code ("550-5.2.1 The account is disabled. Learn more at 550 5.2.1 https://..."); the
+ * text formats' readers drop those of the continuation lines (smtpc__bmta_diag_line), and so
+ * does this: "550 5.2.1 The account is disabled. Learn more at https://...". Sendmail's DSN
+ * gives only the first line ("Diagnostic-Code: SMTP; 552-5.7.0 This message was blocked because
+ * its content presents a potential"), while its transcript has all of them as "<<< " lines:
+ * those are read instead. NULL when the diagnostic is no cut or folded multi-line reply. */
 static char *whole_reply(smtpc_bounce_parser *p, const smtpc__bmsg *m, const char *d, size_t n,
                          size_t *out_len) {
-  if (n < 5 || !code_at(d, n) || d[3] != '-') return drop_repeated_status(p, d, n, out_len);
-  const char *b = m->body, *q;
+  if (n < 5 || !smtpc__bmta_code_at(d, n) || d[3] != '-')
+    return drop_repeated_status(p, d, n, out_len);
+  const char *b = m->body;
   size_t bn = m->body_len, k = 0;
   int last = 0;
   char first[16];
   memcpy(first, d, 4);
-  size_t fst = status_len(d + 4, n - 4);
+  size_t fst = smtpc__bmta_status_at(d + 4, n - 4);
   memcpy(first + 4, d + 4, fst < 11 ? fst : 0);
   first[4 + (fst < 11 ? fst : 0)] = '\0';
   /* the transcript's lines, when one starts as the diagnostic does */
-  for (size_t from = 0; from < bn && (q = smtpc__bfind(b + from, bn - from, "<<< ")) != NULL;) {
-    size_t i = (size_t)(q - b);
-    from = i + 4;
-    if ((i && b[i - 1] != '\n') || !same_reply_start(q + 4, bn - i - 4, d, n)) continue;
+  size_t i = transcript_reply(m, d, n);
+  if (i < bn) {
     char *o = smtpc__balloc(p, bn - i + 1);
     if (!o) return NULL;
     for (size_t at = i; at < bn && !last && smtpc__bstarts(b + at, bn - at, "<<< ");) {
@@ -684,7 +677,6 @@ static char *whole_reply(smtpc_bounce_parser *p, const smtpc__bmsg *m, const cha
       return o;
     }
     k = 0, last = 0;
-    break;
   }
   /* the diagnostic's own lines: each later one starts at a space and the first line's code,
    * then "-" (a continuation) or " " and the first line's status (the last line; with no

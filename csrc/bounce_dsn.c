@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bounce_core.h"
+#include "bounce_mta.h"
 
 static int is_wsp(char c) { return c == ' ' || c == '\t'; }
 
@@ -33,9 +34,7 @@ static int is(const char *name, size_t nl, const char *want);
 /* Whether line (not indented) goes on with the reply in field value v: it starts with a reply
  * code and "-" or " ", and the last reply line in v with that code ended in "-" (more to come). */
 static int continues_reply(const char *v, size_t vl, const char *line, size_t ll) {
-  if (ll < 4 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' ||
-      line[2] > '9' || (line[3] != '-' && line[3] != ' '))
-    return 0;
+  if (ll < 4 || !smtpc__bmta_code_at(line, ll) || (line[3] != '-' && line[3] != ' ')) return 0;
   for (size_t j = vl >= 4 ? vl - 4 + 1 : 0; j-- > 0;)
     if (!memcmp(v + j, line, 3) && (j == 0 || v[j - 1] == ' ' || v[j - 1] == ';') &&
         (v[j + 3] == '-' || v[j + 3] == ' '))

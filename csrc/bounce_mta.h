@@ -45,6 +45,9 @@ const char *smtpc__bmta_trim(const char *s, size_t *n);
 /* An SMTP reply code (2xx-5xx) at the start of s[0..n) followed by a space, '-' or the end;
  * 0 when none. */
 int smtpc__bmta_code_at(const char *s, size_t n);
+/* The length of an enhanced status code ("5.7.1", "4.2.2") at the start of s[0..n), followed
+ * by white space or the end; 0 when none. */
+size_t smtpc__bmta_status_at(const char *s, size_t n);
 /* The first reply code in s[0..n) that stands as one: at the start, or after ": ", "said: ",
  * "was: " ... and followed by a space, '-' or the end; 0 when none. */
 int smtpc__bmta_code_find(const char *s, size_t n);

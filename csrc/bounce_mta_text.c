@@ -275,7 +275,7 @@ int smtpc__bmta_host(const char *s, size_t n, const char **host, size_t *host_le
 }
 
 /* A status code right at s ("5.7.1 text"); its length or 0. */
-static size_t status_at(const char *s, size_t n) {
+size_t smtpc__bmta_status_at(const char *s, size_t n) {
   size_t i = 0, dots = 0;
   if (n < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return 0;
   i = 2;
@@ -309,7 +309,7 @@ int smtpc__bmta_diag_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t
     size_t skip = 4, st;
     if (!r->reply_code) r->reply_code = code;
     while (skip < n && s[skip] == ' ') skip++;  /* "550: 5.2.2 ..." */
-    if (skip < n && (st = status_at(s + skip, n - skip)) != 0) {
+    if (skip < n && (st = smtpc__bmta_status_at(s + skip, n - skip)) != 0) {
       if (!r->field[SMTPC_BOUNCE_F_STATUS]) {
         int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_STATUS, s + skip, st);
         if (rc) return rc;
