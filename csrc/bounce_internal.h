@@ -142,8 +142,8 @@ static inline int smtpc__bhost_char(int c) {
 /* memchr, for the short spans the bounce parser splits by the tens a message: lines, fields.
  * A call of the library's memchr costs its set-up and a mispredicted branch or two however
  * short the span; this one tests 16 octets a step inline (SSE2, on every x86-64), octet by
- * octet elsewhere, and never reads outside s[0..n). (Searches over long texts with many
- * candidates, as smtpc__bfind's, keep memchr: measured slower with this.) */
+ * octet elsewhere, and never reads outside s[0..n). (smtpc__bfind filters its starts on two
+ * octets at once instead: one octet a step, as here or by memchr, stopped too often.) */
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif

@@ -49,6 +49,42 @@ const char *smtpc__bfind(const char *hay, size_t n, const char *needle) {
   size_t j = 0;
   for (size_t i = 1; i < k && i < 8; i++)
     if (commonness[nd[i]] < commonness[nd[j]]) j = i;
+#if defined(__SSE2__)
+  /* Sixteen starts a step, each kept only when the anchor and the needle's last octet (its
+   * first when the anchor is the last) both match, case aside: a letter is compared with its
+   * 0x20 bit set on both sides, any other octet as it is. Two octets far apart rarely both
+   * match where the needle does not, so few starts are compared in full; two memchr passes
+   * (either case of the anchor) stopped at every anchor octet and cost more than the scan. */
+  {
+    size_t j2 = j == k - 1 ? 0 : k - 1;
+    unsigned char a1 = lower_tab[nd[j]], a2 = lower_tab[nd[j2]];
+    const __m128i m1 = _mm_set1_epi8((char)(a1 >= 'a' && a1 <= 'z' ? 0x20 : 0));
+    const __m128i m2 = _mm_set1_epi8((char)(a2 >= 'a' && a2 <= 'z' ? 0x20 : 0));
+    const __m128i v1 = _mm_set1_epi8((char)a1), v2 = _mm_set1_epi8((char)a2);
+    size_t i = 0, last = n - k; /* starts [0, last]; a load at i + j or i + j2 reads 16 octets
+                                   from there: up to i + 15 + k - 1 <= n - 1 when i + 15 <= last */
+    for (; i + 15 <= last; i += 16) {
+      __m128i b1 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + i + j)), m1);
+      __m128i b2 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + i + j2)), m2);
+      unsigned mask = (unsigned)_mm_movemask_epi8(
+          _mm_and_si128(_mm_cmpeq_epi8(b1, v1), _mm_cmpeq_epi8(b2, v2)));
+      while (mask) {
+        const unsigned char *s = h + i + (size_t)__builtin_ctz(mask);
+        size_t t = 0;
+        while (t < k && lower_tab[s[t]] == lower_tab[nd[t]]) t++;
+        if (t == k) return (const char *)s;
+        mask &= mask - 1;
+      }
+    }
+    for (; i <= last; i++) {
+      if (lower_tab[h[i + j]] != a1) continue;
+      size_t t = 0;
+      while (t < k && lower_tab[h[i + t]] == lower_tab[nd[t]]) t++;
+      if (t == k) return hay + i;
+    }
+    return NULL;
+  }
+#else
   unsigned char lo = lower_tab[nd[j]], up = (lo >= 'a' && lo <= 'z') ? (unsigned char)(lo - 32) : lo;
   /* anchor positions: [j, n - k + j] */
   const unsigned char *start = h + j, *last = h + (n - k + j);
@@ -65,6 +101,7 @@ const char *smtpc__bfind(const char *hay, size_t n, const char *needle) {
     else pu = c < last ? memchr(c + 1, up, (size_t)(last - c)) : NULL;
   }
   return NULL;
+#endif
 }
 
 int smtpc__bstarts(const char *s, size_t n, const char *prefix) {
