@@ -223,6 +223,23 @@ static size_t squeeze_into(char *d, const char *s, size_t n) {
   size_t k = 0, i = 0;
   while (i < n && ws[(unsigned char)s[i]]) i++; /* leading white space */
   while (i < n) {
+#if defined(__SSE2__)
+    /* Prose is mostly words and single spaces, which stay as they are: sixteen octets are
+     * copied at once when they hold no tab, CR or LF, no two spaces side by side and no space
+     * last (the octet before them is never white space here, so a space first is a single
+     * one; and what follows cannot change them). k <= i, so the store stays within d[0..n). */
+    while (i + 16 <= n) {
+      __m128i b = _mm_loadu_si128((const __m128i *)(s + i));
+      __m128i other = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, _mm_set1_epi8('\t')),
+                                                _mm_cmpeq_epi8(b, _mm_set1_epi8('\n'))),
+                                   _mm_cmpeq_epi8(b, _mm_set1_epi8('\r')));
+      unsigned sp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8(' ')));
+      if (_mm_movemask_epi8(other) || (sp & (sp >> 1)) || (sp & 0x8000)) break;
+      _mm_storeu_si128((__m128i *)(d + k), b);
+      i += 16, k += 16;
+    }
+    if (i >= n) break;
+#endif
     unsigned char c = (unsigned char)s[i++];
     if (!ws[c]) {
       d[k++] = (char)c;
