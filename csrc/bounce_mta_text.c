@@ -80,8 +80,19 @@ size_t smtpc__bmta_cut(const char *text, size_t len, const char *const *marks) {
   size_t pos = 0, at;
   const char *line;
   size_t n;
+  /* the markers' first octets, either case: most lines start with none of them, and are
+   * passed without a comparison per marker ("" starts every line: no filter then) */
+  unsigned char first[256] = {0};
+  int all = 0;
+  for (const char *const *mk = marks; *mk; mk++) {
+    unsigned char c = (unsigned char)**mk;
+    if (!c) all = 1;
+    first[c] = first[smtpc__blower(c)] = 1;
+    if (c >= 'a' && c <= 'z') first[c - 32] = 1;
+  }
   for (at = pos; smtpc__bline(text, len, &pos, &line, &n); at = pos) {
     const char *t = smtpc__bmta_trim(line, &n);
+    if (!all && (!n || !first[(unsigned char)*t])) continue;
     for (const char *const *mk = marks; *mk; mk++)
       if (smtpc__bstarts(t, n, *mk)) return at;
   }
