@@ -89,6 +89,24 @@ static const simple_format qmail_reworded = {
     .fresh_only = 1};
 int smtpc__bmta_qmail_reworded(smtpc__bmsg *m) { return simple(m, &qmail_reworded); }
 
+/* qmail's clones (vpopmail and ISP builds, Sisimai's Lhost::X4) end the report with "---
+ * Original message follows." instead of qmail's line, under greetings of their own ("He/Her is
+ * not a registered user", "Su mensaje no pudo ser entregado", "We're sorry."). That line closes
+ * other notices too (a "<addr>" list without qmail's colon, read by the generic reader), so
+ * only a message that qmail's own headers mark is read here: its "Received: (qmail 123 invoked
+ * for bounce)", or qmail's Subject, "failure notice" or "Permanent Delivery Failure". */
+static const simple_format qmail_clone = {
+    .from = NULL,
+    .body = MARKS("--- Original message follows."),
+    .layout = {.start = MARKS(""), .stop = MARKS("--- Original message follows."), .need_angle = 1},
+    .fresh_only = 1};
+int smtpc__bmta_qmail_clone(smtpc__bmsg *m) {
+  if (!smtpc__bmta_hdr_has(m, "Received", MARKS("invoked for bounce")) &&
+      !smtpc__bmta_hdr_has(m, "Subject", MARKS("failure notice", "Permanent Delivery Failure")))
+    return 0;
+  return simple(m, &qmail_clone);
+}
+
 /* Yahoo (a qmail descendant):
  *   Sorry, we were unable to deliver your message to the following address.
  *   <kijitora@example.org>:
