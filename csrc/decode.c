@@ -72,7 +72,7 @@ static size_t framed_code(const char *p, size_t len, char *sep) {
     size_t j;
     if (!is_digit(p[i + 1]) || !is_digit(p[i + 2])) continue;
     b = p[i - 1];
-    if (b != ' ' && !is_frame_left(b)) continue;
+    if (b != ' ' && !is_frame_left(b) && !smtpc__quote_before(p, i)) continue;
     /* "#550 5.1.1" starts a reply, "DOC-1369#554" in a URL does not */
     if (b == '#' && i > 1 && p[i - 2] != ' ') continue;
     /* a code with nothing after it ends a sentence or a URL; a reply has text */
@@ -81,7 +81,7 @@ static size_t framed_code(const char *p, size_t len, char *sep) {
     if (a != ' ' && a != '-' && a != ',' && a != '\'') continue;
     j = i;
     while (j > 0 && p[j - 1] == ' ') j--;
-    if (j > 0 && !is_frame_left(p[j - 1]) && !after_code_word(p, j)) {
+    if (j > 0 && !is_frame_left(p[j - 1]) && !smtpc__quote_before(p, j) && !after_code_word(p, j)) {
       char st[SMTPC_STATUS_SIZE];
       if ((a != ' ' && a != '-') || i + 4 >= len ||
           smtpc_status_parse(p + i + 4, len - i - 4, st) <= 0 || st[0] != p[i])
@@ -159,6 +159,10 @@ static void close_quote(const char *p, size_t k, smtpc_span *t) {
   if (close && t->len && t->ptr[t->len - 1] == close) {
     t->len--;
     while (t->len && is_space(t->ptr[t->len - 1])) t->len--;
+  } else if (!close && smtpc__quote_before(p, k)) {
+    size_t q = smtpc__quote_before(t->ptr, t->len); /* a typographic or escaped one closing it */
+    t->len -= q;
+    while (q && t->len && is_space(t->ptr[t->len - 1])) t->len--;
   }
 }
 

@@ -113,5 +113,9 @@ size_t smtpc__unmojibake(const char *in, size_t n, char *out, size_t cap);
  * place, the length unchanged (mojibake.c). */
 int smtpc__has_curly_quote(const char *in, size_t n);
 void smtpc__plain_quotes(char *text, size_t n);
+/* The length of a typographic or escaped quote ("\u2019" as UTF-8, "&#39;", "\\u0027" ...) that
+ * ends right before in[i], or 0: decode's framing reads one around a reply as it reads an ASCII
+ * quote ("Server response: &#39;554 sorry ...&#39;"). */
+size_t smtpc__quote_before(const char *in, size_t i);
 
 #endif

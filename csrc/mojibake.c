@@ -113,6 +113,15 @@ static int quote_at(const unsigned char *s, size_t n, size_t i, int *dbl) {
   return 0;
 }
 
+size_t smtpc__quote_before(const char *in, size_t i) {
+  static const unsigned char lens[] = {2, 3, 5, 6, 7}; /* the lengths quote_at() returns */
+  const unsigned char *s = (const unsigned char *)in;
+  int dbl;
+  for (size_t k = 0; k < sizeof lens; k++)
+    if (i >= lens[k] && quote_at(s, i, i - lens[k], &dbl) == lens[k]) return lens[k];
+  return 0;
+}
+
 int smtpc__has_curly_quote(const char *in, size_t n) {
   static const unsigned char leads[] = {0xE2, 0xC2, '&', '\\'};
   const unsigned char *s = (const unsigned char *)in;
