@@ -97,10 +97,44 @@ static void charset_note(smtpc_bounce_parser *p, const char *charset, const char
     smtpc__bnote(p, "unknown charset %s", cs);
 }
 
+/* Does s[0..n) convert from cs without an octet cs does not define? */
+static int converts_cleanly(smtpc_bounce_parser *p, const char *cs, const char *s, size_t n) {
+  iconv_t cd = get_iconv(p, cs);
+  if (cd == (iconv_t)-1) return 0;
+  char buf[1024], *in = (char *)s;
+  size_t inleft = n;
+  while (inleft) {
+    char *out = buf;
+    size_t outleft = sizeof buf;
+    if (iconv(cd, &in, &inleft, &out, &outleft) != (size_t)-1) break;
+    if (errno != E2BIG) return 0;
+  }
+  return 1;
+}
+
+/* ISO-2022-JP is 7-bit: a text labelled so with 8-bit octets and no escape sequence at all was
+ * written in another Japanese charset (au's notices label EUC-JP text so: the corpus's
+ * lhost-ezweb-02). UTF-8 if it is valid UTF-8, else EUC-JP if it converts without a stray octet,
+ * else Shift_JIS; NULL when the label may be right. */
+static const char *mislabelled_jis(smtpc_bounce_parser *p, const char *cs, const char *s, size_t n) {
+  if (strcmp(cs, "iso-2022-jp") != 0 || memchr(s, 0x1b, n)) return NULL;
+  size_t i = 0, u;
+  uint32_t cp;
+  while (i < n && (u = smtpc__utf8_decode((const unsigned char *)s + i, n - i, &cp)) != 0) i += u;
+  if (i == n) return "utf-8";
+  return converts_cleanly(p, "euc-jp", s, n) ? "euc-jp" : "shift_jis";
+}
+
 char *smtpc__butf8(smtpc_bounce_parser *p, const char *charset, const char *s, size_t n,
                    size_t *out_len) {
   char cs[32];
   int convert = want_converter(charset, s, n, cs);
+  const char *sniffed = convert ? mislabelled_jis(p, cs, s, n) : NULL;
+  if (sniffed) {
+    smtpc__bnote(p, "charset %s read as %s", cs, sniffed);
+    strcpy(cs, sniffed);
+    convert = strcmp(cs, "utf-8") != 0;
+  }
   const char *src = s;
   size_t srclen = n;
   char *conv = NULL;
