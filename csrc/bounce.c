@@ -579,10 +579,7 @@ static char *undo_octal_escapes(smtpc_bounce_parser *p, const char *d, size_t n,
       o[k++] = d[i++];
       continue;
     }
-    uint32_t cp;
-    size_t a = start, u = 1;
-    while (a < k && (u = smtpc__utf8_decode((const unsigned char *)o + a, k - a, &cp)) != 0) a += u;
-    if (a == k) {
+    if (smtpc__utf8_valid((const unsigned char *)o + start, k - start)) {
       undone++;
     } else { /* not UTF-8: the escapes as they were (they are longer, and k <= i) */
       memcpy(o + start, d + i, j - i);

@@ -118,10 +118,7 @@ static int converts_cleanly(smtpc_bounce_parser *p, const char *cs, const char *
  * else Shift_JIS; NULL when the label may be right. */
 static const char *mislabelled_jis(smtpc_bounce_parser *p, const char *cs, const char *s, size_t n) {
   if (strcmp(cs, "iso-2022-jp") != 0 || memchr(s, 0x1b, n)) return NULL;
-  size_t i = 0, u;
-  uint32_t cp;
-  while (i < n && (u = smtpc__utf8_decode((const unsigned char *)s + i, n - i, &cp)) != 0) i += u;
-  if (i == n) return "utf-8";
+  if (smtpc__utf8_valid((const unsigned char *)s, n)) return "utf-8";
   return converts_cleanly(p, "euc-jp", s, n) ? "euc-jp" : "shift_jis";
 }
 

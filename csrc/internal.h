@@ -39,6 +39,15 @@ static inline size_t smtpc__utf8_decode(const unsigned char *p, size_t n, uint32
   return need + 1;
 }
 
+/* Is p[0..n) strict UTF-8 throughout? bounce.c (Exim's octal escapes read back), bounce_mime.c
+ * (a text mislabelled ISO-2022-JP). */
+static inline int smtpc__utf8_valid(const unsigned char *p, size_t n) {
+  size_t i = 0, u;
+  uint32_t cp;
+  while (i < n && (u = smtpc__utf8_decode(p + i, n - i, &cp)) != 0) i += u;
+  return i == n;
+}
+
 /* Code point cp (at most U+10FFFF, no surrogate: the caller has checked) as UTF-8 into out[0..4);
  * returns the octets written. bounce_html.c (character references), bounce_mta_ses.c (JSON
  * \u escapes). */
