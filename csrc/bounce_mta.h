@@ -79,6 +79,7 @@ typedef struct smtpc__bmta_layout {
   int preamble;               /* lines before the first recipient explain it too          */
   int rcpt_space;             /* "addr words": the words after a space are the diagnostic */
   int start_is_words;         /* with rcpt_in_start: that line is the diagnostic too       */
+  int stop_at_boundary;       /* a MIME boundary line ("--token") ends the words too      */
 } smtpc__bmta_layout;
 
 /* Records for every recipient of the layout in text[0..len); returns how many (0 = not this

@@ -131,7 +131,9 @@ static const smtpc__bmta_layout postfix_layout = {
                                    NULL},
     .stop = (const char *const[]){"--- Delivery report unavailable", "-- Undelivered Message",
                                   "--- Below this line", NULL},
-    .need_angle = 1};
+    .need_angle = 1,
+    /* Postfix's own parts (bounce_notify_util.c) are delimited by "--<queue id>.<time>/<host>" */
+    .stop_at_boundary = 1};
 
 /* Postfix's postmaster copy: "Transcript of session follows." then " In:" / " Out:" lines. */
 static int postfix_transcript(smtpc__bmsg *m) {
@@ -220,7 +222,9 @@ static const smtpc__bmta_layout postfix_any = {
     .start = (const char *const[]){"<", NULL},
     .stop = (const char *const[]){"--- Delivery report unavailable", "-- Undelivered Message",
                                   "--- Below this line", NULL},
-    .need_angle = 1};
+    .need_angle = 1,
+    /* Postfix's own parts (bounce_notify_util.c) are delimited by "--<queue id>.<time>/<host>" */
+    .stop_at_boundary = 1};
 
 static int postfix_own_template(smtpc__bmsg *m) {
   static smtpc__bmta_marks from = {"(Mail Delivery System)", NULL};

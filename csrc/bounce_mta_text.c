@@ -468,6 +468,17 @@ static int read_line(smtpc__bmsg *m, smtpc_bounce *r, const char *s, size_t n, i
   return smtpc__bmta_diag_line(m, r, s, n, multi);
 }
 
+/* A MIME boundary delimiter: "--" and a token without white space ("--1F2E3.1114/mx.example.org").
+ * Seen in a text part only where the MIME structure was lost (a bounce forwarded inline, a part
+ * whose boundary was not declared): the notice's own text ends there. */
+static int boundary_shaped(const char *s, size_t n) {
+  if (n < 12 || s[0] != '-' || s[1] != '-' || s[2] == '-' ||
+      (unsigned char)s[2] <= ' ') return 0;
+  for (size_t i = 2; i < n; i++)
+    if (s[i] == ' ' || s[i] == '\t') return 0;
+  return 1;
+}
+
 int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__bmta_layout *l) {
   size_t begin = smtpc__bmta_line_with(text, len, l->start);
   if (begin >= len) return 0;
@@ -482,6 +493,7 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
   while (smtpc__bline(text, end, &pos, &line, &n)) {
     const char *a, *rest;
     size_t al, rl;
+    if (l->stop_at_boundary && boundary_shaped(line, n)) break;
     if (smtpc__bmta_rcpt_line(line, n, l->need_angle, l->rcpt_space, &a, &al, &rest, &rl) ||
         (l->rcpt_in_start && !seen_rcpt && smtpc__baddr(line, n, &a, &al) &&
          ((rest = ""), (rl = 0), 1))) {

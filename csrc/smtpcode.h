@@ -1092,7 +1092,11 @@ typedef struct smtpc_bounce {
 #define SMTPC_BOUNCE_MAX_LINE_DEFAULT    65536      /* octets a line                        */
 #define SMTPC_BOUNCE_MAX_HEADERS_DEFAULT 1000       /* header fields per message or part    */
 #define SMTPC_BOUNCE_MAX_PARTS_DEFAULT   256        /* MIME parts per message               */
-#define SMTPC_BOUNCE_MAX_DEPTH_DEFAULT   16         /* nesting of multiparts/messages       */
+/* Nesting of multiparts and returned messages. Each returned message adds one or two levels, so
+ * a bounce of a bounce of a forwarded notice goes deep; Postfix allows 100 (mime_nesting_limit).
+ * Each level scans what is left of the message for its boundary, so the bound is kept at 32:
+ * at most 32 passes over max_message octets. */
+#define SMTPC_BOUNCE_MAX_DEPTH_DEFAULT   32
 #define SMTPC_BOUNCE_MAX_RECORDS_DEFAULT 10000      /* records per message                  */
 
 typedef struct smtpc_bounce_limits {  /* 0 = default for every field */
