@@ -225,6 +225,45 @@ static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, con
 /* The bounce's own words on the recipient (bounce_internal.h). With a reply in them (a code)
  * they are a DSN block's diagnostic at once, when it has no Diagnostic-Code: MTAs put the remote
  * server's words there. */
+/* Whether t[0..n) is addresses alone, one a line ("x@y", "<x@y>", indented or not): a list of
+ * who failed, not words about them. */
+static int only_addresses(const char *t, size_t n) {
+  size_t pos = 0;
+  while (pos < n) {
+    const char *e = memchr(t + pos, '\n', n - pos);
+    size_t le = e ? (size_t)(e - t) : n, a = pos, z = le;
+    while (a < z && (t[a] == ' ' || t[a] == '\t' || t[a] == '\r')) a++;
+    while (z > a && (t[z - 1] == ' ' || t[z - 1] == '\t' || t[z - 1] == '\r')) z--;
+    if (z > a && (memchr(t + a, ' ', z - a) || memchr(t + a, '\t', z - a) || !memchr(t + a, '@', z - a)))
+      return 0;
+    pos = le + 1;
+  }
+  return 1;
+}
+
+/* The lead-in above a list of bare addresses, which says why for every address under it: the
+ * Windows SMTP service and Exchange 2000/2003 write their DSN's text as "Unable to deliver
+ * message to the following recipients, because the message was forwarded more than the maximum
+ * allowed times. This could indicate a mail loop." then the addresses alone, each indented.
+ * para is where the address's paragraph starts; the paragraph above it counts when it speaks of
+ * "the following recipients" (or addresses). */
+static int lead_in(const smtpc__bmsg *m, size_t para, const char **s, size_t *n) {
+  const char *b = m->body;
+  size_t end = para, start;
+  while (end && (b[end - 1] == '\n' || b[end - 1] == '\r' || b[end - 1] == ' ' || b[end - 1] == '\t'))
+    end--;
+  if (!end) return -1;
+  start = end;
+  while (start && !(b[start - 1] == '\n' && start >= 2 && b[start - 2] == '\n') && end - start < 2000)
+    start--;
+  if (!smtpc__bfind(b + start, end - start, "the following recipient") &&
+      !smtpc__bfind(b + start, end - start, "the following address"))
+    return -1;
+  *s = b + start;
+  *n = end - start;
+  return 0;
+}
+
 int smtpc__bwords_on(smtpc__bmsg *m, const char *rcpt, const char **s, size_t *n) {
   const char *at = smtpc__bfind_rcpt(m, 0, rcpt);
   if (!at) return -1;
@@ -239,10 +278,10 @@ int smtpc__bwords_on(smtpc__bmsg *m, const char *rcpt, const char **s, size_t *n
         t[i + 2] <= '9' && (i == 0 || t[i - 1] == ' ') && (i + 3 == *n || t[i + 3] == ' ' || t[i + 3] == '-'))
       return 1;
   }
-  /* more than the address and the brackets or quotes around it */
-  size_t words = 0;
-  for (size_t i = 0; i < *n; i++) words += (unsigned char)t[i] > ' ';
-  return words > strlen(rcpt) + 4 ? 0 : -1;
+  /* more than addresses (this one, and the others listed under it) */
+  if (!only_addresses(t, *n)) return 0;
+  while (start >= 2 && !(m->body[start - 1] == '\n' && m->body[start - 2] == '\n')) start--;
+  return lead_in(m, start, s, n);
 }
 
 /* Where RFC 3464 fields start in a text part, when an MTA wrote them into the text instead of a

@@ -105,8 +105,10 @@ typedef struct smtpc__bmsg {
  * that every search answers NULL, so that thousands of records cost linear time (bounce.c). */
 const char *smtpc__bfind_rcpt(smtpc__bmsg *m, size_t from, const char *rcpt);
 /* The bounce's own words on rcpt: from the line of the body that names it to the end of that
- * paragraph (at most 2000 octets), in s[0..n). 1 = they hold a reply (a code), 0 = words without
- * one, -1 = none (not named, or nothing but the address) (bounce_dsn.c). */
+ * paragraph (at most 2000 octets), in s[0..n); where that is a list of addresses alone, the
+ * paragraph above it when it leads in to the list ("... to the following recipients, because
+ * ..."). 1 = they hold a reply (a code), 0 = words without one, -1 = none (not named, or
+ * nothing but addresses) (bounce_dsn.c). */
 int smtpc__bwords_on(smtpc__bmsg *m, const char *rcpt, const char **s, size_t *n);
 
 /* Value of the first header field called `name` (ASCII case-insensitive) in h[0..n); NULL when
