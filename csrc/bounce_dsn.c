@@ -122,7 +122,33 @@ typedef struct dsn_state {
    * no Diagnostic-Code (Oracle Messaging Server writes them so) */
   const char *comment[DSN_COMMENTS];
   size_t comment_len[DSN_COMMENTS];
+  /* "X-Supplementary-Info: <mx.example.org #5.1.1 smtp;550 5.1.1 User unknown>": the remote
+   * server's reply as Exchange and Hotmail record it, beside a block without Diagnostic-Code */
+  const char *supp[DSN_COMMENTS];
+  size_t supp_len[DSN_COMMENTS];
 } dsn_state;
+
+/* The reply in an X-Supplementary-Info value: the angle brackets, the host and "#<status>" and
+ * the "smtp;" type dropped ("< #2.0.0>", a delivery's, holds none). */
+static void supplementary_reply(const char **v, size_t *n) {
+  const char *s = *v;
+  size_t k = *n;
+  while (k && is_wsp(*s)) s++, k--;
+  if (k && *s == '<') s++, k--;
+  while (k && is_wsp(s[k - 1])) k--;
+  if (k && s[k - 1] == '>') k--;
+  const char *semi = smtpc__bchr(s, k, ';'), *hash = smtpc__bchr(s, k, '#');
+  if (semi && hash && hash < semi) { /* "host #5.1.1 smtp;" */
+    k -= (size_t)(semi + 1 - s);
+    s = semi + 1;
+  } else if (hash) {                 /* "#2.0.0" alone */
+    k = 0;
+  }
+  while (k && is_wsp(*s)) s++, k--;
+  while (k && is_wsp(s[k - 1])) k--;
+  *v = s;
+  *n = k;
+}
 
 static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, const char *v,
                      size_t vl) {
@@ -213,6 +239,11 @@ static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, con
       v = semi + 1;
     }
     f = SMTPC_BOUNCE_F_DIAGNOSTIC;
+  } else if (is(name, nl, "X-Supplementary-Info")) {
+    size_t k = (size_t)st->cur - st->first;
+    supplementary_reply(&v, &vl);
+    if (k < DSN_COMMENTS && vl) st->supp[k] = v, st->supp_len[k] = vl;
+    return 0;
   } else if (is(name, nl, "Last-Attempt-Date")) {
     f = SMTPC_BOUNCE_F_LAST_ATTEMPT;
   } else if (is(name, nl, "Reporting-MTA")) {
@@ -222,9 +253,6 @@ static int dsn_field(smtpc__bmsg *m, void *vst, const char *name, size_t nl, con
   return smtpc__bounce_set(m, r, f, v, vl);
 }
 
-/* The bounce's own words on the recipient (bounce_internal.h). With a reply in them (a code)
- * they are a DSN block's diagnostic at once, when it has no Diagnostic-Code: MTAs put the remote
- * server's words there. */
 /* Whether t[0..n) is addresses alone, one a line ("x@y", "<x@y>", indented or not): a list of
  * who failed, not words about them. */
 static int only_addresses(const char *t, size_t n) {
@@ -264,6 +292,9 @@ static int lead_in(const smtpc__bmsg *m, size_t para, const char **s, size_t *n)
   return 0;
 }
 
+/* The bounce's own words on the recipient (bounce_internal.h). With a reply in them (a code)
+ * they are a DSN block's diagnostic at once, when it has no Diagnostic-Code: MTAs put the remote
+ * server's words there. */
 int smtpc__bwords_on(smtpc__bmsg *m, const char *rcpt, const char **s, size_t *n) {
   const char *at = smtpc__bfind_rcpt(m, 0, rcpt);
   if (!at) return -1;
@@ -339,7 +370,9 @@ int smtpc__bdsn(smtpc__bmsg *m) {
       if (r->field[SMTPC_BOUNCE_F_DIAGNOSTIC]) continue;
       const char *w;
       size_t wl, j = k - st.first;
-      if (smtpc__bwords_on(m, r->field[SMTPC_BOUNCE_F_RECIPIENT], &w, &wl) == 1)
+      if (j < DSN_COMMENTS && st.supp_len[j])
+        rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, st.supp[j], st.supp_len[j]);
+      else if (smtpc__bwords_on(m, r->field[SMTPC_BOUNCE_F_RECIPIENT], &w, &wl) == 1)
         rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, w, wl);
       else if (j < DSN_COMMENTS && st.comment_len[j])
         rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, st.comment[j], st.comment_len[j]);
