@@ -117,7 +117,52 @@ static const simple_format yahoo = {
     .layout = {.start = MARKS("unable to deliver your message to the following address"),
                .stop = MARKS("--- Below this line is a copy", "--- Original message follows"),
                .need_angle = 1}};
-int smtpc__bmta_yahoo(smtpc__bmsg *m) { return simple(m, &yahoo); }
+/* Yahoo's notice for a message its own queue gave up on (a multipart/report without a
+ * delivery-status part; seen in 2021):
+ *   I'm afraid I wasn't able to deliver the following message.
+ *   This is a permanent error; I've given up. Sorry it didn't work out.
+ *
+ *   Subject: subject
+ *   To: subscriber@example.com
+ *
+ *   --- Below this line is a copy of the message.
+ * qmail's sentences without qmail's "<rcpt>:" paragraph: the message's To: line, when it holds
+ * one address, names who it failed for, and the sentences above it are the words. */
+static int yahoo_gave_up(smtpc__bmsg *m) {
+  const char *text = m->body, *line, *a;
+  size_t len = m->body_len, begin, end, pos, n, al;
+  begin = smtpc__bmta_line_with(text, len, MARKS("wasn't able to deliver the following message"));
+  if (begin >= len || m->nrecords > 0) return 0;
+  end = begin + smtpc__bmta_cut(text + begin, len - begin,
+                                MARKS("--- Below this line is a copy", "--- Original message follows"));
+  if (end >= len) return 0;  /* no returned message: not this notice */
+  const char *to = NULL, *words = text + begin;
+  size_t tol = 0, wordsl = 0;
+  for (pos = begin; smtpc__bline(text, end, &pos, &line, &n);) {
+    const char *t = smtpc__bmta_trim(line, &n);
+    if (smtpc__bstarts(t, n, "To:")) {
+      if (to) return 0;  /* one To: line only */
+      to = t + 3, tol = n - 3;
+    } else if (!to && !wordsl && n == 0) {
+      wordsl = (size_t)(line - words);  /* the sentences end at the first empty line */
+    }
+  }
+  if (!to || !smtpc__baddr(to, tol, &a, &al) || memchr(a + al, '@', tol - (size_t)(a + al - to)))
+    return 0;  /* none, or several addresses: which one failed is not said */
+  if (!wordsl) wordsl = (size_t)(to - words);
+  smtpc_bounce *r = smtpc__bounce_add(m);
+  if (!r) return smtpc__bounce_add_failed(m);
+  int rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al), multi = 0;
+  for (pos = 0; !rc && smtpc__bline(words, wordsl, &pos, &line, &n);)
+    if (n) rc = smtpc__bmta_diag_line(m, r, line, n, &multi);
+  if (!rc) rc = smtpc__bmta_finish_rec(m, r);
+  return rc ? rc : 1;
+}
+
+int smtpc__bmta_yahoo(smtpc__bmsg *m) {
+  int n = simple(m, &yahoo);
+  return n ? n : yahoo_gave_up(m);
+}
 
 /* DragonFly Mail Agent (dma):
  *   There was an error delivering your mail to <kijitora@example.com>.
