@@ -75,6 +75,12 @@ static int want_converter(const char *charset, const char *s, size_t n, char cs[
   if (!cs[0] && memchr(s, 0x1b, n) && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
   int convert = cs[0] && strcmp(cs, "utf-8") && strcmp(cs, "us-ascii") && strcmp(cs, "utf8");
   if (convert) convert = !plain_ascii(s, n); /* a declared charset over it needs no converter */
+  /* UTF-7 under the names Microsoft's mailers give it ("unicode-1-1-utf-7", RFC 1642's, in the
+   * Windows SMTP service's and Hotmail's DSNs), which glibc's iconv does not know */
+  if (!strcmp(cs, "unicode-1-1-utf-7") || !strcmp(cs, "x-unicode-1-1-utf-7") ||
+      !strcmp(cs, "unicode-2-0-utf-7") || !strcmp(cs, "x-unicode-2-0-utf-7") ||
+      !strcmp(cs, "csunicode11utf7"))
+    strcpy(cs, "utf-7");
   if (!strcmp(cs, "utf-7")) convert = 1; /* all 7-bit, yet encoded */
   return convert;
 }

@@ -353,7 +353,10 @@ int smtpc__bmta_kddi(smtpc__bmsg *m) { return simple(m, &kddi); }
 static const simple_format x3 = {
     .from = NULL,
     .body = MARKS("This is an automatically generated Delivery Status Notification"),
-    .layout = {.start = MARKS("to the following recipients failed"),
+    /* "failed permanently": the Windows SMTP service opens its DSN's text with the same sentence
+     * and "Delivery to the following recipients failed." then bare addresses, and whatever
+     * follows them there is the sender's footer, not words (its DSN part says why) */
+    .layout = {.start = MARKS("to the following recipients failed permanently"),
                .stop = MARKS("--- Original message")}};
 int smtpc__bmta_x3(smtpc__bmsg *m) { return simple(m, &x3); }
 

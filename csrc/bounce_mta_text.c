@@ -479,6 +479,26 @@ static int boundary_shaped(const char *s, size_t n) {
   return 1;
 }
 
+/* A DSN record's words that the text replaced (amend): when the DSN's Diagnostic-Code held the
+ * server's reply and the text's words hold none, the text said something else (Hotmail's
+ * "Delivery to the following recipients failed." and the sender's antivirus footer after the
+ * address), and the reply is put back. */
+static int has_reply_code(const char *t) {
+  for (size_t i = 0; t[i] && t[i + 1] && t[i + 2]; i++)
+    if ((t[i] == '4' || t[i] == '5') && t[i + 1] >= '0' && t[i + 1] <= '9' && t[i + 2] >= '0' &&
+        t[i + 2] <= '9' && (i == 0 || t[i - 1] == ' ' || t[i - 1] == ';' || t[i - 1] == ':') &&
+        (!t[i + 3] || t[i + 3] == ' ' || t[i + 3] == '-'))
+      return 1;
+  return 0;
+}
+
+static void keep_dsn_reply(smtpc_bounce *r, const char *old, int old_code) {
+  const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
+  if (!old || d == old || !has_reply_code(old) || (d && has_reply_code(d))) return;
+  r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = old;
+  r->reply_code = old_code;
+}
+
 int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__bmta_layout *l) {
   size_t begin = smtpc__bmta_line_with(text, len, l->start);
   if (begin >= len) return 0;
@@ -490,6 +510,8 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
   int multi = 0, rc = 0, found = 0, amend = m->nrecords > 0, seen_rcpt = 0, fresh = 0, changed = 0;
   size_t pre_from = begin, pre_to = begin, first = m->nrecords;
   smtpc_bounce *r = NULL;
+  const char *old = NULL; /* amend: the record's words as its DSN part gave them */
+  int old_code = 0;
   while (smtpc__bline(text, end, &pos, &line, &n)) {
     const char *a, *rest;
     size_t al, rl;
@@ -498,12 +520,15 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
         (l->rcpt_in_start && !seen_rcpt && smtpc__baddr(line, n, &a, &al) &&
          ((rest = ""), (rl = 0), 1))) {
       seen_rcpt++;
+      if (r && amend) keep_dsn_reply(r, old, old_code);
       if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
       if (r && amend && (rc = smtpc__bmta_better_status(m, r)) != 0) return rc;
       fresh = 0;
       if (amend) {
         r = smtpc__bmta_find(m, a, al);
         fresh = r != NULL;
+        old = r ? r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] : NULL;
+        old_code = r ? r->reply_code : 0;
       } else if ((r = smtpc__bmta_find_from(m, first, a, al)) != NULL) {
         /* named again ("<x>: Recipient address rejected" folded into x's words): words */
         if ((rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0) return rc;
@@ -537,6 +562,7 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
     if (!seen_rcpt) pre_to = pos;
     if (r && (rc = read_line(m, r, line, n, &multi, &fresh, &changed)) != 0) return rc;
   }
+  if (r && amend) keep_dsn_reply(r, old, old_code);
   if (r && (rc = smtpc__bmta_finish_rec(m, r)) != 0) return rc;
   if (r && amend && (rc = smtpc__bmta_better_status(m, r)) != 0) return rc;
   return amend ? changed : found;  /* a DSN the text adds nothing to stays the DSN's */
