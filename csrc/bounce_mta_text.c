@@ -479,10 +479,7 @@ static int boundary_shaped(const char *s, size_t n) {
   return 1;
 }
 
-/* A DSN record's words that the text replaced (amend): when the DSN's Diagnostic-Code held the
- * server's reply and the text's words hold none, the text said something else (Hotmail's
- * "Delivery to the following recipients failed." and the sender's antivirus footer after the
- * address), and the reply is put back. */
+/* Does t hold a reply code standing as one ("550 ...", "smtp;550", "said: 421-")? */
 static int has_reply_code(const char *t) {
   for (size_t i = 0; t[i] && t[i + 1] && t[i + 2]; i++)
     if ((t[i] == '4' || t[i] == '5') && t[i + 1] >= '0' && t[i + 1] <= '9' && t[i + 2] >= '0' &&
@@ -492,6 +489,10 @@ static int has_reply_code(const char *t) {
   return 0;
 }
 
+/* A DSN record's words that the text replaced (amend): when the DSN's Diagnostic-Code held the
+ * server's reply and the text's words hold none, the text said something else (Hotmail's
+ * "Delivery to the following recipients failed." and the sender's antivirus footer after the
+ * address), and the reply is put back. */
 static void keep_dsn_reply(smtpc_bounce *r, const char *old, int old_code) {
   const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
   if (!old || d == old || !has_reply_code(old) || (d && has_reply_code(d))) return;
