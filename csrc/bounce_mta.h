@@ -80,6 +80,7 @@ typedef struct smtpc__bmta_layout {
   int rcpt_space;             /* "addr words": the words after a space are the diagnostic */
   int start_is_words;         /* with rcpt_in_start: that line is the diagnostic too       */
   int stop_at_boundary;       /* a MIME boundary line ("--token") ends the words too      */
+  int to_prefix;              /* "To: <addr>:" names a recipient too (qmail's clones)     */
 } smtpc__bmta_layout;
 
 /* Records for every recipient of the layout in text[0..len); returns how many (0 = not this

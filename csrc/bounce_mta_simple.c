@@ -98,7 +98,10 @@ int smtpc__bmta_qmail_reworded(smtpc__bmsg *m) { return simple(m, &qmail_reworde
 static const simple_format qmail_clone = {
     .from = NULL,
     .body = MARKS("--- Original message follows."),
-    .layout = {.start = MARKS(""), .stop = MARKS("--- Original message follows."), .need_angle = 1},
+    /* some clones write "To: <kijitora@example.jp>:" for qmail's "<kijitora@example.jp>:" (a form
+     * Sisimai's Lhost::X4 reads too); only here, where qmail's headers vouch for the layout */
+    .layout = {.start = MARKS(""), .stop = MARKS("--- Original message follows."), .need_angle = 1,
+               .to_prefix = 1},
     .fresh_only = 1};
 int smtpc__bmta_qmail_clone(smtpc__bmsg *m) {
   if (!smtpc__bmta_hdr_has(m, "Received", MARKS("invoked for bounce")) &&

@@ -517,7 +517,14 @@ int smtpc__bmta_read(smtpc__bmsg *m, const char *text, size_t len, const smtpc__
     const char *a, *rest;
     size_t al, rl;
     if (l->stop_at_boundary && boundary_shaped(line, n)) break;
-    if (smtpc__bmta_rcpt_line(line, n, l->need_angle, l->rcpt_space, &a, &al, &rest, &rl) ||
+    const char *rl_line = line;
+    size_t rl_n = n;
+    if (l->to_prefix && smtpc__bstarts(line, n, "To:")) { /* "To: <addr>:", the "<" required */
+      size_t k = n - 3;
+      const char *t = smtpc__bmta_trim(line + 3, &k);
+      if (k && t[0] == '<') rl_line = t, rl_n = k;
+    }
+    if (smtpc__bmta_rcpt_line(rl_line, rl_n, l->need_angle, l->rcpt_space, &a, &al, &rest, &rl) ||
         (l->rcpt_in_start && !seen_rcpt && smtpc__baddr(line, n, &a, &al) &&
          ((rest = ""), (rl = 0), 1))) {
       seen_rcpt++;
