@@ -303,14 +303,9 @@ int smtpc__bwords_on(smtpc__bmsg *m, const char *rcpt, const char **s, size_t *n
   end = smtpc__bpara_end(m->body, m->body_len, (size_t)(at - m->body), start + 2000);
   *s = m->body + start;
   *n = end - start;
-  const char *t = *s;
-  for (size_t i = 0; i + 3 <= *n; i++) {
-    if ((t[i] == '4' || t[i] == '5') && t[i + 1] >= '0' && t[i + 1] <= '9' && t[i + 2] >= '0' &&
-        t[i + 2] <= '9' && (i == 0 || t[i - 1] == ' ') && (i + 3 == *n || t[i + 3] == ' ' || t[i + 3] == '-'))
-      return 1;
-  }
+  if (smtpc__bcode_in(*s, *n, " ")) return 1;
   /* more than addresses (this one, and the others listed under it) */
-  if (!only_addresses(t, *n)) return 0;
+  if (!only_addresses(*s, *n)) return 0;
   while (start >= 2 && !(m->body[start - 1] == '\n' && m->body[start - 2] == '\n')) start--;
   return lead_in(m, start, s, n);
 }

@@ -136,6 +136,10 @@ int smtpc__bounce_append(smtpc__bmsg *m, smtpc_bounce *r, int field, const char 
 /* Helpers every module needs (bounce_util.c). */
 /* ASCII case-insensitive search of needle in hay[0..n); NULL when absent. */
 const char *smtpc__bfind(const char *hay, size_t n, const char *needle);
+/* Is there in t[0..n) a reply code standing as one: 4xx or 5xx at the start or after an octet of
+ * `after` (" " for words, " ;:" also for "smtp;550" and "said:550"), followed by a space, '-' or
+ * the end? */
+int smtpc__bcode_in(const char *t, size_t n, const char *after);
 /* An octet of a host name as bounces write them (letters, digits, '-', '.', '_'). */
 static inline int smtpc__bhost_char(int c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||

@@ -479,23 +479,15 @@ static int boundary_shaped(const char *s, size_t n) {
   return 1;
 }
 
-/* Does t hold a reply code standing as one ("550 ...", "smtp;550", "said: 421-")? */
-static int has_reply_code(const char *t) {
-  for (size_t i = 0; t[i] && t[i + 1] && t[i + 2]; i++)
-    if ((t[i] == '4' || t[i] == '5') && t[i + 1] >= '0' && t[i + 1] <= '9' && t[i + 2] >= '0' &&
-        t[i + 2] <= '9' && (i == 0 || t[i - 1] == ' ' || t[i - 1] == ';' || t[i - 1] == ':') &&
-        (!t[i + 3] || t[i + 3] == ' ' || t[i + 3] == '-'))
-      return 1;
-  return 0;
-}
-
 /* A DSN record's words that the text replaced (amend): when the DSN's Diagnostic-Code held the
  * server's reply and the text's words hold none, the text said something else (Hotmail's
  * "Delivery to the following recipients failed." and the sender's antivirus footer after the
  * address), and the reply is put back. */
 static void keep_dsn_reply(smtpc_bounce *r, const char *old, int old_code) {
   const char *d = r->field[SMTPC_BOUNCE_F_DIAGNOSTIC];
-  if (!old || d == old || !has_reply_code(old) || (d && has_reply_code(d))) return;
+  if (!old || d == old || !smtpc__bcode_in(old, strlen(old), " ;:") ||
+      (d && smtpc__bcode_in(d, strlen(d), " ;:")))
+    return;
   r->field[SMTPC_BOUNCE_F_DIAGNOSTIC] = old;
   r->reply_code = old_code;
 }

@@ -28,6 +28,15 @@ static const unsigned char commonness[256] = {
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
 
+int smtpc__bcode_in(const char *t, size_t n, const char *after) {
+  for (size_t i = 0; i + 3 <= n; i++)
+    if ((t[i] == '4' || t[i] == '5') && t[i + 1] >= '0' && t[i + 1] <= '9' && t[i + 2] >= '0' &&
+        t[i + 2] <= '9' && (i == 0 || (t[i - 1] && strchr(after, t[i - 1]))) &&
+        (i + 3 == n || t[i + 3] == ' ' || t[i + 3] == '-'))
+      return 1;
+  return 0;
+}
+
 const char *smtpc__bfind(const char *hay, size_t n, const char *needle) {
   size_t k = strlen(needle);
   if (k == 0) return hay;
