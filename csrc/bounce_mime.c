@@ -25,6 +25,11 @@ static const char *iconv_name(const char *cs) {
       {"euc-jp", "EUC-JP-MS"},  {"x-euc-jp", "EUC-JP-MS"},    {"iso-2022-jp", "ISO-2022-JP-2"},
       {"ks_c_5601-1987", "CP949"}, {"euc-kr", "CP949"},       {"gb2312", "GB18030"},
       {"gbk", "GB18030"},       {"x-unknown", "ISO-8859-1"}, {"unknown-8bit", "ISO-8859-1"},
+      /* UTF-7 under the names Microsoft's mailers give it (RFC 1642's "unicode-1-1-utf-7" in the
+       * Windows SMTP service's and Hotmail's DSNs, and .NET's others), unknown to glibc */
+      {"unicode-1-1-utf-7", "UTF-7"}, {"x-unicode-1-1-utf-7", "UTF-7"},
+      {"unicode-2-0-utf-7", "UTF-7"}, {"x-unicode-2-0-utf-7", "UTF-7"},
+      {"csunicode11utf7", "UTF-7"},
   };
   for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
     if (!strcmp(cs, alias[i].mail)) return alias[i].iconv;
@@ -75,13 +80,8 @@ static int want_converter(const char *charset, const char *s, size_t n, char cs[
   if (!cs[0] && memchr(s, 0x1b, n) && smtpc__bmemmem(s, n, "\x1b$B", 3)) strcpy(cs, "iso-2022-jp");
   int convert = cs[0] && strcmp(cs, "utf-8") && strcmp(cs, "us-ascii") && strcmp(cs, "utf8");
   if (convert) convert = !plain_ascii(s, n); /* a declared charset over it needs no converter */
-  /* UTF-7 under the names Microsoft's mailers give it ("unicode-1-1-utf-7", RFC 1642's, in the
-   * Windows SMTP service's and Hotmail's DSNs), which glibc's iconv does not know */
-  if (!strcmp(cs, "unicode-1-1-utf-7") || !strcmp(cs, "x-unicode-1-1-utf-7") ||
-      !strcmp(cs, "unicode-2-0-utf-7") || !strcmp(cs, "x-unicode-2-0-utf-7") ||
-      !strcmp(cs, "csunicode11utf7"))
-    strcpy(cs, "utf-7");
-  if (!strcmp(cs, "utf-7")) convert = 1; /* all 7-bit, yet encoded */
+  /* UTF-7 is all 7-bit, yet encoded */
+  if (!strcmp(cs, "utf-7") || !strcmp(iconv_name(cs), "UTF-7")) convert = 1;
   return convert;
 }
 
