@@ -810,30 +810,37 @@ static int is_alnum(char c) {
   return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
 
-/* Takes out of buf[0, n) every word (a run of characters between white space) that holds an
- * address: an '@' with a character of a mailbox before it and of a domain after it, bare or in
- * <>, (), brackets or quotes, with what sticks to it (a colon, "..."). The white space around
- * stays, and the framing's bounds in *st move with the bytes (a word never holds the space that
- * separates the framing from the reply). Returns the new length. */
-static size_t elide_addresses(char *buf, size_t n, scan *st) {
-  size_t r = 0, w = 0, e, k;
-  while (r < n) {
+/* Copies in[0, n) to out, every word (a run of characters between white space) that holds an
+ * address taken out or, with sub, written as sub: an '@' with a character of a mailbox before
+ * it and of a domain after it, bare or in <>, (), brackets or quotes, with what sticks to it (a
+ * colon, "..."). The white space around stays, and the framing's bounds in *st move with the
+ * bytes (a word never holds the space that separates the framing from the reply). out may be
+ * in when sub is NULL (the copy never runs ahead of the reading). Returns the new length, at
+ * most cap; a substitution that would not fit takes the word out instead. */
+static size_t elide_addresses(const char *in, size_t n, char *out, size_t cap, const char *sub,
+                              scan *st) {
+  size_t r = 0, w = 0, e, k, sl = sub != NULL ? strlen(sub) : 0;
+  while (r < n && w < cap) {
     int addr = 0;
-    if (is_blank(buf[r])) {
-      buf[w++] = buf[r++];
+    if (is_blank(in[r])) {
+      out[w++] = in[r++];
       continue;
     }
-    for (e = r; e < n && !is_blank(buf[e]); e++)
-      if (buf[e] == '@' && e > r && e + 1 < n && is_alnum(buf[e + 1]) &&
-          (is_alnum(buf[e - 1]) || strchr("._-+", buf[e - 1]) != NULL))
+    for (e = r; e < n && !is_blank(in[e]); e++)
+      if (in[e] == '@' && e > r && e + 1 < n && is_alnum(in[e + 1]) &&
+          (is_alnum(in[e - 1]) || strchr("._-+", in[e - 1]) != NULL))
         addr = 1;
     if (addr) {
-      if (st->lines_from > r) st->lines_from -= e - r;
-      if (st->tail_from > r) st->tail_from -= e - r;
+      size_t put = w + sl <= cap ? sl : 0;
+      memcpy(out + w, sub, put);
+      w += put;
+      /* the bounds after the word move by what it lost (or gained) */
+      if (st->lines_from > r) st->lines_from = st->lines_from - (e - r) + put;
+      if (st->tail_from > r) st->tail_from = st->tail_from - (e - r) + put;
       r = e;
       continue;
     }
-    for (k = r; k < e; k++) buf[w++] = buf[k];
+    for (k = r; k < e && w < cap; k++) out[w++] = in[k];
     r = e;
   }
   return w;
@@ -917,12 +924,29 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
        * phrase of strength 2 or more and no provider's phrase matched, the text is scanned
        * again with its addresses taken out; a text that matched keeps its answer. */
       if (st.best_prio < 2 && st.nphit == 0 && memchr(buf, '@', n) != NULL) {
-        size_t m = elide_addresses(buf, n, &st);
+        char orig[STREAM_BUF];
+        size_t lines_from = st.lines_from, tail_from = st.tail_from;
+        size_t m;
+        memcpy(orig, buf, n);
+        m = elide_addresses(buf, n, buf, n, NULL, &st);
         if (m < n) {
           st.heads = 0;
           st.rescan = 1;
           smtpc__ac_scan_init(&sc);
           smtpc__ac_feed(&g_ac, &sc, buf, m, on_match, &st);
+          /* Still nothing decisive: the address itself is what is spoken of ("550
+           * bob@example.net does not exist", "554 RCPT (a@b) dosn't exist"). An address
+           * there names a mailbox, so the text is read once more with the word "mailbox"
+           * where each address stood, and the mailbox phrases have their say; a bare
+           * "<name> does not exist" without one stays the weak refusal it was. */
+          if (st.best_prio < 2 && st.nphit == 0) {
+            st.lines_from = lines_from;
+            st.tail_from = tail_from;
+            m = elide_addresses(orig, n, buf, sizeof buf, "mailbox", &st);
+            st.heads = 0;
+            smtpc__ac_scan_init(&sc);
+            smtpc__ac_feed(&g_ac, &sc, buf, m, on_match, &st);
+          }
         }
       }
     } else {
