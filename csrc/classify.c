@@ -831,8 +831,8 @@ static size_t elide_addresses(const char *in, size_t n, char *out, size_t cap, c
           (is_alnum(in[e - 1]) || strchr("._-+", in[e - 1]) != NULL))
         addr = 1;
     if (addr) {
-      size_t put = w + sl <= cap ? sl : 0;
-      memcpy(out + w, sub, put);
+      size_t put = sub != NULL && w + sl <= cap ? sl : 0;
+      if (put) memcpy(out + w, sub, put);
       w += put;
       /* the bounds after the word move by what it lost (or gained) */
       if (st->lines_from > r) st->lines_from = st->lines_from - (e - r) + put;
