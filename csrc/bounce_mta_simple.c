@@ -477,7 +477,74 @@ static const simple_format interscan = {
                .rcpt_in_start = 1,
                .start_is_words = 1},
     .fresh_only = 1};
-int smtpc__bmta_interscanmss(smtpc__bmsg *m) { return simple(m, &interscan); }
+
+/* InterScan's other notice quotes the SMTP exchange that failed, an arrow between the word and
+ * the text (Sisimai's InterScanMSS module reads the same lines; the Japanese notice turns the
+ * arrows round):
+ *   Sent <<< RCPT TO:<kijitora@example.co.jp>
+ *   Received >>> 550 5.1.1 <kijitora@example.co.jp>... user unknown
+ * A command line opens a recipient's record (RCPT TO names it) or names the command of the
+ * next reply; a reply line (a code after the arrow) is the record's words. A reply before any
+ * RCPT TO that names an address opens that address's record. */
+static const char *arrow_text(const char *t, size_t n, size_t *rest) {
+  const char *a = smtpc__bfind(t, n, "<<< ");
+  const char *b = smtpc__bfind(t, n, ">>> ");
+  if (!a || (b && b < a)) a = b;
+  if (!a || (a > t && a[-1] != ' ' && a[-1] != '\t')) return NULL;
+  *rest = n - (size_t)(a + 4 - t);
+  return a + 4;
+}
+
+static int interscan_transcript(smtpc__bmsg *m) {
+  static const char *const cmds[] = {"RCPT", "MAIL", "DATA", "EHLO", "HELO"};
+  size_t pos = 0, n, first = m->nrecords;
+  const char *line, *cmd = NULL;
+  smtpc_bounce *r = NULL;
+  int rc, found = 0;
+  while (smtpc__bline(m->body, m->body_len, &pos, &line, &n)) {
+    size_t tl;
+    const char *t = arrow_text(line, n, &tl), *a;
+    size_t al;
+    if (!t) continue;
+    t = smtpc__bmta_trim(t, &tl);
+    if (smtpc__bmta_code_at(t, tl)) { /* the server's reply */
+      if (!r && smtpc__baddr(t, tl, &a, &al)) {
+        if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
+        found++;
+        if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      }
+      if (!r) continue;
+      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, tl)) != 0 ||
+          (cmd && !r->field[SMTPC_BOUNCE_F_COMMAND] &&
+           (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmd, 4)) != 0) ||
+          (rc = smtpc__bmta_finish_rec(m, r)) != 0)
+        return rc;
+      r = NULL, cmd = NULL;
+      continue;
+    }
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
+      if (smtpc__bstarts(t, tl, cmds[c])) cmd = cmds[c];
+    if (cmd && cmd[0] == 'R' && smtpc__baddr(t, tl, &a, &al)) {
+      r = smtpc__bmta_find_from(m, first, a, al);
+      if (!r) {
+        if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
+        found++;
+        if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+      }
+    }
+  }
+  return found;
+}
+
+int smtpc__bmta_interscanmss(smtpc__bmsg *m) {
+  static const char *const from[] = {"InterScan", NULL};
+  int n = simple(m, &interscan);
+  if (n != 0 || m->nrecords > 0) return n;
+  if (!smtpc__bmta_any(m->body, m->body_len, interscan.body) &&
+      !smtpc__bmta_hdr_has(m, "From", from))
+    return 0;
+  return interscan_transcript(m);
+}
 
 /* MailMarshal: the reason first, the recipients after it.
  *   Could not be delivered because of
