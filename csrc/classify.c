@@ -814,9 +814,8 @@ static int is_alnum(char c) {
  * address taken out or, with sub, written as sub: an '@' with a character of a mailbox before
  * it and of a domain after it, bare or in <>, (), brackets or quotes, with what sticks to it (a
  * colon, "..."). The white space around stays, and the framing's bounds in *st move with the
- * bytes (a word never holds the space that separates the framing from the reply). out may be
- * in when sub is NULL (the copy never runs ahead of the reading). Returns the new length, at
- * most cap; a substitution that would not fit takes the word out instead. */
+ * bytes (a word never holds the space that separates the framing from the reply). Returns the
+ * new length, at most cap; a substitution that would not fit takes the word out instead. */
 static size_t elide_addresses(const char *in, size_t n, char *out, size_t cap, const char *sub,
                               scan *st) {
   size_t r = 0, w = 0, e, k, sl = sub != NULL ? strlen(sub) : 0;
@@ -924,16 +923,14 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
        * phrase of strength 2 or more and no provider's phrase matched, the text is scanned
        * again with its addresses taken out; a text that matched keeps its answer. */
       if (st.best_prio < 2 && st.nphit == 0 && memchr(buf, '@', n) != NULL) {
-        char orig[STREAM_BUF];
+        char alt[STREAM_BUF]; /* buf stays as it was, for the third reading */
         size_t lines_from = st.lines_from, tail_from = st.tail_from;
-        size_t m;
-        memcpy(orig, buf, n);
-        m = elide_addresses(buf, n, buf, n, NULL, &st);
+        size_t m = elide_addresses(buf, n, alt, sizeof alt, NULL, &st);
         if (m < n) {
           st.heads = 0;
           st.rescan = 1;
           smtpc__ac_scan_init(&sc);
-          smtpc__ac_feed(&g_ac, &sc, buf, m, on_match, &st);
+          smtpc__ac_feed(&g_ac, &sc, alt, m, on_match, &st);
           /* Still nothing decisive: the address itself is what is spoken of ("550
            * bob@example.net does not exist", "554 RCPT (a@b) dosn't exist"). An address
            * there names a mailbox, so the text is read once more with the word "mailbox"
@@ -942,10 +939,10 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
           if (st.best_prio < 2 && st.nphit == 0) {
             st.lines_from = lines_from;
             st.tail_from = tail_from;
-            m = elide_addresses(orig, n, buf, sizeof buf, "mailbox", &st);
+            m = elide_addresses(buf, n, alt, sizeof alt, "mailbox", &st);
             st.heads = 0;
             smtpc__ac_scan_init(&sc);
-            smtpc__ac_feed(&g_ac, &sc, buf, m, on_match, &st);
+            smtpc__ac_feed(&g_ac, &sc, alt, m, on_match, &st);
           }
         }
       }
