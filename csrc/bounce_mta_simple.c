@@ -483,9 +483,10 @@ static const simple_format interscan = {
  * arrows round):
  *   Sent <<< RCPT TO:<kijitora@example.co.jp>
  *   Received >>> 550 5.1.1 <kijitora@example.co.jp>... user unknown
- * A command line opens a recipient's record (RCPT TO names it) or names the command of the
- * next reply; a reply line (a code after the arrow) is the record's words. A reply before any
- * RCPT TO that names an address opens that address's record. */
+ * A command line names the command of the next reply (RCPT TO its recipient too); a refusal
+ * (4xx, 5xx) after it is that recipient's record and words, or, after no RCPT TO, those of the
+ * address the refusal names (not after MAIL FROM: that one is the sender). A reply that
+ * accepts clears what the command named. */
 static const char *arrow_text(const char *t, size_t n, size_t *rest) {
   const char *a = smtpc__bfind(t, n, "<<< ");
   const char *b = smtpc__bfind(t, n, ">>> ");
@@ -497,41 +498,37 @@ static const char *arrow_text(const char *t, size_t n, size_t *rest) {
 
 static int interscan_transcript(smtpc__bmsg *m) {
   static const char *const cmds[] = {"RCPT", "MAIL", "DATA", "EHLO", "HELO"};
-  size_t pos = 0, n, first = m->nrecords;
-  const char *line, *cmd = NULL;
-  smtpc_bounce *r = NULL;
+  size_t pos = 0, n, first = m->nrecords, rl = 0;
+  const char *line, *cmd = NULL, *rcpt = NULL;
   int rc, found = 0;
   while (smtpc__bline(m->body, m->body_len, &pos, &line, &n)) {
-    size_t tl;
+    size_t tl, al;
     const char *t = arrow_text(line, n, &tl), *a;
-    size_t al;
     if (!t) continue;
     t = smtpc__bmta_trim(t, &tl);
-    if (smtpc__bmta_code_at(t, tl)) { /* the server's reply */
-      if (!r && smtpc__baddr(t, tl, &a, &al)) {
-        if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
-        found++;
-        if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
+    int code = smtpc__bmta_code_at(t, tl);
+    if (code) { /* the server's reply */
+      if (code >= 400 && !rcpt && !(cmd && cmd[0] == 'M') && smtpc__baddr(t, tl, &a, &al))
+        rcpt = a, rl = al;
+      if (code >= 400 && rcpt) {
+        smtpc_bounce *r = smtpc__bmta_find_from(m, first, rcpt, rl);
+        if (!r) {
+          if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
+          found++;
+          if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, rcpt, rl)) != 0) return rc;
+        }
+        if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, tl)) != 0 ||
+            (cmd && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmd, 4)) != 0) ||
+            (rc = smtpc__bmta_finish_rec(m, r)) != 0)
+          return rc;
       }
-      if (!r) continue;
-      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_DIAGNOSTIC, t, tl)) != 0 ||
-          (cmd && !r->field[SMTPC_BOUNCE_F_COMMAND] &&
-           (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, cmd, 4)) != 0) ||
-          (rc = smtpc__bmta_finish_rec(m, r)) != 0)
-        return rc;
-      r = NULL, cmd = NULL;
+      rcpt = NULL, cmd = NULL;
       continue;
     }
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
       if (smtpc__bstarts(t, tl, cmds[c])) cmd = cmds[c];
-    if (cmd && cmd[0] == 'R' && smtpc__baddr(t, tl, &a, &al)) {
-      r = smtpc__bmta_find_from(m, first, a, al);
-      if (!r) {
-        if (!(r = smtpc__bounce_add(m))) return smtpc__bounce_add_failed(m);
-        found++;
-        if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
-      }
-    }
+    rcpt = NULL;
+    if (cmd && cmd[0] == 'R' && smtpc__baddr(t, tl, &a, &al)) rcpt = a, rl = al;
   }
   return found;
 }
