@@ -155,17 +155,31 @@ def test_loop_is_never_blocked(mail_world, tls):
     long computation on the loop counts in full, and so does work done once per process on
     its first use: each case runs in a fresh interpreter (LOOP_PROBE). With STARTTLS, fewer
     sessions at once keep the handshakes (CPU on the loop, as asyncio's TLS is) from adding
-    up in one turn of it."""
+    up in one turn of it.
+    A run whose worst tick is late is run once more, in a fresh interpreter again, and the
+    second must keep under the bound: the driver's own blocking work (a blocking call, a
+    first-use cost) comes back in every run, a machine's passing stall does not. A fresh
+    clone's CI run once saw one tick at 26 ms among some 2,000, where runs here stay under
+    10 ms."""
     addrs = ["bulk%04d@users.mta.test" % (i % 400 + 1) for i in range(1600)] + \
             ["nobody%d@users.mta.test" % i for i in range(200)] + \
             ["user%d@catchall.mta.test" % i for i in range(200)]
-    out = subprocess.run([sys.executable, "-c", LOOP_PROBE, json.dumps([addrs, tv.opts(**tls)])],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    n, lags = json.loads(out.stdout)
-    assert n == len(addrs)
-    assert len(lags) > 20, "the ticker hardly ran"
-    assert max(lags) < 0.020, "the loop was held up for %.1f ms" % (max(lags) * 1000)
+
+    def worst_lag():
+        out = subprocess.run([sys.executable, "-c", LOOP_PROBE,
+                              json.dumps([addrs, tv.opts(**tls)])],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        n, lags = json.loads(out.stdout)
+        assert n == len(addrs)
+        assert len(lags) > 20, "the ticker hardly ran"
+        return max(lags)
+
+    first = worst_lag()
+    if first >= 0.020:
+        again = worst_lag()
+        assert again < 0.020, "the loop was held up for %.1f ms, then for %.1f ms" % (
+            first * 1000, again * 1000)
 
 
 def established_to(ip, port):
