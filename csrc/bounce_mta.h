@@ -42,6 +42,10 @@ size_t smtpc__bmta_cut(const char *text, size_t len, const char *const *marks);
 /* Trim ASCII white space at both ends of s[0..*n); returns the new start. */
 const char *smtpc__bmta_trim(const char *s, size_t *n);
 
+/* The command word at the start of a session transcript's command line s[0..n) ("RCPT" of
+ * "RCPT TO:<a@b>", "DATA"): its length, up to a space or a colon. */
+size_t smtpc__bmta_cmd_len(const char *s, size_t n);
+
 /* An SMTP reply code (2xx-5xx) at the start of s[0..n) followed by a space, '-' or the end;
  * 0 when none. */
 int smtpc__bmta_code_at(const char *s, size_t n);

@@ -375,8 +375,7 @@ int smtpc__bmta_mdaemon(smtpc__bmsg *m) {
     if (smtpc__bstarts(t, n, "*  To:") && !a) {
       if (!smtpc__baddr(t + 6, n - 6, &a, &al)) a = NULL;
     } else if (smtpc__bstarts(t, n, "--> ")) {
-      cmd = t + 4, cmdl = 0, sent = 1;
-      while (cmdl < n - 4 && cmd[cmdl] != ' ' && cmd[cmdl] != ':') cmdl++;
+      cmd = t + 4, cmdl = smtpc__bmta_cmd_len(t + 4, n - 4), sent = 1;
     } else if (smtpc__bstarts(t, n, "<-- ") && smtpc__bmta_code_at(t + 4, n - 4) >= 400) {
       reply = t + 4, replyl = n - 4;
     } else if (smtpc__bstarts(t, n, "*  ") && (sent || !smtpc__bfind(t, n, ": "))) {

@@ -75,8 +75,7 @@ int smtpc__bmta_sendmail(smtpc__bmsg *m) {
       continue;
     }
     if (smtpc__bstarts(t, n, ">>> ")) {
-      cmd = t + 4, cmdl = 0;
-      while (cmdl < n - 4 && cmd[cmdl] != ' ' && cmd[cmdl] != ':') cmdl++;
+      cmd = t + 4, cmdl = smtpc__bmta_cmd_len(t + 4, n - 4);
       reply = NULL;
       continue;
     }
@@ -185,11 +184,9 @@ static int postfix_transcript(smtpc__bmsg *m) {
     int multi = 0;
     if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RECIPIENT, a, al)) != 0) return rc;
     if (host && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_RHOST, host, hostl)) != 0) return rc;
-    if (last_in) {
-      size_t cl = 0;
-      while (cl < last_inl && last_in[cl] != ' ' && last_in[cl] != ':') cl++;
-      if ((rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, last_in, cl)) != 0) return rc;
-    }
+    if (last_in && (rc = smtpc__bounce_set(m, r, SMTPC_BOUNCE_F_COMMAND, last_in,
+                                           smtpc__bmta_cmd_len(last_in, last_inl))) != 0)
+      return rc;
     size_t p2 = out_from;
     const char *l2;
     size_t n2;

@@ -76,6 +76,12 @@ const char *smtpc__bmta_trim(const char *s, size_t *n) {
   return s;
 }
 
+size_t smtpc__bmta_cmd_len(const char *s, size_t n) {
+  size_t k = 0;
+  while (k < n && s[k] != ' ' && s[k] != ':') k++;
+  return k;
+}
+
 size_t smtpc__bmta_cut(const char *text, size_t len, const char *const *marks) {
   size_t pos = 0, at;
   const char *line;
