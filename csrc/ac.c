@@ -50,6 +50,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   int32_t *tr = NULL, *fail = NULL, *first = NULL, *dict = NULL, *same = NULL;
   unsigned *queue = NULL, *newid = NULL;
   uint8_t *bysp = NULL;
+  int rc = -1;
 
   memset(ac, 0, sizeof *ac);
   for (i = 0; i < n; i++) {
@@ -75,7 +76,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   same = malloc((n ? n : 1) * sizeof *same);
   ac->plen = malloc((n ? n : 1) * sizeof *ac->plen);
   if (!tr || !fail || !first || !dict || !queue || !newid || !bysp || !same || !ac->plen)
-    goto fail;
+    goto done;
   memset(tr, 0xFF, (size_t)maxstates * nc * sizeof *tr);
   for (s = 0; s < maxstates; s++) first[s] = dict[s] = -1;
   ac->npatterns = n;
@@ -92,7 +93,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
         continue;
       e = &tr[(size_t)s * nc + ac->cls[*p]];
       if (*e < 0) {
-        if (nstates >= maxstates) goto fail;
+        if (nstates >= maxstates) goto done;
         bysp[nstates] = ac->cls[*p] == sp && sp != 0;
         *e = (int32_t)nstates++;
       }
@@ -135,7 +136,7 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
   ac->delta = calloc((size_t)nc * stride, sizeof *ac->delta);
   for (c = 0; c < 256; c++) ac->col[c] = ac->delta + (size_t)ac->cls[c] * stride;
   ac->out_at = malloc((nstates + 1) * sizeof *ac->out_at);
-  if (!ac->delta || !ac->out_at) goto fail;
+  if (!ac->delta || !ac->out_at) goto done;
   /* Each state's matches as one list, in the order the links give them: the patterns ending
    * at the state itself (equal texts newest first, as the trie chained them), then those at
    * its dictionary link, and so on. The scan then reads one short run of pattern numbers per
@@ -147,10 +148,10 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
     for (; q >= 0; q = dict[q])
       for (pat = first[q]; pat >= 0; pat = same[pat]) i++;
   }
-  if (i > UINT32_MAX) goto fail;
+  if (i > UINT32_MAX) goto done;
   ac->out_at[nstates] = (uint32_t)i;
   ac->outs = malloc((i ? i : 1) * sizeof *ac->outs);
-  if (!ac->outs) goto fail;
+  if (!ac->outs) goto done;
   for (i = 0, s = 0; s < nstates; s++) {
     int32_t q = first[queue[s]] >= 0 ? (int32_t)queue[s] : dict[queue[s]], pat;
     for (; q >= 0; q = dict[q])
@@ -169,17 +170,9 @@ int smtpc__ac_build(smtpc__ac *ac, const char *const *patterns, size_t n) {
     if (bysp[s])
       ac->delta[(size_t)sp * stride + ns] = ac->delta[(size_t)sp * stride + twin] = (uint16_t)ns;
   }
-  free(tr);
-  free(fail);
-  free(first);
-  free(dict);
-  free(same);
-  free(queue);
-  free(newid);
-  free(bysp);
-  return 0;
+  rc = 0;
 
-fail:
+done: /* the scratch tables go either way; the automaton only on failure */
   free(tr);
   free(fail);
   free(first);
@@ -188,8 +181,8 @@ fail:
   free(queue);
   free(newid);
   free(bysp);
-  smtpc__ac_free(ac);
-  return -1;
+  if (rc) smtpc__ac_free(ac);
+  return rc;
 }
 
 /* Report every pattern that ends in state s, at byte i of the chunk. */
