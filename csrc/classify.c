@@ -810,17 +810,28 @@ static int is_alnum(char c) {
   return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
 
+/* Whether in[r, e), one word, is a name in quotes: 'anon', "bob", with what sticks after the
+ * closing quote (a colon, a full stop). */
+static int is_quoted_name(const char *in, size_t r, size_t e) {
+  char q = in[r];
+  size_t k = e;
+  if (q != '\'' && q != '"' && q != '`') return 0;
+  while (k > r + 1 && strchr(".,;:!)", in[k - 1]) != NULL) k--;
+  return k > r + 2 && in[k - 1] == q;
+}
+
 /* Copies in[0, n) to out, every word (a run of characters between white space) that holds an
  * address taken out or, with sub, written as sub: an '@' with a character of a mailbox before
  * it and of a domain after it, bare or in <>, (), brackets or quotes, with what sticks to it (a
- * colon, "..."). The white space around stays, and the framing's bounds in *st move with the
- * bytes (a word never holds the space that separates the framing from the reply). Returns the
- * new length, at most cap; a substitution that would not fit takes the word out instead. */
+ * colon, "..."). With names, a name in quotes goes too (sub or not, it is taken out). The white
+ * space around stays, and the framing's bounds in *st move with the bytes (a word never holds
+ * the space that separates the framing from the reply). Returns the new length, at most cap; a
+ * substitution that would not fit takes the word out instead. */
 static size_t elide_addresses(const char *in, size_t n, char *out, size_t cap, const char *sub,
-                              scan *st) {
+                              int names, scan *st) {
   size_t r = 0, w = 0, e, k, sl = sub != NULL ? strlen(sub) : 0;
   while (r < n && w < cap) {
-    int addr = 0;
+    int addr = 0, name;
     if (is_blank(in[r])) {
       out[w++] = in[r++];
       continue;
@@ -829,8 +840,9 @@ static size_t elide_addresses(const char *in, size_t n, char *out, size_t cap, c
       if (in[e] == '@' && e > r && e + 1 < n && is_alnum(in[e + 1]) &&
           (is_alnum(in[e - 1]) || strchr("._-+", in[e - 1]) != NULL))
         addr = 1;
-    if (addr) {
-      size_t put = sub != NULL && w + sl <= cap ? sl : 0;
+    name = !addr && names && is_quoted_name(in, r, e);
+    if (addr || name) {
+      size_t put = addr && sub != NULL && w + sl <= cap ? sl : 0;
       if (put) memcpy(out + w, sub, put);
       w += put;
       /* the bounds after the word move by what it lost (or gained) */
@@ -919,13 +931,17 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
       smtpc__ac_feed(&g_ac, &sc, buf, n, on_match, &st);
       /* An address between a mailbox word and what is said of it ("User <bob@example.net>
        * unknown", "Account bob@example.net is disabled", "The recipient <a@b> does not
-       * exist") hides the two from the phrases, which are written without one. When no
-       * phrase of strength 2 or more and no provider's phrase matched, the text is scanned
-       * again with its addresses taken out; a text that matched keeps its answer. */
-      if (st.best_prio < 2 && st.nphit == 0 && memchr(buf, '@', n) != NULL) {
+       * exist") hides the two from the phrases, which are written without one; so does a
+       * mailbox's name in quotes (a Sendmail-style bounce's "The recipient 'anon' is
+       * unknown"). When no phrase of strength 2 or more and no provider's phrase matched, the
+       * text is scanned again with those words taken out; a text that matched keeps its
+       * answer. */
+      if (st.best_prio < 2 && st.nphit == 0 &&
+          (memchr(buf, '@', n) != NULL || memchr(buf, '\'', n) != NULL ||
+           memchr(buf, '"', n) != NULL || memchr(buf, '`', n) != NULL)) {
         char alt[STREAM_BUF]; /* buf stays as it was, for the third reading */
         size_t lines_from = st.lines_from, tail_from = st.tail_from;
-        size_t m = elide_addresses(buf, n, alt, sizeof alt, NULL, &st);
+        size_t m = elide_addresses(buf, n, alt, sizeof alt, NULL, 1, &st);
         if (m < n) {
           st.heads = 0;
           st.rescan = 1;
@@ -936,10 +952,10 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
            * there names a mailbox, so the text is read once more with the word "mailbox"
            * where each address stood, and the mailbox phrases have their say; a bare
            * "<name> does not exist" without one stays the weak refusal it was. */
-          if (st.best_prio < 2 && st.nphit == 0) {
+          if (st.best_prio < 2 && st.nphit == 0 && memchr(buf, '@', n) != NULL) {
             st.lines_from = lines_from;
             st.tail_from = tail_from;
-            m = elide_addresses(buf, n, alt, sizeof alt, "mailbox", &st);
+            m = elide_addresses(buf, n, alt, sizeof alt, "mailbox", 0, &st);
             st.heads = 0;
             smtpc__ac_scan_init(&sc);
             smtpc__ac_feed(&g_ac, &sc, alt, m, on_match, &st);
