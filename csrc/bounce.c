@@ -867,6 +867,12 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
      * a bare code is on hold too (Sisimai's onhold: the bounce failed for a reason it does not
      * give in enough detail); "undefined" stays for a bounce with no diagnostic at all */
     if (!hint && r->cls.reason == SMTPC_REASON_UNDEFINED && dlen) hint = SMTPC_REASON_ONHOLD;
+    /* A delay notice whose words name no cause (Exim's warning, "(generated from a@b)") is the
+     * message running out of time, as Sisimai reads an undecided "Action: delayed": expired. */
+    if (f[SMTPC_BOUNCE_F_ACTION] && !strcmp(f[SMTPC_BOUNCE_F_ACTION], "delayed")) {
+      int now = hint ? hint : r->cls.reason;
+      if (now == SMTPC_REASON_UNDEFINED || now == SMTPC_REASON_ONHOLD) hint = SMTPC_REASON_EXPIRED;
+    }
     if (hint > 0 && hint < SMTPC_REASON_COUNT) {
       const char *s = f[SMTPC_BOUNCE_F_STATUS];
       int klass = r->reply_code ? r->reply_code / 100 : (s ? s[0] - '0' : 0);
