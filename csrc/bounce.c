@@ -775,6 +775,23 @@ static void fix_recipient(smtpc_bounce_parser *p, const char **f) {
   }
 }
 
+/* "Diagnostic-Code: x-unix; ..." carries a local program's words, not a server's reply: Postfix's
+ * pipe(8) and local(8) give a command's output so, Sendmail its mailers' exit statuses. When
+ * those words name no cause ("temporary failure" under a generic 4.3.0), the program failed:
+ * mailererror, as Sisimai reads an undecided X-Unix diagnostic. A content (X.6) or security
+ * (X.7) status still says what it says. Returns the reason, or 0 to leave the record's. */
+static int local_program_failed(const char *const *f, const char *diag, size_t dlen,
+                                const smtpc_context *ctx) {
+  const char *type = f[SMTPC_BOUNCE_F_DIAGNOSTIC_TYPE], *st = f[SMTPC_BOUNCE_F_STATUS];
+  smtpc_decoded words;
+  if (!type || strlen(type) != 6 || !smtpc__bsame(type, "x-unix", 6)) return 0;
+  if (st && st[0] && st[1] == '.' && (st[2] == '6' || st[2] == '7') && st[3] == '.') return 0;
+  if (smtpc_classify(0, NULL, diag, dlen, ctx, &words) != 0) return 0;
+  return words.cls.reason == SMTPC_REASON_UNDEFINED || words.cls.reason == SMTPC_REASON_ONHOLD
+             ? SMTPC_REASON_MAILERERROR
+             : 0;
+}
+
 static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, const char *mta) {
   const char **f = r->field;
   if (!f[SMTPC_BOUNCE_F_KIND]) f[SMTPC_BOUNCE_F_KIND] = "bounce";
@@ -867,6 +884,7 @@ static void complete(smtpc_bounce_parser *p, smtpc__bmsg *m, smtpc_bounce *r, co
      * a bare code is on hold too (Sisimai's onhold: the bounce failed for a reason it does not
      * give in enough detail); "undefined" stays for a bounce with no diagnostic at all */
     if (!hint && r->cls.reason == SMTPC_REASON_UNDEFINED && dlen) hint = SMTPC_REASON_ONHOLD;
+    if (!hint && rc == 0 && dlen) hint = local_program_failed(f, diag, dlen, &ctx);
     /* A delay notice whose words name no cause (Exim's warning, "(generated from a@b)") is the
      * message running out of time, as Sisimai reads an undecided "Action: delayed": expired. */
     if (f[SMTPC_BOUNCE_F_ACTION] && !strcmp(f[SMTPC_BOUNCE_F_ACTION], "delayed")) {
