@@ -827,7 +827,7 @@ static int is_quoted_name(const char *in, size_t r, size_t e) {
  * space around stays, and the framing's bounds in *st move with the bytes (a word never holds
  * the space that separates the framing from the reply). Returns the new length, at most cap; a
  * substitution that would not fit takes the word out instead. */
-static size_t elide_addresses(const char *in, size_t n, char *out, size_t cap, const char *sub,
+static size_t elide_words(const char *in, size_t n, char *out, size_t cap, const char *sub,
                               int names, scan *st) {
   size_t r = 0, w = 0, e, k, sl = sub != NULL ? strlen(sub) : 0;
   while (r < n && w < cap) {
@@ -941,7 +941,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
            memchr(buf, '"', n) != NULL || memchr(buf, '`', n) != NULL)) {
         char alt[STREAM_BUF]; /* buf stays as it was, for the third reading */
         size_t lines_from = st.lines_from, tail_from = st.tail_from;
-        size_t m = elide_addresses(buf, n, alt, sizeof alt, NULL, 1, &st);
+        size_t m = elide_words(buf, n, alt, sizeof alt, NULL, 1, &st);
         if (m < n) {
           st.heads = 0;
           st.rescan = 1;
@@ -955,7 +955,7 @@ void smtpc__classify_framed(int code, const char *status, smtpc_span frame, cons
           if (st.best_prio < 2 && st.nphit == 0 && memchr(buf, '@', n) != NULL) {
             st.lines_from = lines_from;
             st.tail_from = tail_from;
-            m = elide_addresses(buf, n, alt, sizeof alt, "mailbox", 0, &st);
+            m = elide_words(buf, n, alt, sizeof alt, "mailbox", 0, &st);
             st.heads = 0;
             smtpc__ac_scan_init(&sc);
             smtpc__ac_feed(&g_ac, &sc, alt, m, on_match, &st);
