@@ -810,14 +810,21 @@ static int is_alnum(char c) {
   return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
 
-/* Whether in[r, e), one word, is a name in quotes: 'anon', "bob", with what sticks after the
- * closing quote (a colon, a full stop). */
-static int is_quoted_name(const char *in, size_t r, size_t e) {
+/* The end of a name in quotes starting at in[r], the word in[r, e): 'anon', "bob", with what
+ * sticks after the closing quote (a colon, a full stop); or a lone quote, spaces, then such a
+ * word, as a typographic or escaped quote reads once made plain (mojibake.c pads it with spaces:
+ * "\u2019anon\u2019" reads "'  anon'  "). 0 when there is none. */
+static size_t quoted_name_end(const char *in, size_t n, size_t r, size_t e) {
   char q = in[r];
-  size_t k = e;
+  size_t s = r + 1, k;
   if (q != '\'' && q != '"' && q != '`') return 0;
-  while (k > r + 1 && strchr(".,;:!)", in[k - 1]) != NULL) k--;
-  return k > r + 2 && in[k - 1] == q;
+  if (e == r + 1) { /* the name is the next word */
+    while (s < n && in[s] == ' ') s++;
+    if (s == n || in[s] == q) return 0;
+    for (e = s; e < n && !is_blank(in[e]); e++) continue;
+  }
+  for (k = e; k > s && strchr(".,;:!)", in[k - 1]) != NULL; k--) continue;
+  return k > s + 1 && in[k - 1] == q ? e : 0;
 }
 
 /* Copies in[0, n) to out, every word (a run of characters between white space) that holds an
@@ -831,7 +838,8 @@ static size_t elide_words(const char *in, size_t n, char *out, size_t cap, const
                               int names, scan *st) {
   size_t r = 0, w = 0, e, k, sl = sub != NULL ? strlen(sub) : 0;
   while (r < n && w < cap) {
-    int addr = 0, name;
+    int addr = 0;
+    size_t name;
     if (is_blank(in[r])) {
       out[w++] = in[r++];
       continue;
@@ -840,7 +848,12 @@ static size_t elide_words(const char *in, size_t n, char *out, size_t cap, const
       if (in[e] == '@' && e > r && e + 1 < n && is_alnum(in[e + 1]) &&
           (is_alnum(in[e - 1]) || strchr("._-+", in[e - 1]) != NULL))
         addr = 1;
-    name = !addr && names && is_quoted_name(in, r, e);
+    name = !addr && names ? quoted_name_end(in, n, r, e) : 0;
+    /* a name whose opening quote stands apart never takes a framing bound inside it */
+    if (name && ((st->lines_from > r && st->lines_from < name) ||
+                 (st->tail_from > r && st->tail_from < name)))
+      name = 0;
+    if (name) e = name;
     if (addr || name) {
       size_t put = addr && sub != NULL && w + sl <= cap ? sl : 0;
       if (put) memcpy(out + w, sub, put);
