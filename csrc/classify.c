@@ -835,7 +835,7 @@ static size_t quoted_name_end(const char *in, size_t n, size_t r, size_t e) {
  * the space that separates the framing from the reply). Returns the new length, at most cap; a
  * substitution that would not fit takes the word out instead. */
 static size_t elide_words(const char *in, size_t n, char *out, size_t cap, const char *sub,
-                              int names, scan *st) {
+                          int names, scan *st) {
   size_t r = 0, w = 0, e, k, sl = sub != NULL ? strlen(sub) : 0;
   while (r < n && w < cap) {
     int addr = 0;
